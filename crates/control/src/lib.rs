@@ -1,0 +1,25 @@
+//! The control plane: functions, versions, aliases, layers, policies, tags, concurrency settings,
+//! event-invoke configs, URL configs, code-signing configs and event source mappings — validated,
+//! persistent (every change durable before it is acknowledged) and consistent (RevisionId guards).
+//!
+//! CONTRACT with the api crate (keep stable):
+//! - `ControlPlane::execute(scope, operation, input)`: `operation` is the API model's operation name
+//!   (`CreateFunction`, `GetFunction`, ...); `input` is a JSON object keyed by the model's input
+//!   member names (URI, query-string, header and body members merged, already validated against the
+//!   model's min/max/pattern/enum/required constraints by the api crate; blobs such as
+//!   `Code.ZipFile` are still base64 strings). The result is a JSON object keyed by the model's
+//!   output member names; the api crate places header-bound members in headers and the rest in the
+//!   body. Unknown operations → `LambdaError` UnknownOperationException.
+//! - `ControlPlane::resolve_invoke(scope, function_name, qualifier)`: the hot path for Invoke; no
+//!   disk access, returns the snapshot the engine runs and the ARN the caller invoked.
+
+pub mod error;
+
+pub use error::{ErrorCode, LambdaError};
+
+/// Who is asking: every resource lives in one (account, region) and is invisible to others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub account: String,
+    pub region: String,
+}
