@@ -23,3 +23,44 @@ pub struct Scope {
     pub account: String,
     pub region: String,
 }
+
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("store: {0}")]
+    Store(#[from] flint_store::StoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// PLACEHOLDER signatures (the control plane's owner replaces the bodies).
+pub struct ControlPlane {}
+
+impl ControlPlane {
+    pub fn open(
+        _data_dir: &std::path::Path,
+        _store: Arc<flint_store::Store>,
+        _runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+        _engine: Arc<flint_engine::Engine>,
+    ) -> Result<Arc<Self>, OpenError> {
+        todo!("placeholder")
+    }
+    pub async fn execute(
+        &self,
+        _scope: &Scope,
+        _operation: &str,
+        _input: serde_json::Value,
+    ) -> Result<serde_json::Value, LambdaError> {
+        todo!("placeholder")
+    }
+    /// Returns the snapshot to run and the ARN the caller invoked (qualified if they qualified).
+    pub fn resolve_invoke(
+        &self,
+        _scope: &Scope,
+        _function_name: &str,
+        _qualifier: Option<&str>,
+    ) -> Result<(Arc<flint_engine::FunctionSpec>, String), LambdaError> {
+        todo!("placeholder")
+    }
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Everything the engine needs to run one function version. Immutable: an update to `$LATEST`
 /// produces a new snapshot with a new `snapshot_id`, and environments of the old one are retired.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionSpec {
     /// Unique per (function, version, configuration revision): environments are keyed by it.
     pub snapshot_id: String,
@@ -113,4 +113,42 @@ pub struct EngineConfig {
     pub account_concurrency: u32,
     /// Run functions in their own network namespace.
     pub isolate_network: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("engine store: {0}")]
+    Store(#[from] flint_store::StoreError),
+}
+
+/// PLACEHOLDER signatures (the engine's owner replaces the bodies).
+pub struct Engine {}
+
+impl Engine {
+    pub fn new(
+        _config: EngineConfig,
+        _sandboxes: Arc<flint_sandbox::Sandboxes>,
+        _runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+        _store: Arc<flint_store::Store>,
+    ) -> Result<Arc<Self>, EngineError> {
+        todo!("placeholder")
+    }
+    /// Runs one synchronous invoke.
+    pub async fn invoke(&self, _req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        todo!("placeholder")
+    }
+    /// Durably queues an async (Event) invoke and returns once it is safe on disk.
+    pub async fn enqueue_async(&self, _req: InvokeRequest) -> Result<(), InvokeError> {
+        todo!("placeholder")
+    }
+    /// Environments of this snapshot are stopped (idle ones now, busy ones when done).
+    pub fn retire(&self, _snapshot_id: &str) {
+        todo!("placeholder")
+    }
+    /// Stops every environment (SIGTERM, then SIGKILL) and the background workers.
+    pub async fn shutdown(&self) {
+        todo!("placeholder")
+    }
 }

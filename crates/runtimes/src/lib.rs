@@ -40,3 +40,41 @@ pub enum RuntimeError {
     #[error("no interpreter for runtime {0} on this machine")]
     Unavailable(String),
 }
+
+/// One line of `flint runtimes`.
+#[derive(Debug, Clone)]
+pub struct RuntimeMapping {
+    pub id: String,
+    pub family: Family,
+    /// The interpreter found (None for `provided.*`, or when none was found).
+    pub interpreter: Option<PathBuf>,
+    pub interpreter_version: Option<String>,
+    /// False when the nearest version of the same language stands in.
+    pub exact: bool,
+}
+
+/// PLACEHOLDER signatures (the runtimes' owner replaces the bodies).
+pub struct RuntimeRegistry {}
+
+impl RuntimeRegistry {
+    pub fn discover() -> Self {
+        todo!("placeholder")
+    }
+    /// How to start an environment of runtime `id`. `code_dir` and `opt_dir` are the host
+    /// directories that will be mounted at /var/task and /opt (to find a `bootstrap`).
+    pub fn resolve(
+        &self,
+        _id: &str,
+        _code_dir: &std::path::Path,
+        _opt_dir: Option<&std::path::Path>,
+    ) -> Result<Launch, RuntimeError> {
+        todo!("placeholder")
+    }
+    pub fn list(&self) -> Vec<RuntimeMapping> {
+        todo!("placeholder")
+    }
+    /// Writes the embedded bootstraps (python/, node/) into `dir` (mounted at /var/runtime).
+    pub fn install_bootstraps(&self, _dir: &std::path::Path) -> std::io::Result<()> {
+        todo!("placeholder")
+    }
+}
