@@ -116,4 +116,37 @@ impl LambdaError {
     pub fn service(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ServiceException, message)
     }
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationException, message)
+    }
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PreconditionFailedException, message)
+    }
+
+    /// 404 for a function (or one of its versions/aliases) that does not exist; `arn` is the ARN
+    /// the caller addressed, qualified if they qualified.
+    pub fn function_not_found(arn: &str) -> Self {
+        Self::not_found(format!("Function not found: {arn}"))
+    }
+    /// 412 for a stale `RevisionId` on a function or alias.
+    pub fn stale_function_revision() -> Self {
+        Self::precondition(
+            "The Revision Id provided does not match the latest Revision Id. \
+             Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+        )
+    }
+    /// 409 while a previous update of the function has not finished.
+    pub fn update_in_progress(function_arn: &str) -> Self {
+        Self::conflict(format!(
+            "The operation cannot be performed at this time. \
+             An update is in progress for resource: {function_arn}"
+        ))
+    }
+    /// 409 while the function (version) is not in a state that allows the operation.
+    pub fn function_in_state(state: &str) -> Self {
+        Self::conflict(format!(
+            "The operation cannot be performed at this time. \
+             The function is currently in the following state: {state}"
+        ))
+    }
 }

@@ -1,1 +1,89 @@
-fn main() {}
+//! The `flint` command: `flint serve` runs the Lambda-compatible server, `flint runtimes` lists how
+//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs. The
+//! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
+
+mod logs;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "flint",
+    version,
+    about = "A self-hosted, AWS Lambda-compatible serverless platform in one binary",
+    long_about = "Flint serves the AWS Lambda REST API (2015-03-31) and really runs functions \
+                  (python3.x, nodejs, provided.*) in isolated sandboxes. Point the AWS CLI, boto3 \
+                  or an AWS SDK at it with --endpoint-url."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Lambda API (and run functions) until interrupted.
+    Serve(serve::ServeArgs),
+    /// List the Lambda runtime ids and the interpreters that run them on this machine.
+    Runtimes,
+    /// Print a function's logs (START/END/REPORT lines and everything it wrote).
+    Logs(logs::LogsArgs),
+}
+
+/// Where Flint keeps its state unless told otherwise.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from("./.flint")
+}
+
+fn main() -> std::process::ExitCode {
+    // A sandbox's init is this same binary: take that path before anything else (no threads,
+    // no logging set-up) so the child stays a plain single-threaded process.
+    if std::env::args_os().nth(1).is_some_and(|a| a == flint_sandbox::INIT_ARG) {
+        flint_sandbox::init_main();
+    }
+
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Runtimes => {
+            print_runtimes();
+            Ok(())
+        }
+        Command::Logs(args) => logs::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flint: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_runtimes() {
+    let registry = flint_runtimes::RuntimeRegistry::discover();
+    println!("{:<18} {:<40} {:<12} NOTE", "RUNTIME", "INTERPRETER", "VERSION");
+    for m in registry.list() {
+        let interpreter = match (&m.interpreter, m.family) {
+            (Some(p), _) => p.display().to_string(),
+            (None, flint_runtimes::Family::Provided) => "(the function's bootstrap)".to_string(),
+            (None, _) => "(not found)".to_string(),
+        };
+        let note = match (&m.interpreter, m.exact, m.family) {
+            (_, _, flint_runtimes::Family::Provided) => "",
+            (None, _, _) => "unavailable: invokes fail with InvalidRuntimeException",
+            (Some(_), true, _) => "",
+            (Some(_), false, _) => "nearest version stands in",
+        };
+        println!(
+            "{:<18} {:<40} {:<12} {}",
+            m.id,
+            interpreter,
+            m.interpreter_version.as_deref().unwrap_or("-"),
+            note
+        );
+    }
+}

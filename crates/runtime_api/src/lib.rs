@@ -1,1 +1,140 @@
-//! placeholder
+//! The Lambda Runtime API (2018-06-01) that one execution environment's runtime talks to: a small
+//! HTTP/1.1 server on `127.0.0.1:<port>` (the environment's `AWS_LAMBDA_RUNTIME_API`) that hands
+//! invocations to `GET /runtime/invocation/next` and collects `/response`, `/error` and `/init/error`.
+//!
+//! The engine side is [`RuntimeApi`]: `bind()` per environment, `ready()` to await the end of init,
+//! `deliver(invocation)` to get a one-shot receiver of the [`Outcome`], `close()` when the process
+//! is gone. The hand-off is a short `parking_lot` critical section plus a one-shot channel; no lock
+//! is ever held across an await.
+
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+
+pub use server::new_trace_id;
+
+/// Largest response (or error) body a runtime may post: 6 MB as AWS counts it.
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// One event handed to the runtime by `/next`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    /// Unix time in milliseconds at which the invoke times out (`Lambda-Runtime-Deadline-Ms`).
+    pub deadline_ms: u64,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id` (X-Ray trace header).
+    pub trace_id: String,
+    /// `Lambda-Runtime-Client-Context`, when the caller sent one (decoded JSON text).
+    pub client_context: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity`, when present.
+    pub cognito_identity: Option<String>,
+    pub payload: Bytes,
+}
+
+/// How an invocation ended, as far as the Runtime API can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `POST /invocation/{id}/response`.
+    Response(Bytes),
+    /// `POST /invocation/{id}/error`: the body as posted and `Lambda-Runtime-Function-Error-Type`.
+    Error { error_type: Option<String>, body: Bytes },
+    /// The runtime posted a response larger than [`MAX_RESPONSE_BYTES`] (it got a 413).
+    ResponseTooLarge,
+    /// The environment was closed (process gone) before the runtime answered.
+    Closed,
+}
+
+/// The body a runtime posted to `/runtime/init/error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError {
+    pub error_type: Option<String>,
+    pub body: Bytes,
+}
+
+/// Where the runtime is in its initialisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Started, has not asked for an event yet.
+    Starting,
+    /// Called `/next` at least once: init is done.
+    Ready,
+    /// Reported `/runtime/init/error`.
+    InitFailed(InitError),
+    /// The environment is gone.
+    Closed,
+}
+
+/// The Runtime API endpoint of one execution environment. Dropping it stops the server and every
+/// connection to it.
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    address: String,
+    shared: Arc<state::Shared>,
+    readiness: watch::Receiver<Readiness>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
+    pub fn bind() -> std::io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let (shared, readiness) = state::Shared::new();
+        let shared = Arc::new(shared);
+        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(Self { addr, address: addr.to_string(), shared, readiness, server })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Resolves once the runtime has finished init (first `/next`), reported an init error, or
+    /// the environment was closed.
+    pub async fn ready(&self) -> Readiness {
+        let mut rx = self.readiness.clone();
+        let readiness = match rx.wait_for(|r| *r != Readiness::Starting).await {
+            Ok(r) => r.clone(),
+            Err(_) => Readiness::Closed,
+        };
+        readiness
+    }
+
+    /// The current readiness without waiting.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.borrow().clone()
+    }
+
+    /// Hands `invocation` to the runtime (now if it is waiting in `/next`, else on its next call)
+    /// and returns where its outcome will arrive. One invocation at a time per environment.
+    pub fn deliver(&self, invocation: Invocation) -> oneshot::Receiver<Outcome> {
+        self.shared.deliver(invocation)
+    }
+
+    /// Marks the environment gone: the current invocation (if any) ends with [`Outcome::Closed`],
+    /// and so does every later `deliver`.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.shared.close();
+        self.server.abort();
+    }
+}

@@ -1,0 +1,406 @@
+//! Function code: a deployment package (zip) is checked against Lambda's size limits, stored once
+//! by SHA-256 in the store's blobs, and unpacked once per digest into `data_dir/code/<sha256-hex>/`
+//! (atomically, keeping exec bits, refusing paths and links that escape), which the engine mounts
+//! read-only at /var/task.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use parking_lot::RwLock;
+use sha2::{Digest, Sha256};
+
+use crate::error::ErrorCode;
+use crate::LambdaError;
+
+/// Lambda's quota on a zip uploaded directly (`Code.ZipFile`).
+pub const MAX_ZIPPED_SIZE: u64 = 52_428_800;
+/// Lambda's quota on the unpacked size of a function's code and layers.
+pub const MAX_UNZIPPED_SIZE: u64 = 262_144_000;
+
+const UNZIP_FAILED: &str =
+    "Could not unzip uploaded file. Please check your file, then try to upload again.";
+
+/// A deployment package as the function configuration describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredCode {
+    /// Hex SHA-256: the blob's name and the code directory's name.
+    pub sha256_hex: String,
+    /// Size of the zip in bytes (`CodeSize`).
+    pub size: u64,
+    /// Sum of the unpacked files' sizes.
+    pub unzipped_size: u64,
+}
+
+impl StoredCode {
+    /// `CodeSha256` as AWS reports it: base64 of the zip's SHA-256.
+    pub fn sha256_base64(&self) -> String {
+        let raw = hex::decode(&self.sha256_hex).unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    }
+}
+
+/// Zips by digest, on disk and unpacked.
+pub struct CodeStore {
+    store: Arc<flint_store::Store>,
+    root: PathBuf,
+    /// Digests known to be unpacked, so that invokes need not look at the disk.
+    unpacked: RwLock<HashSet<String>>,
+    /// [`MAX_UNZIPPED_SIZE`], lowered by tests.
+    max_unzipped: u64,
+}
+
+impl CodeStore {
+    /// Opens `data_dir/code/`, removing half-finished unpacks and noting the finished ones.
+    pub fn open(data_dir: &Path, store: Arc<flint_store::Store>) -> io::Result<Self> {
+        let root = data_dir.join("code");
+        fs::create_dir_all(&root)?;
+        let mut unpacked = HashSet::new();
+        for entry in fs::read_dir(&root)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                let _ = fs::remove_dir_all(entry.path());
+            } else if is_hex_digest(&name) {
+                unpacked.insert(name);
+            }
+        }
+        Ok(Self { store, root, unpacked: RwLock::new(unpacked), max_unzipped: MAX_UNZIPPED_SIZE })
+    }
+
+    /// Where the code of this digest is (or will be) unpacked.
+    pub fn code_dir(&self, sha256_hex: &str) -> PathBuf {
+        self.root.join(sha256_hex)
+    }
+
+    /// Checks, stores and unpacks a zip. Blocking (disk and CPU): run it off the async workers.
+    pub fn ingest(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
+        if zip.len() as u64 > MAX_ZIPPED_SIZE {
+            return Err(LambdaError::new(
+                ErrorCode::RequestEntityTooLargeException,
+                format!("Zipped size must be smaller than {MAX_ZIPPED_SIZE} bytes"),
+            ));
+        }
+        let sha256_hex = hex::encode(Sha256::digest(zip));
+        let unzipped_size = declared_unzipped_size(zip, self.max_unzipped)?;
+        let dir = self.code_dir(&sha256_hex);
+        if !self.is_unpacked(&sha256_hex) && !dir.is_dir() {
+            let tmp = self.unpack_to_temp(zip)?;
+            self.store.put_blob(zip).map_err(|e| LambdaError::service(format!("store: {e}")))?;
+            self.commit(tmp, &dir)?;
+        } else {
+            // Already unpacked, but the blob is what GetFunction serves: make sure it is there.
+            self.store.put_blob(zip).map_err(|e| LambdaError::service(format!("store: {e}")))?;
+        }
+        self.unpacked.write().insert(sha256_hex.clone());
+        Ok(StoredCode { sha256_hex, size: zip.len() as u64, unzipped_size })
+    }
+
+    pub fn is_unpacked(&self, sha256_hex: &str) -> bool {
+        self.unpacked.read().contains(sha256_hex)
+    }
+
+    /// Makes sure the code directory exists, re-unpacking it from the stored blob if it was lost
+    /// (e.g. a data dir restored without `code/`). Cheap when already known to be unpacked.
+    pub fn ensure_unpacked(&self, sha256_hex: &str) -> Result<PathBuf, LambdaError> {
+        let dir = self.code_dir(sha256_hex);
+        if self.is_unpacked(sha256_hex) {
+            return Ok(dir);
+        }
+        if !dir.is_dir() {
+            let zip = self
+                .store
+                .get_blob(sha256_hex)
+                .map_err(|e| LambdaError::service(format!("code {sha256_hex} is lost: {e}")))?;
+            let tmp = self.unpack_to_temp(&zip)?;
+            self.commit(tmp, &dir)?;
+        }
+        self.unpacked.write().insert(sha256_hex.to_string());
+        Ok(dir)
+    }
+
+    /// The stored zip of a digest (what `Code.Location` serves).
+    pub fn blob_path(&self, sha256_hex: &str) -> Option<PathBuf> {
+        if !is_hex_digest(sha256_hex) {
+            return None;
+        }
+        let path = self.store.blob_path(sha256_hex);
+        path.is_file().then_some(path)
+    }
+
+    fn unpack_to_temp(&self, zip: &[u8]) -> Result<PathBuf, LambdaError> {
+        let tmp = self.root.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+        match unpack(zip, &tmp, self.max_unzipped) {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(&self, tmp: PathBuf, dir: &Path) -> Result<(), LambdaError> {
+        if let Err(e) = fs::rename(&tmp, dir) {
+            let _ = fs::remove_dir_all(&tmp);
+            // Someone unpacked the same digest meanwhile: theirs is as good as ours.
+            if !dir.is_dir() {
+                return Err(LambdaError::service(format!("unpacking code: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes `Code.ZipFile` / `ZipFile` (base64 in the JSON input).
+pub fn decode_zip_file(b64: &str) -> Result<Vec<u8>, LambdaError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| LambdaError::invalid(UNZIP_FAILED))
+}
+
+fn unzip_failed() -> LambdaError {
+    LambdaError::invalid(UNZIP_FAILED)
+}
+
+fn too_big_unzipped() -> LambdaError {
+    LambdaError::invalid(format!("Unzipped size must be smaller than {MAX_UNZIPPED_SIZE} bytes"))
+}
+
+fn is_hex_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Sum of the sizes the zip's entries claim (checked again while unpacking, since a zip can lie).
+fn declared_unzipped_size(zip: &[u8], limit: u64) -> Result<u64, LambdaError> {
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(zip)).map_err(|_| unzip_failed())?;
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|_| unzip_failed())?;
+        total = total.saturating_add(entry.size());
+    }
+    if total > limit {
+        return Err(too_big_unzipped());
+    }
+    Ok(total)
+}
+
+/// Unpacks `zip` into the new directory `dest`. Symlinks are created last so that no file is ever
+/// written through one, and only if they stay inside `dest`.
+fn unpack(zip: &[u8], dest: &Path, limit: u64) -> Result<(), LambdaError> {
+    let io_err = |e: io::Error| LambdaError::service(format!("unpacking code: {e}"));
+    fs::create_dir_all(dest).map_err(io_err)?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).map_err(io_err)?;
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(zip)).map_err(|_| unzip_failed())?;
+    let mut budget = limit;
+    let mut links: Vec<(PathBuf, String)> = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|_| unzip_failed())?;
+        let rel = entry.enclosed_name().ok_or_else(unzip_failed)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dest.join(&rel);
+        let mode = entry.unix_mode().map(|m| m & 0o777);
+        if entry.is_dir() {
+            fs::create_dir_all(&target).map_err(|_| unzip_failed())?;
+            // Directories must stay traversable for the function's user.
+            let m = mode.unwrap_or(0o755) | 0o555;
+            fs::set_permissions(&target, fs::Permissions::from_mode(m)).map_err(io_err)?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|_| unzip_failed())?;
+        }
+        if entry.is_symlink() {
+            let mut link = String::new();
+            (&mut entry).take(4096).read_to_string(&mut link).map_err(|_| unzip_failed())?;
+            links.push((rel, link));
+            continue;
+        }
+        let mut file = fs::File::create(&target).map_err(|_| unzip_failed())?;
+        let written =
+            io::copy(&mut (&mut entry).take(budget + 1), &mut file).map_err(|_| unzip_failed())?;
+        if written > budget {
+            return Err(too_big_unzipped());
+        }
+        budget -= written;
+        // Keep the zip's exec bits; everything must at least be readable by the function.
+        let m = mode.unwrap_or(0o644) | 0o444;
+        fs::set_permissions(&target, fs::Permissions::from_mode(m)).map_err(io_err)?;
+    }
+    for (rel, link) in links {
+        create_contained_symlink(dest, &rel, &link)?;
+    }
+    Ok(())
+}
+
+/// Creates `dest/rel -> link` if the link, resolved lexically from its own directory, stays
+/// inside `dest` and no directory on the way to it is itself a link.
+fn create_contained_symlink(dest: &Path, rel: &Path, link: &str) -> Result<(), LambdaError> {
+    let link_path = Path::new(link);
+    if link.is_empty() || link_path.is_absolute() {
+        return Err(unzip_failed());
+    }
+    let mut depth: i64 = rel.components().count() as i64 - 1;
+    for c in link_path.components() {
+        match c {
+            std::path::Component::ParentDir => depth -= 1,
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            _ => return Err(unzip_failed()),
+        }
+        if depth < 0 {
+            return Err(unzip_failed());
+        }
+    }
+    let mut dir = dest.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for c in parent.components() {
+            dir.push(c);
+            let meta = fs::symlink_metadata(&dir).map_err(|_| unzip_failed())?;
+            if meta.file_type().is_symlink() {
+                return Err(unzip_failed());
+            }
+        }
+    }
+    std::os::unix::fs::symlink(link_path, dest.join(rel)).map_err(|_| unzip_failed())
+}
+
+/// Builds zips for tests: `(path, contents, unix mode)`; a mode with `0o120000` makes a symlink
+/// whose target is `contents`, a path ending in `/` a directory.
+#[cfg(test)]
+pub(crate) fn test_zip(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+    for (path, contents, mode) in entries {
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+        if path.ends_with('/') {
+            w.add_directory(*path, opts).unwrap();
+        } else if mode & 0o170000 == 0o120000 {
+            w.add_symlink(*path, std::str::from_utf8(contents).unwrap(), opts).unwrap();
+        } else {
+            w.start_file(*path, opts).unwrap();
+            w.write_all(contents).unwrap();
+        }
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, CodeStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(flint_store::Store::open(dir.path()).unwrap());
+        let code = CodeStore::open(dir.path(), store).unwrap();
+        (dir, code)
+    }
+
+    #[test]
+    fn ingest_stores_blob_and_unpacks_with_exec_bits() {
+        let (_d, code) = setup();
+        let zip = test_zip(&[
+            ("handler.py", b"def handler(e, c): return e", 0o644),
+            ("bin/", b"", 0o755),
+            ("bin/tool", b"#!/bin/sh\necho hi", 0o755),
+        ]);
+        let stored = code.ingest(&zip).unwrap();
+        assert_eq!(stored.size, zip.len() as u64);
+        assert_eq!(stored.sha256_hex, hex::encode(Sha256::digest(&zip)));
+        assert_eq!(
+            stored.sha256_base64(),
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip))
+        );
+        let dir = code.code_dir(&stored.sha256_hex);
+        assert_eq!(fs::read(dir.join("handler.py")).unwrap(), b"def handler(e, c): return e");
+        let mode = fs::metadata(dir.join("bin/tool")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111);
+        let mode = fs::metadata(dir.join("handler.py")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0);
+        assert!(code.blob_path(&stored.sha256_hex).is_some());
+        // Same zip again: same digest, no error.
+        assert_eq!(code.ingest(&zip).unwrap(), stored);
+    }
+
+    #[test]
+    fn not_a_zip_is_rejected_with_aws_message() {
+        let (_d, code) = setup();
+        let e = code.ingest(b"this is not a zipfile, just a random string").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
+        assert_eq!(e.message, UNZIP_FAILED);
+    }
+
+    #[test]
+    fn oversized_zip_is_too_large() {
+        let (_d, code) = setup();
+        let big = vec![0u8; MAX_ZIPPED_SIZE as usize + 1];
+        let e = code.ingest(&big).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequestEntityTooLargeException);
+        assert_eq!(e.message, "Zipped size must be smaller than 52428800 bytes");
+    }
+
+    #[test]
+    fn oversized_unzipped_content_is_rejected() {
+        let (_d, mut code) = setup();
+        code.max_unzipped = 1000;
+        let zip = test_zip(&[("a", &[0u8; 600], 0o644), ("b", &[0u8; 600], 0o644)]);
+        let e = code.ingest(&zip).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
+        assert_eq!(e.message, "Unzipped size must be smaller than 262144000 bytes");
+        // Entries that understate their size are caught while unpacking.
+        let dest = code.root.join("x");
+        let zip = test_zip(&[("a", &[0u8; 600], 0o644)]);
+        assert!(unpack(&zip, &dest, 599).is_err());
+        assert!(unpack(&zip, &code.root.join("y"), 600).is_ok());
+    }
+
+    #[test]
+    fn escaping_paths_and_links_are_refused() {
+        let (_d, code) = setup();
+        let zip = test_zip(&[("../evil", b"x", 0o644)]);
+        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        let zip = test_zip(&[("link", b"/etc", 0o120777)]);
+        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        let zip = test_zip(&[("d/link", b"../../etc", 0o120777)]);
+        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        // Nothing half-unpacked is left behind.
+        let leftovers: Vec<_> = fs::read_dir(&code.root).unwrap().collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn links_inside_the_package_are_kept() {
+        let (_d, code) = setup();
+        let zip = test_zip(&[("lib/real.py", b"x = 1", 0o644), ("alias.py", b"lib/real.py", 0o120777)]);
+        let stored = code.ingest(&zip).unwrap();
+        let dir = code.code_dir(&stored.sha256_hex);
+        assert_eq!(fs::read(dir.join("alias.py")).unwrap(), b"x = 1");
+    }
+
+    #[test]
+    fn lost_code_dir_is_unpacked_again_from_the_blob() {
+        let (d, code) = setup();
+        let zip = test_zip(&[("index.js", b"exports.handler = async () => 1", 0o644)]);
+        let stored = code.ingest(&zip).unwrap();
+        fs::remove_dir_all(code.code_dir(&stored.sha256_hex)).unwrap();
+        // A fresh open (as after a restart) no longer knows it as unpacked.
+        let store = Arc::new(flint_store::Store::open(d.path()).unwrap());
+        let code = CodeStore::open(d.path(), store).unwrap();
+        assert!(!code.is_unpacked(&stored.sha256_hex));
+        let dir = code.ensure_unpacked(&stored.sha256_hex).unwrap();
+        assert!(dir.join("index.js").is_file());
+        assert!(code.is_unpacked(&stored.sha256_hex));
+    }
+
+    #[test]
+    fn bad_base64_is_an_unzip_error() {
+        assert_eq!(decode_zip_file("%%%").unwrap_err().message, UNZIP_FAILED);
+        assert_eq!(decode_zip_file("aGk=").unwrap(), b"hi");
+    }
+}

@@ -1,0 +1,320 @@
+//! Invoke benchmark: starts the real `flint serve`, creates trivial functions, and measures
+//! warm sync-invoke latency (one connection, p50/p99), throughput (8 connections) and cold starts
+//! through the HTTP API — with a raw keep-alive HTTP/1.1 client and a signature computed once, so
+//! the client's own cost stays out of the numbers.
+//!
+//! Run: `cargo bench -p flint --bench invoke` (see BENCHMARKS.md). Environment:
+//! `FLINT_BENCH_RUST_BOOTSTRAP` = a `bootstrap` built with the `lambda_runtime` crate (the
+//! provided-runtime case is skipped without it), `FLINT_BENCH_SECS` (default 5),
+//! `FLINT_BENCH_ONLY` = comma-separated subset of `python,node,provided,shell`.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use tokio::net::TcpStream;
+
+const ACCOUNT: &str = "000000000000";
+const REGION: &str = "us-east-1";
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe {
+            libc_kill(self.child.id() as i32, 15);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_flint"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start flint");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "flint did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child, port, _dir: dir }
+}
+
+fn zip_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        for (name, data, mode) in files {
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            z.start_file(*name, opts).expect("zip");
+            z.write_all(data).expect("zip");
+        }
+        z.finish().expect("zip");
+    }
+    buf.into_inner()
+}
+
+async fn client(port: u16) -> aws_sdk_lambda::Client {
+    let creds = aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "bench");
+    let conf = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new(REGION))
+        .credentials_provider(creds)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_lambda::Client::from_conf(conf)
+}
+
+async fn create(
+    c: &aws_sdk_lambda::Client,
+    name: &str,
+    runtime: Runtime,
+    handler: &str,
+    zip: Vec<u8>,
+) {
+    c.create_function()
+        .function_name(name)
+        .runtime(runtime)
+        .handler(handler)
+        .role(format!("arn:aws:iam::{ACCOUNT}:role/bench"))
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .send()
+        .await
+        .expect("create function");
+    for _ in 0..200 {
+        let f = c.get_function().function_name(name).send().await.expect("get function");
+        let state = f.configuration().and_then(|c| c.state()).map(|s| s.as_str().to_string());
+        if state.as_deref() == Some("Active") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} did not become Active");
+}
+
+/// A signed invoke request (signature computed once, reused: the server accepts any well-formed
+/// signature when no credentials are configured, and the clock-skew window is minutes).
+fn invoke_request(port: u16, name: &str) -> http::Request<Full<Bytes>> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_smithy_runtime_api::client::identity::Identity;
+    let body = Bytes::from_static(b"{\"bench\":true}");
+    let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations");
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(&uri)
+        .header("host", format!("127.0.0.1:{port}"))
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .expect("request");
+    let identity: Identity =
+        aws_credential_types::Credentials::new("test", "test", None, None, "bench").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("lambda")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let signable = SignableRequest::new(
+        "POST",
+        &uri,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(port: u16) -> Sender {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>) -> Duration {
+    let mut req = http::Request::builder().method("POST").uri(template.uri().path());
+    for (k, v) in template.headers() {
+        req = req.header(k, v);
+    }
+    let req = req.body(template.body().clone()).expect("request");
+    sender.ready().await.expect("ready");
+    let start = Instant::now();
+    let resp = sender.send_request(req).await.expect("send");
+    let status = resp.status();
+    let err = resp.headers().get("x-amz-function-error").cloned();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let took = start.elapsed();
+    assert!(status.is_success() && err.is_none(), "invoke failed: {status} {body:?}");
+    took
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn bench_function(port: u16, name: &str, secs: u64) -> String {
+    let template = invoke_request(port, name);
+    // Warm-up (also the cold start).
+    let mut s = connect(port).await;
+    for _ in 0..200 {
+        invoke_once(&mut s, &template).await;
+    }
+    // Latency, one connection.
+    let mut lat = Vec::new();
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        lat.push(invoke_once(&mut s, &template).await);
+    }
+    lat.sort();
+    let (p50, p99) = (pct(&lat, 0.50), pct(&lat, 0.99));
+    // Throughput, 8 connections.
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (done, count, template) = (done.clone(), count.clone(), invoke_request(port, name));
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(port).await;
+            while !done.load(Ordering::Relaxed) {
+                invoke_once(&mut s, &template).await;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    done.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let rps = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    format!(
+        "{name:<10} warm p50 {p50:.3} ms  p99 {p99:.3} ms  ({} invokes, 1 conn)  throughput {rps:.0} invokes/s (8 conns)",
+        lat.len()
+    )
+}
+
+/// Cold start: change the configuration (a new snapshot), then time the first invoke.
+async fn bench_cold(c: &aws_sdk_lambda::Client, port: u16, name: &str, n: usize) -> String {
+    let template = invoke_request(port, name);
+    let mut s = connect(port).await;
+    let mut lat = Vec::new();
+    for i in 0..n {
+        c.update_function_configuration()
+            .function_name(name)
+            .environment(Environment::builder().variables("COLD", i.to_string()).build())
+            .send()
+            .await
+            .expect("update");
+        loop {
+            let f = c.get_function_configuration().function_name(name).send().await.expect("get");
+            if f.last_update_status().map(|s| s.as_str()) == Some("Successful") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lat.push(invoke_once(&mut s, &template).await);
+    }
+    lat.sort();
+    format!(
+        "{name:<10} cold invoke p50 {:.2} ms  min {:.2} ms  max {:.2} ms  ({n} cold starts)",
+        pct(&lat, 0.5),
+        pct(&lat, 0.0),
+        pct(&lat, 1.0)
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let secs: u64 = std::env::var("FLINT_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let only = std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "python,node,provided,shell".into());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let server = start_server();
+    let port = server.port;
+    let lines = rt.block_on(async move {
+        let c = client(port).await;
+        let mut lines = Vec::new();
+        let mut fns: Vec<&str> = Vec::new();
+        if only.contains("python") {
+            let zip = zip_of(&[("index.py", b"def handler(event, context):\n    return event\n", 0o644)]);
+            create(&c, "bench-python", Runtime::Python311, "index.handler", zip).await;
+            fns.push("bench-python");
+        }
+        if only.contains("node") {
+            let zip = zip_of(&[("index.mjs", b"export const handler = async (event) => event;\n", 0o644)]);
+            create(&c, "bench-node", Runtime::Nodejs20x, "index.handler", zip).await;
+            fns.push("bench-node");
+        }
+        if only.contains("provided") {
+            match std::env::var("FLINT_BENCH_RUST_BOOTSTRAP") {
+                Ok(path) => {
+                    let bin = std::fs::read(&path).expect("read rust bootstrap");
+                    let zip = zip_of(&[("bootstrap", &bin, 0o755)]);
+                    create(&c, "bench-provided", Runtime::Providedal2023, "bootstrap", zip).await;
+                    fns.push("bench-provided");
+                }
+                Err(_) => lines.push("bench-provided skipped: set FLINT_BENCH_RUST_BOOTSTRAP".to_string()),
+            }
+        }
+        for name in &fns {
+            lines.push(bench_function(port, name, secs).await);
+        }
+        for name in &fns {
+            lines.push(bench_cold(&c, port, name, 20).await);
+        }
+        lines
+    });
+    drop(server);
+    println!("\n== Flint invoke benchmark ({} s per measurement) ==", secs);
+    for l in lines {
+        println!("{l}");
+    }
+}

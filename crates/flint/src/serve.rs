@@ -1,0 +1,147 @@
+//! `flint serve`: opens the store, discovers runtimes, prepares sandboxing, starts the engine and
+//! the control plane, and serves the Lambda API until SIGINT/SIGTERM, then stops every sandbox.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to serve the Lambda API on (use it as the AWS endpoint URL).
+    #[arg(long, default_value = "127.0.0.1:9000", env = "FLINT_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for all state: the database, code and layer zips, logs, scratch space.
+    #[arg(long, default_value_os_t = crate::default_data_dir(), env = "FLINT_DATA_DIR")]
+    data_dir: PathBuf,
+    /// AWS shared-credentials file (INI): only these keys are accepted and signatures are
+    /// verified. Without it, any well-formed SigV4 signature is accepted.
+    #[arg(long, env = "FLINT_CREDENTIALS_FILE")]
+    credentials_file: Option<PathBuf>,
+    /// Serve on a non-loopback address even without --credentials-file (anyone who can reach
+    /// the address can then run code on this machine).
+    #[arg(long)]
+    allow_unauthenticated_remote: bool,
+    /// Stop an execution environment after it has been idle this many seconds.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_secs: u64,
+    /// Account-wide concurrency limit (AWS's default is 1000).
+    #[arg(long, default_value_t = 1000)]
+    account_concurrency: u32,
+    /// Give each function its own network namespace (no network but loopback). By default
+    /// functions share the host's network, as local development needs.
+    #[arg(long)]
+    isolate_network: bool,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("flint")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback()
+        && args.credentials_file.is_none()
+        && !args.allow_unauthenticated_remote
+    {
+        anyhow::bail!(
+            "refusing to serve on {} without --credentials-file: anyone who can reach it could run \
+             code here. Pass --credentials-file FILE, or --allow-unauthenticated-remote to insist.",
+            args.listen
+        );
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize().context("resolving the data dir")?;
+
+    let credentials = match &args.credentials_file {
+        Some(path) => Some(
+            flint_api::load_credentials_file(path)
+                .with_context(|| format!("reading credentials file {}", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let store = Arc::new(flint_store::Store::open(&data_dir).context("opening the store")?);
+    let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
+    let init_program = std::env::current_exe().context("locating the flint binary")?;
+    let sandboxes = Arc::new(
+        flint_sandbox::Sandboxes::new(&data_dir.join("sandbox"), init_program)
+            .context("preparing sandboxes")?,
+    );
+    let engine = flint_engine::Engine::new(
+        flint_engine::EngineConfig {
+            work_dir: data_dir.join("work"),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+            account_concurrency: args.account_concurrency,
+            isolate_network: args.isolate_network,
+        },
+        sandboxes.clone(),
+        runtimes.clone(),
+        store.clone(),
+    )
+    .context("starting the engine")?;
+    let control = flint_control::ControlPlane::open(&data_dir, store.clone(), runtimes, engine.clone())
+        .context("opening the control plane")?;
+    control.set_public_base_url(format!("http://{}", args.listen));
+
+    let config = flint_api::ApiConfig { credentials, ..flint_api::ApiConfig::default() };
+    let app = flint_api::router(control, engine.clone(), store, config);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(
+        "Flint {} serving the Lambda API at http://{} (data dir {}; {})",
+        env!("CARGO_PKG_VERSION"),
+        args.listen,
+        data_dir.display(),
+        sandboxes.summary()
+    );
+    tracing::info!(
+        "try: aws --endpoint-url http://{} lambda list-functions",
+        args.listen
+    );
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+
+    tracing::info!("shutting down: stopping execution environments");
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

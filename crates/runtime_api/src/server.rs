@@ -1,0 +1,300 @@
+//! The HTTP side of the Runtime API: one listener per environment, HTTP/1.1 with keep-alive and
+//! no Nagle delay, routing the four 2018-06-01 endpoints and answering mistakes with the JSON
+//! errors (`InvalidRequestID`, `InvalidStateTransition`, `RequestEntityTooLarge`) AWS's does.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::state::{InitRefusal, Next, Shared};
+use crate::{Invocation, Outcome, MAX_RESPONSE_BYTES};
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+const H_REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
+const H_DEADLINE: HeaderName = HeaderName::from_static("lambda-runtime-deadline-ms");
+const H_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked-function-arn");
+const H_TRACE: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
+const H_CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
+const H_COGNITO: HeaderName = HeaderName::from_static("lambda-runtime-cognito-identity");
+const H_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+
+type Reply = Response<Full<Bytes>>;
+
+/// Accepts connections until the task is aborted; connections live in a `JoinSet` so that
+/// aborting this task also ends every connection.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    // Small request/response exchanges: Nagle would add tens of milliseconds.
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    conns.spawn(async move {
+                        let svc = service_fn(move |req| handle(shared.clone(), req));
+                        let _ = http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::debug!("runtime api accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let (parts, body) = req.into_parts();
+    let Some(rest) = parts.uri.path().strip_prefix(PREFIX) else {
+        return Ok(not_found());
+    };
+    let reply = match rest {
+        "invocation/next" => {
+            if parts.method != Method::GET {
+                return Ok(method_not_allowed());
+            }
+            next(&shared).await
+        }
+        "init/error" => {
+            if parts.method != Method::POST {
+                return Ok(method_not_allowed());
+            }
+            let error_type = error_type_header(&parts.headers);
+            // An oversized init error is cut rather than refused: the runtime is failing anyway.
+            let body = read_body(body).await.unwrap_or_default();
+            match shared.init_error(error_type, body) {
+                Ok(()) => accepted(),
+                Err(InitRefusal::AlreadyReady) => error(
+                    StatusCode::FORBIDDEN,
+                    "InvalidStateTransition",
+                    "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
+                ),
+            }
+        }
+        _ => match parse_invocation_path(rest) {
+            Some((id, kind)) => {
+                if parts.method != Method::POST {
+                    return Ok(method_not_allowed());
+                }
+                let id = id.to_owned();
+                let error_type = match kind {
+                    PostKind::Error => error_type_header(&parts.headers),
+                    PostKind::Response => None,
+                };
+                post_result(&shared, &id, kind, error_type, body).await
+            }
+            None => not_found(),
+        },
+    };
+    Ok(reply)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PostKind {
+    Response,
+    Error,
+}
+
+/// `invocation/{id}/response` or `invocation/{id}/error` → (id, kind).
+fn parse_invocation_path(rest: &str) -> Option<(&str, PostKind)> {
+    let tail = rest.strip_prefix("invocation/")?;
+    let (id, kind) = if let Some(id) = tail.strip_suffix("/response") {
+        (id, PostKind::Response)
+    } else {
+        (tail.strip_suffix("/error")?, PostKind::Error)
+    };
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    Some((id, kind))
+}
+
+async fn next(shared: &Shared) -> Reply {
+    let invocation = match shared.next() {
+        Next::Now(inv) => inv,
+        Next::Wait(rx) => match rx.await {
+            Ok(inv) => inv,
+            Err(_) => return closed(),
+        },
+        Next::Closed => return closed(),
+    };
+    invocation_response(invocation)
+}
+
+fn invocation_response(inv: Invocation) -> Reply {
+    let mut resp = Response::new(Full::new(inv.payload));
+    let h = resp.headers_mut();
+    // awslambdaric refuses an event without a Content-Type.
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::try_from(inv.request_id) {
+        h.insert(H_REQUEST_ID, v);
+    }
+    h.insert(H_DEADLINE, HeaderValue::from(inv.deadline_ms));
+    if let Ok(v) = HeaderValue::try_from(inv.invoked_function_arn) {
+        h.insert(H_ARN, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(inv.trace_id) {
+        h.insert(H_TRACE, v);
+    }
+    if let Some(v) = inv.client_context.and_then(|c| HeaderValue::try_from(c).ok()) {
+        h.insert(H_CLIENT_CONTEXT, v);
+    }
+    if let Some(v) = inv.cognito_identity.and_then(|c| HeaderValue::try_from(c).ok()) {
+        h.insert(H_COGNITO, v);
+    }
+    resp
+}
+
+async fn post_result(
+    shared: &Shared,
+    id: &str,
+    kind: PostKind,
+    error_type: Option<String>,
+    body: Incoming,
+) -> Reply {
+    // Refuse a stranger's id before reading a possibly large body.
+    if !shared.is_current(id) {
+        return invalid_request_id();
+    }
+    let outcome = match (read_body(body).await, kind) {
+        (Ok(body), PostKind::Response) => Outcome::Response(body),
+        (Ok(body), PostKind::Error) => Outcome::Error { error_type, body },
+        (Err(BodyError::TooLarge), PostKind::Response) => {
+            if shared.complete(id, Outcome::ResponseTooLarge).is_err() {
+                return invalid_request_id();
+            }
+            return too_large();
+        }
+        (Err(BodyError::TooLarge), PostKind::Error) => {
+            return too_large();
+        }
+        (Err(BodyError::Broken), _) => {
+            return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Could not read the request body");
+        }
+    };
+    match shared.complete(id, outcome) {
+        Ok(()) => accepted(),
+        Err(_) => invalid_request_id(),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
+    match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
+        // A single-chunk body comes out without a copy.
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
+fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
+    headers.get(H_ERROR_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn json(status: StatusCode, body: Bytes) -> Reply {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn accepted() -> Reply {
+    json(StatusCode::ACCEPTED, Bytes::from_static(br#"{"status":"OK"}"#))
+}
+
+fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
+    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string();
+    json(status, Bytes::from(body))
+}
+
+fn invalid_request_id() -> Reply {
+    error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+}
+
+fn too_large() -> Reply {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+    )
+}
+
+fn closed() -> Reply {
+    error(StatusCode::GONE, "EnvironmentClosed", "The execution environment is shutting down")
+}
+
+fn not_found() -> Reply {
+    error(StatusCode::NOT_FOUND, "InvalidURL", "Unknown Runtime API path")
+}
+
+fn method_not_allowed() -> Reply {
+    error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "Method not allowed")
+}
+
+/// A fresh X-Ray trace header (`Root=1-<time>-<96 bits>;Parent=<64 bits>;Sampled=0`).
+pub fn new_trace_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let root: [u8; 12] = rand::random();
+    let parent: [u8; 8] = rand::random();
+    let mut s = String::with_capacity(80);
+    let _ = write!(s, "Root=1-{:08x}-", secs as u32);
+    for b in root {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.push_str(";Parent=");
+    for b in parent {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.push_str(";Sampled=0");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocation_paths_parse_id_and_kind() {
+        assert_eq!(parse_invocation_path("invocation/abc/response"), Some(("abc", PostKind::Response)));
+        assert_eq!(parse_invocation_path("invocation/abc/error"), Some(("abc", PostKind::Error)));
+        assert_eq!(parse_invocation_path("invocation//error"), None);
+        assert_eq!(parse_invocation_path("invocation/a/b/error"), None);
+        assert_eq!(parse_invocation_path("invocation/abc"), None);
+    }
+
+    #[test]
+    fn trace_ids_have_xrays_shape() {
+        let t = new_trace_id();
+        let root = t.strip_prefix("Root=1-").unwrap_or("");
+        assert_eq!(root.len(), 8 + 1 + 24 + ";Parent=".len() + 16 + ";Sampled=0".len());
+        assert!(t.ends_with(";Sampled=0"));
+        assert_ne!(t, new_trace_id());
+    }
+}
