@@ -22,7 +22,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: &'static str, status: StatusCode, message: impl Into<String>) -> Self {
-        Self { code, status, message: message.into(), extra: Vec::new() }
+        Self {
+            code,
+            status,
+            message: message.into(),
+            extra: Vec::new(),
+        }
     }
 
     /// An error of one of Lambda's own codes, with the status the model gives it.
@@ -33,7 +38,11 @@ impl ApiError {
             .and_then(|s| s.error.as_ref())
             .map(|e| e.status)
             .unwrap_or_else(|| code.status());
-        Self::new(name, StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message)
+        Self::new(
+            name,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            message,
+        )
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -41,7 +50,11 @@ impl ApiError {
     }
 
     pub fn unknown_operation() -> Self {
-        Self::new("UnknownOperationException", StatusCode::NOT_FOUND, "Unknown operation")
+        Self::new(
+            "UnknownOperationException",
+            StatusCode::NOT_FOUND,
+            "Unknown operation",
+        )
     }
 
     pub fn service(message: impl Into<String>) -> Self {
@@ -69,7 +82,9 @@ impl From<InvokeError> for ApiError {
                 ApiError::lambda(ErrorCode::TooManyRequestsException, "Rate Exceeded.")
                     .with("Reason", reason.as_str())
             }
-            InvokeError::InvalidRuntime(m) => ApiError::lambda(ErrorCode::InvalidRuntimeException, m),
+            InvokeError::InvalidRuntime(m) => {
+                ApiError::lambda(ErrorCode::InvalidRuntimeException, m)
+            }
             InvokeError::Service(m) => ApiError::service(m),
         }
     }
@@ -79,7 +94,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let shape = MODEL.shape_named(self.code).and_then(|s| s.error.as_ref());
         let message_key = shape.map(|s| s.message_key).unwrap_or("message");
-        let kind = if self.status.is_server_error() { "Server" } else { "User" };
+        let kind = if self.status.is_server_error() {
+            "Server"
+        } else {
+            "User"
+        };
         let mut body = serde_json::Map::new();
         body.insert("Type".into(), kind.into());
         body.insert(message_key.into(), self.message.into());
@@ -89,7 +108,10 @@ impl IntoResponse for ApiError {
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (self.status, bytes).into_response();
         let headers = resp.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert("x-amzn-ErrorType", HeaderValue::from_static(self.code));
         resp
     }
@@ -104,7 +126,10 @@ mod tests {
     async fn render(e: ApiError) -> (StatusCode, String, serde_json::Value) {
         let resp = e.into_response();
         let status = resp.status();
-        let code = resp.headers()["x-amzn-ErrorType"].to_str().unwrap().to_string();
+        let code = resp.headers()["x-amzn-ErrorType"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
         (status, code, serde_json::from_slice(&body).unwrap())
     }
@@ -115,7 +140,10 @@ mod tests {
             render(LambdaError::not_found("Function not found: arn:x").into()).await;
         assert_eq!(status, 404);
         assert_eq!(code, "ResourceNotFoundException");
-        assert_eq!(body, serde_json::json!({"Type": "User", "Message": "Function not found: arn:x"}));
+        assert_eq!(
+            body,
+            serde_json::json!({"Type": "User", "Message": "Function not found: arn:x"})
+        );
     }
 
     #[tokio::test]
@@ -128,7 +156,10 @@ mod tests {
         assert_eq!(status, 429);
         assert_eq!(code, "TooManyRequestsException");
         assert_eq!(body["message"], "Rate Exceeded.");
-        assert_eq!(body["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
+        assert_eq!(
+            body["Reason"],
+            "ReservedFunctionConcurrentInvocationLimitExceeded"
+        );
         assert_eq!(body["Type"], "User");
     }
 
@@ -142,7 +173,8 @@ mod tests {
 
     #[tokio::test]
     async fn unmodeled_errors_use_lowercase_message() {
-        let (status, code, body) = render(ApiError::validation("1 validation error detected: x")).await;
+        let (status, code, body) =
+            render(ApiError::validation("1 validation error detected: x")).await;
         assert_eq!(status, 400);
         assert_eq!(code, "ValidationException");
         assert_eq!(body["message"], "1 validation error detected: x");

@@ -1,1 +1,313 @@
-//! placeholder
+//! Flint's HTTP front door: every REST path of the Lambda API (2015-03-31) routed from the API
+//! model, SigV4 authentication → (account, region), model-driven input assembly and validation,
+//! and AWS's error rendering. Thin: the control plane does the work, the engine runs invokes.
+//!
+//! `router(control, engine, store, config)` is what `flint serve` mounts; `router_with(backend,
+//! config)` takes any [`Backend`] (tests use a fake one).
+
+mod access_log;
+mod code;
+mod credentials;
+mod error;
+mod invoke;
+mod model;
+mod request;
+mod response;
+mod route;
+mod sigv4;
+mod validation;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use bytes::Bytes;
+use flint_control::{ControlPlane, LambdaError, Scope};
+use flint_engine::{Engine, FunctionSpec, InvokeError, InvokeRequest, InvokeResponse};
+use http_body_util::BodyExt;
+
+pub use access_log::RequestId;
+pub use credentials::{load_credentials_file, Credentials, CredentialsError};
+pub use error::ApiError;
+pub use sigv4::DEFAULT_ACCOUNT;
+
+use model::MODEL;
+
+/// Largest request body for control-plane operations (AWS's CreateFunction limit).
+pub const CONTROL_REQUEST_LIMIT: usize = 70_167_211;
+
+/// The path prefix under which code zips are served (GetFunction's `Code.Location` is
+/// `<public base URL>/_flint/code/<sha256-hex>`).
+pub const CODE_PATH_PREFIX: &str = "/_flint/code/";
+
+/// Settings of the HTTP front door.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Accepted access keys (from `--credentials-file`). `None`: any well-formed SigV4 signature
+    /// is accepted unverified.
+    pub credentials: Option<Credentials>,
+    /// How far a signature's `X-Amz-Date` may be from now (AWS allows 5 minutes).
+    pub max_clock_skew: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            credentials: None,
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the api needs from the rest of Flint: the control plane for operations, the engine for
+/// invokes, the store for code zips. Implemented by [`Flint`]; tests implement it with fakes.
+pub trait Backend: Send + Sync + 'static {
+    fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: serde_json::Value,
+    ) -> impl Future<Output = Result<serde_json::Value, LambdaError>> + Send;
+
+    fn resolve_invoke(
+        &self,
+        scope: &Scope,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(Arc<FunctionSpec>, String), LambdaError>;
+
+    fn invoke(
+        &self,
+        req: InvokeRequest,
+    ) -> impl Future<Output = Result<InvokeResponse, InvokeError>> + Send;
+
+    fn enqueue_async(
+        &self,
+        req: InvokeRequest,
+    ) -> impl Future<Output = Result<(), InvokeError>> + Send;
+
+    /// A stored code zip by its SHA-256 (lowercase hex, already checked to be 64 hex digits).
+    fn code_zip(&self, sha256_hex: &str) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// The real backend: Flint's control plane, engine and store.
+pub struct Flint {
+    pub control: Arc<ControlPlane>,
+    pub engine: Arc<Engine>,
+    pub store: Arc<flint_store::Store>,
+}
+
+impl Backend for Flint {
+    async fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: serde_json::Value,
+    ) -> Result<serde_json::Value, LambdaError> {
+        self.control.execute(scope, operation, input).await
+    }
+
+    fn resolve_invoke(
+        &self,
+        scope: &Scope,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(Arc<FunctionSpec>, String), LambdaError> {
+        self.control.resolve_invoke(scope, function_name, qualifier)
+    }
+
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        self.engine.invoke(req).await
+    }
+
+    async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
+        self.engine.enqueue_async(req).await
+    }
+
+    async fn code_zip(&self, sha256_hex: &str) -> Option<Bytes> {
+        tokio::fs::read(self.store.blob_path(sha256_hex))
+            .await
+            .ok()
+            .map(Bytes::from)
+    }
+}
+
+/// The Lambda API over Flint's real control plane, engine and store.
+pub fn router(
+    control: Arc<ControlPlane>,
+    engine: Arc<Engine>,
+    store: Arc<flint_store::Store>,
+    config: ApiConfig,
+) -> Router {
+    router_with(
+        Arc::new(Flint {
+            control,
+            engine,
+            store,
+        }),
+        config,
+    )
+}
+
+pub(crate) struct AppState<B> {
+    pub backend: Arc<B>,
+    pub config: ApiConfig,
+    pub routes: route::Routes,
+}
+
+/// The Lambda API over any backend.
+pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
+    let state = Arc::new(AppState {
+        backend,
+        config,
+        routes: route::Routes::new(&MODEL),
+    });
+    Router::new()
+        .route("/_flint/code/{sha256}", get(code::serve::<B>))
+        .fallback(dispatch::<B>)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(access_log::access_log))
+}
+
+/// The largest request body an operation accepts.
+fn body_limit(op: Option<&str>) -> usize {
+    match op {
+        Some("Invoke") => invoke::SYNC_PAYLOAD_LIMIT,
+        Some("InvokeAsync") => invoke::INVOKE_ASYNC_LIMIT,
+        _ => CONTROL_REQUEST_LIMIT,
+    }
+}
+
+/// AWS's answer to a body over [`body_limit`].
+fn too_large(op: Option<&str>) -> ApiError {
+    let name = match op {
+        Some("Invoke") => "InvokeFunction",
+        Some(other) => other,
+        None => "Unknown",
+    };
+    ApiError::lambda(
+        flint_control::ErrorCode::RequestEntityTooLargeException,
+        format!(
+            "Request must be smaller than {} bytes for the {name} operation",
+            body_limit(op)
+        ),
+    )
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Option<String>> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(None)
+        }
+        Err(e) => Err(Some(e.to_string())),
+    }
+}
+
+/// Every Lambda API request: authenticate, route, then invoke or hand to the control plane.
+async fn dispatch<B: Backend>(
+    State(st): State<Arc<AppState<B>>>,
+    request_id: Option<Extension<RequestId>>,
+    req: Request,
+) -> Response {
+    let request_id = request_id
+        .map(|Extension(r)| r.0)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    match handle(&st, req, &request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle<B: Backend>(
+    st: &AppState<B>,
+    req: Request,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    // AWS refuses unsigned requests before looking at the path.
+    if !parts.headers.contains_key(http::header::AUTHORIZATION) {
+        return Err(sigv4::authenticate(
+            None,
+            st.config.max_clock_skew,
+            &parts,
+            b"",
+            SystemTime::now(),
+        )
+        .err()
+        .unwrap_or_else(ApiError::unknown_operation));
+    }
+    let matched = st
+        .routes
+        .find(&parts.method, parts.uri.path(), parts.uri.query());
+    let op = matched.as_ref().map(|m| &MODEL.operations[m.op]);
+
+    let op_name = op.map(|o| o.name.as_str());
+    let limit = body_limit(op_name);
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(op_name));
+    }
+    let body = match read_body(body, limit).await {
+        Ok(b) => b,
+        Err(None) => return Err(too_large(op_name)),
+        Err(Some(e)) => {
+            return Err(ApiError::lambda(
+                flint_control::ErrorCode::InvalidRequestContentException,
+                format!("Could not read the request body: {e}"),
+            ))
+        }
+    };
+
+    let scope = sigv4::authenticate(
+        st.config.credentials.as_ref(),
+        st.config.max_clock_skew,
+        &parts,
+        &body,
+        SystemTime::now(),
+    )?;
+    let (Some(m), Some(op)) = (matched.as_ref(), op) else {
+        return Err(ApiError::unknown_operation());
+    };
+    let backend = st.backend.as_ref();
+    match op.name.as_str() {
+        "Invoke" => invoke::invoke(backend, &scope, op, &m.labels, &parts, body, request_id).await,
+        "InvokeAsync" => {
+            invoke::invoke_async(backend, &scope, op, &m.labels, &parts, body, request_id).await
+        }
+        _ => {
+            let input = match op.input {
+                Some(shape) => {
+                    let input = request::assemble(
+                        &MODEL,
+                        shape,
+                        &m.labels,
+                        parts.uri.query(),
+                        &parts.headers,
+                        &body,
+                    )?;
+                    validation::validate(&MODEL, &op.name, shape, &input)?;
+                    input
+                }
+                None => response::empty_object(),
+            };
+            let output = backend.execute(&scope, &op.name, input).await?;
+            Ok(response::render(&MODEL, op, output))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

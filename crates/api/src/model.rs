@@ -10,6 +10,43 @@ use serde::Deserialize;
 
 static MODEL_GZ: &[u8] = include_bytes!("../model/lambda-2015-03-31.json.gz");
 
+/// AWS's service checks regions in ARNs with an optional `eusc-` prefix that botocore's model
+/// leaves out; its messages quote the patterns with it. Applied to every pattern.
+const REGION_PATTERN: (&str, &str) =
+    (r"[a-z]{2}((-gov)|(-iso([a-z]?)))?-", r"(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-");
+
+/// A constraint AWS's service enforces (and quotes) differently from botocore's model.
+struct ShapePatch {
+    shape: &'static str,
+    min: Option<f64>,
+    max: Option<f64>,
+    pattern: Option<&'static str>,
+}
+
+/// Where AWS answers with other constraints than the model states (recorded against AWS).
+const SHAPE_PATCHES: &[ShapePatch] = &[
+    ShapePatch { shape: "MemorySize", min: None, max: Some(10240.0), pattern: None },
+    ShapePatch { shape: "Timeout", min: None, max: Some(900.0), pattern: None },
+    ShapePatch {
+        shape: "LayerVersionArn",
+        min: Some(1.0),
+        max: Some(2048.0),
+        pattern: Some(
+            r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)",
+        ),
+    },
+    ShapePatch { shape: "SubnetId", min: Some(0.0), max: Some(1024.0), pattern: Some("subnet-[0-9a-z]*") },
+    ShapePatch { shape: "SecurityGroupId", min: Some(0.0), max: Some(1024.0), pattern: Some("sg-[0-9a-zA-Z]*") },
+    ShapePatch {
+        shape: "TaggableResource",
+        min: None,
+        max: None,
+        pattern: Some(
+            r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)",
+        ),
+    },
+];
+
 /// The parsed model, built on first use. The bytes are compiled into the binary and a unit test
 /// parses them, so a failure here is a build defect, not bad input.
 pub(crate) static MODEL: LazyLock<Model> =
@@ -51,9 +88,17 @@ pub(crate) struct Member {
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Structure { members: Vec<Member>, payload: Option<usize> },
-    List { member: ShapeId },
-    Map { key: ShapeId, value: ShapeId },
+    Structure {
+        members: Vec<Member>,
+        payload: Option<usize>,
+    },
+    List {
+        member: ShapeId,
+    },
+    Map {
+        key: ShapeId,
+        value: ShapeId,
+    },
     String,
     Integer,
     Long,
@@ -74,7 +119,7 @@ pub(crate) struct Shape {
     pub pattern: Option<(String, fancy_regex::Regex)>,
     pub enum_values: Option<Vec<String>>,
     pub sensitive: bool,
-    /// For exception shapes: the HTTP status, whether it is the server's fault, and the body key
+    /// For exception shapes: the HTTP status and the body key
     /// the message goes under (`message` or `Message`, as the model spells the member).
     pub error: Option<ErrorShape>,
 }
@@ -82,9 +127,7 @@ pub(crate) struct Shape {
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorShape {
     pub status: u16,
-    pub fault: bool,
     pub message_key: &'static str,
-    pub has_type: bool,
 }
 
 #[derive(Debug)]
@@ -160,8 +203,6 @@ struct RawShape {
     sensitive: bool,
     #[serde(default)]
     exception: bool,
-    #[serde(default)]
-    fault: bool,
     error: Option<RawError>,
 }
 
@@ -190,10 +231,16 @@ impl Model {
         // Stable ids: sorted shape names.
         let mut names: Vec<&String> = raw.shapes.keys().collect();
         names.sort();
-        let shape_ids: HashMap<String, ShapeId> =
-            names.iter().enumerate().map(|(i, n)| ((*n).clone(), i)).collect();
+        let shape_ids: HashMap<String, ShapeId> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((*n).clone(), i))
+            .collect();
         let id = |name: &str| -> Result<ShapeId, ModelError> {
-            shape_ids.get(name).copied().ok_or_else(|| ModelError::MissingShape(name.to_string()))
+            shape_ids
+                .get(name)
+                .copied()
+                .ok_or_else(|| ModelError::MissingShape(name.to_string()))
         };
 
         let mut shapes = Vec::with_capacity(names.len());
@@ -227,11 +274,19 @@ impl Model {
                     Kind::Structure { members, payload }
                 }
                 "list" => Kind::List {
-                    member: id(&rs.member.as_ref().map(|m| m.shape.clone()).unwrap_or_default())?,
+                    member: id(&rs
+                        .member
+                        .as_ref()
+                        .map(|m| m.shape.clone())
+                        .unwrap_or_default())?,
                 },
                 "map" => Kind::Map {
                     key: id(&rs.key.as_ref().map(|m| m.shape.clone()).unwrap_or_default())?,
-                    value: id(&rs.value.as_ref().map(|m| m.shape.clone()).unwrap_or_default())?,
+                    value: id(&rs
+                        .value
+                        .as_ref()
+                        .map(|m| m.shape.clone())
+                        .unwrap_or_default())?,
                 },
                 "integer" => Kind::Integer,
                 "long" => Kind::Long,
@@ -241,22 +296,35 @@ impl Model {
                 "timestamp" => Kind::Timestamp,
                 _ => Kind::String,
             };
-            let pattern = rs.pattern.as_ref().and_then(|p| {
+            let patch = SHAPE_PATCHES.iter().find(|p| p.shape == name.as_str());
+            let pattern = match patch.and_then(|p| p.pattern) {
+                Some(p) => Some(p.to_string()),
+                None => rs.pattern.as_ref().map(|p| p.replace(REGION_PATTERN.0, REGION_PATTERN.1)),
+            };
+            let pattern = pattern.as_ref().and_then(|p| {
                 match fancy_regex::Regex::new(&format!("^(?:{p})$")) {
                     Ok(re) => Some((p.clone(), re)),
                     Err(e) => {
-                        tracing::warn!("model pattern of {name} does not compile ({e}); not enforced");
+                        tracing::warn!(
+                            "model pattern of {name} does not compile ({e}); not enforced"
+                        );
                         None
                     }
                 }
             });
             let error = if rs.exception {
-                let message_key = if rs.members.contains_key("Message") { "Message" } else { "message" };
+                let message_key = if rs.members.contains_key("Message") {
+                    "Message"
+                } else {
+                    "message"
+                };
                 Some(ErrorShape {
-                    status: rs.error.as_ref().and_then(|e| e.http_status_code).unwrap_or(400),
-                    fault: rs.fault,
+                    status: rs
+                        .error
+                        .as_ref()
+                        .and_then(|e| e.http_status_code)
+                        .unwrap_or(400),
                     message_key,
-                    has_type: rs.members.contains_key("Type"),
                 })
             } else {
                 None
@@ -264,8 +332,8 @@ impl Model {
             shapes.push(Shape {
                 name: (*name).clone(),
                 kind,
-                min: rs.min,
-                max: rs.max,
+                min: patch.and_then(|p| p.min).or(rs.min),
+                max: patch.and_then(|p| p.max).or(rs.max),
                 pattern,
                 enum_values: rs.enum_values.clone(),
                 sensitive: rs.sensitive,
@@ -278,8 +346,8 @@ impl Model {
         op_names.sort();
         for key in op_names {
             let ro = &raw.operations[key];
-            let method = http::Method::from_bytes(ro.http.method.as_bytes())
-                .unwrap_or(http::Method::POST);
+            let method =
+                http::Method::from_bytes(ro.http.method.as_bytes()).unwrap_or(http::Method::POST);
             operations.push(Operation {
                 name: ro.name.clone(),
                 method,
@@ -289,7 +357,11 @@ impl Model {
                 output: ro.output.as_ref().map(|r| id(&r.shape)).transpose()?,
             });
         }
-        Ok(Self { shapes, shape_ids, operations })
+        Ok(Self {
+            shapes,
+            shape_ids,
+            operations,
+        })
     }
 
     pub(crate) fn shape(&self, id: ShapeId) -> &Shape {
@@ -300,6 +372,7 @@ impl Model {
         self.shape_ids.get(name).map(|&i| &self.shapes[i])
     }
 
+    #[cfg(test)]
     pub(crate) fn operation(&self, name: &str) -> Option<&Operation> {
         self.operations.iter().find(|o| o.name == name)
     }
@@ -320,10 +393,17 @@ mod tests {
     #[test]
     fn embedded_model_parses_with_every_operation() {
         let m = &*MODEL;
-        assert!(m.operations.len() >= 80, "{} operations", m.operations.len());
+        assert!(
+            m.operations.len() >= 80,
+            "{} operations",
+            m.operations.len()
+        );
         let invoke = m.operation("Invoke").unwrap();
         assert_eq!(invoke.method, http::Method::POST);
-        assert_eq!(invoke.request_uri, "/2015-03-31/functions/{FunctionName}/invocations");
+        assert_eq!(
+            invoke.request_uri,
+            "/2015-03-31/functions/{FunctionName}/invocations"
+        );
         let create = m.operation("CreateFunction").unwrap();
         assert_eq!(create.response_code, 201);
     }
@@ -333,12 +413,17 @@ mod tests {
         let m = &*MODEL;
         let raw: RawModel = {
             let mut json = Vec::new();
-            flate2::read::GzDecoder::new(MODEL_GZ).read_to_end(&mut json).unwrap();
+            flate2::read::GzDecoder::new(MODEL_GZ)
+                .read_to_end(&mut json)
+                .unwrap();
             serde_json::from_slice(&json).unwrap()
         };
         for (name, rs) in &raw.shapes {
             if rs.pattern.is_some() {
-                assert!(m.shape_named(name).unwrap().pattern.is_some(), "pattern of {name}");
+                assert!(
+                    m.shape_named(name).unwrap().pattern.is_some(),
+                    "pattern of {name}"
+                );
             }
         }
     }
@@ -346,12 +431,30 @@ mod tests {
     #[test]
     fn error_shapes_know_their_message_key() {
         let m = &*MODEL;
-        let rnf = m.shape_named("ResourceNotFoundException").unwrap().error.clone().unwrap();
+        let rnf = m
+            .shape_named("ResourceNotFoundException")
+            .unwrap()
+            .error
+            .clone()
+            .unwrap();
         assert_eq!(rnf.message_key, "Message");
         assert_eq!(rnf.status, 404);
-        let ipv = m.shape_named("InvalidParameterValueException").unwrap().error.clone().unwrap();
+        let ipv = m
+            .shape_named("InvalidParameterValueException")
+            .unwrap()
+            .error
+            .clone()
+            .unwrap();
         assert_eq!(ipv.message_key, "message");
-        assert!(m.shape_named("ServiceException").unwrap().error.as_ref().unwrap().fault);
+        assert_eq!(
+            m.shape_named("ServiceException")
+                .unwrap()
+                .error
+                .as_ref()
+                .unwrap()
+                .status,
+            500
+        );
     }
 
     #[test]

@@ -54,18 +54,29 @@ impl Routes {
     pub(crate) fn new(model: &Model) -> Self {
         let mut templates = Vec::with_capacity(model.operations.len());
         for (op, o) in model.operations.iter().enumerate() {
-            let (path, query) = o.request_uri.split_once('?').unwrap_or((&o.request_uri, ""));
+            let (path, query) = o
+                .request_uri
+                .split_once('?')
+                .unwrap_or((&o.request_uri, ""));
             let segments: Vec<Segment> = path
                 .trim_matches('/')
                 .split('/')
                 .filter(|s| !s.is_empty())
-                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(label) => match label.strip_suffix('+') {
-                        Some(name) => Segment::Label { name: name.to_string(), greedy: true },
-                        None => Segment::Label { name: label.to_string(), greedy: false },
+                .map(
+                    |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(label) => match label.strip_suffix('+') {
+                            Some(name) => Segment::Label {
+                                name: name.to_string(),
+                                greedy: true,
+                            },
+                            None => Segment::Label {
+                                name: label.to_string(),
+                                greedy: false,
+                            },
+                        },
+                        None => Segment::Literal(s.to_string()),
                     },
-                    None => Segment::Literal(s.to_string()),
-                })
+                )
                 .collect();
             let query: Vec<(String, Option<String>)> = query
                 .split('&')
@@ -75,28 +86,46 @@ impl Routes {
                     None => (p.to_string(), None),
                 })
                 .collect();
-            let specificity = segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()
+            let specificity = segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Literal(_)))
+                .count()
                 + query.len();
-            templates.push(Template { op, method: o.method.clone(), segments, query, specificity });
+            templates.push(Template {
+                op,
+                method: o.method.clone(),
+                segments,
+                query,
+                specificity,
+            });
         }
         Self { templates }
     }
 
     /// Resolves a request, or `None` when no operation has this method and path.
-    pub(crate) fn find(&self, method: &http::Method, path: &str, query: Option<&str>) -> Option<Matched> {
+    pub(crate) fn find(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<Matched> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         // A trailing slash (`.../invoke-async/`) names the same resource.
         let parts = match parts.split_last() {
-            Some((last, rest)) if last.is_empty() => rest,
+            Some((&"", rest)) => rest,
             _ => &parts[..],
         };
         let mut best: Option<(usize, Matched)> = None;
         for t in self.templates.iter().filter(|t| t.method == *method) {
-            let Some(labels) = match_segments(&t.segments, parts) else { continue };
+            let Some(labels) = match_segments(&t.segments, parts) else {
+                continue;
+            };
             if !t.query.is_empty() {
                 let pairs = query.map(query_pairs).unwrap_or_default();
                 let all = t.query.iter().all(|(k, v)| {
-                    pairs.iter().any(|(pk, pv)| pk == k && v.as_ref().is_none_or(|v| v == pv))
+                    pairs
+                        .iter()
+                        .any(|(pk, pv)| pk == k && v.as_ref().is_none_or(|v| v == pv))
                 });
                 if !all {
                     continue;
@@ -127,7 +156,10 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<Vec<(String, S
                 labels.push((name.clone(), decode(&rest.join("/"))));
                 return Some(labels);
             }
-            Segment::Label { name, greedy: false } => {
+            Segment::Label {
+                name,
+                greedy: false,
+            } => {
                 let part = parts.get(i)?;
                 if part.is_empty() {
                     return None;
@@ -145,8 +177,15 @@ mod tests {
     use crate::model::MODEL;
     use http::Method;
 
-    fn op_of(routes: &Routes, m: Method, path: &str, q: Option<&str>) -> Option<(String, Vec<(String, String)>)> {
-        routes.find(&m, path, q).map(|x| (MODEL.operations[x.op].name.clone(), x.labels))
+    fn op_of(
+        routes: &Routes,
+        m: Method,
+        path: &str,
+        q: Option<&str>,
+    ) -> Option<(String, Vec<(String, String)>)> {
+        routes
+            .find(&m, path, q)
+            .map(|x| (MODEL.operations[x.op].name.clone(), x.labels))
     }
 
     /// Fills every label of a template with a sample value and checks it routes back to its op.
@@ -154,7 +193,10 @@ mod tests {
     fn every_operation_in_the_model_routes_to_itself() {
         let routes = Routes::new(&MODEL);
         for o in &MODEL.operations {
-            let (path, query) = o.request_uri.split_once('?').unwrap_or((&o.request_uri, ""));
+            let (path, query) = o
+                .request_uri
+                .split_once('?')
+                .unwrap_or((&o.request_uri, ""));
             let mut concrete = String::new();
             for seg in path.split('/').filter(|s| !s.is_empty()) {
                 concrete.push('/');
@@ -166,7 +208,12 @@ mod tests {
             }
             let q = (!query.is_empty()).then_some(query);
             let found = op_of(&routes, o.method.clone(), &concrete, q);
-            assert_eq!(found.map(|f| f.0).as_deref(), Some(o.name.as_str()), "{} {concrete}", o.method);
+            assert_eq!(
+                found.map(|f| f.0).as_deref(),
+                Some(o.name.as_str()),
+                "{} {concrete}",
+                o.method
+            );
         }
     }
 
@@ -181,17 +228,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(op, "Invoke");
-        assert_eq!(labels[0].1, "arn:aws:lambda:us-east-1:123456789012:function:f");
+        assert_eq!(
+            labels[0].1,
+            "arn:aws:lambda:us-east-1:123456789012:function:f"
+        );
     }
 
     #[test]
     fn literal_query_parts_pick_the_more_specific_operation() {
         let routes = Routes::new(&MODEL);
-        let get = |q| op_of(&routes, Method::GET, "/2018-10-31/layers", q).unwrap().0;
+        let get = |q| {
+            op_of(&routes, Method::GET, "/2018-10-31/layers", q)
+                .unwrap()
+                .0
+        };
         assert_eq!(get(None), "ListLayers");
         assert_eq!(get(Some("find=LayerVersion&Arn=x")), "GetLayerVersionByArn");
         let pc = |q| {
-            op_of(&routes, Method::GET, "/2019-09-30/functions/f/provisioned-concurrency", q).unwrap().0
+            op_of(
+                &routes,
+                Method::GET,
+                "/2019-09-30/functions/f/provisioned-concurrency",
+                q,
+            )
+            .unwrap()
+            .0
         };
         assert_eq!(pc(Some("Qualifier=1")), "GetProvisionedConcurrencyConfig");
         assert_eq!(pc(Some("List=ALL")), "ListProvisionedConcurrencyConfigs");
@@ -208,18 +269,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(op, "ListTags");
-        assert_eq!(labels[0], ("Resource".into(), "arn:aws:lambda:us-east-1:123456789012:function:f".into()));
+        assert_eq!(
+            labels[0],
+            (
+                "Resource".into(),
+                "arn:aws:lambda:us-east-1:123456789012:function:f".into()
+            )
+        );
     }
 
     #[test]
     fn trailing_slash_and_unknown_paths() {
         let routes = Routes::new(&MODEL);
         assert_eq!(
-            op_of(&routes, Method::POST, "/2014-11-13/functions/f/invoke-async/", None).unwrap().0,
+            op_of(
+                &routes,
+                Method::POST,
+                "/2014-11-13/functions/f/invoke-async/",
+                None
+            )
+            .unwrap()
+            .0,
             "InvokeAsync"
         );
         assert!(routes.find(&Method::GET, "/nope", None).is_none());
-        assert!(routes.find(&Method::PATCH, "/2015-03-31/functions", None).is_none());
-        assert!(routes.find(&Method::GET, "/2015-03-31/functions//configuration", None).is_none());
+        assert!(routes
+            .find(&Method::PATCH, "/2015-03-31/functions", None)
+            .is_none());
+        assert!(routes
+            .find(&Method::GET, "/2015-03-31/functions//configuration", None)
+            .is_none());
     }
 }

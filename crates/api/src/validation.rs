@@ -12,22 +12,90 @@ use flint_control::ErrorCode;
 /// Runtimes AWS lists (in its order) when it rejects a function's runtime or a layer's
 /// compatible runtimes.
 const SUPPORTED_RUNTIMES: &[&str] = &[
-    "nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
-    "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4", "ruby3.2",
-    "python3.8", "python3.9", "java17", "nodejs16.x", "dotnet10", "dotnet8", "java11", "dotnet6",
-    "nodejs18.x", "provided.al2", "java8.al2",
+    "nodejs20.x",
+    "python3.14",
+    "provided.al2023",
+    "python3.12",
+    "python3.13",
+    "nodejs24.x",
+    "nodejs22.x",
+    "java25",
+    "python3.10",
+    "python3.11",
+    "java21",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby3.2",
+    "python3.8",
+    "python3.9",
+    "java17",
+    "nodejs16.x",
+    "dotnet10",
+    "dotnet8",
+    "java11",
+    "dotnet6",
+    "nodejs18.x",
+    "provided.al2",
+    "java8.al2",
 ];
 
 /// Every runtime id AWS lists (in its order) when a `CompatibleRuntime` query filter is unknown.
 const ALL_RUNTIMES: &[&str] = &[
-    "ruby3.5", "ruby2.6", "dotnetcore1.0", "python3.7", "nodejs8.10", "nasa", "ruby2.7",
-    "python2.7-greengrass", "dotnetcore2.0", "python3.8", "java21", "dotnet6", "dotnetcore2.1",
-    "python3.9", "java11", "nodejs6.10", "provided", "dotnetcore3.1", "dotnet8", "java25", "java17",
-    "nodejs", "nodejs4.3", "java8.al2", "go1.x", "dotnet10", "nodejs20.x", "go1.9", "byol",
-    "nodejs10.x", "provided.al2023", "nodejs22.x", "python3.10", "java8", "nodejs12.x",
-    "python3.11", "nodejs24.x", "nodejs8.x", "python3.12", "nodejs14.x", "nodejs8.9", "nodejs26.x",
-    "python3.13", "python3.14", "nodejs16.x", "python3.15", "provided.al2", "nodejs4.3-edge",
-    "nodejs18.x", "ruby3.2", "python3.4", "ruby3.3", "ruby3.4", "ruby2.5", "python3.6",
+    "ruby3.5",
+    "ruby2.6",
+    "dotnetcore1.0",
+    "python3.7",
+    "nodejs8.10",
+    "nasa",
+    "ruby2.7",
+    "python2.7-greengrass",
+    "dotnetcore2.0",
+    "python3.8",
+    "java21",
+    "dotnet6",
+    "dotnetcore2.1",
+    "python3.9",
+    "java11",
+    "nodejs6.10",
+    "provided",
+    "dotnetcore3.1",
+    "dotnet8",
+    "java25",
+    "java17",
+    "nodejs",
+    "nodejs4.3",
+    "java8.al2",
+    "go1.x",
+    "dotnet10",
+    "nodejs20.x",
+    "go1.9",
+    "byol",
+    "nodejs10.x",
+    "provided.al2023",
+    "nodejs22.x",
+    "python3.10",
+    "java8",
+    "nodejs12.x",
+    "python3.11",
+    "nodejs24.x",
+    "nodejs8.x",
+    "python3.12",
+    "nodejs14.x",
+    "nodejs8.9",
+    "nodejs26.x",
+    "python3.13",
+    "python3.14",
+    "nodejs16.x",
+    "python3.15",
+    "provided.al2",
+    "nodejs4.3-edge",
+    "nodejs18.x",
+    "ruby3.2",
+    "python3.4",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby2.5",
+    "python3.6",
     "python2.7",
 ];
 
@@ -36,7 +104,11 @@ const ALL_RUNTIMES: &[&str] = &[
 const ENUM_DISPLAY: &[(&str, Option<Location>, &[&str])] = &[
     ("Runtime", Some(Location::Query), ALL_RUNTIMES),
     ("Runtime", None, SUPPORTED_RUNTIMES),
-    ("EventSourcePosition", None, &["LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"]),
+    (
+        "EventSourcePosition",
+        None,
+        &["LATEST", "AT_TIMESTAMP", "TRIM_HORIZON"],
+    ),
     ("RecursiveLoop", None, &["Terminate", "Allow"]),
     ("InvokeMode", None, &["RESPONSE_STREAM", "BUFFERED"]),
 ];
@@ -69,7 +141,11 @@ const DEPARTURES: &[Departure] = &[
         member: "Runtime",
         rule: Rule::RuntimeEnum,
     },
-    Departure { operations: &["CreateFunction"], member: "FunctionName", rule: Rule::FunctionNameLength(64) },
+    Departure {
+        operations: &["CreateFunction"],
+        member: "FunctionName",
+        rule: Rule::FunctionNameLength(64),
+    },
 ];
 
 /// A value of the wrong JSON type for its member (a request AWS could not deserialize).
@@ -88,14 +164,23 @@ struct Checker<'m> {
 }
 
 /// Validates an assembled input object against the operation's input shape.
-pub(crate) fn validate(model: &Model, operation: &str, input_shape: ShapeId, input: &Value) -> Result<(), ApiError> {
-    let departures: Vec<&Departure> =
-        DEPARTURES.iter().filter(|d| d.operations.contains(&operation)).collect();
+pub(crate) fn validate(
+    model: &Model,
+    operation: &str,
+    input_shape: ShapeId,
+    input: &Value,
+) -> Result<(), ApiError> {
+    let departures: Vec<&Departure> = DEPARTURES
+        .iter()
+        .filter(|d| d.operations.contains(&operation))
+        .collect();
     let mut c = Checker {
         model,
         violations: Vec::new(),
         mismatch: None,
-        skip_enum_of: departures.iter().find_map(|d| matches!(d.rule, Rule::RuntimeEnum).then_some(d.member)),
+        skip_enum_of: departures
+            .iter()
+            .find_map(|d| matches!(d.rule, Rule::RuntimeEnum).then_some(d.member)),
     };
     let empty = serde_json::Map::new();
     let obj = input.as_object().unwrap_or(&empty);
@@ -202,7 +287,10 @@ fn java_string(model: &Model, shape: ShapeId, v: &Value) -> String {
                 Kind::List { member } => member,
                 _ => shape,
             };
-            let inner: Vec<String> = items.iter().map(|i| java_string(model, member, i)).collect();
+            let inner: Vec<String> = items
+                .iter()
+                .map(|i| java_string(model, member, i))
+                .collect();
             format!("[{}]", inner.join(", "))
         }
         Value::Object(map) => {
@@ -212,16 +300,24 @@ fn java_string(model: &Model, shape: ShapeId, v: &Value) -> String {
             };
             let value_of = |name: &str, v: &Value| -> String {
                 let s = match &model.shape(shape).kind {
-                    Kind::Structure { members, .. } => {
-                        members.iter().find(|m| m.name == name).map(|m| m.shape).unwrap_or(value_shape)
-                    }
+                    Kind::Structure { members, .. } => members
+                        .iter()
+                        .find(|m| m.name == name)
+                        .map(|m| m.shape)
+                        .unwrap_or(value_shape),
                     _ => value_shape,
                 };
                 java_string(model, s, v)
             };
             let inner: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("{}={}", java_string(model, key_shape, &Value::String(k.clone())), value_of(k, v)))
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        java_string(model, key_shape, &Value::String(k.clone())),
+                        value_of(k, v)
+                    )
+                })
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
@@ -254,13 +350,18 @@ fn enum_display(shape_name: &str, location: Option<Location>, model_values: &[St
 
 fn enum_accepts(shape_name: &str, model_values: &[String], s: &str) -> bool {
     model_values.iter().any(|v| v == s)
-        || ENUM_DISPLAY.iter().any(|(n, _, vals)| *n == shape_name && vals.contains(&s))
+        || ENUM_DISPLAY
+            .iter()
+            .any(|(n, _, vals)| *n == shape_name && vals.contains(&s))
 }
 
 impl Checker<'_> {
     fn mismatch(&mut self, path: &str, expected: &'static str) {
         if self.mismatch.is_none() {
-            self.mismatch = Some(TypeMismatch { path: path.to_string(), expected });
+            self.mismatch = Some(TypeMismatch {
+                path: path.to_string(),
+                expected,
+            });
         }
     }
 
@@ -268,12 +369,22 @@ impl Checker<'_> {
         if self.model.shape(shape).sensitive {
             format!("Value at '{path}' failed to satisfy constraint: ")
         } else {
-            format!("Value '{}' at '{path}' failed to satisfy constraint: ", java_string(self.model, shape, v))
+            format!(
+                "Value '{}' at '{path}' failed to satisfy constraint: ",
+                java_string(self.model, shape, v)
+            )
         }
     }
 
     /// The failed constraints of a scalar value (empty when it satisfies them all).
-    fn scalar_failures(&mut self, shape: ShapeId, v: &Value, path: &str, location: Option<Location>, skip_enum: bool) -> Vec<String> {
+    fn scalar_failures(
+        &mut self,
+        shape: ShapeId,
+        v: &Value,
+        path: &str,
+        location: Option<Location>,
+        skip_enum: bool,
+    ) -> Vec<String> {
         let model = self.model;
         let sh = model.shape(shape);
         let mut out = Vec::new();
@@ -285,16 +396,24 @@ impl Checker<'_> {
                 };
                 let len = s.chars().count() as f64;
                 if let Some(max) = sh.max.filter(|m| len > *m) {
-                    out.push(format!("Member must have length less than or equal to {}", bound(model, shape, max)));
+                    out.push(format!(
+                        "Member must have length less than or equal to {}",
+                        bound(model, shape, max)
+                    ));
                 }
                 if let Some(min) = sh.min.filter(|m| len < *m) {
-                    out.push(format!("Member must have length greater than or equal to {}", bound(model, shape, min)));
+                    out.push(format!(
+                        "Member must have length greater than or equal to {}",
+                        bound(model, shape, min)
+                    ));
                 }
                 if let Some((p, re)) = &sh.pattern {
                     // A pattern the regex engine gives up on (backtrack limit) is not held
                     // against the caller.
                     if matches!(re.is_match(s), Ok(false)) {
-                        out.push(format!("Member must satisfy regular expression pattern: {p}"));
+                        out.push(format!(
+                            "Member must satisfy regular expression pattern: {p}"
+                        ));
                     }
                 }
                 if let Some(values) = &sh.enum_values {
@@ -309,9 +428,10 @@ impl Checker<'_> {
             Kind::Integer | Kind::Long | Kind::Double => {
                 let n = match (&sh.kind, v) {
                     (Kind::Double, Value::Number(n)) => n.as_f64(),
-                    (Kind::Integer, Value::Number(n)) => {
-                        n.as_i64().filter(|i| i32::try_from(*i).is_ok()).map(|i| i as f64)
-                    }
+                    (Kind::Integer, Value::Number(n)) => n
+                        .as_i64()
+                        .filter(|i| i32::try_from(*i).is_ok())
+                        .map(|i| i as f64),
                     (_, Value::Number(n)) => n.as_i64().map(|i| i as f64),
                     _ => None,
                 };
@@ -325,10 +445,16 @@ impl Checker<'_> {
                     return out;
                 };
                 if let Some(max) = sh.max.filter(|m| n > *m) {
-                    out.push(format!("Member must have value less than or equal to {}", bound(model, shape, max)));
+                    out.push(format!(
+                        "Member must have value less than or equal to {}",
+                        bound(model, shape, max)
+                    ));
                 }
                 if let Some(min) = sh.min.filter(|m| n < *m) {
-                    out.push(format!("Member must have value greater than or equal to {}", bound(model, shape, min)));
+                    out.push(format!(
+                        "Member must have value greater than or equal to {}",
+                        bound(model, shape, min)
+                    ));
                 }
             }
             Kind::Boolean => {
@@ -356,27 +482,44 @@ impl Checker<'_> {
         let model = self.model;
         let sh = model.shape(shape);
         let mut out = Vec::new();
-        let (len_or_value, numeric) = match sh.kind {
-            Kind::Integer | Kind::Long | Kind::Double => ("value", true),
-            _ => ("length", false),
+        let len_or_value = match sh.kind {
+            Kind::Integer | Kind::Long | Kind::Double => "value",
+            _ => "length",
         };
-        let _ = numeric;
         if let Some(max) = sh.max {
-            out.push(format!("Member must have {len_or_value} less than or equal to {}", bound(model, shape, max)));
+            out.push(format!(
+                "Member must have {len_or_value} less than or equal to {}",
+                bound(model, shape, max)
+            ));
         }
         if let Some(min) = sh.min {
-            out.push(format!("Member must have {len_or_value} greater than or equal to {}", bound(model, shape, min)));
+            out.push(format!(
+                "Member must have {len_or_value} greater than or equal to {}",
+                bound(model, shape, min)
+            ));
         }
         if let Some((p, _)) = &sh.pattern {
-            out.push(format!("Member must satisfy regular expression pattern: {p}"));
+            out.push(format!(
+                "Member must satisfy regular expression pattern: {p}"
+            ));
         }
         if let Some(values) = &sh.enum_values {
-            out.push(format!("Member must satisfy enum value set: {}", enum_display(&sh.name, location, values)));
+            out.push(format!(
+                "Member must satisfy enum value set: {}",
+                enum_display(&sh.name, location, values)
+            ));
         }
         out
     }
 
-    fn check(&mut self, shape: ShapeId, v: &Value, path: &str, location: Option<Location>, skip_enum: bool) {
+    fn check(
+        &mut self,
+        shape: ShapeId,
+        v: &Value,
+        path: &str,
+        location: Option<Location>,
+        skip_enum: bool,
+    ) {
         let model = self.model;
         match &model.shape(shape).kind {
             Kind::Structure { members, .. } => {
@@ -408,12 +551,21 @@ impl Checker<'_> {
                 let len = items.len() as f64;
                 let prefix = self.value_prefix(shape, v, path);
                 if let Some(max) = sh.max.filter(|m| len > *m) {
-                    self.violations.push(format!("{prefix}Member must have length less than or equal to {}", bound(model, shape, max)));
+                    self.violations.push(format!(
+                        "{prefix}Member must have length less than or equal to {}",
+                        bound(model, shape, max)
+                    ));
                 }
                 if let Some(min) = sh.min.filter(|m| len < *m) {
-                    self.violations.push(format!("{prefix}Member must have length greater than or equal to {}", bound(model, shape, min)));
+                    self.violations.push(format!(
+                        "{prefix}Member must have length greater than or equal to {}",
+                        bound(model, shape, min)
+                    ));
                 }
-                if matches!(model.shape(member).kind, Kind::Structure { .. } | Kind::List { .. } | Kind::Map { .. }) {
+                if matches!(
+                    model.shape(member).kind,
+                    Kind::Structure { .. } | Kind::List { .. } | Kind::Map { .. }
+                ) {
                     for (i, item) in items.iter().enumerate() {
                         let item_path = format!("{path}.{}.member", i + 1);
                         if item.is_null() {
@@ -451,7 +603,10 @@ impl Checker<'_> {
                     } else {
                         let mut all = self.describe(member, location);
                         all.push("Member must not be null".into());
-                        self.violations.push(format!("{prefix}Member must satisfy constraint: [{}]", all.join(", ")));
+                        self.violations.push(format!(
+                            "{prefix}Member must satisfy constraint: [{}]",
+                            all.join(", ")
+                        ));
                     }
                 }
             }
@@ -465,10 +620,16 @@ impl Checker<'_> {
                 let prefix = self.value_prefix(shape, v, path);
                 let len = obj.len() as f64;
                 if let Some(max) = sh.max.filter(|m| len > *m) {
-                    self.violations.push(format!("{prefix}Member must have length less than or equal to {}", bound(model, shape, max)));
+                    self.violations.push(format!(
+                        "{prefix}Member must have length less than or equal to {}",
+                        bound(model, shape, max)
+                    ));
                 }
                 if let Some(min) = sh.min.filter(|m| len < *m) {
-                    self.violations.push(format!("{prefix}Member must have length greater than or equal to {}", bound(model, shape, min)));
+                    self.violations.push(format!(
+                        "{prefix}Member must have length greater than or equal to {}",
+                        bound(model, shape, min)
+                    ));
                 }
                 let mut keys_failed = false;
                 let mut values_failed = false;
@@ -477,13 +638,19 @@ impl Checker<'_> {
                     Kind::Structure { .. } | Kind::List { .. } | Kind::Map { .. }
                 );
                 for (k, item) in obj {
-                    if !self.scalar_failures(key, &Value::String(k.clone()), path, None, false).is_empty() {
+                    if !self
+                        .scalar_failures(key, &Value::String(k.clone()), path, None, false)
+                        .is_empty()
+                    {
                         keys_failed = true;
                     }
                     if item.is_null() {
                         values_failed = true;
                     } else if value_is_scalar {
-                        if !self.scalar_failures(value, item, path, None, false).is_empty() {
+                        if !self
+                            .scalar_failures(value, item, path, None, false)
+                            .is_empty()
+                        {
                             values_failed = true;
                         }
                     } else {
@@ -492,12 +659,22 @@ impl Checker<'_> {
                 }
                 if keys_failed {
                     let all = self.describe(key, None);
-                    self.violations.push(format!("{prefix}Map keys must satisfy constraint: [{}]", all.join(", ")));
+                    self.violations.push(format!(
+                        "{prefix}Map keys must satisfy constraint: [{}]",
+                        all.join(", ")
+                    ));
                 }
                 if values_failed {
-                    let mut all = if value_is_scalar { self.describe(value, None) } else { Vec::new() };
+                    let mut all = if value_is_scalar {
+                        self.describe(value, None)
+                    } else {
+                        Vec::new()
+                    };
                     all.push("Member must not be null".into());
-                    self.violations.push(format!("{prefix}Map value must satisfy constraint: [{}]", all.join(", ")));
+                    self.violations.push(format!(
+                        "{prefix}Map value must satisfy constraint: [{}]",
+                        all.join(", ")
+                    ));
                 }
             }
             _ => {
@@ -547,7 +724,10 @@ mod tests {
 
     #[test]
     fn missing_required_member_is_not_null_violation() {
-        let (code, msg) = err("UntagResource", json!({"Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"}));
+        let (code, msg) = err(
+            "UntagResource",
+            json!({"Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"}),
+        );
         assert_eq!(code, "ValidationException");
         assert_eq!(msg, "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null");
     }
@@ -564,9 +744,15 @@ mod tests {
 
     #[test]
     fn list_length_and_list_member_enum() {
-        let (_, msg) = err("CreateFunction", create(json!({"Architectures": ["x86_64", "arm64"]})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"Architectures": ["x86_64", "arm64"]})),
+        );
         assert_eq!(msg, "1 validation error detected: Value '[x86_64, arm64]' at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1");
-        let (_, msg) = err("CreateFunction", create(json!({"Architectures": ["X86_64"]})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"Architectures": ["X86_64"]})),
+        );
         assert_eq!(msg, "1 validation error detected: Value '[X86_64]' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]");
     }
 
@@ -613,21 +799,72 @@ mod tests {
     #[test]
     fn query_members_are_reported_first() {
         let long_q = "a".repeat(129);
-        let (_, msg) = err("GetFunction", json!({"FunctionName": "my-function!", "Qualifier": long_q}));
-        assert!(msg.starts_with(&format!("2 validation errors detected: Value '{long_q}' at 'qualifier'")), "{msg}");
+        let (_, msg) = err(
+            "GetFunction",
+            json!({"FunctionName": "my-function!", "Qualifier": long_q}),
+        );
+        assert!(
+            msg.starts_with(&format!(
+                "2 validation errors detected: Value '{long_q}' at 'qualifier'"
+            )),
+            "{msg}"
+        );
     }
 
     #[test]
     fn integer_minimum_and_enum_order_as_aws() {
-        let (_, msg) = err("PutProvisionedConcurrencyConfig", json!({"FunctionName": "f", "Qualifier": "a", "ProvisionedConcurrentExecutions": 0}));
+        let (_, msg) = err(
+            "PutProvisionedConcurrencyConfig",
+            json!({"FunctionName": "f", "Qualifier": "a", "ProvisionedConcurrentExecutions": 0}),
+        );
         assert_eq!(msg, "1 validation error detected: Value '0' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1");
-        let (_, msg) = err("PutFunctionRecursionConfig", json!({"FunctionName": "f", "RecursiveLoop": "InvalidValue"}));
+        let (_, msg) = err(
+            "PutFunctionRecursionConfig",
+            json!({"FunctionName": "f", "RecursiveLoop": "InvalidValue"}),
+        );
         assert_eq!(msg, "1 validation error detected: Value 'InvalidValue' at 'recursiveLoop' failed to satisfy constraint: Member must satisfy enum value set: [Terminate, Allow]");
     }
 
     #[test]
+    fn function_name_patterns_are_quoted_as_aws_quotes_them() {
+        let (_, msg) = err("CreateFunction", create(json!({"FunctionName": "invalid:function:name"})));
+        assert_eq!(msg, "1 validation error detected: Value 'invalid:function:name' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?");
+        let (_, msg) = err("GetFunction", json!({"FunctionName": "my-function!"}));
+        assert_eq!(msg, "1 validation error detected: Value 'my-function!' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?");
+        let (_, msg) = err("GetFunction", json!({"FunctionName": "f", "Qualifier": "invalid!"}));
+        assert_eq!(msg, "1 validation error detected: Value 'invalid!' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: \\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
+        let long = format!("arn:aws:lambda:us-east-1:123456789012:function:{}", "a".repeat(100));
+        let (_, msg) = err("CreateFunction", create(json!({"FunctionName": long})));
+        assert_eq!(msg, format!("1 validation error detected: Value '{long}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"));
+    }
+
+    #[test]
+    fn limits_are_the_services_not_botocores() {
+        let (_, msg) = err("CreateFunction", create(json!({"MemorySize": 10241})));
+        assert_eq!(msg, "1 validation error detected: Value '10241' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 10240");
+        let (_, msg) = err("CreateFunction", create(json!({"Timeout": 901})));
+        assert_eq!(msg, "1 validation error detected: Value '901' at 'timeout' failed to satisfy constraint: Member must have value less than or equal to 900");
+        let (_, msg) = err("CreateFunction", create(json!({"Layers": ["arn:aws:lambda:us-east-1:111111111111:layer:l"]})));
+        assert_eq!(msg, "1 validation error detected: Value '[arn:aws:lambda:us-east-1:111111111111:layer:l]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 2048, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]");
+        let (_, msg) = err("TagResource", json!({"Resource": "arn:aws:lambda:us-east-1:111111111111:foobar:x", "Tags": {}}));
+        assert!(msg.ends_with("|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"), "{msg}");
+    }
+
+    #[test]
+    fn alias_and_url_qualifier_lookarounds_work() {
+        let (_, msg) = err("CreateAlias", json!({"FunctionName": "f", "Name": "2024", "FunctionVersion": "1"}));
+        assert_eq!(msg, "1 validation error detected: Value '2024' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)");
+        check("CreateAlias", json!({"FunctionName": "f", "Name": "live", "FunctionVersion": "1"})).unwrap();
+        let (_, msg) = err("CreateFunctionUrlConfig", json!({"FunctionName": "f", "Qualifier": "$LATEST", "AuthType": "NONE"}));
+        assert_eq!(msg, "1 validation error detected: Value '$LATEST' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)");
+    }
+
+    #[test]
     fn nested_structure_member_path() {
-        let (_, msg) = err("CreateFunction", create(json!({"SnapStart": {"ApplyOn": "invalidOption"}})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"SnapStart": {"ApplyOn": "invalidOption"}})),
+        );
         assert_eq!(msg, "1 validation error detected: Value 'invalidOption' at 'snapStart.applyOn' failed to satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]");
     }
 
@@ -635,12 +872,18 @@ mod tests {
     fn wrong_json_type_is_invalid_request_content() {
         let (code, msg) = err("CreateFunction", create(json!({"MemorySize": "big"})));
         assert_eq!(code, "InvalidRequestContentException");
-        assert!(msg.starts_with("Could not parse request body into json"), "{msg}");
+        assert!(
+            msg.starts_with("Could not parse request body into json"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn sensitive_values_are_not_echoed() {
-        let (_, msg) = err("CreateFunction", create(json!({"Environment": {"Variables": {"bad-key": "secret"}}})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"Environment": {"Variables": {"bad-key": "secret"}}})),
+        );
         assert!(msg.starts_with("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"), "{msg}");
         assert!(!msg.contains("secret"));
     }

@@ -10,7 +10,10 @@ pub const PARTITION: &str = "aws";
 
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
 pub fn function_arn(scope: &Scope, name: &str) -> String {
-    format!("arn:{PARTITION}:lambda:{}:{}:function:{name}", scope.region, scope.account)
+    format!(
+        "arn:{PARTITION}:lambda:{}:{}:function:{name}",
+        scope.region, scope.account
+    )
 }
 
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME:QUALIFIER`.
@@ -29,7 +32,9 @@ pub fn addressed_function_arn(scope: &Scope, name: &str, qualifier: Option<&str>
 /// `arn:aws:lambda:REGION::runtime:<64 hex>`. AWS identifies a runtime build by an opaque digest;
 /// ours is derived from the runtime id so it is stable across restarts and machines.
 pub fn runtime_version_arn(region: &str, runtime: &str) -> String {
-    let digest = hex::encode(Sha256::digest(format!("flint-runtime:{runtime}").as_bytes()));
+    let digest = hex::encode(Sha256::digest(
+        format!("flint-runtime:{runtime}").as_bytes(),
+    ));
     format!("arn:{PARTITION}:lambda:{region}::runtime:{digest}")
 }
 
@@ -43,7 +48,10 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        Scope { account: "123456789012".into(), region: "eu-west-1".into() }
+        Scope {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        }
     }
 
     #[test]
@@ -56,7 +64,10 @@ mod tests {
             qualified_function_arn(&scope(), "f", "$LATEST"),
             "arn:aws:lambda:eu-west-1:123456789012:function:f:$LATEST"
         );
-        assert_eq!(addressed_function_arn(&scope(), "f", None), function_arn(&scope(), "f"));
+        assert_eq!(
+            addressed_function_arn(&scope(), "f", None),
+            function_arn(&scope(), "f")
+        );
     }
 
     #[test]

@@ -70,7 +70,12 @@ impl CodeStore {
                 unpacked.insert(name);
             }
         }
-        Ok(Self { store, root, unpacked: RwLock::new(unpacked), max_unzipped: MAX_UNZIPPED_SIZE })
+        Ok(Self {
+            store,
+            root,
+            unpacked: RwLock::new(unpacked),
+            max_unzipped: MAX_UNZIPPED_SIZE,
+        })
     }
 
     /// Where the code of this digest is (or will be) unpacked.
@@ -91,14 +96,22 @@ impl CodeStore {
         let dir = self.code_dir(&sha256_hex);
         if !self.is_unpacked(&sha256_hex) && !dir.is_dir() {
             let tmp = self.unpack_to_temp(zip)?;
-            self.store.put_blob(zip).map_err(|e| LambdaError::service(format!("store: {e}")))?;
+            self.store
+                .put_blob(zip)
+                .map_err(|e| LambdaError::service(format!("store: {e}")))?;
             self.commit(tmp, &dir)?;
         } else {
             // Already unpacked, but the blob is what GetFunction serves: make sure it is there.
-            self.store.put_blob(zip).map_err(|e| LambdaError::service(format!("store: {e}")))?;
+            self.store
+                .put_blob(zip)
+                .map_err(|e| LambdaError::service(format!("store: {e}")))?;
         }
         self.unpacked.write().insert(sha256_hex.clone());
-        Ok(StoredCode { sha256_hex, size: zip.len() as u64, unzipped_size })
+        Ok(StoredCode {
+            sha256_hex,
+            size: zip.len() as u64,
+            unzipped_size,
+        })
     }
 
     pub fn is_unpacked(&self, sha256_hex: &str) -> bool {
@@ -168,11 +181,15 @@ fn unzip_failed() -> LambdaError {
 }
 
 fn too_big_unzipped() -> LambdaError {
-    LambdaError::invalid(format!("Unzipped size must be smaller than {MAX_UNZIPPED_SIZE} bytes"))
+    LambdaError::invalid(format!(
+        "Unzipped size must be smaller than {MAX_UNZIPPED_SIZE} bytes"
+    ))
 }
 
 fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Sum of the sizes the zip's entries claim (checked again while unpacking, since a zip can lie).
@@ -218,7 +235,10 @@ fn unpack(zip: &[u8], dest: &Path, limit: u64) -> Result<(), LambdaError> {
         }
         if entry.is_symlink() {
             let mut link = String::new();
-            (&mut entry).take(4096).read_to_string(&mut link).map_err(|_| unzip_failed())?;
+            (&mut entry)
+                .take(4096)
+                .read_to_string(&mut link)
+                .map_err(|_| unzip_failed())?;
             links.push((rel, link));
             continue;
         }
@@ -282,7 +302,8 @@ pub(crate) fn test_zip(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
         if path.ends_with('/') {
             w.add_directory(*path, opts).unwrap();
         } else if mode & 0o170000 == 0o120000 {
-            w.add_symlink(*path, std::str::from_utf8(contents).unwrap(), opts).unwrap();
+            w.add_symlink(*path, std::str::from_utf8(contents).unwrap(), opts)
+                .unwrap();
         } else {
             w.start_file(*path, opts).unwrap();
             w.write_all(contents).unwrap();
@@ -318,10 +339,19 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip))
         );
         let dir = code.code_dir(&stored.sha256_hex);
-        assert_eq!(fs::read(dir.join("handler.py")).unwrap(), b"def handler(e, c): return e");
-        let mode = fs::metadata(dir.join("bin/tool")).unwrap().permissions().mode();
+        assert_eq!(
+            fs::read(dir.join("handler.py")).unwrap(),
+            b"def handler(e, c): return e"
+        );
+        let mode = fs::metadata(dir.join("bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
-        let mode = fs::metadata(dir.join("handler.py")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.join("handler.py"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0);
         assert!(code.blob_path(&stored.sha256_hex).is_some());
         // Same zip again: same digest, no error.
@@ -331,7 +361,9 @@ mod tests {
     #[test]
     fn not_a_zip_is_rejected_with_aws_message() {
         let (_d, code) = setup();
-        let e = code.ingest(b"this is not a zipfile, just a random string").unwrap_err();
+        let e = code
+            .ingest(b"this is not a zipfile, just a random string")
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert_eq!(e.message, UNZIP_FAILED);
     }
@@ -352,7 +384,10 @@ mod tests {
         let zip = test_zip(&[("a", &[0u8; 600], 0o644), ("b", &[0u8; 600], 0o644)]);
         let e = code.ingest(&zip).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
-        assert_eq!(e.message, "Unzipped size must be smaller than 262144000 bytes");
+        assert_eq!(
+            e.message,
+            "Unzipped size must be smaller than 262144000 bytes"
+        );
         // Entries that understate their size are caught while unpacking.
         let dest = code.root.join("x");
         let zip = test_zip(&[("a", &[0u8; 600], 0o644)]);
@@ -377,7 +412,10 @@ mod tests {
     #[test]
     fn links_inside_the_package_are_kept() {
         let (_d, code) = setup();
-        let zip = test_zip(&[("lib/real.py", b"x = 1", 0o644), ("alias.py", b"lib/real.py", 0o120777)]);
+        let zip = test_zip(&[
+            ("lib/real.py", b"x = 1", 0o644),
+            ("alias.py", b"lib/real.py", 0o120777),
+        ]);
         let stored = code.ingest(&zip).unwrap();
         let dir = code.code_dir(&stored.sha256_hex);
         assert_eq!(fs::read(dir.join("alias.py")).unwrap(), b"x = 1");

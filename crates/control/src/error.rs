@@ -98,7 +98,11 @@ pub struct LambdaError {
 
 impl LambdaError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), extra: Vec::new() }
+        Self {
+            code,
+            message: message.into(),
+            extra: Vec::new(),
+        }
     }
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((key, value.into()));

@@ -2,8 +2,8 @@
 //! (`ACCOUNT:function:NAME`), or a full ARN, each optionally ending in `:QUALIFIER`; reconciled
 //! with a separate `Qualifier` parameter and checked against the caller's account and region.
 
-use crate::{arn, LambdaError, Scope};
 use crate::error::ErrorCode;
+use crate::{arn, LambdaError, Scope};
 
 /// The longest function name Lambda accepts (an ARN may be longer as a whole).
 pub const MAX_NAME_LEN: usize = 64;
@@ -48,15 +48,16 @@ pub fn resolve(
     let parts = split(function_name)?;
     check_scope(scope, &parts)?;
     let qualifier = match (parts.qualifier, qualifier_param) {
-        (Some(derived), Some(given)) if derived != given => {
-            return Err(LambdaError::invalid(
-                "The derived qualifier from the function name does not match the specified qualifier.",
-            ))
-        }
+        (Some(derived), Some(given)) if derived != given => return Err(LambdaError::invalid(
+            "The derived qualifier from the function name does not match the specified qualifier.",
+        )),
         (Some(q), _) | (None, Some(q)) => Some(q.to_string()),
         (None, None) => None,
     };
-    Ok(FunctionRef { name: parts.name.to_string(), qualifier })
+    Ok(FunctionRef {
+        name: parts.name.to_string(),
+        qualifier,
+    })
 }
 
 /// Resolves the `FunctionName` of CreateFunction: a name or ARN without a qualifier, whose name
@@ -114,13 +115,19 @@ fn split(value: &str) -> Result<Parts<'_>, LambdaError> {
     if tokens.len() - i >= 2 && tokens[i] == "function" {
         i += 1;
     }
-    let Some(name) = tokens.get(i) else { return Err(pattern_error(value)) };
+    let Some(name) = tokens.get(i) else {
+        return Err(pattern_error(value));
+    };
     parts.name = name;
     parts.qualifier = tokens.get(i + 1).copied();
     let valid_name = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     let valid_qualifier = parts.qualifier.is_none_or(|q| {
-        !q.is_empty() && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$' | '.'))
+        !q.is_empty()
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$' | '.'))
     });
     if tokens.len() > i + 2 || !valid_name || !valid_qualifier || (i == 3 && parts.region.is_none())
     {
@@ -150,7 +157,9 @@ fn is_region(s: &str) -> bool {
     let _ = country;
     let rest = match rest.first() {
         Some(&"gov") => &rest[1..],
-        Some(x) if x.starts_with("iso") && x.len() <= 4 && lower(x) && rest.len() == 3 => &rest[1..],
+        Some(x) if x.starts_with("iso") && x.len() <= 4 && lower(x) && rest.len() == 3 => {
+            &rest[1..]
+        }
         _ => rest,
     };
     matches!(rest, [area, digit] if lower(area) && digit.len() == 1 && digit.bytes().all(|b| b.is_ascii_digit()))
@@ -165,7 +174,10 @@ mod tests {
     use super::*;
 
     fn scope() -> Scope {
-        Scope { account: "000000000000".into(), region: "us-east-1".into() }
+        Scope {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+        }
     }
 
     fn ok(name: &str, q: Option<&str>) -> FunctionRef {
@@ -181,7 +193,14 @@ mod tests {
             "us-east-1:000000000000:function:f1",
             "arn:aws:lambda:us-east-1:000000000000:function:f1",
         ] {
-            assert_eq!(ok(form, None), FunctionRef { name: "f1".into(), qualifier: None }, "{form}");
+            assert_eq!(
+                ok(form, None),
+                FunctionRef {
+                    name: "f1".into(),
+                    qualifier: None
+                },
+                "{form}"
+            );
         }
     }
 
@@ -190,18 +209,28 @@ mod tests {
         assert_eq!(ok("f1:prod", None).qualifier.as_deref(), Some("prod"));
         assert_eq!(ok("f1", Some("3")).qualifier.as_deref(), Some("3"));
         assert_eq!(
-            ok("arn:aws:lambda:us-east-1:000000000000:function:f1:$LATEST", Some("$LATEST"))
-                .qualifier
-                .as_deref(),
+            ok(
+                "arn:aws:lambda:us-east-1:000000000000:function:f1:$LATEST",
+                Some("$LATEST")
+            )
+            .qualifier
+            .as_deref(),
             Some("$LATEST")
         );
-        assert_eq!(ok("000000000000:function:f1:7", None).qualifier.as_deref(), Some("7"));
+        assert_eq!(
+            ok("000000000000:function:f1:7", None).qualifier.as_deref(),
+            Some("7")
+        );
     }
 
     #[test]
     fn disagreeing_qualifiers_are_rejected_as_aws_does() {
-        let e = resolve(&scope(), "arn:aws:lambda:us-east-1:000000000000:function:f:1", Some("$LATEST"))
-            .unwrap_err();
+        let e = resolve(
+            &scope(),
+            "arn:aws:lambda:us-east-1:000000000000:function:f:1",
+            Some("$LATEST"),
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert_eq!(
             e.message,
@@ -211,8 +240,12 @@ mod tests {
 
     #[test]
     fn other_region_is_not_reachable() {
-        let e = resolve(&scope(), "arn:aws:lambda:ap-southeast-1:000000000000:function:f", None)
-            .unwrap_err();
+        let e = resolve(
+            &scope(),
+            "arn:aws:lambda:ap-southeast-1:000000000000:function:f",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
         assert_eq!(
             e.message,
@@ -222,8 +255,12 @@ mod tests {
 
     #[test]
     fn other_account_is_access_denied() {
-        let e = resolve(&scope(), "arn:aws:lambda:us-east-1:123456789012:function:f", None)
-            .unwrap_err();
+        let e = resolve(
+            &scope(),
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::AccessDeniedException);
         let e = resolve(&scope(), "123456789012:function:f", None).unwrap_err();
         assert_eq!(e.code, ErrorCode::AccessDeniedException);
@@ -253,20 +290,38 @@ mod tests {
 
     #[test]
     fn create_rejects_long_names_and_qualifiers() {
-        assert_eq!(resolve_for_create(&scope(), "arn:aws:lambda:us-east-1:000000000000:function:ok").unwrap(), "ok");
+        assert_eq!(
+            resolve_for_create(
+                &scope(),
+                "arn:aws:lambda:us-east-1:000000000000:function:ok"
+            )
+            .unwrap(),
+            "ok"
+        );
         let long = "a".repeat(65);
         let e = resolve_for_create(&scope(), &long).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
-        assert!(e.message.ends_with("Member must have length less than or equal to 64"));
+        assert!(e
+            .message
+            .ends_with("Member must have length less than or equal to 64"));
         assert!(resolve_for_create(&scope(), "f:1").is_err());
-        let e = resolve_for_create(&scope(), "arn:aws:lambda:ap-southeast-1:000000000000:function:f")
-            .unwrap_err();
+        let e = resolve_for_create(
+            &scope(),
+            "arn:aws:lambda:ap-southeast-1:000000000000:function:f",
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
     }
 
     #[test]
     fn regions_are_recognised_like_the_model_pattern() {
-        for r in ["us-east-1", "ap-southeast-1", "us-gov-west-1", "us-isob-east-1", "eusc-de-east-1"] {
+        for r in [
+            "us-east-1",
+            "ap-southeast-1",
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+        ] {
             assert!(is_region(r), "{r}");
         }
         for r in ["invalid-region", "us-east", "useast-1", "us-east-12", "f1"] {
@@ -277,7 +332,13 @@ mod tests {
     #[test]
     fn not_found_arn_quotes_the_qualifier() {
         let r = ok("f1:$latest", None);
-        assert_eq!(r.arn(&scope()), "arn:aws:lambda:us-east-1:000000000000:function:f1:$latest");
-        assert_eq!(r.unqualified_arn(&scope()), "arn:aws:lambda:us-east-1:000000000000:function:f1");
+        assert_eq!(
+            r.arn(&scope()),
+            "arn:aws:lambda:us-east-1:000000000000:function:f1:$latest"
+        );
+        assert_eq!(
+            r.unqualified_arn(&scope()),
+            "arn:aws:lambda:us-east-1:000000000000:function:f1"
+        );
     }
 }

@@ -12,10 +12,36 @@
 //!   body. Unknown operations → `LambdaError` UnknownOperationException.
 //! - `ControlPlane::resolve_invoke(scope, function_name, qualifier)`: the hot path for Invoke; no
 //!   disk access, returns the snapshot the engine runs and the ARN the caller invoked.
+//! - `ControlPlane::set_public_base_url(url)` and `ControlPlane::code_blob_for_url(...)`: GetFunction's
+//!   `Code.Location` is `{base}/_flint/code/{sha256-hex}?expires={unix}&signature={hex}`; the api
+//!   crate serves that path (unauthenticated) with the file `code_blob_for_url` returns.
 
+pub mod account;
+pub mod arn;
+pub mod code;
+pub mod configuration;
 pub mod error;
+pub mod function;
+pub mod function_name;
+pub mod layer;
+pub mod lifecycle;
+pub mod resource_util;
+pub mod runtime;
+pub mod state;
+pub mod version;
 
 pub use error::{ErrorCode, LambdaError};
+pub use runtime::{FixedCatalog, RuntimeCatalog};
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 /// Who is asking: every resource lives in one (account, region) and is invisible to others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,8 +49,6 @@ pub struct Scope {
     pub account: String,
     pub region: String,
 }
-
-use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -34,33 +58,274 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
-/// PLACEHOLDER signatures (the control plane's owner replaces the bodies).
-pub struct ControlPlane {}
+/// What the control plane asks of the engine: stop environments of snapshots that no longer
+/// exist. A trait so the control plane can run (and be tested) without an engine.
+pub trait SnapshotRetirer: Send + Sync {
+    fn retire(&self, snapshot_id: &str);
+}
+
+impl SnapshotRetirer for flint_engine::Engine {
+    fn retire(&self, snapshot_id: &str) {
+        flint_engine::Engine::retire(self, snapshot_id)
+    }
+}
+
+/// A retirer that does nothing (no engine attached).
+#[derive(Debug, Default)]
+pub struct NoEngine;
+
+impl SnapshotRetirer for NoEngine {
+    fn retire(&self, _snapshot_id: &str) {}
+}
+
+/// Tunables of the control plane.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    /// Base URL of this server as clients reach it (for `Code.Location`).
+    pub public_base_url: String,
+    /// How long a new function (or published version) stays `Pending`.
+    pub create_settle: Duration,
+    /// How long an update stays `InProgress` (a second update meanwhile gets a 409, as on AWS).
+    pub update_settle: Duration,
+    /// Account concurrency limit reported by GetAccountSettings.
+    pub account_concurrency: u32,
+    /// Lifetime of a `Code.Location` URL (AWS: 10 minutes).
+    pub code_url_ttl: Duration,
+}
+
+impl Default for ControlOptions {
+    fn default() -> Self {
+        Self {
+            public_base_url: "http://127.0.0.1:9000".into(),
+            create_settle: Duration::from_millis(100),
+            update_settle: Duration::from_millis(50),
+            account_concurrency: 1000,
+            code_url_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+pub struct ControlPlane {
+    me: Weak<ControlPlane>,
+    pub(crate) index: state::Index,
+    pub(crate) code: Arc<code::CodeStore>,
+    pub(crate) runtimes: Arc<dyn RuntimeCatalog>,
+    engine: Arc<dyn SnapshotRetirer>,
+    pub(crate) options: RwLock<ControlOptions>,
+    /// Signs `Code.Location` URLs; fresh per process (the URLs are short-lived anyway).
+    url_secret: [u8; 32],
+}
 
 impl ControlPlane {
     pub fn open(
-        _data_dir: &std::path::Path,
-        _store: Arc<flint_store::Store>,
-        _runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-        _engine: Arc<flint_engine::Engine>,
+        data_dir: &Path,
+        store: Arc<flint_store::Store>,
+        runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+        engine: Arc<flint_engine::Engine>,
     ) -> Result<Arc<Self>, OpenError> {
-        todo!("placeholder")
+        Self::open_with(data_dir, store, runtimes, engine, ControlOptions::default())
     }
+
+    /// [`ControlPlane::open`] with any runtime catalog and engine (tests, embedders).
+    pub fn open_with(
+        data_dir: &Path,
+        store: Arc<flint_store::Store>,
+        runtimes: Arc<dyn RuntimeCatalog>,
+        engine: Arc<dyn SnapshotRetirer>,
+        options: ControlOptions,
+    ) -> Result<Arc<Self>, OpenError> {
+        let code = Arc::new(code::CodeStore::open(data_dir, store.clone())?);
+        let index = state::Index::load(store, code.clone())?;
+        let url_secret: [u8; 32] = rand::random();
+        Ok(Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            index,
+            code,
+            runtimes,
+            engine,
+            options: RwLock::new(options),
+            url_secret,
+        }))
+    }
+
+    /// The base URL clients reach this server at, e.g. `http://127.0.0.1:9000`.
+    pub fn set_public_base_url(&self, url: String) {
+        self.options.write().public_base_url = url.trim_end_matches('/').to_string();
+    }
+
+    pub fn set_options(&self, options: ControlOptions) {
+        *self.options.write() = options;
+    }
+
     pub async fn execute(
         &self,
-        _scope: &Scope,
-        _operation: &str,
-        _input: serde_json::Value,
+        scope: &Scope,
+        operation: &str,
+        input: serde_json::Value,
     ) -> Result<serde_json::Value, LambdaError> {
-        todo!("placeholder")
+        // One line per operation: the handler's typed input and output do the (de)serialising.
+        match operation {
+            "CreateFunction" => call(input, |i| function::create(self, scope, i)).await,
+            "GetFunction" => call(input, |i| function::get(self, scope, i)).await,
+            "GetFunctionConfiguration" => {
+                call(input, |i| function::get_configuration(self, scope, i)).await
+            }
+            "ListFunctions" => call(input, |i| function::list(self, scope, i)).await,
+            "UpdateFunctionCode" => call(input, |i| function::update_code(self, scope, i)).await,
+            "UpdateFunctionConfiguration" => {
+                call(input, |i| function::update_configuration(self, scope, i)).await
+            }
+            "DeleteFunction" => call(input, |i| function::delete(self, scope, i)).await,
+            "GetAccountSettings" => {
+                call(input, |i| account::get_account_settings(self, scope, i)).await
+            }
+            _ => Err(LambdaError::new(
+                ErrorCode::UnknownOperationException,
+                format!("Unknown operation {operation}"),
+            )),
+        }
     }
+
     /// Returns the snapshot to run and the ARN the caller invoked (qualified if they qualified).
     pub fn resolve_invoke(
         &self,
-        _scope: &Scope,
-        _function_name: &str,
-        _qualifier: Option<&str>,
+        scope: &Scope,
+        function_name: &str,
+        qualifier: Option<&str>,
     ) -> Result<(Arc<flint_engine::FunctionSpec>, String), LambdaError> {
-        todo!("placeholder")
+        let fref = function_name::resolve(scope, function_name, qualifier)?;
+        let invoked_arn = fref.arn(scope);
+        let f = self
+            .index
+            .get(scope, &fref.name)
+            .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
+        let version = function::resolve_version(&f, fref.qualifier.as_deref())
+            .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
+        version.status.check_invocable()?;
+        let spec = f
+            .spec(&version.version)
+            .cloned()
+            .ok_or_else(|| LambdaError::service("function snapshot missing"))?;
+        // Only after a lost code dir (restored data dir) does this touch the disk.
+        if !self.code.is_unpacked(&version.config.code.sha256_hex) {
+            self.code.ensure_unpacked(&version.config.code.sha256_hex)?;
+        }
+        Ok((spec, invoked_arn))
     }
+
+    /// The stored zip a `Code.Location` URL points at, if its signature is valid and unexpired.
+    pub fn code_blob_for_url(
+        &self,
+        sha256_hex: &str,
+        expires: u64,
+        signature: &str,
+    ) -> Option<PathBuf> {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        if now > expires {
+            return None;
+        }
+        let expected = self.sign_code_url(sha256_hex, expires);
+        let matches = expected.len() == signature.len()
+            && expected
+                .bytes()
+                .zip(signature.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !matches {
+            return None;
+        }
+        self.code.blob_path(sha256_hex)
+    }
+
+    /// `Code.Location` for a digest.
+    pub(crate) fn code_location(&self, sha256_hex: &str) -> String {
+        let (base, ttl) = {
+            let o = self.options.read();
+            (o.public_base_url.clone(), o.code_url_ttl)
+        };
+        let expires = chrono::Utc::now().timestamp().max(0) as u64 + ttl.as_secs();
+        let signature = self.sign_code_url(sha256_hex, expires);
+        format!("{base}/_flint/code/{sha256_hex}?expires={expires}&signature={signature}")
+    }
+
+    fn sign_code_url(&self, sha256_hex: &str, expires: u64) -> String {
+        let mut h = Sha256::new();
+        h.update(self.url_secret);
+        h.update(sha256_hex.as_bytes());
+        h.update(b":");
+        h.update(expires.to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    pub(crate) fn retire(&self, snapshot_ids: &[String]) {
+        for id in snapshot_ids {
+            self.engine.retire(id);
+        }
+    }
+
+    /// Moves `version` of a function to its settled state (Active / Successful) after `delay`,
+    /// unless it changed meanwhile (its RevisionId is the token).
+    pub(crate) fn schedule_settle(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: &str,
+        revision_id: &str,
+        delay: Duration,
+    ) {
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (scope, name, version, revision) = (
+            scope.clone(),
+            name.to_string(),
+            version.to_string(),
+            revision_id.to_string(),
+        );
+        rt.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let not_found = || LambdaError::not_found("gone");
+            let outcome = me
+                .index
+                .modify(&scope, &name, not_found, |_, draft| {
+                    let record = if version == configuration::LATEST {
+                        Some(&mut draft.doc.latest)
+                    } else {
+                        version.parse().ok().and_then(|n| draft.version_mut(n))
+                    };
+                    match record {
+                        Some(r) if r.revision_id == revision => {
+                            state::settle_record(r);
+                            Ok(())
+                        }
+                        _ => Err(LambdaError::conflict("changed meanwhile")),
+                    }
+                })
+                .await;
+            if let Err(e) = outcome {
+                tracing::debug!(function = %name, version = %version, "settle skipped: {}", e.message);
+            }
+        });
+    }
+}
+
+/// Deserialises an operation's input, runs its handler and serialises its output.
+async fn call<I, O, F>(
+    input: serde_json::Value,
+    handler: impl FnOnce(I) -> F,
+) -> Result<serde_json::Value, LambdaError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: Future<Output = Result<O, LambdaError>>,
+{
+    let input = if input.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        input
+    };
+    let typed: I = serde_json::from_value(input)
+        .map_err(|e| LambdaError::new(ErrorCode::InvalidParameterValueException, e.to_string()))?;
+    let output = handler(typed).await?;
+    serde_json::to_value(output).map_err(|e| LambdaError::service(e.to_string()))
 }

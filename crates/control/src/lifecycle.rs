@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(s.last_update, None);
         assert!(!s.is_settled());
         let s = Status::settled();
-        assert_eq!((s.state, s.last_update), (State::Active, Some(LastUpdateStatus::Successful)));
+        assert_eq!(
+            (s.state, s.last_update),
+            (State::Active, Some(LastUpdateStatus::Successful))
+        );
         assert!(s.is_settled());
     }
 

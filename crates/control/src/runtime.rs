@@ -80,7 +80,9 @@ impl RuntimeCatalog for flint_runtimes::RuntimeRegistry {
     fn check(&self, runtime: &str) -> Result<(), Unrunnable> {
         match self.list().into_iter().find(|m| m.id == runtime) {
             None => Err(Unrunnable::Unsupported),
-            Some(m) if m.family == flint_runtimes::Family::Provided || m.interpreter.is_some() => Ok(()),
+            Some(m) if m.family == flint_runtimes::Family::Provided || m.interpreter.is_some() => {
+                Ok(())
+            }
             Some(_) => Err(Unrunnable::Unavailable),
         }
     }
@@ -172,14 +174,21 @@ mod tests {
             "Value PYTHON3.9 at 'runtime' failed to satisfy constraint: Member must satisfy enum \
              value set: [nodejs20.x, python3.14, provided.al2023,"
         ));
-        assert!(e.message.ends_with("provided.al2, java8.al2] or be a valid ARN"));
+        assert!(e
+            .message
+            .ends_with("provided.al2, java8.al2] or be a valid ARN"));
     }
 
     #[test]
     fn runtime_flint_cannot_run_is_rejected_clearly() {
         let e = validate(&catalog(), "java21").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
-        assert!(e.message.contains("java21 is not supported by this Flint server"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("java21 is not supported by this Flint server"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("nodejs20.x, python3.12"));
         assert!(validate(&catalog(), "python3.12").is_ok());
     }

@@ -7,9 +7,27 @@
 //! - `Engine::new(config, sandboxes, runtimes, store)`, `Engine::invoke(req)`,
 //!   `Engine::enqueue_async(req)`, `Engine::retire(snapshot_id)`, `Engine::shutdown()`.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+mod async_queue;
+mod environment;
+mod function_error;
+mod invoke;
+mod layers;
+mod logs;
+mod pool;
+mod throttle;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::environment::Environment;
+use crate::throttle::Class;
 
 /// Everything the engine needs to run one function version. Immutable: an update to `$LATEST`
 /// produces a new snapshot with a new `snapshot_id`, and environments of the old one are retired.
@@ -123,32 +141,284 @@ pub enum EngineError {
     Store(#[from] flint_store::StoreError),
 }
 
-/// PLACEHOLDER signatures (the engine's owner replaces the bodies).
-pub struct Engine {}
+/// One log stream's file under [`Engine::log_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStreamFile {
+    /// Lambda's log stream name (`YYYY/MM/DD/[$LATEST]<32 hex>`).
+    pub name: String,
+    pub path: PathBuf,
+    pub modified: SystemTime,
+}
+
+/// The data plane. Cheap to share (`Arc<Engine>`); every method takes `&self`.
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// State shared by the invoke path and the background tasks (which hold it weakly).
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) sandboxes: Arc<flint_sandbox::Sandboxes>,
+    pub(crate) runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+    pub(crate) store: Arc<flint_store::Store>,
+    pub(crate) pools: pool::Pools,
+    pub(crate) throttle: throttle::Throttle,
+    pub(crate) log_writer: logs::LogWriter,
+    pub(crate) async_tx: mpsc::UnboundedSender<async_queue::StoredEvent>,
+    runtime_dir: tokio::sync::OnceCell<PathBuf>,
+    /// Every live environment, idle or busy (for shutdown; not touched by warm invokes).
+    envs: Mutex<HashMap<String, Arc<Environment>>>,
+    shutting_down: AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// `work_dir/runtime` with the managed runtimes' bootstraps, installed on first use.
+    pub(crate) async fn runtime_dir(&self) -> Result<PathBuf, String> {
+        self.runtime_dir
+            .get_or_try_init(|| async {
+                let dir = self.config.work_dir.join("runtime");
+                let runtimes = self.runtimes.clone();
+                let target = dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&target)?;
+                    runtimes.install_bootstraps(&target)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("installing runtime bootstraps: {e}"))?;
+                Ok(dir)
+            })
+            .await
+            .cloned()
+    }
+
+    pub(crate) fn log_dir(&self, account: &str, region: &str, function: &str) -> PathBuf {
+        self.config
+            .work_dir
+            .join("logs")
+            .join(account)
+            .join(region)
+            .join(function)
+    }
+
+    pub(crate) fn register(&self, env: &Arc<Environment>) {
+        self.envs.lock().insert(env.id.clone(), env.clone());
+        // A cold start that raced with shutdown must not outlive it.
+        if self.is_shutting_down() {
+            env.kill();
+        }
+    }
+
+    pub(crate) fn deregister(&self, id: &str) {
+        self.envs.lock().remove(id);
+    }
+
+    /// Kills every environment and stops the background tasks, without waiting.
+    fn stop_now(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        for env in self.pools.retire_all() {
+            env.kill();
+        }
+        let envs: Vec<Arc<Environment>> = self.envs.lock().values().cloned().collect();
+        for env in envs {
+            env.kill();
+        }
+    }
+}
 
 impl Engine {
+    /// Starts the engine's background tasks (idle reaper, async workers) and resumes async
+    /// events left pending by a previous run. Must be called inside a Tokio runtime.
     pub fn new(
-        _config: EngineConfig,
-        _sandboxes: Arc<flint_sandbox::Sandboxes>,
-        _runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-        _store: Arc<flint_store::Store>,
+        config: EngineConfig,
+        sandboxes: Arc<flint_sandbox::Sandboxes>,
+        runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+        store: Arc<flint_store::Store>,
     ) -> Result<Arc<Self>, EngineError> {
-        todo!("placeholder")
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            std::io::Error::other("Engine::new must be called inside a Tokio runtime")
+        })?;
+        std::fs::create_dir_all(&config.work_dir)?;
+        std::fs::create_dir_all(config.work_dir.join("envs"))?;
+        std::fs::create_dir_all(config.work_dir.join("logs"))?;
+        let pending = async_queue::pending(&store)?;
+        let (async_tx, async_rx) = mpsc::unbounded_channel();
+        let async_workers = (config.account_concurrency as usize / 4).clamp(1, 16);
+        let idle_timeout = config.idle_timeout;
+        let inner = Arc::new(Inner {
+            config,
+            sandboxes,
+            runtimes,
+            store,
+            pools: pool::Pools::default(),
+            throttle: throttle::Throttle::default(),
+            log_writer: logs::LogWriter::start()?,
+            async_tx,
+            runtime_dir: tokio::sync::OnceCell::new(),
+            envs: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        });
+        if !pending.is_empty() {
+            tracing::info!("resuming {} pending async invocation(s)", pending.len());
+        }
+        for event in pending {
+            let _ = inner.async_tx.send(event);
+        }
+        let dispatcher = handle.spawn(async_queue::dispatch(
+            Arc::downgrade(&inner),
+            async_rx,
+            async_workers,
+        ));
+        let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
+        inner.tasks.lock().extend([dispatcher, reaper]);
+        Ok(Arc::new(Self { inner }))
     }
+
     /// Runs one synchronous invoke.
-    pub async fn invoke(&self, _req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
-        todo!("placeholder")
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        invoke::invoke(&self.inner, req, Class::Sync).await
     }
+
     /// Durably queues an async (Event) invoke and returns once it is safe on disk.
-    pub async fn enqueue_async(&self, _req: InvokeRequest) -> Result<(), InvokeError> {
-        todo!("placeholder")
+    pub async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
+        async_queue::enqueue(&self.inner, req).await
     }
+
     /// Environments of this snapshot are stopped (idle ones now, busy ones when done).
-    pub fn retire(&self, _snapshot_id: &str) {
-        todo!("placeholder")
+    pub fn retire(&self, snapshot_id: &str) {
+        for env in self.inner.pools.retire(snapshot_id) {
+            env.kill();
+        }
     }
-    /// Stops every environment (SIGTERM, then SIGKILL) and the background workers.
+
+    /// Stops every environment (SIGKILL) and the background workers, and waits (up to 5 s) until
+    /// every sandbox is gone and the logs are on disk.
     pub async fn shutdown(&self) {
-        todo!("placeholder")
+        self.inner.stop_now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.inner.envs.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.log_writer.flush()).await;
+    }
+
+    /// Directory holding one function's log streams (`<log-stream>.log` files; the stream name's
+    /// `/`s are sub-directories). Each file holds the function's output and Lambda's
+    /// START/END/REPORT lines, one per line, as the function wrote them.
+    pub fn log_dir(&self, account: &str, region: &str, function: &str) -> PathBuf {
+        self.inner.log_dir(account, region, function)
+    }
+
+    /// The log streams of a function, oldest first by last write.
+    pub fn log_streams(
+        &self,
+        account: &str,
+        region: &str,
+        function: &str,
+    ) -> std::io::Result<Vec<LogStreamFile>> {
+        let root = self.log_dir(account, region, function);
+        let mut out = Vec::new();
+        if root.is_dir() {
+            collect_streams(&root, &root, &mut out)?;
+        }
+        out.sort_by(|a, b| {
+            a.modified
+                .cmp(&b.modified)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        Ok(out)
+    }
+
+    /// Waits until every log line written so far is on disk.
+    pub async fn flush_logs(&self) {
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.log_writer.flush()).await;
+    }
+
+    /// Number of live execution environments (idle and busy).
+    pub fn environment_count(&self) -> usize {
+        self.inner.envs.lock().len()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // No stray processes even when shutdown() was not awaited.
+        self.inner.stop_now();
+    }
+}
+
+fn collect_streams(root: &Path, dir: &Path, out: &mut Vec<LogStreamFile>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            collect_streams(root, &path, out)?;
+        } else if let Some(rel) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) {
+            if let Some(name) = rel.strip_suffix(".log") {
+                let modified = entry
+                    .metadata()?
+                    .modified()
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push(LogStreamFile {
+                    name: name.to_string(),
+                    path: path.clone(),
+                    modified,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stops environments idle for longer than the idle timeout.
+async fn reap(inner: Weak<Inner>, idle_timeout: Duration) {
+    let period = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        for env in inner.pools.reap(idle_timeout) {
+            env.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn spec(snapshot: &str) -> FunctionSpec {
+        FunctionSpec {
+            snapshot_id: snapshot.into(),
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            function_name: "fn".into(),
+            version: "$LATEST".into(),
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:fn".into(),
+            runtime: "provided.al2023".into(),
+            handler: "h".into(),
+            code_dir: "/nonexistent".into(),
+            layer_dirs: vec![],
+            memory_mb: 128,
+            timeout_secs: 3,
+            ephemeral_storage_mb: 512,
+            environment: BTreeMap::new(),
+            log_group: "/aws/lambda/fn".into(),
+            log_format: "Text".into(),
+            reserved_concurrency: None,
+        }
     }
 }

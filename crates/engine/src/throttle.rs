@@ -27,7 +27,9 @@ pub(crate) struct Counter {
 impl Counter {
     fn try_acquire(&self, limit: u32) -> bool {
         self.in_use
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
             .is_ok()
     }
 
@@ -80,7 +82,11 @@ impl Throttle {
         let function = self
             .functions
             .lock()
-            .entry((spec.account.clone(), spec.region.clone(), spec.function_name.clone()))
+            .entry((
+                spec.account.clone(),
+                spec.region.clone(),
+                spec.function_name.clone(),
+            ))
             .or_default()
             .clone();
         Counters { function, account }
@@ -97,14 +103,18 @@ pub(crate) fn lease(
     match (reserved, class) {
         (Some(limit), _) => {
             if counters.function.try_acquire(limit) {
-                Ok(Lease { counter: Some(counters.function.clone()) })
+                Ok(Lease {
+                    counter: Some(counters.function.clone()),
+                })
             } else {
                 Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
             }
         }
         (None, Class::Sync) => {
             if counters.account.try_acquire(account_limit) {
-                Ok(Lease { counter: Some(counters.account.clone()) })
+                Ok(Lease {
+                    counter: Some(counters.account.clone()),
+                })
             } else {
                 Err(ThrottleReason::ConcurrentInvocationLimitExceeded)
             }
@@ -118,7 +128,10 @@ mod tests {
     use super::*;
 
     fn counters() -> Counters {
-        Counters { function: Arc::default(), account: Arc::default() }
+        Counters {
+            function: Arc::default(),
+            account: Arc::default(),
+        }
     }
 
     #[test]

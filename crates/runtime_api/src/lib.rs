@@ -44,7 +44,10 @@ pub enum Outcome {
     /// `POST /invocation/{id}/response`.
     Response(Bytes),
     /// `POST /invocation/{id}/error`: the body as posted and `Lambda-Runtime-Function-Error-Type`.
-    Error { error_type: Option<String>, body: Bytes },
+    Error {
+        error_type: Option<String>,
+        body: Bytes,
+    },
     /// The runtime posted a response larger than [`MAX_RESPONSE_BYTES`] (it got a 413).
     ResponseTooLarge,
     /// The environment was closed (process gone) before the runtime answered.
@@ -91,7 +94,13 @@ impl RuntimeApi {
         let (shared, readiness) = state::Shared::new();
         let shared = Arc::new(shared);
         let server = tokio::spawn(server::serve(listener, shared.clone()));
-        Ok(Self { addr, address: addr.to_string(), shared, readiness, server })
+        Ok(Self {
+            addr,
+            address: addr.to_string(),
+            shared,
+            readiness,
+            server,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

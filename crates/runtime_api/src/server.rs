@@ -155,10 +155,16 @@ fn invocation_response(inv: Invocation) -> Reply {
     if let Ok(v) = HeaderValue::try_from(inv.trace_id) {
         h.insert(H_TRACE, v);
     }
-    if let Some(v) = inv.client_context.and_then(|c| HeaderValue::try_from(c).ok()) {
+    if let Some(v) = inv
+        .client_context
+        .and_then(|c| HeaderValue::try_from(c).ok())
+    {
         h.insert(H_CLIENT_CONTEXT, v);
     }
-    if let Some(v) = inv.cognito_identity.and_then(|c| HeaderValue::try_from(c).ok()) {
+    if let Some(v) = inv
+        .cognito_identity
+        .and_then(|c| HeaderValue::try_from(c).ok())
+    {
         h.insert(H_COGNITO, v);
     }
     resp
@@ -171,24 +177,25 @@ async fn post_result(
     error_type: Option<String>,
     body: Incoming,
 ) -> Reply {
-    // Refuse a stranger's id before reading a possibly large body.
-    if !shared.is_current(id) {
-        return invalid_request_id();
-    }
+    // The body is read even when the id is wrong: an unread body would cost the runtime its
+    // keep-alive connection.
     let outcome = match (read_body(body).await, kind) {
         (Ok(body), PostKind::Response) => Outcome::Response(body),
         (Ok(body), PostKind::Error) => Outcome::Error { error_type, body },
-        (Err(BodyError::TooLarge), PostKind::Response) => {
+        // An oversized error report ends the invoke the same way: the caller must not wait for
+        // the deadline.
+        (Err(BodyError::TooLarge), _) => {
             if shared.complete(id, Outcome::ResponseTooLarge).is_err() {
                 return invalid_request_id();
             }
             return too_large();
         }
-        (Err(BodyError::TooLarge), PostKind::Error) => {
-            return too_large();
-        }
         (Err(BodyError::Broken), _) => {
-            return error(StatusCode::BAD_REQUEST, "InvalidRequest", "Could not read the request body");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "Could not read the request body",
+            );
         }
     };
     match shared.complete(id, outcome) {
@@ -212,18 +219,25 @@ async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
 }
 
 fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
-    headers.get(H_ERROR_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(H_ERROR_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn json(status: StatusCode, body: Bytes) -> Reply {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
 fn accepted() -> Reply {
-    json(StatusCode::ACCEPTED, Bytes::from_static(br#"{"status":"OK"}"#))
+    json(
+        StatusCode::ACCEPTED,
+        Bytes::from_static(br#"{"status":"OK"}"#),
+    )
 }
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
@@ -232,7 +246,11 @@ fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
 }
 
 fn invalid_request_id() -> Reply {
-    error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID")
+    error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        "Invalid request ID",
+    )
 }
 
 fn too_large() -> Reply {
@@ -244,15 +262,27 @@ fn too_large() -> Reply {
 }
 
 fn closed() -> Reply {
-    error(StatusCode::GONE, "EnvironmentClosed", "The execution environment is shutting down")
+    error(
+        StatusCode::GONE,
+        "EnvironmentClosed",
+        "The execution environment is shutting down",
+    )
 }
 
 fn not_found() -> Reply {
-    error(StatusCode::NOT_FOUND, "InvalidURL", "Unknown Runtime API path")
+    error(
+        StatusCode::NOT_FOUND,
+        "InvalidURL",
+        "Unknown Runtime API path",
+    )
 }
 
 fn method_not_allowed() -> Reply {
-    error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "Method not allowed")
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "Method not allowed",
+    )
 }
 
 /// A fresh X-Ray trace header (`Root=1-<time>-<96 bits>;Parent=<64 bits>;Sampled=0`).
@@ -282,8 +312,14 @@ mod tests {
 
     #[test]
     fn invocation_paths_parse_id_and_kind() {
-        assert_eq!(parse_invocation_path("invocation/abc/response"), Some(("abc", PostKind::Response)));
-        assert_eq!(parse_invocation_path("invocation/abc/error"), Some(("abc", PostKind::Error)));
+        assert_eq!(
+            parse_invocation_path("invocation/abc/response"),
+            Some(("abc", PostKind::Response))
+        );
+        assert_eq!(
+            parse_invocation_path("invocation/abc/error"),
+            Some(("abc", PostKind::Error))
+        );
         assert_eq!(parse_invocation_path("invocation//error"), None);
         assert_eq!(parse_invocation_path("invocation/a/b/error"), None);
         assert_eq!(parse_invocation_path("invocation/abc"), None);
@@ -293,7 +329,10 @@ mod tests {
     fn trace_ids_have_xrays_shape() {
         let t = new_trace_id();
         let root = t.strip_prefix("Root=1-").unwrap_or("");
-        assert_eq!(root.len(), 8 + 1 + 24 + ";Parent=".len() + 16 + ";Sampled=0".len());
+        assert_eq!(
+            root.len(),
+            8 + 1 + 24 + ";Parent=".len() + 16 + ";Sampled=0".len()
+        );
         assert!(t.ends_with(";Sampled=0"));
         assert_ne!(t, new_trace_id());
     }

@@ -54,7 +54,13 @@ pub(crate) enum InitRefusal {
 impl Shared {
     pub(crate) fn new() -> (Self, watch::Receiver<Readiness>) {
         let (readiness, rx) = watch::channel(Readiness::Starting);
-        (Self { state: Mutex::new(State::default()), readiness }, rx)
+        (
+            Self {
+                state: Mutex::new(State::default()),
+                readiness,
+            },
+            rx,
+        )
     }
 
     pub(crate) fn deliver(&self, invocation: Invocation) -> oneshot::Receiver<Outcome> {
@@ -67,7 +73,10 @@ impl Shared {
         }
         // A previous current invocation (never answered) is superseded: its receiver sees the
         // sender dropped, which the engine treats like a closed environment.
-        st.current = Some(Current { request_id: invocation.request_id.clone(), tx });
+        st.current = Some(Current {
+            request_id: invocation.request_id.clone(),
+            tx,
+        });
         let invocation = match st.next_waiter.take() {
             Some(waiter) => match waiter.send(invocation) {
                 Ok(()) => return rx,
@@ -104,12 +113,6 @@ impl Shared {
         Next::Wait(rx)
     }
 
-    /// True when `request_id` is the invocation whose answer is expected.
-    pub(crate) fn is_current(&self, request_id: &str) -> bool {
-        let st = self.state.lock();
-        st.current.as_ref().is_some_and(|c| c.request_id == request_id)
-    }
-
     /// Completes the current invocation if `request_id` names it.
     pub(crate) fn complete(&self, request_id: &str, outcome: Outcome) -> Result<(), Refusal> {
         let current = {
@@ -129,13 +132,18 @@ impl Shared {
         }
     }
 
-    pub(crate) fn init_error(&self, error_type: Option<String>, body: Bytes) -> Result<(), InitRefusal> {
+    pub(crate) fn init_error(
+        &self,
+        error_type: Option<String>,
+        body: Bytes,
+    ) -> Result<(), InitRefusal> {
         let st = self.state.lock();
         if st.ready {
             return Err(InitRefusal::AlreadyReady);
         }
         if !st.closed {
-            self.readiness.send_replace(Readiness::InitFailed(InitError { error_type, body }));
+            self.readiness
+                .send_replace(Readiness::InitFailed(InitError { error_type, body }));
         }
         Ok(())
     }
@@ -190,7 +198,9 @@ mod tests {
     #[tokio::test]
     async fn delivery_to_a_waiting_next_wakes_it() {
         let (shared, _rx) = Shared::new();
-        let Next::Wait(rx) = shared.next() else { panic!("expected to wait") };
+        let Next::Wait(rx) = shared.next() else {
+            panic!("expected to wait")
+        };
         let _out = shared.deliver(invocation("b"));
         assert_eq!(rx.await.map(|i| i.request_id).ok().as_deref(), Some("b"));
     }
@@ -199,11 +209,23 @@ mod tests {
     async fn response_with_another_request_id_is_refused() {
         let (shared, _rx) = Shared::new();
         let out = shared.deliver(invocation("c"));
-        assert_eq!(shared.complete("other", Outcome::Response(Bytes::new())), Err(Refusal::InvalidRequestId));
-        assert_eq!(shared.complete("c", Outcome::Response(Bytes::from_static(b"1"))), Ok(()));
-        assert_eq!(out.await.ok(), Some(Outcome::Response(Bytes::from_static(b"1"))));
+        assert_eq!(
+            shared.complete("other", Outcome::Response(Bytes::new())),
+            Err(Refusal::InvalidRequestId)
+        );
+        assert_eq!(
+            shared.complete("c", Outcome::Response(Bytes::from_static(b"1"))),
+            Ok(())
+        );
+        assert_eq!(
+            out.await.ok(),
+            Some(Outcome::Response(Bytes::from_static(b"1")))
+        );
         // Answered once: a second answer has no current invocation.
-        assert_eq!(shared.complete("c", Outcome::Response(Bytes::new())), Err(Refusal::InvalidRequestId));
+        assert_eq!(
+            shared.complete("c", Outcome::Response(Bytes::new())),
+            Err(Refusal::InvalidRequestId)
+        );
     }
 
     #[tokio::test]
@@ -212,7 +234,10 @@ mod tests {
         let out = shared.deliver(invocation("d"));
         shared.close();
         assert_eq!(out.await.ok(), Some(Outcome::Closed));
-        assert_eq!(shared.deliver(invocation("e")).await.ok(), Some(Outcome::Closed));
+        assert_eq!(
+            shared.deliver(invocation("e")).await.ok(),
+            Some(Outcome::Closed)
+        );
         assert_eq!(*rx.borrow(), Readiness::Closed);
     }
 
@@ -223,6 +248,9 @@ mod tests {
         assert!(matches!(*rx.borrow(), Readiness::InitFailed(_)));
         let (shared, _rx) = Shared::new();
         let _ = shared.next();
-        assert_eq!(shared.init_error(None, Bytes::new()), Err(InitRefusal::AlreadyReady));
+        assert_eq!(
+            shared.init_error(None, Bytes::new()),
+            Err(InitRefusal::AlreadyReady)
+        );
     }
 }

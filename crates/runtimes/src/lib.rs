@@ -7,8 +7,20 @@
 //! - `RuntimeRegistry::resolve(id)` tells how to start an environment of that runtime.
 //! - `RuntimeRegistry::install_bootstraps(dir)` writes the embedded bootstrap sources into `dir`,
 //!   which the engine mounts read-only at `/var/runtime` (LAMBDA_RUNTIME_DIR).
+//!
+//! The bootstraps (`python/bootstrap.py`, `node/index.mjs`) honour `LAMBDA_TASK_ROOT` and
+//! `LAMBDA_RUNTIME_DIR`, defaulting to /var/task and /var/runtime, and need `_HANDLER` and
+//! `AWS_LAMBDA_RUNTIME_API` plus the usual `AWS_LAMBDA_FUNCTION_*` variables from the engine.
 
 use std::path::PathBuf;
+
+mod bootstrap;
+mod discovery;
+mod registry;
+mod runtime_id;
+
+pub use bootstrap::{NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
+pub use registry::RuntimeRegistry;
 
 /// The language family of a runtime id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +32,7 @@ pub enum Family {
 }
 
 /// How to start the runtime process of one environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
     /// Program path as seen inside the sandbox (host paths are bind-mounted at the same place).
     pub program: PathBuf,
@@ -31,6 +43,18 @@ pub struct Launch {
     pub ro_binds: Vec<PathBuf>,
 }
 
+impl Launch {
+    /// Runs the launch through a wrapper script, as Lambda does for managed runtimes when the
+    /// function sets `AWS_LAMBDA_EXEC_WRAPPER`: the wrapper gets the original command as its
+    /// arguments (`wrapper program args...`).
+    pub fn with_exec_wrapper(mut self, wrapper: impl Into<PathBuf>) -> Self {
+        let original = std::mem::replace(&mut self.program, wrapper.into());
+        self.args
+            .insert(0, original.to_string_lossy().into_owned());
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The id is not one Flint knows how to run.
@@ -39,6 +63,21 @@ pub enum RuntimeError {
     /// Known, but no interpreter for it was found on this machine.
     #[error("no interpreter for runtime {0} on this machine")]
     Unavailable(String),
+    /// A `provided*` function with no `bootstrap` in its code nor in its layers (Lambda reports
+    /// this at invoke as `Runtime.InvalidEntrypoint`, with this message after "RequestId: ... Error: ").
+    #[error("Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]")]
+    MissingBootstrap,
+}
+
+impl RuntimeError {
+    /// The function error type Lambda reports in the invoke payload when this stops an
+    /// environment from starting; None when it is an API-level error (InvalidRuntimeException).
+    pub fn function_error_type(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingBootstrap => Some("Runtime.InvalidEntrypoint"),
+            Self::Unsupported(_) | Self::Unavailable(_) => None,
+        }
+    }
 }
 
 /// One line of `flint runtimes`.
@@ -53,28 +92,26 @@ pub struct RuntimeMapping {
     pub exact: bool,
 }
 
-/// PLACEHOLDER signatures (the runtimes' owner replaces the bodies).
-pub struct RuntimeRegistry {}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl RuntimeRegistry {
-    pub fn discover() -> Self {
-        todo!("placeholder")
-    }
-    /// How to start an environment of runtime `id`. `code_dir` and `opt_dir` are the host
-    /// directories that will be mounted at /var/task and /opt (to find a `bootstrap`).
-    pub fn resolve(
-        &self,
-        _id: &str,
-        _code_dir: &std::path::Path,
-        _opt_dir: Option<&std::path::Path>,
-    ) -> Result<Launch, RuntimeError> {
-        todo!("placeholder")
-    }
-    pub fn list(&self) -> Vec<RuntimeMapping> {
-        todo!("placeholder")
-    }
-    /// Writes the embedded bootstraps (python/, node/) into `dir` (mounted at /var/runtime).
-    pub fn install_bootstraps(&self, _dir: &std::path::Path) -> std::io::Result<()> {
-        todo!("placeholder")
+    #[test]
+    fn exec_wrapper_receives_the_original_command() {
+        let launch = Launch {
+            program: PathBuf::from("/usr/bin/python3.11"),
+            args: vec!["/var/runtime/python/bootstrap.py".into()],
+            env: vec![],
+            ro_binds: vec![],
+        }
+        .with_exec_wrapper("/var/task/wrapper");
+        assert_eq!(launch.program, PathBuf::from("/var/task/wrapper"));
+        assert_eq!(
+            launch.args,
+            vec![
+                "/usr/bin/python3.11".to_string(),
+                "/var/runtime/python/bootstrap.py".to_string()
+            ]
+        );
     }
 }

@@ -13,8 +13,21 @@
 //! - `init_main()` is the entry point of the re-executed binary (`flint __sandbox-init ...`), which
 //!   sets up the namespaces and mounts and then execs the program. The flint binary calls it
 //!   when its first argument is `INIT_ARG`.
+//!
+//! Known gap: the /tmp size (EphemeralStorage) is enforced per file (RLIMIT_FSIZE), not for /tmp as
+//! a whole: a tmpfs would be charged to the memory cgroup, and a loop-mounted image per sandbox is
+//! too slow for a cold start. See `Sandboxes::new`'s start-up warning.
 
-use std::path::PathBuf;
+mod cgroup;
+mod handshake;
+mod host;
+mod init;
+mod mounts;
+mod spawn;
+
+use std::path::{Path, PathBuf};
+
+pub use spawn::Sandbox;
 
 /// argv[1] of the re-executed flint binary that becomes a sandbox's init.
 pub const INIT_ARG: &str = "__sandbox-init";
@@ -66,48 +79,146 @@ pub struct ExitInfo {
     pub oom_killed: bool,
 }
 
-/// PLACEHOLDER signatures (the sandbox's owner replaces the bodies).
-pub struct Sandboxes {}
+/// The host's sandboxing capabilities and the factory of sandboxes.
+pub struct Sandboxes {
+    init_program: PathBuf,
+    /// Empty dir where each sandbox mounts its root, inside its own mount namespace.
+    root_mount: PathBuf,
+    isolation: host::Isolation,
+    identity: host::Identity,
+    cgroups: cgroup::Layout,
+    summary: String,
+}
+
+impl std::fmt::Debug for Sandboxes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandboxes").field("summary", &self.summary).finish()
+    }
+}
 
 impl Sandboxes {
     /// `init_program` is the executable re-executed as `init_program __sandbox-init` (the flint
     /// binary: `/proc/self/exe`).
-    pub fn new(_state_dir: &std::path::Path, _init_program: PathBuf) -> Result<Self, SandboxError> {
-        todo!("placeholder")
+    pub fn new(state_dir: &Path, init_program: PathBuf) -> Result<Self, SandboxError> {
+        std::fs::create_dir_all(state_dir)?;
+        let state_dir = state_dir.canonicalize()?;
+        let root_mount = state_dir.join("rootfs");
+        std::fs::create_dir_all(&root_mount)?;
+        if !init_program.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("sandbox init program {} not found", init_program.display()),
+            )
+            .into());
+        }
+        let identity = host::Identity::current();
+        let isolation = host::detect_isolation(identity.privileged);
+        match &isolation {
+            host::Isolation::UserNamespace => {}
+            host::Isolation::RootWithoutUserNamespace => tracing::warn!(
+                "user namespaces are unavailable: sandboxes are built by root and run as host uid {}",
+                host::SANDBOX_UID
+            ),
+            host::Isolation::Unavailable(reason) => tracing::warn!(
+                "{reason}: functions cannot be sandboxed and will fail to start; run Flint as root or enable user namespaces"
+            ),
+        }
+        // One parent per data dir, so that two Flints (or parallel tests) never clean each other up.
+        let cgroups = cgroup::Layout::detect(&instance_key(&state_dir));
+        for problem in &cgroups.problems {
+            tracing::warn!("cgroup limit not enforced: {problem}");
+        }
+        if cgroups.memory.is_none() {
+            tracing::warn!("MemorySize is enforced only as RLIMIT_DATA (no memory cgroup): no OOM kills, no peak memory");
+        }
+        tracing::warn!(
+            "EphemeralStorage (/tmp size) is enforced per file (RLIMIT_FSIZE), not for /tmp as a whole"
+        );
+        let removed = cgroups.remove_leftovers();
+        if removed > 0 {
+            tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
+        }
+        let summary = summarize(&isolation, &cgroups);
+        Ok(Sandboxes { init_program, root_mount, isolation, identity, cgroups, summary })
     }
-    pub fn spawn(&self, _spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
-        todo!("placeholder")
+
+    pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        spawn::spawn(self, spec)
     }
+
     /// One line for the start-up banner: what isolation and limits are enforced here.
     pub fn summary(&self) -> String {
-        todo!("placeholder")
+        self.summary.clone()
     }
 }
 
-pub struct Sandbox {
-    pub stdout: Option<tokio::process::ChildStdout>,
-    pub stderr: Option<tokio::process::ChildStderr>,
+fn summarize(isolation: &host::Isolation, cgroups: &cgroup::Layout) -> String {
+    let ns = match isolation {
+        host::Isolation::UserNamespace => "user+mount+pid+ipc+uts namespaces".to_string(),
+        host::Isolation::RootWithoutUserNamespace => "mount+pid+ipc+uts namespaces (no user namespace)".to_string(),
+        host::Isolation::Unavailable(r) => format!("NO sandboxing ({r})"),
+    };
+    let version = |p: &Option<cgroup::Place>| match p {
+        Some(cgroup::Place { version: cgroup::Version::V1, .. }) => "v1",
+        Some(cgroup::Place { version: cgroup::Version::V2, .. }) => "v2",
+        None => "",
+    };
+    let mut limits = Vec::new();
+    if cgroups.memory.is_some() {
+        limits.push(format!("memory (cgroup {})", version(&cgroups.memory)));
+    } else {
+        limits.push("memory (rlimit only)".to_string());
+    }
+    if cgroups.pids.is_some() {
+        limits.push(format!("pids {} (cgroup {})", cgroup::PIDS_MAX, version(&cgroups.pids)));
+    }
+    if cgroups.cpu.is_some() {
+        limits.push(format!("cpu share by memory (cgroup {})", version(&cgroups.cpu)));
+    }
+    limits.push("/tmp size per file".to_string());
+    format!("sandboxes: {ns}; limits: {}", limits.join(", "))
 }
 
-impl Sandbox {
-    /// SIGKILL everything inside; idempotent, does not block.
-    pub fn kill(&mut self) {
-        todo!("placeholder")
+/// A short stable name for a data dir (FNV-1a of its canonical path).
+fn instance_key(state_dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in state_dir.as_os_str().as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    /// Resolves when the sandbox's PID 1 has exited.
-    pub async fn wait(&mut self) -> ExitInfo {
-        todo!("placeholder")
-    }
-    /// The cgroup's peak memory since start or the last reset.
-    pub fn peak_memory_bytes(&self) -> Option<u64> {
-        todo!("placeholder")
-    }
-    pub fn reset_peak_memory(&self) {
-        todo!("placeholder")
-    }
+    format!("{hash:016x}")
 }
 
 /// Entry point of `flint __sandbox-init`.
 pub fn init_main() -> ! {
-    todo!("placeholder")
+    std::process::exit(init::run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_key_is_stable_and_differs_per_data_dir() {
+        assert_eq!(instance_key(Path::new("/a/.flint/sandbox")), instance_key(Path::new("/a/.flint/sandbox")));
+        assert_ne!(instance_key(Path::new("/a/.flint/sandbox")), instance_key(Path::new("/b/.flint/sandbox")));
+        assert_eq!(instance_key(Path::new("/x")).len(), 16);
+    }
+
+    #[test]
+    fn summary_names_what_is_not_enforced() {
+        let s = summarize(&host::Isolation::Unavailable("no userns".into()), &cgroup::Layout::default());
+        assert!(s.contains("NO sandboxing"), "{s}");
+        assert!(s.contains("memory (rlimit only)"), "{s}");
+    }
+}
+#[doc(hidden)]
+pub fn trace_point(what: &str) {
+    use std::io::Write;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open("/tmp/sbtrace") {
+        let _ = writeln!(f, "{}.{:09} {} {}", ts.tv_sec, ts.tv_nsec, std::process::id(), what);
+    }
 }

@@ -1,0 +1,608 @@
+//! The whole front door driven through the router (no socket) with a fake backend: routing,
+//! authentication, validation, error rendering and the invoke path.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::{to_bytes, Body};
+use flint_control::{LambdaError, Scope};
+use flint_engine::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, ThrottleReason};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::*;
+use crate::sigv4::tests::signed;
+
+#[derive(Default)]
+struct Fake {
+    executed: Mutex<Vec<(Scope, String, Value)>>,
+    invoked: Mutex<Vec<(InvokeRequest, &'static str)>>,
+}
+
+fn spec(name: &str) -> Arc<FunctionSpec> {
+    Arc::new(FunctionSpec {
+        snapshot_id: "s1".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        function_name: name.into(),
+        version: "$LATEST".into(),
+        function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+        runtime: "python3.12".into(),
+        handler: "h.h".into(),
+        code_dir: "/nonexistent".into(),
+        layer_dirs: vec![],
+        memory_mb: 128,
+        timeout_secs: 3,
+        ephemeral_storage_mb: 512,
+        environment: Default::default(),
+        log_group: format!("/aws/lambda/{name}"),
+        log_format: "Text".into(),
+        reserved_concurrency: None,
+    })
+}
+
+impl Backend for Fake {
+    async fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, LambdaError> {
+        self.executed
+            .lock()
+            .push((scope.clone(), operation.to_string(), input.clone()));
+        if input.get("Marker").and_then(Value::as_str) == Some("panic") {
+            panic!("the fake control plane was told to panic");
+        }
+        match input.get("FunctionName").and_then(Value::as_str) {
+            Some("missing") => Err(LambdaError::not_found(
+                "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing",
+            )),
+            _ => Ok(json!({"FunctionName": input.get("FunctionName"), "Echo": operation})),
+        }
+    }
+
+    fn resolve_invoke(
+        &self,
+        _scope: &Scope,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(Arc<FunctionSpec>, String), LambdaError> {
+        if function_name == "missing" {
+            return Err(LambdaError::not_found(
+                "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing:$LATEST",
+            ));
+        }
+        let s = spec(function_name);
+        let arn = match qualifier {
+            Some(q) => format!("{}:{q}", s.function_arn),
+            None => s.function_arn.clone(),
+        };
+        Ok((s, arn))
+    }
+
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let payload = req.payload.clone();
+        let tail = req.tail_log;
+        self.invoked.lock().push((req, "sync"));
+        if payload.starts_with(b"\"throttle\"") {
+            return Err(InvokeError::Throttled {
+                reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+            });
+        }
+        let failed = payload.starts_with(b"\"fail\"");
+        Ok(InvokeResponse {
+            payload,
+            function_error: failed.then(|| "Unhandled".to_string()),
+            log_result: tail.then(|| "U1RBUlQ=".to_string()),
+            executed_version: "$LATEST".into(),
+        })
+    }
+
+    async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
+        self.invoked.lock().push((req, "async"));
+        Ok(())
+    }
+
+    async fn code_zip(&self, sha256_hex: &str) -> Option<Bytes> {
+        (sha256_hex == "ab".repeat(32)).then(|| Bytes::from_static(b"PK\x03\x04zip"))
+    }
+}
+
+const AKID: &str = "123456789012";
+
+fn app(fake: &Arc<Fake>, config: ApiConfig) -> Router {
+    router_with(fake.clone(), config)
+}
+
+fn req(method: &str, uri: &str, body: &[u8]) -> http::Request<Vec<u8>> {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body.to_vec())
+        .unwrap()
+}
+
+fn sign(r: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    signed(r, AKID, "secret", "us-east-1", SystemTime::now())
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn error_code(&self) -> &str {
+        self.headers
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn send(app: Router, r: http::Request<Vec<u8>>) -> Answer {
+    let resp = app.oneshot(r.map(Body::from)).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn unsigned_requests_get_missing_authentication_token_with_a_request_id() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        req("GET", "/2015-03-31/functions", b""),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.error_code(), "MissingAuthenticationTokenException");
+    assert_eq!(a.json()["message"], "Missing Authentication Token");
+    assert!(uuid::Uuid::parse_str(a.header("x-amzn-RequestId").unwrap()).is_ok());
+    assert!(fake.executed.lock().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_routes_are_unknown_operation() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("GET", "/2015-03-31/nothing-here", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.error_code(), "UnknownOperationException");
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("PATCH", "/2015-03-31/functions/f", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+}
+
+#[tokio::test]
+async fn get_function_by_encoded_arn_reaches_the_control_plane_in_the_callers_scope() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "GET",
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Amy-fn?Qualifier=live",
+            b"",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let calls = fake.executed.lock();
+    let (scope, op, input) = &calls[0];
+    assert_eq!(
+        scope,
+        &Scope {
+            account: AKID.into(),
+            region: "us-east-1".into()
+        }
+    );
+    assert_eq!(op, "GetFunction");
+    assert_eq!(
+        input,
+        &json!({"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:my-fn", "Qualifier": "live"})
+    );
+}
+
+#[tokio::test]
+async fn create_function_validation_matches_aws_and_skips_the_backend() {
+    let fake = Arc::new(Fake::default());
+    let body = json!({"FunctionName": "f", "Role": "r1", "Runtime": "python3.12", "Handler": "h.h", "Code": {"ZipFile": "UEs="}});
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions",
+            body.to_string().as_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error_code(), "ValidationException");
+    assert_eq!(
+        a.json()["message"],
+        "1 validation error detected: Value 'r1' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
+    );
+    assert!(fake.executed.lock().is_empty());
+}
+
+#[tokio::test]
+async fn created_function_is_201_with_the_control_planes_body() {
+    let fake = Arc::new(Fake::default());
+    let body = json!({"FunctionName": "f", "Role": "arn:aws:iam::123456789012:role/r", "Runtime": "python3.12", "Handler": "h.h", "Code": {"ZipFile": "UEs="}});
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions",
+            body.to_string().as_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 201);
+    assert_eq!(
+        a.json(),
+        json!({"FunctionName": "f", "Echo": "CreateFunction"})
+    );
+    assert_eq!(fake.executed.lock()[0].2["Code"]["ZipFile"], "UEs=");
+}
+
+#[tokio::test]
+async fn control_plane_errors_render_as_aws_does() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("GET", "/2015-03-31/functions/missing", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.error_code(), "ResourceNotFoundException");
+    assert_eq!(
+        a.json(),
+        json!({"Type": "User", "Message": "Function not found: arn:aws:lambda:us-east-1:123456789012:function:missing"})
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_service_exception() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("GET", "/2015-03-31/functions?Marker=panic", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 500);
+    assert_eq!(a.error_code(), "ServiceException");
+    assert_eq!(a.json()["Type"], "Server");
+    assert!(a.header("x-amzn-RequestId").is_some());
+}
+
+#[tokio::test]
+async fn no_content_operations_answer_204_without_body() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("DELETE", "/2017-10-31/functions/f/concurrency", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 204);
+    assert!(a.body.is_empty());
+    assert_eq!(fake.executed.lock()[0].1, "DeleteFunctionConcurrency");
+}
+
+#[tokio::test]
+async fn bad_json_body_is_invalid_request_content() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("POST", "/2015-03-31/functions", b"{not json")),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error_code(), "InvalidRequestContentException");
+}
+
+#[tokio::test]
+async fn sync_invoke_returns_payload_and_lambda_headers() {
+    let fake = Arc::new(Fake::default());
+    let mut r = req(
+        "POST",
+        "/2015-03-31/functions/f/invocations?Qualifier=live",
+        br#"{"k":"v"}"#,
+    );
+    r.headers_mut()
+        .insert("X-Amz-Log-Type", "Tail".parse().unwrap());
+    let a = send(app(&fake, ApiConfig::default()), sign(r)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, br#"{"k":"v"}"#);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert_eq!(a.header("X-Amz-Executed-Version"), Some("$LATEST"));
+    assert_eq!(a.header("X-Amz-Log-Result"), Some("U1RBUlQ="));
+    assert_eq!(a.header("X-Amz-Function-Error"), None);
+    let invoked = fake.invoked.lock();
+    let (ireq, kind) = &invoked[0];
+    assert_eq!(*kind, "sync");
+    assert!(ireq.tail_log);
+    assert_eq!(
+        ireq.invoked_arn,
+        "arn:aws:lambda:us-east-1:123456789012:function:f:live"
+    );
+    assert_eq!(a.header("x-amzn-RequestId"), Some(ireq.request_id.as_str()));
+}
+
+#[tokio::test]
+async fn function_errors_are_200_with_x_amz_function_error() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            b"\"fail\"",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("X-Amz-Function-Error"), Some("Unhandled"));
+}
+
+#[tokio::test]
+async fn empty_payload_is_the_empty_event() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("POST", "/2015-03-31/functions/f/invocations", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(fake.invoked.lock()[0].0.payload.as_ref(), b"{}");
+}
+
+#[tokio::test]
+async fn event_invokes_are_queued_with_202_and_dry_runs_are_204() {
+    let fake = Arc::new(Fake::default());
+    let mut r = req("POST", "/2015-03-31/functions/f/invocations", b"{}");
+    r.headers_mut()
+        .insert("X-Amz-Invocation-Type", "Event".parse().unwrap());
+    let a = send(app(&fake, ApiConfig::default()), sign(r)).await;
+    assert_eq!(a.status, 202);
+    assert!(a.body.is_empty());
+    assert_eq!(fake.invoked.lock()[0].1, "async");
+
+    let mut r = req("POST", "/2015-03-31/functions/f/invocations", b"{}");
+    r.headers_mut()
+        .insert("X-Amz-Invocation-Type", "DryRun".parse().unwrap());
+    let a = send(app(&fake, ApiConfig::default()), sign(r)).await;
+    assert_eq!(a.status, 204);
+    assert!(a.body.is_empty());
+    assert_eq!(fake.invoked.lock().len(), 1, "a dry run runs nothing");
+
+    let mut r = req("POST", "/2015-03-31/functions/f/invocations", b"{}");
+    r.headers_mut()
+        .insert("X-Amz-Invocation-Type", "Sometimes".parse().unwrap());
+    let a = send(app(&fake, ApiConfig::default()), sign(r)).await;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.json()["message"],
+        "1 validation error detected: Value 'Sometimes' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+    );
+}
+
+#[tokio::test]
+async fn oversized_payloads_are_413() {
+    let fake = Arc::new(Fake::default());
+    let big = vec![b' '; invoke::SYNC_PAYLOAD_LIMIT + 1];
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("POST", "/2015-03-31/functions/f/invocations", &big)),
+    )
+    .await;
+    assert_eq!(a.status, 413);
+    assert_eq!(a.error_code(), "RequestEntityTooLargeException");
+    assert_eq!(
+        a.json()["message"],
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    );
+
+    let mut event = format!("\"{}\"", "x".repeat(invoke::EVENT_PAYLOAD_LIMIT)).into_bytes();
+    event.truncate(invoke::EVENT_PAYLOAD_LIMIT + 1);
+    let mut r = req("POST", "/2015-03-31/functions/f/invocations", &event);
+    r.headers_mut()
+        .insert("X-Amz-Invocation-Type", "Event".parse().unwrap());
+    let a = send(app(&fake, ApiConfig::default()), sign(r)).await;
+    assert_eq!(a.status, 413);
+    assert_eq!(
+        a.json()["message"],
+        "1048577 byte payload is too large for the Event invocation type (limit 1048576 bytes)"
+    );
+    assert!(fake.invoked.lock().is_empty());
+}
+
+#[tokio::test]
+async fn non_json_payload_is_invalid_request_content() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            b"n\x87r\x9e",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error_code(), "InvalidRequestContentException");
+    assert!(a.json()["message"].as_str().unwrap().starts_with(
+        "Could not parse request body into json: Could not parse payload into json: "
+    ));
+}
+
+#[tokio::test]
+async fn throttled_invokes_are_429_with_reason() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            b"\"throttle\"",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 429);
+    assert_eq!(a.error_code(), "TooManyRequestsException");
+    assert_eq!(
+        a.json(),
+        json!({"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+    );
+}
+
+#[tokio::test]
+async fn invoking_a_missing_function_is_404() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions/missing/invocations",
+            b"{}",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.error_code(), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn invoke_function_name_is_validated_against_the_model() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2015-03-31/functions/my-function!/invocations",
+            b"{}",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error_code(), "ValidationException");
+    assert!(a.json()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("1 validation error detected: Value 'my-function!' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: "));
+}
+
+#[tokio::test]
+async fn invoke_async_queues_and_answers_status_202() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2014-11-13/functions/f/invoke-async/",
+            b"{\"a\":1}",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 202);
+    assert_eq!(a.json(), json!({"Status": 202}));
+    assert_eq!(fake.invoked.lock()[0].1, "async");
+}
+
+#[tokio::test]
+async fn with_credentials_good_signatures_pass_and_bad_ones_are_403() {
+    let fake = Arc::new(Fake::default());
+    let config = ApiConfig {
+        credentials: Some(Credentials::new([(AKID.to_string(), "secret".to_string())])),
+        ..ApiConfig::default()
+    };
+    let a = send(app(&fake, config.clone()), sign(req("POST", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations", b"{}"))).await;
+    assert_eq!(a.status, 200);
+
+    let r = signed(
+        req("GET", "/2015-03-31/functions", b""),
+        AKID,
+        "not-the-secret",
+        "us-east-1",
+        SystemTime::now(),
+    );
+    let a = send(app(&fake, config.clone()), r).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.error_code(), "InvalidSignatureException");
+
+    let r = signed(
+        req("GET", "/2015-03-31/functions", b""),
+        "AKIDUNKNOWN",
+        "secret",
+        "us-east-1",
+        SystemTime::now(),
+    );
+    let a = send(app(&fake, config), r).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.error_code(), "UnrecognizedClientException");
+}
+
+#[tokio::test]
+async fn code_zips_are_served_by_digest_without_signature() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        req("GET", &format!("/_flint/code/{}", "ab".repeat(32)), b""),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("application/zip"));
+    assert_eq!(a.body, b"PK\x03\x04zip");
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        req("GET", &format!("/_flint/code/{}", "cd".repeat(32)), b""),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        req("GET", "/_flint/code/..%2F..%2Fetc%2Fpasswd", b""),
+    )
+    .await;
+    assert_eq!(a.status, 404);
+}
+
+#[tokio::test]
+async fn query_literal_operations_route_through_the_router() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req("GET", "/2018-10-31/layers?find=LayerVersion&Arn=arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Alayer%3Al%3A1", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let calls = fake.executed.lock();
+    assert_eq!(calls[0].1, "GetLayerVersionByArn");
+    assert_eq!(
+        calls[0].2["Arn"],
+        "arn:aws:lambda:us-east-1:123456789012:layer:l:1"
+    );
+}

@@ -1,0 +1,1445 @@
+//! Event source mappings: which queue, stream or broker feeds which function, validated per source
+//! type as Lambda does (defaults, allowed parameters, duplicates), with their state machine
+//! (`Creating` → `Enabled`, `Updating`, `Disabling` → `Disabled`, …). The pollers that read the
+//! sources live in the engine; they read mappings through [`EventSourceMappings::mappings`].
+//!
+//! Flint cannot reach SQS, Kinesis, DynamoDB, Kafka, MQ or DocumentDB to check that a source
+//! exists (AWS answers e.g. "Stream not found: ..."): well-formed ARNs are accepted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use flint_store::{DocKey, Store, StoreError};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+
+use crate::error::ErrorCode;
+use crate::resource_util::{
+    epoch_seconds, lambda_arn, max_items, opt_bool, opt_i64, opt_str, opt_str_list, paginate,
+    store_error, FunctionDirectory, FunctionLocator,
+};
+use crate::{LambdaError, Scope};
+
+const KIND: &str = "event-source-mapping";
+const DEFAULT_LIST_ITEMS: usize = 100;
+const MAX_LIST_ITEMS: usize = 10_000;
+/// How long a mapping stays in a transitional state (`Creating`, `Updating`, …) before it
+/// reports the settled one, as AWS's take a moment to apply.
+pub const SETTLE_MILLIS: i64 = 500;
+
+const NOT_FOUND: &str = "The resource you requested does not exist.";
+const NO_RECORDS_PROCESSED: &str = "No records processed";
+
+/// The kinds of event source Lambda polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceKind {
+    Sqs,
+    Kinesis,
+    DynamoDbStreams,
+    /// Amazon MSK (`arn:aws:kafka:...`).
+    Msk,
+    SelfManagedKafka,
+    /// Amazon MQ (ActiveMQ or RabbitMQ brokers).
+    Mq,
+    DocumentDb,
+}
+
+impl SourceKind {
+    fn of_arn(arn: &str) -> Option<Self> {
+        let service = arn.split(':').nth(2)?;
+        match service {
+            "sqs" => Some(Self::Sqs),
+            "kinesis" => Some(Self::Kinesis),
+            "dynamodb" if arn.contains("/stream/") => Some(Self::DynamoDbStreams),
+            "kafka" => Some(Self::Msk),
+            "mq" => Some(Self::Mq),
+            "rds" | "docdb" => Some(Self::DocumentDb),
+            _ => None,
+        }
+    }
+
+    fn is_stream(self) -> bool {
+        matches!(self, Self::Kinesis | Self::DynamoDbStreams)
+    }
+
+    fn is_kafka(self) -> bool {
+        matches!(self, Self::Msk | Self::SelfManagedKafka)
+    }
+
+    fn default_batch_size(self) -> i64 {
+        match self {
+            Self::Sqs => 10,
+            _ => 100,
+        }
+    }
+
+    /// AWS words the reason of user-made state changes differently per family.
+    fn state_transition_reason(self) -> &'static str {
+        if self.is_stream() {
+            "User action"
+        } else {
+            "USER_INITIATED"
+        }
+    }
+
+    /// Whether the mapping reports `LastProcessingResult` (stream and Kafka pollers do).
+    fn reports_processing_result(self) -> bool {
+        self.is_stream() || self.is_kafka()
+    }
+}
+
+/// A mapping's state as `State` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MappingState {
+    Creating,
+    Enabling,
+    Enabled,
+    Disabling,
+    Disabled,
+    Updating,
+    Deleting,
+}
+
+impl MappingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "Creating",
+            Self::Enabling => "Enabling",
+            Self::Enabled => "Enabled",
+            Self::Disabling => "Disabling",
+            Self::Disabled => "Disabled",
+            Self::Updating => "Updating",
+            Self::Deleting => "Deleting",
+        }
+    }
+}
+
+/// One event source mapping. Members named as the API names them; structured members the
+/// pollers rarely need (filters, destinations, Kafka and DocumentDB settings) stay JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventSourceMapping {
+    pub uuid: String,
+    pub kind: SourceKind,
+    pub event_source_arn: Option<String>,
+    /// The function as the caller designated it, qualified if they qualified it.
+    pub function_arn: String,
+    /// What the user asked for; `state` says how far the mapping got.
+    pub enabled: bool,
+    pub state: MappingState,
+    /// When `state` was entered (epoch milliseconds).
+    pub state_since_ms: i64,
+    pub last_modified_ms: i64,
+    pub last_processing_result: Option<String>,
+    pub batch_size: i64,
+    pub maximum_batching_window_in_seconds: Option<i64>,
+    pub parallelization_factor: Option<i64>,
+    pub starting_position: Option<String>,
+    /// Epoch seconds.
+    pub starting_position_timestamp: Option<f64>,
+    /// `{"Filters": [{"Pattern": "<json>"}]}`; absent when there are no filters.
+    pub filter_criteria: Option<Value>,
+    pub destination_config: Option<Value>,
+    pub maximum_record_age_in_seconds: Option<i64>,
+    pub bisect_batch_on_function_error: Option<bool>,
+    pub maximum_retry_attempts: Option<i64>,
+    pub tumbling_window_in_seconds: Option<i64>,
+    pub function_response_types: Option<Vec<String>>,
+    pub topics: Option<Vec<String>>,
+    pub queues: Option<Vec<String>>,
+    pub source_access_configurations: Option<Value>,
+    pub self_managed_event_source: Option<Value>,
+    pub amazon_managed_kafka_event_source_config: Option<Value>,
+    pub self_managed_kafka_event_source_config: Option<Value>,
+    pub scaling_config: Option<Value>,
+    #[serde(rename = "DocumentDBEventSourceConfig")]
+    pub document_db_event_source_config: Option<Value>,
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<String>,
+    pub metrics_config: Option<Value>,
+    pub logging_config: Option<Value>,
+    pub provisioned_poller_config: Option<Value>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl EventSourceMapping {
+    /// The state as of `now_ms`: transitional states settle after [`SETTLE_MILLIS`].
+    pub fn state_at(&self, now_ms: i64) -> MappingState {
+        let settled = if self.enabled { MappingState::Enabled } else { MappingState::Disabled };
+        match self.state {
+            MappingState::Creating
+            | MappingState::Enabling
+            | MappingState::Disabling
+            | MappingState::Updating
+                if now_ms - self.state_since_ms >= SETTLE_MILLIS =>
+            {
+                settled
+            }
+            s => s,
+        }
+    }
+
+    /// Whether pollers should read the source now.
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        self.enabled && self.state_at(now_ms) == MappingState::Enabled
+    }
+
+    pub fn arn(&self, scope: &Scope) -> String {
+        lambda_arn(scope, &format!("event-source-mapping:{}", self.uuid))
+    }
+
+    fn output(&self, scope: &Scope, state: MappingState) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        put("UUID", Some(self.uuid.clone().into()));
+        put("StartingPosition", self.starting_position.clone().map(Value::from));
+        put("StartingPositionTimestamp", self.starting_position_timestamp.map(Value::from));
+        put("BatchSize", Some(self.batch_size.into()));
+        put("MaximumBatchingWindowInSeconds", self.maximum_batching_window_in_seconds.map(Value::from));
+        put("ParallelizationFactor", self.parallelization_factor.map(Value::from));
+        put("EventSourceArn", self.event_source_arn.clone().map(Value::from));
+        put("FilterCriteria", self.filter_criteria.clone());
+        put("FunctionArn", Some(self.function_arn.clone().into()));
+        put("LastModified", Some(Value::from(self.last_modified_ms as f64 / 1000.0)));
+        put("LastProcessingResult", self.last_processing_result.clone().map(Value::from));
+        put("State", Some(state.as_str().into()));
+        put("StateTransitionReason", Some(self.kind.state_transition_reason().into()));
+        put("DestinationConfig", self.destination_config.clone());
+        put("Topics", self.topics.clone().map(|t| json!(t)));
+        put("Queues", self.queues.clone().map(|q| json!(q)));
+        put("SourceAccessConfigurations", self.source_access_configurations.clone());
+        put("SelfManagedEventSource", self.self_managed_event_source.clone());
+        put("MaximumRecordAgeInSeconds", self.maximum_record_age_in_seconds.map(Value::from));
+        put("BisectBatchOnFunctionError", self.bisect_batch_on_function_error.map(Value::from));
+        put("MaximumRetryAttempts", self.maximum_retry_attempts.map(Value::from));
+        put("TumblingWindowInSeconds", self.tumbling_window_in_seconds.map(Value::from));
+        put("FunctionResponseTypes", self.function_response_types.clone().map(|t| json!(t)));
+        put(
+            "AmazonManagedKafkaEventSourceConfig",
+            self.amazon_managed_kafka_event_source_config.clone(),
+        );
+        put("SelfManagedKafkaEventSourceConfig", self.self_managed_kafka_event_source_config.clone());
+        put("ScalingConfig", self.scaling_config.clone());
+        put("DocumentDBEventSourceConfig", self.document_db_event_source_config.clone());
+        put("KMSKeyArn", self.kms_key_arn.clone().map(Value::from));
+        put("EventSourceMappingArn", Some(self.arn(scope).into()));
+        put("MetricsConfig", self.metrics_config.clone());
+        put("LoggingConfig", self.logging_config.clone());
+        put("ProvisionedPollerConfig", self.provisioned_poller_config.clone());
+        Value::Object(m)
+    }
+
+    /// Kafka sources are identified by their bootstrap servers, the others by their ARN.
+    fn sources(&self) -> Vec<String> {
+        match &self.event_source_arn {
+            Some(arn) => vec![arn.clone()],
+            None => bootstrap_servers(self.self_managed_event_source.as_ref()),
+        }
+    }
+}
+
+/// Every mapping of every scope, in memory and durable in the store.
+pub struct EventSourceMappings {
+    store: Arc<Store>,
+    functions: Arc<dyn FunctionDirectory>,
+    mappings: RwLock<HashMap<String, (Scope, EventSourceMapping)>>,
+    changes: watch::Sender<u64>,
+}
+
+impl EventSourceMappings {
+    pub fn open(
+        store: Arc<Store>,
+        _data_dir: &Path,
+        functions: Arc<dyn FunctionDirectory>,
+    ) -> Result<Self, StoreError> {
+        let mut mappings = HashMap::new();
+        for doc in store.list_all(KIND)? {
+            match serde_json::from_str::<EventSourceMapping>(&doc.value) {
+                Ok(m) => {
+                    let scope = Scope { account: doc.account, region: doc.region };
+                    mappings.insert(m.uuid.clone(), (scope, m));
+                }
+                Err(e) => tracing::warn!(uuid = %doc.key, "unreadable event source mapping: {e}"),
+            }
+        }
+        Ok(Self { store, functions, mappings: RwLock::new(mappings), changes: watch::channel(0).0 })
+    }
+
+    /// Runs one of the event-source-mapping operations; `None` if `operation` is not one of them.
+    pub fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: &Value,
+    ) -> Option<Result<Value, LambdaError>> {
+        Some(match operation {
+            "CreateEventSourceMapping" => self.create(scope, input),
+            "GetEventSourceMapping" => self.get(scope, input),
+            "UpdateEventSourceMapping" => self.update(scope, input),
+            "DeleteEventSourceMapping" => self.delete(scope, input),
+            "ListEventSourceMappings" => self.list(scope, input),
+            _ => return None,
+        })
+    }
+
+    /// A snapshot of every mapping (for the pollers); see [`EventSourceMapping::is_active`].
+    pub fn mappings(&self) -> Vec<(Scope, EventSourceMapping)> {
+        self.mappings.read().values().cloned().collect()
+    }
+
+    /// Changes whenever a mapping is created, updated or deleted: pollers wait on it instead of
+    /// rescanning.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// What a poller reports after a batch (`LastProcessingResult`, e.g. "OK",
+    /// "PROBLEM: Function call failed").
+    pub fn record_processing_result(&self, uuid: &str, result: &str) -> Result<(), LambdaError> {
+        let mut mappings = self.mappings.write();
+        if let Some((scope, m)) = mappings.get_mut(uuid) {
+            if m.last_processing_result.as_deref() != Some(result) {
+                m.last_processing_result = Some(result.to_string());
+                persist(&self.store, scope, m)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The tags of a mapping (for ListTags), or AWS's 404.
+    pub fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
+        let mappings = self.mappings.read();
+        self.by_arn(&mappings, scope, arn).map(|m| m.tags.clone())
+    }
+
+    /// Replaces a mapping's tags (TagResource/UntagResource compute the new set).
+    pub fn set_tags(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), LambdaError> {
+        let mut mappings = self.mappings.write();
+        let mut m = self.by_arn(&mappings, scope, arn)?.clone();
+        m.tags = tags;
+        persist(&self.store, scope, &m)?;
+        mappings.insert(m.uuid.clone(), (scope.clone(), m));
+        Ok(())
+    }
+
+    fn by_arn<'a>(
+        &self,
+        mappings: &'a HashMap<String, (Scope, EventSourceMapping)>,
+        scope: &Scope,
+        arn: &str,
+    ) -> Result<&'a EventSourceMapping, LambdaError> {
+        let not_found = || LambdaError::not_found(format!("Event source mapping not found: {arn}"));
+        let uuid = arn
+            .strip_prefix(&lambda_arn(scope, "event-source-mapping:"))
+            .ok_or_else(not_found)?;
+        match mappings.get(uuid) {
+            Some((s, m)) if s == scope => Ok(m),
+            _ => Err(not_found()),
+        }
+    }
+
+    fn create(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
+        let now = now_ms();
+        let kind = source_kind(input)?;
+        let event_source_arn = opt_str(input, "EventSourceArn").map(str::to_string);
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let mut m = EventSourceMapping {
+            uuid: uuid.clone(),
+            kind,
+            event_source_arn,
+            function_arn: String::new(),
+            enabled: opt_bool(input, "Enabled").unwrap_or(true),
+            state: MappingState::Creating,
+            state_since_ms: now,
+            last_modified_ms: now,
+            last_processing_result: kind
+                .reports_processing_result()
+                .then(|| NO_RECORDS_PROCESSED.to_string()),
+            batch_size: kind.default_batch_size(),
+            maximum_batching_window_in_seconds: None,
+            parallelization_factor: None,
+            starting_position: None,
+            starting_position_timestamp: None,
+            filter_criteria: None,
+            destination_config: None,
+            maximum_record_age_in_seconds: None,
+            bisect_batch_on_function_error: None,
+            maximum_retry_attempts: None,
+            tumbling_window_in_seconds: None,
+            function_response_types: None,
+            topics: None,
+            queues: None,
+            source_access_configurations: None,
+            self_managed_event_source: None,
+            amazon_managed_kafka_event_source_config: None,
+            self_managed_kafka_event_source_config: None,
+            scaling_config: None,
+            document_db_event_source_config: None,
+            kms_key_arn: None,
+            metrics_config: None,
+            logging_config: None,
+            provisioned_poller_config: None,
+            tags: string_map(input.get("Tags")),
+        };
+        apply_defaults(&mut m);
+        apply_create_only(&mut m, input)?;
+        apply_settings(&mut m, input)?;
+        validate(&m)?;
+        let function = FunctionLocator::parse(scope, opt_str(input, "FunctionName").unwrap_or_default());
+        if !self.functions.function_exists(&function.scope, &function.name, function.qualifier.as_deref())
+        {
+            return Err(LambdaError::invalid("Function does not exist"));
+        }
+        m.function_arn = function.arn();
+        if !m.enabled {
+            // AWS reports a mapping created disabled as Disabled at once.
+            m.state = MappingState::Disabled;
+        }
+        let mut mappings = self.mappings.write();
+        check_duplicate(&mappings, scope, &m, &function.name)?;
+        persist(&self.store, scope, &m)?;
+        let out = m.output(scope, m.state);
+        mappings.insert(uuid, (scope.clone(), m));
+        drop(mappings);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(out)
+    }
+
+    fn get(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
+        let uuid = opt_str(input, "UUID").unwrap_or_default();
+        let mappings = self.mappings.read();
+        match mappings.get(uuid) {
+            Some((s, m)) if s == scope => Ok(m.output(scope, m.state_at(now_ms()))),
+            _ => Err(LambdaError::not_found(NOT_FOUND)),
+        }
+    }
+
+    fn update(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
+        let uuid = opt_str(input, "UUID").unwrap_or_default();
+        let now = now_ms();
+        let mut m = match self.mappings.read().get(uuid) {
+            Some((s, m)) if s == scope => m.clone(),
+            _ => return Err(LambdaError::not_found(NOT_FOUND)),
+        };
+        let was_enabled = m.enabled;
+        apply_settings(&mut m, input)?;
+        if let Some(e) = opt_bool(input, "Enabled") {
+            m.enabled = e;
+        }
+        validate(&m)?;
+        if let Some(name) = opt_str(input, "FunctionName") {
+            let f = FunctionLocator::parse(scope, name);
+            if !self.functions.function_exists(&f.scope, &f.name, f.qualifier.as_deref()) {
+                return Err(LambdaError::invalid("Function does not exist"));
+            }
+            m.function_arn = f.arn();
+        }
+        m.state = match (was_enabled, m.enabled) {
+            (false, true) => MappingState::Enabling,
+            (true, false) => MappingState::Disabling,
+            _ => MappingState::Updating,
+        };
+        m.state_since_ms = now;
+        m.last_modified_ms = now;
+        let mut mappings = self.mappings.write();
+        // Deleted meanwhile: the update loses.
+        if !mappings.contains_key(uuid) {
+            return Err(LambdaError::not_found(NOT_FOUND));
+        }
+        persist(&self.store, scope, &m)?;
+        let out = m.output(scope, m.state);
+        mappings.insert(uuid.to_string(), (scope.clone(), m));
+        drop(mappings);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(out)
+    }
+
+    fn delete(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
+        let uuid = opt_str(input, "UUID").unwrap_or_default();
+        let mut mappings = self.mappings.write();
+        let m = match mappings.get(uuid) {
+            Some((s, m)) if s == scope => m.clone(),
+            _ => return Err(LambdaError::not_found(NOT_FOUND)),
+        };
+        let k = DocKey { account: &scope.account, region: &scope.region, kind: KIND, key: uuid };
+        self.store.delete(&k).map_err(store_error)?;
+        mappings.remove(uuid);
+        drop(mappings);
+        self.changes.send_modify(|n| *n += 1);
+        Ok(m.output(scope, MappingState::Deleting))
+    }
+
+    fn list(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
+        let source = opt_str(input, "EventSourceArn");
+        let function = opt_str(input, "FunctionName").map(|f| FunctionLocator::parse(scope, f).arn());
+        let now = now_ms();
+        let mappings = self.mappings.read();
+        let mut found: Vec<(String, Value)> = mappings
+            .values()
+            .filter(|(s, _)| s == scope)
+            .filter(|(_, m)| source.is_none_or(|a| m.event_source_arn.as_deref() == Some(a)))
+            .filter(|(_, m)| function.as_ref().is_none_or(|f| *f == m.function_arn))
+            .map(|(_, m)| (format!("{:015}-{}", m.last_modified_ms, m.uuid), m))
+            .map(|(k, m)| (k, m.output(scope, m.state_at(now))))
+            .collect();
+        // Oldest first by creation would need another field; last change is close and stable
+        // enough for paging because the marker is the sort key itself.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let (page, next) = paginate(
+            found,
+            |(k, _)| k.clone(),
+            opt_str(input, "Marker"),
+            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
+        );
+        let mut out =
+            json!({ "EventSourceMappings": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
+        if let Some(m) = next {
+            out["NextMarker"] = m.into();
+        }
+        Ok(out)
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn persist(store: &Store, scope: &Scope, m: &EventSourceMapping) -> Result<(), LambdaError> {
+    let value = serde_json::to_string(m).map_err(store_error)?;
+    let k = DocKey { account: &scope.account, region: &scope.region, kind: KIND, key: &m.uuid };
+    store.put(&k, &value).map_err(store_error)
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn bootstrap_servers(source: Option<&Value>) -> Vec<String> {
+    source
+        .and_then(|s| s.get("Endpoints"))
+        .and_then(|e| opt_str_list(e, "KAFKA_BOOTSTRAP_SERVERS"))
+        .unwrap_or_default()
+}
+
+/// The kind of source a create request names, checked in the order AWS checks.
+fn source_kind(input: &Value) -> Result<SourceKind, LambdaError> {
+    if let Some(dc) = input.get("DestinationConfig") {
+        if dc.get("OnSuccess").is_some() {
+            return Err(unsupported("DestinationConfig"));
+        }
+    }
+    if input.get("SelfManagedEventSource").is_some() {
+        if input.get("SourceAccessConfigurations").is_none() {
+            return Err(LambdaError::invalid(
+                "Required 'sourceAccessConfigurations' parameter is missing.",
+            ));
+        }
+        return Ok(SourceKind::SelfManagedKafka);
+    }
+    opt_str(input, "EventSourceArn")
+        .and_then(SourceKind::of_arn)
+        .ok_or_else(|| LambdaError::invalid("Unrecognized event source."))
+}
+
+fn unsupported(parameter: &str) -> LambdaError {
+    LambdaError::invalid(format!(
+        "Unsupported {parameter} parameter for given event source mapping type."
+    ))
+}
+
+/// Defaults AWS fills in per source type (what Get shows for members the caller left out).
+fn apply_defaults(m: &mut EventSourceMapping) {
+    let k = m.kind;
+    m.function_response_types = (k == SourceKind::Sqs || k.is_stream()).then(Vec::new);
+    if matches!(k, SourceKind::Sqs | SourceKind::Mq | SourceKind::DocumentDb) || k.is_stream() {
+        m.maximum_batching_window_in_seconds = Some(0);
+    }
+    if k.is_stream() {
+        m.parallelization_factor = Some(1);
+        m.maximum_record_age_in_seconds = Some(-1);
+        m.bisect_batch_on_function_error = Some(false);
+        m.maximum_retry_attempts = Some(-1);
+        m.tumbling_window_in_seconds = Some(0);
+        m.destination_config = Some(json!({ "OnFailure": {} }));
+    }
+}
+
+/// Members only `CreateEventSourceMapping` takes.
+fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), LambdaError> {
+    let k = m.kind;
+    let given = |name: &str| input.get(name).is_some_and(|v| !v.is_null());
+    if let Some(p) = opt_str(input, "StartingPosition") {
+        if !(k.is_stream() || k.is_kafka() || k == SourceKind::DocumentDb) {
+            return Err(unsupported("StartingPosition"));
+        }
+        m.starting_position = Some(p.to_string());
+    }
+    if k.is_stream() && m.starting_position.is_none() {
+        return Err(LambdaError::invalid(
+            "1 validation error detected: Value null at 'startingPosition' failed to satisfy \
+             constraint: Member must not be null.",
+        ));
+    }
+    if k.is_kafka() || k == SourceKind::DocumentDb {
+        m.starting_position.get_or_insert_with(|| "TRIM_HORIZON".to_string());
+    }
+    if k == SourceKind::DynamoDbStreams && m.starting_position.as_deref() == Some("AT_TIMESTAMP") {
+        return Err(LambdaError::invalid(format!(
+            "Unsupported starting position for arn type: {}",
+            m.event_source_arn.as_deref().unwrap_or_default()
+        )));
+    }
+    if let Some(ts) = input.get("StartingPositionTimestamp").filter(|v| !v.is_null()) {
+        if m.starting_position.as_deref() != Some("AT_TIMESTAMP") {
+            return Err(unsupported("StartingPositionTimestamp"));
+        }
+        m.starting_position_timestamp = timestamp_seconds(ts);
+    } else if m.starting_position.as_deref() == Some("AT_TIMESTAMP") {
+        return Err(LambdaError::invalid(
+            "StartingPositionTimestamp must be provided when StartingPosition is AT_TIMESTAMP.",
+        ));
+    }
+    if given("Topics") {
+        if !k.is_kafka() {
+            return Err(unsupported("Topics"));
+        }
+        m.topics = opt_str_list(input, "Topics");
+    } else if k.is_kafka() {
+        return Err(LambdaError::invalid("Required 'topics' parameter is missing."));
+    }
+    if given("Queues") {
+        if k != SourceKind::Mq {
+            return Err(unsupported("Queues"));
+        }
+        m.queues = opt_str_list(input, "Queues");
+    } else if k == SourceKind::Mq {
+        return Err(LambdaError::invalid("Required 'queues' parameter is missing."));
+    }
+    if k == SourceKind::Mq && !given("SourceAccessConfigurations") {
+        return Err(LambdaError::invalid(
+            "Required 'sourceAccessConfigurations' parameter is missing.",
+        ));
+    }
+    if given("SelfManagedEventSource") {
+        let servers = bootstrap_servers(input.get("SelfManagedEventSource"));
+        if servers.is_empty() {
+            return Err(LambdaError::invalid(
+                "Required 'KAFKA_BOOTSTRAP_SERVERS' endpoints are missing.",
+            ));
+        }
+        m.self_managed_event_source = input.get("SelfManagedEventSource").cloned();
+    }
+    // Kafka consumers join a group; AWS names it after the mapping unless told otherwise.
+    let consumer_group = |member: &str| {
+        let mut cfg = input.get(member).cloned().unwrap_or_else(|| json!({}));
+        if cfg.get("ConsumerGroupId").is_none() {
+            cfg["ConsumerGroupId"] = m.uuid.clone().into();
+        }
+        cfg
+    };
+    match k {
+        SourceKind::Msk => {
+            if given("SelfManagedKafkaEventSourceConfig") {
+                return Err(unsupported("SelfManagedKafkaEventSourceConfig"));
+            }
+            m.amazon_managed_kafka_event_source_config =
+                Some(consumer_group("AmazonManagedKafkaEventSourceConfig"));
+        }
+        SourceKind::SelfManagedKafka => {
+            if given("AmazonManagedKafkaEventSourceConfig") {
+                return Err(unsupported("AmazonManagedKafkaEventSourceConfig"));
+            }
+            m.self_managed_kafka_event_source_config =
+                Some(consumer_group("SelfManagedKafkaEventSourceConfig"));
+        }
+        _ => {
+            for member in ["AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig"]
+            {
+                if given(member) {
+                    return Err(unsupported(member));
+                }
+            }
+        }
+    }
+    if k == SourceKind::DocumentDb && !given("DocumentDBEventSourceConfig") {
+        return Err(LambdaError::invalid(
+            "Required 'documentDBEventSourceConfig' parameter is missing.",
+        ));
+    }
+    Ok(())
+}
+
+/// Members both Create and Update take, checked against the source type.
+fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), LambdaError> {
+    let k = m.kind;
+    let given = |name: &str| input.get(name).is_some_and(|v| !v.is_null());
+    let only_for = |name: &str, allowed: bool| -> Result<bool, LambdaError> {
+        match (given(name), allowed) {
+            (true, false) => Err(unsupported(name)),
+            (g, _) => Ok(g),
+        }
+    };
+    if let Some(b) = opt_i64(input, "BatchSize") {
+        m.batch_size = b;
+    }
+    if given("MaximumBatchingWindowInSeconds") {
+        m.maximum_batching_window_in_seconds = opt_i64(input, "MaximumBatchingWindowInSeconds");
+    }
+    if only_for("ParallelizationFactor", k.is_stream())? {
+        m.parallelization_factor = opt_i64(input, "ParallelizationFactor");
+    }
+    if only_for("MaximumRecordAgeInSeconds", k.is_stream() || k.is_kafka())? {
+        m.maximum_record_age_in_seconds = opt_i64(input, "MaximumRecordAgeInSeconds");
+    }
+    if only_for("BisectBatchOnFunctionError", k.is_stream() || k.is_kafka())? {
+        m.bisect_batch_on_function_error = opt_bool(input, "BisectBatchOnFunctionError");
+    }
+    if only_for("MaximumRetryAttempts", k.is_stream() || k.is_kafka())? {
+        m.maximum_retry_attempts = opt_i64(input, "MaximumRetryAttempts");
+    }
+    if only_for("TumblingWindowInSeconds", k.is_stream())? {
+        m.tumbling_window_in_seconds = opt_i64(input, "TumblingWindowInSeconds");
+    }
+    if only_for("FunctionResponseTypes", !matches!(k, SourceKind::Mq | SourceKind::DocumentDb))? {
+        m.function_response_types = opt_str_list(input, "FunctionResponseTypes");
+    }
+    if only_for("ScalingConfig", k == SourceKind::Sqs)? {
+        m.scaling_config = input.get("ScalingConfig").cloned();
+    }
+    if only_for("DocumentDBEventSourceConfig", k == SourceKind::DocumentDb)? {
+        m.document_db_event_source_config = input.get("DocumentDBEventSourceConfig").cloned();
+    }
+    if only_for(
+        "SourceAccessConfigurations",
+        k.is_kafka() || matches!(k, SourceKind::Mq | SourceKind::DocumentDb),
+    )? {
+        m.source_access_configurations = input.get("SourceAccessConfigurations").cloned();
+    }
+    if only_for("ProvisionedPollerConfig", k.is_kafka() || k == SourceKind::Sqs)? {
+        m.provisioned_poller_config = input.get("ProvisionedPollerConfig").cloned();
+    }
+    if given("DestinationConfig") {
+        let dc = &input["DestinationConfig"];
+        if dc.get("OnSuccess").is_some() {
+            return Err(unsupported("DestinationConfig"));
+        }
+        let on_failure = dc.get("OnFailure").cloned().unwrap_or_else(|| json!({}));
+        let destination = opt_str(&on_failure, "Destination").unwrap_or_default();
+        let supports = k.is_stream() || k.is_kafka();
+        if !destination.is_empty() && !supports {
+            return Err(unsupported("DestinationConfig"));
+        }
+        if !destination.is_empty() && !valid_failure_destination(k, destination) {
+            return Err(LambdaError::invalid(format!(
+                "The provided destination config DestinationConfig(onSuccess=null, \
+                 onFailure=OnFailure(destination={destination})) is invalid."
+            )));
+        }
+        if supports {
+            m.destination_config = Some(json!({ "OnFailure": on_failure }));
+        }
+    }
+    if given("FilterCriteria") {
+        let fc = &input["FilterCriteria"];
+        let filters = fc.get("Filters").and_then(Value::as_array).cloned().unwrap_or_default();
+        for f in &filters {
+            let valid = f
+                .get("Pattern")
+                .and_then(Value::as_str)
+                .and_then(|p| serde_json::from_str::<Value>(p).ok())
+                .is_some_and(|p| valid_pattern(&p));
+            if !valid {
+                return Err(LambdaError::invalid("Invalid filter pattern definition."));
+            }
+        }
+        // An empty filter list clears the criteria: AWS then omits the member.
+        m.filter_criteria = (!filters.is_empty()).then(|| json!({ "Filters": filters }));
+    }
+    if given("KMSKeyArn") {
+        m.kms_key_arn = opt_str(input, "KMSKeyArn").filter(|a| !a.is_empty()).map(str::to_string);
+    }
+    if given("MetricsConfig") {
+        m.metrics_config = input.get("MetricsConfig").cloned();
+    }
+    if given("LoggingConfig") {
+        m.logging_config = input.get("LoggingConfig").cloned();
+    }
+    Ok(())
+}
+
+/// Rules that involve several members, checked on the result of a create or an update.
+fn validate(m: &EventSourceMapping) -> Result<(), LambdaError> {
+    let fifo = m.kind == SourceKind::Sqs
+        && m.event_source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
+    if fifo && m.batch_size > 10 {
+        return Err(LambdaError::invalid(
+            "Batch size for FIFO queues must be less than or equal to 10.",
+        ));
+    }
+    if m.kind == SourceKind::Sqs
+        && m.batch_size > 10
+        && m.maximum_batching_window_in_seconds.unwrap_or(0) == 0
+    {
+        return Err(LambdaError::invalid(
+            "Maximum batch window in seconds must be greater than 0 if maximum batch size is \
+             greater than 10",
+        ));
+    }
+    if let Some(age) = m.maximum_record_age_in_seconds {
+        if (0..60).contains(&age) {
+            return Err(LambdaError::invalid(
+                "MaximumRecordAgeInSeconds must be -1 or between 60 and 604800.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn valid_failure_destination(kind: SourceKind, destination: &str) -> bool {
+    if kind.is_kafka() && destination.starts_with("kafka://") {
+        return true;
+    }
+    matches!(destination.split(':').nth(2), Some("sqs" | "sns" | "s3"))
+}
+
+/// An event filter pattern: a JSON object whose leaves are arrays of values or matchers.
+fn valid_pattern(p: &Value) -> bool {
+    fn field(v: &Value) -> bool {
+        match v {
+            Value::Object(o) => !o.is_empty() && o.values().all(field),
+            Value::Array(a) => {
+                !a.is_empty()
+                    && a.iter().all(|x| matches!(x, Value::Object(_) | Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null))
+            }
+            _ => false,
+        }
+    }
+    match p {
+        Value::Object(o) => o.values().all(field),
+        _ => false,
+    }
+}
+
+/// `StartingPositionTimestamp` as epoch seconds (SDKs send a number; tolerate ISO strings).
+fn timestamp_seconds(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| epoch_seconds(t.to_utc()))
+        }),
+        _ => None,
+    }
+}
+
+/// AWS's 409 for a second mapping of the same source and function, worded per source type.
+fn check_duplicate(
+    mappings: &HashMap<String, (Scope, EventSourceMapping)>,
+    scope: &Scope,
+    new: &EventSourceMapping,
+    function_name: &str,
+) -> Result<(), LambdaError> {
+    let new_sources = new.sources();
+    for (s, old) in mappings.values() {
+        if s != scope || old.function_arn != new.function_arn {
+            continue;
+        }
+        if !old.sources().iter().any(|x| new_sources.contains(x)) {
+            continue;
+        }
+        let message = match new.kind {
+            SourceKind::Sqs => format!(
+                "An event source mapping with SQS arn (\" {} \") and function (\" {function_name} \
+                 \") already exists. Please update or delete the existing mapping with UUID {}",
+                old.event_source_arn.as_deref().unwrap_or_default(),
+                old.uuid
+            ),
+            SourceKind::Msk | SourceKind::SelfManagedKafka => {
+                let old_topics = old.topics.clone().unwrap_or_default();
+                let new_topics = new.topics.clone().unwrap_or_default();
+                if !old_topics.iter().any(|t| new_topics.contains(t)) {
+                    continue;
+                }
+                format!(
+                    "An event source mapping with event source (\"{}\"), function (\"{}\"), \
+                     topics (\"{}\") already exists. Please update or delete the existing \
+                     mapping with UUID {}",
+                    new_sources.join(","),
+                    new.function_arn,
+                    new_topics.join(","),
+                    old.uuid
+                )
+            }
+            _ => format!(
+                "The event source arn (\" {} \") and function (\" {function_name} \") provided \
+                 mapping already exists. Please update or delete the existing mapping with UUID {}",
+                old.event_source_arn.as_deref().unwrap_or_default(),
+                old.uuid
+            ),
+        };
+        return Err(LambdaError::new(ErrorCode::ResourceConflictException, message));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Functions (and "name:qualifier"s) that exist.
+    #[derive(Default)]
+    struct FakeFunctions(RwLock<HashSet<String>>);
+
+    impl FunctionDirectory for FakeFunctions {
+        fn function_exists(&self, _scope: &Scope, name: &str, q: Option<&str>) -> bool {
+            let set = self.0.read();
+            match q {
+                None | Some("$LATEST") => set.contains(name),
+                Some(q) => set.contains(&format!("{name}:{q}")),
+            }
+        }
+    }
+
+    const FN_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:fn1";
+    const QUEUE: &str = "arn:aws:sqs:us-east-1:111111111111:q1";
+    const KINESIS: &str = "arn:aws:kinesis:us-east-1:111111111111:stream/s1";
+    const DDB: &str = "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/2024-01-01T00:00:00.000";
+
+    fn scope() -> Scope {
+        Scope { account: "111111111111".into(), region: "us-east-1".into() }
+    }
+
+    fn open(dir: &Path) -> EventSourceMappings {
+        let fns = Arc::new(FakeFunctions::default());
+        fns.0.write().extend(["fn1".to_string(), "fn2".into(), "fn1:1".into(), "fn1:myalias".into()]);
+        let store = Arc::new(Store::open(dir).unwrap());
+        EventSourceMappings::open(store, dir, fns).unwrap()
+    }
+
+    fn run(e: &EventSourceMappings, op: &str, input: Value) -> Result<Value, LambdaError> {
+        e.execute(&scope(), op, &input).expect("an event source mapping operation")
+    }
+
+    fn err(r: Result<Value, LambdaError>) -> (ErrorCode, String) {
+        let e = r.unwrap_err();
+        (e.code, e.message)
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(SETTLE_MILLIS as u64 + 50));
+    }
+
+    #[test]
+    fn sqs_mapping_has_aws_defaults_and_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let out = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
+            .unwrap();
+        assert_eq!(
+            keys(&out),
+            [
+                "BatchSize", "EventSourceArn", "EventSourceMappingArn", "FunctionArn",
+                "FunctionResponseTypes", "LastModified", "MaximumBatchingWindowInSeconds", "State",
+                "StateTransitionReason", "UUID"
+            ]
+        );
+        let uuid = out["UUID"].as_str().unwrap();
+        assert_eq!(out["BatchSize"], 10);
+        assert_eq!(out["MaximumBatchingWindowInSeconds"], 0);
+        assert_eq!(out["FunctionResponseTypes"], json!([]));
+        assert_eq!(out["FunctionArn"], FN_ARN);
+        assert_eq!(out["State"], "Creating");
+        assert_eq!(out["StateTransitionReason"], "USER_INITIATED");
+        assert_eq!(
+            out["EventSourceMappingArn"],
+            format!("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:{uuid}")
+        );
+        assert!(out["LastModified"].as_f64().unwrap() > 1.7e9);
+        settle();
+        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        assert_eq!(got["State"], "Enabled");
+        assert_eq!(got["LastModified"], out["LastModified"]);
+        assert!(e.mappings()[0].1.is_active(now_ms()));
+    }
+
+    #[test]
+    fn stream_mappings_have_stream_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": DDB, "StartingPosition": "TRIM_HORIZON",
+                   "BatchSize": 1, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": 1,
+                   "DestinationConfig": {"OnFailure": {"Destination": QUEUE}}}),
+        )
+        .unwrap();
+        let mut expected = out.clone();
+        for k in ["UUID", "EventSourceMappingArn", "LastModified"] {
+            expected.as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(
+            expected,
+            json!({
+                "BatchSize": 1, "BisectBatchOnFunctionError": false,
+                "DestinationConfig": {"OnFailure": {"Destination": QUEUE}},
+                "EventSourceArn": DDB, "FunctionArn": FN_ARN, "FunctionResponseTypes": [],
+                "LastProcessingResult": "No records processed",
+                "MaximumBatchingWindowInSeconds": 1, "MaximumRecordAgeInSeconds": -1,
+                "MaximumRetryAttempts": 1, "ParallelizationFactor": 1,
+                "StartingPosition": "TRIM_HORIZON", "State": "Creating",
+                "StateTransitionReason": "User action", "TumblingWindowInSeconds": 0,
+            })
+        );
+        let k = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST",
+                   "FilterCriteria": {"Filters": []}}),
+        )
+        .unwrap();
+        assert_eq!(k["BatchSize"], 100);
+        assert_eq!(k["MaximumRetryAttempts"], -1);
+        assert_eq!(k["DestinationConfig"], json!({"OnFailure": {}}));
+        assert!(k.get("FilterCriteria").is_none());
+    }
+
+    #[test]
+    fn stream_starting_position_rules_match_aws() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        for arn in [DDB, KINESIS] {
+            let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": arn}));
+            assert_eq!(
+                err(r),
+                (
+                    ErrorCode::InvalidParameterValueException,
+                    "1 validation error detected: Value null at 'startingPosition' failed to \
+                     satisfy constraint: Member must not be null."
+                        .into()
+                )
+            );
+        }
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": DDB, "StartingPosition": "AT_TIMESTAMP",
+                   "StartingPositionTimestamp": 1700000000}),
+        );
+        assert_eq!(err(r).1, format!("Unsupported starting position for arn type: {DDB}"));
+        let ok = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "AT_TIMESTAMP",
+                   "StartingPositionTimestamp": 1700000000.5}),
+        )
+        .unwrap();
+        assert_eq!(ok["StartingPositionTimestamp"], 1700000000.5);
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "StartingPosition": "LATEST"}),
+        );
+        assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
+    }
+
+    #[test]
+    fn create_errors_match_aws() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "doesnotexist"}));
+        assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Unrecognized event source.".into()));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "doesnotexist", "EventSourceArn": QUEUE}),
+        );
+        assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Function does not exist".into()));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                   "DestinationConfig": {"OnSuccess": {"Destination": QUEUE}}}),
+        );
+        assert_eq!(
+            err(r).1,
+            "Unsupported DestinationConfig parameter for given event source mapping type."
+        );
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                   "DestinationConfig": {"OnFailure": {"Destination": QUEUE}}}),
+        );
+        assert_eq!(
+            err(r).1,
+            "Unsupported DestinationConfig parameter for given event source mapping type."
+        );
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "BatchSize": 11}),
+        );
+        assert_eq!(
+            err(r).1,
+            "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+        );
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "ParallelizationFactor": 2}),
+        );
+        assert_eq!(err(r).1, "Unsupported ParallelizationFactor parameter for given event source mapping type.");
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": "arn:aws:s3:::bucket"}),
+        );
+        assert_eq!(err(r).1, "Unrecognized event source.");
+        // Nothing was created.
+        assert_eq!(run(&e, "ListEventSourceMappings", json!({})).unwrap(), json!({"EventSourceMappings": []}));
+    }
+
+    #[test]
+    fn filter_patterns_must_be_json_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        for pattern in [
+            json!("simple string"),
+            json!(r#"[{"eventName": ["INSERT"=123}]"#),
+            json!(r#"{"body": "not-a-list"}"#),
+            json!(null),
+            json!(""),
+        ] {
+            let mut filter = json!({});
+            if !pattern.is_null() {
+                filter["Pattern"] = pattern;
+            }
+            let r = run(
+                &e,
+                "CreateEventSourceMapping",
+                json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "FilterCriteria": {"Filters": [filter]}}),
+            );
+            assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Invalid filter pattern definition.".into()));
+        }
+        let pattern = r#"{"body": {"my-number": [{"numeric": [">", 100]}], "k": ["v"]}}"#;
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                   "FilterCriteria": {"Filters": [{"Pattern": pattern}]}}),
+        )
+        .unwrap();
+        assert_eq!(out["FilterCriteria"], json!({"Filters": [{"Pattern": pattern}]}));
+    }
+
+    #[test]
+    fn duplicates_are_refused_with_per_type_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let first = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
+            .unwrap();
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}));
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::ResourceConflictException,
+                format!(
+                    "An event source mapping with SQS arn (\" {QUEUE} \") and function (\" fn1 \") \
+                     already exists. Please update or delete the existing mapping with UUID {}",
+                    first["UUID"].as_str().unwrap()
+                )
+            )
+        );
+        // Another qualifier is another function ARN, and another function is fine.
+        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1:1", "EventSourceArn": QUEUE})).unwrap();
+        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn2", "EventSourceArn": QUEUE})).unwrap();
+        let k1 = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
+        )
+        .unwrap();
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
+        );
+        assert_eq!(
+            err(r).1,
+            format!(
+                "The event source arn (\" {KINESIS} \") and function (\" fn1 \") provided mapping \
+                 already exists. Please update or delete the existing mapping with UUID {}",
+                k1["UUID"].as_str().unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn self_managed_kafka_mappings_match_aws() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let source = json!({"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:1000"]}});
+        let sac = json!([{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:111111111111:secret:s"}]);
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": source}),
+        );
+        assert_eq!(err(r).1, "Required 'sourceAccessConfigurations' parameter is missing.");
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": source,
+                   "SourceAccessConfigurations": sac}),
+        )
+        .unwrap();
+        let uuid = out["UUID"].as_str().unwrap();
+        assert_eq!(
+            keys(&out),
+            [
+                "BatchSize", "EventSourceMappingArn", "FunctionArn", "LastModified",
+                "LastProcessingResult", "SelfManagedEventSource", "SelfManagedKafkaEventSourceConfig",
+                "SourceAccessConfigurations", "StartingPosition", "State", "StateTransitionReason",
+                "Topics", "UUID"
+            ]
+        );
+        assert_eq!(out["BatchSize"], 100);
+        assert_eq!(out["SelfManagedKafkaEventSourceConfig"], json!({"ConsumerGroupId": uuid}));
+        assert_eq!(out["StartingPosition"], "TRIM_HORIZON");
+        assert_eq!(out["StateTransitionReason"], "USER_INITIATED");
+        let two = json!({"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:1000", "kafka:2000"]}});
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": two,
+                   "SourceAccessConfigurations": sac}),
+        );
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::ResourceConflictException,
+                format!(
+                    "An event source mapping with event source (\"kafka:1000,kafka:2000\"), function \
+                     (\"{FN_ARN}\"), topics (\"topic\") already exists. Please update or delete the \
+                     existing mapping with UUID {uuid}"
+                )
+            )
+        );
+        let other = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "Topics": ["topic_2"], "SelfManagedEventSource": source,
+                   "SourceAccessConfigurations": sac, "BatchSize": 1, "StartingPosition": "LATEST",
+                   "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "random_id"}}),
+        )
+        .unwrap();
+        assert_eq!(other["SelfManagedKafkaEventSourceConfig"], json!({"ConsumerGroupId": "random_id"}));
+        assert_eq!(other["StartingPosition"], "LATEST");
+    }
+
+    #[test]
+    fn function_name_variations_keep_the_qualifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        for (given, arn) in [
+            ("fn1", FN_ARN.to_string()),
+            ("fn1:$LATEST", format!("{FN_ARN}:$LATEST")),
+            ("fn1:1", format!("{FN_ARN}:1")),
+            ("fn1:myalias", format!("{FN_ARN}:myalias")),
+            (FN_ARN, FN_ARN.to_string()),
+            ("arn:aws:lambda:us-east-1:111111111111:function:fn1:myalias", format!("{FN_ARN}:myalias")),
+        ] {
+            let out =
+                run(&e, "CreateEventSourceMapping", json!({"FunctionName": given, "EventSourceArn": QUEUE}))
+                    .unwrap();
+            assert_eq!(out["FunctionArn"], arn);
+            run(&e, "DeleteEventSourceMapping", json!({"UUID": out["UUID"]})).unwrap();
+        }
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1:nope", "EventSourceArn": QUEUE}));
+        assert_eq!(err(r).1, "Function does not exist");
+    }
+
+    #[test]
+    fn update_get_delete_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let out = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
+            .unwrap();
+        let uuid = out["UUID"].as_str().unwrap().to_string();
+        let r = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "BatchSize": 11}));
+        assert_eq!(
+            err(r).1,
+            "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+        );
+        let upd = run(
+            &e,
+            "UpdateEventSourceMapping",
+            json!({"UUID": uuid, "FunctionName": "fn2", "MaximumBatchingWindowInSeconds": 1, "BatchSize": 20}),
+        )
+        .unwrap();
+        assert_eq!(upd["State"], "Updating");
+        assert_eq!(upd["FunctionArn"], "arn:aws:lambda:us-east-1:111111111111:function:fn2");
+        assert_eq!(upd["BatchSize"], 20);
+        settle();
+        assert_eq!(run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap()["State"], "Enabled");
+        let dis = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": false})).unwrap();
+        assert_eq!(dis["State"], "Disabling");
+        settle();
+        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        assert_eq!(got["State"], "Disabled");
+        assert!(!e.mappings()[0].1.is_active(now_ms()));
+        let en = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": true})).unwrap();
+        assert_eq!(en["State"], "Enabling");
+        let del = run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        assert_eq!(del["State"], "Deleting");
+        assert_eq!(del["BatchSize"], 20);
+        let missing = (ErrorCode::ResourceNotFoundException, "The resource you requested does not exist.".to_string());
+        assert_eq!(err(run(&e, "GetEventSourceMapping", json!({"UUID": uuid}))), missing);
+        assert_eq!(err(run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid}))), missing);
+        assert_eq!(err(run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": false}))), missing);
+    }
+
+    #[test]
+    fn created_disabled_is_disabled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "Enabled": false, "BatchSize": 1}),
+        )
+        .unwrap();
+        assert_eq!(out["State"], "Disabled");
+    }
+
+    #[test]
+    fn list_filters_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE})).unwrap();
+        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn2", "EventSourceArn": QUEUE})).unwrap();
+        run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
+        )
+        .unwrap();
+        let count = |input: Value| {
+            run(&e, "ListEventSourceMappings", input).unwrap()["EventSourceMappings"].as_array().unwrap().len()
+        };
+        assert_eq!(count(json!({})), 3);
+        assert_eq!(count(json!({"EventSourceArn": QUEUE})), 2);
+        assert_eq!(count(json!({"FunctionName": "fn1"})), 2);
+        assert_eq!(count(json!({"FunctionName": FN_ARN, "EventSourceArn": KINESIS})), 1);
+        assert_eq!(count(json!({"FunctionName": "doesnotexist"})), 0);
+        let p1 = run(&e, "ListEventSourceMappings", json!({"MaxItems": 2})).unwrap();
+        assert_eq!(p1["EventSourceMappings"].as_array().unwrap().len(), 2);
+        let p2 = run(&e, "ListEventSourceMappings", json!({"MaxItems": 2, "Marker": p1["NextMarker"]})).unwrap();
+        assert_eq!(p2["EventSourceMappings"].as_array().unwrap().len(), 1);
+        assert!(p2.get("NextMarker").is_none());
+        let mut all: Vec<Value> = p1["EventSourceMappings"].as_array().unwrap().clone();
+        all.extend(p2["EventSourceMappings"].as_array().unwrap().iter().cloned());
+        let uuids: HashSet<_> = all.iter().map(|m| m["UUID"].as_str().unwrap().to_string()).collect();
+        assert_eq!(uuids.len(), 3);
+    }
+
+    #[test]
+    fn mappings_and_tags_survive_reopening_and_notify_pollers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (uuid, arn) = {
+            let e = open(dir.path());
+            let rx = e.subscribe();
+            let out = run(
+                &e,
+                "CreateEventSourceMapping",
+                json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "Tags": {"team": "a"}}),
+            )
+            .unwrap();
+            assert!(rx.has_changed().unwrap());
+            let uuid = out["UUID"].as_str().unwrap().to_string();
+            e.record_processing_result(&uuid, "OK").unwrap();
+            (uuid, out["EventSourceMappingArn"].as_str().unwrap().to_string())
+        };
+        let e = open(dir.path());
+        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        assert_eq!(got["EventSourceArn"], QUEUE);
+        assert_eq!(e.mappings()[0].1.last_processing_result.as_deref(), Some("OK"));
+        assert_eq!(e.tags(&scope(), &arn).unwrap().get("team").map(String::as_str), Some("a"));
+        e.set_tags(&scope(), &arn, BTreeMap::new()).unwrap();
+        assert!(e.tags(&scope(), &arn).unwrap().is_empty());
+        let missing = format!("{}0", &arn[..arn.len() - 1]);
+        assert_eq!(
+            e.tags(&scope(), &missing).unwrap_err().message,
+            format!("Event source mapping not found: {missing}")
+        );
+        let other = Scope { account: "222222222222".into(), region: "us-east-1".into() };
+        let r = e.execute(&other, "GetEventSourceMapping", &json!({"UUID": uuid})).unwrap();
+        assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFoundException);
+    }
+
+    #[test]
+    fn other_source_types_need_their_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let msk = "arn:aws:kafka:us-east-1:111111111111:cluster/c/abc";
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": msk}));
+        assert_eq!(err(r).1, "Required 'topics' parameter is missing.");
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": msk, "Topics": ["t"]}),
+        )
+        .unwrap();
+        assert_eq!(out["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"], out["UUID"]);
+        let mq = "arn:aws:mq:us-east-1:111111111111:broker:b:b-1234";
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"]}));
+        assert_eq!(err(r).1, "Required 'sourceAccessConfigurations' parameter is missing.");
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"],
+                   "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:111111111111:secret:s"}]}),
+        )
+        .unwrap();
+        assert_eq!(out["Queues"], json!(["q"]));
+        let docdb = "arn:aws:rds:us-east-1:111111111111:cluster:docdb-1";
+        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": docdb}));
+        assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": docdb,
+                   "DocumentDBEventSourceConfig": {"DatabaseName": "db"}}),
+        )
+        .unwrap();
+        assert_eq!(out["DocumentDBEventSourceConfig"], json!({"DatabaseName": "db"}));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn2", "EventSourceArn": QUEUE, "Topics": ["t"]}),
+        );
+        assert_eq!(err(r).1, "Unsupported Topics parameter for given event source mapping type.");
+    }
+}

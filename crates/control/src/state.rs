@@ -1,0 +1,461 @@
+//! The control plane's state: every function (its `$LATEST`, published versions and
+//! function-level settings) held in memory for reads and invokes, and written through to the store
+//! — one `Store::apply` per logical change, before the change is visible or acknowledged. Writers
+//! of one function are serialized by its slot's lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use flint_engine::FunctionSpec;
+use flint_store::{Change, Store};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::code::CodeStore;
+use crate::configuration::{VersionRecord, LATEST};
+use crate::{LambdaError, Scope};
+
+/// Store kinds. Published versions are separate documents so that updating `$LATEST` does not
+/// rewrite a function's whole history.
+pub const KIND_FUNCTION: &str = "function";
+pub const KIND_VERSION: &str = "function-version";
+
+/// The function-level document (kind `function`, key = name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionDoc {
+    pub name: String,
+    pub latest: VersionRecord,
+    /// The highest version number ever published (numbers are never reused).
+    #[serde(default)]
+    pub last_published: u64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+}
+
+/// An immutable view of one function; replaced as a whole on every change.
+#[derive(Debug)]
+pub struct Function {
+    pub doc: FunctionDoc,
+    pub versions: BTreeMap<u64, VersionRecord>,
+    /// What the engine runs, per version key (`$LATEST`, `1`, ...): built once per change.
+    specs: HashMap<String, Arc<FunctionSpec>>,
+}
+
+impl Function {
+    pub fn name(&self) -> &str {
+        &self.doc.name
+    }
+
+    /// A version by qualifier (`$LATEST` or a number). Aliases are resolved by the caller.
+    pub fn version(&self, qualifier: &str) -> Option<&VersionRecord> {
+        if qualifier == LATEST {
+            return Some(&self.doc.latest);
+        }
+        let n: u64 = qualifier.parse().ok()?;
+        // "01" is not version 1.
+        if n.to_string() != qualifier {
+            return None;
+        }
+        self.versions.get(&n)
+    }
+
+    pub fn spec(&self, version: &str) -> Option<&Arc<FunctionSpec>> {
+        self.specs.get(version)
+    }
+
+    pub fn all_versions(&self) -> impl Iterator<Item = &VersionRecord> {
+        std::iter::once(&self.doc.latest).chain(self.versions.values())
+    }
+
+    /// Total code size of the function's versions, as GetAccountSettings counts it.
+    pub fn code_size(&self) -> u64 {
+        self.all_versions().map(|v| v.config.code.size).sum()
+    }
+
+    fn build(
+        scope: &Scope,
+        doc: FunctionDoc,
+        versions: BTreeMap<u64, VersionRecord>,
+        code: &CodeStore,
+        previous: Option<&Function>,
+    ) -> Self {
+        let mut specs = HashMap::new();
+        for v in std::iter::once(&doc.latest).chain(versions.values()) {
+            let spec = build_spec(scope, &doc, v, code);
+            // Keep the same Arc when nothing changed, so the engine sees one snapshot per change.
+            let spec = match previous.and_then(|p| p.specs.get(&v.version)) {
+                Some(old) if **old == spec => old.clone(),
+                _ => Arc::new(spec),
+            };
+            specs.insert(v.version.clone(), spec);
+        }
+        Self {
+            doc,
+            versions,
+            specs,
+        }
+    }
+}
+
+fn build_spec(
+    scope: &Scope,
+    doc: &FunctionDoc,
+    v: &VersionRecord,
+    code: &CodeStore,
+) -> FunctionSpec {
+    let c = &v.config;
+    FunctionSpec {
+        snapshot_id: v.snapshot_id.clone(),
+        account: scope.account.clone(),
+        region: scope.region.clone(),
+        function_name: doc.name.clone(),
+        version: v.version.clone(),
+        function_arn: crate::arn::function_arn(scope, &doc.name),
+        runtime: c.runtime.clone().unwrap_or_default(),
+        handler: c.handler.clone().unwrap_or_default(),
+        code_dir: code.code_dir(&c.code.sha256_hex),
+        layer_dirs: Vec::new(),
+        memory_mb: c.memory_size,
+        timeout_secs: c.timeout,
+        ephemeral_storage_mb: c.ephemeral_storage,
+        environment: c.environment_map(),
+        log_group: c.logging.log_group.clone(),
+        log_format: c.logging.log_format.clone(),
+        reserved_concurrency: doc.reserved_concurrency,
+    }
+}
+
+/// A function being changed: the caller edits it, [`Index::modify`] persists what was touched.
+pub struct Draft {
+    pub doc: FunctionDoc,
+    versions: BTreeMap<u64, VersionRecord>,
+    touched: BTreeSet<u64>,
+    removed: BTreeSet<u64>,
+}
+
+impl Draft {
+    pub fn versions(&self) -> &BTreeMap<u64, VersionRecord> {
+        &self.versions
+    }
+    /// Adds or replaces a published version.
+    pub fn put_version(&mut self, n: u64, record: VersionRecord) {
+        self.versions.insert(n, record);
+        self.touched.insert(n);
+        self.removed.remove(&n);
+    }
+    pub fn version_mut(&mut self, n: u64) -> Option<&mut VersionRecord> {
+        let v = self.versions.get_mut(&n)?;
+        self.touched.insert(n);
+        Some(v)
+    }
+    pub fn remove_version(&mut self, n: u64) -> Option<VersionRecord> {
+        let v = self.versions.remove(&n)?;
+        self.touched.remove(&n);
+        self.removed.insert(n);
+        Some(v)
+    }
+}
+
+/// One function's place in the index. `current` is None once the function is deleted (a writer
+/// that waited on the lock then sees it is gone).
+pub struct Slot {
+    writer: tokio::sync::Mutex<()>,
+    current: RwLock<Option<Arc<Function>>>,
+}
+
+impl Slot {
+    pub fn current(&self) -> Option<Arc<Function>> {
+        self.current.read().clone()
+    }
+}
+
+/// Every function of every scope.
+pub struct Index {
+    store: Arc<Store>,
+    code: Arc<CodeStore>,
+    scopes: RwLock<HashMap<Scope, BTreeMap<String, Arc<Slot>>>>,
+}
+
+fn store_err(e: flint_store::StoreError) -> LambdaError {
+    LambdaError::service(format!("store: {e}"))
+}
+
+fn version_key(name: &str, n: u64) -> String {
+    format!("{name}:{n:010}")
+}
+
+fn put(
+    scope: &Scope,
+    kind: &str,
+    key: String,
+    value: &impl Serialize,
+) -> Result<Change, LambdaError> {
+    let value = serde_json::to_string(value).map_err(|e| LambdaError::service(e.to_string()))?;
+    Ok(Change::Put {
+        account: scope.account.clone(),
+        region: scope.region.clone(),
+        kind: kind.into(),
+        key,
+        value,
+    })
+}
+
+fn delete(scope: &Scope, kind: &str, key: String) -> Change {
+    Change::Delete {
+        account: scope.account.clone(),
+        region: scope.region.clone(),
+        kind: kind.into(),
+        key,
+    }
+}
+
+impl Index {
+    /// Loads every function from the store. Versions left Pending/InProgress by a previous run
+    /// are settled now: their code was unpacked before the change was persisted.
+    pub fn load(store: Arc<Store>, code: Arc<CodeStore>) -> Result<Self, flint_store::StoreError> {
+        let mut docs: HashMap<(Scope, String), FunctionDoc> = HashMap::new();
+        for d in store.list_all(KIND_FUNCTION)? {
+            match serde_json::from_str::<FunctionDoc>(&d.value) {
+                Ok(doc) => {
+                    docs.insert(
+                        (
+                            Scope {
+                                account: d.account,
+                                region: d.region,
+                            },
+                            d.key,
+                        ),
+                        doc,
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(key = %d.key, "unreadable function document skipped: {e}")
+                }
+            }
+        }
+        let mut versions: HashMap<(Scope, String), BTreeMap<u64, VersionRecord>> = HashMap::new();
+        for d in store.list_all(KIND_VERSION)? {
+            let Some((name, _)) = d.key.rsplit_once(':') else {
+                continue;
+            };
+            match serde_json::from_str::<VersionRecord>(&d.value) {
+                Ok(rec) => {
+                    let Ok(n) = rec.version.parse::<u64>() else {
+                        continue;
+                    };
+                    let scope = Scope {
+                        account: d.account.clone(),
+                        region: d.region.clone(),
+                    };
+                    versions
+                        .entry((scope, name.to_string()))
+                        .or_default()
+                        .insert(n, rec);
+                }
+                Err(e) => tracing::error!(key = %d.key, "unreadable version document skipped: {e}"),
+            }
+        }
+        let mut changes = Vec::new();
+        let mut scopes: HashMap<Scope, BTreeMap<String, Arc<Slot>>> = HashMap::new();
+        for ((scope, name), mut doc) in docs {
+            let mut vs = versions
+                .remove(&(scope.clone(), name.clone()))
+                .unwrap_or_default();
+            if !doc.latest.status.is_settled() {
+                settle_record(&mut doc.latest);
+            }
+            for (n, v) in vs.iter_mut() {
+                if !v.status.is_settled() {
+                    settle_record(v);
+                    if let Ok(c) = put(&scope, KIND_VERSION, version_key(&name, *n), v) {
+                        changes.push(c);
+                    }
+                }
+            }
+            if let Ok(c) = put(&scope, KIND_FUNCTION, name.clone(), &doc) {
+                changes.push(c);
+            }
+            let f = Function::build(&scope, doc, vs, &code, None);
+            let slot = Slot {
+                writer: tokio::sync::Mutex::new(()),
+                current: RwLock::new(Some(Arc::new(f))),
+            };
+            scopes
+                .entry(scope)
+                .or_default()
+                .insert(name, Arc::new(slot));
+        }
+        if !changes.is_empty() {
+            store.apply(&changes)?;
+        }
+        Ok(Self {
+            store,
+            code,
+            scopes: RwLock::new(scopes),
+        })
+    }
+
+    /// The function's current view (no disk access).
+    pub fn get(&self, scope: &Scope, name: &str) -> Option<Arc<Function>> {
+        let slot = self.scopes.read().get(scope)?.get(name)?.clone();
+        slot.current()
+    }
+
+    /// All functions of a scope, by name.
+    pub fn list(&self, scope: &Scope) -> Vec<Arc<Function>> {
+        let slots: Vec<Arc<Slot>> = self
+            .scopes
+            .read()
+            .get(scope)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        slots.iter().filter_map(|s| s.current()).collect()
+    }
+
+    pub fn contains(&self, scope: &Scope, name: &str) -> bool {
+        self.get(scope, name).is_some()
+    }
+
+    /// Adds a new function; 409 if the name is taken. Persisted before it becomes visible.
+    pub fn insert(
+        &self,
+        scope: &Scope,
+        doc: FunctionDoc,
+        versions: BTreeMap<u64, VersionRecord>,
+    ) -> Result<Arc<Function>, LambdaError> {
+        let mut changes = vec![put(scope, KIND_FUNCTION, doc.name.clone(), &doc)?];
+        for (n, v) in &versions {
+            changes.push(put(scope, KIND_VERSION, version_key(&doc.name, *n), v)?);
+        }
+        let name = doc.name.clone();
+        let f = Arc::new(Function::build(scope, doc, versions, &self.code, None));
+        let mut scopes = self.scopes.write();
+        let functions = scopes.entry(scope.clone()).or_default();
+        if functions.get(&name).is_some_and(|s| s.current().is_some()) {
+            return Err(LambdaError::conflict(format!(
+                "Function already exist: {name}"
+            )));
+        }
+        self.store.apply(&changes).map_err(store_err)?;
+        let slot = Slot {
+            writer: tokio::sync::Mutex::new(()),
+            current: RwLock::new(Some(f.clone())),
+        };
+        functions.insert(name, Arc::new(slot));
+        Ok(f)
+    }
+
+    /// Changes one function under its writer lock: `edit` sees the current state and may refuse;
+    /// what it touched is persisted in one transaction, then published. Returns the new view, the
+    /// edit's result and the snapshot ids that no longer exist (for the engine to retire).
+    pub async fn modify<R>(
+        &self,
+        scope: &Scope,
+        name: &str,
+        not_found: impl FnOnce() -> LambdaError,
+        edit: impl FnOnce(&Function, &mut Draft) -> Result<R, LambdaError>,
+    ) -> Result<(Arc<Function>, R, Vec<String>), LambdaError> {
+        let slot = self.slot(scope, name).ok_or_else(not_found)?;
+        let _guard = slot.writer.lock().await;
+        let Some(current) = slot.current() else {
+            return Err(LambdaError::not_found(format!(
+                "Function not found: {}",
+                crate::arn::function_arn(scope, name)
+            )));
+        };
+        let mut draft = Draft {
+            doc: current.doc.clone(),
+            versions: current.versions.clone(),
+            touched: BTreeSet::new(),
+            removed: BTreeSet::new(),
+        };
+        let result = edit(&current, &mut draft)?;
+        let mut changes = vec![put(scope, KIND_FUNCTION, name.to_string(), &draft.doc)?];
+        for n in &draft.touched {
+            if let Some(v) = draft.versions.get(n) {
+                changes.push(put(scope, KIND_VERSION, version_key(name, *n), v)?);
+            }
+        }
+        for n in &draft.removed {
+            changes.push(delete(scope, KIND_VERSION, version_key(name, *n)));
+        }
+        self.store.apply(&changes).map_err(store_err)?;
+        let next = Arc::new(Function::build(
+            scope,
+            draft.doc,
+            draft.versions,
+            &self.code,
+            Some(&current),
+        ));
+        let retired = retired_snapshots(&current, Some(&next));
+        *slot.current.write() = Some(next.clone());
+        Ok((next, result, retired))
+    }
+
+    /// Deletes a whole function (all versions). Returns the snapshot ids to retire.
+    pub async fn remove(
+        &self,
+        scope: &Scope,
+        name: &str,
+        not_found: impl FnOnce() -> LambdaError,
+    ) -> Result<Vec<String>, LambdaError> {
+        let slot = self.slot(scope, name).ok_or_else(not_found)?;
+        let _guard = slot.writer.lock().await;
+        let Some(current) = slot.current() else {
+            return Err(LambdaError::not_found(format!(
+                "Function not found: {}",
+                crate::arn::function_arn(scope, name)
+            )));
+        };
+        let mut changes = vec![delete(scope, KIND_FUNCTION, name.to_string())];
+        for n in current.versions.keys() {
+            changes.push(delete(scope, KIND_VERSION, version_key(name, *n)));
+        }
+        self.store.apply(&changes).map_err(store_err)?;
+        *slot.current.write() = None;
+        let mut scopes = self.scopes.write();
+        if let Some(functions) = scopes.get_mut(scope) {
+            if functions.get(name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                functions.remove(name);
+            }
+        }
+        Ok(retired_snapshots(&current, None))
+    }
+
+    fn slot(&self, scope: &Scope, name: &str) -> Option<Arc<Slot>> {
+        self.scopes.read().get(scope)?.get(name).cloned()
+    }
+
+    /// Every scope's functions (for start-up checks and account-wide sums).
+    pub fn all(&self) -> Vec<(Scope, Arc<Function>)> {
+        let scopes = self.scopes.read();
+        scopes
+            .iter()
+            .flat_map(|(scope, fns)| {
+                fns.values()
+                    .filter_map(move |s| s.current().map(|f| (scope.clone(), f)))
+            })
+            .collect()
+    }
+}
+
+/// Snapshot ids of `old` that `new` no longer has.
+fn retired_snapshots(old: &Function, new: Option<&Function>) -> Vec<String> {
+    let kept: BTreeSet<&str> = new
+        .map(|n| n.all_versions().map(|v| v.snapshot_id.as_str()).collect())
+        .unwrap_or_default();
+    old.all_versions()
+        .map(|v| v.snapshot_id.as_str())
+        .filter(|id| !kept.contains(id))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Marks a version's pending change as applied (new RevisionId, as AWS does on each transition).
+pub fn settle_record(v: &mut VersionRecord) {
+    v.status = crate::lifecycle::Status::settled();
+    v.revision_id = uuid::Uuid::new_v4().to_string();
+}

@@ -1,0 +1,405 @@
+//! One execution environment: its sandboxed runtime process, its Runtime API endpoint and its log.
+//! `start` is the cold start (scratch dirs, /opt, environment variables, spawn); a supervisor task
+//! notices the process ending, closes the Runtime API so a waiting invoke learns of it at once,
+//! and cleans up.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use flint_runtime_api::RuntimeApi;
+use flint_sandbox::{ExitInfo, Sandbox, SandboxError, SandboxSpec};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::logs::{self, EnvLog, Stream};
+use crate::{layers, FunctionSpec, Inner};
+
+/// Why a cold start failed before the runtime ran.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The runtime id cannot run here.
+    InvalidRuntime(String),
+    /// No bootstrap, or it cannot be executed (`Runtime.InvalidEntrypoint`).
+    InvalidEntrypoint(String),
+    /// Our own failure (I/O, sandbox set-up).
+    Service(String),
+}
+
+pub(crate) struct Environment {
+    pub(crate) id: String,
+    pub(crate) api: RuntimeApi,
+    pub(crate) log: Arc<EnvLog>,
+    /// Held only for `kill` and `peak_memory_bytes`, and by the supervisor for one poll at a time.
+    sandbox: Mutex<Sandbox>,
+    exit: watch::Sender<Option<ExitInfo>>,
+    /// False once the environment must not be reused (timed out, died, retired).
+    healthy: AtomicBool,
+    pub(crate) spawned_at: Instant,
+    scratch_dir: PathBuf,
+}
+
+impl Environment {
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+    }
+
+    /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
+    pub(crate) fn kill(&self) {
+        self.healthy.store(false, Ordering::Release);
+        self.sandbox.lock().kill();
+    }
+
+    /// Max memory used so far, in MB as the REPORT line counts them.
+    pub(crate) fn max_memory_used_mb(&self) -> u64 {
+        let bytes = self.sandbox.lock().peak_memory_bytes().unwrap_or(0);
+        bytes.div_ceil(1024 * 1024)
+    }
+
+    /// How the process ended (waits briefly: the supervisor records it right after the exit).
+    pub(crate) async fn exit_info(&self) -> Option<ExitInfo> {
+        let mut rx = self.exit.subscribe();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(2), rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(info)) => *info,
+            _ => None,
+        }
+    }
+}
+
+/// Cold start: prepares and spawns one environment of `spec`. `capture_tail` starts the first
+/// invocation's tail buffer now, so that init output is part of it.
+pub(crate) async fn start(
+    inner: &Arc<Inner>,
+    spec: &Arc<FunctionSpec>,
+    capture_tail: bool,
+) -> Result<Arc<Environment>, StartError> {
+    let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
+    let opt_dir = if spec.layer_dirs.is_empty() {
+        None
+    } else {
+        let root = inner.config.work_dir.join("layers");
+        let dirs = spec.layer_dirs.clone();
+        let merged = tokio::task::spawn_blocking(move || layers::merged(&root, &dirs))
+            .await
+            .map_err(|e| StartError::Service(format!("merging layers: {e}")))?
+            .map_err(|e| StartError::Service(format!("merging layers: {e}")))?;
+        Some(merged)
+    };
+
+    let launch = inner
+        .runtimes
+        .resolve(&spec.runtime, &spec.code_dir, opt_dir.as_deref())
+        .map_err(|e| match e.function_error_type() {
+            // No bootstrap: the function's fault, reported in the invoke payload.
+            Some(_) => StartError::InvalidEntrypoint(e.to_string()),
+            None => StartError::InvalidRuntime(e.to_string()),
+        })?;
+    // Managed runtimes run through the function's wrapper script when it names one.
+    let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
+        Some(wrapper) if !spec.runtime.starts_with("provided") && !wrapper.is_empty() => {
+            launch.with_exec_wrapper(wrapper)
+        }
+        _ => launch,
+    };
+
+    let id = format!("{:016x}", rand::random::<u64>());
+    let scratch_dir = inner.config.work_dir.join("envs").join(&id);
+    let tmp_dir = scratch_dir.join("tmp");
+    make_tmp_dir(&tmp_dir)
+        .map_err(|e| StartError::Service(format!("creating {}: {e}", tmp_dir.display())))?;
+
+    let api = RuntimeApi::bind().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
+    let log_stream = logs::log_stream_name(&spec.version);
+    let env = environment_variables(spec, &launch.env, api.address(), &log_stream);
+
+    let sandbox_spec = SandboxSpec {
+        id: id.clone(),
+        program: launch.program.clone(),
+        args: launch.args.clone(),
+        env,
+        code_dir: spec.code_dir.clone(),
+        opt_dir,
+        runtime_dir: Some(runtime_dir),
+        extra_ro_binds: launch.ro_binds.clone(),
+        tmp_dir,
+        tmp_size_mb: spec.ephemeral_storage_mb,
+        memory_mb: spec.memory_mb,
+        isolate_network: inner.config.isolate_network,
+    };
+    let spawned_at = Instant::now();
+    // Spawning waits for the sandbox's set-up handshake (milliseconds, up to seconds on a busy
+    // host): keep it off the async workers that serve warm invokes.
+    let sandboxes = inner.sandboxes.clone();
+    let spawned = tokio::task::spawn_blocking(move || sandboxes.spawn(&sandbox_spec))
+        .await
+        .map_err(|e| StartError::Service(format!("starting sandbox: {e}")));
+    let mut sandbox = match spawned {
+        Ok(Ok(s)) => s,
+        Err(e) => {
+            remove_scratch(scratch_dir);
+            return Err(e);
+        }
+        Ok(Err(e)) => {
+            remove_scratch(scratch_dir);
+            return Err(match e {
+                SandboxError::Start { program, reason } => {
+                    StartError::InvalidEntrypoint(format!("fork/exec {program}: {reason}"))
+                }
+                SandboxError::Io(e) => StartError::Service(format!("starting sandbox: {e}")),
+            });
+        }
+    };
+
+    let stdout = sandbox
+        .stdout
+        .take()
+        .and_then(|s| into_pipe(s.into_owned_fd()));
+    let stderr = sandbox
+        .stderr
+        .take()
+        .and_then(|s| into_pipe(s.into_owned_fd()));
+    let log_path = logs::stream_path(
+        &inner.log_dir(&spec.account, &spec.region, &spec.function_name),
+        &log_stream,
+    );
+    let log = Arc::new(EnvLog::new(
+        &inner.log_writer,
+        log_path,
+        spec.log_format.eq_ignore_ascii_case("json"),
+        stdout,
+        stderr,
+        capture_tail,
+    ));
+    tokio::spawn(log.clone().pump(Stream::Stdout));
+    tokio::spawn(log.clone().pump(Stream::Stderr));
+
+    let (exit, _) = watch::channel(None);
+    let env = Arc::new(Environment {
+        id,
+        api,
+        log,
+        sandbox: Mutex::new(sandbox),
+        exit,
+        healthy: AtomicBool::new(true),
+        spawned_at,
+        scratch_dir,
+    });
+    inner.register(&env);
+    tokio::spawn(supervise(env.clone(), Arc::downgrade(inner)));
+    Ok(env)
+}
+
+fn into_pipe(
+    fd: std::io::Result<std::os::fd::OwnedFd>,
+) -> Option<tokio::net::unix::pipe::Receiver> {
+    match fd.and_then(tokio::net::unix::pipe::Receiver::from_owned_fd) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("cannot read an environment's output: {e}");
+            None
+        }
+    }
+}
+
+/// Waits for the process to end, then records it, wakes any invoke waiting on the environment
+/// and cleans up.
+async fn supervise(env: Arc<Environment>, inner: Weak<Inner>) {
+    let info = std::future::poll_fn(|cx| {
+        let mut sandbox = env.sandbox.lock();
+        let mut wait = std::pin::pin!(sandbox.wait());
+        wait.as_mut().poll(cx)
+    })
+    .await;
+    env.healthy.store(false, Ordering::Release);
+    env.exit.send_replace(Some(info));
+    env.api.close();
+    env.log.drain();
+    env.log.close();
+    // Make sure nothing is left behind in the sandbox (children of a dead init, its cgroup).
+    env.sandbox.lock().kill();
+    if let Some(inner) = inner.upgrade() {
+        inner.deregister(&env.id);
+    }
+    remove_scratch(env.scratch_dir.clone());
+}
+
+fn remove_scratch(dir: PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
+
+/// A private, disk-backed /tmp that the function's user inside the sandbox can write to,
+/// whatever uid the sandbox maps it to.
+fn make_tmp_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
+}
+
+/// Variables the function's own configuration may not override (AWS rejects or ignores them).
+const RESERVED: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// The complete environment of the runtime process: Lambda's own variables, then the runtime's,
+/// then the function's (which win, except over the reserved ones).
+pub(crate) fn environment_variables(
+    spec: &FunctionSpec,
+    runtime_env: &[(String, String)],
+    runtime_api: &str,
+    log_stream: &str,
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::with_capacity(32 + spec.environment.len());
+    let mut set = |k: &str, v: String| {
+        if let Some(slot) = vars.iter_mut().find(|(name, _)| name == k) {
+            slot.1 = v;
+        } else {
+            vars.push((k.to_string(), v));
+        }
+    };
+    set("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone());
+    set("AWS_LAMBDA_FUNCTION_VERSION", spec.version.clone());
+    set(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        spec.memory_mb.to_string(),
+    );
+    set("AWS_REGION", spec.region.clone());
+    set("AWS_DEFAULT_REGION", spec.region.clone());
+    set("LAMBDA_TASK_ROOT", "/var/task".into());
+    set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
+    set("_HANDLER", spec.handler.clone());
+    set("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string());
+    set("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone());
+    set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string());
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    set("TZ", ":UTC".into());
+    set("LANG", "en_US.UTF-8".into());
+    set(
+        "PATH",
+        "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
+    );
+    set(
+        "LD_LIBRARY_PATH",
+        "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+            .into(),
+    );
+    let (key_id, secret, token) = dummy_credentials();
+    set("AWS_ACCESS_KEY_ID", key_id);
+    set("AWS_SECRET_ACCESS_KEY", secret);
+    set("AWS_SESSION_TOKEN", token);
+    if spec.log_format.eq_ignore_ascii_case("json") {
+        set("AWS_LAMBDA_LOG_FORMAT", "JSON".into());
+    }
+    for (k, v) in runtime_env {
+        set(k, v.clone());
+    }
+    for (k, v) in &spec.environment {
+        if !RESERVED.contains(&k.as_str()) {
+            set(k, v.clone());
+        }
+    }
+    vars
+}
+
+/// Credentials shaped like STS session credentials (SDKs validate the shape, not the value).
+fn dummy_credentials() -> (String, String, String) {
+    const KEY_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let pick = |set: &[u8], n: usize| -> String {
+        (0..n)
+            .map(|_| set[rand::random::<usize>() % set.len()] as char)
+            .collect()
+    };
+    let key_id = format!("ASIA{}", pick(KEY_CHARS, 16));
+    let secret = pick(SECRET_CHARS, 40);
+    let token = format!("IQoJb3JpZ2luX2Vj{}", pick(SECRET_CHARS, 300));
+    (key_id, secret, token)
+}
+
+/// Lookup of every variable as a map (tests and diagnostics).
+#[cfg(test)]
+fn as_map(vars: &[(String, String)]) -> std::collections::HashMap<&str, &str> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn spec() -> FunctionSpec {
+        FunctionSpec {
+            snapshot_id: "s".into(),
+            account: "000000000000".into(),
+            region: "eu-west-1".into(),
+            function_name: "fn".into(),
+            version: "$LATEST".into(),
+            function_arn: "arn:aws:lambda:eu-west-1:000000000000:function:fn".into(),
+            runtime: "provided.al2023".into(),
+            handler: "h.handler".into(),
+            code_dir: "/nonexistent".into(),
+            layer_dirs: vec![],
+            memory_mb: 256,
+            timeout_secs: 3,
+            ephemeral_storage_mb: 512,
+            environment: BTreeMap::from([
+                ("AWS_REGION".to_string(), "xx".to_string()),
+                ("LANG".to_string(), "C".to_string()),
+                ("MINE".to_string(), "1".to_string()),
+            ]),
+            log_group: "/aws/lambda/fn".into(),
+            log_format: "Text".into(),
+            reserved_concurrency: None,
+        }
+    }
+
+    #[test]
+    fn function_variables_win_except_reserved_ones() {
+        let runtime = vec![(
+            "AWS_EXECUTION_ENV".to_string(),
+            "AWS_Lambda_python3.12".to_string(),
+        )];
+        let vars =
+            environment_variables(&spec(), &runtime, "127.0.0.1:9", "2024/01/01/[$LATEST]ab");
+        let m = as_map(&vars);
+        assert_eq!(m["AWS_REGION"], "eu-west-1");
+        assert_eq!(m["LANG"], "C");
+        assert_eq!(m["MINE"], "1");
+        assert_eq!(m["AWS_EXECUTION_ENV"], "AWS_Lambda_python3.12");
+        assert_eq!(m["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:9");
+        assert_eq!(m["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+        assert_eq!(m["_HANDLER"], "h.handler");
+        assert!(!m.contains_key("AWS_LAMBDA_LOG_FORMAT"));
+        assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+
+    #[test]
+    fn dummy_credentials_look_like_sts_ones() {
+        let (k, s, t) = dummy_credentials();
+        assert!(k.starts_with("ASIA") && k.len() == 20);
+        assert_eq!(s.len(), 40);
+        assert!(t.len() > 100);
+    }
+}

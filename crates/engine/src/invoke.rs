@@ -1,0 +1,278 @@
+//! The invoke path, top to bottom: count concurrency → take a warm environment or cold-start one →
+//! hand the event to its Runtime API → wait for the response, an error, the deadline or the
+//! process dying → write END/REPORT, return the environment to its pool → answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use flint_runtime_api::{Invocation, Outcome, Readiness};
+
+use crate::environment::{self, Environment, StartError};
+use crate::function_error as fe;
+use crate::logs::{self, Report};
+use crate::pool::Pool;
+use crate::throttle::{self, Class};
+use crate::{Inner, InvokeError, InvokeRequest, InvokeResponse, ThrottleReason};
+
+/// How long a runtime may take to initialise (Lambda's limit for on-demand init).
+pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How an invocation ended, for the answer and the REPORT line.
+struct Ending {
+    payload: Bytes,
+    function_error: bool,
+    /// REPORT `Status:` (timeout, error) when the platform ended the invoke.
+    status: Option<&'static str>,
+    error_type: Option<&'static str>,
+}
+
+impl Ending {
+    fn ok(payload: Bytes) -> Self {
+        Self {
+            payload,
+            function_error: false,
+            status: None,
+            error_type: None,
+        }
+    }
+    fn failed(payload: Bytes) -> Self {
+        Self {
+            payload,
+            function_error: true,
+            status: None,
+            error_type: None,
+        }
+    }
+    fn platform(payload: Bytes, status: &'static str, error_type: &'static str) -> Self {
+        Self {
+            payload,
+            function_error: true,
+            status: Some(status),
+            error_type: Some(error_type),
+        }
+    }
+}
+
+pub(crate) async fn invoke(
+    inner: &Arc<Inner>,
+    req: InvokeRequest,
+    class: Class,
+) -> Result<InvokeResponse, InvokeError> {
+    let spec = &req.function;
+    if inner.is_shutting_down() {
+        return Err(InvokeError::Service("Flint is shutting down".into()));
+    }
+    if spec.reserved_concurrency == Some(0) {
+        return Err(InvokeError::Throttled {
+            reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+        });
+    }
+    let pool = inner.pools.get_or_create(spec, &inner.throttle);
+    let _lease = throttle::lease(
+        &pool.counters,
+        class,
+        spec.reserved_concurrency,
+        inner.config.account_concurrency,
+    )
+    .map_err(|reason| InvokeError::Throttled { reason })?;
+
+    // Placement: warm if possible (the whole hot path is this branch), else a cold start.
+    let (env, init) = match pool.take_idle() {
+        Some(env) => (env, None),
+        None => match cold_start(inner, &req).await? {
+            Ok((env, init)) => (env, Some(init)),
+            Err((env, ending)) => {
+                return Ok(conclude(
+                    &pool,
+                    env,
+                    &req,
+                    Instant::now(),
+                    None,
+                    ending,
+                    false,
+                ))
+            }
+        },
+    };
+
+    env.log.begin(&req.request_id, &spec.version, req.tail_log);
+    let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
+    let started = Instant::now();
+    let outcome = env.api.deliver(Invocation {
+        request_id: req.request_id.clone(),
+        deadline_ms: epoch_ms() + timeout.as_millis() as u64,
+        invoked_function_arn: req.invoked_arn.clone(),
+        trace_id: flint_runtime_api::new_trace_id(),
+        client_context: req.client_context.as_deref().map(decode_client_context),
+        cognito_identity: None,
+        payload: req.payload.clone(),
+    });
+    let outcome = tokio::select! {
+        biased;
+        o = outcome => Some(o.unwrap_or(Outcome::Closed)),
+        _ = tokio::time::sleep(timeout) => None,
+    };
+    let ending = match outcome {
+        Some(Outcome::Response(body)) => Ending::ok(body),
+        // The runtime reported the error and carries on: the environment stays warm.
+        Some(Outcome::Error { error_type, body }) => {
+            Ending::failed(fe::reported(error_type.as_deref(), body))
+        }
+        Some(Outcome::ResponseTooLarge) => Ending::failed(fe::response_too_large()),
+        Some(Outcome::Closed) => {
+            let (payload, error_type) = fe::exited(&req.request_id, env.exit_info().await);
+            Ending::platform(payload, "error", error_type)
+        }
+        None => {
+            env.kill();
+            env.log
+                .platform(&logs::timeout_line(&req.request_id, spec.timeout_secs));
+            Ending::platform(
+                fe::timed_out(&req.request_id, spec.timeout_secs),
+                "timeout",
+                fe::SANDBOX_TIMEDOUT,
+            )
+        }
+    };
+    Ok(conclude(
+        &pool,
+        Some(env),
+        &req,
+        started,
+        init,
+        ending,
+        true,
+    ))
+}
+
+type ColdStart = Result<(Arc<Environment>, Duration), (Option<Arc<Environment>>, Ending)>;
+
+/// Starts an environment and waits for its runtime to finish init. A failure of the function's own
+/// making (bad bootstrap, init error, crash, init timeout) is an `Ending`; ours is an `InvokeError`.
+async fn cold_start(inner: &Arc<Inner>, req: &InvokeRequest) -> Result<ColdStart, InvokeError> {
+    let env = match environment::start(inner, &req.function, req.tail_log).await {
+        Ok(env) => env,
+        Err(StartError::InvalidRuntime(m)) => return Err(InvokeError::InvalidRuntime(m)),
+        Err(StartError::Service(m)) => return Err(InvokeError::Service(m)),
+        Err(StartError::InvalidEntrypoint(detail)) => {
+            let payload = fe::invalid_entrypoint(&req.request_id, &detail);
+            return Ok(Err((
+                None,
+                Ending::platform(payload, "error", fe::RUNTIME_INVALID_ENTRYPOINT),
+            )));
+        }
+    };
+    let ready = tokio::time::timeout(INIT_TIMEOUT, env.api.ready()).await;
+    let ending = match ready {
+        Ok(Readiness::Ready) => {
+            let init = env.spawned_at.elapsed();
+            return Ok(Ok((env, init)));
+        }
+        Ok(Readiness::InitFailed(err)) => {
+            // The environment is discarded; the next invoke runs init again.
+            env.kill();
+            let payload = fe::reported(err.error_type.as_deref(), err.body);
+            Ending::platform(payload, "error", "Runtime.InitError")
+        }
+        Ok(Readiness::Closed | Readiness::Starting) => {
+            let (payload, error_type) = fe::exited(&req.request_id, env.exit_info().await);
+            Ending::platform(payload, "error", error_type)
+        }
+        Err(_) => {
+            env.kill();
+            let payload = fe::timed_out(&req.request_id, req.function.timeout_secs);
+            Ending::platform(payload, "timeout", fe::SANDBOX_TIMEDOUT)
+        }
+    };
+    Ok(Err((Some(env), ending)))
+}
+
+/// Closes the invocation's log (END, REPORT), gives the environment back (or stops it) and
+/// builds the answer.
+fn conclude(
+    pool: &Pool,
+    env: Option<Arc<Environment>>,
+    req: &InvokeRequest,
+    started: Instant,
+    init: Option<Duration>,
+    ending: Ending,
+    begun: bool,
+) -> InvokeResponse {
+    let spec = &req.function;
+    let duration = started.elapsed();
+    let mut tail = None;
+    if let Some(env) = env {
+        let log = &env.log;
+        if !begun {
+            log.begin(&req.request_id, &spec.version, req.tail_log);
+        }
+        log.drain();
+        if let Some(end) = logs::end_line(log.is_json(), &req.request_id) {
+            log.platform(&end);
+        }
+        let billed = duration
+            + if spec.runtime.starts_with("provided") {
+                init.unwrap_or_default()
+            } else {
+                Duration::ZERO
+            };
+        let report = Report {
+            duration,
+            billed_ms: (billed.as_micros().div_ceil(1000) as u64).max(1),
+            memory_mb: spec.memory_mb,
+            max_memory_used_mb: env.max_memory_used_mb(),
+            init,
+            status: ending.status,
+            error_type: ending.error_type,
+        };
+        log.platform(&logs::report_line(log.is_json(), &req.request_id, &report));
+        tail = log.finish();
+        if let Some(env) = pool.put_back(env) {
+            env.kill();
+        }
+    } else if req.tail_log {
+        // Nothing ran: the tail holds just Lambda's own lines.
+        let mut t = logs::start_line(false, &req.request_id, &spec.version);
+        t.push_str(&format!("END RequestId: {}\n", req.request_id));
+        tail = Some(t.into_bytes());
+    }
+    InvokeResponse {
+        payload: ending.payload,
+        function_error: ending.function_error.then(|| fe::UNHANDLED.to_string()),
+        log_result: if req.tail_log {
+            Some(base64::engine::general_purpose::STANDARD.encode(tail.unwrap_or_default()))
+        } else {
+            None
+        },
+        executed_version: spec.version.clone(),
+    }
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `X-Amz-Client-Context` is base64; the runtime gets the JSON text.
+fn decode_client_context(b64: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| b64.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_context_is_decoded_for_the_runtime() {
+        assert_eq!(decode_client_context("eyJhIjoxfQ=="), "{\"a\":1}");
+        assert_eq!(decode_client_context("not base64!"), "not base64!");
+    }
+}

@@ -1,0 +1,111 @@
+//! Layers: a function's layer directories merged into one tree mounted at /opt, later layers
+//! winning on conflicts as in Lambda. Merged trees are cached under `work_dir/layers/<digest of the
+//! list>` and built once (hard links where possible, copies across file systems).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The merged /opt tree for `layer_dirs` (built on first use).
+pub(crate) fn merged(layers_root: &Path, layer_dirs: &[PathBuf]) -> io::Result<PathBuf> {
+    let mut h = Sha256::new();
+    for d in layer_dirs {
+        h.update(d.as_os_str().as_encoded_bytes());
+        h.update([0u8]);
+    }
+    let key: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let target = layers_root.join(&key);
+    if target.is_dir() {
+        return Ok(target);
+    }
+    fs::create_dir_all(layers_root)?;
+    // Build beside the target and rename: a concurrent cold start never sees half a tree.
+    let building = layers_root.join(format!("{key}.building-{:016x}", rand::random::<u64>()));
+    fs::create_dir_all(&building)?;
+    let result = (|| {
+        for dir in layer_dirs {
+            merge_into(dir, &building)?;
+        }
+        Ok::<(), io::Error>(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&building);
+        return Err(e);
+    }
+    match fs::rename(&building, &target) {
+        Ok(()) => Ok(target),
+        Err(_) if target.is_dir() => {
+            // Someone else finished first: theirs is identical.
+            let _ = fs::remove_dir_all(&building);
+            Ok(target)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&building);
+            Err(e)
+        }
+    }
+}
+
+/// Copies `src`'s tree over `dst`, replacing what is there.
+fn merge_into(src: &Path, dst: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let ty = entry.file_type()?;
+        let existing = fs::symlink_metadata(&to).ok();
+        if ty.is_dir() {
+            if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                fs::remove_file(&to)?;
+            }
+            fs::create_dir_all(&to)?;
+            fs::set_permissions(&to, fs::metadata(&from)?.permissions())?;
+            merge_into(&from, &to)?;
+            continue;
+        }
+        match existing {
+            Some(m) if m.is_dir() => fs::remove_dir_all(&to)?,
+            Some(_) => fs::remove_file(&to)?,
+            None => {}
+        }
+        if ty.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_the_merge_is_cached() -> io::Result<()> {
+        let t = tempfile::tempdir()?;
+        let a = t.path().join("a");
+        let b = t.path().join("b");
+        fs::create_dir_all(a.join("python"))?;
+        fs::create_dir_all(b.join("python"))?;
+        fs::write(a.join("python/x.py"), "a")?;
+        fs::write(a.join("only_a"), "a")?;
+        fs::write(b.join("python/x.py"), "b")?;
+        let root = t.path().join("layers");
+        let m = merged(&root, &[a.clone(), b.clone()])?;
+        assert_eq!(fs::read_to_string(m.join("python/x.py"))?, "b");
+        assert_eq!(fs::read_to_string(m.join("only_a"))?, "a");
+        assert_eq!(merged(&root, &[a.clone(), b.clone()])?, m);
+        let reversed = merged(&root, &[b, a])?;
+        assert_ne!(reversed, m);
+        assert_eq!(fs::read_to_string(reversed.join("python/x.py"))?, "a");
+        Ok(())
+    }
+}

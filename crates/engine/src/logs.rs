@@ -1,0 +1,501 @@
+//! Function logs: each environment's stdout/stderr is read continuously, split into lines and
+//! attributed to the invocation in progress (for `LogType: Tail`), together with Lambda's platform
+//! lines (START/END/REPORT). A background thread appends everything to
+//! `logs/<account>/<region>/<function>/<log-stream>.log`, so the hot path never touches the disk.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::net::unix::pipe;
+
+/// `LogType: Tail` returns this many bytes of the invocation's log.
+pub(crate) const TAIL_BYTES: usize = 4096;
+
+/// Lines written by the background writer thread.
+enum WriterMsg {
+    Append(Arc<PathBuf>, Bytes),
+    Close(Arc<PathBuf>),
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Handle to the background thread that persists logs.
+/// The thread ends when the last sender (this one and every environment's) is dropped.
+pub(crate) struct LogWriter {
+    sender: mpsc::Sender<WriterMsg>,
+}
+
+impl LogWriter {
+    pub(crate) fn start() -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("flint-logs".into())
+            .spawn(move || write_loop(rx))?;
+        Ok(Self { sender: tx })
+    }
+
+    fn sender(&self) -> mpsc::Sender<WriterMsg> {
+        self.sender.clone()
+    }
+
+    /// Waits until everything sent so far is on disk (bounded, for shutdown and tests).
+    pub(crate) fn flush(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.sender.send(WriterMsg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// How often the writer wakes to write what was queued. Polling (instead of blocking on the
+/// channel) means senders never have to wake a parked thread: no syscall on the invoke path.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+
+fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
+    let mut files: HashMap<Arc<PathBuf>, BufWriter<File>> = HashMap::new();
+    let mut failed: std::collections::HashSet<Arc<PathBuf>> = Default::default();
+    loop {
+        std::thread::sleep(WRITE_INTERVAL);
+        let mut acks = Vec::new();
+        let mut disconnected = false;
+        loop {
+            let m = match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            };
+            match m {
+                WriterMsg::Append(path, bytes) => {
+                    if failed.contains(&path) {
+                        // Already reported once; don't flood Flint's own log.
+                    } else if let Err(e) = append(&mut files, &path, &bytes) {
+                        tracing::warn!("cannot write function log {}: {e}", path.display());
+                        failed.insert(path);
+                    }
+                }
+                WriterMsg::Close(path) => {
+                    if let Some(mut f) = files.remove(&path) {
+                        let _ = f.flush();
+                    }
+                    failed.remove(&path);
+                }
+                WriterMsg::Flush(ack) => acks.push(ack),
+            }
+        }
+        for f in files.values_mut() {
+            let _ = f.flush();
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+        if disconnected {
+            return;
+        }
+    }
+}
+
+fn append(
+    files: &mut HashMap<Arc<PathBuf>, BufWriter<File>>,
+    path: &Arc<PathBuf>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    if !files.contains_key(path) {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.as_path())?;
+        files.insert(path.clone(), BufWriter::new(f));
+    }
+    match files.get_mut(path) {
+        Some(f) => f.write_all(bytes),
+        None => Ok(()),
+    }
+}
+
+/// `YYYY/MM/DD/[<version>]<32 hex>`, as Lambda names an environment's log stream.
+pub(crate) fn log_stream_name(version: &str) -> String {
+    let id: u128 = rand::random();
+    format!(
+        "{}/[{}]{:032x}",
+        chrono::Utc::now().format("%Y/%m/%d"),
+        version,
+        id
+    )
+}
+
+/// Where a log stream's file lives under a function's log dir.
+pub(crate) fn stream_path(function_dir: &Path, stream: &str) -> PathBuf {
+    function_dir.join(format!("{stream}.log"))
+}
+
+/// The two output pipes of an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One environment's log: its pipes, the partial lines read so far, and the tail buffer of the
+/// invocation in progress.
+pub(crate) struct EnvLog {
+    path: Arc<PathBuf>,
+    writer: mpsc::Sender<WriterMsg>,
+    json: bool,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    capture: Mutex<Capture>,
+}
+
+#[derive(Default)]
+struct Capture {
+    partial: [Vec<u8>; 2],
+    eof: [bool; 2],
+    /// Bytes of the current invocation's log, when its caller asked for the tail.
+    tail: Option<Vec<u8>>,
+    /// Lines not yet handed to the writer (sent once per read batch or invocation).
+    pending: Vec<u8>,
+}
+
+impl EnvLog {
+    pub(crate) fn new(
+        writer: &LogWriter,
+        path: PathBuf,
+        json: bool,
+        stdout: Option<pipe::Receiver>,
+        stderr: Option<pipe::Receiver>,
+        capture_tail: bool,
+    ) -> Self {
+        let capture = Capture {
+            tail: capture_tail.then(Vec::new),
+            ..Capture::default()
+        };
+        Self {
+            path: Arc::new(path),
+            writer: writer.sender(),
+            json,
+            stdout,
+            stderr,
+            capture: Mutex::new(capture),
+        }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    fn pipe(&self, s: Stream) -> Option<&pipe::Receiver> {
+        match s {
+            Stream::Stdout => self.stdout.as_ref(),
+            Stream::Stderr => self.stderr.as_ref(),
+        }
+    }
+
+    /// Reads one pipe until it ends. Run as a task per pipe.
+    pub(crate) async fn pump(self: Arc<Self>, s: Stream) {
+        loop {
+            let Some(p) = self.pipe(s) else { return };
+            if p.readable().await.is_err() {
+                return;
+            }
+            if self.read_available(s, true) {
+                return;
+            }
+        }
+    }
+
+    /// Reads what is buffered in the pipe without waiting (handing the lines to the writer when
+    /// `send`); true at end of file. Reading happens
+    /// under the capture lock so that chunks are processed in order even when the invoke path
+    /// drains concurrently with the pump task.
+    fn read_available(&self, s: Stream, send: bool) -> bool {
+        let Some(p) = self.pipe(s) else { return true };
+        let idx = s as usize;
+        let mut buf = [0u8; 8192];
+        let mut cap = self.capture.lock();
+        if cap.eof[idx] {
+            return true;
+        }
+        loop {
+            match p.try_read(&mut buf) {
+                Ok(0) => {
+                    cap.eof[idx] = true;
+                    self.flush_partial(&mut cap, idx);
+                    self.send_pending(&mut cap);
+                    return true;
+                }
+                Ok(n) => self.accept(&mut cap, idx, &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if send {
+                        self.send_pending(&mut cap);
+                    }
+                    return false;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    cap.eof[idx] = true;
+                    self.flush_partial(&mut cap, idx);
+                    self.send_pending(&mut cap);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Complete lines go out; the rest waits for its newline.
+    fn accept(&self, cap: &mut Capture, idx: usize, data: &[u8]) {
+        let Some(last_nl) = data.iter().rposition(|&b| b == b'\n') else {
+            cap.partial[idx].extend_from_slice(data);
+            return;
+        };
+        let (complete, rest) = data.split_at(last_nl + 1);
+        if cap.partial[idx].is_empty() {
+            self.emit(cap, complete);
+        } else {
+            let mut line = std::mem::take(&mut cap.partial[idx]);
+            line.extend_from_slice(complete);
+            self.emit(cap, &line);
+        }
+        cap.partial[idx].extend_from_slice(rest);
+    }
+
+    fn flush_partial(&self, cap: &mut Capture, idx: usize) {
+        if cap.partial[idx].is_empty() {
+            return;
+        }
+        let mut line = std::mem::take(&mut cap.partial[idx]);
+        line.push(b'\n');
+        self.emit(cap, &line);
+    }
+
+    fn emit(&self, cap: &mut Capture, bytes: &[u8]) {
+        if let Some(tail) = cap.tail.as_mut() {
+            tail.extend_from_slice(bytes);
+            // Keep memory bounded for chatty functions: only the last 4 KB is ever returned.
+            if tail.len() > 4 * TAIL_BYTES {
+                tail.drain(..tail.len() - TAIL_BYTES);
+            }
+        }
+        cap.pending.extend_from_slice(bytes);
+    }
+
+    fn send_pending(&self, cap: &mut Capture) {
+        if !cap.pending.is_empty() {
+            let bytes = Bytes::from(std::mem::take(&mut cap.pending));
+            let _ = self
+                .writer
+                .send(WriterMsg::Append(self.path.clone(), bytes));
+        }
+    }
+
+    /// Pulls in whatever the function wrote before answering, so it belongs to this invocation.
+    pub(crate) fn drain(&self) {
+        // The invocation's lines go to the writer with its END/REPORT, in one message.
+        self.read_available(Stream::Stdout, false);
+        self.read_available(Stream::Stderr, false);
+        let mut cap = self.capture.lock();
+        self.flush_partial(&mut cap, 0);
+        self.flush_partial(&mut cap, 1);
+    }
+
+    /// Starts an invocation's record: the tail buffer (if wanted) and the START line.
+    pub(crate) fn begin(&self, request_id: &str, version: &str, capture_tail: bool) {
+        let line = start_line(self.json, request_id, version);
+        let mut cap = self.capture.lock();
+        // On a cold start the buffer already holds the init output, which belongs to this invoke.
+        match (capture_tail, cap.tail.is_some()) {
+            (true, false) => cap.tail = Some(Vec::with_capacity(line.len() + 256)),
+            (false, true) => cap.tail = None,
+            _ => {}
+        }
+        self.emit(&mut cap, line.as_bytes());
+    }
+
+    /// Writes a platform line (END, REPORT, timeout notice) in order with the function's output.
+    pub(crate) fn platform(&self, line: &str) {
+        let mut cap = self.capture.lock();
+        self.emit(&mut cap, line.as_bytes());
+    }
+
+    /// Ends the invocation's record and returns the last 4 KB when a tail was captured.
+    pub(crate) fn finish(&self) -> Option<Vec<u8>> {
+        let mut tail = {
+            let mut cap = self.capture.lock();
+            self.send_pending(&mut cap);
+            cap.tail.take()?
+        };
+        if tail.len() > TAIL_BYTES {
+            tail.drain(..tail.len() - TAIL_BYTES);
+        }
+        Some(tail)
+    }
+
+    /// The environment is gone: the writer may close the file.
+    pub(crate) fn close(&self) {
+        self.send_pending(&mut self.capture.lock());
+        let _ = self.writer.send(WriterMsg::Close(self.path.clone()));
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+pub(crate) fn start_line(json: bool, request_id: &str, version: &str) -> String {
+    if json {
+        serde_json::json!({
+            "time": now_rfc3339(),
+            "type": "platform.start",
+            "record": { "requestId": request_id, "version": version },
+        })
+        .to_string()
+            + "\n"
+    } else {
+        format!("START RequestId: {request_id} Version: {version}\n")
+    }
+}
+
+pub(crate) fn end_line(json: bool, request_id: &str) -> Option<String> {
+    // The JSON format has no END record: platform.report closes the invocation.
+    (!json).then(|| format!("END RequestId: {request_id}\n"))
+}
+
+/// Measurements for the REPORT line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Report {
+    pub duration: Duration,
+    pub billed_ms: u64,
+    pub memory_mb: u32,
+    pub max_memory_used_mb: u64,
+    pub init: Option<Duration>,
+    /// `Some("timeout")`, `Some("error")` when the invoke did not complete normally.
+    pub status: Option<&'static str>,
+    pub error_type: Option<&'static str>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(crate) fn report_line(json: bool, request_id: &str, r: &Report) -> String {
+    if json {
+        let mut metrics = serde_json::json!({
+            "durationMs": (ms(r.duration) * 100.0).round() / 100.0,
+            "billedDurationMs": r.billed_ms,
+            "memorySizeMB": r.memory_mb,
+            "maxMemoryUsedMB": r.max_memory_used_mb,
+        });
+        if let Some(init) = r.init {
+            metrics["initDurationMs"] = serde_json::json!((ms(init) * 100.0).round() / 100.0);
+        }
+        let mut record = serde_json::json!({
+            "requestId": request_id,
+            "metrics": metrics,
+            "status": r.status.unwrap_or("success"),
+        });
+        if let Some(t) = r.error_type {
+            record["errorType"] = serde_json::json!(t);
+        }
+        return serde_json::json!({ "time": now_rfc3339(), "type": "platform.report", "record": record })
+            .to_string()
+            + "\n";
+    }
+    let mut s = format!(
+        "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+        ms(r.duration),
+        r.billed_ms,
+        r.memory_mb,
+        r.max_memory_used_mb
+    );
+    if let Some(init) = r.init {
+        s.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+    }
+    if let Some(status) = r.status {
+        s.push_str(&format!("Status: {status}\t"));
+        if let Some(t) = r.error_type {
+            s.push_str(&format!("Error Type: {t}\t"));
+        }
+    }
+    s.push('\n');
+    s
+}
+
+/// The line Lambda writes when an invoke times out.
+pub(crate) fn timeout_line(request_id: &str, timeout_secs: u32) -> String {
+    format!(
+        "{} {request_id} Task timed out after {timeout_secs}.00 seconds\n",
+        now_rfc3339()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stream_names_follow_lambdas_format() {
+        let s = log_stream_name("$LATEST");
+        let (date, rest) = s.split_at(11);
+        assert_eq!(date.len(), 11);
+        assert_eq!(date.matches('/').count(), 3);
+        let hex = rest.strip_prefix("[$LATEST]").unwrap_or("");
+        assert_eq!(hex.len(), 32);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn report_line_has_init_duration_only_on_cold_starts() {
+        let mut r = Report {
+            duration: Duration::from_micros(1234),
+            billed_ms: 2,
+            memory_mb: 128,
+            max_memory_used_mb: 40,
+            init: Some(Duration::from_micros(12345)),
+            status: None,
+            error_type: None,
+        };
+        assert_eq!(
+            report_line(false, "id", &r),
+            "REPORT RequestId: id\tDuration: 1.23 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 12.35 ms\t\n"
+        );
+        r.init = None;
+        assert!(!report_line(false, "id", &r).contains("Init Duration"));
+    }
+
+    #[test]
+    fn json_report_carries_metrics() {
+        let r = Report {
+            duration: Duration::from_millis(3),
+            billed_ms: 3,
+            memory_mb: 256,
+            max_memory_used_mb: 50,
+            init: None,
+            status: Some("timeout"),
+            error_type: None,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&report_line(true, "id", &r)).unwrap_or_default();
+        assert_eq!(v["type"], "platform.report");
+        assert_eq!(v["record"]["metrics"]["memorySizeMB"], 256);
+        assert_eq!(v["record"]["status"], "timeout");
+    }
+
+    #[test]
+    fn timeout_line_names_the_request_and_the_limit() {
+        let l = timeout_line("abc", 3);
+        assert!(l.ends_with(" abc Task timed out after 3.00 seconds\n"));
+    }
+}

@@ -1,0 +1,1006 @@
+//! End-to-end tests of the engine with real sandboxes: `provided.al2023` functions whose bootstrap
+//! is a small Python Runtime API client (or this very test binary acting as a minimal Rust one),
+//! and managed Python/Node functions through the runtimes crate.
+//!
+//! `harness = false`: this binary is also the sandbox's init (`__sandbox-init`) and, copied into a
+//! function's code as `bootstrap`, a runtime. Run one case with `cargo test --test engine -- NAME`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use flint_engine::{
+    Engine, EngineConfig, FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, ThrottleReason,
+};
+
+type TestResult = Result<(), String>;
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
+        }
+    };
+}
+
+fn main() {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    if std::env::args().nth(1).as_deref() == Some(flint_sandbox::INIT_ARG) {
+        flint_sandbox::init_main();
+    }
+    if argv0.ends_with("/bootstrap") {
+        rust_bootstrap();
+    }
+    let filter: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            std::process::exit(2);
+        }
+    };
+    let failed = rt.block_on(run_cases(&filter));
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+type Case = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|h| Box::pin($name(h))) as Case)),*]
+    };
+}
+
+async fn run_cases(filter: &[String]) -> usize {
+    let cases: Vec<(&str, Case)> = cases![
+        warm_invoke_reuses_the_environment,
+        parallel_invokes_get_parallel_environments,
+        timeout_is_sandbox_timedout_and_the_next_invoke_gets_a_fresh_environment,
+        runtime_exit_is_runtime_exit_error,
+        error_report_is_unhandled_and_keeps_the_environment_warm,
+        reserved_concurrency_zero_is_throttled,
+        init_error_is_returned_and_init_is_retried,
+        missing_bootstrap_is_invalid_entrypoint,
+        oversized_response_is_function_response_size_too_large,
+        log_tail_has_start_end_report_and_the_functions_output,
+        logs_are_persisted_per_log_stream,
+        retire_stops_idle_environments,
+        idle_environments_are_reaped,
+        runtime_sees_lambdas_environment_and_headers,
+        async_event_survives_an_engine_restart,
+        python_function_runs_through_the_managed_runtime,
+        node_function_runs_through_the_managed_runtime,
+        warm_invoke_latency,
+    ];
+    let mut failed = 0;
+    let mut ran = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        let harness = match Harness::new(Duration::from_secs(60)) {
+            Ok(h) => Arc::new(h),
+            Err(e) => {
+                println!("test {name} ... FAILED (setup: {e})");
+                failed += 1;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(90), case(harness.clone())).await;
+        harness.engine.shutdown().await;
+        match result {
+            Ok(Ok(())) => println!("test {name} ... ok ({:.2?})", started.elapsed()),
+            Ok(Err(e)) => {
+                println!("test {name} ... FAILED\n    {e}");
+                failed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED (timed out)");
+                failed += 1;
+            }
+        }
+    }
+    println!("\n{ran} tests, {failed} failed");
+    failed
+}
+
+/// One engine on a fresh data dir.
+struct Harness {
+    dir: tempfile::TempDir,
+    engine: Arc<Engine>,
+    sandboxes: Arc<flint_sandbox::Sandboxes>,
+    runtimes: Arc<flint_runtimes::RuntimeRegistry>,
+    store: Arc<flint_store::Store>,
+}
+
+impl Harness {
+    fn new(idle_timeout: Duration) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let sandboxes = Arc::new(
+            flint_sandbox::Sandboxes::new(&dir.path().join("sandbox"), exe)
+                .map_err(|e| e.to_string())?,
+        );
+        let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
+        let store = Arc::new(
+            flint_store::Store::open(&dir.path().join("data")).map_err(|e| e.to_string())?,
+        );
+        let engine = Engine::new(
+            config(dir.path(), idle_timeout),
+            sandboxes.clone(),
+            runtimes.clone(),
+            store.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self {
+            dir,
+            engine,
+            sandboxes,
+            runtimes,
+            store,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
+    EngineConfig {
+        work_dir: dir.join("work"),
+        idle_timeout,
+        account_concurrency: 1000,
+        isolate_network: false,
+    }
+}
+
+/// The Python Runtime API client used as `bootstrap` by most cases. The event says what to do.
+const PY_BOOTSTRAP: &str = r#"#!/usr/bin/python3.11
+import http.client, json, os, sys, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+TOKEN = os.urandom(8).hex()
+if os.environ.get("INIT_ACTION") == "fail":
+    print("init is failing", flush=True)
+    conn.request("POST", "/2018-06-01/runtime/init/error",
+                 body=json.dumps({"errorMessage": "init failed", "errorType": "Runtime.Custom"}),
+                 headers={"Lambda-Runtime-Function-Error-Type": "Runtime.Custom"})
+    conn.getresponse().read()
+    sys.exit(1)
+print("init done", TOKEN, flush=True)
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    body = r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    headers = {k.lower(): v for k, v in r.getheaders()}
+    ev = json.loads(body)
+    action = ev.get("action", "echo")
+    print("handling", rid, action, flush=True)
+    if action == "sleep":
+        time.sleep(ev["secs"])
+    if action == "exit":
+        sys.exit(ev.get("code", 1))
+    if action == "error":
+        out, path, extra = json.dumps({"errorMessage": "it broke", "errorType": "ValueError"}), "error", {"Lambda-Runtime-Function-Error-Type": "Unhandled"}
+    elif action == "big":
+        out, path, extra = "x" * (7 * 1024 * 1024), "response", {}
+    elif action == "env":
+        out, path, extra = json.dumps({"env": dict(os.environ), "headers": headers, "cwd": os.getcwd()}), "response", {}
+    else:
+        out, path, extra = json.dumps({"echo": ev, "token": TOKEN}), "response", {}
+    conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/{path}", body=out, headers=extra)
+    resp = conn.getresponse()
+    resp.read()
+    print("posted", resp.status, flush=True)
+"#;
+
+fn write_exec(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+fn code_dir(h: &Harness, name: &str, bootstrap: Option<&[u8]>) -> Result<PathBuf, String> {
+    let dir = h.path().join("code").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    if let Some(b) = bootstrap {
+        write_exec(&dir.join("bootstrap"), b).map_err(|e| e.to_string())?;
+    }
+    Ok(dir)
+}
+
+fn spec(name: &str, code_dir: PathBuf) -> FunctionSpec {
+    FunctionSpec {
+        snapshot_id: format!("{name}-{:08x}", rand::random::<u32>()),
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        function_name: name.into(),
+        version: "$LATEST".into(),
+        function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+        runtime: "provided.al2023".into(),
+        handler: "handler".into(),
+        code_dir,
+        layer_dirs: vec![],
+        memory_mb: 128,
+        timeout_secs: 10,
+        ephemeral_storage_mb: 512,
+        environment: BTreeMap::new(),
+        log_group: format!("/aws/lambda/{name}"),
+        log_format: "Text".into(),
+        reserved_concurrency: None,
+    }
+}
+
+fn py_function(h: &Harness, name: &str) -> Result<Arc<FunctionSpec>, String> {
+    Ok(Arc::new(spec(
+        name,
+        code_dir(h, name, Some(PY_BOOTSTRAP.as_bytes()))?,
+    )))
+}
+
+fn request(f: &Arc<FunctionSpec>, payload: &str, tail: bool) -> InvokeRequest {
+    InvokeRequest {
+        function: f.clone(),
+        invoked_arn: f.function_arn.clone(),
+        payload: Bytes::from(payload.to_string()),
+        client_context: None,
+        tail_log: tail,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+async fn invoke(
+    h: &Harness,
+    f: &Arc<FunctionSpec>,
+    payload: &str,
+) -> Result<InvokeResponse, String> {
+    h.engine
+        .invoke(request(f, payload, true))
+        .await
+        .map_err(|e| format!("invoke failed: {e:?}"))
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)
+}
+
+fn tail(r: &InvokeResponse) -> String {
+    let raw = r.log_result.as_deref().unwrap_or("");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn show(r: &InvokeResponse) -> String {
+    format!(
+        "payload={} error={:?}\n--- log ---\n{}",
+        String::from_utf8_lossy(&r.payload),
+        r.function_error,
+        tail(r)
+    )
+}
+
+async fn warm_invoke_reuses_the_environment(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "warm")?;
+    let first = invoke(&h, &f, r#"{"n":1}"#).await?;
+    check!(first.function_error.is_none(), "{}", show(&first));
+    check!(json(&first.payload)["echo"]["n"] == 1, "{}", show(&first));
+    check!(
+        tail(&first).contains("Init Duration"),
+        "cold start reports its init: {}",
+        show(&first)
+    );
+    let second = invoke(&h, &f, r#"{"n":2}"#).await?;
+    check!(
+        json(&second.payload)["token"] == json(&first.payload)["token"],
+        "same environment: {}",
+        show(&second)
+    );
+    check!(
+        !tail(&second).contains("Init Duration"),
+        "warm invoke has no init: {}",
+        show(&second)
+    );
+    check!(second.executed_version == "$LATEST", "executed version");
+    check!(
+        h.engine.environment_count() == 1,
+        "one environment, got {}",
+        h.engine.environment_count()
+    );
+    Ok(())
+}
+
+async fn parallel_invokes_get_parallel_environments(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "parallel")?;
+    let (a, b) = tokio::join!(
+        invoke(&h, &f, r#"{"action":"sleep","secs":0.5}"#),
+        invoke(&h, &f, r#"{"action":"sleep","secs":0.5}"#)
+    );
+    let (a, b) = (a?, b?);
+    check!(
+        a.function_error.is_none() && b.function_error.is_none(),
+        "{}\n{}",
+        show(&a),
+        show(&b)
+    );
+    check!(
+        json(&a.payload)["token"] != json(&b.payload)["token"],
+        "two environments: {}\n{}",
+        show(&a),
+        show(&b)
+    );
+    check!(
+        h.engine.environment_count() == 2,
+        "two environments, got {}",
+        h.engine.environment_count()
+    );
+    // Both are warm now: two more parallel invokes start nothing new.
+    let (c, d) = tokio::join!(
+        invoke(&h, &f, r#"{"action":"sleep","secs":0.2}"#),
+        invoke(&h, &f, r#"{}"#)
+    );
+    check!(
+        !tail(&c?).contains("Init Duration") && !tail(&d?).contains("Init Duration"),
+        "warm reuse"
+    );
+    check!(h.engine.environment_count() == 2, "still two environments");
+    Ok(())
+}
+
+async fn timeout_is_sandbox_timedout_and_the_next_invoke_gets_a_fresh_environment(
+    h: Arc<Harness>,
+) -> TestResult {
+    let mut s = spec(
+        "timeout",
+        code_dir(&h, "timeout", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.timeout_secs = 1;
+    let f = Arc::new(s);
+    let first = invoke(&h, &f, "{}").await?;
+    let req = request(&f, r#"{"action":"sleep","secs":5}"#, true);
+    let id = req.request_id.clone();
+    let started = Instant::now();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    let took = started.elapsed();
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    let v = json(&r.payload);
+    check!(v["errorType"] == "Sandbox.Timedout", "{}", show(&r));
+    check!(
+        v["errorMessage"] == format!("RequestId: {id} Error: Task timed out after 1.00 seconds"),
+        "{}",
+        show(&r)
+    );
+    check!(
+        took >= Duration::from_millis(990) && took < Duration::from_millis(1500),
+        "timed out after {took:?}"
+    );
+    check!(
+        tail(&r).contains("Task timed out after 1.00 seconds"),
+        "{}",
+        show(&r)
+    );
+    let next = invoke(&h, &f, "{}").await?;
+    check!(next.function_error.is_none(), "{}", show(&next));
+    check!(
+        json(&next.payload)["token"] != json(&first.payload)["token"],
+        "fresh environment: {}",
+        show(&next)
+    );
+    check!(
+        tail(&next).contains("Init Duration"),
+        "cold start after a timeout"
+    );
+    Ok(())
+}
+
+async fn runtime_exit_is_runtime_exit_error(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "exit")?;
+    let req = request(&f, r#"{"action":"exit","code":1}"#, true);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    let v = json(&r.payload);
+    check!(v["errorType"] == "Runtime.ExitError", "{}", show(&r));
+    check!(
+        v["errorMessage"]
+            == format!("RequestId: {id} Error: Runtime exited with error: exit status 1"),
+        "{}",
+        show(&r)
+    );
+    let next = invoke(&h, &f, "{}").await?;
+    check!(
+        next.function_error.is_none(),
+        "a new environment serves the next invoke: {}",
+        show(&next)
+    );
+    Ok(())
+}
+
+async fn error_report_is_unhandled_and_keeps_the_environment_warm(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "error")?;
+    let first = invoke(&h, &f, "{}").await?;
+    let r = invoke(&h, &f, r#"{"action":"error"}"#).await?;
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    check!(
+        json(&r.payload)
+            == serde_json::json!({"errorMessage": "it broke", "errorType": "ValueError"}),
+        "{}",
+        show(&r)
+    );
+    let after = invoke(&h, &f, "{}").await?;
+    check!(
+        json(&after.payload)["token"] == json(&first.payload)["token"],
+        "same environment after /error"
+    );
+    Ok(())
+}
+
+async fn reserved_concurrency_zero_is_throttled(h: Arc<Harness>) -> TestResult {
+    let mut s = spec(
+        "reserved0",
+        code_dir(&h, "reserved0", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.reserved_concurrency = Some(0);
+    let f = Arc::new(s);
+    match h.engine.invoke(request(&f, "{}", false)).await {
+        Err(InvokeError::Throttled {
+            reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+        }) => {}
+        other => {
+            return Err(format!(
+                "expected a throttle, got {:?}",
+                other.map(|r| show(&r))
+            ))
+        }
+    }
+    check!(h.engine.environment_count() == 0, "nothing started");
+    // Reserved concurrency 1: a second parallel invoke is throttled while the first runs.
+    let mut s = spec(
+        "reserved1",
+        code_dir(&h, "reserved1", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.reserved_concurrency = Some(1);
+    let f = Arc::new(s);
+    let slow = invoke(&h, &f, r#"{"action":"sleep","secs":1}"#);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        h.engine.invoke(request(&f, "{}", false)).await
+    };
+    let (slow, second) = tokio::join!(slow, second);
+    check!(slow?.function_error.is_none(), "first runs");
+    check!(
+        matches!(
+            second,
+            Err(InvokeError::Throttled {
+                reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded
+            })
+        ),
+        "second is throttled"
+    );
+    Ok(())
+}
+
+async fn init_error_is_returned_and_init_is_retried(h: Arc<Harness>) -> TestResult {
+    let mut s = spec(
+        "initerr",
+        code_dir(&h, "initerr", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.environment.insert("INIT_ACTION".into(), "fail".into());
+    let f = Arc::new(s);
+    for _ in 0..2 {
+        let r = invoke(&h, &f, "{}").await?;
+        check!(
+            r.function_error.as_deref() == Some("Unhandled"),
+            "{}",
+            show(&r)
+        );
+        check!(
+            json(&r.payload)
+                == serde_json::json!({"errorMessage": "init failed", "errorType": "Runtime.Custom"}),
+            "{}",
+            show(&r)
+        );
+        check!(
+            tail(&r).contains("init is failing"),
+            "init output in the tail: {}",
+            show(&r)
+        );
+    }
+    Ok(())
+}
+
+async fn missing_bootstrap_is_invalid_entrypoint(h: Arc<Harness>) -> TestResult {
+    let f = Arc::new(spec("nobootstrap", code_dir(&h, "nobootstrap", None)?));
+    let req = request(&f, "{}", false);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    let v = json(&r.payload);
+    check!(
+        v["errorType"] == "Runtime.InvalidEntrypoint",
+        "{}",
+        show(&r)
+    );
+    check!(
+        v["errorMessage"]
+            == format!("RequestId: {id} Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"),
+        "{}",
+        show(&r)
+    );
+    Ok(())
+}
+
+async fn oversized_response_is_function_response_size_too_large(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "big")?;
+    let r = invoke(&h, &f, r#"{"action":"big"}"#).await?;
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    check!(
+        json(&r.payload)["errorType"] == "Function.ResponseSizeTooLarge",
+        "{}",
+        show(&r)
+    );
+    Ok(())
+}
+
+async fn log_tail_has_start_end_report_and_the_functions_output(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "logs")?;
+    let _ = invoke(&h, &f, "{}").await?;
+    let req = request(&f, "{}", true);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    let t = tail(&r);
+    let start = t.find(&format!("START RequestId: {id} Version: $LATEST\n"));
+    let handling = t.find(&format!("handling {id} echo\n"));
+    let end = t.find(&format!("END RequestId: {id}\n"));
+    let report = t.find(&format!("REPORT RequestId: {id}\tDuration: "));
+    check!(
+        start.is_some() && handling.is_some() && end.is_some() && report.is_some(),
+        "{t}"
+    );
+    check!(
+        start < handling && handling < end && end < report,
+        "in order: {t}"
+    );
+    check!(
+        t.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
+        "{t}"
+    );
+    check!(
+        !t.contains("init done"),
+        "a warm invoke's tail holds only its own lines: {t}"
+    );
+    // Without LogType Tail there is no log result.
+    let quiet = h
+        .engine
+        .invoke(request(&f, "{}", false))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    check!(quiet.log_result.is_none(), "no log result unless asked");
+    Ok(())
+}
+
+async fn logs_are_persisted_per_log_stream(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "persist")?;
+    let req = request(&f, "{}", false);
+    let id = req.request_id.clone();
+    h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    h.engine.flush_logs().await;
+    let streams = h
+        .engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?;
+    check!(streams.len() == 1, "one stream: {streams:?}");
+    check!(
+        streams[0].name.contains("/[$LATEST]"),
+        "stream name {}",
+        streams[0].name
+    );
+    let text = std::fs::read_to_string(&streams[0].path).map_err(|e| e.to_string())?;
+    check!(
+        text.contains("init done") && text.contains(&format!("END RequestId: {id}")),
+        "{text}"
+    );
+    check!(
+        streams[0]
+            .path
+            .starts_with(h.engine.log_dir(&f.account, &f.region, &f.function_name)),
+        "under log_dir"
+    );
+    Ok(())
+}
+
+async fn retire_stops_idle_environments(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "retire")?;
+    let first = invoke(&h, &f, "{}").await?;
+    check!(h.engine.environment_count() == 1, "one environment");
+    h.engine.retire(&f.snapshot_id);
+    wait_for(|| h.engine.environment_count() == 0, Duration::from_secs(3)).await?;
+    let next = invoke(&h, &f, "{}").await?;
+    check!(
+        json(&next.payload)["token"] != json(&first.payload)["token"],
+        "a new environment after retire"
+    );
+    Ok(())
+}
+
+async fn idle_environments_are_reaped(h: Arc<Harness>) -> TestResult {
+    h.engine.shutdown().await;
+    let engine = Engine::new(
+        config(&h.path().join("reap"), Duration::from_millis(300)),
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let f = py_function(&h, "reap")?;
+    engine
+        .invoke(request(&f, "{}", false))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    check!(engine.environment_count() == 1, "one environment");
+    wait_for(|| engine.environment_count() == 0, Duration::from_secs(3)).await?;
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn runtime_sees_lambdas_environment_and_headers(h: Arc<Harness>) -> TestResult {
+    let mut s = spec("env", code_dir(&h, "env", Some(PY_BOOTSTRAP.as_bytes()))?);
+    s.environment.insert("MY_VAR".into(), "mine".into());
+    s.environment
+        .insert("AWS_REGION".into(), "not-allowed".into());
+    s.memory_mb = 256;
+    let f = Arc::new(s);
+    let mut req = request(&f, r#"{"action":"env"}"#, false);
+    req.invoked_arn = format!("{}:prod", f.function_arn);
+    req.client_context =
+        Some(base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"a":"b"}}"#));
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    let v = json(&r.payload);
+    let env = &v["env"];
+    check!(env["AWS_LAMBDA_FUNCTION_NAME"] == "env", "{v}");
+    check!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256", "{v}");
+    check!(env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST", "{v}");
+    check!(
+        env["AWS_REGION"] == "us-east-1",
+        "reserved variables win: {v}"
+    );
+    check!(env["MY_VAR"] == "mine", "{v}");
+    check!(
+        env["LAMBDA_TASK_ROOT"] == "/var/task" && env["_HANDLER"] == "handler",
+        "{v}"
+    );
+    check!(env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/env", "{v}");
+    check!(
+        env["AWS_LAMBDA_LOG_STREAM_NAME"]
+            .as_str()
+            .is_some_and(|s| s.contains("/[$LATEST]")),
+        "{v}"
+    );
+    check!(
+        env["AWS_ACCESS_KEY_ID"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ASIA")),
+        "{v}"
+    );
+    check!(env["TZ"] == ":UTC", "{v}");
+    check!(v["cwd"] == "/var/task", "{v}");
+    let headers = &v["headers"];
+    check!(
+        headers["lambda-runtime-aws-request-id"] == id.as_str(),
+        "{v}"
+    );
+    check!(
+        headers["lambda-runtime-invoked-function-arn"]
+            == format!("{}:prod", f.function_arn).as_str(),
+        "{v}"
+    );
+    check!(headers["content-type"] == "application/json", "{v}");
+    check!(
+        headers["lambda-runtime-client-context"] == r#"{"custom":{"a":"b"}}"#,
+        "{v}"
+    );
+    check!(
+        headers["lambda-runtime-trace-id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Root=1-")),
+        "{v}"
+    );
+    let deadline: u64 = headers["lambda-runtime-deadline-ms"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    check!(
+        deadline > now && deadline <= now + 10_000,
+        "deadline {deadline} vs now {now}"
+    );
+    Ok(())
+}
+
+async fn async_event_survives_an_engine_restart(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "async")?;
+    // The event is still running (sleeping) when the engine stops.
+    let req = request(&f, r#"{"action":"sleep","secs":1.5}"#, false);
+    let id = req.request_id.clone();
+    h.engine
+        .enqueue_async(req)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    check!(
+        pending_events(&h.store)? == 1,
+        "stored before enqueue_async returns"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.engine.shutdown().await;
+    check!(
+        pending_events(&h.store)? == 1,
+        "still pending after an interrupted run"
+    );
+
+    let engine = Engine::new(
+        config(h.path(), Duration::from_secs(60)),
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let store = h.store.clone();
+    let done = wait_for(
+        || pending_events(&store).map(|n| n == 0).unwrap_or(false),
+        Duration::from_secs(15),
+    )
+    .await;
+    engine.flush_logs().await;
+    let mut handled = 0;
+    for s in engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?
+    {
+        let text = std::fs::read_to_string(&s.path).unwrap_or_default();
+        handled += text.matches(&format!("handling {id} sleep")).count();
+    }
+    engine.shutdown().await;
+    done?;
+    check!(handled == 2, "the event ran once per engine, got {handled}");
+    Ok(())
+}
+
+fn pending_events(store: &flint_store::Store) -> Result<usize, String> {
+    store
+        .list_all("async-event")
+        .map(|d| d.len())
+        .map_err(|e| e.to_string())
+}
+
+async fn python_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> TestResult {
+    if h.runtimes.resolve("python3.12", h.path(), None).is_err() {
+        return Err("python3.12 is not resolvable here".into());
+    }
+    let dir = code_dir(&h, "pyfn", None)?;
+    std::fs::write(
+        dir.join("app.py"),
+        "import os\nprint('module loaded')\ndef handler(event, context):\n    print('in handler', context.aws_request_id)\n    return {'got': event, 'fn': context.function_name}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut s = spec("pyfn", dir);
+    s.runtime = "python3.12".into();
+    s.handler = "app.handler".into();
+    let f = Arc::new(s);
+    let req = request(&f, r#"{"k":"v"}"#, true);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(r.function_error.is_none(), "{}", show(&r));
+    check!(
+        json(&r.payload) == serde_json::json!({"got": {"k": "v"}, "fn": "pyfn"}),
+        "{}",
+        show(&r)
+    );
+    check!(
+        tail(&r).contains(&format!("in handler {id}")),
+        "{}",
+        show(&r)
+    );
+    let warm = invoke(&h, &f, "{}").await?;
+    check!(
+        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
+        "{}",
+        show(&warm)
+    );
+    Ok(())
+}
+
+async fn node_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> TestResult {
+    if h.runtimes.resolve("nodejs20.x", h.path(), None).is_err() {
+        return Err("nodejs20.x is not resolvable here".into());
+    }
+    let dir = code_dir(&h, "nodefn", None)?;
+    std::fs::write(
+        dir.join("index.mjs"),
+        "export const handler = async (event, context) => { console.log('in handler'); return { got: event, fn: context.functionName }; };\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut s = spec("nodefn", dir);
+    s.runtime = "nodejs20.x".into();
+    s.handler = "index.handler".into();
+    let f = Arc::new(s);
+    let r = invoke(&h, &f, r#"{"k":1}"#).await?;
+    check!(r.function_error.is_none(), "{}", show(&r));
+    check!(
+        json(&r.payload) == serde_json::json!({"got": {"k": 1}, "fn": "nodefn"}),
+        "{}",
+        show(&r)
+    );
+    check!(tail(&r).contains("in handler"), "{}", show(&r));
+    Ok(())
+}
+
+/// Warm invokes against this binary acting as a minimal Rust runtime: what is measured is
+/// Flint's own path (engine + Runtime API) plus a few microseconds of the runtime's.
+async fn warm_invoke_latency(h: Arc<Harness>) -> TestResult {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = code_dir(&h, "latency", None)?;
+    std::fs::copy(&exe, dir.join("bootstrap")).map_err(|e| e.to_string())?;
+    let f = Arc::new(spec("latency", dir));
+    let r = invoke(&h, &f, r#"{"hello":"world"}"#).await?;
+    check!(
+        r.function_error.is_none() && &r.payload[..] == br#"{"hello":"world"}"#,
+        "{}",
+        show(&r)
+    );
+    let n: usize = std::env::var("FLINT_LATENCY_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    for _ in 0..200 {
+        h.engine
+            .invoke(request(&f, r#"{"hello":"world"}"#, false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let req = request(&f, r#"{"hello":"world"}"#, false);
+        let t = Instant::now();
+        let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+        samples.push(t.elapsed());
+        check!(r.function_error.is_none(), "{}", show(&r));
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "    warm invoke latency over {n} invokes: p50 {:.1?} p90 {:.1?} p99 {:.1?} max {:.1?}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        samples[samples.len() - 1]
+    );
+    check!(
+        h.engine.environment_count() == 1,
+        "all warm on one environment"
+    );
+    Ok(())
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> TestResult {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if cond() {
+        Ok(())
+    } else {
+        Err(format!("condition not met within {limit:?}"))
+    }
+}
+
+/// A minimal Runtime API client over one keep-alive connection: echoes each event.
+fn rust_bootstrap() -> ! {
+    let code = match bootstrap_loop() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("bootstrap: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn bootstrap_loop() -> std::io::Result<()> {
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(std::io::Error::other)?;
+    let stream = std::net::TcpStream::connect(&api)?;
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        writer
+            .write_all(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: rt\r\n\r\n")?;
+        let (headers, body) = read_response(&mut reader)?;
+        let id = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("lambda-runtime-aws-request-id"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let head = format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: rt\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&body);
+        writer.write_all(&out)?;
+        read_response(&mut reader)?;
+    }
+}
+
+type Headers = Vec<(String, String)>;
+
+fn read_response(r: &mut impl BufRead) -> std::io::Result<(Headers, Vec<u8>)> {
+    let mut line = String::new();
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    r.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let v = v.trim().to_string();
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.parse().unwrap_or(0);
+            }
+            headers.push((k.to_string(), v));
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok((headers, body))
+}

@@ -1,0 +1,563 @@
+//! End-to-end tests of the real `flint` binary driven by the official AWS SDK for Rust
+//! (`aws-sdk-lambda`), as a user's Rust program would drive it: each test starts `flint serve`
+//! on a free port with its own temporary data dir.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Environment, FunctionCode, InvocationType, LastUpdateStatus, Runtime, State,
+};
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "000000000000";
+const REGION: &str = "us-east-1";
+const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
+const PYTHON_PROBE: &str = include_str!("../../../tests/fixtures/python/index.py");
+const PROVIDED_BOOTSTRAP: &str = include_str!("../../../tests/fixtures/provided/bootstrap.py");
+
+extern "C" {
+    // libc's kill(2); the binary's own dependencies are not visible to integration tests.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+/// A running `flint serve`, stopped (and its process group ended) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    async fn start(data_dir: &Path) -> Server {
+        use std::os::unix::process::CommandExt;
+
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("server log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_flint"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("start flint serve");
+        let mut server = Server { child, port, log };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("flint serve exited ({status}):\n{}", self.log_text());
+            }
+            if client.list_functions().send().await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "flint serve not ready:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn client(&self) -> aws_sdk_lambda::Client {
+        let credentials =
+            aws_sdk_lambda::config::Credentials::new("AKIDTEST", "secret", None, None, "tests");
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new(REGION))
+            .credentials_provider(credentials)
+            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
+    /// SIGKILL, as a crash would: nothing gets a chance to flush.
+    fn crash(&mut self) {
+        unsafe {
+            kill(self.child.id() as i32, SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        if let Ok(None) = self.child.try_wait() {
+            unsafe {
+                kill(pid, SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // Whatever is left of its process group (execution environments).
+        unsafe {
+            kill(-pid, SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn zip_of(files: &[(&str, &str, u32)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        for (name, content, mode) in files {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            zip.start_file(*name, options).expect("zip entry");
+            zip.write_all(content.as_bytes()).expect("zip write");
+        }
+        zip.finish().expect("zip finish");
+    }
+    buf.into_inner()
+}
+
+fn python_zip() -> Vec<u8> {
+    zip_of(&[("index.py", PYTHON_PROBE, 0o644)])
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+}
+
+async fn create(
+    client: &aws_sdk_lambda::Client,
+    name: &str,
+    runtime: Runtime,
+    handler: &str,
+    zip: Vec<u8>,
+) -> aws_sdk_lambda::operation::create_function::CreateFunctionOutput {
+    let created = client
+        .create_function()
+        .function_name(name)
+        .runtime(runtime)
+        .handler(handler)
+        .role(ROLE)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .send()
+        .await
+        .expect("create function");
+    wait_active(client, name).await;
+    created
+}
+
+async fn wait_active(client: &aws_sdk_lambda::Client, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let conf = client
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .expect("get function configuration");
+        let active = conf.state() == Some(&State::Active);
+        let updated = conf.last_update_status() != Some(&LastUpdateStatus::InProgress);
+        if active && updated {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} not Active: {conf:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn invoke(
+    client: &aws_sdk_lambda::Client,
+    name: &str,
+    event: Value,
+) -> (i32, Option<String>, Value) {
+    let out = client
+        .invoke()
+        .function_name(name)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("invoke");
+    let payload = out
+        .payload()
+        .map(|b| serde_json::from_slice(b.as_ref()).expect("payload is JSON"))
+        .unwrap_or(Value::Null);
+    (
+        out.status_code(),
+        out.function_error().map(str::to_string),
+        payload,
+    )
+}
+
+/// (HTTP status, error code, message) of a failed call.
+fn error_parts<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> (u16, String, String) {
+    (
+        err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+        err.code().unwrap_or_default().to_string(),
+        err.message().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_lifecycle_create_get_list_update_delete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data")).await;
+    let client = server.client();
+    let name = unique("lifecycle");
+
+    let created = create(
+        &client,
+        &name,
+        Runtime::Python311,
+        "index.handler",
+        python_zip(),
+    )
+    .await;
+    assert_eq!(created.function_name(), Some(name.as_str()));
+    assert_eq!(created.function_arn(), Some(arn(&name).as_str()));
+    assert_eq!(created.timeout(), Some(3));
+    assert_eq!(created.memory_size(), Some(128));
+    assert_eq!(created.version(), Some("$LATEST"));
+
+    let got = client
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("get function");
+    let conf = got.configuration().expect("configuration");
+    assert_eq!(conf.state(), Some(&State::Active));
+    assert_eq!(conf.code_sha256(), created.code_sha256());
+    assert_eq!(got.code().and_then(|c| c.repository_type()), Some("S3"));
+
+    let listed = client
+        .list_functions()
+        .send()
+        .await
+        .expect("list functions");
+    let names: Vec<&str> = listed
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    assert!(names.contains(&name.as_str()), "{names:?}");
+
+    let before = conf.revision_id().map(str::to_string);
+    let updated = client
+        .update_function_configuration()
+        .function_name(&name)
+        .timeout(10)
+        .memory_size(256)
+        .environment(Environment::builder().variables("COLOR", "blue").build())
+        .send()
+        .await
+        .expect("update configuration");
+    assert_eq!(updated.timeout(), Some(10));
+    assert_eq!(updated.memory_size(), Some(256));
+    assert_ne!(updated.revision_id().map(str::to_string), before);
+    wait_active(&client, &name).await;
+    let (_, _, env) = invoke(&client, &name, json!({"action": "env"})).await;
+    assert_eq!(env["COLOR"], "blue");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+
+    let new_code = zip_of(&[(
+        "index.py",
+        "def handler(e, c):\n    return {'v': 2}\n",
+        0o644,
+    )]);
+    let code = client
+        .update_function_code()
+        .function_name(&name)
+        .zip_file(Blob::new(new_code))
+        .send()
+        .await
+        .expect("update code");
+    assert_ne!(code.code_sha256(), created.code_sha256());
+    wait_active(&client, &name).await;
+    let (_, _, payload) = invoke(&client, &name, json!({})).await;
+    assert_eq!(payload, json!({"v": 2}));
+
+    client
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("delete");
+    let err = client
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect_err("deleted");
+    let (status, code, message) = error_parts(&err);
+    assert_eq!(status, 404);
+    assert_eq!(code, "ResourceNotFoundException");
+    assert_eq!(message, format!("Function not found: {}", arn(&name)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_python_returns_result_and_function_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data")).await;
+    let client = server.client();
+    let name = unique("python");
+    create(
+        &client,
+        &name,
+        Runtime::Python311,
+        "index.handler",
+        python_zip(),
+    )
+    .await;
+
+    let (status, error, payload) = invoke(&client, &name, json!({"hello": "sdk"})).await;
+    assert_eq!(
+        (status, error, payload),
+        (200, None, json!({"hello": "sdk"}))
+    );
+
+    let (status, error, payload) = invoke(
+        &client,
+        &name,
+        json!({"action": "error", "message": "sdk boom"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(error.as_deref(), Some("Unhandled"));
+    assert_eq!(payload["errorMessage"], "sdk boom");
+    assert_eq!(payload["errorType"], "Exception");
+
+    let (_, _, ctx) = invoke(&client, &name, json!({"action": "context"})).await;
+    assert_eq!(ctx["function_name"], name.as_str());
+    assert_eq!(ctx["invoked_function_arn"], arn(&name).as_str());
+
+    let event = client
+        .invoke()
+        .function_name(&name)
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .expect("event invoke");
+    assert_eq!(event.status_code(), 202);
+    let dry = client
+        .invoke()
+        .function_name(&name)
+        .invocation_type(InvocationType::DryRun)
+        .send()
+        .await
+        .expect("dry run");
+    assert_eq!(dry.status_code(), 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_provided_bootstrap_through_the_runtime_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data")).await;
+    let client = server.client();
+    let name = unique("provided");
+    let zip = zip_of(&[("bootstrap", PROVIDED_BOOTSTRAP, 0o755)]);
+    create(
+        &client,
+        &name,
+        Runtime::Providedal2023,
+        "function.handler",
+        zip,
+    )
+    .await;
+
+    let (status, error, payload) = invoke(&client, &name, json!({"n": 1})).await;
+    assert_eq!((status, error), (200, None));
+    assert_eq!(payload["event"], json!({"n": 1}));
+    assert_eq!(
+        payload["headers"]["lambda-runtime-invoked-function-arn"],
+        arn(&name).as_str()
+    );
+    let (_, _, again) = invoke(&client, &name, json!({"n": 2})).await;
+    assert_eq!(again["count"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_function_is_resource_not_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data")).await;
+    let client = server.client();
+    let name = unique("missing");
+
+    let err = client
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect_err("missing");
+    assert!(matches!(
+        err.as_service_error(),
+        Some(
+            aws_sdk_lambda::operation::get_function::GetFunctionError::ResourceNotFoundException(_)
+        )
+    ));
+    assert_eq!(
+        error_parts(&err),
+        (
+            404,
+            "ResourceNotFoundException".into(),
+            format!("Function not found: {}", arn(&name))
+        )
+    );
+
+    let err = client
+        .invoke()
+        .function_name(&name)
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        error_parts(&err),
+        (
+            404,
+            "ResourceNotFoundException".into(),
+            format!("Function not found: {}:$LATEST", arn(&name))
+        )
+    );
+
+    let err = client
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(error_parts(&err).0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_an_existing_function_is_a_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data")).await;
+    let client = server.client();
+    let name = unique("twice");
+    create(
+        &client,
+        &name,
+        Runtime::Python311,
+        "index.handler",
+        python_zip(),
+    )
+    .await;
+
+    let err = client
+        .create_function()
+        .function_name(&name)
+        .runtime(Runtime::Python311)
+        .handler("index.handler")
+        .role(ROLE)
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(python_zip()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("conflict");
+    assert!(matches!(
+        err.as_service_error(),
+        Some(
+            aws_sdk_lambda::operation::create_function::CreateFunctionError::ResourceConflictException(_)
+        )
+    ));
+    assert_eq!(
+        error_parts(&err),
+        (
+            409,
+            "ResourceConflictException".into(),
+            format!("Function already exist: {name}")
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_survive_sigkill_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let name = unique("durable");
+    let (sha, revision) = {
+        let mut server = Server::start(&data).await;
+        let client = server.client();
+        let created = create(
+            &client,
+            &name,
+            Runtime::Python311,
+            "index.handler",
+            python_zip(),
+        )
+        .await;
+        let (_, _, payload) = invoke(&client, &name, json!({"before": true})).await;
+        assert_eq!(payload, json!({"before": true}));
+        let conf = client
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .expect("get configuration");
+        server.crash();
+        (
+            created.code_sha256().map(str::to_string),
+            conf.revision_id().map(str::to_string),
+        )
+    };
+
+    let server = Server::start(&data).await;
+    let client = server.client();
+    let conf = client
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("still there after SIGKILL");
+    assert_eq!(conf.code_sha256().map(str::to_string), sha);
+    assert_eq!(conf.revision_id().map(str::to_string), revision);
+    let (status, error, payload) = invoke(&client, &name, json!({"after": true})).await;
+    assert_eq!(
+        (status, error, payload),
+        (200, None, json!({"after": true}))
+    );
+}

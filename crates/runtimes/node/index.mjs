@@ -1,0 +1,872 @@
+/**
+ * Flint's managed runtime for Node.js (nodejs18.x ... nodejs24.x), shipped inside the flint binary.
+ *
+ * Speaks the Lambda Runtime API 2018-06-01 at $AWS_LAMBDA_RUNTIME_API through one keep-alive
+ * socket, loads the handler named by $_HANDLER from $LAMBDA_TASK_ROOT (CommonJS or ES module, in
+ * the order AWS's runtime tries them), and runs invocations with the callback and promise models,
+ * context, console format and error payloads of AWS's Node.js runtime. No dependencies.
+ */
+
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import util from 'node:util';
+import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+
+const RUNTIME_DIR = process.env.LAMBDA_RUNTIME_DIR || '/var/runtime';
+const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+const RUNTIME_PATH = '/2018-06-01/runtime';
+const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
+const XRAY_ERROR_HEADER = 'Lambda-Runtime-Function-XRay-Error-Cause';
+
+// User code is required "from" /var/runtime/index.mjs, the file AWS's runtime loads it from, so
+// that the "Require stack" of a missing module reads as it does on Lambda.
+const require = createRequire(path.join(RUNTIME_DIR, 'index.mjs'));
+
+// ---------------------------------------------------------------------------------------------
+// Errors, named and shaped as AWS's runtime names and shapes them.
+// ---------------------------------------------------------------------------------------------
+
+class ImportModuleError extends Error {}
+class HandlerNotFound extends Error {}
+class MalformedHandlerName extends Error {}
+class UserCodeSyntaxError extends Error {}
+class MalformedStreamingHandler extends Error {}
+class CallbackHandlerDeprecated extends Error {}
+class UnhandledPromiseRejection extends Error {
+  constructor(reason, promise) {
+    super(reason);
+    this.reason = reason;
+    this.promise = promise;
+  }
+}
+class NodeJsExit extends Error {
+  constructor() {
+    super(
+      'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly ' +
+        'caused by a Promise that was never settled. For more information, see ' +
+        'https://nodejs.org/docs/latest/api/process.html#exit-codes',
+    );
+  }
+}
+for (const e of [
+  ImportModuleError,
+  HandlerNotFound,
+  MalformedHandlerName,
+  UserCodeSyntaxError,
+  MalformedStreamingHandler,
+  CallbackHandlerDeprecated,
+  UnhandledPromiseRejection,
+  NodeJsExit,
+]) {
+  e.prototype.name = `Runtime.${e.name}`;
+}
+
+const CALLBACK_DEPRECATED_MESSAGE =
+  'ERROR: AWS Lambda has removed support for callback-based function handlers starting with ' +
+  'Node.js 24. You need to modify this function to use a supported handler signature to use ' +
+  'Node.js 24 or later. For more information see ' +
+  'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html.';
+
+function isError(obj) {
+  return (
+    obj &&
+    obj.name &&
+    obj.message &&
+    obj.stack &&
+    typeof obj.name === 'string' &&
+    typeof obj.message === 'string' &&
+    typeof obj.stack === 'string'
+  );
+}
+
+function intoError(err) {
+  return err instanceof Error ? err : new Error(err);
+}
+
+/** The body of an /error or /init/error post. */
+function toRapidResponse(error) {
+  try {
+    if (util.types.isNativeError(error) || isError(error)) {
+      return {
+        errorType: error.name,
+        errorMessage: error.message,
+        trace: error.stack.split('\n'),
+      };
+    }
+    return {
+      errorType: typeof error,
+      errorMessage: error.toString(),
+      trace: [],
+    };
+  } catch (_err) {
+    return {
+      errorType: 'handled',
+      errorMessage:
+        'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack',
+    };
+  }
+}
+
+function withEnumerableProperties(error) {
+  if (error instanceof Error) {
+    const ret = Object.assign(
+      { errorType: error.name, errorMessage: error.message, code: error.code },
+      error,
+    );
+    if (typeof error.stack === 'string') {
+      ret.stack = error.stack.split('\n');
+    }
+    return ret;
+  }
+  return error;
+}
+
+/** An error as the text log shows it: a tab, then JSON. */
+function toFormatted(error) {
+  try {
+    return '\t' + JSON.stringify(error, (_k, v) => withEnumerableProperties(v));
+  } catch (_err) {
+    return '\t' + JSON.stringify(toRapidResponse(error));
+  }
+}
+
+/** The X-Ray cause header AWS's runtime sends with an invocation error. */
+function xrayCause(error) {
+  try {
+    const err = intoError(error);
+    const stack = [];
+    const paths = new Set();
+    for (const line of (err.stack || '').split('\n').slice(1)) {
+      const m = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/.exec(line);
+      if (m) {
+        stack.push({ path: m[2], line: Number(m[3]), label: m[1] || 'anonymous' });
+        paths.add(m[2]);
+      }
+    }
+    const json = JSON.stringify({
+      working_directory: process.cwd(),
+      exceptions: [{ type: err.name, message: err.message, stack }],
+      paths: [...paths],
+    });
+    // Header values must be printable ASCII: escape the rest the JSON way.
+    return json.replace(/[^\t\x20-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  } catch (_err) {
+    return undefined;
+  }
+}
+
+function headerSafe(value) {
+  return String(value).replace(/[^\t\x20-\x7e]/g, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console: every line carries time, request id and level, as on Lambda.
+// ---------------------------------------------------------------------------------------------
+
+const REQUEST_ID_SYMBOL = Symbol.for('aws.lambda.runtime.requestId');
+const TENANT_ID_SYMBOL = Symbol.for('aws.lambda.runtime.tenantId');
+const structuredConsole = {};
+
+function jsonErrorReplacer(_key, value) {
+  if (value instanceof Error) {
+    return Object.assign(
+      {
+        errorType: value?.constructor?.name ?? 'UnknownError',
+        errorMessage: value.message,
+        stackTrace: typeof value.stack === 'string' ? value.stack.split('\n') : value.stack,
+      },
+      value,
+    );
+  }
+  return value;
+}
+
+function formatJsonMessage(requestId, timestamp, level, ...messageParams) {
+  const result = { timestamp, level: level.name, requestId };
+  const tenantId = globalThis[TENANT_ID_SYMBOL];
+  if (tenantId !== undefined && tenantId !== null) {
+    result.tenantId = tenantId;
+  }
+  if (messageParams.length === 1) {
+    result.message = messageParams[0];
+    try {
+      return JSON.stringify(result, jsonErrorReplacer);
+    } catch (_) {
+      result.message = util.format(result.message);
+      return JSON.stringify(result);
+    }
+  }
+  result.message = util.format(...messageParams);
+  for (const param of messageParams) {
+    if (param instanceof Error) {
+      result.errorType = param?.constructor?.name ?? 'UnknownError';
+      result.errorMessage = param.message;
+      result.stackTrace = typeof param.stack === 'string' ? param.stack.split('\n') : [];
+      break;
+    }
+  }
+  return JSON.stringify(result);
+}
+
+function logTextToStdout(level, message, ...params) {
+  const time = new Date().toISOString();
+  const requestId = globalThis[REQUEST_ID_SYMBOL];
+  const line = `${time}\t${requestId}\t${level.name}\t${util.format(message, ...params)}`;
+  process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+}
+
+function logJsonToStdout(level, message, ...params) {
+  const time = new Date().toISOString();
+  const requestId = globalThis[REQUEST_ID_SYMBOL];
+  const line = formatJsonMessage(requestId, time, level, message, ...params);
+  process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+}
+
+function patchConsole() {
+  const json = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON';
+  const log = json ? logJsonToStdout : logTextToStdout;
+  const levels = Object.freeze({
+    TRACE: { name: 'TRACE', priority: 1 },
+    DEBUG: { name: 'DEBUG', priority: 2 },
+    INFO: { name: 'INFO', priority: 3 },
+    WARN: { name: 'WARN', priority: 4 },
+    ERROR: { name: 'ERROR', priority: 5 },
+    FATAL: { name: 'FATAL', priority: 6 },
+  });
+  const minimum = levels[process.env.AWS_LAMBDA_LOG_LEVEL?.toUpperCase()] ?? levels.TRACE;
+  const nop = () => {};
+  const at = (level) =>
+    level.priority >= minimum.priority ? (msg, ...params) => log(level, msg, ...params) : nop;
+  console.trace = at(levels.TRACE);
+  console.debug = at(levels.DEBUG);
+  console.info = at(levels.INFO);
+  console.log = console.info;
+  console.warn = at(levels.WARN);
+  console.error = at(levels.ERROR);
+  console.fatal = (msg, ...params) => log(levels.FATAL, msg, ...params);
+  structuredConsole.logError = json
+    ? (_msg, err) => console.error(intoError(err))
+    : (msg, err) => console.error(msg, toFormatted(intoError(err)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime API client: node's http with one kept-alive socket. Free sockets of a keep-alive agent
+// are unref'd, so an idle connection never keeps the event loop (and `beforeExit`) from firing.
+// ---------------------------------------------------------------------------------------------
+
+class RuntimeClient {
+  constructor(hostPort) {
+    const colon = hostPort.lastIndexOf(':');
+    this.hostname = colon > 0 ? hostPort.slice(0, colon).replace(/^\[|\]$/g, '') : hostPort;
+    this.port = colon > 0 ? parseInt(hostPort.slice(colon + 1), 10) : 80;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  }
+
+  nextInvocation() {
+    return new Promise((resolve, reject) => {
+      const request = http.request(
+        {
+          hostname: this.hostname,
+          port: this.port,
+          path: `${RUNTIME_PATH}/invocation/next`,
+          method: 'GET',
+          agent: this.agent,
+        },
+        (response) => {
+          const chunks = [];
+          response
+            .on('data', (chunk) => chunks.push(chunk))
+            .on('end', () => {
+              if (response.statusCode !== 200) {
+                reject(new Error(`Runtime API /next answered ${response.statusCode}`));
+                return;
+              }
+              resolve({
+                bodyJson: Buffer.concat(chunks).toString('utf8'),
+                headers: response.headers,
+              });
+            })
+            .on('error', reject);
+        },
+      );
+      request.on('error', reject).end();
+    });
+  }
+
+  postInvocationResponse(response, id, callback) {
+    const body = trySerializeResponse(response);
+    this._post(`${RUNTIME_PATH}/invocation/${encodeURIComponent(id)}/response`, body, {}, callback);
+  }
+
+  postInvocationError(error, id, callback) {
+    const response = toRapidResponse(error);
+    const headers = { [ERROR_TYPE_HEADER]: headerSafe(response.errorType) };
+    const cause = xrayCause(error);
+    if (cause !== undefined && cause.length < 1024 * 1024) {
+      headers[XRAY_ERROR_HEADER] = cause;
+    }
+    this._post(
+      `${RUNTIME_PATH}/invocation/${encodeURIComponent(id)}/error`,
+      trySerializeResponse(response),
+      headers,
+      callback,
+    );
+  }
+
+  postInitError(error, callback) {
+    const response = toRapidResponse(error);
+    this._post(
+      `${RUNTIME_PATH}/init/error`,
+      trySerializeResponse(response),
+      { [ERROR_TYPE_HEADER]: headerSafe(response.errorType) },
+      callback,
+    );
+  }
+
+  _post(urlPath, bodyString, headers, callback) {
+    const request = http.request(
+      {
+        hostname: this.hostname,
+        port: this.port,
+        path: urlPath,
+        method: 'POST',
+        agent: this.agent,
+        headers: Object.assign(
+          {
+            'Content-Type': 'application/json',
+            'Content-Length': Buffer.byteLength(bodyString),
+          },
+          headers,
+        ),
+      },
+      (response) => {
+        response.on('data', () => {}).on('end', () => callback());
+      },
+    );
+    // Without the Runtime API the environment is dead: say why on stderr and leave.
+    request.on('error', (e) => {
+      process.stderr.write(`Runtime API request ${urlPath} failed: ${e}\n`);
+      process.exit(1);
+    });
+    request.end(bodyString, 'utf-8');
+  }
+}
+
+function trySerializeResponse(body) {
+  try {
+    return JSON.stringify(body === undefined ? null : body);
+  } catch (_err) {
+    throw new Error('Unable to stringify response body');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading the handler, in the order AWS's runtime tries files.
+// ---------------------------------------------------------------------------------------------
+
+const FUNCTION_EXPR = /^([^.]*)\.(.*)$/;
+const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const STREAM_RESPONSE = 'response';
+
+function moduleRootAndHandler(fullHandlerString) {
+  const handlerString = path.basename(fullHandlerString);
+  const moduleRoot = fullHandlerString.substring(0, fullHandlerString.indexOf(handlerString));
+  return [moduleRoot, handlerString];
+}
+
+function splitHandlerString(handler) {
+  const match = handler.match(FUNCTION_EXPR);
+  if (!match || match.length !== 3) {
+    throw new MalformedHandlerName('Bad handler');
+  }
+  return [match[1], match[2]];
+}
+
+function resolveHandler(object, nestedProperty) {
+  return nestedProperty.split('.').reduce((nested, key) => nested && nested[key], object);
+}
+
+function tryRequireFile(file, extension) {
+  const p = file + (extension || '');
+  return fs.existsSync(p) ? require(p) : undefined;
+}
+
+async function tryAwaitImport(file, extension) {
+  const p = file + (extension || '');
+  return fs.existsSync(p) ? await import(pathToFileURL(p).href) : undefined;
+}
+
+function hasFolderPackageJsonTypeModule(folder) {
+  if (folder.endsWith('/node_modules')) {
+    return false;
+  }
+  const pj = path.join(folder, '/package.json');
+  if (fs.existsSync(pj)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(pj));
+      if (pkg) {
+        return pkg.type === 'module';
+      }
+    } catch (e) {
+      console.warn(`${pj} cannot be read, it will be ignored for ES module detection purposes.`, e);
+      return false;
+    }
+  }
+  if (folder === '/') {
+    return false;
+  }
+  return hasFolderPackageJsonTypeModule(path.resolve(folder, '..'));
+}
+
+function nodeMajor() {
+  return parseInt((process.versions.node || '0').split('.')[0], 10) || 0;
+}
+
+async function tryRequire(appRoot, moduleRoot, module) {
+  const lambdaStylePath = path.resolve(appRoot, moduleRoot, module);
+  const supportsTs = nodeMajor() >= 24;
+
+  // Extensionless files (and directories with an index) are loaded via require.
+  const extensionless = tryRequireFile(lambdaStylePath);
+  if (extensionless) {
+    return extensionless;
+  }
+
+  // Unless the nearest package.json says "type": "module", .js is CommonJS.
+  const pjHasModule = hasFolderPackageJsonTypeModule(path.resolve(path.dirname(lambdaStylePath)));
+  if (!pjHasModule) {
+    const loaded = tryRequireFile(lambdaStylePath, '.js');
+    if (loaded) {
+      return loaded;
+    }
+  }
+
+  const loaded =
+    (pjHasModule && (await tryAwaitImport(lambdaStylePath, '.js'))) ||
+    (await tryAwaitImport(lambdaStylePath, '.mjs')) ||
+    tryRequireFile(lambdaStylePath, '.cjs') ||
+    (supportsTs && !pjHasModule && tryRequireFile(lambdaStylePath, '.ts')) ||
+    (supportsTs && pjHasModule && (await tryAwaitImport(lambdaStylePath, '.ts'))) ||
+    (supportsTs && (await tryAwaitImport(lambdaStylePath, '.mts'))) ||
+    (supportsTs && tryRequireFile(lambdaStylePath, '.cts'));
+  if (loaded) {
+    return loaded;
+  }
+
+  // Finally node's own resolution (node_modules, NODE_PATH) from the app root.
+  const nodeStylePath = require.resolve(module, { paths: [appRoot, moduleRoot] });
+  return require(nodeStylePath);
+}
+
+async function loadUserApp(appRoot, moduleRoot, module) {
+  try {
+    return await tryRequire(appRoot, moduleRoot, module);
+  } catch (e) {
+    if (e instanceof SyntaxError) {
+      throw new UserCodeSyntaxError(e);
+    } else if (e.code !== undefined && e.code === 'MODULE_NOT_FOUND') {
+      throw new ImportModuleError(e);
+    }
+    throw e;
+  }
+}
+
+async function loadHandler(appRoot, fullHandlerString) {
+  if (fullHandlerString.includes('..')) {
+    throw new MalformedHandlerName(
+      `'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
+    );
+  }
+  const [moduleRoot, moduleAndHandler] = moduleRootAndHandler(fullHandlerString);
+  const [module, handlerPath] = splitHandlerString(moduleAndHandler);
+  const userApp = await loadUserApp(appRoot, moduleRoot, module);
+  const handlerFunc = resolveHandler(userApp, handlerPath);
+  if (!handlerFunc) {
+    throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
+  }
+  if (typeof handlerFunc !== 'function') {
+    throw new HandlerNotFound(`${fullHandlerString} is not a function`);
+  }
+  return handlerFunc;
+}
+
+function handlerMetadata(handler) {
+  const streaming = handler[HANDLER_STREAMING];
+  if (streaming !== undefined && streaming !== null && streaming !== false && streaming !== STREAM_RESPONSE) {
+    throw new MalformedStreamingHandler('Only response streaming is supported.');
+  }
+  let isAsync = false;
+  try {
+    isAsync = handler.constructor?.name === 'AsyncFunction';
+  } catch (_err) {
+    isAsync = false;
+  }
+  return { streaming: streaming === STREAM_RESPONSE, isAsync, argsNum: handler.length };
+}
+
+function executionEnvMajor() {
+  const m = /^AWS_Lambda_nodejs(\d+)/.exec(process.env.AWS_EXECUTION_ENV || '');
+  return m ? parseInt(m[1], 10) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response streaming (awslambda.streamifyResponse): the stream is collected and sent as one
+// response, so streaming handlers run unchanged; the bytes arrive when the handler is done.
+// ---------------------------------------------------------------------------------------------
+
+const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+
+function createBufferedResponseStream() {
+  const chunks = [];
+  let contentType = 'application/octet-stream';
+  const stream = new Writable({
+    write(chunk, encoding, callback) {
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+      callback();
+    },
+  });
+  stream.setContentType = (value) => {
+    contentType = value;
+  };
+  return { stream, body: () => Buffer.concat(chunks), contentType: () => contentType };
+}
+
+class HttpResponseStream {
+  static from(underlyingStream, prelude) {
+    underlyingStream.setContentType?.(HTTP_INTEGRATION_CONTENT_TYPE);
+    underlyingStream.write(JSON.stringify(prelude));
+    underlyingStream.write(Buffer.alloc(8)); // the delimiter between prelude and body
+    return underlyingStream;
+  }
+}
+
+function installAwsLambdaGlobal() {
+  const off = process.env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA;
+  if (off === '1' || off === 'true') {
+    return;
+  }
+  globalThis.awslambda = {
+    streamifyResponse: (handler, _options) => {
+      handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+      return handler;
+    },
+    HttpResponseStream,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invoke loop: callbacks, promises and `callbackWaitsForEmptyEventLoop`, as AWS's runtime.
+// ---------------------------------------------------------------------------------------------
+
+const BEFORE_EXIT_SYMBOL = Symbol.for('aws.lambda.beforeExit');
+const NO_OP = () => {};
+const BeforeExitListener = {
+  invoke: () => globalThis[BEFORE_EXIT_SYMBOL](),
+  reset: () => (globalThis[BEFORE_EXIT_SYMBOL] = NO_OP),
+  set: (listener) => (globalThis[BEFORE_EXIT_SYMBOL] = listener),
+};
+
+function parseJsonHeader(value, name) {
+  if (value === undefined) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(value);
+  } catch (err) {
+    throw new Error(`Cannot parse ${name} as json: ${err.toString()}`);
+  }
+}
+
+function buildContext(headers, callbackContext) {
+  const invokeId = headers['lambda-runtime-aws-request-id'];
+  const deadline = headers['lambda-runtime-deadline-ms'];
+  if (headers['lambda-runtime-trace-id']) {
+    process.env._X_AMZN_TRACE_ID = headers['lambda-runtime-trace-id'];
+  } else {
+    delete process.env._X_AMZN_TRACE_ID;
+  }
+  return Object.assign(
+    callbackContext,
+    {
+      functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+      functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+      memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+      logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+      logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    },
+    {
+      clientContext: parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext'),
+      identity: parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity'),
+      invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+      awsRequestId: invokeId,
+      tenantId: headers['lambda-runtime-aws-tenant-id'],
+      getRemainingTimeInMillis: function () {
+        return deadline - Date.now();
+      },
+    },
+  );
+}
+
+/** The node-style callback and context.succeed/fail/done of one invocation; first call wins. */
+function buildCallbackContext(client, id, scheduleNext) {
+  const postError = (err, callback) => {
+    structuredConsole.logError('Invoke Error', err);
+    client.postInvocationError(err, id, callback);
+  };
+  let isCompleteInvoked = false;
+  const complete = (result, callback) => {
+    if (isCompleteInvoked) {
+      console.error(
+        'Invocation has already been reported as done. Cannot call complete more than once per invocation.',
+      );
+      return;
+    }
+    isCompleteInvoked = true;
+    let body;
+    try {
+      body = trySerializeResponse(result);
+    } catch (err) {
+      postError(err, callback);
+      return;
+    }
+    client._post(`${RUNTIME_PATH}/invocation/${encodeURIComponent(id)}/response`, body, {}, callback);
+  };
+  let waitForEmptyEventLoop = true;
+
+  const callback = function (err, result) {
+    BeforeExitListener.reset();
+    if (err !== undefined && err !== null) {
+      postError(err, scheduleNext);
+    } else if (!waitForEmptyEventLoop) {
+      complete(result, scheduleNext);
+    } else {
+      BeforeExitListener.set(() => {
+        setImmediate(() => complete(result, scheduleNext));
+      });
+    }
+  };
+  const done = (err, result) => {
+    BeforeExitListener.reset();
+    if (err !== undefined && err !== null) {
+      postError(err, scheduleNext);
+    } else {
+      complete(result, scheduleNext);
+    }
+  };
+  const succeed = (result) => done(null, result);
+  const fail = (err) => (err === undefined || err === null ? done('handled') : done(err, null));
+
+  let finished = false;
+  const once =
+    (fn) =>
+    (...args) => {
+      if (!finished) {
+        fn(...args);
+        finished = true;
+      }
+    };
+  const callbackContext = {
+    get callbackWaitsForEmptyEventLoop() {
+      return waitForEmptyEventLoop;
+    },
+    set callbackWaitsForEmptyEventLoop(value) {
+      waitForEmptyEventLoop = value;
+    },
+    succeed: once(succeed),
+    fail: once(fail),
+    done: once(done),
+  };
+  const markCompleted = () => {
+    isCompleteInvoked = true;
+  };
+  return [once(callback), callbackContext, markCompleted];
+}
+
+function isPromise(obj) {
+  return obj && obj.then && typeof obj.then === 'function';
+}
+
+class Runtime {
+  constructor(client, handler, metadata, errorCallbacks) {
+    this.client = client;
+    this.handler = handler;
+    this.metadata = metadata;
+    this.errorCallbacks = errorCallbacks;
+    this.handleOnce = metadata.streaming ? this.handleOnceStreaming : this.handleOnceNonStreaming;
+  }
+
+  scheduleIteration() {
+    setImmediate(() => {
+      this.handleOnce().then(
+        () => {},
+        (err) => {
+          console.log(`Unexpected Top Level Error: ${err.toString()}`);
+          this.errorCallbacks.uncaughtException(err);
+        },
+      );
+    });
+  }
+
+  async handleOnceNonStreaming() {
+    const { bodyJson, headers } = await this.client.nextInvocation();
+    const invokeId = headers['lambda-runtime-aws-request-id'];
+    if (!invokeId) {
+      throw new Error('invocation id is missing or invalid');
+    }
+    globalThis[REQUEST_ID_SYMBOL] = invokeId;
+    globalThis[TENANT_ID_SYMBOL] = headers['lambda-runtime-aws-tenant-id'];
+
+    const [callback, callbackContext, markCompleted] = buildCallbackContext(
+      this.client,
+      invokeId,
+      this.scheduleIteration.bind(this),
+    );
+    try {
+      this.setErrorCallbacks(invokeId);
+      this.setDefaultExitListener(invokeId, markCompleted, this.metadata.isAsync);
+      const result = this.handler(
+        JSON.parse(bodyJson),
+        buildContext(headers, callbackContext),
+        callback,
+      );
+      if (isPromise(result)) {
+        result.then(callbackContext.succeed, callbackContext.fail).catch(callbackContext.fail);
+      }
+    } catch (err) {
+      callback(err);
+    }
+  }
+
+  async handleOnceStreaming() {
+    const { bodyJson, headers } = await this.client.nextInvocation();
+    const invokeId = headers['lambda-runtime-aws-request-id'];
+    if (!invokeId) {
+      throw new Error('invocation id is missing or invalid');
+    }
+    globalThis[REQUEST_ID_SYMBOL] = invokeId;
+    globalThis[TENANT_ID_SYMBOL] = headers['lambda-runtime-aws-tenant-id'];
+    this.setErrorCallbacks(invokeId);
+    BeforeExitListener.set(() => this.scheduleIteration());
+    const scheduleNext = () => {
+      BeforeExitListener.reset();
+      this.scheduleIteration();
+    };
+    const fail = (err) => {
+      structuredConsole.logError('Invoke Error', err);
+      this.client.postInvocationError(intoError(err), invokeId, scheduleNext);
+    };
+    const buffered = createBufferedResponseStream();
+    try {
+      const context = buildContext(headers, {});
+      const result = this.handler(JSON.parse(bodyJson), buffered.stream, context);
+      if (!isPromise(result)) {
+        fail(new Error('Streaming does not support non-async handlers.'));
+        return;
+      }
+      const value = await result;
+      if (typeof value !== 'undefined') {
+        console.warn('Streaming handlers ignore return values.');
+      }
+      if (!buffered.stream.writableFinished) {
+        fail(new Error('Response stream is not finished.'));
+        return;
+      }
+      const body = buffered.body();
+      const request = http.request(
+        {
+          hostname: this.client.hostname,
+          port: this.client.port,
+          path: `${RUNTIME_PATH}/invocation/${encodeURIComponent(invokeId)}/response`,
+          method: 'POST',
+          agent: this.client.agent,
+          headers: { 'Content-Type': buffered.contentType(), 'Content-Length': body.length },
+        },
+        (response) => response.on('data', () => {}).on('end', scheduleNext),
+      );
+      request.on('error', (e) => {
+        process.stderr.write(`Runtime API request failed: ${e}\n`);
+        process.exit(1);
+      });
+      request.end(body);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  setErrorCallbacks(invokeId) {
+    this.errorCallbacks.uncaughtException = (error) => {
+      this.client.postInvocationError(error, invokeId, () => process.exit(129));
+    };
+    this.errorCallbacks.unhandledRejection = (error) => {
+      this.client.postInvocationError(error, invokeId, () => process.exit(128));
+    };
+  }
+
+  /** The event loop emptied before the handler answered. */
+  setDefaultExitListener(invokeId, markCompleted, isAsync) {
+    BeforeExitListener.set(() => {
+      markCompleted();
+      if (isAsync) {
+        // An async handler whose promise never settles: an error, as on Lambda.
+        const error = new NodeJsExit();
+        structuredConsole.logError('Invoke Error', error);
+        this.client.postInvocationError(error, invokeId, () => this.scheduleIteration());
+      } else {
+        // A sync handler that never called back answers null.
+        this.client.postInvocationResponse(null, invokeId, () => this.scheduleIteration());
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up.
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  patchConsole();
+  const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
+
+  const errorCallbacks = {
+    uncaughtException: (error) => client.postInitError(error, () => process.exit(129)),
+    unhandledRejection: (error) => client.postInitError(error, () => process.exit(128)),
+  };
+  process.on('uncaughtException', (error) => {
+    structuredConsole.logError('Uncaught Exception', error);
+    errorCallbacks.uncaughtException(error);
+  });
+  process.on('unhandledRejection', (reason, promise) => {
+    const error = new UnhandledPromiseRejection(reason, promise);
+    structuredConsole.logError('Unhandled Promise Rejection', error);
+    errorCallbacks.unhandledRejection(error);
+  });
+  BeforeExitListener.reset();
+  process.on('beforeExit', BeforeExitListener.invoke);
+
+  try {
+    process.chdir(TASK_ROOT);
+  } catch (_err) {
+    // Lambda starts the runtime in /var/task; elsewhere (tests) the cwd stays as given.
+  }
+  installAwsLambdaGlobal();
+
+  let handler;
+  let metadata;
+  try {
+    handler = await loadHandler(TASK_ROOT, process.env._HANDLER || '');
+    metadata = handlerMetadata(handler);
+    if (executionEnvMajor() >= 24 && metadata.argsNum >= 3 && !metadata.streaming) {
+      throw new CallbackHandlerDeprecated(CALLBACK_DEPRECATED_MESSAGE);
+    }
+  } catch (error) {
+    structuredConsole.logError('Uncaught Exception', error);
+    errorCallbacks.uncaughtException(error);
+    return;
+  }
+  new Runtime(client, handler, metadata, errorCallbacks).scheduleIteration();
+}
+
+main();

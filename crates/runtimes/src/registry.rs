@@ -1,0 +1,343 @@
+//! The runtime registry: every supported runtime id mapped, once at start-up, to the interpreter
+//! that runs it here and to a ready-made `Launch`, so that resolving a runtime on the cold-start
+//! path is a lookup and a clone.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::bootstrap::{NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
+use crate::discovery::{self, Interpreter};
+use crate::runtime_id::{self, RuntimeId};
+use crate::{Family, Launch, RuntimeError, RuntimeMapping};
+
+/// Flags AWS's Node.js runtimes start node with (heap sizes aside, which depend on memory).
+const NODE_FLAGS: &[&str] = &["--expose-gc", "--max-http-header-size=81920"];
+
+/// Where a `provided*` function's bootstrap may be, in Lambda's order of preference.
+const TASK_BOOTSTRAP: &str = "/var/task/bootstrap";
+const OPT_BOOTSTRAP: &str = "/opt/bootstrap";
+
+struct Entry {
+    runtime: &'static RuntimeId,
+    interpreter: Option<Interpreter>,
+    exact: bool,
+    /// The launch of a managed runtime, built at discovery (None: provided, or no interpreter).
+    launch: Option<Launch>,
+    /// Set once the substitution warning for this id has been logged.
+    warned: AtomicBool,
+}
+
+/// Runtime ids mapped to what runs them on this machine. Built once (`discover`), then shared.
+pub struct RuntimeRegistry {
+    entries: Vec<Entry>,
+}
+
+impl RuntimeRegistry {
+    /// Finds the interpreters in /usr/bin, /usr/local/bin and the PATH directories.
+    pub fn discover() -> Self {
+        Self::discover_in(&discovery::default_search_dirs())
+    }
+
+    /// Like `discover`, searching only `dirs` (in order of preference).
+    pub fn discover_in(dirs: &[PathBuf]) -> Self {
+        let found = discovery::find(dirs);
+        let entries = runtime_id::SUPPORTED
+            .iter()
+            .map(|runtime| {
+                let picked = match (runtime.family, runtime.version) {
+                    (Family::Python, Some(want)) => discovery::pick(&found.python, want, true),
+                    (Family::Node, Some(want)) => discovery::pick(&found.node, want, false),
+                    _ => None,
+                };
+                let (interpreter, exact) = match picked {
+                    Some((i, exact)) => (Some(i.clone()), exact),
+                    None => (None, false),
+                };
+                let launch = interpreter.as_ref().map(|i| managed_launch(runtime, i));
+                tracing::debug!(
+                    runtime = runtime.id,
+                    interpreter = ?interpreter.as_ref().map(|i| &i.path),
+                    exact,
+                    "runtime mapped"
+                );
+                Entry {
+                    runtime,
+                    interpreter,
+                    exact,
+                    launch,
+                    warned: AtomicBool::new(false),
+                }
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// The family of a supported runtime id, whether or not it can run here.
+    pub fn family(id: &str) -> Option<Family> {
+        runtime_id::lookup(id).map(|r| r.family)
+    }
+
+    /// Whether `id` can run here (for CreateFunction/UpdateFunctionConfiguration validation).
+    pub fn check(&self, id: &str) -> Result<Family, RuntimeError> {
+        let entry = self.entry(id)?;
+        if entry.runtime.family != Family::Provided && entry.launch.is_none() {
+            return Err(RuntimeError::Unavailable(id.to_string()));
+        }
+        Ok(entry.runtime.family)
+    }
+
+    /// How to start an environment of runtime `id`. `code_dir` and `opt_dir` are the host
+    /// directories that will be mounted at /var/task and /opt (to find a `bootstrap`).
+    pub fn resolve(
+        &self,
+        id: &str,
+        code_dir: &Path,
+        opt_dir: Option<&Path>,
+    ) -> Result<Launch, RuntimeError> {
+        let entry = self.entry(id)?;
+        if entry.runtime.family == Family::Provided {
+            return provided_launch(code_dir, opt_dir);
+        }
+        let launch = entry
+            .launch
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Unavailable(id.to_string()))?;
+        if !entry.exact && !entry.warned.swap(true, Ordering::Relaxed) {
+            if let Some(i) = &entry.interpreter {
+                tracing::warn!(
+                    runtime = id,
+                    interpreter = %i.path.display(),
+                    version = %i.version_string,
+                    "no exact interpreter for this runtime: the nearest version stands in"
+                );
+            }
+        }
+        Ok(launch.clone())
+    }
+
+    /// One line per supported runtime id, for `flint runtimes`.
+    pub fn list(&self) -> Vec<RuntimeMapping> {
+        self.entries
+            .iter()
+            .map(|e| RuntimeMapping {
+                id: e.runtime.id.to_string(),
+                family: e.runtime.family,
+                interpreter: e.interpreter.as_ref().map(|i| i.path.clone()),
+                interpreter_version: e.interpreter.as_ref().map(|i| i.version_string.clone()),
+                exact: e.exact,
+            })
+            .collect()
+    }
+
+    /// Writes the embedded bootstraps (python/, node/) into `dir` (mounted at /var/runtime).
+    pub fn install_bootstraps(&self, dir: &Path) -> std::io::Result<()> {
+        crate::bootstrap::install(dir)
+    }
+
+    fn entry(&self, id: &str) -> Result<&Entry, RuntimeError> {
+        self.entries
+            .iter()
+            .find(|e| e.runtime.id == id)
+            .ok_or_else(|| RuntimeError::Unsupported(id.to_string()))
+    }
+}
+
+/// The launch of a managed runtime: the interpreter running Flint's bootstrap, with the
+/// environment Lambda gives that runtime (values as recorded from real Lambda environments).
+fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
+    let mut env = vec![(
+        "AWS_EXECUTION_ENV".to_string(),
+        format!("AWS_Lambda_{}", runtime.id),
+    )];
+    let args = match runtime.family {
+        Family::Python => {
+            // Lambda sets PYTHONPATH to the runtime dir only; the bootstrap puts /var/task and
+            // the layers' /opt/python paths in front of sys.path, as Lambda's does.
+            env.push(("PYTHONPATH".to_string(), RUNTIME_DIR.to_string()));
+            vec![PYTHON_BOOTSTRAP.to_string()]
+        }
+        Family::Node | Family::Provided => {
+            let major = runtime.version.map(|v| v.0).unwrap_or(0);
+            env.push((
+                "NODE_PATH".to_string(),
+                format!(
+                    "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:\
+                     {RUNTIME_DIR}/node_modules:{RUNTIME_DIR}:/var/task"
+                ),
+            ));
+            NODE_FLAGS
+                .iter()
+                .map(|f| f.to_string())
+                .chain(std::iter::once(NODE_BOOTSTRAP.to_string()))
+                .collect()
+        }
+    };
+    // The sandbox binds /usr whole; an interpreter installed elsewhere needs its prefix bound.
+    let ro_binds = if interpreter.path.starts_with("/usr/") {
+        Vec::new()
+    } else {
+        vec![interpreter.prefix.clone()]
+    };
+    Launch {
+        program: interpreter.path.clone(),
+        args,
+        env,
+        ro_binds,
+    }
+}
+
+/// `provided*`: the function's own `bootstrap`, else a layer's, as Lambda looks for them.
+fn provided_launch(code_dir: &Path, opt_dir: Option<&Path>) -> Result<Launch, RuntimeError> {
+    // symlink_metadata: a bootstrap that is a symlink into the sandbox's view (e.g. to
+    // /var/task/bin/app) need not resolve on the host to count as present.
+    let program = if code_dir.join("bootstrap").symlink_metadata().is_ok() {
+        TASK_BOOTSTRAP
+    } else if opt_dir.is_some_and(|d| d.join("bootstrap").symlink_metadata().is_ok()) {
+        OPT_BOOTSTRAP
+    } else {
+        return Err(RuntimeError::MissingBootstrap);
+    };
+    Ok(Launch {
+        program: PathBuf::from(program),
+        args: Vec::new(),
+        env: Vec::new(),
+        ro_binds: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_elf(dir: &Path, name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let header = std::fs::read("/proc/self/exe").expect("exe");
+        let path = dir.join(name);
+        std::fs::write(&path, &header[..64]).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn registry_with_pythons(names: &[&str]) -> (tempfile::TempDir, RuntimeRegistry) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        for name in names {
+            fake_elf(&bin, name);
+        }
+        let registry = RuntimeRegistry::discover_in(&[bin]);
+        (tmp, registry)
+    }
+
+    #[test]
+    fn resolve_rejects_unknown_runtimes_as_unsupported() {
+        let (_tmp, registry) = registry_with_pythons(&[]);
+        let err = registry
+            .resolve("java21", Path::new("/nonexistent"), None)
+            .expect_err("unsupported");
+        assert!(matches!(err, RuntimeError::Unsupported(id) if id == "java21"));
+    }
+
+    #[test]
+    fn resolve_reports_a_known_runtime_without_interpreter_as_unavailable() {
+        let (_tmp, registry) = registry_with_pythons(&[]);
+        let err = registry
+            .resolve("python3.12", Path::new("/nonexistent"), None)
+            .expect_err("unavailable");
+        assert!(matches!(err, RuntimeError::Unavailable(_)));
+        assert!(matches!(registry.check("python3.12"), Err(RuntimeError::Unavailable(_))));
+    }
+
+    #[test]
+    fn resolve_python_runs_the_bootstrap_with_lambdas_environment() {
+        let (tmp, registry) = registry_with_pythons(&["python3.12"]);
+        let launch = registry
+            .resolve("python3.12", Path::new("/nonexistent"), None)
+            .expect("resolve");
+        let canonical = std::fs::canonicalize(tmp.path().join("bin/python3.12")).expect("c");
+        assert_eq!(launch.program, canonical);
+        assert_eq!(launch.args, vec!["/var/runtime/python/bootstrap.py".to_string()]);
+        assert!(launch
+            .env
+            .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.12".into())));
+        assert!(launch.env.contains(&("PYTHONPATH".into(), "/var/runtime".into())));
+        // Installed outside /usr: the sandbox must bind its prefix.
+        assert_eq!(launch.ro_binds, vec![canonical.parent().and_then(Path::parent).expect("p").to_path_buf()]);
+    }
+
+    #[test]
+    fn nearest_python_stands_in_and_list_says_so() {
+        let (_tmp, registry) = registry_with_pythons(&["python3.11"]);
+        let launch = registry
+            .resolve("python3.13", Path::new("/nonexistent"), None)
+            .expect("nearest");
+        assert!(launch.program.ends_with("python3.11"));
+        // The execution env still names the runtime the function asked for.
+        assert!(launch
+            .env
+            .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.13".into())));
+        let list = registry.list();
+        assert_eq!(list.len(), runtime_id::SUPPORTED.len());
+        let m311 = list.iter().find(|m| m.id == "python3.11").expect("3.11");
+        let m313 = list.iter().find(|m| m.id == "python3.13").expect("3.13");
+        assert!(m311.exact);
+        assert!(!m313.exact);
+        assert_eq!(m313.interpreter_version.as_deref(), Some("3.11"));
+    }
+
+    #[test]
+    fn provided_prefers_the_functions_bootstrap_over_a_layers() {
+        let (_tmp, registry) = registry_with_pythons(&[]);
+        let code = tempfile::tempdir().expect("code");
+        let opt = tempfile::tempdir().expect("opt");
+        std::fs::write(opt.path().join("bootstrap"), "#!/bin/sh\n").expect("write");
+        let launch = registry
+            .resolve("provided.al2023", code.path(), Some(opt.path()))
+            .expect("layer bootstrap");
+        assert_eq!(launch.program, PathBuf::from("/opt/bootstrap"));
+        assert!(launch.env.is_empty(), "provided runtimes get no AWS_EXECUTION_ENV");
+
+        std::fs::write(code.path().join("bootstrap"), "#!/bin/sh\n").expect("write");
+        let launch = registry
+            .resolve("provided.al2", code.path(), Some(opt.path()))
+            .expect("own bootstrap");
+        assert_eq!(launch.program, PathBuf::from("/var/task/bootstrap"));
+    }
+
+    #[test]
+    fn provided_without_any_bootstrap_is_an_invalid_entrypoint() {
+        let (_tmp, registry) = registry_with_pythons(&[]);
+        let code = tempfile::tempdir().expect("code");
+        let err = registry
+            .resolve("provided", code.path(), None)
+            .expect_err("missing");
+        assert!(matches!(err, RuntimeError::MissingBootstrap));
+        assert_eq!(err.function_error_type(), Some("Runtime.InvalidEntrypoint"));
+        assert_eq!(
+            err.to_string(),
+            "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
+        );
+    }
+
+    #[test]
+    fn discover_on_this_machine_maps_python_3_11_and_node_exactly() {
+        // The machine Flint is developed on has Debian's python3.11 and a node 20; skip quietly
+        // elsewhere rather than fail.
+        let registry = RuntimeRegistry::discover();
+        let list = registry.list();
+        if Path::new("/usr/bin/python3.11").exists() {
+            let m = list.iter().find(|m| m.id == "python3.11").expect("listed");
+            assert_eq!(m.interpreter.as_deref(), Some(Path::new("/usr/bin/python3.11")));
+            assert!(m.exact);
+        }
+        if Path::new("/usr/bin/node").exists() {
+            let launch = registry
+                .resolve("nodejs20.x", Path::new("/nonexistent"), None)
+                .expect("node");
+            assert_eq!(launch.args.last().map(String::as_str), Some(NODE_BOOTSTRAP));
+            assert!(launch.env.iter().any(|(k, v)| k == "NODE_PATH"
+                && v == "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"));
+            assert!(launch.ro_binds.is_empty());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! What Flint and a sandbox's init say to each other over the control socket (the init's stdin):
+//! Flint sends one JSON line with the spec and how to set it up; the init answers with JSON lines
+//! (set-up failed, the program could not be exec'd, the program runs, the program exited).
+
+use std::path::PathBuf;
+
+use crate::SandboxSpec;
+
+/// Everything the init needs besides the spec; decided by Flint in `Sandboxes`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct InitRequest {
+    pub spec: SandboxSpec,
+    /// Create a user namespace (else: Flint is root and the host has none; root builds the sandbox
+    /// and the program is started with the real uid/gid below).
+    pub user_namespace: bool,
+    /// `/proc/<pid>/uid_map` and `gid_map` contents written by the init for the sandbox.
+    pub uid_map: String,
+    pub gid_map: String,
+    /// Write `deny` to `/proc/<pid>/setgroups` first (needed when Flint is not root).
+    pub deny_setgroups: bool,
+    /// uid/gid of the program inside the sandbox (Lambda's sbx_user1051: 993/990).
+    pub uid: u32,
+    pub gid: u32,
+    /// Drop supplementary groups (possible when Flint is root).
+    pub drop_groups: bool,
+    /// `cgroup.procs` files that the sandbox's PID 1 is written into before it does anything.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Empty host dir where the sandbox's tmpfs root is mounted (inside its own mount namespace).
+    pub root_mount: PathBuf,
+    /// RLIMIT_DATA in bytes when no memory cgroup can enforce MemorySize.
+    pub data_limit: Option<u64>,
+    /// RLIMIT_FSIZE in bytes: the /tmp size as a per-file limit.
+    pub file_size_limit: Option<u64>,
+    pub hostname: String,
+}
+
+/// A message from the init to Flint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum InitReport {
+    /// The sandbox could not be built (a mount, a cgroup, the uid map).
+    SetupFailed { reason: String },
+    /// execve of the program failed (missing, not executable, bad interpreter).
+    StartFailed { reason: String },
+    /// The program was exec'd.
+    Running,
+    /// The program ended (reported by the sandbox's PID 1 just before it exits).
+    Exited { code: Option<i32>, signal: Option<i32> },
+}
+
+impl InitReport {
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{\"kind\":\"setup_failed\",\"reason\":\"encoding\"}".to_vec());
+        line.push(b'\n');
+        line
+    }
+
+    pub fn parse(line: &str) -> Option<InitReport> {
+        serde_json::from_str(line.trim()).ok()
+    }
+}
+
+/// errno as Go's os/exec words it (Lambda's `Runtime.InvalidEntrypoint` messages come from Go:
+/// `fork/exec /var/task/bootstrap: no such file or directory`).
+pub(crate) fn errno_words(errno: i32) -> String {
+    let text = nix::errno::Errno::from_raw(errno).desc();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("errno {errno}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_survive_a_round_trip_as_one_line() {
+        for report in [
+            InitReport::SetupFailed { reason: "mount /var/task: permission denied".into() },
+            InitReport::StartFailed { reason: "no such file or directory".into() },
+            InitReport::Running,
+            InitReport::Exited { code: Some(3), signal: None },
+            InitReport::Exited { code: None, signal: Some(9) },
+        ] {
+            let line = report.to_line();
+            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+            assert_eq!(InitReport::parse(std::str::from_utf8(&line).unwrap()), Some(report));
+        }
+        assert_eq!(InitReport::parse("garbage"), None);
+    }
+
+    #[test]
+    fn errno_is_worded_like_go() {
+        assert_eq!(errno_words(libc::ENOENT), "no such file or directory");
+        assert_eq!(errno_words(libc::EACCES), "permission denied");
+        assert_eq!(errno_words(libc::ENOEXEC), "exec format error");
+    }
+}

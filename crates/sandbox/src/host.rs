@@ -1,0 +1,92 @@
+//! What this host lets Flint do, decided once at start: whether user namespaces can be created,
+//! and which host uid/gid stand for Lambda's sandbox user (sbx_user1051, uid 993 / gid 990).
+
+use std::path::Path;
+
+/// Lambda's sandbox user and group inside the execution environment.
+pub(crate) const SANDBOX_UID: u32 = 993;
+pub(crate) const SANDBOX_GID: u32 = 990;
+
+/// How sandboxes get their privileges to build mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// A user namespace per sandbox (the normal case, root or not).
+    UserNamespace,
+    /// Flint is root but the host forbids user namespaces: root builds the sandbox in new
+    /// mount/pid/ipc/uts namespaces and the program runs as the real uid 993.
+    RootWithoutUserNamespace,
+    /// Not root and no user namespaces: sandboxes cannot be built.
+    Unavailable(String),
+}
+
+/// The host ids that the sandbox user maps to, and how the maps are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub outer_uid: u32,
+    pub outer_gid: u32,
+    /// Flint is root: it may write any map, keep setgroups allowed (to drop groups), chown /tmp.
+    pub privileged: bool,
+}
+
+impl Identity {
+    pub fn current() -> Identity {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if euid == 0 {
+            // Not root's own ids: a sandbox must never act as the host's root on shared files.
+            Identity { outer_uid: SANDBOX_UID, outer_gid: SANDBOX_GID, privileged: true }
+        } else {
+            Identity { outer_uid: euid, outer_gid: egid, privileged: false }
+        }
+    }
+
+    pub fn uid_map(&self) -> String {
+        format!("{SANDBOX_UID} {} 1\n", self.outer_uid)
+    }
+
+    pub fn gid_map(&self) -> String {
+        format!("{SANDBOX_GID} {} 1\n", self.outer_gid)
+    }
+}
+
+pub(crate) fn detect_isolation(privileged: bool) -> Isolation {
+    let read = |p: &str| std::fs::read_to_string(Path::new(p)).ok().and_then(|s| s.trim().parse::<i64>().ok());
+    let max = read("/proc/sys/user/max_user_namespaces");
+    let unprivileged = read("/proc/sys/kernel/unprivileged_userns_clone");
+    let reason = if max == Some(0) {
+        Some("user namespaces are disabled (user.max_user_namespaces = 0)".to_string())
+    } else if !privileged && unprivileged == Some(0) {
+        Some("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)".to_string())
+    } else if !Path::new("/proc/self/ns/user").exists() {
+        Some("the kernel has no user namespaces".to_string())
+    } else {
+        None
+    };
+    match (reason, privileged) {
+        (None, _) => Isolation::UserNamespace,
+        (Some(_), true) => Isolation::RootWithoutUserNamespace,
+        (Some(r), false) => Isolation::Unavailable(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_put_the_sandbox_user_on_one_host_id() {
+        let id = Identity { outer_uid: 1000, outer_gid: 1000, privileged: false };
+        assert_eq!(id.uid_map(), "993 1000 1\n");
+        assert_eq!(id.gid_map(), "990 1000 1\n");
+    }
+
+    #[test]
+    fn root_never_maps_the_sandbox_user_to_root() {
+        if nix::unistd::geteuid().is_root() {
+            let id = Identity::current();
+            assert_ne!(id.outer_uid, 0);
+            assert_ne!(id.outer_gid, 0);
+            assert!(id.privileged);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The sandbox's root filesystem, built by its PID 1 in its own mount namespace: a small tmpfs
+//! root with read-only binds of /usr and /etc, the usr-merge symlinks, /var/task, /opt,
+//! /var/runtime, a read-write disk-backed /tmp, a fresh /proc, a few /dev nodes; then `pivot_root`.
+//!
+//! Host paths are opened first (`open_tree`, as the identity that can traverse them) and attached
+//! later (`move_mount`) as the sandbox user, who owns the tmpfs root; see `init.rs` for why.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `struct mount_attr` of mount_setattr(2) (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Device nodes bound from the host (mknod is refused in a user namespace).
+const DEV_NODES: [&str; 5] = ["null", "zero", "random", "urandom", "full"];
+/// Top-level host entries of a usr-merged system that are symlinks (or, on older hosts, dirs).
+const USR_MERGE: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+/// Paths owned by the sandbox layout; an extra bind may not land on or under them.
+const RESERVED: [&str; 6] = ["/var/task", "/opt", "/var/runtime", "/tmp", "/proc", "/dev"];
+
+/// A host tree cloned and detached, waiting to be attached inside the new root.
+pub(crate) struct Detached {
+    fd: OwnedFd,
+    /// Path inside the sandbox, relative (the root being built is the working directory).
+    target: PathBuf,
+    is_dir: bool,
+}
+
+/// What goes where; produced from the spec before anything is mounted.
+pub(crate) enum Entry {
+    /// Bind a host path (read-only unless `rw`).
+    Bind { source: PathBuf, target: PathBuf, rw: bool },
+    /// A symlink in the root (usr-merge).
+    Symlink { target: PathBuf, points_to: PathBuf },
+    /// An empty directory (e.g. /opt without layers).
+    Dir(PathBuf),
+}
+
+/// The layout of a sandbox's root; `extra` are host paths to show at the same place.
+pub(crate) fn plan(
+    code_dir: &Path,
+    opt_dir: Option<&Path>,
+    runtime_dir: Option<&Path>,
+    extra: &[PathBuf],
+    tmp_dir: &Path,
+) -> Result<Vec<Entry>, String> {
+    let mut entries = vec![
+        Entry::Bind { source: "/usr".into(), target: "usr".into(), rw: false },
+        Entry::Bind { source: "/etc".into(), target: "etc".into(), rw: false },
+    ];
+    for name in USR_MERGE {
+        let host = Path::new("/").join(name);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(points_to) = std::fs::read_link(&host) {
+                    entries.push(Entry::Symlink { target: name.into(), points_to });
+                }
+            }
+            Ok(m) if m.is_dir() => entries.push(Entry::Bind { source: host, target: name.into(), rw: false }),
+            _ => {}
+        }
+    }
+    entries.push(Entry::Bind { source: code_dir.to_path_buf(), target: "var/task".into(), rw: false });
+    entries.push(match opt_dir {
+        Some(dir) => Entry::Bind { source: dir.to_path_buf(), target: "opt".into(), rw: false },
+        None => Entry::Dir("opt".into()),
+    });
+    entries.push(match runtime_dir {
+        Some(dir) => Entry::Bind { source: dir.to_path_buf(), target: "var/runtime".into(), rw: false },
+        None => Entry::Dir("var/runtime".into()),
+    });
+    for path in extra {
+        match extra_target(path)? {
+            Some(target) if path.exists() => entries.push(Entry::Bind { source: path.clone(), target, rw: false }),
+            _ => {}
+        }
+    }
+    entries.push(Entry::Bind { source: tmp_dir.to_path_buf(), target: "tmp".into(), rw: true });
+    Ok(entries)
+}
+
+/// Where an extra read-only bind lands (relative), or None when it is already visible (/usr, /etc).
+pub(crate) fn extra_target(path: &Path) -> Result<Option<PathBuf>, String> {
+    let clean = path.is_absolute() && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !clean || path == Path::new("/") {
+        return Err(format!("extra bind {} must be an absolute path without `..`", path.display()));
+    }
+    if path.starts_with("/usr") || path.starts_with("/etc") {
+        return Ok(None);
+    }
+    if let Some(reserved) = RESERVED.iter().find(|r| path.starts_with(r) || Path::new(r).starts_with(path)) {
+        return Err(format!("extra bind {} overlaps the sandbox's {reserved}", path.display()));
+    }
+    if USR_MERGE.iter().any(|n| path.starts_with(Path::new("/").join(n))) {
+        return Ok(None);
+    }
+    Ok(Some(path.strip_prefix("/").unwrap_or(path).to_path_buf()))
+}
+
+/// Phase 1 (as the identity that can read the host paths): clone the host trees to bind.
+pub(crate) fn detach_sources(entries: &[Entry]) -> Result<Vec<Detached>, String> {
+    let mut out = Vec::new();
+    for entry in entries {
+        if let Entry::Bind { source, target, rw } = entry {
+            let is_dir = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?.is_dir();
+            let fd = open_tree(source).map_err(|e| format!("bind {}: {e}", source.display()))?;
+            let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            if !rw {
+                set |= MOUNT_ATTR_RDONLY;
+            }
+            set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
+            out.push(Detached { fd, target: target.clone(), is_dir });
+        }
+    }
+    for node in DEV_NODES {
+        let source = Path::new("/dev").join(node);
+        let fd = open_tree(&source).map_err(|e| format!("bind {}: {e}", source.display()))?;
+        set_attrs(&fd, MOUNT_ATTR_NOSUID).map_err(|e| format!("bind {}: {e}", source.display()))?;
+        out.push(Detached { fd, target: Path::new("dev").join(node), is_dir: false });
+    }
+    Ok(out)
+}
+
+/// Mounts the (empty, writable by the sandbox user) tmpfs root and makes it the working directory.
+pub(crate) fn mount_root(root_mount: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let data = format!("mode=0755,size=1m,nr_inodes=4096,uid={uid},gid={gid}");
+    mount(Some("tmpfs"), root_mount, Some("tmpfs"), flags, Some(data.as_str()))
+        .map_err(|e| format!("mount tmpfs root at {}: {e}", root_mount.display()))?;
+    std::env::set_current_dir(root_mount).map_err(|e| format!("chdir {}: {e}", root_mount.display()))
+}
+
+/// Our mounts must not propagate to the host (and the host's must not appear in the sandbox).
+pub(crate) fn make_private() -> Result<(), String> {
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| format!("make / private: {e}"))
+}
+
+/// Phase 2 (as the sandbox user, still privileged in its namespace): fill the root and pivot.
+pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(), String> {
+    for entry in entries {
+        match entry {
+            Entry::Symlink { target, points_to } => {
+                std::os::unix::fs::symlink(points_to, target).map_err(|e| format!("symlink /{}: {e}", target.display()))?
+            }
+            Entry::Dir(dir) => create_dirs(dir)?,
+            Entry::Bind { .. } => {}
+        }
+    }
+    create_dirs(Path::new("dev"))?;
+    for d in detached {
+        if d.is_dir {
+            create_dirs(&d.target)?;
+        } else {
+            if let Some(parent) = d.target.parent() {
+                create_dirs(parent)?;
+            }
+            std::fs::File::create(&d.target).map_err(|e| format!("create /{}: {e}", d.target.display()))?;
+        }
+        move_mount(&d.fd, &d.target).map_err(|e| format!("attach /{}: {e}", d.target.display()))?;
+    }
+    crate::trace_point("binds attached");
+    create_dirs(Path::new("proc"))?;
+    mount(
+        Some("proc"),
+        "proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount /proc: {e}"))?;
+    crate::trace_point("proc mounted");
+    create_dirs(Path::new("dev/shm"))?;
+    mount(
+        Some("tmpfs"),
+        "dev/shm",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=64m"),
+    )
+    .map_err(|e| format!("mount /dev/shm: {e}"))?;
+    for (link, to) in [
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, link).map_err(|e| format!("symlink /{link}: {e}"))?;
+    }
+    // The root itself read-only: the sandbox can write only /tmp (and /dev/shm).
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(|e| format!("remount / read-only: {e}"))?;
+    crate::trace_point("ro remounted");
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    // The old root now sits on top of the new one: detach it, and the host is gone.
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+fn create_dirs(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir /{}: {e}", dir.display()))
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn open_tree(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: plain syscall with a valid NUL-terminated path; the returned fd is owned by us.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn set_attrs(fd: &OwnedFd, set: u64) -> io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let empty = c"";
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, and a correctly sized mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn move_mount(fd: &OwnedFd, target: &Path) -> io::Result<()> {
+    let c = cstring(target)?;
+    let empty = c"";
+    // SAFETY: valid fd and paths; a relative target resolves against the working directory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_binds_outside_usr_land_at_the_same_path() {
+        assert_eq!(
+            extra_target(Path::new("/root/.pyenv/versions/3.12.7")).unwrap(),
+            Some(PathBuf::from("root/.pyenv/versions/3.12.7"))
+        );
+        assert_eq!(extra_target(Path::new("/usr/lib/python3.11")).unwrap(), None);
+        assert_eq!(extra_target(Path::new("/lib/x86_64-linux-gnu")).unwrap(), None);
+    }
+
+    #[test]
+    fn extra_binds_may_not_cover_the_sandbox_layout() {
+        assert!(extra_target(Path::new("/var/task")).is_err());
+        assert!(extra_target(Path::new("/opt/python")).is_err());
+        assert!(extra_target(Path::new("/var")).is_err());
+        assert!(extra_target(Path::new("/")).is_err());
+        assert!(extra_target(Path::new("relative/path")).is_err());
+        assert!(extra_target(Path::new("/home/../etc")).is_err());
+    }
+
+    #[test]
+    fn plan_puts_code_read_only_and_tmp_read_write() {
+        let entries = plan(Path::new("/code"), None, None, &[], Path::new("/scratch/tmp")).unwrap();
+        let binds: Vec<(String, bool)> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Bind { target, rw, .. } => Some((target.display().to_string(), *rw)),
+                _ => None,
+            })
+            .collect();
+        assert!(binds.contains(&("var/task".to_string(), false)));
+        assert!(binds.contains(&("tmp".to_string(), true)));
+        assert!(binds.contains(&("usr".to_string(), false)));
+        assert!(entries.iter().any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));
+    }
+}

@@ -1,0 +1,407 @@
+//! End-to-end tests of real sandboxes. This binary is also the sandbox init it re-executes
+//! (`harness = false`): with `__sandbox-init` as its first argument it becomes `init_main()`.
+//!
+//! Needs root or unprivileged user namespaces, and /usr/bin/python3 for the memory tests.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use flint_sandbox::{ExitInfo, Sandbox, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
+use tokio::io::AsyncReadExt;
+
+struct Ctx {
+    sandboxes: Sandboxes,
+    scratch: tempfile::TempDir,
+    code_dir: PathBuf,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let code_dir = scratch.path().join("code");
+        std::fs::create_dir(&code_dir).expect("mkdir code");
+        std::fs::write(code_dir.join("hello.txt"), "hello from the task\n").expect("write");
+        std::fs::write(code_dir.join("not-executable"), "#!/bin/sh\necho hi\n").expect("write");
+        let exe = std::env::current_exe().expect("current_exe");
+        let sandboxes = Sandboxes::new(&scratch.path().join("state"), exe).expect("Sandboxes::new");
+        Ctx { sandboxes, scratch, code_dir, counter: Default::default() }
+    }
+
+    /// A spec running `/bin/sh -c script` with a fresh /tmp.
+    fn shell(&self, script: &str) -> SandboxSpec {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("test-{}-{n}", std::process::id());
+        let tmp_dir = self.scratch.path().join(format!("tmp-{n}"));
+        std::fs::create_dir(&tmp_dir).expect("mkdir tmp");
+        SandboxSpec {
+            id,
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+            code_dir: self.code_dir.clone(),
+            opt_dir: None,
+            runtime_dir: None,
+            extra_ro_binds: vec![],
+            tmp_dir,
+            tmp_size_mb: 512,
+            memory_mb: 128,
+            isolate_network: false,
+        }
+    }
+}
+
+/// Runs a spec to completion; returns (exit, stdout, stderr).
+async fn run(ctx: &Ctx, spec: &SandboxSpec) -> Result<(ExitInfo, String, String), String> {
+    let mut sb = ctx.sandboxes.spawn(spec).map_err(|e| format!("spawn: {e}"))?;
+    let (out, err) = read_output(&mut sb).await;
+    let exit = tokio::time::timeout(Duration::from_secs(20), sb.wait()).await.map_err(|_| "wait timed out")?;
+    Ok((exit, out, err))
+}
+
+async fn read_output(sb: &mut Sandbox) -> (String, String) {
+    let mut out = String::new();
+    let mut err = String::new();
+    let (Some(mut o), Some(mut e)) = (sb.stdout.take(), sb.stderr.take()) else { return (out, err) };
+    let read = async {
+        let _ = tokio::join!(o.read_to_string(&mut out), e.read_to_string(&mut err));
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), read).await;
+    (out, err)
+}
+
+fn ensure(cond: bool, what: impl std::fmt::Display) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
+}
+
+async fn var_task_is_read_only_and_the_working_directory(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell(
+        "pwd; cat /var/task/hello.txt; \
+         (echo x > /var/task/new) 2>/dev/null && echo WROTE || echo READONLY; \
+         mount -o remount,rw /var/task 2>/dev/null && echo REMOUNTED || echo NOREMOUNT; \
+         (echo x > /etc/flint-test) 2>/dev/null && echo ETCWROTE || echo ETCREADONLY; \
+         (mkdir /newdir) 2>/dev/null && echo ROOTWROTE || echo ROOTREADONLY",
+    );
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    let expected = "/var/task\nhello from the task\nREADONLY\nNOREMOUNT\nETCREADONLY\nROOTREADONLY\n";
+    ensure(out == expected, format!("stdout {out:?}"))?;
+    ensure(!ctx.code_dir.join("new").exists(), "a file appeared in the host's code dir")
+}
+
+async fn tmp_is_writable_by_the_sandbox_user_and_private(ctx: &Ctx) -> Result<(), String> {
+    let first = ctx.shell("id -u; id -g; echo secret > /tmp/mine && cat /tmp/mine; ls /tmp");
+    let (exit, out, err) = run(ctx, &first).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(out == "993\n990\nsecret\nmine\n", format!("stdout {out:?}"))?;
+    // Disk-backed: the file is in the host directory given as tmp_dir.
+    ensure(first.tmp_dir.join("mine").is_file(), "/tmp is not the given host dir")?;
+    let second = ctx.shell("ls -A /tmp; echo end");
+    let (_, out, _) = run(ctx, &second).await?;
+    ensure(out == "end\n", format!("second sandbox sees {out:?}"))
+}
+
+async fn program_has_its_own_pid_namespace(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell("echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '");
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    let mut lines = out.lines();
+    ensure(lines.next() == Some("2"), format!("shell is not PID 2 (init is 1): {out:?}"))?;
+    let pids: Vec<u32> = lines.next().unwrap_or("").split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    // init (1), the shell (2), ls, grep, sort, tr: nothing of the host.
+    ensure(pids.first() == Some(&1) && pids.len() <= 6, format!("pids {pids:?}"))
+}
+
+async fn environment_is_exactly_the_spec(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell("");
+    spec.program = "/usr/bin/env".into();
+    spec.args = vec![];
+    spec.env = vec![("A".into(), "1".into()), ("LAMBDA_TASK_ROOT".into(), "/var/task".into())];
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(out == "A=1\nLAMBDA_TASK_ROOT=/var/task\n", format!("env {out:?}"))
+}
+
+async fn program_has_no_capabilities_and_no_new_privileges(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell("grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Groups)' /proc/self/status; hostname");
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = out.lines().find(|l| l.starts_with(cap)).unwrap_or("");
+        ensure(line.ends_with("0000000000000000"), format!("{cap}: {line:?}"))?;
+    }
+    ensure(out.contains("NoNewPrivs:\t1"), format!("no_new_privs not set: {out}"))?;
+    ensure(out.lines().any(|l| l.trim_end() == "Groups:"), format!("supplementary groups kept: {out}"))?;
+    ensure(out.contains(&format!("flint-{}", spec.id)), format!("hostname: {out}"))
+}
+
+async fn host_paths_that_are_not_bound_are_invisible(ctx: &Ctx) -> Result<(), String> {
+    let secret = ctx.scratch.path().join("state");
+    let spec = ctx.shell(&format!(
+        "for p in {} /root /work /home /var/lib /sys /run; do [ -e $p ] && echo VISIBLE $p; done; \
+         ls /; ls /dev | tr '\\n' ' '",
+        secret.display()
+    ));
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(!out.contains("VISIBLE"), format!("host paths visible: {out}"))?;
+    for dev in ["null", "zero", "random", "urandom", "fd", "shm"] {
+        ensure(out.split_whitespace().any(|w| w == dev), format!("/dev/{dev} missing: {out}"))?;
+    }
+    Ok(())
+}
+
+async fn missing_program_is_a_start_error(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell("");
+    spec.program = "/var/task/bootstrap".into();
+    match ctx.sandboxes.spawn(&spec) {
+        Err(SandboxError::Start { program, reason }) => {
+            ensure(program == "/var/task/bootstrap", format!("program {program}"))?;
+            ensure(reason == "no such file or directory", format!("reason {reason}"))?;
+        }
+        Err(e) => return Err(format!("other error: {e}")),
+        Ok(_) => return Err("started a missing program".into()),
+    }
+    spec.program = "/var/task/not-executable".into();
+    match ctx.sandboxes.spawn(&spec) {
+        Err(SandboxError::Start { reason, .. }) => ensure(reason == "permission denied", format!("reason {reason}")),
+        Err(e) => Err(format!("other error: {e}")),
+        Ok(_) => Err("started a non-executable program".into()),
+    }
+}
+
+async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
+    if !Path::new("/usr/bin/python3").exists() {
+        println!("    (skipped: no /usr/bin/python3)");
+        return Ok(());
+    }
+    let mut spec = ctx.shell("");
+    spec.program = "/usr/bin/python3".into();
+    spec.args = vec!["-c".into(), "x = b'1' * (300 * 1024 * 1024); print('survived')".into()];
+    spec.memory_mb = 64;
+    let (exit, out, _) = run(ctx, &spec).await?;
+    ensure(!out.contains("survived"), "allocated past the limit")?;
+    ensure(exit.oom_killed, format!("not reported as OOM: {exit:?}"))?;
+    ensure(exit.signal == Some(9), format!("not SIGKILLed: {exit:?}"))
+}
+
+async fn peak_memory_is_measured_and_resettable(ctx: &Ctx) -> Result<(), String> {
+    if !Path::new("/usr/bin/python3").exists() {
+        return Ok(());
+    }
+    let mut spec = ctx.shell("");
+    spec.program = "/usr/bin/python3".into();
+    // Allocate 60 MB, free it, then wait for stdin... which is /dev/null: sleep instead.
+    spec.args = vec![
+        "-c".into(),
+        "import time\nx = b'1' * (60 * 1024 * 1024)\ndel x\nprint('freed', flush=True)\ntime.sleep(30)".into(),
+    ];
+    spec.memory_mb = 256;
+    let mut sb = ctx.sandboxes.spawn(&spec).map_err(|e| format!("spawn: {e}"))?;
+    let mut stdout = sb.stdout.take().ok_or("no stdout")?;
+    let mut buf = [0u8; 6];
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut buf)).await.map_err(|_| "no output")?.map_err(|e| e.to_string())?;
+    let peak = sb.peak_memory_bytes().ok_or("no peak memory")?;
+    ensure(peak >= 60 * 1024 * 1024, format!("peak {peak} < 60 MB"))?;
+    sb.reset_peak_memory();
+    let after = sb.peak_memory_bytes().ok_or("no peak after reset")?;
+    ensure(after < 40 * 1024 * 1024, format!("peak after reset {after}"))?;
+    sb.kill();
+    let exit = tokio::time::timeout(Duration::from_secs(5), sb.wait()).await.map_err(|_| "wait after kill")?;
+    ensure(exit.signal == Some(9) && !exit.oom_killed, format!("exit {exit:?}"))
+}
+
+/// Our memory cgroup, under which sandbox cgroups live (v1 hosts like this one).
+fn sandbox_cgroup_exists(id: &str) -> bool {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut found = false;
+    for (controller, mount) in [("memory", "/sys/fs/cgroup/memory"), ("pids", "/sys/fs/cgroup/pids")] {
+        let Some(path) = own.lines().find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let _ = p.next();
+            (p.next()? == controller).then(|| p.next().map(str::to_string)).flatten()
+        }) else {
+            continue;
+        };
+        let parent = Path::new(mount).join(path.trim_start_matches('/')).join("flint-sandboxes");
+        for inst in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            found |= inst.path().join(id).exists();
+        }
+    }
+    found
+}
+
+fn processes_with_arg(arg: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+async fn kill_leaves_no_process_or_cgroup_behind(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell("sleep 317 & sleep 317 & echo started; sleep 317");
+    let mut sb = ctx.sandboxes.spawn(&spec).map_err(|e| format!("spawn: {e}"))?;
+    let mut stdout = sb.stdout.take().ok_or("no stdout")?;
+    let mut buf = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(5), stdout.read_exact(&mut buf)).await.map_err(|_| "no output")?.map_err(|e| e.to_string())?;
+    ensure(processes_with_arg("317") == 3, format!("expected 3 sleeps, saw {}", processes_with_arg("317")))?;
+    ensure(sandbox_cgroup_exists(&spec.id), "sandbox cgroup not found while running")?;
+    sb.kill();
+    let exit = tokio::time::timeout(Duration::from_secs(5), sb.wait()).await.map_err(|_| "wait after kill")?;
+    ensure(exit.signal == Some(9), format!("exit {exit:?}"))?;
+    drop(sb);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while (processes_with_arg("317") > 0 || sandbox_cgroup_exists(&spec.id)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ensure(processes_with_arg("317") == 0, "processes survived the kill")?;
+    ensure(!sandbox_cgroup_exists(&spec.id), "cgroup left behind")
+}
+
+async fn dropping_a_running_sandbox_ends_it(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell("sleep 318");
+    let sb = ctx.sandboxes.spawn(&spec).map_err(|e| format!("spawn: {e}"))?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(sb);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while (processes_with_arg("318") > 0 || sandbox_cgroup_exists(&spec.id)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ensure(processes_with_arg("318") == 0, "process survived the drop")?;
+    ensure(!sandbox_cgroup_exists(&spec.id), "cgroup left behind")
+}
+
+async fn exit_code_and_signal_are_reported(ctx: &Ctx) -> Result<(), String> {
+    let (exit, _, _) = run(ctx, &ctx.shell("exit 7")).await?;
+    ensure(exit == ExitInfo { code: Some(7), signal: None, oom_killed: false }, format!("{exit:?}"))?;
+    let (exit, _, _) = run(ctx, &ctx.shell("kill -TERM $$")).await?;
+    ensure(exit.signal == Some(15) && exit.code.is_none(), format!("{exit:?}"))
+}
+
+async fn extra_binds_and_layers_are_read_only(ctx: &Ctx) -> Result<(), String> {
+    let extra = ctx.scratch.path().join("interp");
+    std::fs::create_dir_all(&extra).map_err(|e| e.to_string())?;
+    std::fs::write(extra.join("marker"), "interp\n").map_err(|e| e.to_string())?;
+    let opt = ctx.scratch.path().join("layers");
+    std::fs::create_dir_all(opt.join("python")).map_err(|e| e.to_string())?;
+    std::fs::write(opt.join("python/layer.txt"), "layer\n").map_err(|e| e.to_string())?;
+    let mut spec = ctx.shell(&format!(
+        "cat {0}/marker /opt/python/layer.txt; (echo x > {0}/w) 2>/dev/null && echo W || echo RO; \
+         (echo x > /opt/w) 2>/dev/null && echo W || echo RO",
+        extra.display()
+    ));
+    spec.extra_ro_binds = vec![extra.clone(), "/usr/lib".into()];
+    spec.opt_dir = Some(opt);
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(out == "interp\nlayer\nRO\nRO\n", format!("stdout {out:?}"))
+}
+
+async fn isolated_network_has_only_loopback(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+    spec.isolate_network = true;
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(out == "lo\n", format!("interfaces {out:?}"))
+}
+
+async fn tmp_size_limits_each_file(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
+    spec.tmp_size_mb = 2;
+    let (exit, out, _) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}"))?;
+    ensure(out.contains("rc=1") && out.contains("2097152"), format!("stdout {out:?}"))
+}
+
+async fn spawn_to_exit_latency_of_bin_true(ctx: &Ctx) -> Result<(), String> {
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        let mut spec = ctx.shell("");
+        spec.program = "/bin/true".into();
+        spec.args = vec![];
+        let start = Instant::now();
+        let mut sb = ctx.sandboxes.spawn(&spec).map_err(|e| format!("spawn: {e}"))?;
+        let spawned = start.elapsed();
+        let exit = sb.wait().await;
+        let waited = start.elapsed();
+        drop(sb);
+        samples.push(start.elapsed());
+        if std::env::var_os("FLINT_SANDBOX_TIMINGS").is_some() {
+            println!("    spawn {:?} wait {:?} drop {:?}", spawned, waited - spawned, start.elapsed() - waited);
+        }
+        ensure(exit.code == Some(0), format!("{exit:?}"))?;
+    }
+    samples.sort();
+    println!(
+        "    /bin/true spawn-to-exit: median {:.2} ms, p90 {:.2} ms, min {:.2} ms",
+        samples[samples.len() / 2].as_secs_f64() * 1e3,
+        samples[samples.len() * 9 / 10].as_secs_f64() * 1e3,
+        samples[0].as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+macro_rules! tests {
+    ($ctx:expr, $($name:ident),* $(,)?) => {{
+        let mut passed = 0;
+        let mut failed = 0;
+        $(
+            let start = Instant::now();
+            match $name($ctx).await {
+                Ok(()) => { passed += 1; println!("test {} ... ok ({} ms)", stringify!($name), start.elapsed().as_millis()); }
+                Err(e) => { failed += 1; println!("test {} ... FAILED: {e}", stringify!($name)); }
+            }
+        )*
+        (passed, failed)
+    }};
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some(INIT_ARG) {
+        flint_sandbox::init_main();
+    }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some() {
+        // cargo test passes name filters; this suite runs as a whole.
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (passed, failed) = rt.block_on(async {
+        let ctx = Ctx::new();
+        println!("{}", ctx.sandboxes.summary());
+        tests!(
+            &ctx,
+            var_task_is_read_only_and_the_working_directory,
+            tmp_is_writable_by_the_sandbox_user_and_private,
+            program_has_its_own_pid_namespace,
+            environment_is_exactly_the_spec,
+            program_has_no_capabilities_and_no_new_privileges,
+            host_paths_that_are_not_bound_are_invisible,
+            missing_program_is_a_start_error,
+            memory_limit_kills_with_oom,
+            peak_memory_is_measured_and_resettable,
+            kill_leaves_no_process_or_cgroup_behind,
+            dropping_a_running_sandbox_ends_it,
+            exit_code_and_signal_are_reported,
+            extra_binds_and_layers_are_read_only,
+            isolated_network_has_only_loopback,
+            tmp_size_limits_each_file,
+            spawn_to_exit_latency_of_bin_true,
+        )
+    });
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
