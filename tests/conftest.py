@@ -371,9 +371,13 @@ def create_function(client, name: Optional[str] = None, *, runtime: str = "pytho
     return resp
 
 
-def invoke_json(client, name: str, event=None, **kwargs) -> Tuple[dict, object]:
-    """Invoke and decode the payload as JSON: (response without the stream, payload)."""
-    if event is not None:
+_NO_EVENT = object()
+
+
+def invoke_json(client, name: str, event=_NO_EVENT, **kwargs) -> Tuple[dict, object]:
+    """Invoke and decode the payload as JSON: (response without the stream, payload). Without
+    `event`, no payload is sent at all; `event=None` sends JSON `null`."""
+    if event is not _NO_EVENT:
         kwargs["Payload"] = json.dumps(event).encode()
     resp = client.invoke(FunctionName=name, **kwargs)
     raw = resp["Payload"].read()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flint_api::{ApiConfig, Backend};
+use flint_api::{ApiConfig, Backend, ZipRef};
 use flint_control::{LambdaError, Scope};
 use flint_engine::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse};
 use serde_json::{json, Value};
@@ -14,11 +14,18 @@ use serde_json::{json, Value};
 struct Echo;
 
 impl Backend for Echo {
-    async fn execute(&self, scope: &Scope, operation: &str, input: Value) -> Result<Value, LambdaError> {
+    async fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, LambdaError> {
         if input.get("FunctionName").and_then(Value::as_str) == Some("missing") {
             return Err(LambdaError::not_found("Function not found: missing"));
         }
-        Ok(json!({"Operation": operation, "Account": scope.account, "Region": scope.region, "Input": input}))
+        Ok(
+            json!({"Operation": operation, "Account": scope.account, "Region": scope.region, "Input": input}),
+        )
     }
 
     fn resolve_invoke(
@@ -27,7 +34,10 @@ impl Backend for Echo {
         function_name: &str,
         _qualifier: Option<&str>,
     ) -> Result<(Arc<FunctionSpec>, String), LambdaError> {
-        let arn = format!("arn:aws:lambda:{}:{}:function:{function_name}", scope.region, scope.account);
+        let arn = format!(
+            "arn:aws:lambda:{}:{}:function:{function_name}",
+            scope.region, scope.account
+        );
         let spec = FunctionSpec {
             snapshot_id: "echo".into(),
             account: scope.account.clone(),
@@ -63,7 +73,7 @@ impl Backend for Echo {
         Ok(())
     }
 
-    async fn code_zip(&self, _sha256_hex: &str) -> Option<Bytes> {
+    async fn code_zip(&self, _zip: ZipRef<'_>) -> Option<Bytes> {
         None
     }
 }
@@ -72,8 +82,17 @@ impl Backend for Echo {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:9100".to_string());
-    let credentials = args.next().map(flint_api::load_credentials_file).transpose()?;
-    let app = flint_api::router_with(Arc::new(Echo), ApiConfig { credentials, ..ApiConfig::default() });
+    let credentials = args
+        .next()
+        .map(flint_api::load_credentials_file)
+        .transpose()?;
+    let app = flint_api::router_with(
+        Arc::new(Echo),
+        ApiConfig {
+            credentials,
+            ..ApiConfig::default()
+        },
+    );
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!("echo Lambda API on http://{listen}");
     axum::serve(listener, app).await?;

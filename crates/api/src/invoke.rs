@@ -1,5 +1,5 @@
-//! The Invoke hot path (`POST /2015-03-31/functions/{FunctionName}/invocations`) and the legacy
-//! InvokeAsync: headers and qualifier checked against the model, the payload checked to be JSON
+//! The Invoke hot path (`POST /2015-03-31/functions/{FunctionName}/invocations`), its buffered
+//! response-streaming twin, and the legacy InvokeAsync: headers and qualifier checked against the model, the payload checked to be JSON
 //! without building a JSON value, then resolve → run (or queue) → the payload and Lambda's
 //! `X-Amz-*` headers back.
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::model::{Operation, MODEL};
-use crate::{request, validation, Backend};
+use crate::{request, response_stream, validation, Backend};
 
 /// Synchronous invoke request bodies AWS accepts.
 pub(crate) const SYNC_PAYLOAD_LIMIT: usize = 6_291_456;
@@ -79,6 +79,8 @@ pub(crate) async fn invoke<B: Backend>(
         b"",
     )?;
     validation::validate(&MODEL, &op.name, shape, &input)?;
+    // InvokeWithResponseStream runs buffered and frames the result as an event stream.
+    let streaming = op.name == "InvokeWithResponseStream";
 
     let invocation_type = match str_of(&input, "InvocationType") {
         None | Some("RequestResponse") => InvocationType::RequestResponse,
@@ -128,6 +130,21 @@ pub(crate) async fn invoke<B: Backend>(
         InvocationType::Event => {
             backend.enqueue_async(req).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        InvocationType::RequestResponse if streaming => {
+            let out = backend.invoke(req).await?;
+            let body = response_stream::encode(
+                &out.payload,
+                out.function_error.as_deref(),
+                out.log_result.as_deref(),
+            );
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.amazon.eventstream"),
+            );
+            header(&mut resp, "X-Amz-Executed-Version", &out.executed_version);
+            Ok(resp)
         }
         InvocationType::RequestResponse => {
             let out = backend.invoke(req).await?;

@@ -13,6 +13,7 @@ mod invoke;
 mod model;
 mod request;
 mod response;
+mod response_stream;
 mod route;
 mod sigv4;
 mod validation;
@@ -40,10 +41,6 @@ use model::MODEL;
 
 /// Largest request body for control-plane operations (AWS's CreateFunction limit).
 pub const CONTROL_REQUEST_LIMIT: usize = 70_167_211;
-
-/// The path prefix under which code zips are served (GetFunction's `Code.Location` is
-/// `<public base URL>/_flint/code/<sha256-hex>`).
-pub const CODE_PATH_PREFIX: &str = "/_flint/code/";
 
 /// Settings of the HTTP front door.
 #[derive(Debug, Clone)]
@@ -91,8 +88,23 @@ pub trait Backend: Send + Sync + 'static {
         req: InvokeRequest,
     ) -> impl Future<Output = Result<(), InvokeError>> + Send;
 
-    /// A stored code zip by its SHA-256 (lowercase hex, already checked to be 64 hex digits).
-    fn code_zip(&self, sha256_hex: &str) -> impl Future<Output = Option<Bytes>> + Send;
+    /// The zip a `Code.Location` / `Content.Location` URL names, if the URL is valid (digests
+    /// are already checked to be 64 lowercase hex digits).
+    fn code_zip(&self, zip: ZipRef<'_>) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// What a download URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipRef<'a> {
+    /// GetFunction's `Code.Location`: `/_flint/code/<sha256>?expires=<unix>&signature=<hex>`,
+    /// signed by the control plane.
+    FunctionCode {
+        sha256_hex: &'a str,
+        expires: u64,
+        signature: &'a str,
+    },
+    /// GetLayerVersion's `Content.Location`: `/_flint/layers/<sha256>` (the digest is the key).
+    LayerContent { sha256_hex: &'a str },
 }
 
 /// The real backend: Flint's control plane, engine and store.
@@ -129,11 +141,18 @@ impl Backend for Flint {
         self.engine.enqueue_async(req).await
     }
 
-    async fn code_zip(&self, sha256_hex: &str) -> Option<Bytes> {
-        tokio::fs::read(self.store.blob_path(sha256_hex))
-            .await
-            .ok()
-            .map(Bytes::from)
+    async fn code_zip(&self, zip: ZipRef<'_>) -> Option<Bytes> {
+        let path = match zip {
+            ZipRef::FunctionCode {
+                sha256_hex,
+                expires,
+                signature,
+            } => self
+                .control
+                .code_blob_for_url(sha256_hex, expires, signature)?,
+            ZipRef::LayerContent { sha256_hex } => self.store.blob_path(sha256_hex),
+        };
+        tokio::fs::read(path).await.ok().map(Bytes::from)
     }
 }
 
@@ -168,7 +187,8 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         routes: route::Routes::new(&MODEL),
     });
     Router::new()
-        .route("/_flint/code/{sha256}", get(code::serve::<B>))
+        .route("/_flint/code/{sha256}", get(code::function_code::<B>))
+        .route("/_flint/layers/{sha256}", get(code::layer_content::<B>))
         .fallback(dispatch::<B>)
         .with_state(state)
         .layer(axum::middleware::from_fn(access_log::access_log))
@@ -177,7 +197,7 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
 /// The largest request body an operation accepts.
 fn body_limit(op: Option<&str>) -> usize {
     match op {
-        Some("Invoke") => invoke::SYNC_PAYLOAD_LIMIT,
+        Some("Invoke" | "InvokeWithResponseStream") => invoke::SYNC_PAYLOAD_LIMIT,
         Some("InvokeAsync") => invoke::INVOKE_ASYNC_LIMIT,
         _ => CONTROL_REQUEST_LIMIT,
     }
@@ -235,15 +255,7 @@ async fn handle<B: Backend>(
     let (parts, body) = req.into_parts();
     // AWS refuses unsigned requests before looking at the path.
     if !parts.headers.contains_key(http::header::AUTHORIZATION) {
-        return Err(sigv4::authenticate(
-            None,
-            st.config.max_clock_skew,
-            &parts,
-            b"",
-            SystemTime::now(),
-        )
-        .err()
-        .unwrap_or_else(ApiError::unknown_operation));
+        return Err(sigv4::missing_token());
     }
     let matched = st
         .routes
@@ -283,7 +295,9 @@ async fn handle<B: Backend>(
     };
     let backend = st.backend.as_ref();
     match op.name.as_str() {
-        "Invoke" => invoke::invoke(backend, &scope, op, &m.labels, &parts, body, request_id).await,
+        "Invoke" | "InvokeWithResponseStream" => {
+            invoke::invoke(backend, &scope, op, &m.labels, &parts, body, request_id).await
+        }
         "InvokeAsync" => {
             invoke::invoke_async(backend, &scope, op, &m.labels, &parts, body, request_id).await
         }

@@ -12,8 +12,10 @@ static MODEL_GZ: &[u8] = include_bytes!("../model/lambda-2015-03-31.json.gz");
 
 /// AWS's service checks regions in ARNs with an optional `eusc-` prefix that botocore's model
 /// leaves out; its messages quote the patterns with it. Applied to every pattern.
-const REGION_PATTERN: (&str, &str) =
-    (r"[a-z]{2}((-gov)|(-iso([a-z]?)))?-", r"(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-");
+const REGION_PATTERN: (&str, &str) = (
+    r"[a-z]{2}((-gov)|(-iso([a-z]?)))?-",
+    r"(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-",
+);
 
 /// A constraint AWS's service enforces (and quotes) differently from botocore's model.
 struct ShapePatch {
@@ -25,8 +27,18 @@ struct ShapePatch {
 
 /// Where AWS answers with other constraints than the model states (recorded against AWS).
 const SHAPE_PATCHES: &[ShapePatch] = &[
-    ShapePatch { shape: "MemorySize", min: None, max: Some(10240.0), pattern: None },
-    ShapePatch { shape: "Timeout", min: None, max: Some(900.0), pattern: None },
+    ShapePatch {
+        shape: "MemorySize",
+        min: None,
+        max: Some(10240.0),
+        pattern: None,
+    },
+    ShapePatch {
+        shape: "Timeout",
+        min: None,
+        max: Some(900.0),
+        pattern: None,
+    },
     ShapePatch {
         shape: "LayerVersionArn",
         min: Some(1.0),
@@ -35,8 +47,18 @@ const SHAPE_PATCHES: &[ShapePatch] = &[
             r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)",
         ),
     },
-    ShapePatch { shape: "SubnetId", min: Some(0.0), max: Some(1024.0), pattern: Some("subnet-[0-9a-z]*") },
-    ShapePatch { shape: "SecurityGroupId", min: Some(0.0), max: Some(1024.0), pattern: Some("sg-[0-9a-zA-Z]*") },
+    ShapePatch {
+        shape: "SubnetId",
+        min: Some(0.0),
+        max: Some(1024.0),
+        pattern: Some("subnet-[0-9a-z]*"),
+    },
+    ShapePatch {
+        shape: "SecurityGroupId",
+        min: Some(0.0),
+        max: Some(1024.0),
+        pattern: Some("sg-[0-9a-zA-Z]*"),
+    },
     ShapePatch {
         shape: "TaggableResource",
         min: None,
@@ -299,7 +321,10 @@ impl Model {
             let patch = SHAPE_PATCHES.iter().find(|p| p.shape == name.as_str());
             let pattern = match patch.and_then(|p| p.pattern) {
                 Some(p) => Some(p.to_string()),
-                None => rs.pattern.as_ref().map(|p| p.replace(REGION_PATTERN.0, REGION_PATTERN.1)),
+                None => rs
+                    .pattern
+                    .as_ref()
+                    .map(|p| p.replace(REGION_PATTERN.0, REGION_PATTERN.1)),
             };
             let pattern = pattern.as_ref().and_then(|p| {
                 match fancy_regex::Regex::new(&format!("^(?:{p})$")) {

@@ -18,8 +18,16 @@ fn header_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Operations AWS answers with another status than the model's `responseCode` (recorded:
+/// DeleteFunction is 204 with no body, its `StatusCode` member reflecting that).
+const STATUS_OVERRIDES: &[(&str, u16)] = &[("DeleteFunction", 204)];
+
 pub(crate) fn render(model: &Model, op: &Operation, output: Value) -> Response {
-    let mut status = StatusCode::from_u16(op.response_code).unwrap_or(StatusCode::OK);
+    let code = STATUS_OVERRIDES
+        .iter()
+        .find(|(name, _)| *name == op.name)
+        .map_or(op.response_code, |(_, code)| *code);
+    let mut status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     let mut headers = Vec::new();
     let mut body: Option<Vec<u8>> = None;
 
@@ -133,6 +141,11 @@ mod tests {
         let op = MODEL.operation("DeleteFunction").unwrap();
         let r = render(&MODEL, op, json!({"StatusCode": 204}));
         assert_eq!(r.status(), 204);
+        // AWS answers 204 whatever the model's responseCode says.
+        let r = render(&MODEL, op, json!({}));
+        assert_eq!(r.status(), 204);
+        assert!(body_of(r).await.is_empty());
+        let op = MODEL.operation("GetAccountSettings").unwrap();
         let r = render(&MODEL, op, json!({}));
         assert_eq!(r.status(), 200);
         assert_eq!(body_of(r).await, b"{}");

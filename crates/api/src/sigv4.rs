@@ -33,7 +33,7 @@ pub(crate) struct Authorization<'a> {
     pub signature: &'a str,
 }
 
-fn missing_token() -> ApiError {
+pub(crate) fn missing_token() -> ApiError {
     ApiError::new(
         "MissingAuthenticationTokenException",
         StatusCode::FORBIDDEN,
@@ -376,7 +376,10 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(scope_of(&b).account, DEFAULT_ACCOUNT);
         let e = parse_authorization("Bearer xyz").unwrap_err();
-        assert_eq!((e.code, e.status.as_u16()), ("IncompleteSignatureException", 403));
+        assert_eq!(
+            (e.code, e.status.as_u16()),
+            ("IncompleteSignatureException", 403)
+        );
         let e = parse_authorization("AWS4-HMAC-SHA256 garbage").unwrap_err();
         assert_eq!(e.status.as_u16(), 403);
     }

@@ -105,8 +105,17 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn code_zip(&self, sha256_hex: &str) -> Option<Bytes> {
-        (sha256_hex == "ab".repeat(32)).then(|| Bytes::from_static(b"PK\x03\x04zip"))
+    async fn code_zip(&self, zip: ZipRef<'_>) -> Option<Bytes> {
+        let good = "ab".repeat(32);
+        let found = match zip {
+            ZipRef::FunctionCode {
+                sha256_hex,
+                expires,
+                signature,
+            } => sha256_hex == good && expires == 99 && signature == "sig",
+            ZipRef::LayerContent { sha256_hex } => sha256_hex == good,
+        };
+        found.then(|| Bytes::from_static(b"PK\x03\x04zip"))
     }
 }
 
@@ -566,28 +575,36 @@ async fn with_credentials_good_signatures_pass_and_bad_ones_are_403() {
 }
 
 #[tokio::test]
-async fn code_zips_are_served_by_digest_without_signature() {
+async fn code_zips_are_served_by_signed_url_without_sigv4() {
     let fake = Arc::new(Fake::default());
-    let a = send(
-        app(&fake, ApiConfig::default()),
-        req("GET", &format!("/_flint/code/{}", "ab".repeat(32)), b""),
-    )
-    .await;
+    let get = |path: String| send(app(&fake, ApiConfig::default()), req("GET", &path, b""));
+    let good = "ab".repeat(32);
+    let a = get(format!("/_flint/code/{good}?expires=99&signature=sig")).await;
     assert_eq!(a.status, 200);
     assert_eq!(a.header("content-type"), Some("application/zip"));
     assert_eq!(a.body, b"PK\x03\x04zip");
-    let a = send(
-        app(&fake, ApiConfig::default()),
-        req("GET", &format!("/_flint/code/{}", "cd".repeat(32)), b""),
-    )
-    .await;
-    assert_eq!(a.status, 404);
-    let a = send(
-        app(&fake, ApiConfig::default()),
-        req("GET", "/_flint/code/..%2F..%2Fetc%2Fpasswd", b""),
-    )
-    .await;
-    assert_eq!(a.status, 404);
+    assert_eq!(
+        get(format!("/_flint/code/{good}?expires=99&signature=forged"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(get(format!("/_flint/code/{good}")).await.status, 404);
+    let other = "cd".repeat(32);
+    assert_eq!(
+        get(format!("/_flint/code/{other}?expires=99&signature=sig"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get("/_flint/code/..%2F..%2Fetc%2Fpasswd?expires=99&signature=sig".into())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(get(format!("/_flint/layers/{good}")).await.status, 200);
+    assert_eq!(get(format!("/_flint/layers/{other}")).await.status, 404);
 }
 
 #[tokio::test]
@@ -605,4 +622,30 @@ async fn query_literal_operations_route_through_the_router() {
         calls[0].2["Arn"],
         "arn:aws:lambda:us-east-1:123456789012:layer:l:1"
     );
+}
+
+#[tokio::test]
+async fn response_streaming_invoke_answers_an_event_stream() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        sign(req(
+            "POST",
+            "/2021-11-15/functions/f/response-streaming-invocations",
+            b"{\"s\":1}",
+        )),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/vnd.amazon.eventstream")
+    );
+    assert_eq!(a.header("X-Amz-Executed-Version"), Some("$LATEST"));
+    let events = crate::response_stream::tests::decode(&a.body);
+    assert_eq!(
+        events[0],
+        ("PayloadChunk".to_string(), b"{\"s\":1}".to_vec())
+    );
+    assert_eq!(events[1].0, "InvokeComplete");
 }

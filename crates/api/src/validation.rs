@@ -153,6 +153,20 @@ const DEPARTURES: &[Departure] = &[
 pub(crate) struct TypeMismatch {
     pub path: String,
     pub expected: &'static str,
+    /// What was found instead, as Jackson describes it (`String "abc"`, `Object value`).
+    pub found: String,
+}
+
+fn jackson_kind(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("String \"{s}\""),
+        Value::Number(n) if n.is_f64() => format!("Floating-point value ({n})"),
+        Value::Number(n) => format!("Integer value ({n})"),
+        Value::Bool(b) => format!("Boolean value ({b})"),
+        Value::Array(_) => "Array value (token `JsonToken.START_ARRAY`)".into(),
+        Value::Object(_) => "Object value (token `JsonToken.START_OBJECT`)".into(),
+        Value::Null => "Null value".into(),
+    }
 }
 
 struct Checker<'m> {
@@ -210,8 +224,8 @@ pub(crate) fn validate(
             ErrorCode::InvalidRequestContentException,
             format!(
                 "Could not parse request body into json: Could not parse payload into json: \
-                 Cannot deserialize value of type `{}` at '{}'",
-                t.expected, t.path
+                 Cannot deserialize value of type `{}` from {} at '{}'",
+                t.expected, t.found, t.path
             ),
         ));
     }
@@ -356,11 +370,12 @@ fn enum_accepts(shape_name: &str, model_values: &[String], s: &str) -> bool {
 }
 
 impl Checker<'_> {
-    fn mismatch(&mut self, path: &str, expected: &'static str) {
+    fn mismatch(&mut self, path: &str, expected: &'static str, found: &Value) {
         if self.mismatch.is_none() {
             self.mismatch = Some(TypeMismatch {
                 path: path.to_string(),
                 expected,
+                found: jackson_kind(found),
             });
         }
     }
@@ -391,7 +406,7 @@ impl Checker<'_> {
         match &sh.kind {
             Kind::String => {
                 let Some(s) = v.as_str() else {
-                    self.mismatch(path, "java.lang.String");
+                    self.mismatch(path, "java.lang.String", v);
                     return out;
                 };
                 let len = s.chars().count() as f64;
@@ -441,7 +456,7 @@ impl Checker<'_> {
                         Kind::Long => "java.lang.Long",
                         _ => "java.lang.Integer",
                     };
-                    self.mismatch(path, t);
+                    self.mismatch(path, t, v);
                     return out;
                 };
                 if let Some(max) = sh.max.filter(|m| n > *m) {
@@ -459,17 +474,17 @@ impl Checker<'_> {
             }
             Kind::Boolean => {
                 if !v.is_boolean() {
-                    self.mismatch(path, "java.lang.Boolean");
+                    self.mismatch(path, "java.lang.Boolean", v);
                 }
             }
             Kind::Blob => {
                 if !v.is_string() {
-                    self.mismatch(path, "java.nio.ByteBuffer");
+                    self.mismatch(path, "java.nio.ByteBuffer", v);
                 }
             }
             Kind::Timestamp => {
                 if !(v.is_string() || v.is_number()) {
-                    self.mismatch(path, "java.util.Date");
+                    self.mismatch(path, "java.util.Date", v);
                 }
             }
             Kind::Structure { .. } | Kind::List { .. } | Kind::Map { .. } => {}
@@ -524,7 +539,7 @@ impl Checker<'_> {
         match &model.shape(shape).kind {
             Kind::Structure { members, .. } => {
                 let Some(obj) = v.as_object() else {
-                    self.mismatch(path, "java.lang.Object");
+                    self.mismatch(path, "java.lang.Object", v);
                     return;
                 };
                 for m in members {
@@ -544,7 +559,7 @@ impl Checker<'_> {
             Kind::List { member } => {
                 let member = *member;
                 let Some(items) = v.as_array() else {
-                    self.mismatch(path, "java.util.List");
+                    self.mismatch(path, "java.util.List", v);
                     return;
                 };
                 let sh = model.shape(shape);
@@ -613,7 +628,7 @@ impl Checker<'_> {
             Kind::Map { key, value } => {
                 let (key, value) = (*key, *value);
                 let Some(obj) = v.as_object() else {
-                    self.mismatch(path, "java.util.Map");
+                    self.mismatch(path, "java.util.Map", v);
                     return;
                 };
                 let sh = model.shape(shape);
@@ -827,13 +842,22 @@ mod tests {
 
     #[test]
     fn function_name_patterns_are_quoted_as_aws_quotes_them() {
-        let (_, msg) = err("CreateFunction", create(json!({"FunctionName": "invalid:function:name"})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"FunctionName": "invalid:function:name"})),
+        );
         assert_eq!(msg, "1 validation error detected: Value 'invalid:function:name' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?");
         let (_, msg) = err("GetFunction", json!({"FunctionName": "my-function!"}));
         assert_eq!(msg, "1 validation error detected: Value 'my-function!' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST(\\.PUBLISHED)?|[a-zA-Z0-9-_]+))?");
-        let (_, msg) = err("GetFunction", json!({"FunctionName": "f", "Qualifier": "invalid!"}));
+        let (_, msg) = err(
+            "GetFunction",
+            json!({"FunctionName": "f", "Qualifier": "invalid!"}),
+        );
         assert_eq!(msg, "1 validation error detected: Value 'invalid!' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: \\$(LATEST(\\.PUBLISHED)?)|[a-zA-Z0-9-_$]+");
-        let long = format!("arn:aws:lambda:us-east-1:123456789012:function:{}", "a".repeat(100));
+        let long = format!(
+            "arn:aws:lambda:us-east-1:123456789012:function:{}",
+            "a".repeat(100)
+        );
         let (_, msg) = err("CreateFunction", create(json!({"FunctionName": long})));
         assert_eq!(msg, format!("1 validation error detected: Value '{long}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 140"));
     }
@@ -844,18 +868,34 @@ mod tests {
         assert_eq!(msg, "1 validation error detected: Value '10241' at 'memorySize' failed to satisfy constraint: Member must have value less than or equal to 10240");
         let (_, msg) = err("CreateFunction", create(json!({"Timeout": 901})));
         assert_eq!(msg, "1 validation error detected: Value '901' at 'timeout' failed to satisfy constraint: Member must have value less than or equal to 900");
-        let (_, msg) = err("CreateFunction", create(json!({"Layers": ["arn:aws:lambda:us-east-1:111111111111:layer:l"]})));
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"Layers": ["arn:aws:lambda:us-east-1:111111111111:layer:l"]})),
+        );
         assert_eq!(msg, "1 validation error detected: Value '[arn:aws:lambda:us-east-1:111111111111:layer:l]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 2048, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]");
-        let (_, msg) = err("TagResource", json!({"Resource": "arn:aws:lambda:us-east-1:111111111111:foobar:x", "Tags": {}}));
+        let (_, msg) = err(
+            "TagResource",
+            json!({"Resource": "arn:aws:lambda:us-east-1:111111111111:foobar:x", "Tags": {}}),
+        );
         assert!(msg.ends_with("|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"), "{msg}");
     }
 
     #[test]
     fn alias_and_url_qualifier_lookarounds_work() {
-        let (_, msg) = err("CreateAlias", json!({"FunctionName": "f", "Name": "2024", "FunctionVersion": "1"}));
+        let (_, msg) = err(
+            "CreateAlias",
+            json!({"FunctionName": "f", "Name": "2024", "FunctionVersion": "1"}),
+        );
         assert_eq!(msg, "1 validation error detected: Value '2024' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)");
-        check("CreateAlias", json!({"FunctionName": "f", "Name": "live", "FunctionVersion": "1"})).unwrap();
-        let (_, msg) = err("CreateFunctionUrlConfig", json!({"FunctionName": "f", "Qualifier": "$LATEST", "AuthType": "NONE"}));
+        check(
+            "CreateAlias",
+            json!({"FunctionName": "f", "Name": "live", "FunctionVersion": "1"}),
+        )
+        .unwrap();
+        let (_, msg) = err(
+            "CreateFunctionUrlConfig",
+            json!({"FunctionName": "f", "Qualifier": "$LATEST", "AuthType": "NONE"}),
+        );
         assert_eq!(msg, "1 validation error detected: Value '$LATEST' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)");
     }
 
@@ -872,10 +912,7 @@ mod tests {
     fn wrong_json_type_is_invalid_request_content() {
         let (code, msg) = err("CreateFunction", create(json!({"MemorySize": "big"})));
         assert_eq!(code, "InvalidRequestContentException");
-        assert!(
-            msg.starts_with("Could not parse request body into json"),
-            "{msg}"
-        );
+        assert_eq!(msg, "Could not parse request body into json: Could not parse payload into json: Cannot deserialize value of type `java.lang.Integer` from String \"big\" at 'memorySize'");
     }
 
     #[test]

@@ -89,7 +89,10 @@ impl CodeSigningConfigs {
         for doc in store.list_all(BINDING_KIND)? {
             match serde_json::from_str::<Binding>(&doc.value) {
                 Ok(b) => {
-                    bindings.insert((doc.account, doc.region, doc.key), b.code_signing_config_arn);
+                    bindings.insert(
+                        (doc.account, doc.region, doc.key),
+                        b.code_signing_config_arn,
+                    );
                 }
                 Err(e) => tracing::warn!(function = %doc.key, "unreadable binding: {e}"),
             }
@@ -131,9 +134,12 @@ impl CodeSigningConfigs {
         function_name: &str,
         csc_arn: &str,
     ) -> Result<(), LambdaError> {
-        self.find(scope, csc_arn).ok_or_else(|| csc_not_found_for_function(csc_arn))?;
-        let value = serde_json::to_string(&Binding { code_signing_config_arn: csc_arn.into() })
-            .map_err(store_error)?;
+        self.find(scope, csc_arn)
+            .ok_or_else(|| csc_not_found_for_function(csc_arn))?;
+        let value = serde_json::to_string(&Binding {
+            code_signing_config_arn: csc_arn.into(),
+        })
+        .map_err(store_error)?;
         let mut bindings = self.bindings.write();
         self.store
             .put(&doc_key(scope, BINDING_KIND, function_name), &value)
@@ -144,7 +150,10 @@ impl CodeSigningConfigs {
 
     /// The configuration a function uses, if any.
     pub fn function_binding(&self, scope: &Scope, function_name: &str) -> Option<String> {
-        self.bindings.read().get(&key(scope, function_name)).cloned()
+        self.bindings
+            .read()
+            .get(&key(scope, function_name))
+            .cloned()
     }
 
     /// Forgets a deleted function's binding (so that a new function of the same name starts
@@ -161,7 +170,9 @@ impl CodeSigningConfigs {
 
     /// The tags of a configuration (for ListTags), or 404 if there is no such configuration.
     pub fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
-        self.find(scope, arn).map(|c| c.tags).ok_or_else(|| csc_not_found(arn))
+        self.find(scope, arn)
+            .map(|c| c.tags)
+            .ok_or_else(|| csc_not_found(arn))
     }
 
     /// Replaces a configuration's tags (TagResource/UntagResource compute the new set).
@@ -173,7 +184,10 @@ impl CodeSigningConfigs {
     ) -> Result<(), LambdaError> {
         let mut configs = self.configs.write();
         let id = own_id(scope, arn).ok_or_else(|| csc_not_found(arn))?;
-        let mut c = configs.get(&key(scope, &id)).cloned().ok_or_else(|| csc_not_found(arn))?;
+        let mut c = configs
+            .get(&key(scope, &id))
+            .cloned()
+            .ok_or_else(|| csc_not_found(arn))?;
         c.tags = tags;
         self.persist(scope, &c)?;
         configs.insert(key(scope, &id), c);
@@ -190,12 +204,16 @@ impl CodeSigningConfigs {
             .get("Tags")
             .and_then(Value::as_object)
             .map(|m| {
-                m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
             })
             .unwrap_or_default();
         let c = CodeSigningConfig {
             id: new_id(),
-            description: opt_str(input, "Description").unwrap_or_default().to_string(),
+            description: opt_str(input, "Description")
+                .unwrap_or_default()
+                .to_string(),
             signing_profile_version_arns: opt_str_list(publishers, "SigningProfileVersionArns")
                 .unwrap_or_default(),
             untrusted_artifact_on_deployment: policy.to_string(),
@@ -219,7 +237,9 @@ impl CodeSigningConfigs {
         let arn = opt_str(input, "CodeSigningConfigArn").unwrap_or_default();
         let mut configs = self.configs.write();
         let id = own_id(scope, arn).ok_or_else(|| csc_not_found(arn))?;
-        let old = configs.get(&key(scope, &id)).ok_or_else(|| csc_not_found(arn))?;
+        let old = configs
+            .get(&key(scope, &id))
+            .ok_or_else(|| csc_not_found(arn))?;
         let mut c = old.clone();
         if let Some(d) = opt_str(input, "Description") {
             c.description = d.to_string();
@@ -261,7 +281,9 @@ impl CodeSigningConfigs {
                  one or more functions."
             )));
         }
-        self.store.delete(&doc_key(scope, KIND, &id)).map_err(store_error)?;
+        self.store
+            .delete(&doc_key(scope, KIND, &id))
+            .map_err(store_error)?;
         configs.remove(&key(scope, &id));
         Ok(json!({}))
     }
@@ -291,7 +313,8 @@ impl CodeSigningConfigs {
 
     fn put_function(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let arn = opt_str(input, "CodeSigningConfigArn").unwrap_or_default();
-        self.find(scope, arn).ok_or_else(|| csc_not_found_for_function(arn))?;
+        self.find(scope, arn)
+            .ok_or_else(|| csc_not_found_for_function(arn))?;
         let name = self.existing_function(scope, input)?;
         self.bind_function(scope, &name, arn)?;
         Ok(json!({ "CodeSigningConfigArn": arn, "FunctionName": name }))
@@ -323,8 +346,10 @@ impl CodeSigningConfigs {
             opt_str(input, "Marker"),
             max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         );
-        let arns: Vec<String> =
-            page.iter().map(|n| lambda_arn(scope, &format!("function:{n}"))).collect();
+        let arns: Vec<String> = page
+            .iter()
+            .map(|n| lambda_arn(scope, &format!("function:{n}")))
+            .collect();
         let mut out = json!({ "FunctionArns": arns });
         if let Some(m) = next {
             out["NextMarker"] = m.into();
@@ -363,7 +388,9 @@ impl CodeSigningConfigs {
 
     fn persist(&self, scope: &Scope, c: &CodeSigningConfig) -> Result<(), LambdaError> {
         let value = serde_json::to_string(c).map_err(store_error)?;
-        self.store.put(&doc_key(scope, KIND, &c.id), &value).map_err(store_error)
+        self.store
+            .put(&doc_key(scope, KIND, &c.id), &value)
+            .map_err(store_error)
     }
 }
 
@@ -372,7 +399,12 @@ fn key(scope: &Scope, k: &str) -> Key {
 }
 
 fn doc_key<'a>(scope: &'a Scope, kind: &'a str, key: &'a str) -> DocKey<'a> {
-    DocKey { account: &scope.account, region: &scope.region, kind, key }
+    DocKey {
+        account: &scope.account,
+        region: &scope.region,
+        kind,
+        key,
+    }
 }
 
 fn csc_arn(scope: &Scope, id: &str) -> String {
@@ -389,13 +421,16 @@ fn own_id(scope: &Scope, arn: &str) -> Option<String> {
 fn new_id() -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    let tail: String =
-        (0..17).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect();
+    let tail: String = (0..17)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
     format!("csc-{tail}")
 }
 
 fn csc_not_found(arn: &str) -> LambdaError {
-    LambdaError::not_found(format!("The Lambda code signing configuration {arn} can not be found."))
+    LambdaError::not_found(format!(
+        "The Lambda code signing configuration {arn} can not be found."
+    ))
 }
 
 /// The function-binding operations report a missing configuration with their own code.
@@ -427,18 +462,25 @@ mod tests {
     const PREFIX: &str = "arn:aws:lambda:us-east-1:111111111111:";
 
     fn scope() -> Scope {
-        Scope { account: "111111111111".into(), region: "us-east-1".into() }
+        Scope {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+        }
     }
 
     fn open(dir: &Path) -> (CodeSigningConfigs, Arc<FakeFunctions>) {
         let fns = Arc::new(FakeFunctions::default());
         fns.0.write().insert("fn1".into());
         let store = Arc::new(Store::open(dir).unwrap());
-        (CodeSigningConfigs::open(store, dir, fns.clone()).unwrap(), fns)
+        (
+            CodeSigningConfigs::open(store, dir, fns.clone()).unwrap(),
+            fns,
+        )
     }
 
     fn run(c: &CodeSigningConfigs, op: &str, input: Value) -> Result<Value, LambdaError> {
-        c.execute(&scope(), op, &input).expect("a code signing operation")
+        c.execute(&scope(), op, &input)
+            .expect("a code signing operation")
     }
 
     fn create(c: &CodeSigningConfigs) -> String {
@@ -450,7 +492,10 @@ mod tests {
                    "CodeSigningPolicies": {"UntrustedArtifactOnDeployment": "Enforce"}}),
         )
         .unwrap();
-        out["CodeSigningConfig"]["CodeSigningConfigArn"].as_str().unwrap().to_string()
+        out["CodeSigningConfig"]["CodeSigningConfigArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     fn err(r: Result<Value, LambdaError>) -> (ErrorCode, String) {
@@ -472,9 +517,17 @@ mod tests {
         let id = csc["CodeSigningConfigId"].as_str().unwrap();
         assert_eq!(id.len(), 21);
         assert!(id.starts_with("csc-"));
-        assert!(id[4..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-        assert_eq!(csc["CodeSigningConfigArn"], format!("{PREFIX}code-signing-config:{id}"));
-        assert_eq!(csc["CodeSigningPolicies"], json!({"UntrustedArtifactOnDeployment": "Warn"}));
+        assert!(id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert_eq!(
+            csc["CodeSigningConfigArn"],
+            format!("{PREFIX}code-signing-config:{id}")
+        );
+        assert_eq!(
+            csc["CodeSigningPolicies"],
+            json!({"UntrustedArtifactOnDeployment": "Warn"})
+        );
         assert_eq!(csc["Description"], "");
         assert!(csc["LastModified"].as_str().unwrap().ends_with("+0000"));
     }
@@ -490,25 +543,80 @@ mod tests {
             json!({"CodeSigningConfigArn": arn, "CodeSigningPolicies": {"UntrustedArtifactOnDeployment": "Warn"}}),
         )
         .unwrap();
-        assert_eq!(upd["CodeSigningConfig"]["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"], "Warn");
-        assert_eq!(upd["CodeSigningConfig"]["Description"], "Testing CodeSigning Config");
-        let got = run(&c, "GetCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap();
+        assert_eq!(
+            upd["CodeSigningConfig"]["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"],
+            "Warn"
+        );
+        assert_eq!(
+            upd["CodeSigningConfig"]["Description"],
+            "Testing CodeSigning Config"
+        );
+        let got = run(
+            &c,
+            "GetCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        )
+        .unwrap();
         assert_eq!(got, upd);
-        let put = run(&c, "PutFunctionCodeSigningConfig", json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"}))
-            .unwrap();
-        assert_eq!(put, json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"}));
-        let get = run(&c, "GetFunctionCodeSigningConfig", json!({"FunctionName": "fn1"})).unwrap();
+        let put = run(
+            &c,
+            "PutFunctionCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"}),
+        )
+        .unwrap();
+        assert_eq!(
+            put,
+            json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"})
+        );
+        let get = run(
+            &c,
+            "GetFunctionCodeSigningConfig",
+            json!({"FunctionName": "fn1"}),
+        )
+        .unwrap();
         assert_eq!(get, put);
         let list = run(&c, "ListCodeSigningConfigs", json!({})).unwrap();
         assert_eq!(list["CodeSigningConfigs"][0], got["CodeSigningConfig"]);
-        let fns = run(&c, "ListFunctionsByCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap();
-        assert_eq!(fns, json!({"FunctionArns": [format!("{PREFIX}function:fn1")]}));
+        let fns = run(
+            &c,
+            "ListFunctionsByCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        )
+        .unwrap();
+        assert_eq!(
+            fns,
+            json!({"FunctionArns": [format!("{PREFIX}function:fn1")]})
+        );
         // In use: cannot be deleted.
-        let r = run(&c, "DeleteCodeSigningConfig", json!({"CodeSigningConfigArn": arn}));
+        let r = run(
+            &c,
+            "DeleteCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        );
         assert_eq!(err(r).0, ErrorCode::ResourceConflictException);
-        assert_eq!(run(&c, "DeleteFunctionCodeSigningConfig", json!({"FunctionName": "fn1"})).unwrap(), json!({}));
-        assert_eq!(run(&c, "DeleteCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap(), json!({}));
-        let r = run(&c, "GetCodeSigningConfig", json!({"CodeSigningConfigArn": arn}));
+        assert_eq!(
+            run(
+                &c,
+                "DeleteFunctionCodeSigningConfig",
+                json!({"FunctionName": "fn1"})
+            )
+            .unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            run(
+                &c,
+                "DeleteCodeSigningConfig",
+                json!({"CodeSigningConfigArn": arn})
+            )
+            .unwrap(),
+            json!({})
+        );
+        let r = run(
+            &c,
+            "GetCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        );
         assert_eq!(err(r).0, ErrorCode::ResourceNotFoundException);
     }
 
@@ -533,46 +641,122 @@ mod tests {
                  configuration is not deleted: {invalid}."
             ),
         );
-        assert_eq!(err(run(&c, "DeleteCodeSigningConfig", json!({"CodeSigningConfigArn": invalid}))), csc_missing);
-        // Nothing bound: deleting the binding is fine.
-        assert_eq!(run(&c, "DeleteFunctionCodeSigningConfig", json!({"FunctionName": "fn1"})).unwrap(), json!({}));
         assert_eq!(
-            err(run(&c, "DeleteFunctionCodeSigningConfig", json!({"FunctionName": "csc-test-doesnotexist"}))),
-            fn_missing
-        );
-        assert_eq!(
-            err(run(&c, "PutFunctionCodeSigningConfig",
-                json!({"FunctionName": "csc-test-doesnotexist", "CodeSigningConfigArn": arn}))),
-            fn_missing
-        );
-        assert_eq!(
-            err(run(&c, "PutFunctionCodeSigningConfig", json!({"FunctionName": "fn1", "CodeSigningConfigArn": invalid}))),
-            csc_missing_for_fn
-        );
-        assert_eq!(
-            err(run(&c, "PutFunctionCodeSigningConfig",
-                json!({"FunctionName": "csc-test-doesnotexist", "CodeSigningConfigArn": invalid}))),
-            csc_missing_for_fn
-        );
-        assert_eq!(
-            err(run(&c, "UpdateCodeSigningConfig", json!({"CodeSigningConfigArn": invalid, "Description": "d"}))),
+            err(run(
+                &c,
+                "DeleteCodeSigningConfig",
+                json!({"CodeSigningConfigArn": invalid})
+            )),
             csc_missing
         );
-        assert_eq!(err(run(&c, "UpdateCodeSigningConfig", json!({"CodeSigningConfigArn": invalid}))), csc_missing);
-        let unchanged = run(&c, "UpdateCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap();
-        assert_eq!(unchanged["CodeSigningConfig"]["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"], "Enforce");
-        assert_eq!(err(run(&c, "GetCodeSigningConfig", json!({"CodeSigningConfigArn": invalid}))), csc_missing);
-        assert_eq!(run(&c, "GetFunctionCodeSigningConfig", json!({"FunctionName": "fn1"})).unwrap(), json!({}));
+        // Nothing bound: deleting the binding is fine.
         assert_eq!(
-            err(run(&c, "GetFunctionCodeSigningConfig", json!({"FunctionName": "csc-test-doesnotexist"}))),
+            run(
+                &c,
+                "DeleteFunctionCodeSigningConfig",
+                json!({"FunctionName": "fn1"})
+            )
+            .unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "DeleteFunctionCodeSigningConfig",
+                json!({"FunctionName": "csc-test-doesnotexist"})
+            )),
             fn_missing
         );
         assert_eq!(
-            run(&c, "ListFunctionsByCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap(),
+            err(run(
+                &c,
+                "PutFunctionCodeSigningConfig",
+                json!({"FunctionName": "csc-test-doesnotexist", "CodeSigningConfigArn": arn})
+            )),
+            fn_missing
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "PutFunctionCodeSigningConfig",
+                json!({"FunctionName": "fn1", "CodeSigningConfigArn": invalid})
+            )),
+            csc_missing_for_fn
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "PutFunctionCodeSigningConfig",
+                json!({"FunctionName": "csc-test-doesnotexist", "CodeSigningConfigArn": invalid})
+            )),
+            csc_missing_for_fn
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "UpdateCodeSigningConfig",
+                json!({"CodeSigningConfigArn": invalid, "Description": "d"})
+            )),
+            csc_missing
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "UpdateCodeSigningConfig",
+                json!({"CodeSigningConfigArn": invalid})
+            )),
+            csc_missing
+        );
+        let unchanged = run(
+            &c,
+            "UpdateCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        )
+        .unwrap();
+        assert_eq!(
+            unchanged["CodeSigningConfig"]["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"],
+            "Enforce"
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "GetCodeSigningConfig",
+                json!({"CodeSigningConfigArn": invalid})
+            )),
+            csc_missing
+        );
+        assert_eq!(
+            run(
+                &c,
+                "GetFunctionCodeSigningConfig",
+                json!({"FunctionName": "fn1"})
+            )
+            .unwrap(),
+            json!({})
+        );
+        assert_eq!(
+            err(run(
+                &c,
+                "GetFunctionCodeSigningConfig",
+                json!({"FunctionName": "csc-test-doesnotexist"})
+            )),
+            fn_missing
+        );
+        assert_eq!(
+            run(
+                &c,
+                "ListFunctionsByCodeSigningConfig",
+                json!({"CodeSigningConfigArn": arn})
+            )
+            .unwrap(),
             json!({"FunctionArns": []})
         );
         assert_eq!(
-            err(run(&c, "ListFunctionsByCodeSigningConfig", json!({"CodeSigningConfigArn": invalid}))),
+            err(run(
+                &c,
+                "ListFunctionsByCodeSigningConfig",
+                json!({"CodeSigningConfigArn": invalid})
+            )),
             csc_missing
         );
     }
@@ -584,14 +768,34 @@ mod tests {
         let arn = create(&c);
         fns.0.write().insert("fn2".into());
         c.bind_function(&scope(), "fn2", &arn).unwrap();
-        run(&c, "PutFunctionCodeSigningConfig", json!({"CodeSigningConfigArn": arn, "FunctionName": format!("{PREFIX}function:fn1")}))
-            .unwrap();
+        run(
+            &c,
+            "PutFunctionCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn, "FunctionName": format!("{PREFIX}function:fn1")}),
+        )
+        .unwrap();
         fns.0.write().remove("fn1");
-        let out = run(&c, "ListFunctionsByCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap();
-        assert_eq!(out, json!({"FunctionArns": [format!("{PREFIX}function:fn2")]}));
+        let out = run(
+            &c,
+            "ListFunctionsByCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"FunctionArns": [format!("{PREFIX}function:fn2")]})
+        );
         c.forget_function(&scope(), "fn2").unwrap();
         assert_eq!(c.function_binding(&scope(), "fn2"), None);
-        assert_eq!(run(&c, "DeleteCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap(), json!({}));
+        assert_eq!(
+            run(
+                &c,
+                "DeleteCodeSigningConfig",
+                json!({"CodeSigningConfigArn": arn})
+            )
+            .unwrap(),
+            json!({})
+        );
         let e = c.bind_function(&scope(), "fn2", &arn).unwrap_err();
         assert_eq!(e.code, ErrorCode::CodeSigningConfigNotFoundException);
     }
@@ -606,7 +810,12 @@ mod tests {
         let p1 = run(&c, "ListCodeSigningConfigs", json!({"MaxItems": 2})).unwrap();
         assert_eq!(p1["CodeSigningConfigs"].as_array().unwrap().len(), 2);
         let m = p1["NextMarker"].as_str().unwrap();
-        let p2 = run(&c, "ListCodeSigningConfigs", json!({"MaxItems": 2, "Marker": m})).unwrap();
+        let p2 = run(
+            &c,
+            "ListCodeSigningConfigs",
+            json!({"MaxItems": 2, "Marker": m}),
+        )
+        .unwrap();
         assert_eq!(p2["CodeSigningConfigs"].as_array().unwrap().len(), 1);
         assert!(p2.get("NextMarker").is_none());
     }
@@ -617,18 +826,48 @@ mod tests {
         let arn = {
             let (c, _) = open(dir.path());
             let arn = create(&c);
-            run(&c, "PutFunctionCodeSigningConfig", json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"}))
-                .unwrap();
-            c.set_tags(&scope(), &arn, BTreeMap::from([("k".to_string(), "v".to_string())])).unwrap();
+            run(
+                &c,
+                "PutFunctionCodeSigningConfig",
+                json!({"CodeSigningConfigArn": arn, "FunctionName": "fn1"}),
+            )
+            .unwrap();
+            c.set_tags(
+                &scope(),
+                &arn,
+                BTreeMap::from([("k".to_string(), "v".to_string())]),
+            )
+            .unwrap();
             arn
         };
         let (c, _) = open(dir.path());
-        let got = run(&c, "GetCodeSigningConfig", json!({"CodeSigningConfigArn": arn})).unwrap();
-        assert_eq!(got["CodeSigningConfig"]["Description"], "Testing CodeSigning Config");
-        assert_eq!(c.function_binding(&scope(), "fn1").as_deref(), Some(arn.as_str()));
-        assert_eq!(c.tags(&scope(), &arn).unwrap().get("k").map(String::as_str), Some("v"));
-        assert_eq!(c.tags(&scope(), "arn:aws:lambda:us-east-1:111111111111:code-signing-config:csc-x").unwrap_err().code,
-            ErrorCode::ResourceNotFoundException);
+        let got = run(
+            &c,
+            "GetCodeSigningConfig",
+            json!({"CodeSigningConfigArn": arn}),
+        )
+        .unwrap();
+        assert_eq!(
+            got["CodeSigningConfig"]["Description"],
+            "Testing CodeSigning Config"
+        );
+        assert_eq!(
+            c.function_binding(&scope(), "fn1").as_deref(),
+            Some(arn.as_str())
+        );
+        assert_eq!(
+            c.tags(&scope(), &arn).unwrap().get("k").map(String::as_str),
+            Some("v")
+        );
+        assert_eq!(
+            c.tags(
+                &scope(),
+                "arn:aws:lambda:us-east-1:111111111111:code-signing-config:csc-x"
+            )
+            .unwrap_err()
+            .code,
+            ErrorCode::ResourceNotFoundException
+        );
     }
 
     #[test]
@@ -636,10 +875,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) = open(dir.path());
         let arn = create(&c);
-        let other = Scope { account: "111111111111".into(), region: "eu-west-1".into() };
-        let r = c.execute(&other, "GetCodeSigningConfig", &json!({"CodeSigningConfigArn": arn})).unwrap();
+        let other = Scope {
+            account: "111111111111".into(),
+            region: "eu-west-1".into(),
+        };
+        let r = c
+            .execute(
+                &other,
+                "GetCodeSigningConfig",
+                &json!({"CodeSigningConfigArn": arn}),
+            )
+            .unwrap();
         assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFoundException);
-        let r = c.execute(&other, "ListCodeSigningConfigs", &json!({})).unwrap();
+        let r = c
+            .execute(&other, "ListCodeSigningConfigs", &json!({}))
+            .unwrap();
         assert_eq!(r.unwrap(), json!({"CodeSigningConfigs": []}));
     }
 }

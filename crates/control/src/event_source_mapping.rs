@@ -132,6 +132,9 @@ pub struct EventSourceMapping {
     pub state: MappingState,
     /// When `state` was entered (epoch milliseconds).
     pub state_since_ms: i64,
+    /// When the mapping was created (epoch milliseconds): the order listings page in.
+    #[serde(default)]
+    pub created_ms: i64,
     pub last_modified_ms: i64,
     pub last_processing_result: Option<String>,
     pub batch_size: i64,
@@ -169,7 +172,11 @@ pub struct EventSourceMapping {
 impl EventSourceMapping {
     /// The state as of `now_ms`: transitional states settle after [`SETTLE_MILLIS`].
     pub fn state_at(&self, now_ms: i64) -> MappingState {
-        let settled = if self.enabled { MappingState::Enabled } else { MappingState::Disabled };
+        let settled = if self.enabled {
+            MappingState::Enabled
+        } else {
+            MappingState::Disabled
+        };
         match self.state {
             MappingState::Creating
             | MappingState::Enabling
@@ -200,40 +207,94 @@ impl EventSourceMapping {
             }
         };
         put("UUID", Some(self.uuid.clone().into()));
-        put("StartingPosition", self.starting_position.clone().map(Value::from));
-        put("StartingPositionTimestamp", self.starting_position_timestamp.map(Value::from));
+        put(
+            "StartingPosition",
+            self.starting_position.clone().map(Value::from),
+        );
+        put(
+            "StartingPositionTimestamp",
+            self.starting_position_timestamp.map(Value::from),
+        );
         put("BatchSize", Some(self.batch_size.into()));
-        put("MaximumBatchingWindowInSeconds", self.maximum_batching_window_in_seconds.map(Value::from));
-        put("ParallelizationFactor", self.parallelization_factor.map(Value::from));
-        put("EventSourceArn", self.event_source_arn.clone().map(Value::from));
+        put(
+            "MaximumBatchingWindowInSeconds",
+            self.maximum_batching_window_in_seconds.map(Value::from),
+        );
+        put(
+            "ParallelizationFactor",
+            self.parallelization_factor.map(Value::from),
+        );
+        put(
+            "EventSourceArn",
+            self.event_source_arn.clone().map(Value::from),
+        );
         put("FilterCriteria", self.filter_criteria.clone());
         put("FunctionArn", Some(self.function_arn.clone().into()));
-        put("LastModified", Some(Value::from(self.last_modified_ms as f64 / 1000.0)));
-        put("LastProcessingResult", self.last_processing_result.clone().map(Value::from));
+        put(
+            "LastModified",
+            Some(Value::from(self.last_modified_ms as f64 / 1000.0)),
+        );
+        put(
+            "LastProcessingResult",
+            self.last_processing_result.clone().map(Value::from),
+        );
         put("State", Some(state.as_str().into()));
-        put("StateTransitionReason", Some(self.kind.state_transition_reason().into()));
+        put(
+            "StateTransitionReason",
+            Some(self.kind.state_transition_reason().into()),
+        );
         put("DestinationConfig", self.destination_config.clone());
         put("Topics", self.topics.clone().map(|t| json!(t)));
         put("Queues", self.queues.clone().map(|q| json!(q)));
-        put("SourceAccessConfigurations", self.source_access_configurations.clone());
-        put("SelfManagedEventSource", self.self_managed_event_source.clone());
-        put("MaximumRecordAgeInSeconds", self.maximum_record_age_in_seconds.map(Value::from));
-        put("BisectBatchOnFunctionError", self.bisect_batch_on_function_error.map(Value::from));
-        put("MaximumRetryAttempts", self.maximum_retry_attempts.map(Value::from));
-        put("TumblingWindowInSeconds", self.tumbling_window_in_seconds.map(Value::from));
-        put("FunctionResponseTypes", self.function_response_types.clone().map(|t| json!(t)));
+        put(
+            "SourceAccessConfigurations",
+            self.source_access_configurations.clone(),
+        );
+        put(
+            "SelfManagedEventSource",
+            self.self_managed_event_source.clone(),
+        );
+        put(
+            "MaximumRecordAgeInSeconds",
+            self.maximum_record_age_in_seconds.map(Value::from),
+        );
+        put(
+            "BisectBatchOnFunctionError",
+            self.bisect_batch_on_function_error.map(Value::from),
+        );
+        put(
+            "MaximumRetryAttempts",
+            self.maximum_retry_attempts.map(Value::from),
+        );
+        put(
+            "TumblingWindowInSeconds",
+            self.tumbling_window_in_seconds.map(Value::from),
+        );
+        put(
+            "FunctionResponseTypes",
+            self.function_response_types.clone().map(|t| json!(t)),
+        );
         put(
             "AmazonManagedKafkaEventSourceConfig",
             self.amazon_managed_kafka_event_source_config.clone(),
         );
-        put("SelfManagedKafkaEventSourceConfig", self.self_managed_kafka_event_source_config.clone());
+        put(
+            "SelfManagedKafkaEventSourceConfig",
+            self.self_managed_kafka_event_source_config.clone(),
+        );
         put("ScalingConfig", self.scaling_config.clone());
-        put("DocumentDBEventSourceConfig", self.document_db_event_source_config.clone());
+        put(
+            "DocumentDBEventSourceConfig",
+            self.document_db_event_source_config.clone(),
+        );
         put("KMSKeyArn", self.kms_key_arn.clone().map(Value::from));
         put("EventSourceMappingArn", Some(self.arn(scope).into()));
         put("MetricsConfig", self.metrics_config.clone());
         put("LoggingConfig", self.logging_config.clone());
-        put("ProvisionedPollerConfig", self.provisioned_poller_config.clone());
+        put(
+            "ProvisionedPollerConfig",
+            self.provisioned_poller_config.clone(),
+        );
         Value::Object(m)
     }
 
@@ -264,13 +325,21 @@ impl EventSourceMappings {
         for doc in store.list_all(KIND)? {
             match serde_json::from_str::<EventSourceMapping>(&doc.value) {
                 Ok(m) => {
-                    let scope = Scope { account: doc.account, region: doc.region };
+                    let scope = Scope {
+                        account: doc.account,
+                        region: doc.region,
+                    };
                     mappings.insert(m.uuid.clone(), (scope, m));
                 }
                 Err(e) => tracing::warn!(uuid = %doc.key, "unreadable event source mapping: {e}"),
             }
         }
-        Ok(Self { store, functions, mappings: RwLock::new(mappings), changes: watch::channel(0).0 })
+        Ok(Self {
+            store,
+            functions,
+            mappings: RwLock::new(mappings),
+            changes: watch::channel(0).0,
+        })
     }
 
     /// Runs one of the event-source-mapping operations; `None` if `operation` is not one of them.
@@ -364,6 +433,7 @@ impl EventSourceMappings {
             enabled: opt_bool(input, "Enabled").unwrap_or(true),
             state: MappingState::Creating,
             state_since_ms: now,
+            created_ms: now,
             last_modified_ms: now,
             last_processing_result: kind
                 .reports_processing_result()
@@ -398,9 +468,13 @@ impl EventSourceMappings {
         apply_create_only(&mut m, input)?;
         apply_settings(&mut m, input)?;
         validate(&m)?;
-        let function = FunctionLocator::parse(scope, opt_str(input, "FunctionName").unwrap_or_default());
-        if !self.functions.function_exists(&function.scope, &function.name, function.qualifier.as_deref())
-        {
+        let function =
+            FunctionLocator::parse(scope, opt_str(input, "FunctionName").unwrap_or_default());
+        if !self.functions.function_exists(
+            &function.scope,
+            &function.name,
+            function.qualifier.as_deref(),
+        ) {
             return Err(LambdaError::invalid("Function does not exist"));
         }
         m.function_arn = function.arn();
@@ -442,7 +516,10 @@ impl EventSourceMappings {
         validate(&m)?;
         if let Some(name) = opt_str(input, "FunctionName") {
             let f = FunctionLocator::parse(scope, name);
-            if !self.functions.function_exists(&f.scope, &f.name, f.qualifier.as_deref()) {
+            if !self
+                .functions
+                .function_exists(&f.scope, &f.name, f.qualifier.as_deref())
+            {
                 return Err(LambdaError::invalid("Function does not exist"));
             }
             m.function_arn = f.arn();
@@ -474,7 +551,12 @@ impl EventSourceMappings {
             Some((s, m)) if s == scope => m.clone(),
             _ => return Err(LambdaError::not_found(NOT_FOUND)),
         };
-        let k = DocKey { account: &scope.account, region: &scope.region, kind: KIND, key: uuid };
+        let k = DocKey {
+            account: &scope.account,
+            region: &scope.region,
+            kind: KIND,
+            key: uuid,
+        };
         self.store.delete(&k).map_err(store_error)?;
         mappings.remove(uuid);
         drop(mappings);
@@ -484,7 +566,8 @@ impl EventSourceMappings {
 
     fn list(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let source = opt_str(input, "EventSourceArn");
-        let function = opt_str(input, "FunctionName").map(|f| FunctionLocator::parse(scope, f).arn());
+        let function =
+            opt_str(input, "FunctionName").map(|f| FunctionLocator::parse(scope, f).arn());
         let now = now_ms();
         let mappings = self.mappings.read();
         let mut found: Vec<(String, Value)> = mappings
@@ -492,11 +575,10 @@ impl EventSourceMappings {
             .filter(|(s, _)| s == scope)
             .filter(|(_, m)| source.is_none_or(|a| m.event_source_arn.as_deref() == Some(a)))
             .filter(|(_, m)| function.as_ref().is_none_or(|f| *f == m.function_arn))
-            .map(|(_, m)| (format!("{:015}-{}", m.last_modified_ms, m.uuid), m))
+            .map(|(_, m)| (format!("{:015}-{}", m.created_ms, m.uuid), m))
             .map(|(k, m)| (k, m.output(scope, m.state_at(now))))
             .collect();
-        // Oldest first by creation would need another field; last change is close and stable
-        // enough for paging because the marker is the sort key itself.
+        // Oldest first; a marker is the sort key of the first item of its page.
         found.sort_by(|a, b| a.0.cmp(&b.0));
         let (page, next) = paginate(
             found,
@@ -519,13 +601,22 @@ fn now_ms() -> i64 {
 
 fn persist(store: &Store, scope: &Scope, m: &EventSourceMapping) -> Result<(), LambdaError> {
     let value = serde_json::to_string(m).map_err(store_error)?;
-    let k = DocKey { account: &scope.account, region: &scope.region, kind: KIND, key: &m.uuid };
+    let k = DocKey {
+        account: &scope.account,
+        region: &scope.region,
+        kind: KIND,
+        key: &m.uuid,
+    };
     store.put(&k, &value).map_err(store_error)
 }
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -596,7 +687,8 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
         ));
     }
     if k.is_kafka() || k == SourceKind::DocumentDb {
-        m.starting_position.get_or_insert_with(|| "TRIM_HORIZON".to_string());
+        m.starting_position
+            .get_or_insert_with(|| "TRIM_HORIZON".to_string());
     }
     if k == SourceKind::DynamoDbStreams && m.starting_position.as_deref() == Some("AT_TIMESTAMP") {
         return Err(LambdaError::invalid(format!(
@@ -604,7 +696,10 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
             m.event_source_arn.as_deref().unwrap_or_default()
         )));
     }
-    if let Some(ts) = input.get("StartingPositionTimestamp").filter(|v| !v.is_null()) {
+    if let Some(ts) = input
+        .get("StartingPositionTimestamp")
+        .filter(|v| !v.is_null())
+    {
         if m.starting_position.as_deref() != Some("AT_TIMESTAMP") {
             return Err(unsupported("StartingPositionTimestamp"));
         }
@@ -620,7 +715,9 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
         }
         m.topics = opt_str_list(input, "Topics");
     } else if k.is_kafka() {
-        return Err(LambdaError::invalid("Required 'topics' parameter is missing."));
+        return Err(LambdaError::invalid(
+            "Required 'topics' parameter is missing.",
+        ));
     }
     if given("Queues") {
         if k != SourceKind::Mq {
@@ -628,7 +725,9 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
         }
         m.queues = opt_str_list(input, "Queues");
     } else if k == SourceKind::Mq {
-        return Err(LambdaError::invalid("Required 'queues' parameter is missing."));
+        return Err(LambdaError::invalid(
+            "Required 'queues' parameter is missing.",
+        ));
     }
     if k == SourceKind::Mq && !given("SourceAccessConfigurations") {
         return Err(LambdaError::invalid(
@@ -668,8 +767,10 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
                 Some(consumer_group("SelfManagedKafkaEventSourceConfig"));
         }
         _ => {
-            for member in ["AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig"]
-            {
+            for member in [
+                "AmazonManagedKafkaEventSourceConfig",
+                "SelfManagedKafkaEventSourceConfig",
+            ] {
                 if given(member) {
                     return Err(unsupported(member));
                 }
@@ -715,7 +816,10 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
     if only_for("TumblingWindowInSeconds", k.is_stream())? {
         m.tumbling_window_in_seconds = opt_i64(input, "TumblingWindowInSeconds");
     }
-    if only_for("FunctionResponseTypes", !matches!(k, SourceKind::Mq | SourceKind::DocumentDb))? {
+    if only_for(
+        "FunctionResponseTypes",
+        k == SourceKind::Sqs || k.is_stream(),
+    )? {
         m.function_response_types = opt_str_list(input, "FunctionResponseTypes");
     }
     if only_for("ScalingConfig", k == SourceKind::Sqs)? {
@@ -730,7 +834,10 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
     )? {
         m.source_access_configurations = input.get("SourceAccessConfigurations").cloned();
     }
-    if only_for("ProvisionedPollerConfig", k.is_kafka() || k == SourceKind::Sqs)? {
+    if only_for(
+        "ProvisionedPollerConfig",
+        k.is_kafka() || k == SourceKind::Sqs,
+    )? {
         m.provisioned_poller_config = input.get("ProvisionedPollerConfig").cloned();
     }
     if given("DestinationConfig") {
@@ -756,7 +863,11 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
     }
     if given("FilterCriteria") {
         let fc = &input["FilterCriteria"];
-        let filters = fc.get("Filters").and_then(Value::as_array).cloned().unwrap_or_default();
+        let filters = fc
+            .get("Filters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for f in &filters {
             let valid = f
                 .get("Pattern")
@@ -771,7 +882,9 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
         m.filter_criteria = (!filters.is_empty()).then(|| json!({ "Filters": filters }));
     }
     if given("KMSKeyArn") {
-        m.kms_key_arn = opt_str(input, "KMSKeyArn").filter(|a| !a.is_empty()).map(str::to_string);
+        m.kms_key_arn = opt_str(input, "KMSKeyArn")
+            .filter(|a| !a.is_empty())
+            .map(str::to_string);
     }
     if given("MetricsConfig") {
         m.metrics_config = input.get("MetricsConfig").cloned();
@@ -785,7 +898,9 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
 /// Rules that involve several members, checked on the result of a create or an update.
 fn validate(m: &EventSourceMapping) -> Result<(), LambdaError> {
     let fifo = m.kind == SourceKind::Sqs
-        && m.event_source_arn.as_deref().is_some_and(|a| a.ends_with(".fifo"));
+        && m.event_source_arn
+            .as_deref()
+            .is_some_and(|a| a.ends_with(".fifo"));
     if fifo && m.batch_size > 10 {
         return Err(LambdaError::invalid(
             "Batch size for FIFO queues must be less than or equal to 10.",
@@ -824,7 +939,16 @@ fn valid_pattern(p: &Value) -> bool {
             Value::Object(o) => !o.is_empty() && o.values().all(field),
             Value::Array(a) => {
                 !a.is_empty()
-                    && a.iter().all(|x| matches!(x, Value::Object(_) | Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null))
+                    && a.iter().all(|x| {
+                        matches!(
+                            x,
+                            Value::Object(_)
+                                | Value::String(_)
+                                | Value::Number(_)
+                                | Value::Bool(_)
+                                | Value::Null
+                        )
+                    })
             }
             _ => false,
         }
@@ -840,7 +964,9 @@ fn timestamp_seconds(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.parse::<f64>().ok().or_else(|| {
-            chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| epoch_seconds(t.to_utc()))
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| epoch_seconds(t.to_utc()))
         }),
         _ => None,
     }
@@ -891,7 +1017,10 @@ fn check_duplicate(
                 old.uuid
             ),
         };
-        return Err(LambdaError::new(ErrorCode::ResourceConflictException, message));
+        return Err(LambdaError::new(
+            ErrorCode::ResourceConflictException,
+            message,
+        ));
     }
     Ok(())
 }
@@ -918,21 +1047,31 @@ mod tests {
     const FN_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:fn1";
     const QUEUE: &str = "arn:aws:sqs:us-east-1:111111111111:q1";
     const KINESIS: &str = "arn:aws:kinesis:us-east-1:111111111111:stream/s1";
-    const DDB: &str = "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/2024-01-01T00:00:00.000";
+    const DDB: &str =
+        "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/2024-01-01T00:00:00.000";
 
     fn scope() -> Scope {
-        Scope { account: "111111111111".into(), region: "us-east-1".into() }
+        Scope {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+        }
     }
 
     fn open(dir: &Path) -> EventSourceMappings {
         let fns = Arc::new(FakeFunctions::default());
-        fns.0.write().extend(["fn1".to_string(), "fn2".into(), "fn1:1".into(), "fn1:myalias".into()]);
+        fns.0.write().extend([
+            "fn1".to_string(),
+            "fn2".into(),
+            "fn1:1".into(),
+            "fn1:myalias".into(),
+        ]);
         let store = Arc::new(Store::open(dir).unwrap());
         EventSourceMappings::open(store, dir, fns).unwrap()
     }
 
     fn run(e: &EventSourceMappings, op: &str, input: Value) -> Result<Value, LambdaError> {
-        e.execute(&scope(), op, &input).expect("an event source mapping operation")
+        e.execute(&scope(), op, &input)
+            .expect("an event source mapping operation")
     }
 
     fn err(r: Result<Value, LambdaError>) -> (ErrorCode, String) {
@@ -954,14 +1093,25 @@ mod tests {
     fn sqs_mapping_has_aws_defaults_and_shape() {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
-        let out = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
-            .unwrap();
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
         assert_eq!(
             keys(&out),
             [
-                "BatchSize", "EventSourceArn", "EventSourceMappingArn", "FunctionArn",
-                "FunctionResponseTypes", "LastModified", "MaximumBatchingWindowInSeconds", "State",
-                "StateTransitionReason", "UUID"
+                "BatchSize",
+                "EventSourceArn",
+                "EventSourceMappingArn",
+                "FunctionArn",
+                "FunctionResponseTypes",
+                "LastModified",
+                "MaximumBatchingWindowInSeconds",
+                "State",
+                "StateTransitionReason",
+                "UUID"
             ]
         );
         let uuid = out["UUID"].as_str().unwrap();
@@ -1030,7 +1180,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
         for arn in [DDB, KINESIS] {
-            let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": arn}));
+            let r = run(
+                &e,
+                "CreateEventSourceMapping",
+                json!({"FunctionName": "fn1", "EventSourceArn": arn}),
+            );
             assert_eq!(
                 err(r),
                 (
@@ -1047,7 +1201,10 @@ mod tests {
             json!({"FunctionName": "fn1", "EventSourceArn": DDB, "StartingPosition": "AT_TIMESTAMP",
                    "StartingPositionTimestamp": 1700000000}),
         );
-        assert_eq!(err(r).1, format!("Unsupported starting position for arn type: {DDB}"));
+        assert_eq!(
+            err(r).1,
+            format!("Unsupported starting position for arn type: {DDB}")
+        );
         let ok = run(
             &e,
             "CreateEventSourceMapping",
@@ -1068,14 +1225,30 @@ mod tests {
     fn create_errors_match_aws() {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "doesnotexist"}));
-        assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Unrecognized event source.".into()));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "doesnotexist"}),
+        );
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::InvalidParameterValueException,
+                "Unrecognized event source.".into()
+            )
+        );
         let r = run(
             &e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "doesnotexist", "EventSourceArn": QUEUE}),
         );
-        assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Function does not exist".into()));
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::InvalidParameterValueException,
+                "Function does not exist".into()
+            )
+        );
         let r = run(
             &e,
             "CreateEventSourceMapping",
@@ -1110,7 +1283,10 @@ mod tests {
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "ParallelizationFactor": 2}),
         );
-        assert_eq!(err(r).1, "Unsupported ParallelizationFactor parameter for given event source mapping type.");
+        assert_eq!(
+            err(r).1,
+            "Unsupported ParallelizationFactor parameter for given event source mapping type."
+        );
         let r = run(
             &e,
             "CreateEventSourceMapping",
@@ -1118,7 +1294,10 @@ mod tests {
         );
         assert_eq!(err(r).1, "Unrecognized event source.");
         // Nothing was created.
-        assert_eq!(run(&e, "ListEventSourceMappings", json!({})).unwrap(), json!({"EventSourceMappings": []}));
+        assert_eq!(
+            run(&e, "ListEventSourceMappings", json!({})).unwrap(),
+            json!({"EventSourceMappings": []})
+        );
     }
 
     #[test]
@@ -1141,7 +1320,13 @@ mod tests {
                 "CreateEventSourceMapping",
                 json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "FilterCriteria": {"Filters": [filter]}}),
             );
-            assert_eq!(err(r), (ErrorCode::InvalidParameterValueException, "Invalid filter pattern definition.".into()));
+            assert_eq!(
+                err(r),
+                (
+                    ErrorCode::InvalidParameterValueException,
+                    "Invalid filter pattern definition.".into()
+                )
+            );
         }
         let pattern = r#"{"body": {"my-number": [{"numeric": [">", 100]}], "k": ["v"]}}"#;
         let out = run(
@@ -1151,16 +1336,27 @@ mod tests {
                    "FilterCriteria": {"Filters": [{"Pattern": pattern}]}}),
         )
         .unwrap();
-        assert_eq!(out["FilterCriteria"], json!({"Filters": [{"Pattern": pattern}]}));
+        assert_eq!(
+            out["FilterCriteria"],
+            json!({"Filters": [{"Pattern": pattern}]})
+        );
     }
 
     #[test]
     fn duplicates_are_refused_with_per_type_messages() {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
-        let first = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
-            .unwrap();
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}));
+        let first = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
+        );
         assert_eq!(
             err(r),
             (
@@ -1173,8 +1369,18 @@ mod tests {
             )
         );
         // Another qualifier is another function ARN, and another function is fine.
-        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1:1", "EventSourceArn": QUEUE})).unwrap();
-        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn2", "EventSourceArn": QUEUE})).unwrap();
+        run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1:1", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
+        run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn2", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
         let k1 = run(
             &e,
             "CreateEventSourceMapping",
@@ -1207,7 +1413,10 @@ mod tests {
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": source}),
         );
-        assert_eq!(err(r).1, "Required 'sourceAccessConfigurations' parameter is missing.");
+        assert_eq!(
+            err(r).1,
+            "Required 'sourceAccessConfigurations' parameter is missing."
+        );
         let out = run(
             &e,
             "CreateEventSourceMapping",
@@ -1219,14 +1428,26 @@ mod tests {
         assert_eq!(
             keys(&out),
             [
-                "BatchSize", "EventSourceMappingArn", "FunctionArn", "LastModified",
-                "LastProcessingResult", "SelfManagedEventSource", "SelfManagedKafkaEventSourceConfig",
-                "SourceAccessConfigurations", "StartingPosition", "State", "StateTransitionReason",
-                "Topics", "UUID"
+                "BatchSize",
+                "EventSourceMappingArn",
+                "FunctionArn",
+                "LastModified",
+                "LastProcessingResult",
+                "SelfManagedEventSource",
+                "SelfManagedKafkaEventSourceConfig",
+                "SourceAccessConfigurations",
+                "StartingPosition",
+                "State",
+                "StateTransitionReason",
+                "Topics",
+                "UUID"
             ]
         );
         assert_eq!(out["BatchSize"], 100);
-        assert_eq!(out["SelfManagedKafkaEventSourceConfig"], json!({"ConsumerGroupId": uuid}));
+        assert_eq!(
+            out["SelfManagedKafkaEventSourceConfig"],
+            json!({"ConsumerGroupId": uuid})
+        );
         assert_eq!(out["StartingPosition"], "TRIM_HORIZON");
         assert_eq!(out["StateTransitionReason"], "USER_INITIATED");
         let two = json!({"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:1000", "kafka:2000"]}});
@@ -1255,7 +1476,10 @@ mod tests {
                    "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "random_id"}}),
         )
         .unwrap();
-        assert_eq!(other["SelfManagedKafkaEventSourceConfig"], json!({"ConsumerGroupId": "random_id"}));
+        assert_eq!(
+            other["SelfManagedKafkaEventSourceConfig"],
+            json!({"ConsumerGroupId": "random_id"})
+        );
         assert_eq!(other["StartingPosition"], "LATEST");
     }
 
@@ -1269,15 +1493,25 @@ mod tests {
             ("fn1:1", format!("{FN_ARN}:1")),
             ("fn1:myalias", format!("{FN_ARN}:myalias")),
             (FN_ARN, FN_ARN.to_string()),
-            ("arn:aws:lambda:us-east-1:111111111111:function:fn1:myalias", format!("{FN_ARN}:myalias")),
+            (
+                "arn:aws:lambda:us-east-1:111111111111:function:fn1:myalias",
+                format!("{FN_ARN}:myalias"),
+            ),
         ] {
-            let out =
-                run(&e, "CreateEventSourceMapping", json!({"FunctionName": given, "EventSourceArn": QUEUE}))
-                    .unwrap();
+            let out = run(
+                &e,
+                "CreateEventSourceMapping",
+                json!({"FunctionName": given, "EventSourceArn": QUEUE}),
+            )
+            .unwrap();
             assert_eq!(out["FunctionArn"], arn);
             run(&e, "DeleteEventSourceMapping", json!({"UUID": out["UUID"]})).unwrap();
         }
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1:nope", "EventSourceArn": QUEUE}));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1:nope", "EventSourceArn": QUEUE}),
+        );
         assert_eq!(err(r).1, "Function does not exist");
     }
 
@@ -1285,10 +1519,18 @@ mod tests {
     fn update_get_delete_lifecycle() {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
-        let out = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}))
-            .unwrap();
+        let out = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
         let uuid = out["UUID"].as_str().unwrap().to_string();
-        let r = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "BatchSize": 11}));
+        let r = run(
+            &e,
+            "UpdateEventSourceMapping",
+            json!({"UUID": uuid, "BatchSize": 11}),
+        );
         assert_eq!(
             err(r).1,
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
@@ -1300,25 +1542,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(upd["State"], "Updating");
-        assert_eq!(upd["FunctionArn"], "arn:aws:lambda:us-east-1:111111111111:function:fn2");
+        assert_eq!(
+            upd["FunctionArn"],
+            "arn:aws:lambda:us-east-1:111111111111:function:fn2"
+        );
         assert_eq!(upd["BatchSize"], 20);
         settle();
-        assert_eq!(run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap()["State"], "Enabled");
-        let dis = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": false})).unwrap();
+        assert_eq!(
+            run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap()["State"],
+            "Enabled"
+        );
+        let dis = run(
+            &e,
+            "UpdateEventSourceMapping",
+            json!({"UUID": uuid, "Enabled": false}),
+        )
+        .unwrap();
         assert_eq!(dis["State"], "Disabling");
         settle();
         let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
         assert_eq!(got["State"], "Disabled");
         assert!(!e.mappings()[0].1.is_active(now_ms()));
-        let en = run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": true})).unwrap();
+        let en = run(
+            &e,
+            "UpdateEventSourceMapping",
+            json!({"UUID": uuid, "Enabled": true}),
+        )
+        .unwrap();
         assert_eq!(en["State"], "Enabling");
         let del = run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid})).unwrap();
         assert_eq!(del["State"], "Deleting");
         assert_eq!(del["BatchSize"], 20);
-        let missing = (ErrorCode::ResourceNotFoundException, "The resource you requested does not exist.".to_string());
-        assert_eq!(err(run(&e, "GetEventSourceMapping", json!({"UUID": uuid}))), missing);
-        assert_eq!(err(run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid}))), missing);
-        assert_eq!(err(run(&e, "UpdateEventSourceMapping", json!({"UUID": uuid, "Enabled": false}))), missing);
+        let missing = (
+            ErrorCode::ResourceNotFoundException,
+            "The resource you requested does not exist.".to_string(),
+        );
+        assert_eq!(
+            err(run(&e, "GetEventSourceMapping", json!({"UUID": uuid}))),
+            missing
+        );
+        assert_eq!(
+            err(run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid}))),
+            missing
+        );
+        assert_eq!(
+            err(run(
+                &e,
+                "UpdateEventSourceMapping",
+                json!({"UUID": uuid, "Enabled": false})
+            )),
+            missing
+        );
     }
 
     #[test]
@@ -1338,8 +1612,18 @@ mod tests {
     fn list_filters_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
-        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": QUEUE})).unwrap();
-        run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn2", "EventSourceArn": QUEUE})).unwrap();
+        run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
+        run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn2", "EventSourceArn": QUEUE}),
+        )
+        .unwrap();
         run(
             &e,
             "CreateEventSourceMapping",
@@ -1347,21 +1631,41 @@ mod tests {
         )
         .unwrap();
         let count = |input: Value| {
-            run(&e, "ListEventSourceMappings", input).unwrap()["EventSourceMappings"].as_array().unwrap().len()
+            run(&e, "ListEventSourceMappings", input).unwrap()["EventSourceMappings"]
+                .as_array()
+                .unwrap()
+                .len()
         };
         assert_eq!(count(json!({})), 3);
         assert_eq!(count(json!({"EventSourceArn": QUEUE})), 2);
         assert_eq!(count(json!({"FunctionName": "fn1"})), 2);
-        assert_eq!(count(json!({"FunctionName": FN_ARN, "EventSourceArn": KINESIS})), 1);
+        assert_eq!(
+            count(json!({"FunctionName": FN_ARN, "EventSourceArn": KINESIS})),
+            1
+        );
         assert_eq!(count(json!({"FunctionName": "doesnotexist"})), 0);
         let p1 = run(&e, "ListEventSourceMappings", json!({"MaxItems": 2})).unwrap();
         assert_eq!(p1["EventSourceMappings"].as_array().unwrap().len(), 2);
-        let p2 = run(&e, "ListEventSourceMappings", json!({"MaxItems": 2, "Marker": p1["NextMarker"]})).unwrap();
+        let p2 = run(
+            &e,
+            "ListEventSourceMappings",
+            json!({"MaxItems": 2, "Marker": p1["NextMarker"]}),
+        )
+        .unwrap();
         assert_eq!(p2["EventSourceMappings"].as_array().unwrap().len(), 1);
         assert!(p2.get("NextMarker").is_none());
         let mut all: Vec<Value> = p1["EventSourceMappings"].as_array().unwrap().clone();
-        all.extend(p2["EventSourceMappings"].as_array().unwrap().iter().cloned());
-        let uuids: HashSet<_> = all.iter().map(|m| m["UUID"].as_str().unwrap().to_string()).collect();
+        all.extend(
+            p2["EventSourceMappings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
+        let uuids: HashSet<_> = all
+            .iter()
+            .map(|m| m["UUID"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(uuids.len(), 3);
     }
 
@@ -1380,22 +1684,40 @@ mod tests {
             assert!(rx.has_changed().unwrap());
             let uuid = out["UUID"].as_str().unwrap().to_string();
             e.record_processing_result(&uuid, "OK").unwrap();
-            (uuid, out["EventSourceMappingArn"].as_str().unwrap().to_string())
+            (
+                uuid,
+                out["EventSourceMappingArn"].as_str().unwrap().to_string(),
+            )
         };
         let e = open(dir.path());
         let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
         assert_eq!(got["EventSourceArn"], QUEUE);
-        assert_eq!(e.mappings()[0].1.last_processing_result.as_deref(), Some("OK"));
-        assert_eq!(e.tags(&scope(), &arn).unwrap().get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            e.mappings()[0].1.last_processing_result.as_deref(),
+            Some("OK")
+        );
+        assert_eq!(
+            e.tags(&scope(), &arn)
+                .unwrap()
+                .get("team")
+                .map(String::as_str),
+            Some("a")
+        );
         e.set_tags(&scope(), &arn, BTreeMap::new()).unwrap();
         assert!(e.tags(&scope(), &arn).unwrap().is_empty());
-        let missing = format!("{}0", &arn[..arn.len() - 1]);
+        let missing = "arn:aws:lambda:us-east-1:111111111111:event-source-mapping:\
+                       00000000-0000-0000-0000-000000000000";
         assert_eq!(
             e.tags(&scope(), &missing).unwrap_err().message,
             format!("Event source mapping not found: {missing}")
         );
-        let other = Scope { account: "222222222222".into(), region: "us-east-1".into() };
-        let r = e.execute(&other, "GetEventSourceMapping", &json!({"UUID": uuid})).unwrap();
+        let other = Scope {
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+        };
+        let r = e
+            .execute(&other, "GetEventSourceMapping", &json!({"UUID": uuid}))
+            .unwrap();
         assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFoundException);
     }
 
@@ -1404,7 +1726,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = open(dir.path());
         let msk = "arn:aws:kafka:us-east-1:111111111111:cluster/c/abc";
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": msk}));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": msk}),
+        );
         assert_eq!(err(r).1, "Required 'topics' parameter is missing.");
         let out = run(
             &e,
@@ -1412,10 +1738,20 @@ mod tests {
             json!({"FunctionName": "fn1", "EventSourceArn": msk, "Topics": ["t"]}),
         )
         .unwrap();
-        assert_eq!(out["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"], out["UUID"]);
+        assert_eq!(
+            out["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"],
+            out["UUID"]
+        );
         let mq = "arn:aws:mq:us-east-1:111111111111:broker:b:b-1234";
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"]}));
-        assert_eq!(err(r).1, "Required 'sourceAccessConfigurations' parameter is missing.");
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"]}),
+        );
+        assert_eq!(
+            err(r).1,
+            "Required 'sourceAccessConfigurations' parameter is missing."
+        );
         let out = run(
             &e,
             "CreateEventSourceMapping",
@@ -1425,7 +1761,11 @@ mod tests {
         .unwrap();
         assert_eq!(out["Queues"], json!(["q"]));
         let docdb = "arn:aws:rds:us-east-1:111111111111:cluster:docdb-1";
-        let r = run(&e, "CreateEventSourceMapping", json!({"FunctionName": "fn1", "EventSourceArn": docdb}));
+        let r = run(
+            &e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": docdb}),
+        );
         assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
         let out = run(
             &e,
@@ -1434,12 +1774,18 @@ mod tests {
                    "DocumentDBEventSourceConfig": {"DatabaseName": "db"}}),
         )
         .unwrap();
-        assert_eq!(out["DocumentDBEventSourceConfig"], json!({"DatabaseName": "db"}));
+        assert_eq!(
+            out["DocumentDBEventSourceConfig"],
+            json!({"DatabaseName": "db"})
+        );
         let r = run(
             &e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn2", "EventSourceArn": QUEUE, "Topics": ["t"]}),
         );
-        assert_eq!(err(r).1, "Unsupported Topics parameter for given event source mapping type.");
+        assert_eq!(
+            err(r).1,
+            "Unsupported Topics parameter for given event source mapping type."
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::configuration::{
 use crate::function_name::{self, FunctionRef};
 use crate::lifecycle::Status;
 use crate::state::{Function, FunctionDoc};
-use crate::{arn, version, ControlPlane, ErrorCode, LambdaError, Scope};
+use crate::{alias, arn, version, ControlPlane, ErrorCode, LambdaError, Scope};
 
 /// ListFunctions' default and largest page.
 pub const MAX_LIST_ITEMS: usize = 50;
@@ -125,10 +125,28 @@ pub struct DeleteFunctionOutput {
     pub status_code: u16,
 }
 
-/// The version a qualifier designates: `$LATEST` when absent.
-// Alias resolution joins here when aliases exist.
+/// The version a qualifier designates: `$LATEST` when absent, a published version by number, or
+/// the version an alias points to (its primary version; see [`resolve_invoke_version`]).
 pub fn resolve_version<'a>(f: &'a Function, qualifier: Option<&str>) -> Option<&'a VersionRecord> {
-    f.version(qualifier.unwrap_or(LATEST))
+    let q = qualifier.unwrap_or(LATEST);
+    f.version(q).or_else(|| {
+        let alias = f.doc.aliases.get(q)?;
+        f.version(&alias.function_version)
+    })
+}
+
+/// The version an invoke with this qualifier runs: as [`resolve_version`], except that an alias
+/// with a routing configuration sends each invoke to its extra version with that version's weight.
+/// No allocation, no disk: map lookups and one random number.
+pub fn resolve_invoke_version<'a>(
+    f: &'a Function,
+    qualifier: Option<&str>,
+) -> Option<&'a VersionRecord> {
+    let q = qualifier.unwrap_or(LATEST);
+    f.version(q).or_else(|| {
+        let alias = f.doc.aliases.get(q)?;
+        f.version(alias.pick_version())
+    })
 }
 
 /// What other resources (layers, event source mappings, ...) may ask about functions.
@@ -238,6 +256,7 @@ pub async fn create(
         last_published: 0,
         tags: input.tags.unwrap_or_default(),
         reserved_concurrency: None,
+        aliases: BTreeMap::new(),
     };
     let mut versions = BTreeMap::new();
     let mut published = None;
@@ -547,6 +566,11 @@ pub async fn delete(
     input: QualifiedInput,
 ) -> Result<DeleteFunctionOutput, LambdaError> {
     let fref = function_name::resolve(scope, &input.function_name, input.qualifier.as_deref())?;
+    if fref.qualifier.as_deref().is_some_and(alias::is_alias_name) {
+        return Err(LambdaError::invalid(
+            "Deletion of aliases is not currently supported.",
+        ));
+    }
     if fref.qualifier.as_deref() == Some(LATEST) {
         return Err(LambdaError::invalid(
             "$LATEST version cannot be deleted without deleting the function.",
@@ -570,7 +594,22 @@ pub async fn delete(
             };
             let (_, _, retired) = cp
                 .index
-                .modify(scope, &name, not_found, |_, draft| {
+                .modify(scope, &name, not_found, |current, draft| {
+                    let q = n.to_string();
+                    let users: Vec<&str> = current
+                        .doc
+                        .aliases
+                        .values()
+                        .filter(|a| a.references(&q))
+                        .map(|a| a.name.as_str())
+                        .collect();
+                    if !users.is_empty() {
+                        return Err(LambdaError::conflict(format!(
+                            "Unable to delete version because the following aliases reference \
+                             it: [{}]",
+                            users.join(", ")
+                        )));
+                    }
                     draft.remove_version(n);
                     Ok(())
                 })

@@ -28,7 +28,8 @@ const MAX_LIST_ITEMS: usize = 50;
 const RESOURCE_NOT_FOUND: &str = "The resource you requested does not exist.";
 const VERSION_BELOW_ONE: &str = "Layer Version Cannot be less than 1";
 const NO_POLICY: &str = "No policy is associated with the given resource.";
-const STALE_POLICY_REVISION: &str = "The Revision Id provided does not match the latest Revision Id. \
+const STALE_POLICY_REVISION: &str =
+    "The Revision Id provided does not match the latest Revision Id. \
      Call the GetLayerPolicy API to retrieve the latest Revision Id";
 
 /// A layer version a function may use, as the function's configuration and sandbox need it.
@@ -88,7 +89,10 @@ impl LayerVersion {
     /// The members every layer-version shape shares (`LayerVersionsListItem`).
     fn list_item(&self, layer_arn: &str) -> serde_json::Map<String, Value> {
         let mut m = serde_json::Map::new();
-        m.insert("LayerVersionArn".into(), format!("{layer_arn}:{}", self.version).into());
+        m.insert(
+            "LayerVersionArn".into(),
+            format!("{layer_arn}:{}", self.version).into(),
+        );
         m.insert("Version".into(), self.version.into());
         m.insert("Description".into(), self.description.clone().into());
         m.insert("CreatedDate".into(), self.created_date.clone().into());
@@ -133,7 +137,10 @@ impl LayerVersionRef {
     fn parse(arn: &str) -> Option<Self> {
         match arn.split(':').collect::<Vec<_>>().as_slice() {
             ["arn", _, "lambda", region, account, "layer", name, version] => Some(Self {
-                scope: Scope { account: account.to_string(), region: region.to_string() },
+                scope: Scope {
+                    account: account.to_string(),
+                    region: region.to_string(),
+                },
                 name: name.to_string(),
                 version: version.parse().ok()?,
             }),
@@ -239,12 +246,12 @@ impl Layers {
             let code = {
                 let layers = self.layers.read();
                 let version = u64::try_from(r.version).ok().and_then(|v| {
-                    layers.get(&key(&r.scope, &r.name)).and_then(|d| d.versions.get(&v))
+                    layers
+                        .get(&key(&r.scope, &r.name))
+                        .and_then(|d| d.versions.get(&v))
                 });
                 match version {
-                    Some(v) if v.may_be_used_by(&r.scope.account, &scope.account) => {
-                        v.code.clone()
-                    }
+                    Some(v) if v.may_be_used_by(&r.scope.account, &scope.account) => v.code.clone(),
                     _ => return Err(does_not_exist(arn)),
                 }
             };
@@ -285,31 +292,34 @@ impl Layers {
     fn publish(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let (owner, name) = target(scope, input, "lambda:PublishLayerVersion")?;
         let content = input.get("Content").unwrap_or(&Value::Null);
-        let zip = match opt_str(content, "ZipFile") {
-            Some(b64) => decode_zip_file(b64)?,
-            None if content.get("S3Bucket").is_some() || content.get("S3Key").is_some() => {
-                return Err(LambdaError::invalid(
-                    "Flint cannot fetch layer content from Amazon S3: upload the zip as \
+        let zip =
+            match opt_str(content, "ZipFile") {
+                Some(b64) => decode_zip_file(b64)?,
+                None if content.get("S3Bucket").is_some() || content.get("S3Key").is_some() => {
+                    return Err(LambdaError::invalid(
+                        "Flint cannot fetch layer content from Amazon S3: upload the zip as \
                      Content.ZipFile instead.",
-                ));
-            }
-            None => {
-                return Err(LambdaError::invalid(
+                    ));
+                }
+                None => return Err(LambdaError::invalid(
                     "Could not unzip uploaded file. Please check your file, then try to upload \
                      again.",
-                ))
-            }
-        };
+                )),
+            };
         // Unzipping is the slow part: do it before taking the lock.
         let code = self.code.ingest(&zip)?;
         let mut layers = self.layers.write();
         let k = key(&owner, &name);
-        let mut doc =
-            layers.get(&k).cloned().unwrap_or(LayerDoc { last_version: 0, versions: BTreeMap::new() });
+        let mut doc = layers.get(&k).cloned().unwrap_or(LayerDoc {
+            last_version: 0,
+            versions: BTreeMap::new(),
+        });
         let version = doc.last_version + 1;
         let lv = LayerVersion {
             version,
-            description: opt_str(input, "Description").unwrap_or_default().to_string(),
+            description: opt_str(input, "Description")
+                .unwrap_or_default()
+                .to_string(),
             created_date: iso_timestamp(chrono::Utc::now()),
             compatible_runtimes: opt_str_list(input, "CompatibleRuntimes"),
             compatible_architectures: opt_str_list(input, "CompatibleArchitectures"),
@@ -364,7 +374,11 @@ impl Layers {
             .iter()
             .filter(|((a, r, _), _)| *a == scope.account && *r == scope.region)
             .filter_map(|((_, _, name), doc)| {
-                let latest = doc.versions.values().rev().find(|v| v.matches(runtime, arch))?;
+                let latest = doc
+                    .versions
+                    .values()
+                    .rev()
+                    .find(|v| v.matches(runtime, arch))?;
                 let layer_arn = layer_arn(scope, name);
                 let item = json!({
                     "LayerName": name,
@@ -452,12 +466,19 @@ impl Layers {
         };
         let mut layers = self.layers.write();
         let k = key(&owner, &name);
-        let mut doc = layers.get(&k).cloned().ok_or_else(|| version_missing(&owner, &name, version))?;
-        let lv = doc.versions.get_mut(&version).ok_or_else(|| version_missing(&owner, &name, version))?;
+        let mut doc = layers
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| version_missing(&owner, &name, version))?;
+        let lv = doc
+            .versions
+            .get_mut(&version)
+            .ok_or_else(|| version_missing(&owner, &name, version))?;
         check_revision(lv.policy.as_ref(), opt_str(input, "RevisionId"))?;
-        let policy = lv
-            .policy
-            .get_or_insert_with(|| LayerPolicy { revision_id: String::new(), statements: Vec::new() });
+        let policy = lv.policy.get_or_insert_with(|| LayerPolicy {
+            revision_id: String::new(),
+            statements: Vec::new(),
+        });
         if policy.statements.iter().any(|s| s["Sid"] == sid) {
             return Err(LambdaError::conflict(format!(
                 "The statement id ({sid}) provided already exists. Please provide a new \
@@ -488,8 +509,14 @@ impl Layers {
         let sid = opt_str(input, "StatementId").unwrap_or_default();
         let mut layers = self.layers.write();
         let k = key(&owner, &name);
-        let mut doc = layers.get(&k).cloned().ok_or_else(|| version_missing(&owner, &name, version))?;
-        let lv = doc.versions.get_mut(&version).ok_or_else(|| version_missing(&owner, &name, version))?;
+        let mut doc = layers
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| version_missing(&owner, &name, version))?;
+        let lv = doc
+            .versions
+            .get_mut(&version)
+            .ok_or_else(|| version_missing(&owner, &name, version))?;
         check_revision(lv.policy.as_ref(), opt_str(input, "RevisionId"))?;
         let not_found =
             || LambdaError::not_found(format!("Statement {sid} is not found in resource policy."));
@@ -517,7 +544,10 @@ impl Layers {
             .get(&key(&owner, &name))
             .and_then(|d| d.versions.get(&version))
             .ok_or_else(|| version_missing(&owner, &name, version))?;
-        let policy = lv.policy.as_ref().ok_or_else(|| LambdaError::not_found(NO_POLICY))?;
+        let policy = lv
+            .policy
+            .as_ref()
+            .ok_or_else(|| LambdaError::not_found(NO_POLICY))?;
         let document = json!({
             "Version": "2012-10-17",
             "Id": "default",
@@ -544,26 +574,42 @@ impl Layers {
 
     fn persist(&self, owner: &Scope, name: &str, doc: &LayerDoc) -> Result<(), LambdaError> {
         let value = serde_json::to_string(doc).map_err(store_error)?;
-        let k = DocKey { account: &owner.account, region: &owner.region, kind: KIND, key: name };
+        let k = DocKey {
+            account: &owner.account,
+            region: &owner.region,
+            kind: KIND,
+            key: name,
+        };
         self.store.put(&k, &value).map_err(store_error)
     }
 }
 
 fn key(scope: &Scope, name: &str) -> LayerKey {
-    (scope.account.clone(), scope.region.clone(), name.to_string())
+    (
+        scope.account.clone(),
+        scope.region.clone(),
+        name.to_string(),
+    )
 }
 
 fn layer_arn(scope: &Scope, name: &str) -> String {
-    format!("arn:aws:lambda:{}:{}:layer:{name}", scope.region, scope.account)
+    format!(
+        "arn:aws:lambda:{}:{}:layer:{name}",
+        scope.region, scope.account
+    )
 }
 
 /// `LayerName` is a name or a layer ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:NAME`), which may
 /// name another account's layer.
 fn layer_of(scope: &Scope, layer_name: &str) -> (Scope, String) {
     match layer_name.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "lambda", region, account, "layer", name] => {
-            (Scope { account: account.to_string(), region: region.to_string() }, name.to_string())
-        }
+        ["arn", _, "lambda", region, account, "layer", name] => (
+            Scope {
+                account: account.to_string(),
+                region: region.to_string(),
+            },
+            name.to_string(),
+        ),
         _ => (scope.clone(), layer_name.to_string()),
     }
 }
@@ -618,7 +664,10 @@ mod tests {
     const REGION: &str = "us-east-1";
 
     fn scope() -> Scope {
-        Scope { account: ACCOUNT.into(), region: REGION.into() }
+        Scope {
+            account: ACCOUNT.into(),
+            region: REGION.into(),
+        }
     }
 
     fn open(dir: &Path) -> Layers {
@@ -627,7 +676,10 @@ mod tests {
     }
 
     fn zip() -> Vec<u8> {
-        test_zip(&[("python/lib.py", b"X = 1", 0o644), ("bin/tool", b"#!/bin/sh\n", 0o755)])
+        test_zip(&[
+            ("python/lib.py", b"X = 1", 0o644),
+            ("bin/tool", b"#!/bin/sh\n", 0o755),
+        ])
     }
 
     fn b64(bytes: &[u8]) -> String {
@@ -691,7 +743,10 @@ mod tests {
         assert!(second.get("LicenseInfo").is_none());
         assert_eq!(second["Description"], "");
         let unpacked = l.unpacked_dir(&hex_digest).unwrap();
-        assert_eq!(std::fs::read(unpacked.join("python/lib.py")).unwrap(), b"X = 1");
+        assert_eq!(
+            std::fs::read(unpacked.join("python/lib.py")).unwrap(),
+            b"X = 1"
+        );
         assert!(l.blob_path(&hex_digest).is_some());
         assert_eq!(l.total_code_size(&scope()), 2 * zip().len() as u64);
     }
@@ -700,7 +755,11 @@ mod tests {
     fn empty_compatibility_lists_are_kept_as_given() {
         let dir = tempfile::tempdir().unwrap();
         let l = open(dir.path());
-        let out = publish(&l, "e", json!({"CompatibleRuntimes": [], "CompatibleArchitectures": []}));
+        let out = publish(
+            &l,
+            "e",
+            json!({"CompatibleRuntimes": [], "CompatibleArchitectures": []}),
+        );
         assert_eq!(out["CompatibleRuntimes"], json!([]));
         assert_eq!(out["CompatibleArchitectures"], json!([]));
     }
@@ -746,19 +805,34 @@ mod tests {
         let l = open(dir.path());
         publish(&l, "l", json!({}));
         for v in [0, -1] {
-            let r = run(&l, "GetLayerVersion", json!({"LayerName": "l", "VersionNumber": v}));
+            let r = run(
+                &l,
+                "GetLayerVersion",
+                json!({"LayerName": "l", "VersionNumber": v}),
+            );
             assert_eq!(
                 err(r),
-                (ErrorCode::InvalidParameterValueException, "Layer Version Cannot be less than 1".into())
+                (
+                    ErrorCode::InvalidParameterValueException,
+                    "Layer Version Cannot be less than 1".into()
+                )
             );
         }
         let missing = (
             ErrorCode::ResourceNotFoundException,
             "The resource you requested does not exist.".to_string(),
         );
-        let r = run(&l, "GetLayerVersion", json!({"LayerName": "l", "VersionNumber": 2}));
+        let r = run(
+            &l,
+            "GetLayerVersion",
+            json!({"LayerName": "l", "VersionNumber": 2}),
+        );
         assert_eq!(err(r), missing);
-        let r = run(&l, "GetLayerVersion", json!({"LayerName": "nope", "VersionNumber": 1}));
+        let r = run(
+            &l,
+            "GetLayerVersion",
+            json!({"LayerName": "nope", "VersionNumber": 1}),
+        );
         assert_eq!(err(r), missing);
         let r = run(
             &l,
@@ -788,12 +862,23 @@ mod tests {
         let l = open(dir.path());
         publish(&l, "l", json!({}));
         publish(&l, "l", json!({}));
-        let del = |n: i64| run(&l, "DeleteLayerVersion", json!({"LayerName": "l", "VersionNumber": n}));
+        let del = |n: i64| {
+            run(
+                &l,
+                "DeleteLayerVersion",
+                json!({"LayerName": "l", "VersionNumber": n}),
+            )
+        };
         assert_eq!(del(1).unwrap(), json!({}));
         assert_eq!(del(1).unwrap(), json!({}));
         assert_eq!(del(7).unwrap(), json!({}));
         assert_eq!(
-            run(&l, "DeleteLayerVersion", json!({"LayerName": "nope", "VersionNumber": 1})).unwrap(),
+            run(
+                &l,
+                "DeleteLayerVersion",
+                json!({"LayerName": "nope", "VersionNumber": 1})
+            )
+            .unwrap(),
             json!({})
         );
         assert_eq!(err(del(-1)).1, "Layer Version Cannot be less than 1");
@@ -807,14 +892,25 @@ mod tests {
     fn list_layers_shows_latest_matching_version() {
         let dir = tempfile::tempdir().unwrap();
         let l = open(dir.path());
-        publish(&l, "b", json!({"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]}));
-        publish(&l, "b", json!({"CompatibleRuntimes": ["nodejs20.x"], "CompatibleArchitectures": ["arm64"]}));
+        publish(
+            &l,
+            "b",
+            json!({"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]}),
+        );
+        publish(
+            &l,
+            "b",
+            json!({"CompatibleRuntimes": ["nodejs20.x"], "CompatibleArchitectures": ["arm64"]}),
+        );
         publish(&l, "a", json!({"CompatibleRuntimes": ["python3.12"]}));
         let out = run(&l, "ListLayers", json!({})).unwrap();
         let layers = out["Layers"].as_array().unwrap();
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[0]["LayerName"], "a");
-        assert_eq!(layers[1]["LayerArn"], "arn:aws:lambda:us-east-1:111111111111:layer:b");
+        assert_eq!(
+            layers[1]["LayerArn"],
+            "arn:aws:lambda:us-east-1:111111111111:layer:b"
+        );
         assert_eq!(layers[1]["LatestMatchingVersion"]["Version"], 2);
         assert_eq!(
             layers[1]["LatestMatchingVersion"]["LayerVersionArn"],
@@ -824,8 +920,12 @@ mod tests {
         assert!(out.get("NextMarker").is_none());
 
         let out = run(&l, "ListLayers", json!({"CompatibleRuntime": "python3.12"})).unwrap();
-        let versions: Vec<_> =
-            out["Layers"].as_array().unwrap().iter().map(|x| x["LatestMatchingVersion"]["Version"].clone()).collect();
+        let versions: Vec<_> = out["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["LatestMatchingVersion"]["Version"].clone())
+            .collect();
         assert_eq!(versions, [json!(1), json!(1)]);
         let out = run(&l, "ListLayers", json!({"CompatibleArchitecture": "arm64"})).unwrap();
         assert_eq!(out["Layers"].as_array().unwrap().len(), 1);
@@ -844,15 +944,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = open(dir.path());
         for rt in ["python3.12", "nodejs20.x", "python3.12"] {
-            publish(&l, "l", json!({"CompatibleRuntimes": [rt], "Description": "x", "LicenseInfo": "MIT"}));
+            publish(
+                &l,
+                "l",
+                json!({"CompatibleRuntimes": [rt], "Description": "x", "LicenseInfo": "MIT"}),
+            );
         }
         let out = run(&l, "ListLayerVersions", json!({"LayerName": "l"})).unwrap();
         let items = out["LayerVersions"].as_array().unwrap();
-        assert_eq!(items.iter().map(|i| i["Version"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 2, 1]);
-        let keys: Vec<&str> = items[0].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| i["Version"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [3, 2, 1]
+        );
+        let keys: Vec<&str> = items[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             keys,
-            ["LayerVersionArn", "Version", "Description", "CreatedDate", "CompatibleRuntimes", "LicenseInfo"]
+            [
+                "LayerVersionArn",
+                "Version",
+                "Description",
+                "CreatedDate",
+                "CompatibleRuntimes",
+                "LicenseInfo"
+            ]
         );
         let out = run(
             &l,
@@ -870,7 +992,12 @@ mod tests {
         .unwrap();
         assert_eq!(out["LayerVersions"][0]["Version"], 1);
         assert!(out.get("NextMarker").is_none());
-        let out = run(&l, "ListLayerVersions", json!({"LayerName": "doesnotexist"})).unwrap();
+        let out = run(
+            &l,
+            "ListLayerVersions",
+            json!({"LayerName": "doesnotexist"}),
+        )
+        .unwrap();
         assert_eq!(out, json!({"LayerVersions": []}));
     }
 
@@ -879,10 +1006,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = open(dir.path());
         publish(&l, "l", json!({}));
-        let get = || run(&l, "GetLayerVersionPolicy", json!({"LayerName": "l", "VersionNumber": 1}));
+        let get = || {
+            run(
+                &l,
+                "GetLayerVersionPolicy",
+                json!({"LayerName": "l", "VersionNumber": 1}),
+            )
+        };
         assert_eq!(
             err(get()),
-            (ErrorCode::ResourceNotFoundException, "No policy is associated with the given resource.".into())
+            (
+                ErrorCode::ResourceNotFoundException,
+                "No policy is associated with the given resource.".into()
+            )
         );
         let add = |sid: &str, rev: Option<&str>| {
             let mut input = json!({"LayerName": "l", "VersionNumber": 1, "StatementId": sid,
@@ -931,7 +1067,10 @@ mod tests {
         assert_eq!(err(remove("s1", Some("wrong"))), stale);
         assert_eq!(
             err(remove("doesnotexist", None)),
-            (ErrorCode::ResourceNotFoundException, "Statement doesnotexist is not found in resource policy.".into())
+            (
+                ErrorCode::ResourceNotFoundException,
+                "Statement doesnotexist is not found in resource policy.".into()
+            )
         );
         assert_eq!(remove("s2", s2["RevisionId"].as_str()).unwrap(), json!({}));
         let after = get().unwrap();
@@ -939,7 +1078,10 @@ mod tests {
         let doc: Value = serde_json::from_str(after["Policy"].as_str().unwrap()).unwrap();
         assert_eq!(doc["Statement"].as_array().unwrap().len(), 1);
         remove("s1", None).unwrap();
-        assert_eq!(err(get()).1, "No policy is associated with the given resource.");
+        assert_eq!(
+            err(get()).1,
+            "No policy is associated with the given resource."
+        );
     }
 
     #[test]
@@ -959,7 +1101,11 @@ mod tests {
                        "Action": "lambda:GetLayerVersion", "Principal": "*"}),
             );
             assert_eq!(err(r), want);
-            let r = run(&l, "GetLayerVersionPolicy", json!({"LayerName": name, "VersionNumber": v}));
+            let r = run(
+                &l,
+                "GetLayerVersionPolicy",
+                json!({"LayerName": name, "VersionNumber": v}),
+            );
             assert_eq!(err(r), want);
             let r = run(
                 &l,
@@ -984,8 +1130,14 @@ mod tests {
         )
         .unwrap();
         let st: Value = serde_json::from_str(out["Statement"].as_str().unwrap()).unwrap();
-        assert_eq!(st["Principal"], json!({"AWS": "arn:aws:iam::222222222222:root"}));
-        assert_eq!(st["Condition"], json!({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}));
+        assert_eq!(
+            st["Principal"],
+            json!({"AWS": "arn:aws:iam::222222222222:root"})
+        );
+        assert_eq!(
+            st["Condition"],
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}})
+        );
     }
 
     #[test]
@@ -993,11 +1145,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = open(dir.path());
         publish(&l, "shared", json!({}));
-        let other = Scope { account: "222222222222".into(), region: REGION.into() };
+        let other = Scope {
+            account: "222222222222".into(),
+            region: REGION.into(),
+        };
         let arn = "arn:aws:lambda:us-east-1:111111111111:layer:shared:1".to_string();
-        let e = l.resolve_for_function(&other, std::slice::from_ref(&arn)).unwrap_err();
+        let e = l
+            .resolve_for_function(&other, std::slice::from_ref(&arn))
+            .unwrap_err();
         assert_eq!(e.message, format!("Layer version {arn} does not exist."));
-        let get = l.execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn})).unwrap();
+        let get = l
+            .execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn}))
+            .unwrap();
         assert_eq!(get.unwrap_err().code, ErrorCode::ResourceNotFoundException);
         // The other account cannot change it either.
         let del = l
@@ -1015,8 +1174,15 @@ mod tests {
                    "Action": "lambda:GetLayerVersion", "Principal": "222222222222"}),
         )
         .unwrap();
-        assert_eq!(l.resolve_for_function(&other, &[arn.clone()]).unwrap().len(), 1);
-        let get = l.execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn})).unwrap();
+        assert_eq!(
+            l.resolve_for_function(&other, std::slice::from_ref(&arn))
+                .unwrap()
+                .len(),
+            1
+        );
+        let get = l
+            .execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn}))
+            .unwrap();
         assert_eq!(get.unwrap()["Version"], 1);
     }
 
@@ -1026,48 +1192,82 @@ mod tests {
         let l = open(dir.path());
         let mut arns = Vec::new();
         for n in 1..=6 {
-            arns.push(publish(&l, &format!("l{n}"), json!({}))["LayerVersionArn"].as_str().unwrap().to_string());
+            arns.push(
+                publish(&l, &format!("l{n}"), json!({}))["LayerVersionArn"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
-        let v2 = publish(&l, "l1", json!({}))["LayerVersionArn"].as_str().unwrap().to_string();
+        let v2 = publish(&l, "l1", json!({}))["LayerVersionArn"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let e = l.resolve_for_function(&scope(), &arns).unwrap_err();
         assert_eq!(
             (e.code, e.message.as_str()),
-            (ErrorCode::InvalidParameterValueException, "Cannot reference more than 5 layers.")
+            (
+                ErrorCode::InvalidParameterValueException,
+                "Cannot reference more than 5 layers."
+            )
         );
-        let e = l.resolve_for_function(&scope(), &[arns[0].clone(), v2.clone()]).unwrap_err();
+        let e = l
+            .resolve_for_function(&scope(), &[arns[0].clone(), v2.clone()])
+            .unwrap_err();
         assert_eq!(
             e.message,
             "Two different versions of the same layer are not allowed to be referenced in the same \
              function. arn:aws:lambda:us-east-1:111111111111:layer:l1:1 and \
              arn:aws:lambda:us-east-1:111111111111:layer:l1:2 are versions of the same layer."
         );
-        let e = l.resolve_for_function(&scope(), &[arns[0].clone(), arns[0].clone()]).unwrap_err();
-        assert!(e.message.contains("layer:l1:1 and arn:aws:lambda:us-east-1:111111111111:layer:l1:1 are"));
+        let e = l
+            .resolve_for_function(&scope(), &[arns[0].clone(), arns[0].clone()])
+            .unwrap_err();
+        assert!(e
+            .message
+            .contains("layer:l1:1 and arn:aws:lambda:us-east-1:111111111111:layer:l1:1 are"));
         for missing in [
             "arn:aws:lambda:us-east-1:111111111111:layer:doesnotexist:1",
             "arn:aws:lambda:us-east-1:111111111111:layer:l1:9",
         ] {
-            let e = l.resolve_for_function(&scope(), &[missing.to_string()]).unwrap_err();
+            let e = l
+                .resolve_for_function(&scope(), &[missing.to_string()])
+                .unwrap_err();
             assert_eq!(
                 (e.code, e.message),
-                (ErrorCode::InvalidParameterValueException, format!("Layer version {missing} does not exist."))
+                (
+                    ErrorCode::InvalidParameterValueException,
+                    format!("Layer version {missing} does not exist.")
+                )
             );
         }
         let e = l
-            .resolve_for_function(&scope(), &["arn:aws:lambda:eu-west-1:111111111111:layer:l1:1".into()])
+            .resolve_for_function(
+                &scope(),
+                &["arn:aws:lambda:eu-west-1:111111111111:layer:l1:1".into()],
+            )
             .unwrap_err();
         assert_eq!(
             e.message,
             "Layers are not in the same region as the function. Layers are expected to be in region us-east-1."
         );
-        let ok = l.resolve_for_function(&scope(), &[v2.clone(), arns[1].clone()]).unwrap();
+        let ok = l
+            .resolve_for_function(&scope(), &[v2.clone(), arns[1].clone()])
+            .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].arn, v2);
         assert_eq!(ok[0].code_size, zip().len() as u64);
         assert!(ok[0].unpacked_dir.join("bin/tool").is_file());
         // A deleted version stays usable by digest for functions that already reference it.
-        run(&l, "DeleteLayerVersion", json!({"LayerName": "l1", "VersionNumber": 2})).unwrap();
-        assert!(l.resolve_for_function(&scope(), std::slice::from_ref(&v2)).is_err());
+        run(
+            &l,
+            "DeleteLayerVersion",
+            json!({"LayerName": "l1", "VersionNumber": 2}),
+        )
+        .unwrap();
+        assert!(l
+            .resolve_for_function(&scope(), std::slice::from_ref(&v2))
+            .is_err());
         assert!(l.unpacked_dir(&ok[0].sha256_hex).unwrap().is_dir());
     }
 
@@ -1085,13 +1285,30 @@ mod tests {
                        "Action": "lambda:GetLayerVersion", "Principal": "*"}),
             )
             .unwrap();
-            run(&l, "DeleteLayerVersion", json!({"LayerName": "l", "VersionNumber": 2})).unwrap();
+            run(
+                &l,
+                "DeleteLayerVersion",
+                json!({"LayerName": "l", "VersionNumber": 2}),
+            )
+            .unwrap();
         }
         let l = open(dir.path());
-        let v1 = run(&l, "GetLayerVersion", json!({"LayerName": "l", "VersionNumber": 1})).unwrap();
+        let v1 = run(
+            &l,
+            "GetLayerVersion",
+            json!({"LayerName": "l", "VersionNumber": 1}),
+        )
+        .unwrap();
         assert_eq!(v1["Description"], "kept");
-        let policy = run(&l, "GetLayerVersionPolicy", json!({"LayerName": "l", "VersionNumber": 1}));
-        assert!(policy.unwrap()["Policy"].as_str().unwrap().contains("\"Sid\":\"s1\""));
+        let policy = run(
+            &l,
+            "GetLayerVersionPolicy",
+            json!({"LayerName": "l", "VersionNumber": 1}),
+        );
+        assert!(policy.unwrap()["Policy"]
+            .as_str()
+            .unwrap()
+            .contains("\"Sid\":\"s1\""));
         assert_eq!(publish(&l, "l", json!({}))["Version"], 3);
     }
 

@@ -17,10 +17,13 @@
 //!   crate serves that path (unauthenticated) with the file `code_blob_for_url` returns.
 
 pub mod account;
+pub mod alias;
 pub mod arn;
 pub mod code;
+pub mod code_signing;
 pub mod configuration;
 pub mod error;
+pub mod event_source_mapping;
 pub mod function;
 pub mod function_name;
 pub mod layer;
@@ -176,6 +179,15 @@ impl ControlPlane {
                 call(input, |i| function::update_configuration(self, scope, i)).await
             }
             "DeleteFunction" => call(input, |i| function::delete(self, scope, i)).await,
+            "PublishVersion" => call(input, |i| version::publish_version(self, scope, i)).await,
+            "ListVersionsByFunction" => {
+                call(input, |i| version::list_versions(self, scope, i)).await
+            }
+            "CreateAlias" => call(input, |i| alias::create(self, scope, i)).await,
+            "GetAlias" => call(input, |i| alias::get(self, scope, i)).await,
+            "UpdateAlias" => call(input, |i| alias::update(self, scope, i)).await,
+            "DeleteAlias" => call(input, |i| alias::delete(self, scope, i)).await,
+            "ListAliases" => call(input, |i| alias::list(self, scope, i)).await,
             "GetAccountSettings" => {
                 call(input, |i| account::get_account_settings(self, scope, i)).await
             }
@@ -199,7 +211,7 @@ impl ControlPlane {
             .index
             .get(scope, &fref.name)
             .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
-        let version = function::resolve_version(&f, fref.qualifier.as_deref())
+        let version = function::resolve_invoke_version(&f, fref.qualifier.as_deref())
             .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
         version.status.check_invocable()?;
         let spec = f

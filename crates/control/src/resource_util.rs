@@ -66,7 +66,10 @@ impl FunctionLocator {
 
 /// `arn:aws:lambda:REGION:ACCOUNT:<resource>`.
 pub fn lambda_arn(scope: &Scope, resource: &str) -> String {
-    format!("arn:aws:lambda:{}:{}:{resource}", scope.region, scope.account)
+    format!(
+        "arn:aws:lambda:{}:{}:{resource}",
+        scope.region, scope.account
+    )
 }
 
 /// Service errors of the store (disk, database): 500s, never the caller's fault.
@@ -98,10 +101,11 @@ pub fn opt_bool(input: &Value, key: &str) -> Option<bool> {
 
 /// A list of strings (non-strings are skipped: the api crate validated the types).
 pub fn opt_str_list(input: &Value, key: &str) -> Option<Vec<String>> {
-    input
-        .get(key)?
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+    input.get(key)?.as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 /// Lambda's ISO-8601 timestamps with milliseconds: `2024-05-01T12:00:00.000+0000`.
@@ -141,7 +145,9 @@ pub fn paginate<T>(
 
 /// `MaxItems` as given, within `1..=max`, or `default`.
 pub fn max_items(input: &Value, default: usize, max: usize) -> usize {
-    opt_i64(input, "MaxItems").map(|n| n.clamp(1, max as i64) as usize).unwrap_or(default)
+    opt_i64(input, "MaxItems")
+        .map(|n| n.clamp(1, max as i64) as usize)
+        .unwrap_or(default)
 }
 
 #[cfg(test)]
@@ -150,7 +156,10 @@ mod tests {
     use serde_json::json;
 
     fn scope() -> Scope {
-        Scope { account: "123456789012".into(), region: "us-east-1".into() }
+        Scope {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
     }
 
     #[test]
@@ -159,19 +168,33 @@ mod tests {
         assert_eq!(l.arn(), "arn:aws:lambda:us-east-1:123456789012:function:f");
         let l = FunctionLocator::parse(&scope(), "f:$LATEST");
         assert_eq!(l.qualifier.as_deref(), Some("$LATEST"));
-        assert_eq!(l.arn(), "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST");
+        assert_eq!(
+            l.arn(),
+            "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST"
+        );
         let l = FunctionLocator::parse(&scope(), "111111111111:function:g:7");
-        assert_eq!(l.arn(), "arn:aws:lambda:us-east-1:111111111111:function:g:7");
-        let l =
-            FunctionLocator::parse(&scope(), "arn:aws:lambda:eu-west-1:222222222222:function:h:al");
+        assert_eq!(
+            l.arn(),
+            "arn:aws:lambda:us-east-1:111111111111:function:g:7"
+        );
+        let l = FunctionLocator::parse(
+            &scope(),
+            "arn:aws:lambda:eu-west-1:222222222222:function:h:al",
+        );
         assert_eq!(l.scope.region, "eu-west-1");
         assert_eq!(l.name, "h");
-        assert_eq!(l.unqualified_arn(), "arn:aws:lambda:eu-west-1:222222222222:function:h");
+        assert_eq!(
+            l.unqualified_arn(),
+            "arn:aws:lambda:eu-west-1:222222222222:function:h"
+        );
     }
 
     #[test]
     fn pagination_resumes_at_the_marker() {
-        let items: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+        let items: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (p, next) = paginate(items.clone(), |s| s.clone(), None, 2);
         assert_eq!(p, ["a", "b"]);
         assert_eq!(next.as_deref(), Some("c"));
@@ -184,7 +207,9 @@ mod tests {
 
     #[test]
     fn timestamps_have_lambda_formats() {
-        let t = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:00:00.5Z").unwrap().to_utc();
+        let t = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:00:00.5Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(iso_timestamp(t), "2024-05-01T12:00:00.500+0000");
         assert_eq!(epoch_seconds(t), 1714564800.5);
     }

@@ -33,6 +33,9 @@ pub struct FunctionDoc {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
+    /// The function's aliases by name (see `alias.rs`); they live and die with the function.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, crate::alias::AliasRecord>,
 }
 
 /// An immutable view of one function; replaced as a whole on every change.

@@ -493,6 +493,56 @@ mod tests {
         assert_eq!(v["record"]["status"], "timeout");
     }
 
+    fn env_log(dir: &Path) -> std::io::Result<(EnvLog, pipe::Sender, LogWriter, PathBuf)> {
+        let writer = LogWriter::start()?;
+        let (tx, rx) = pipe::pipe()?;
+        let path = dir.join("stream.log");
+        let log = EnvLog::new(&writer, path.clone(), false, Some(rx), None, false);
+        Ok((log, tx, writer, path))
+    }
+
+    #[tokio::test]
+    async fn output_written_before_the_answer_belongs_to_the_invocation() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (log, tx, writer, path) = env_log(dir.path())?;
+        tx.try_write(b"from init\n")?;
+        log.drain();
+        log.begin("r1", "$LATEST", true);
+        // A line and a half: the half is completed later, and still belongs to r1.
+        tx.try_write(b"line one\nhalf")?;
+        log.drain();
+        log.platform("END RequestId: r1\n");
+        let tail = String::from_utf8(log.finish().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            tail,
+            "START RequestId: r1 Version: $LATEST\nline one\nhalf\nEND RequestId: r1\n"
+        );
+        log.close();
+        writer.flush();
+        let file = std::fs::read_to_string(path)?;
+        assert!(file.starts_with("from init\nSTART RequestId: r1"), "{file}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn tail_keeps_the_last_4_kb() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (log, tx, _writer, _path) = env_log(dir.path())?;
+        log.begin("r2", "1", true);
+        for i in 0..2000 {
+            tx.try_write(format!("line {i:05}\n").as_bytes())?;
+            if i % 100 == 0 {
+                log.drain();
+            }
+        }
+        log.drain();
+        log.platform("REPORT RequestId: r2\n");
+        let tail = log.finish().unwrap_or_default();
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(tail.ends_with(b"line 01999\nREPORT RequestId: r2\n"));
+        Ok(())
+    }
+
     #[test]
     fn timeout_line_names_the_request_and_the_limit() {
         let l = timeout_line("abc", 3);

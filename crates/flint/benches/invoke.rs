@@ -53,9 +53,18 @@ extern "C" {
 
 fn start_server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let child = Command::new(env!("CARGO_BIN_EXE_flint"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -67,7 +76,11 @@ fn start_server() -> Server {
         assert!(Instant::now() < deadline, "flint did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server { child, port, _dir: dir }
+    Server {
+        child,
+        port,
+        _dir: dir,
+    }
 }
 
 fn zip_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
@@ -113,8 +126,16 @@ async fn create(
         .await
         .expect("create function");
     for _ in 0..200 {
-        let f = c.get_function().function_name(name).send().await.expect("get function");
-        let state = f.configuration().and_then(|c| c.state()).map(|s| s.as_str().to_string());
+        let f = c
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .expect("get function");
+        let state = f
+            .configuration()
+            .and_then(|c| c.state())
+            .map(|s| s.as_str().to_string());
         if state.as_deref() == Some("Active") {
             return;
         }
@@ -168,7 +189,9 @@ fn invoke_request(port: u16, name: &str) -> http::Request<Full<Bytes>> {
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(port: u16) -> Sender {
-    let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -179,7 +202,9 @@ async fn connect(port: u16) -> Sender {
 }
 
 async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>) -> Duration {
-    let mut req = http::Request::builder().method("POST").uri(template.uri().path());
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(template.uri().path());
     for (k, v) in template.headers() {
         req = req.header(k, v);
     }
@@ -191,7 +216,10 @@ async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>)
     let err = resp.headers().get("x-amz-function-error").cloned();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let took = start.elapsed();
-    assert!(status.is_success() && err.is_none(), "invoke failed: {status} {body:?}");
+    assert!(
+        status.is_success() && err.is_none(),
+        "invoke failed: {status} {body:?}"
+    );
     took
 }
 
@@ -250,12 +278,21 @@ async fn bench_cold(c: &aws_sdk_lambda::Client, port: u16, name: &str, n: usize)
     for i in 0..n {
         c.update_function_configuration()
             .function_name(name)
-            .environment(Environment::builder().variables("COLD", i.to_string()).build())
+            .environment(
+                Environment::builder()
+                    .variables("COLD", i.to_string())
+                    .build(),
+            )
             .send()
             .await
             .expect("update");
         loop {
-            let f = c.get_function_configuration().function_name(name).send().await.expect("get");
+            let f = c
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .expect("get");
             if f.last_update_status().map(|s| s.as_str()) == Some("Successful") {
                 break;
             }
@@ -274,9 +311,17 @@ async fn bench_cold(c: &aws_sdk_lambda::Client, port: u16, name: &str, n: usize)
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let secs: u64 = std::env::var("FLINT_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let only = std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "python,node,provided,shell".into());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let secs: u64 = std::env::var("FLINT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let only =
+        std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "python,node,provided,shell".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     let server = start_server();
     let port = server.port;
     let lines = rt.block_on(async move {
@@ -284,12 +329,20 @@ fn main() {
         let mut lines = Vec::new();
         let mut fns: Vec<&str> = Vec::new();
         if only.contains("python") {
-            let zip = zip_of(&[("index.py", b"def handler(event, context):\n    return event\n", 0o644)]);
+            let zip = zip_of(&[(
+                "index.py",
+                b"def handler(event, context):\n    return event\n",
+                0o644,
+            )]);
             create(&c, "bench-python", Runtime::Python311, "index.handler", zip).await;
             fns.push("bench-python");
         }
         if only.contains("node") {
-            let zip = zip_of(&[("index.mjs", b"export const handler = async (event) => event;\n", 0o644)]);
+            let zip = zip_of(&[(
+                "index.mjs",
+                b"export const handler = async (event) => event;\n",
+                0o644,
+            )]);
             create(&c, "bench-node", Runtime::Nodejs20x, "index.handler", zip).await;
             fns.push("bench-node");
         }
@@ -298,10 +351,19 @@ fn main() {
                 Ok(path) => {
                     let bin = std::fs::read(&path).expect("read rust bootstrap");
                     let zip = zip_of(&[("bootstrap", &bin, 0o755)]);
-                    create(&c, "bench-provided", Runtime::Providedal2023, "bootstrap", zip).await;
+                    create(
+                        &c,
+                        "bench-provided",
+                        Runtime::Providedal2023,
+                        "bootstrap",
+                        zip,
+                    )
+                    .await;
                     fns.push("bench-provided");
                 }
-                Err(_) => lines.push("bench-provided skipped: set FLINT_BENCH_RUST_BOOTSTRAP".to_string()),
+                Err(_) => {
+                    lines.push("bench-provided skipped: set FLINT_BENCH_RUST_BOOTSTRAP".to_string())
+                }
             }
         }
         for name in &fns {
@@ -313,7 +375,10 @@ fn main() {
         lines
     });
     drop(server);
-    println!("\n== Flint invoke benchmark ({} s per measurement) ==", secs);
+    println!(
+        "\n== Flint invoke benchmark ({} s per measurement) ==",
+        secs
+    );
     for l in lines {
         println!("{l}");
     }

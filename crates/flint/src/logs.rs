@@ -27,17 +27,23 @@ pub struct LogsArgs {
 }
 
 pub fn run(args: LogsArgs) -> anyhow::Result<()> {
-    let dir = flint_engine::log_dir(
-        &args.data_dir.join("work"),
-        &args.account,
-        &args.region,
-        &args.function,
-    );
+    // The engine's layout: <work dir>/logs/<account>/<region>/<function>/<stream>.log, where the
+    // stream name (`YYYY/MM/DD/[$LATEST]<id>`) makes sub-directories.
+    let dir = args
+        .data_dir
+        .join("work")
+        .join("logs")
+        .join(&args.account)
+        .join(&args.region)
+        .join(&args.function);
     let mut offsets: Vec<(PathBuf, u64)> = Vec::new();
     let mut out = std::io::stdout().lock();
     loop {
         for stream in streams(&dir)? {
-            let start = offsets.iter().find(|(p, _)| *p == stream).map_or(0, |(_, o)| *o);
+            let start = offsets
+                .iter()
+                .find(|(p, _)| *p == stream)
+                .map_or(0, |(_, o)| *o);
             let end = copy_from(&stream, start, &mut out)?;
             match offsets.iter_mut().find(|(p, _)| *p == stream) {
                 Some(entry) => entry.1 = end,
@@ -61,20 +67,25 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The function's log stream files, oldest first.
+/// The function's log stream files (found at any depth), oldest first.
 fn streams(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "log") {
-            let created = entry.metadata()?.created().or_else(|_| entry.metadata()?.modified())?;
-            files.push((created, path));
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "log") {
+                files.push((meta.created().or_else(|_| meta.modified())?, path));
+            }
         }
     }
     files.sort();

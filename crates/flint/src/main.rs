@@ -41,7 +41,10 @@ pub(crate) fn default_data_dir() -> PathBuf {
 fn main() -> std::process::ExitCode {
     // A sandbox's init is this same binary: take that path before anything else (no threads,
     // no logging set-up) so the child stays a plain single-threaded process.
-    if std::env::args_os().nth(1).is_some_and(|a| a == flint_sandbox::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == flint_sandbox::INIT_ARG)
+    {
         flint_sandbox::init_main();
     }
 
@@ -65,7 +68,10 @@ fn main() -> std::process::ExitCode {
 
 fn print_runtimes() {
     let registry = flint_runtimes::RuntimeRegistry::discover();
-    println!("{:<18} {:<40} {:<12} NOTE", "RUNTIME", "INTERPRETER", "VERSION");
+    println!(
+        "{:<18} {:<40} {:<12} NOTE",
+        "RUNTIME", "INTERPRETER", "VERSION"
+    );
     for m in registry.list() {
         let interpreter = match (&m.interpreter, m.family) {
             (Some(p), _) => p.display().to_string(),

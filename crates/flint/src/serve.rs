@@ -50,7 +50,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -66,7 +69,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize().context("resolving the data dir")?;
+    let data_dir = args
+        .data_dir
+        .canonicalize()
+        .context("resolving the data dir")?;
 
     let credentials = match &args.credentials_file {
         Some(path) => Some(
@@ -95,11 +101,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
     )
     .context("starting the engine")?;
-    let control = flint_control::ControlPlane::open(&data_dir, store.clone(), runtimes, engine.clone())
-        .context("opening the control plane")?;
+    let control =
+        flint_control::ControlPlane::open(&data_dir, store.clone(), runtimes, engine.clone())
+            .context("opening the control plane")?;
     control.set_public_base_url(format!("http://{}", args.listen));
 
-    let config = flint_api::ApiConfig { credentials, ..flint_api::ApiConfig::default() };
+    let config = flint_api::ApiConfig {
+        credentials,
+        ..flint_api::ApiConfig::default()
+    };
     let app = flint_api::router(control, engine.clone(), store, config);
 
     let listener = tokio::net::TcpListener::bind(args.listen)

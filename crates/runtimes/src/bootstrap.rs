@@ -14,7 +14,10 @@ pub const NODE_BOOTSTRAP: &str = "/var/runtime/node/index.mjs";
 
 /// (path relative to the runtime dir, content).
 pub(crate) const FILES: &[(&str, &str)] = &[
-    ("python/bootstrap.py", include_str!("../python/bootstrap.py")),
+    (
+        "python/bootstrap.py",
+        include_str!("../python/bootstrap.py"),
+    ),
     ("node/index.mjs", include_str!("../node/index.mjs")),
 ];
 
@@ -67,8 +70,8 @@ mod tests {
         install(tmp.path()).expect("install");
         let py = std::fs::read_to_string(tmp.path().join("python/bootstrap.py")).expect("py");
         let js = std::fs::read_to_string(tmp.path().join("node/index.mjs")).expect("js");
-        assert!(py.contains("/2018-06-01/runtime/"));
-        assert!(js.contains("/2018-06-01/runtime/"));
+        assert!(py.contains("/2018-06-01/runtime"));
+        assert!(js.contains("/2018-06-01/runtime"));
     }
 
     #[test]
@@ -76,10 +79,14 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         install(tmp.path()).expect("install");
         let target = tmp.path().join("node/index.mjs");
-        let before = std::fs::metadata(&target).and_then(|m| m.modified()).expect("mtime");
+        let before = std::fs::metadata(&target)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         std::thread::sleep(std::time::Duration::from_millis(20));
         install(tmp.path()).expect("install again");
-        let after = std::fs::metadata(&target).and_then(|m| m.modified()).expect("mtime");
+        let after = std::fs::metadata(&target)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         assert_eq!(before, after, "unchanged content must not be rewritten");
 
         std::fs::write(&target, "tampered").expect("write");

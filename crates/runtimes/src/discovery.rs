@@ -85,12 +85,14 @@ pub(crate) fn find(dirs: &[PathBuf]) -> Found {
                 version,
                 version_string,
             }),
-            None => tracing::warn!(node = %canonical.display(), "ignoring node: `node --version` failed"),
+            None => {
+                tracing::warn!(node = %canonical.display(), "ignoring node: `node --version` failed")
+            }
         }
     }
     // Stable sort: for equal versions the earlier (preferred) directory stays first.
-    found.python.sort_by(|a, b| b.version.cmp(&a.version));
-    found.node.sort_by(|a, b| b.version.cmp(&a.version));
+    found.python.sort_by_key(|i| std::cmp::Reverse(i.version));
+    found.node.sort_by_key(|i| std::cmp::Reverse(i.version));
     found
 }
 
@@ -131,7 +133,10 @@ fn usable_executable(path: &Path, seen: &mut Vec<PathBuf>) -> Option<PathBuf> {
         return None;
     }
     let mut magic = [0u8; 4];
-    std::fs::File::open(&canonical).ok()?.read_exact(&mut magic).ok()?;
+    std::fs::File::open(&canonical)
+        .ok()?
+        .read_exact(&mut magic)
+        .ok()?;
     seen.push(canonical.clone());
     (magic == *b"\x7fELF").then_some(canonical)
 }
@@ -180,7 +185,13 @@ pub(crate) fn pick(
     want: (u32, u32),
     match_minor: bool,
 ) -> Option<(&Interpreter, bool)> {
-    let key = |i: &Interpreter| if match_minor { i.version } else { (i.version.0, 0) };
+    let key = |i: &Interpreter| {
+        if match_minor {
+            i.version
+        } else {
+            (i.version.0, 0)
+        }
+    };
     if let Some(exact) = candidates.iter().find(|i| key(i) == want) {
         return Some((exact, true));
     }
@@ -235,7 +246,10 @@ mod tests {
 
     #[test]
     fn pick_prefers_the_exact_version() {
-        let c = [interp("/a/python3.12", (3, 12)), interp("/a/python3.11", (3, 11))];
+        let c = [
+            interp("/a/python3.12", (3, 12)),
+            interp("/a/python3.11", (3, 11)),
+        ];
         let (i, exact) = pick(&c, (3, 11), true).expect("found");
         assert_eq!(i.path, PathBuf::from("/a/python3.11"));
         assert!(exact);
@@ -243,7 +257,10 @@ mod tests {
 
     #[test]
     fn pick_falls_back_to_the_nearest_and_prefers_newer_on_ties() {
-        let c = [interp("/a/python3.13", (3, 13)), interp("/a/python3.11", (3, 11))];
+        let c = [
+            interp("/a/python3.13", (3, 13)),
+            interp("/a/python3.11", (3, 11)),
+        ];
         let (i, exact) = pick(&c, (3, 12), true).expect("found");
         assert_eq!(i.path, PathBuf::from("/a/python3.13"));
         assert!(!exact);
@@ -274,7 +291,10 @@ mod tests {
             install_prefix(Path::new("/opt/node-v22/bin/node")),
             PathBuf::from("/opt/node-v22")
         );
-        assert_eq!(install_prefix(Path::new("/srv/node")), PathBuf::from("/srv"));
+        assert_eq!(
+            install_prefix(Path::new("/srv/node")),
+            PathBuf::from("/srv")
+        );
     }
 
     #[test]
@@ -288,7 +308,9 @@ mod tests {
         std::fs::write(&shim, "#!/bin/sh\nexec pyenv\n").expect("write");
         std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         // A real ELF reached twice.
-        let elf = std::fs::read("/proc/self/exe").map(|b| b[..64].to_vec()).expect("elf header");
+        let elf = std::fs::read("/proc/self/exe")
+            .map(|b| b[..64].to_vec())
+            .expect("elf header");
         let real = bin.join("python3.10");
         std::fs::write(&real, elf).expect("write");
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755)).expect("chmod");

@@ -49,8 +49,7 @@ impl Launch {
     /// arguments (`wrapper program args...`).
     pub fn with_exec_wrapper(mut self, wrapper: impl Into<PathBuf>) -> Self {
         let original = std::mem::replace(&mut self.program, wrapper.into());
-        self.args
-            .insert(0, original.to_string_lossy().into_owned());
+        self.args.insert(0, original.to_string_lossy().into_owned());
         self
     }
 }

@@ -245,7 +245,10 @@ mod tests {
             .resolve("python3.12", Path::new("/nonexistent"), None)
             .expect_err("unavailable");
         assert!(matches!(err, RuntimeError::Unavailable(_)));
-        assert!(matches!(registry.check("python3.12"), Err(RuntimeError::Unavailable(_))));
+        assert!(matches!(
+            registry.check("python3.12"),
+            Err(RuntimeError::Unavailable(_))
+        ));
     }
 
     #[test]
@@ -256,13 +259,25 @@ mod tests {
             .expect("resolve");
         let canonical = std::fs::canonicalize(tmp.path().join("bin/python3.12")).expect("c");
         assert_eq!(launch.program, canonical);
-        assert_eq!(launch.args, vec!["/var/runtime/python/bootstrap.py".to_string()]);
+        assert_eq!(
+            launch.args,
+            vec!["/var/runtime/python/bootstrap.py".to_string()]
+        );
         assert!(launch
             .env
             .contains(&("AWS_EXECUTION_ENV".into(), "AWS_Lambda_python3.12".into())));
-        assert!(launch.env.contains(&("PYTHONPATH".into(), "/var/runtime".into())));
+        assert!(launch
+            .env
+            .contains(&("PYTHONPATH".into(), "/var/runtime".into())));
         // Installed outside /usr: the sandbox must bind its prefix.
-        assert_eq!(launch.ro_binds, vec![canonical.parent().and_then(Path::parent).expect("p").to_path_buf()]);
+        assert_eq!(
+            launch.ro_binds,
+            vec![canonical
+                .parent()
+                .and_then(Path::parent)
+                .expect("p")
+                .to_path_buf()]
+        );
     }
 
     #[test]
@@ -295,7 +310,10 @@ mod tests {
             .resolve("provided.al2023", code.path(), Some(opt.path()))
             .expect("layer bootstrap");
         assert_eq!(launch.program, PathBuf::from("/opt/bootstrap"));
-        assert!(launch.env.is_empty(), "provided runtimes get no AWS_EXECUTION_ENV");
+        assert!(
+            launch.env.is_empty(),
+            "provided runtimes get no AWS_EXECUTION_ENV"
+        );
 
         std::fs::write(code.path().join("bootstrap"), "#!/bin/sh\n").expect("write");
         let launch = registry
@@ -327,7 +345,10 @@ mod tests {
         let list = registry.list();
         if Path::new("/usr/bin/python3.11").exists() {
             let m = list.iter().find(|m| m.id == "python3.11").expect("listed");
-            assert_eq!(m.interpreter.as_deref(), Some(Path::new("/usr/bin/python3.11")));
+            assert_eq!(
+                m.interpreter.as_deref(),
+                Some(Path::new("/usr/bin/python3.11"))
+            );
             assert!(m.exact);
         }
         if Path::new("/usr/bin/node").exists() {

@@ -76,7 +76,15 @@ mod tests {
 
     #[test]
     fn lookup_rejects_retired_and_malformed_ids() {
-        for id in ["python3.7", "python2.7", "nodejs16.x", "nodejs20", "java21", "", "PYTHON3.12"] {
+        for id in [
+            "python3.7",
+            "python2.7",
+            "nodejs16.x",
+            "nodejs20",
+            "java21",
+            "",
+            "PYTHON3.12",
+        ] {
             assert!(lookup(id).is_none(), "{id} must not be supported");
         }
     }
@@ -84,6 +92,9 @@ mod tests {
     #[test]
     fn lookup_maps_node_ids_to_their_major_version() {
         assert_eq!(lookup("nodejs22.x").map(|r| r.version), Some(Some((22, 0))));
-        assert_eq!(lookup("provided.al2").map(|r| r.family), Some(Family::Provided));
+        assert_eq!(
+            lookup("provided.al2").map(|r| r.family),
+            Some(Family::Provided)
+        );
     }
 }

@@ -22,6 +22,8 @@ fn null_runtime_round_trip_baseline() {
         assert_eq!(posts[i].body, br#"{"k": "v"}"#);
     }
     let per = started.elapsed() / n as u32;
-    eprintln!("null runtime (Rust): {per:?} per invoke round trip over {n} invokes (fake Runtime API)");
+    eprintln!(
+        "null runtime (Rust): {per:?} per invoke round trip over {n} invokes (fake Runtime API)"
+    );
     assert_eq!(api.connections(), 1);
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{launch_of, Function, PostKind, FUNCTION_ARN};
+use support::{launch_of, Function, Invocation, PostKind, FUNCTION_ARN};
 
 const RUNTIME: &str = "nodejs20.x";
 
@@ -44,7 +44,9 @@ exports.syncNoCallback = (event) => { };
 
 #[test]
 fn node_commonjs_callback_handler_gets_the_context() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.handler", &[("index.js", CJS)], &[]);
     let post = f.invoke("req-1", r#"{"hello": "world"}"#);
     assert_eq!(post.kind, PostKind::Response("req-1".into()));
@@ -56,26 +58,38 @@ fn node_commonjs_callback_handler_gets_the_context() {
     assert_eq!(body["memoryLimitInMB"], "128");
     assert_eq!(body["awsRequestId"], "req-1");
     assert_eq!(body["logGroupName"], "/aws/lambda/my-function");
-    assert!(body.get("identity").is_none(), "undefined without a cognito header");
+    assert!(
+        body.get("identity").is_none(),
+        "undefined without a cognito header"
+    );
     let remaining = body["remaining"].as_i64().expect("number");
     assert!(remaining > 25_000 && remaining <= 30_000, "{remaining}");
     assert_eq!(body["waits"], true);
-    assert!(body["trace"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
+    assert!(body["trace"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("Root=1-")));
     assert_eq!(body["executionEnv"], "AWS_Lambda_nodejs20.x");
 }
 
 #[test]
 fn node_async_and_nested_export_handlers() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.asyncHandler", &[("index.js", CJS)], &[]);
-    assert_eq!(f.invoke("a1", "{}").json(), serde_json::json!({"async": true, "id": "a1"}));
+    assert_eq!(
+        f.invoke("a1", "{}").json(),
+        serde_json::json!({"async": true, "id": "a1"})
+    );
     let f = Function::start(&launch, "index.nested.deeper.fn", &[("index.js", CJS)], &[]);
     assert_eq!(f.invoke("n1", "{}").json(), "nested");
 }
 
 #[test]
 fn node_mjs_and_type_module_handlers_load_as_es_modules() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let mjs = "export const handler = async (event) => ({ esm: import.meta.url.endsWith('app.mjs'), event });\n";
     let f = Function::start(&launch, "app.handler", &[("app.mjs", mjs)], &[]);
     assert_eq!(
@@ -84,7 +98,10 @@ fn node_mjs_and_type_module_handlers_load_as_es_modules() {
     );
     let files = [
         ("package.json", r#"{"type": "module"}"#),
-        ("src/handlers/app.js", "export async function handler() { return typeof require; }\n"),
+        (
+            "src/handlers/app.js",
+            "export async function handler() { return typeof require; }\n",
+        ),
     ];
     let f = Function::start(&launch, "src/handlers/app.handler", &files, &[]);
     assert_eq!(f.invoke("m2", "{}").json(), "undefined");
@@ -92,15 +109,21 @@ fn node_mjs_and_type_module_handlers_load_as_es_modules() {
 
 #[test]
 fn node_thrown_error_posts_type_message_and_trace() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.throws", &[("index.js", CJS)], &[]);
     let post = f.invoke("e1", "{}");
     assert_eq!(post.kind, PostKind::Error("e1".into()));
     assert_eq!(
-        post.headers.get("lambda-runtime-function-error-type").map(String::as_str),
+        post.headers
+            .get("lambda-runtime-function-error-type")
+            .map(String::as_str),
         Some("TypeError")
     );
-    assert!(post.headers.contains_key("lambda-runtime-function-xray-error-cause"));
+    assert!(post
+        .headers
+        .contains_key("lambda-runtime-function-xray-error-cause"));
     let body = post.json();
     let keys: Vec<_> = body.as_object().expect("object").keys().cloned().collect();
     assert_eq!(keys, ["errorType", "errorMessage", "trace"]);
@@ -108,10 +131,16 @@ fn node_thrown_error_posts_type_message_and_trace() {
     assert_eq!(body["errorMessage"], "bad thing");
     let trace = body["trace"].as_array().expect("array");
     assert_eq!(trace[0], "TypeError: bad thing");
-    assert!(trace[1].as_str().is_some_and(|l| l.contains("index.js:")), "{trace:?}");
+    assert!(
+        trace[1].as_str().is_some_and(|l| l.contains("index.js:")),
+        "{trace:?}"
+    );
     // Logged as Lambda logs it, and the environment keeps serving.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !f.stdout().contains("\te1\tERROR\tInvoke Error \t{\"errorType\":\"TypeError\"") {
+    while !f
+        .stdout()
+        .contains("\te1\tERROR\tInvoke Error \t{\"errorType\":\"TypeError\"")
+    {
         assert!(Instant::now() < deadline, "stdout: {:?}", f.stdout());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -120,24 +149,34 @@ fn node_thrown_error_posts_type_message_and_trace() {
 
 #[test]
 fn node_missing_handler_is_handler_not_found_at_init() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let mut f = Function::start(&launch, "index.nope", &[("index.js", CJS)], &[]);
     let posts = f.api.wait_posts(1, Duration::from_secs(20));
     assert_eq!(posts[0].kind, PostKind::InitError);
     assert_eq!(
-        posts[0].headers.get("lambda-runtime-function-error-type").map(String::as_str),
+        posts[0]
+            .headers
+            .get("lambda-runtime-function-error-type")
+            .map(String::as_str),
         Some("Runtime.HandlerNotFound")
     );
     let body = posts[0].json();
     assert_eq!(body["errorType"], "Runtime.HandlerNotFound");
-    assert_eq!(body["errorMessage"], "index.nope is undefined or not exported");
+    assert_eq!(
+        body["errorMessage"],
+        "index.nope is undefined or not exported"
+    );
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(129));
     assert_eq!(f.api.nexts(), 0);
 }
 
 #[test]
 fn node_missing_module_is_an_import_module_error_with_lambdas_require_stack() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.handler", &[("other.js", CJS)], &[]);
     let body = f.api.wait_posts(1, Duration::from_secs(20))[0].json();
     assert_eq!(body["errorType"], "Runtime.ImportModuleError");
@@ -149,35 +188,59 @@ fn node_missing_module_is_an_import_module_error_with_lambdas_require_stack() {
             runtime_index.display()
         )
     );
-    assert!(f.stdout().contains("\tundefined\tERROR\tUncaught Exception \t{\"errorType\":\"Runtime.ImportModuleError\""));
+    assert!(f.stdout().contains(
+        "\tundefined\tERROR\tUncaught Exception \t{\"errorType\":\"Runtime.ImportModuleError\""
+    ));
 }
 
 #[test]
 fn node_syntax_error_is_a_user_code_syntax_error() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
-    let f = Function::start(&launch, "index.handler", &[("index.js", "exports.handler = (;\n")], &[]);
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let f = Function::start(
+        &launch,
+        "index.handler",
+        &[("index.js", "exports.handler = (;\n")],
+        &[],
+    );
     let body = f.api.wait_posts(1, Duration::from_secs(20))[0].json();
     assert_eq!(body["errorType"], "Runtime.UserCodeSyntaxError");
-    assert!(body["errorMessage"].as_str().is_some_and(|m| m.starts_with("SyntaxError: ")), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("SyntaxError: ")),
+        "{body}"
+    );
 }
 
 #[test]
 fn node_callback_waits_for_the_empty_event_loop_unless_told_not_to() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.late", &[("index.js", CJS)], &[]);
     let started = Instant::now();
     assert_eq!(f.invoke("w1", r#"{"wait": true}"#).json(), "late");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(280), "answered after {waited:?}, before the timer");
+    assert!(
+        waited >= Duration::from_millis(280),
+        "answered after {waited:?}, before the timer"
+    );
     let started = Instant::now();
     assert_eq!(f.invoke("w2", r#"{"wait": false}"#).json(), "late");
     let immediate = started.elapsed();
-    assert!(immediate < Duration::from_millis(250), "answered after {immediate:?}");
+    assert!(
+        immediate < Duration::from_millis(250),
+        "answered after {immediate:?}"
+    );
 }
 
 #[test]
 fn node_sync_handler_without_callback_answers_null_when_the_loop_empties() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.syncNoCallback", &[("index.js", CJS)], &[]);
     let post = f.invoke("s1", "{}");
     assert_eq!(post.kind, PostKind::Response("s1".into()));
@@ -186,7 +249,9 @@ fn node_sync_handler_without_callback_answers_null_when_the_loop_empties() {
 
 #[test]
 fn node_async_handler_that_never_settles_is_a_nodejs_exit_error() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.neverSettles", &[("index.js", CJS)], &[]);
     let post = f.invoke("x1", "{}");
     assert_eq!(post.kind, PostKind::Error("x1".into()));
@@ -195,7 +260,9 @@ fn node_async_handler_that_never_settles_is_a_nodejs_exit_error() {
 
 #[test]
 fn node_unhandled_rejection_fails_the_invoke_and_exits() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let mut f = Function::start(&launch, "index.rejectsLater", &[("index.js", CJS)], &[]);
     let post = f.invoke("u1", "{}");
     assert_eq!(post.kind, PostKind::Error("u1".into()));
@@ -207,7 +274,9 @@ fn node_unhandled_rejection_fails_the_invoke_and_exits() {
 
 #[test]
 fn node_console_lines_carry_time_request_id_and_level() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "index.logs", &[("index.js", CJS)], &[]);
     f.invoke("l1", "{}");
     let out = f.stdout();
@@ -217,13 +286,21 @@ fn node_console_lines_carry_time_request_id_and_level() {
         .unwrap_or_else(|| panic!("{out:?}"));
     let fields: Vec<_> = info.split('\t').collect();
     assert_eq!(fields[1..], ["l1", "INFO", "hello there"]);
-    assert!(fields[0].ends_with('Z') && fields[0].len() == 24, "{info:?}");
-    assert!(out.contains("\tl1\tERROR\tmulti\rline\n"), "newlines become \\r: {out:?}");
+    assert!(
+        fields[0].ends_with('Z') && fields[0].len() == 24,
+        "{info:?}"
+    );
+    assert!(
+        out.contains("\tl1\tERROR\tmulti\rline\n"),
+        "newlines become \\r: {out:?}"
+    );
 }
 
 #[test]
 fn node_callback_handlers_are_refused_from_nodejs24() {
-    let Some(mut launch) = launch_of(RUNTIME) else { return };
+    let Some(mut launch) = launch_of(RUNTIME) else {
+        return;
+    };
     for (k, v) in launch.env.iter_mut() {
         if k == "AWS_EXECUTION_ENV" {
             *v = "AWS_Lambda_nodejs24.x".into();
@@ -235,14 +312,66 @@ fn node_callback_handlers_are_refused_from_nodejs24() {
 }
 
 #[test]
+fn node_reads_chunked_events_and_parses_client_context() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let f = Function::start(&launch, "index.handler", &[("index.js", CJS)], &[]);
+    f.api.set_chunked_next(true);
+    let mut invocation = Invocation::json("c1", r#"{"chunked": "yes, split in two"}"#);
+    invocation.headers = vec![
+        (
+            "Lambda-Runtime-Client-Context".into(),
+            r#"{"custom": {"foo": "bar"}, "client": {"snap": ["crackle", "pop"]}, "env": {"fizz": "buzz"}}"#.into(),
+        ),
+        ("Lambda-Runtime-Cognito-Identity".into(), r#"{"cognitoIdentityId": "id-1"}"#.into()),
+    ];
+    let body = f.invoke_with(invocation).json();
+    assert_eq!(
+        body["event"],
+        serde_json::json!({"chunked": "yes, split in two"})
+    );
+    assert_eq!(body["clientContext"]["custom"]["foo"], "bar");
+    assert_eq!(body["identity"]["cognitoIdentityId"], "id-1");
+}
+
+#[test]
+fn node_streaming_handler_output_is_sent_whole() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let app = r#"
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType('text/plain');
+  responseStream.write('hello ');
+  await new Promise((r) => setTimeout(r, 10));
+  responseStream.write(context.awsRequestId);
+  responseStream.end();
+});
+"#;
+    let f = Function::start(&launch, "app.handler", &[("app.mjs", app)], &[]);
+    let post = f.invoke("s1", "{}");
+    assert_eq!(post.kind, PostKind::Response("s1".into()));
+    assert_eq!(
+        post.headers.get("content-type").map(String::as_str),
+        Some("text/plain")
+    );
+    assert_eq!(post.body, b"hello s1");
+}
+
+#[test]
 fn node_keeps_one_connection_and_per_invoke_overhead() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(
         &launch,
         "echo.handler",
         &[("echo.mjs", "export const handler = async (e) => e;\n")],
         &[],
     );
+    let init = f.time_to_first_next();
+    eprintln!("node bootstrap: {init:?} from spawn to the first /next (init)");
     f.invoke("warm", "{}");
     let n = 1000;
     let cpu_before = f.cpu_time();
@@ -258,5 +387,8 @@ fn node_keeps_one_connection_and_per_invoke_overhead() {
          over {n} invokes (fake Runtime API)"
     );
     assert_eq!(f.api.connections(), 1);
-    assert!(per < Duration::from_millis(5), "per-invoke overhead {per:?}");
+    assert!(
+        per < Duration::from_millis(5),
+        "per-invoke overhead {per:?}"
+    );
 }

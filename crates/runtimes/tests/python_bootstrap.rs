@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{launch_of, Function, PostKind, FUNCTION_ARN};
+use support::{launch_of, Function, Invocation, PostKind, FUNCTION_ARN};
 
 const RUNTIME: &str = "python3.11";
 
@@ -45,11 +45,16 @@ def logs(event, context):
 
 #[test]
 fn python_handler_returns_a_dict_and_context_fields_arrive() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "app.handler", &[("app.py", APP)], &[]);
     let post = f.invoke("req-1", r#"{"hello": "world", "n": 1}"#);
     assert_eq!(post.kind, PostKind::Response("req-1".into()));
-    assert_eq!(post.headers.get("content-type").map(String::as_str), Some("application/json"));
+    assert_eq!(
+        post.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
     let body = post.json();
     assert_eq!(body["event"], serde_json::json!({"hello": "world", "n": 1}));
     assert_eq!(body["function_name"], "my-function");
@@ -62,25 +67,44 @@ fn python_handler_returns_a_dict_and_context_fields_arrive() {
     assert!(body["identity_id"].is_null());
     assert!(body["client_context"].is_null());
     let remaining = body["remaining"].as_i64().expect("int");
-    assert!(remaining > 25_000 && remaining <= 30_000, "remaining {remaining}");
-    assert!(body["trace"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
+    assert!(
+        remaining > 25_000 && remaining <= 30_000,
+        "remaining {remaining}"
+    );
+    assert!(body["trace"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("Root=1-")));
     assert_eq!(body["execution_env"], "AWS_Lambda_python3.11");
-    assert_eq!(body["cwd"], f.task_path().canonicalize().expect("c").display().to_string());
+    assert_eq!(
+        body["cwd"],
+        f.task_path()
+            .canonicalize()
+            .expect("c")
+            .display()
+            .to_string()
+    );
 }
 
 #[test]
 fn python_raised_exception_posts_an_error_with_its_stack_trace() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "app.fails", &[("app.py", APP)], &[]);
     let post = f.invoke("req-2", r#"{"why": "bad input"}"#);
     assert_eq!(post.kind, PostKind::Error("req-2".into()));
     assert_eq!(
-        post.headers.get("lambda-runtime-function-error-type").map(String::as_str),
+        post.headers
+            .get("lambda-runtime-function-error-type")
+            .map(String::as_str),
         Some("ValueError")
     );
     let body = post.json();
     let keys: Vec<_> = body.as_object().expect("object").keys().cloned().collect();
-    assert_eq!(keys, ["errorMessage", "errorType", "requestId", "stackTrace"]);
+    assert_eq!(
+        keys,
+        ["errorMessage", "errorType", "requestId", "stackTrace"]
+    );
     assert_eq!(body["errorMessage"], "boom: bad input");
     assert_eq!(body["errorType"], "ValueError");
     assert_eq!(body["requestId"], "req-2");
@@ -96,7 +120,10 @@ fn python_raised_exception_posts_an_error_with_its_stack_trace() {
     );
     // The error is logged too, one record, lines joined by \r as Lambda's runtime does.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !f.stdout().contains("[ERROR] ValueError: boom: bad input\rTraceback") {
+    while !f
+        .stdout()
+        .contains("[ERROR] ValueError: boom: bad input\rTraceback")
+    {
         assert!(Instant::now() < deadline, "stdout: {:?}", f.stdout());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -107,7 +134,9 @@ fn python_raised_exception_posts_an_error_with_its_stack_trace() {
 
 #[test]
 fn python_missing_module_is_an_import_module_error_at_init() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let mut f = Function::start(&launch, "nomod.handler", &[("app.py", APP)], &[]);
     let posts = f.api.wait_posts(1, Duration::from_secs(20));
     assert_eq!(posts[0].kind, PostKind::InitError);
@@ -122,24 +151,35 @@ fn python_missing_module_is_an_import_module_error_at_init() {
     );
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(1));
     assert!(f.stdout().contains("LAMBDA_WARNING: Unhandled exception."));
-    assert_eq!(f.api.nexts(), 0, "no invocation is asked for after a failed init");
+    assert_eq!(
+        f.api.nexts(),
+        0,
+        "no invocation is asked for after a failed init"
+    );
 }
 
 #[test]
 fn python_missing_function_is_handler_not_found() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let mut f = Function::start(&launch, "app.nope", &[("app.py", APP)], &[]);
     let posts = f.api.wait_posts(1, Duration::from_secs(20));
     assert_eq!(posts[0].kind, PostKind::InitError);
     let body = posts[0].json();
     assert_eq!(body["errorType"], "Runtime.HandlerNotFound");
-    assert_eq!(body["errorMessage"], "Handler 'nope' missing on module 'app'");
+    assert_eq!(
+        body["errorMessage"],
+        "Handler 'nope' missing on module 'app'"
+    );
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(1));
 }
 
 #[test]
 fn python_malformed_handler_and_syntax_errors_are_reported_at_init() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "nodot", &[("app.py", APP)], &[]);
     let body = f.api.wait_posts(1, Duration::from_secs(20))[0].json();
     assert_eq!(body["errorType"], "Runtime.MalformedHandlerName");
@@ -148,7 +188,12 @@ fn python_malformed_handler_and_syntax_errors_are_reported_at_init() {
         "Bad handler 'nodot': not enough values to unpack (expected 2, got 1)"
     );
 
-    let f = Function::start(&launch, "broken.handler", &[("broken.py", "def handler(:\n")], &[]);
+    let f = Function::start(
+        &launch,
+        "broken.handler",
+        &[("broken.py", "def handler(:\n")],
+        &[],
+    );
     let body = f.api.wait_posts(1, Duration::from_secs(20))[0].json();
     assert_eq!(body["errorType"], "Runtime.UserCodeSyntaxError");
     assert!(
@@ -161,7 +206,9 @@ fn python_malformed_handler_and_syntax_errors_are_reported_at_init() {
 
 #[test]
 fn python_exception_at_import_is_an_init_error_of_that_type() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(
         &launch,
         "startup.handler",
@@ -183,7 +230,9 @@ fn python_exception_at_import_is_an_init_error_of_that_type() {
 
 #[test]
 fn python_handler_paths_may_use_slashes_or_dots() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let files = [
         ("src/app.py", "def handler(e, c):\n    return 'slash'\n"),
         ("pkg/__init__.py", ""),
@@ -197,7 +246,9 @@ fn python_handler_paths_may_use_slashes_or_dots() {
 
 #[test]
 fn python_unserialisable_result_is_a_marshal_error() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "app.unserialisable", &[("app.py", APP)], &[]);
     let post = f.invoke("req-m", "{}");
     assert_eq!(post.kind, PostKind::Error("req-m".into()));
@@ -212,7 +263,9 @@ fn python_unserialisable_result_is_a_marshal_error() {
 
 #[test]
 fn python_logging_uses_lambdas_line_format() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "app.logs", &[("app.py", APP)], &[]);
     let post = f.invoke("req-log", "{}");
     assert_eq!(post.body, b"null");
@@ -227,18 +280,26 @@ fn python_logging_uses_lambdas_line_format() {
     assert_eq!(fields[2], "req-log");
     assert_eq!(fields[3], "careful now");
     // 2026-11-21T19:53:00.123Z
-    assert!(fields[1].len() == 24 && fields[1].ends_with('Z'), "{line:?}");
+    assert!(
+        fields[1].len() == 24 && fields[1].ends_with('Z'),
+        "{line:?}"
+    );
     assert!(!out.contains("hidden at the default level"));
 }
 
 #[test]
 fn python_json_log_format_writes_json_records() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(
         &launch,
         "app.logs",
         &[("app.py", APP)],
-        &[("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("AWS_LAMBDA_LOG_LEVEL", "INFO")],
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ],
     );
     f.invoke("req-json", "{}");
     let out = f.stdout();
@@ -254,12 +315,54 @@ fn python_json_log_format_writes_json_records() {
     assert_eq!(warning["message"], "careful now");
     assert_eq!(warning["requestId"], "req-json");
     assert_eq!(warning["logger"], "root");
-    assert!(records.iter().any(|r| r["level"] == "INFO"), "INFO enabled by AWS_LAMBDA_LOG_LEVEL");
+    assert!(
+        records.iter().any(|r| r["level"] == "INFO"),
+        "INFO enabled by AWS_LAMBDA_LOG_LEVEL"
+    );
+}
+
+#[test]
+fn python_reads_chunked_events_and_client_context_and_identity_headers() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let f = Function::start(&launch, "app.handler", &[("app.py", APP)], &[]);
+    f.api.set_chunked_next(true);
+    let mut invocation = Invocation::json("c1", r#"{"chunked": "yes, split in two"}"#);
+    invocation.headers = vec![(
+        "Lambda-Runtime-Cognito-Identity".into(),
+        r#"{"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}"#.into(),
+    )];
+    let body = f.invoke_with(invocation).json();
+    assert_eq!(
+        body["event"],
+        serde_json::json!({"chunked": "yes, split in two"})
+    );
+    assert_eq!(body["identity_id"], "id-1");
+    // context.client_context is an object (not JSON-serialisable, as on Lambda): read its fields.
+    let f2 = Function::start(
+        &launch,
+        "cc.handler",
+        &[("cc.py", "def handler(e, c):\n    return [c.client_context.custom, c.client_context.env, c.client_context.client.app_title]\n")],
+        &[],
+    );
+    let mut invocation = Invocation::json("c2", "{}");
+    invocation.headers = vec![(
+        "Lambda-Runtime-Client-Context".into(),
+        r#"{"custom": {"foo": "bar"}, "env": {"fizz": "buzz"}, "client": {"app_title": "t"}}"#
+            .into(),
+    )];
+    assert_eq!(
+        f2.invoke_with(invocation).json(),
+        serde_json::json!([{"foo": "bar"}, {"fizz": "buzz"}, "t"])
+    );
 }
 
 #[test]
 fn python_keeps_one_connection_across_invokes() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(&launch, "app.handler", &[("app.py", APP)], &[]);
     for i in 0..5 {
         let post = f.invoke(&format!("r{i}"), "{}");
@@ -270,13 +373,17 @@ fn python_keeps_one_connection_across_invokes() {
 
 #[test]
 fn python_per_invoke_overhead() {
-    let Some(launch) = launch_of(RUNTIME) else { return };
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
     let f = Function::start(
         &launch,
         "echo.handler",
         &[("echo.py", "def handler(e, c):\n    return e\n")],
         &[],
     );
+    let init = f.time_to_first_next();
+    eprintln!("python bootstrap: {init:?} from spawn to the first /next (init)");
     f.invoke("warm", "{}");
     let n = 1000;
     let cpu_before = f.cpu_time();
@@ -290,5 +397,8 @@ fn python_per_invoke_overhead() {
         "python bootstrap: {per:?} per invoke round trip, {cpu:?} CPU in the runtime per invoke, \
          over {n} invokes (fake Runtime API)"
     );
-    assert!(per < Duration::from_millis(5), "per-invoke overhead {per:?}");
+    assert!(
+        per < Duration::from_millis(5),
+        "per-invoke overhead {per:?}"
+    );
 }

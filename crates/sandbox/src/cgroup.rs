@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::OnceLock;
@@ -63,7 +63,10 @@ impl Layout {
                 Some(own_dir) => {
                     let dir = own_dir.join(PARENT_NAME).join(instance);
                     match fs::create_dir_all(&dir) {
-                        Ok(()) => Ok(Place { version: Version::V1, dir }),
+                        Ok(()) => Ok(Place {
+                            version: Version::V1,
+                            dir,
+                        }),
                         Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
                     }
                 }
@@ -73,7 +76,10 @@ impl Layout {
                             prepare_v2(&mount, &own_rel, instance, nix::unistd::geteuid().is_root())
                         });
                         match prepared {
-                            Ok(dir) => Ok(Place { version: Version::V2, dir: dir.clone() }),
+                            Ok(dir) => Ok(Place {
+                                version: Version::V2,
+                                dir: dir.clone(),
+                            }),
                             Err(e) => Err(e.clone()),
                         }
                     }
@@ -86,13 +92,14 @@ impl Layout {
                     "pids" => layout.pids = Some(p),
                     _ => layout.cpu = Some(p),
                 },
-                Err(reason) => layout.problems.push(format!("{controller} controller: {reason}")),
+                Err(reason) => layout
+                    .problems
+                    .push(format!("{controller} controller: {reason}")),
             }
         }
-        layout.memsw = layout
-            .memory
-            .as_ref()
-            .is_some_and(|p| p.version == Version::V1 && p.dir.join("memory.memsw.limit_in_bytes").exists());
+        layout.memsw = layout.memory.as_ref().is_some_and(|p| {
+            p.version == Version::V1 && p.dir.join("memory.memsw.limit_in_bytes").exists()
+        });
         layout
     }
 
@@ -106,11 +113,20 @@ impl Layout {
             .collect()
     }
 
+    /// Removes this instance's (empty) parent cgroups, when Flint stops.
+    pub fn remove_instance_dirs(&self) {
+        for place in self.instance_dirs() {
+            let _ = fs::remove_dir(&place.dir);
+        }
+    }
+
     /// Kills and removes cgroups left by a previous run of this instance (a crash, kill -9).
     pub fn remove_leftovers(&self) -> usize {
         let mut removed = 0;
         for place in self.instance_dirs() {
-            let Ok(entries) = fs::read_dir(&place.dir) else { continue };
+            let Ok(entries) = fs::read_dir(&place.dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
@@ -137,8 +153,19 @@ impl Layout {
                 kill_cgroup(place.version, &dir);
                 remove_with_retry(place.version, &dir, Duration::from_millis(500))?;
             }
-            fs::create_dir(&dir)?;
-            cg.dirs.push((place.version, dir));
+            match fs::create_dir(&dir) {
+                // Our instance dir vanished (someone cleaned up): v1 parents need no set-up.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && place.version == Version::V1 => {
+                    fs::create_dir_all(&dir)?
+                }
+                other => other?,
+            }
+            let ino = fs::metadata(&dir)?.ino();
+            cg.dirs.push(CgroupDir {
+                version: place.version,
+                path: dir,
+                ino,
+            });
         }
         let result = self.write_limits(&mut cg, id, memory_mb);
         if let Err(e) = result {
@@ -180,8 +207,14 @@ impl Layout {
         if let Some(place) = &self.cpu {
             let dir = place.dir.join(id);
             match place.version {
-                Version::V1 => write_file(&dir.join("cpu.shares"), &cpu_shares_v1(memory_mb).to_string())?,
-                Version::V2 => write_file(&dir.join("cpu.weight"), &cpu_weight_v2(memory_mb).to_string())?,
+                Version::V1 => write_file(
+                    &dir.join("cpu.shares"),
+                    &cpu_shares_v1(memory_mb).to_string(),
+                )?,
+                Version::V2 => write_file(
+                    &dir.join("cpu.weight"),
+                    &cpu_weight_v2(memory_mb).to_string(),
+                )?,
             }
         }
         Ok(())
@@ -201,7 +234,7 @@ pub(crate) fn cpu_weight_v2(memory_mb: u32) -> u64 {
 /// One sandbox's cgroup dirs (one per v1 hierarchy, or one v2 dir).
 #[derive(Debug, Default)]
 pub(crate) struct SandboxCgroup {
-    dirs: Vec<(Version, PathBuf)>,
+    dirs: Vec<CgroupDir>,
     memory: Option<(Version, PathBuf)>,
     /// v2 `memory.peak` held open: since Linux 6.12 a write resets the peak seen through this fd.
     peak_file: Option<fs::File>,
@@ -210,7 +243,10 @@ pub(crate) struct SandboxCgroup {
 impl SandboxCgroup {
     /// `cgroup.procs` files to write the sandbox's first process into.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|(_, d)| d.join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|d| d.path.join("cgroup.procs"))
+            .collect()
     }
 
     pub fn has_memory(&self) -> bool {
@@ -234,7 +270,9 @@ impl SandboxCgroup {
     }
 
     pub fn reset_peak_memory(&self) {
-        let Some((version, dir)) = &self.memory else { return };
+        let Some((version, dir)) = &self.memory else {
+            return;
+        };
         match version {
             Version::V1 => {
                 let _ = write_file(&dir.join("memory.max_usage_in_bytes"), "0");
@@ -242,7 +280,9 @@ impl SandboxCgroup {
             Version::V2 => {
                 if let Some(mut file) = self.peak_file.as_ref() {
                     // Fails (EINVAL/EACCES) before Linux 6.12: the peak then counts from the start.
-                    let _ = file.seek(io::SeekFrom::Start(0)).and_then(|_| file.write_all(b"reset\n"));
+                    let _ = file
+                        .seek(io::SeekFrom::Start(0))
+                        .and_then(|_| file.write_all(b"reset\n"));
                 }
             }
         }
@@ -261,8 +301,8 @@ impl SandboxCgroup {
 
     /// SIGKILLs every process in the sandbox's cgroups.
     pub fn kill_all(&self) {
-        for (version, dir) in &self.dirs {
-            kill_cgroup(*version, dir);
+        for d in &self.dirs {
+            kill_cgroup(d.version, &d.path);
         }
     }
 
@@ -270,40 +310,72 @@ impl SandboxCgroup {
     /// sandbox's processes are still exiting.
     pub fn remove_now_or_later(mut self) {
         self.peak_file = None;
-        let pending: Vec<(Version, PathBuf)> = std::mem::take(&mut self.dirs)
+        let pending: Vec<CgroupDir> = std::mem::take(&mut self.dirs)
             .into_iter()
-            .filter(|(_, d)| fs::remove_dir(d).is_err() && d.exists())
+            .filter(|d| fs::remove_dir(&d.path).is_err() && d.path.exists())
             .collect();
         if !pending.is_empty() {
             remover().send(pending).ok();
         }
     }
-
-    #[cfg(test)]
-    pub fn dirs(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|(_, d)| d.clone()).collect()
-    }
 }
 
 /// The background thread that removes cgroups whose processes were still exiting.
-fn remover() -> &'static mpsc::Sender<Vec<(Version, PathBuf)>> {
-    static SENDER: OnceLock<mpsc::Sender<Vec<(Version, PathBuf)>>> = OnceLock::new();
+fn remover() -> &'static mpsc::Sender<Vec<CgroupDir>> {
+    static SENDER: OnceLock<mpsc::Sender<Vec<CgroupDir>>> = OnceLock::new();
     SENDER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Vec<(Version, PathBuf)>>();
-        let spawned = std::thread::Builder::new().name("flint-cgroup-remover".into()).spawn(move || {
-            while let Ok(dirs) = rx.recv() {
-                for (version, dir) in dirs {
-                    if remove_with_retry(version, &dir, Duration::from_secs(10)).is_err() {
-                        tracing::warn!("cgroup {} is still busy after 10 s; left in place", dir.display());
+        let (tx, rx) = mpsc::channel::<Vec<CgroupDir>>();
+        let spawned = std::thread::Builder::new()
+            .name("flint-cgroup-remover".into())
+            .spawn(move || {
+                while let Ok(dirs) = rx.recv() {
+                    for d in dirs {
+                        if d.remove_with_retry(Duration::from_secs(10)).is_err() {
+                            tracing::warn!(
+                                "cgroup {} is still busy after 10 s; left in place",
+                                d.path.display()
+                            );
+                        }
                     }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             tracing::warn!("cannot start the cgroup remover thread: {e}");
         }
         tx
     })
+}
+
+/// One created cgroup dir; the inode tells it apart from a later cgroup of the same name.
+#[derive(Debug)]
+struct CgroupDir {
+    version: Version,
+    path: PathBuf,
+    ino: u64,
+}
+
+impl CgroupDir {
+    fn remove_with_retry(&self, patience: Duration) -> io::Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match fs::metadata(&self.path) {
+                Ok(m) if m.ino() == self.ino => {}
+                // Gone, or already replaced by a new sandbox's cgroup of the same id: not ours.
+                _ => return Ok(()),
+            }
+            match fs::remove_dir(&self.path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if start.elapsed() >= patience => return Err(e),
+                Err(_) => {
+                    kill_cgroup(self.version, &self.path);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+            }
+        }
+    }
 }
 
 fn remove_with_retry(version: Version, dir: &Path, patience: Duration) -> io::Result<()> {
@@ -328,10 +400,13 @@ fn kill_cgroup(version: Version, dir: &Path) {
     if version == Version::V2 && write_file(&dir.join("cgroup.kill"), "1").is_ok() {
         return;
     }
-    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else { return };
+    let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
     for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
         if pid > 1 {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
     }
 }
@@ -352,7 +427,9 @@ fn read_u64(path: &Path) -> Option<u64> {
 pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let mut parts = line.split_whitespace();
-        (parts.next() == Some(key)).then(|| parts.next()?.parse().ok()).flatten()
+        (parts.next() == Some(key))
+            .then(|| parts.next()?.parse().ok())
+            .flatten()
     })
 }
 
@@ -370,7 +447,9 @@ pub(crate) struct CgroupMount {
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let l: Vec<&str> = left.split(' ').collect();
         let r: Vec<&str> = right.split(' ').collect();
         if l.len() < 5 || r.len() < 3 {
@@ -405,7 +484,12 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -442,15 +526,31 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
 }
 
 /// Our own cgroup dir in the v1 hierarchy that has `controller`, if one is mounted.
-pub(crate) fn v1_dir(mounts: &[CgroupMount], memberships: &[Membership], controller: &str) -> Option<PathBuf> {
-    let mount = mounts.iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))?;
-    let member = memberships.iter().find(|m| m.controllers.iter().any(|c| c == controller))?;
-    Some(join_cgroup_path(&mount.mount_point, &mount.root, &member.path))
+pub(crate) fn v1_dir(
+    mounts: &[CgroupMount],
+    memberships: &[Membership],
+    controller: &str,
+) -> Option<PathBuf> {
+    let mount = mounts
+        .iter()
+        .find(|m| !m.v2 && m.controllers.iter().any(|c| c == controller))?;
+    let member = memberships
+        .iter()
+        .find(|m| m.controllers.iter().any(|c| c == controller))?;
+    Some(join_cgroup_path(
+        &mount.mount_point,
+        &mount.root,
+        &member.path,
+    ))
 }
 
 /// Maps a cgroup path onto a mount of (part of) its hierarchy.
 fn join_cgroup_path(mount_point: &Path, mount_root: &str, path: &str) -> PathBuf {
-    let rel = if mount_root != "/" && path.starts_with(mount_root) { &path[mount_root.len()..] } else { path };
+    let rel = if mount_root != "/" && path.starts_with(mount_root) {
+        &path[mount_root.len()..]
+    } else {
+        path
+    };
     mount_point.join(rel.trim_start_matches('/'))
 }
 
@@ -474,7 +574,12 @@ fn v2_root_has(mount: &Path, controller: &str) -> bool {
 /// Prepares `<base>/flint-sandboxes/<instance>` on cgroup v2 with controllers enabled down to it.
 /// `base` is our own cgroup when it is delegated to us (we move ourselves into a leaf, since a v2
 /// cgroup with children may not hold processes), else the root cgroup when we are root.
-pub(crate) fn prepare_v2(mount: &Path, own_rel: &str, instance: &str, is_root: bool) -> Result<PathBuf, String> {
+pub(crate) fn prepare_v2(
+    mount: &Path,
+    own_rel: &str,
+    instance: &str,
+    is_root: bool,
+) -> Result<PathBuf, String> {
     let own = mount.join(own_rel.trim_start_matches('/'));
     let wanted = |dir: &Path| -> Vec<String> {
         fs::read_to_string(dir.join("cgroup.controllers"))
@@ -485,6 +590,11 @@ pub(crate) fn prepare_v2(mount: &Path, own_rel: &str, instance: &str, is_root: b
             .collect()
     };
     let base = if own == mount {
+        // The real root cgroup may hold processes and have children; the root of a cgroup
+        // namespace (a container) may not, so there we also step into a leaf first.
+        if enable_controllers(&own, &wanted(&own)).is_err() {
+            take_own_cgroup(&own, &wanted(&own))?;
+        }
         own
     } else {
         match take_own_cgroup(&own, &wanted(&own)) {
@@ -502,7 +612,10 @@ pub(crate) fn prepare_v2(mount: &Path, own_rel: &str, instance: &str, is_root: b
     };
     let controllers = wanted(&base);
     if controllers.is_empty() {
-        return Err(format!("no memory/pids/cpu controller is delegated to {}", base.display()));
+        return Err(format!(
+            "no memory/pids/cpu controller is delegated to {}",
+            base.display()
+        ));
     }
     let mut dir = base;
     for next in [PARENT_NAME, instance] {
@@ -521,13 +634,22 @@ pub(crate) fn prepare_v2(mount: &Path, own_rel: &str, instance: &str, is_root: b
 /// Moves this process into `own/flint-server` so that `own` may get child cgroups with controllers.
 fn take_own_cgroup(own: &Path, controllers: &[String]) -> Result<(), String> {
     if controllers.is_empty() {
-        return Err(format!("no memory/pids/cpu controller is delegated to {}", own.display()));
+        return Err(format!(
+            "no memory/pids/cpu controller is delegated to {}",
+            own.display()
+        ));
     }
     let me = std::process::id().to_string();
     let procs = fs::read_to_string(own.join("cgroup.procs"))
         .map_err(|e| format!("cannot read {}: {e}", own.join("cgroup.procs").display()))?;
-    if procs.lines().any(|p| p.trim() != me && !p.trim().is_empty()) {
-        return Err(format!("other processes share our cgroup {}", own.display()));
+    if procs
+        .lines()
+        .any(|p| p.trim() != me && !p.trim().is_empty())
+    {
+        return Err(format!(
+            "other processes share our cgroup {}",
+            own.display()
+        ));
     }
     let leaf = own.join(SERVER_LEAF_NAME);
     if let Err(e) = fs::create_dir(&leaf) {
@@ -535,7 +657,8 @@ fn take_own_cgroup(own: &Path, controllers: &[String]) -> Result<(), String> {
             return Err(format!("cannot create {}: {e}", leaf.display()));
         }
     }
-    write_file(&leaf.join("cgroup.procs"), &me).map_err(|e| format!("cannot move Flint into {}: {e}", leaf.display()))
+    write_file(&leaf.join("cgroup.procs"), &me)
+        .map_err(|e| format!("cannot move Flint into {}: {e}", leaf.display()))
 }
 
 fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), String> {
@@ -545,7 +668,8 @@ fn enable_controllers(dir: &Path, controllers: &[String]) -> Result<(), String> 
         if enabled.split_whitespace().any(|e| e == c) {
             continue;
         }
-        write_file(&file, &format!("+{c}")).map_err(|e| format!("cannot enable {c} in {}: {e}", file.display()))?;
+        write_file(&file, &format!("+{c}"))
+            .map_err(|e| format!("cannot enable {c} in {}: {e}", file.display()))?;
     }
     Ok(())
 }
@@ -576,9 +700,15 @@ mod tests {
             v1_dir(&mounts, &members, "memory"),
             Some(PathBuf::from("/sys/fs/cgroup/memory/process_api/0313fd"))
         );
-        assert_eq!(v1_dir(&mounts, &members, "cpu"), Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(
+            v1_dir(&mounts, &members, "cpu"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+        );
         assert_eq!(v1_dir(&mounts, &members, "pids"), None);
-        let named = mounts.iter().find(|m| m.mount_point.ends_with("systemd")).map(|m| m.controllers.clone());
+        let named = mounts
+            .iter()
+            .find(|m| m.mount_point.ends_with("systemd"))
+            .map(|m| m.controllers.clone());
         assert_eq!(named, Some(vec!["xattr".to_string()]));
     }
 
@@ -588,14 +718,21 @@ mod tests {
         let members = parse_proc_cgroup("0::/user.slice/flint.scope\n");
         assert_eq!(
             v2_target(&mounts, &members),
-            Some((PathBuf::from("/sys/fs/cgroup/unified"), "/user.slice/flint.scope".to_string()))
+            Some((
+                PathBuf::from("/sys/fs/cgroup/unified"),
+                "/user.slice/flint.scope".to_string()
+            ))
         );
     }
 
     #[test]
     fn bind_mounted_hierarchy_roots_are_stripped() {
         assert_eq!(
-            join_cgroup_path(Path::new("/sys/fs/cgroup/memory"), "/docker/abc", "/docker/abc/sub"),
+            join_cgroup_path(
+                Path::new("/sys/fs/cgroup/memory"),
+                "/docker/abc",
+                "/docker/abc/sub"
+            ),
             PathBuf::from("/sys/fs/cgroup/memory/sub")
         );
     }
@@ -635,7 +772,11 @@ mod tests {
         fs::create_dir_all(&own).unwrap();
         fs::write(mount.join("cgroup.controllers"), "cpu memory pids io\n").unwrap();
         fs::write(own.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
-        fs::write(own.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+        fs::write(
+            own.join("cgroup.procs"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
         fs::write(own.join("cgroup.subtree_control"), "").unwrap();
         // Files the kernel would create in new cgroups.
         for d in ["flint-server", "flint-sandboxes", "flint-sandboxes/inst"] {
@@ -646,10 +787,18 @@ mod tests {
         }
         let dir = prepare_v2(mount, "/user.slice/flint.service", "inst", false).unwrap();
         assert_eq!(dir, own.join("flint-sandboxes/inst"));
-        assert_eq!(fs::read_to_string(own.join("flint-server/cgroup.procs")).unwrap(), std::process::id().to_string());
-        // Plain files keep only the last write; the kernel accumulates them.
-        assert_eq!(fs::read_to_string(own.join("cgroup.subtree_control")).unwrap(), "+pids");
-        assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "+pids");
+        assert_eq!(
+            fs::read_to_string(own.join("flint-server/cgroup.procs")).unwrap(),
+            std::process::id().to_string()
+        );
+        // Plain files are overwritten in place (no truncation); the kernel accumulates instead.
+        // The last controller written shows that each level was enabled, one controller a write.
+        assert!(fs::read_to_string(own.join("cgroup.subtree_control"))
+            .unwrap()
+            .starts_with("+pids"));
+        assert!(fs::read_to_string(dir.join("cgroup.subtree_control"))
+            .unwrap()
+            .starts_with("+pids"));
     }
 
     #[test]

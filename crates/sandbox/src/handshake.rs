@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use crate::SandboxSpec;
 
+/// Byte Flint writes on the control socket to ask for a graceful stop (SIGTERM to the program).
+pub(crate) const TERMINATE: u8 = b't';
+
 /// Everything the init needs besides the spec; decided by Flint in `Sandboxes`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct InitRequest {
@@ -45,12 +48,16 @@ pub(crate) enum InitReport {
     /// The program was exec'd.
     Running,
     /// The program ended (reported by the sandbox's PID 1 just before it exits).
-    Exited { code: Option<i32>, signal: Option<i32> },
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
 }
 
 impl InitReport {
     pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{\"kind\":\"setup_failed\",\"reason\":\"encoding\"}".to_vec());
+        let mut line = serde_json::to_vec(self)
+            .unwrap_or_else(|_| b"{\"kind\":\"setup_failed\",\"reason\":\"encoding\"}".to_vec());
         line.push(b'\n');
         line
     }
@@ -78,15 +85,28 @@ mod tests {
     #[test]
     fn reports_survive_a_round_trip_as_one_line() {
         for report in [
-            InitReport::SetupFailed { reason: "mount /var/task: permission denied".into() },
-            InitReport::StartFailed { reason: "no such file or directory".into() },
+            InitReport::SetupFailed {
+                reason: "mount /var/task: permission denied".into(),
+            },
+            InitReport::StartFailed {
+                reason: "no such file or directory".into(),
+            },
             InitReport::Running,
-            InitReport::Exited { code: Some(3), signal: None },
-            InitReport::Exited { code: None, signal: Some(9) },
+            InitReport::Exited {
+                code: Some(3),
+                signal: None,
+            },
+            InitReport::Exited {
+                code: None,
+                signal: Some(9),
+            },
         ] {
             let line = report.to_line();
             assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
-            assert_eq!(InitReport::parse(std::str::from_utf8(&line).unwrap()), Some(report));
+            assert_eq!(
+                InitReport::parse(std::str::from_utf8(&line).unwrap()),
+                Some(report)
+            );
         }
         assert_eq!(InitReport::parse("garbage"), None);
     }

@@ -34,9 +34,17 @@ impl Identity {
         let egid = nix::unistd::getegid().as_raw();
         if euid == 0 {
             // Not root's own ids: a sandbox must never act as the host's root on shared files.
-            Identity { outer_uid: SANDBOX_UID, outer_gid: SANDBOX_GID, privileged: true }
+            Identity {
+                outer_uid: SANDBOX_UID,
+                outer_gid: SANDBOX_GID,
+                privileged: true,
+            }
         } else {
-            Identity { outer_uid: euid, outer_gid: egid, privileged: false }
+            Identity {
+                outer_uid: euid,
+                outer_gid: egid,
+                privileged: false,
+            }
         }
     }
 
@@ -50,13 +58,24 @@ impl Identity {
 }
 
 pub(crate) fn detect_isolation(privileged: bool) -> Isolation {
-    let read = |p: &str| std::fs::read_to_string(Path::new(p)).ok().and_then(|s| s.trim().parse::<i64>().ok());
+    let read = |p: &str| {
+        std::fs::read_to_string(Path::new(p))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
     let max = read("/proc/sys/user/max_user_namespaces");
     let unprivileged = read("/proc/sys/kernel/unprivileged_userns_clone");
-    let reason = if max == Some(0) {
+    // Operator escape hatch for hosts whose user namespaces misbehave (e.g. LSM restrictions).
+    let disabled = std::env::var("FLINT_SANDBOX_USERNS").is_ok_and(|v| v == "0");
+    let reason = if disabled {
+        Some("user namespaces are turned off (FLINT_SANDBOX_USERNS=0)".to_string())
+    } else if max == Some(0) {
         Some("user namespaces are disabled (user.max_user_namespaces = 0)".to_string())
     } else if !privileged && unprivileged == Some(0) {
-        Some("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)".to_string())
+        Some(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+                .to_string(),
+        )
     } else if !Path::new("/proc/self/ns/user").exists() {
         Some("the kernel has no user namespaces".to_string())
     } else {
@@ -75,7 +94,11 @@ mod tests {
 
     #[test]
     fn maps_put_the_sandbox_user_on_one_host_id() {
-        let id = Identity { outer_uid: 1000, outer_gid: 1000, privileged: false };
+        let id = Identity {
+            outer_uid: 1000,
+            outer_gid: 1000,
+            privileged: false,
+        };
         assert_eq!(id.uid_map(), "993 1000 1\n");
         assert_eq!(id.gid_map(), "990 1000 1\n");
     }

@@ -28,10 +28,22 @@ use crate::mounts;
 
 /// The control socket to Flint is the init's stdin.
 const CONTROL_FD: RawFd = 0;
+use crate::handshake::TERMINATE;
+
+/// The program's pid inside the namespace, for PID 1's SIGTERM forwarding.
+static PROGRAM_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// PID 1 ignores signals it has no handler for, so a graceful stop is forwarded by hand.
+extern "C" fn forward_sigterm(_: libc::c_int) {
+    let pid = PROGRAM_PID.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
 
 /// Entry point; returns the supervisor's exit code (mirroring the sandbox's PID 1).
 pub(crate) fn run() -> i32 {
-    crate::trace_point("init main");
     let mut control = BufReader::new(ControlFd);
     let mut line = String::new();
     if control.read_line(&mut line).is_err() || line.is_empty() {
@@ -40,7 +52,9 @@ pub(crate) fn run() -> i32 {
     let req: InitRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
-            report(&InitReport::SetupFailed { reason: format!("bad init request: {e}") });
+            report(&InitReport::SetupFailed {
+                reason: format!("bad init request: {e}"),
+            });
             return 125;
         }
     };
@@ -90,11 +104,11 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
         &req.spec.tmp_dir,
     )?;
     let exec = ExecPlan::new(req)?;
-    crate::trace_point("request parsed");
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if req.user_namespace {
         flags |= libc::CLONE_NEWUSER;
     }
@@ -103,9 +117,21 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
     }
     // clone(2) like fork (no new stack): we are single-threaded, so the child is a plain copy.
     // SAFETY: raw clone with fork semantics; the child only runs `pid1`, which never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
     if pid < 0 {
-        return Err(format!("clone namespaces: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "clone namespaces: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if pid == 0 {
         drop(ready_r);
@@ -115,7 +141,6 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
         unsafe { libc::_exit(code) };
     }
     let child = Pid::from_raw(pid as i32);
-    crate::trace_point("cloned");
     drop(ready_w);
     drop(go_r);
     let kill_child = |reason: String| -> Result<i32, String> {
@@ -143,14 +168,14 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
         return kill_child("cannot release sandbox PID 1".into());
     }
     drop(go_w);
-    crate::trace_point("released");
     Ok(wait_for_pid1(child))
 }
 
 fn write_id_maps(pid: i32, req: &InitRequest) -> Result<(), String> {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     let write = |name: &str, value: &str| {
-        crate::cgroup::write_file(&proc_dir.join(name), value).map_err(|e| format!("write {name} of the sandbox: {e}"))
+        crate::cgroup::write_file(&proc_dir.join(name), value)
+            .map_err(|e| format!("write {name} of the sandbox: {e}"))
     };
     write("uid_map", &req.uid_map)?;
     if req.deny_setgroups {
@@ -174,7 +199,11 @@ fn wait_for_pid1(child: Pid) -> i32 {
                 unsafe {
                     let _ = signal::signal(sig, SigHandler::SigDfl);
                 }
-                let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+                let _ = signal::sigprocmask(
+                    signal::SigmaskHow::SIG_SETMASK,
+                    Some(&SigSet::empty()),
+                    None,
+                );
                 let _ = signal::kill(unistd::getpid(), sig);
                 return 128 + sig as i32;
             }
@@ -184,10 +213,18 @@ fn wait_for_pid1(child: Pid) -> i32 {
         }
         let mut fds = vec![];
         if control_open {
-            fds.push(libc::pollfd { fd: CONTROL_FD, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: CONTROL_FD,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if let Some(p) = &pidfd {
-            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         let timeout = if pidfd.is_some() { -1 } else { 50 };
         // SAFETY: valid pollfd array of the given length.
@@ -203,6 +240,9 @@ fn wait_for_pid1(child: Pid) -> i32 {
                 // Flint closed its end (dropped the sandbox, or died): end the sandbox.
                 control_open = false;
                 let _ = signal::kill(child, Signal::SIGKILL);
+            } else if buf[..got as usize].contains(&TERMINATE) {
+                // PID 1 forwards it to the program (see `forward_sigterm`).
+                let _ = signal::kill(child, Signal::SIGTERM);
             }
         }
     }
@@ -238,7 +278,10 @@ struct ExecPlan {
 
 impl ExecPlan {
     fn new(req: &InitRequest) -> Result<Self, String> {
-        let c = |s: &[u8]| CString::new(s).map_err(|_| "a NUL byte in the program, its arguments or environment".to_string());
+        let c = |s: &[u8]| {
+            CString::new(s)
+                .map_err(|_| "a NUL byte in the program, its arguments or environment".to_string())
+        };
         let program = c(req.spec.program.as_os_str().as_bytes())?;
         let mut argv = vec![program.clone()];
         for a in &req.spec.args {
@@ -265,7 +308,13 @@ impl ExecPlan {
 }
 
 /// The sandbox's PID 1. Returns its exit code.
-fn pid1(req: &InitRequest, entries: &[mounts::Entry], exec: &ExecPlan, ready: OwnedFd, go: OwnedFd) -> i32 {
+fn pid1(
+    req: &InitRequest,
+    entries: &[mounts::Entry],
+    exec: &ExecPlan,
+    ready: OwnedFd,
+    go: OwnedFd,
+) -> i32 {
     // If the supervisor dies, so do we (and with us the whole pid namespace).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -290,13 +339,13 @@ fn pid1(req: &InitRequest, entries: &[mounts::Entry], exec: &ExecPlan, ready: Ow
 }
 
 fn build_sandbox(req: &InitRequest, entries: &[mounts::Entry]) -> Result<(), String> {
+    // Now that we sit in the sandbox's cgroup, make it the root of the cgroups we can see.
+    let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
     let _ = unistd::sethostname(&req.hostname);
     mounts::make_private()?;
     // Host paths are opened while we still carry Flint's own identity, which can traverse them
     // (e.g. /root is 0700; capabilities in a user namespace do not cover unmapped owners).
-    crate::trace_point("pid1 go");
     let detached = mounts::detach_sources(entries)?;
-    crate::trace_point("detached");
     mounts::mount_root(&req.root_mount, req.uid, req.gid)?;
     if req.user_namespace {
         // Files can only be created under an identity mapped in the namespace: become the sandbox
@@ -307,13 +356,21 @@ fn build_sandbox(req: &InitRequest, entries: &[mounts::Entry]) -> Result<(), Str
             libc::setfsuid(req.uid);
         }
     }
-    crate::trace_point("root mounted");
     mounts::build_root(entries, detached)?;
-    crate::trace_point("root built");
+    if req.user_namespace {
+        // No nested user namespaces for the program: they are a favourite kernel attack surface
+        // and a function has no use for them. Per-namespace limit, so the host is untouched.
+        let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
+    }
     if req.spec.isolate_network {
         loopback_up();
     }
-    std::env::set_current_dir("/var/task").map_err(|e| format!("chdir /var/task: {e}"))
+    std::env::set_current_dir("/var/task").map_err(|e| {
+        format!(
+            "chdir /var/task: {e} (the code dir must be readable by uid {})",
+            req.uid
+        )
+    })
 }
 
 /// A fresh network namespace has its loopback down; Lambda functions expect 127.0.0.1 to work.
@@ -355,7 +412,9 @@ fn start_program_and_reap(exec: &ExecPlan) -> i32 {
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
-            report(&InitReport::SetupFailed { reason: format!("fork the program: {e}") });
+            report(&InitReport::SetupFailed {
+                reason: format!("fork the program: {e}"),
+            });
             return 125;
         }
     };
@@ -369,17 +428,30 @@ fn start_program_and_reap(exec: &ExecPlan) -> i32 {
         let _ = waitpid(program, None);
         return 127;
     }
-    crate::trace_point("exec ok");
+    PROGRAM_PID.store(program.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    let forward = signal::SigAction::new(
+        SigHandler::Handler(forward_sigterm),
+        signal::SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only calls kill(2), which is async-signal-safe.
+    let _ = unsafe { signal::sigaction(Signal::SIGTERM, &forward) };
     report(&InitReport::Running);
     // PID 1 of the namespace: reap every orphan until the program itself ends.
     loop {
         match waitpid(None, None) {
             Ok(WaitStatus::Exited(pid, code)) if pid == program => {
-                report(&InitReport::Exited { code: Some(code), signal: None });
+                report(&InitReport::Exited {
+                    code: Some(code),
+                    signal: None,
+                });
                 return code;
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid == program => {
-                report(&InitReport::Exited { code: None, signal: Some(sig as i32) });
+                report(&InitReport::Exited {
+                    code: None,
+                    signal: Some(sig as i32),
+                });
                 return 128 + sig as i32;
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -399,7 +471,11 @@ fn exec_program(exec: &ExecPlan) -> i32 {
                 let _ = signal::signal(sig, SigHandler::SigDfl);
             }
         }
-        let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+        let _ = signal::sigprocmask(
+            signal::SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::empty()),
+            None,
+        );
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::setsid();
 
@@ -409,7 +485,13 @@ fn exec_program(exec: &ExecPlan) -> i32 {
             return errno();
         }
         libc::close(devnull);
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) != 0
+        {
             // Pre-5.11 kernels: mark them one by one.
             for fd in 3..1024 {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
@@ -429,15 +511,25 @@ fn exec_program(exec: &ExecPlan) -> i32 {
 
         // No capability may survive: empty the bounding set while we still may (CAP_SETPCAP).
         for cap in 0..=63 {
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && nix::errno::Errno::last() == nix::errno::Errno::EINVAL {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
+                && nix::errno::Errno::last() == nix::errno::Errno::EINVAL
+            {
                 break;
             }
         }
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
         if exec.drop_groups && libc::setgroups(0, std::ptr::null()) != 0 {
             return errno();
         }
-        if libc::setresgid(exec.gid, exec.gid, exec.gid) != 0 || libc::setresuid(exec.uid, exec.uid, exec.uid) != 0 {
+        if libc::setresgid(exec.gid, exec.gid, exec.gid) != 0
+            || libc::setresuid(exec.uid, exec.uid, exec.uid) != 0
+        {
             return errno();
         }
         clear_capabilities();
@@ -455,7 +547,10 @@ fn exec_program(exec: &ExecPlan) -> i32 {
 }
 
 fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: setrlimit with a valid struct.
     unsafe { libc::setrlimit(resource, &lim) };
 }
@@ -474,8 +569,15 @@ fn clear_capabilities() {
         permitted: u32,
         inheritable: u32,
     }
-    let header = Header { version: 0x2008_0522, pid: 0 };
-    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    let header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
     // SAFETY: capset with a version-3 header and two data words, as the ABI requires.
     unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
 }

@@ -92,7 +92,9 @@ pub struct Sandboxes {
 
 impl std::fmt::Debug for Sandboxes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandboxes").field("summary", &self.summary).finish()
+        f.debug_struct("Sandboxes")
+            .field("summary", &self.summary)
+            .finish()
     }
 }
 
@@ -139,7 +141,14 @@ impl Sandboxes {
             tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
         }
         let summary = summarize(&isolation, &cgroups);
-        Ok(Sandboxes { init_program, root_mount, isolation, identity, cgroups, summary })
+        Ok(Sandboxes {
+            init_program,
+            root_mount,
+            isolation,
+            identity,
+            cgroups,
+            summary,
+        })
     }
 
     pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
@@ -152,15 +161,30 @@ impl Sandboxes {
     }
 }
 
+impl Drop for Sandboxes {
+    fn drop(&mut self) {
+        // Only succeeds once every sandbox is gone (a cgroup with children cannot be removed).
+        self.cgroups.remove_instance_dirs();
+    }
+}
+
 fn summarize(isolation: &host::Isolation, cgroups: &cgroup::Layout) -> String {
     let ns = match isolation {
         host::Isolation::UserNamespace => "user+mount+pid+ipc+uts namespaces".to_string(),
-        host::Isolation::RootWithoutUserNamespace => "mount+pid+ipc+uts namespaces (no user namespace)".to_string(),
+        host::Isolation::RootWithoutUserNamespace => {
+            "mount+pid+ipc+uts namespaces (no user namespace)".to_string()
+        }
         host::Isolation::Unavailable(r) => format!("NO sandboxing ({r})"),
     };
     let version = |p: &Option<cgroup::Place>| match p {
-        Some(cgroup::Place { version: cgroup::Version::V1, .. }) => "v1",
-        Some(cgroup::Place { version: cgroup::Version::V2, .. }) => "v2",
+        Some(cgroup::Place {
+            version: cgroup::Version::V1,
+            ..
+        }) => "v1",
+        Some(cgroup::Place {
+            version: cgroup::Version::V2,
+            ..
+        }) => "v2",
         None => "",
     };
     let mut limits = Vec::new();
@@ -170,10 +194,17 @@ fn summarize(isolation: &host::Isolation, cgroups: &cgroup::Layout) -> String {
         limits.push("memory (rlimit only)".to_string());
     }
     if cgroups.pids.is_some() {
-        limits.push(format!("pids {} (cgroup {})", cgroup::PIDS_MAX, version(&cgroups.pids)));
+        limits.push(format!(
+            "pids {} (cgroup {})",
+            cgroup::PIDS_MAX,
+            version(&cgroups.pids)
+        ));
     }
     if cgroups.cpu.is_some() {
-        limits.push(format!("cpu share by memory (cgroup {})", version(&cgroups.cpu)));
+        limits.push(format!(
+            "cpu share by memory (cgroup {})",
+            version(&cgroups.cpu)
+        ));
     }
     limits.push("/tmp size per file".to_string());
     format!("sandboxes: {ns}; limits: {}", limits.join(", "))
@@ -201,24 +232,24 @@ mod tests {
 
     #[test]
     fn instance_key_is_stable_and_differs_per_data_dir() {
-        assert_eq!(instance_key(Path::new("/a/.flint/sandbox")), instance_key(Path::new("/a/.flint/sandbox")));
-        assert_ne!(instance_key(Path::new("/a/.flint/sandbox")), instance_key(Path::new("/b/.flint/sandbox")));
+        assert_eq!(
+            instance_key(Path::new("/a/.flint/sandbox")),
+            instance_key(Path::new("/a/.flint/sandbox"))
+        );
+        assert_ne!(
+            instance_key(Path::new("/a/.flint/sandbox")),
+            instance_key(Path::new("/b/.flint/sandbox"))
+        );
         assert_eq!(instance_key(Path::new("/x")).len(), 16);
     }
 
     #[test]
     fn summary_names_what_is_not_enforced() {
-        let s = summarize(&host::Isolation::Unavailable("no userns".into()), &cgroup::Layout::default());
+        let s = summarize(
+            &host::Isolation::Unavailable("no userns".into()),
+            &cgroup::Layout::default(),
+        );
         assert!(s.contains("NO sandboxing"), "{s}");
         assert!(s.contains("memory (rlimit only)"), "{s}");
-    }
-}
-#[doc(hidden)]
-pub fn trace_point(what: &str) {
-    use std::io::Write;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open("/tmp/sbtrace") {
-        let _ = writeln!(f, "{}.{:09} {} {}", ts.tv_sec, ts.tv_nsec, std::process::id(), what);
     }
 }

@@ -47,7 +47,11 @@ pub(crate) struct Detached {
 /// What goes where; produced from the spec before anything is mounted.
 pub(crate) enum Entry {
     /// Bind a host path (read-only unless `rw`).
-    Bind { source: PathBuf, target: PathBuf, rw: bool },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        rw: bool,
+    },
     /// A symlink in the root (usr-merge).
     Symlink { target: PathBuf, points_to: PathBuf },
     /// An empty directory (e.g. /opt without layers).
@@ -63,53 +67,103 @@ pub(crate) fn plan(
     tmp_dir: &Path,
 ) -> Result<Vec<Entry>, String> {
     let mut entries = vec![
-        Entry::Bind { source: "/usr".into(), target: "usr".into(), rw: false },
-        Entry::Bind { source: "/etc".into(), target: "etc".into(), rw: false },
+        Entry::Bind {
+            source: "/usr".into(),
+            target: "usr".into(),
+            rw: false,
+        },
+        Entry::Bind {
+            source: "/etc".into(),
+            target: "etc".into(),
+            rw: false,
+        },
     ];
     for name in USR_MERGE {
         let host = Path::new("/").join(name);
         match std::fs::symlink_metadata(&host) {
             Ok(m) if m.file_type().is_symlink() => {
                 if let Ok(points_to) = std::fs::read_link(&host) {
-                    entries.push(Entry::Symlink { target: name.into(), points_to });
+                    entries.push(Entry::Symlink {
+                        target: name.into(),
+                        points_to,
+                    });
                 }
             }
-            Ok(m) if m.is_dir() => entries.push(Entry::Bind { source: host, target: name.into(), rw: false }),
+            Ok(m) if m.is_dir() => entries.push(Entry::Bind {
+                source: host,
+                target: name.into(),
+                rw: false,
+            }),
             _ => {}
         }
     }
-    entries.push(Entry::Bind { source: code_dir.to_path_buf(), target: "var/task".into(), rw: false });
+    entries.push(Entry::Bind {
+        source: code_dir.to_path_buf(),
+        target: "var/task".into(),
+        rw: false,
+    });
     entries.push(match opt_dir {
-        Some(dir) => Entry::Bind { source: dir.to_path_buf(), target: "opt".into(), rw: false },
+        Some(dir) => Entry::Bind {
+            source: dir.to_path_buf(),
+            target: "opt".into(),
+            rw: false,
+        },
         None => Entry::Dir("opt".into()),
     });
     entries.push(match runtime_dir {
-        Some(dir) => Entry::Bind { source: dir.to_path_buf(), target: "var/runtime".into(), rw: false },
+        Some(dir) => Entry::Bind {
+            source: dir.to_path_buf(),
+            target: "var/runtime".into(),
+            rw: false,
+        },
         None => Entry::Dir("var/runtime".into()),
     });
     for path in extra {
         match extra_target(path)? {
-            Some(target) if path.exists() => entries.push(Entry::Bind { source: path.clone(), target, rw: false }),
+            Some(target) if path.exists() => entries.push(Entry::Bind {
+                source: path.clone(),
+                target,
+                rw: false,
+            }),
             _ => {}
         }
     }
-    entries.push(Entry::Bind { source: tmp_dir.to_path_buf(), target: "tmp".into(), rw: true });
+    entries.push(Entry::Bind {
+        source: tmp_dir.to_path_buf(),
+        target: "tmp".into(),
+        rw: true,
+    });
     Ok(entries)
 }
 
 /// Where an extra read-only bind lands (relative), or None when it is already visible (/usr, /etc).
 pub(crate) fn extra_target(path: &Path) -> Result<Option<PathBuf>, String> {
-    let clean = path.is_absolute() && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    let clean = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
     if !clean || path == Path::new("/") {
-        return Err(format!("extra bind {} must be an absolute path without `..`", path.display()));
+        return Err(format!(
+            "extra bind {} must be an absolute path without `..`",
+            path.display()
+        ));
     }
     if path.starts_with("/usr") || path.starts_with("/etc") {
         return Ok(None);
     }
-    if let Some(reserved) = RESERVED.iter().find(|r| path.starts_with(r) || Path::new(r).starts_with(path)) {
-        return Err(format!("extra bind {} overlaps the sandbox's {reserved}", path.display()));
+    if let Some(reserved) = RESERVED
+        .iter()
+        .find(|r| path.starts_with(r) || Path::new(r).starts_with(path))
+    {
+        return Err(format!(
+            "extra bind {} overlaps the sandbox's {reserved}",
+            path.display()
+        ));
     }
-    if USR_MERGE.iter().any(|n| path.starts_with(Path::new("/").join(n))) {
+    if USR_MERGE
+        .iter()
+        .any(|n| path.starts_with(Path::new("/").join(n)))
+    {
         return Ok(None);
     }
     Ok(Some(path.strip_prefix("/").unwrap_or(path).to_path_buf()))
@@ -120,21 +174,31 @@ pub(crate) fn detach_sources(entries: &[Entry]) -> Result<Vec<Detached>, String>
     let mut out = Vec::new();
     for entry in entries {
         if let Entry::Bind { source, target, rw } = entry {
-            let is_dir = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?.is_dir();
+            let is_dir = std::fs::metadata(source)
+                .map_err(|e| format!("{}: {e}", source.display()))?
+                .is_dir();
             let fd = open_tree(source).map_err(|e| format!("bind {}: {e}", source.display()))?;
             let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
             if !rw {
                 set |= MOUNT_ATTR_RDONLY;
             }
             set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
-            out.push(Detached { fd, target: target.clone(), is_dir });
+            out.push(Detached {
+                fd,
+                target: target.clone(),
+                is_dir,
+            });
         }
     }
     for node in DEV_NODES {
         let source = Path::new("/dev").join(node);
         let fd = open_tree(&source).map_err(|e| format!("bind {}: {e}", source.display()))?;
         set_attrs(&fd, MOUNT_ATTR_NOSUID).map_err(|e| format!("bind {}: {e}", source.display()))?;
-        out.push(Detached { fd, target: Path::new("dev").join(node), is_dir: false });
+        out.push(Detached {
+            fd,
+            target: Path::new("dev").join(node),
+            is_dir: false,
+        });
     }
     Ok(out)
 }
@@ -143,15 +207,28 @@ pub(crate) fn detach_sources(entries: &[Entry]) -> Result<Vec<Detached>, String>
 pub(crate) fn mount_root(root_mount: &Path, uid: u32, gid: u32) -> Result<(), String> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let data = format!("mode=0755,size=1m,nr_inodes=4096,uid={uid},gid={gid}");
-    mount(Some("tmpfs"), root_mount, Some("tmpfs"), flags, Some(data.as_str()))
-        .map_err(|e| format!("mount tmpfs root at {}: {e}", root_mount.display()))?;
-    std::env::set_current_dir(root_mount).map_err(|e| format!("chdir {}: {e}", root_mount.display()))
+    mount(
+        Some("tmpfs"),
+        root_mount,
+        Some("tmpfs"),
+        flags,
+        Some(data.as_str()),
+    )
+    .map_err(|e| format!("mount tmpfs root at {}: {e}", root_mount.display()))?;
+    std::env::set_current_dir(root_mount)
+        .map_err(|e| format!("chdir {}: {e}", root_mount.display()))
 }
 
 /// Our mounts must not propagate to the host (and the host's must not appear in the sandbox).
 pub(crate) fn make_private() -> Result<(), String> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("make / private: {e}"))
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))
 }
 
 /// Phase 2 (as the sandbox user, still privileged in its namespace): fill the root and pivot.
@@ -159,7 +236,8 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
     for entry in entries {
         match entry {
             Entry::Symlink { target, points_to } => {
-                std::os::unix::fs::symlink(points_to, target).map_err(|e| format!("symlink /{}: {e}", target.display()))?
+                std::os::unix::fs::symlink(points_to, target)
+                    .map_err(|e| format!("symlink /{}: {e}", target.display()))?
             }
             Entry::Dir(dir) => create_dirs(dir)?,
             Entry::Bind { .. } => {}
@@ -173,11 +251,11 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
             if let Some(parent) = d.target.parent() {
                 create_dirs(parent)?;
             }
-            std::fs::File::create(&d.target).map_err(|e| format!("create /{}: {e}", d.target.display()))?;
+            std::fs::File::create(&d.target)
+                .map_err(|e| format!("create /{}: {e}", d.target.display()))?;
         }
         move_mount(&d.fd, &d.target).map_err(|e| format!("attach /{}: {e}", d.target.display()))?;
     }
-    crate::trace_point("binds attached");
     create_dirs(Path::new("proc"))?;
     mount(
         Some("proc"),
@@ -187,7 +265,6 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
         None::<&str>,
     )
     .map_err(|e| format!("mount /proc: {e}"))?;
-    crate::trace_point("proc mounted");
     create_dirs(Path::new("dev/shm"))?;
     mount(
         Some("tmpfs"),
@@ -210,11 +287,14 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
         None::<&str>,
         ".",
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
         None::<&str>,
     )
     .map_err(|e| format!("remount / read-only: {e}"))?;
-    crate::trace_point("ro remounted");
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     // The old root now sits on top of the new one: detach it, and the host is gone.
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
@@ -226,7 +306,8 @@ fn create_dirs(dir: &Path) -> Result<(), String> {
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn open_tree(path: &Path) -> io::Result<OwnedFd> {
@@ -242,7 +323,12 @@ fn open_tree(path: &Path) -> io::Result<OwnedFd> {
 }
 
 fn set_attrs(fd: &OwnedFd, set: u64) -> io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let empty = c"";
     // SAFETY: valid fd, empty path with AT_EMPTY_PATH, and a correctly sized mount_attr.
     let rc = unsafe {
@@ -291,8 +377,14 @@ mod tests {
             extra_target(Path::new("/root/.pyenv/versions/3.12.7")).unwrap(),
             Some(PathBuf::from("root/.pyenv/versions/3.12.7"))
         );
-        assert_eq!(extra_target(Path::new("/usr/lib/python3.11")).unwrap(), None);
-        assert_eq!(extra_target(Path::new("/lib/x86_64-linux-gnu")).unwrap(), None);
+        assert_eq!(
+            extra_target(Path::new("/usr/lib/python3.11")).unwrap(),
+            None
+        );
+        assert_eq!(
+            extra_target(Path::new("/lib/x86_64-linux-gnu")).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -307,7 +399,14 @@ mod tests {
 
     #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
-        let entries = plan(Path::new("/code"), None, None, &[], Path::new("/scratch/tmp")).unwrap();
+        let entries = plan(
+            Path::new("/code"),
+            None,
+            None,
+            &[],
+            Path::new("/scratch/tmp"),
+        )
+        .unwrap();
         let binds: Vec<(String, bool)> = entries
             .iter()
             .filter_map(|e| match e {
@@ -318,6 +417,8 @@ mod tests {
         assert!(binds.contains(&("var/task".to_string(), false)));
         assert!(binds.contains(&("tmp".to_string(), true)));
         assert!(binds.contains(&("usr".to_string(), false)));
-        assert!(entries.iter().any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));
+        assert!(entries
+            .iter()
+            .any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));
     }
 }

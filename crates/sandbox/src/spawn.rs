@@ -20,9 +20,10 @@ const MIN_DATA_LIMIT: u64 = 64 * 1024 * 1024;
 
 pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
     if let Isolation::Unavailable(reason) = &sandboxes.isolation {
-        return Err(io::Error::other(format!("cannot sandbox functions on this host: {reason}")).into());
+        return Err(
+            io::Error::other(format!("cannot sandbox functions on this host: {reason}")).into(),
+        );
     }
-    crate::trace_point("spawn start");
     validate_id(&spec.id)?;
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other("Sandboxes::spawn needs a tokio runtime").into());
@@ -30,11 +31,17 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
     let identity = &sandboxes.identity;
     if identity.privileged {
         // The sandbox user owns its /tmp (like sbx_user1051 on Lambda).
-        std::os::unix::fs::chown(&spec.tmp_dir, Some(identity.outer_uid), Some(identity.outer_gid))?;
-        std::fs::set_permissions(&spec.tmp_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::os::unix::fs::chown(
+            &spec.tmp_dir,
+            Some(identity.outer_uid),
+            Some(identity.outer_gid),
+        )?;
+        std::fs::set_permissions(
+            &spec.tmp_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
     }
     let cgroup = sandboxes.cgroups.create(&spec.id, spec.memory_mb)?;
-    crate::trace_point("cgroup created");
     let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
     let request = InitRequest {
         spec: spec.clone(),
@@ -88,7 +95,6 @@ fn start(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
-    crate::trace_point("init spawned");
     let program = request.spec.program.display().to_string();
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');
@@ -101,16 +107,27 @@ fn start(
         let outcome: Result<(), SandboxError> = match control.read_line(&mut text) {
             Ok(0) => Err(io::Error::other("sandbox init exited during set-up").into()),
             Ok(_) => match InitReport::parse(&text) {
-                Some(InitReport::Running) => { crate::trace_point("running"); break },
-                Some(InitReport::StartFailed { reason }) => Err(SandboxError::Start { program: program.clone(), reason }),
+                Some(InitReport::Running) => break,
+                Some(InitReport::StartFailed { reason }) => Err(SandboxError::Start {
+                    program: program.clone(),
+                    reason,
+                }),
                 Some(InitReport::SetupFailed { reason }) => {
                     Err(io::Error::other(format!("sandbox set-up failed: {reason}")).into())
                 }
                 // The program may already have exited; that arrives after Running, not before.
                 Some(InitReport::Exited { .. }) | None => continue,
             },
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "sandbox did not start within 10 s").into())
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(
+                    io::Error::new(io::ErrorKind::TimedOut, "sandbox did not start within 10 s")
+                        .into(),
+                )
             }
             Err(e) => Err(e.into()),
         };
@@ -128,11 +145,17 @@ fn validate_id(id: &str) -> Result<(), SandboxError> {
         && id.len() <= 128
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid sandbox id {id:?}")).into())
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid sandbox id {id:?}"),
+        )
+        .into())
     }
 }
 
@@ -161,7 +184,10 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("id", &self.id).field("exit", &self.exit).finish()
+        f.debug_struct("Sandbox")
+            .field("id", &self.id)
+            .field("exit", &self.exit)
+            .finish()
     }
 }
 
@@ -169,6 +195,17 @@ impl Sandbox {
     /// The spec's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Asks the program to stop (SIGTERM, forwarded by the sandbox's PID 1); `kill()` after a
+    /// grace period if it does not. Does not block.
+    pub fn terminate(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        if let Some(control) = &self.control {
+            let _ = control.get_ref().write_all(&[crate::handshake::TERMINATE]);
+        }
     }
 
     /// SIGKILL everything inside; idempotent, does not block.
@@ -197,12 +234,24 @@ impl Sandbox {
             None => self.final_oom,
         };
         let info = match (reported, status) {
-            (Some((code, signal)), _) => ExitInfo { code, signal, oom_killed },
+            (Some((code, signal)), _) => ExitInfo {
+                code,
+                signal,
+                oom_killed,
+            },
             (None, Ok(status)) => {
                 use std::os::unix::process::ExitStatusExt;
-                ExitInfo { code: status.code(), signal: status.signal(), oom_killed }
+                ExitInfo {
+                    code: status.code(),
+                    signal: status.signal(),
+                    oom_killed,
+                }
             }
-            (None, Err(_)) => ExitInfo { code: None, signal: None, oom_killed },
+            (None, Err(_)) => ExitInfo {
+                code: None,
+                signal: None,
+                oom_killed,
+            },
         };
         self.exit = Some(info);
         info

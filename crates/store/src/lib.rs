@@ -46,8 +46,19 @@ pub struct Doc {
 /// A change applied atomically with others (see [`Store::apply`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Put { account: String, region: String, kind: String, key: String, value: String },
-    Delete { account: String, region: String, kind: String, key: String },
+    Put {
+        account: String,
+        region: String,
+        kind: String,
+        key: String,
+        value: String,
+    },
+    Delete {
+        account: String,
+        region: String,
+        kind: String,
+        key: String,
+    },
 }
 
 pub struct Store {
@@ -72,7 +83,10 @@ impl Store {
                 PRIMARY KEY (account, region, kind, key)
             ) WITHOUT ROWID;",
         )?;
-        Ok(Self { conn: Mutex::new(conn), blobs_dir })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            blobs_dir,
+        })
     }
 
     pub fn get(&self, k: &DocKey<'_>) -> Result<Option<String>> {
@@ -100,7 +114,9 @@ impl Store {
     pub fn delete(&self, k: &DocKey<'_>) -> Result<bool> {
         let conn = self.conn.lock();
         let n = conn
-            .prepare_cached("DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4")?
+            .prepare_cached(
+                "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4",
+            )?
             .execute(params![k.account, k.region, k.kind, k.key])?;
         Ok(n > 0)
     }
@@ -111,14 +127,25 @@ impl Store {
         let tx = conn.transaction()?;
         for c in changes {
             match c {
-                Change::Put { account, region, kind, key, value } => {
+                Change::Put {
+                    account,
+                    region,
+                    kind,
+                    key,
+                    value,
+                } => {
                     tx.prepare_cached(
                         "INSERT INTO docs (account, region, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (account, region, kind, key) DO UPDATE SET value = excluded.value",
                     )?
                     .execute(params![account, region, kind, key, value])?;
                 }
-                Change::Delete { account, region, kind, key } => {
+                Change::Delete {
+                    account,
+                    region,
+                    kind,
+                    key,
+                } => {
                     tx.prepare_cached(
                         "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4",
                     )?
@@ -177,7 +204,13 @@ impl Store {
 }
 
 fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<Doc> {
-    Ok(Doc { account: r.get(0)?, region: r.get(1)?, kind: r.get(2)?, key: r.get(3)?, value: r.get(4)? })
+    Ok(Doc {
+        account: r.get(0)?,
+        region: r.get(1)?,
+        kind: r.get(2)?,
+        key: r.get(3)?,
+        value: r.get(4)?,
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +218,12 @@ mod tests {
     use super::*;
 
     fn key<'a>(k: &'a str) -> DocKey<'a> {
-        DocKey { account: "000000000000", region: "us-east-1", kind: "function", key: k }
+        DocKey {
+            account: "000000000000",
+            region: "us-east-1",
+            kind: "function",
+            key: k,
+        }
     }
 
     #[test]
@@ -201,8 +239,18 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.get(&key("a")).unwrap().as_deref(), Some("{\"x\":1}"));
         assert_eq!(s.get(&key("b")).unwrap(), None);
-        assert_eq!(s.list("000000000000", "us-east-1", "function").unwrap().len(), 1);
-        assert_eq!(s.list("000000000000", "eu-west-1", "function").unwrap().len(), 0);
+        assert_eq!(
+            s.list("000000000000", "us-east-1", "function")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.list("000000000000", "eu-west-1", "function")
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[test]

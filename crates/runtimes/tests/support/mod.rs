@@ -53,7 +53,10 @@ pub struct Post {
 impl Post {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -69,6 +72,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     cv: Condvar,
+    /// Send `/next` bodies with `Transfer-Encoding: chunked` (as a streaming server may).
+    chunked_next: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeRuntimeApi {
@@ -83,6 +88,7 @@ impl FakeRuntimeApi {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
+            chunked_next: std::sync::atomic::AtomicBool::new(false),
         });
         let s = shared.clone();
         std::thread::spawn(move || {
@@ -97,7 +103,12 @@ impl FakeRuntimeApi {
     }
 
     pub fn push(&self, invocation: Invocation) {
-        self.shared.state.lock().expect("lock").queue.push_back(invocation);
+        self.shared
+            .state
+            .lock()
+            .expect("lock")
+            .queue
+            .push_back(invocation);
         self.shared.cv.notify_all();
     }
 
@@ -107,10 +118,20 @@ impl FakeRuntimeApi {
         let mut state = self.shared.state.lock().expect("lock");
         while state.posts.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {n} posts, got {:?}", state.posts);
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {n} posts, got {:?}",
+                state.posts
+            );
             state = self.shared.cv.wait_timeout(state, left).expect("wait").0;
         }
         state.posts.clone()
+    }
+
+    pub fn set_chunked_next(&self, on: bool) {
+        self.shared
+            .chunked_next
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn connections(&self) -> usize {
@@ -124,7 +145,9 @@ impl FakeRuntimeApi {
 
 fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let Ok(write_half) = stream.try_clone() else { return };
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
     let mut writer = write_half;
     let mut reader = BufReader::new(stream);
     loop {
@@ -150,10 +173,16 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
-        let body = if headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let body = if headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
             read_chunked(&mut reader)
         } else {
-            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut body = vec![0; len];
             if reader.read_exact(&mut body).is_err() {
                 return;
@@ -174,7 +203,12 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
                     state = shared.cv.wait(state).expect("wait");
                 }
             };
-            next_response(&invocation)
+            next_response(
+                &invocation,
+                shared
+                    .chunked_next
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
         } else if method == "POST" {
             let kind = if route == "init/error" {
                 Some(PostKind::InitError)
@@ -189,7 +223,11 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             };
             match kind {
                 Some(kind) => {
-                    shared.state.lock().expect("lock").posts.push(Post { kind, headers, body });
+                    shared.state.lock().expect("lock").posts.push(Post {
+                        kind,
+                        headers,
+                        body,
+                    });
                     shared.cv.notify_all();
                     accepted()
                 }
@@ -211,7 +249,8 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Vec<u8> {
         if reader.read_line(&mut size).unwrap_or(0) == 0 {
             return body;
         }
-        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        let n =
+            usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
         if n == 0 {
             let mut end = String::new();
             let _ = reader.read_line(&mut end);
@@ -227,7 +266,7 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Vec<u8> {
     }
 }
 
-fn next_response(i: &Invocation) -> Vec<u8> {
+fn next_response(i: &Invocation, chunked: bool) -> Vec<u8> {
     let deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() + 30_000)
@@ -236,16 +275,33 @@ fn next_response(i: &Invocation) -> Vec<u8> {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {}\r\n\
          Lambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: {FUNCTION_ARN}\r\n\
          Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n\
-         Content-Length: {}\r\n",
+         {}\r\n",
         i.request_id,
-        i.body.len()
+        if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", i.body.len())
+        }
     );
     for (k, v) in &i.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
-    out.extend_from_slice(&i.body);
+    if chunked {
+        // Two chunks, so that a reader must join them.
+        let (a, b) = i.body.split_at(i.body.len() / 2);
+        for part in [a, b] {
+            if !part.is_empty() {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(&i.body);
+    }
     out
 }
 
@@ -270,6 +326,7 @@ pub struct Function {
     pub task: tempfile::TempDir,
     pub runtime_dir: tempfile::TempDir,
     child: Option<Child>,
+    spawned_at: Instant,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -281,9 +338,20 @@ pub fn registry() -> &'static RuntimeRegistry {
 }
 
 /// The launch of `runtime`, or None (test skipped) when this machine cannot run it.
+/// `FLINT_TEST_PYTHON` / `FLINT_TEST_NODE` run the suites on another interpreter.
 pub fn launch_of(runtime: &str) -> Option<Launch> {
     match registry().resolve(runtime, Path::new("/nonexistent"), None) {
-        Ok(l) => Some(l),
+        Ok(mut l) => {
+            let var = if runtime.starts_with("python") {
+                "FLINT_TEST_PYTHON"
+            } else {
+                "FLINT_TEST_NODE"
+            };
+            if let Some(program) = std::env::var_os(var) {
+                l.program = PathBuf::from(program);
+            }
+            Some(l)
+        }
         Err(e) => {
             eprintln!("skipping: {e}");
             None
@@ -293,11 +361,18 @@ pub fn launch_of(runtime: &str) -> Option<Launch> {
 
 impl Function {
     /// Writes `files` (path, content) into a fresh task dir and starts `launch` on it.
-    pub fn start(launch: &Launch, handler: &str, files: &[(&str, &str)], extra_env: &[(&str, &str)]) -> Self {
+    pub fn start(
+        launch: &Launch,
+        handler: &str,
+        files: &[(&str, &str)],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let api = FakeRuntimeApi::start();
         let task = tempfile::tempdir().expect("task dir");
         let runtime_dir = tempfile::tempdir().expect("runtime dir");
-        registry().install_bootstraps(runtime_dir.path()).expect("install bootstraps");
+        registry()
+            .install_bootstraps(runtime_dir.path())
+            .expect("install bootstraps");
         for (path, content) in files {
             let p = task.path().join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
@@ -321,7 +396,10 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/my-function")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/21/[$LATEST]0123456789abcdef")
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2026/11/21/[$LATEST]0123456789abcdef",
+            )
             .env("AWS_REGION", "us-east-1")
             .current_dir(task.path())
             .stdin(Stdio::null())
@@ -333,12 +411,25 @@ impl Function {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        let spawned_at = Instant::now();
         let mut child = cmd.spawn().expect("spawn runtime");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         for (pipe, sink) in [
-            (child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), stdout.clone()),
-            (child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), stderr.clone()),
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                stdout.clone(),
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                stderr.clone(),
+            ),
         ] {
             if let Some(mut pipe) = pipe {
                 std::thread::spawn(move || {
@@ -346,13 +437,24 @@ impl Function {
                     loop {
                         match pipe.read(&mut buf) {
                             Ok(0) | Err(_) => return,
-                            Ok(n) => sink.lock().expect("lock").push_str(&String::from_utf8_lossy(&buf[..n])),
+                            Ok(n) => sink
+                                .lock()
+                                .expect("lock")
+                                .push_str(&String::from_utf8_lossy(&buf[..n])),
                         }
                     }
                 });
             }
         }
-        Self { api, task, runtime_dir, child: Some(child), stdout, stderr }
+        Self {
+            api,
+            task,
+            runtime_dir,
+            child: Some(child),
+            spawned_at,
+            stdout,
+            stderr,
+        }
     }
 
     pub fn task_path(&self) -> PathBuf {
@@ -361,10 +463,24 @@ impl Function {
 
     /// Queues one invocation and waits for what the runtime posts back for it.
     pub fn invoke(&self, request_id: &str, event: &str) -> Post {
+        self.invoke_with(Invocation::json(request_id, event))
+    }
+
+    pub fn invoke_with(&self, invocation: Invocation) -> Post {
         let before = self.api.wait_posts(0, Duration::from_secs(1)).len();
-        self.api.push(Invocation::json(request_id, event));
+        self.api.push(invocation);
         let posts = self.api.wait_posts(before + 1, Duration::from_secs(20));
         posts[before].clone()
+    }
+
+    /// Time from spawning the runtime to its first `GET /next` (its init, handler loaded).
+    pub fn time_to_first_next(&self) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.api.nexts() == 0 {
+            assert!(Instant::now() < deadline, "no /next within 20 s");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.spawned_at.elapsed()
     }
 
     pub fn stdout(&self) -> String {
@@ -377,11 +493,17 @@ impl Function {
 
     /// CPU time (user + system) the runtime process has used so far, from /proc.
     pub fn cpu_time(&self) -> Duration {
-        let Some(child) = self.child.as_ref() else { return Duration::ZERO };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        let Some(child) = self.child.as_ref() else {
+            return Duration::ZERO;
+        };
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
         let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
         // USER_HZ is 100 on Linux.
         Duration::from_millis(ticks * 10)
@@ -417,11 +539,15 @@ impl Drop for Function {
 pub fn null_runtime(api: &FakeRuntimeApi) {
     let addr = api.addr;
     std::thread::spawn(move || {
-        let Ok(stream) = TcpStream::connect(addr) else { return };
+        let Ok(stream) = TcpStream::connect(addr) else {
+            return;
+        };
         let _ = stream.set_nodelay(true);
-        let Ok(mut writer) = stream.try_clone() else { return };
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
+        };
         let mut reader = BufReader::new(stream);
-        let mut read_response = |reader: &mut BufReader<TcpStream>| -> Option<(String, Vec<u8>)> {
+        let read_response = |reader: &mut BufReader<TcpStream>| -> Option<(String, Vec<u8>)> {
             let mut request_id = String::new();
             let mut len = 0usize;
             let mut line = String::new();
@@ -452,7 +578,9 @@ pub fn null_runtime(api: &FakeRuntimeApi) {
             {
                 return;
             }
-            let Some((id, body)) = read_response(&mut reader) else { return };
+            let Some((id, body)) = read_response(&mut reader) else {
+                return;
+            };
             let mut req = format!(
                 "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
                 body.len()

@@ -1,0 +1,511 @@
+//! Concurrency settings: reserved concurrency (Put/Get/DeleteFunctionConcurrency) and provisioned
+//! concurrency (Put/Get/Delete/ListProvisionedConcurrencyConfigs), checked against the account's
+//! limit the way AWS checks them, and the account-wide `UnreservedConcurrentExecutions`.
+//!
+//! Reserved concurrency lives in `FunctionDoc.reserved_concurrency` and reaches the engine through
+//! `FunctionSpec.reserved_concurrency`: a change yields a new spec `Arc` with the same
+//! `snapshot_id`, so warm environments are kept. Provisioned configs become READY after the
+//! control plane's create-settle delay; [`ControlPlane::provisioned_concurrency`] lists what the
+//! engine should keep pre-started.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::configuration::LATEST;
+use crate::error::ErrorCode;
+use crate::function_name::{self, FunctionRef};
+use crate::policy::missing_qualifier;
+use crate::state::Function;
+use crate::sub_resource::{self, Qualifier};
+use crate::{arn, ControlPlane, LambdaError, Scope};
+
+/// The least unreserved concurrency AWS leaves an account (capped by the account's limit).
+pub const MIN_UNRESERVED: u32 = 100;
+
+/// A provisioned concurrency config of a published version or an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedConfig {
+    pub requested: u32,
+    /// `LastModified` as AWS renders it (`2024-05-01T12:00:00.000+0000`).
+    pub last_modified: String,
+    /// When the environments count as allocated (epoch milliseconds): IN_PROGRESS until then.
+    pub ready_at_ms: i64,
+}
+
+impl ProvisionedConfig {
+    pub fn is_ready(&self) -> bool {
+        chrono::Utc::now().timestamp_millis() >= self.ready_at_ms
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutReservedInput {
+    pub function_name: String,
+    pub reserved_concurrent_executions: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionInput {
+    pub function_name: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReservedOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrent_executions: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutProvisionedInput {
+    pub function_name: String,
+    pub qualifier: Option<String>,
+    pub provisioned_concurrent_executions: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedInput {
+    pub function_name: String,
+    pub qualifier: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListProvisionedInput {
+    pub function_name: String,
+    pub marker: Option<String>,
+    pub max_items: Option<u32>,
+}
+
+/// `GetProvisionedConcurrencyConfigResponse` and the items of the list (with `FunctionArn`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    pub requested_provisioned_concurrent_executions: u32,
+    pub available_provisioned_concurrent_executions: u32,
+    pub allocated_provisioned_concurrent_executions: u32,
+    pub status: String,
+    pub last_modified: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListProvisionedOutput {
+    pub provisioned_concurrency_configs: Vec<ProvisionedOutput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// A provisioned concurrency config the engine should honour: keep `requested` environments of
+/// `spec` started.
+#[derive(Debug, Clone)]
+pub struct ProvisionedTarget {
+    pub scope: Scope,
+    pub function_name: String,
+    /// The version number or alias the config was put on.
+    pub qualifier: String,
+    /// What that qualifier runs now (an alias: its primary version).
+    pub spec: Arc<flint_engine::FunctionSpec>,
+    pub requested: u32,
+}
+
+impl ControlPlane {
+    /// Every provisioned concurrency config of every scope, resolved to the snapshot it runs.
+    pub fn provisioned_concurrency(&self) -> Vec<ProvisionedTarget> {
+        let mut out = Vec::new();
+        for (scope, f) in self.index.all() {
+            for (q, p) in live_provisioned(&f) {
+                let Some(version) = sub_resource::target_version(&f, q) else {
+                    continue;
+                };
+                if let Some(spec) = f.spec(&version) {
+                    out.push(ProvisionedTarget {
+                        scope: scope.clone(),
+                        function_name: f.name().to_string(),
+                        qualifier: q.to_string(),
+                        spec: spec.clone(),
+                        requested: p.requested,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Provisioned configs whose version or alias still exists.
+fn live_provisioned(f: &Function) -> impl Iterator<Item = (&str, &ProvisionedConfig)> {
+    f.doc
+        .settings
+        .provisioned
+        .iter()
+        .filter(|(q, _)| sub_resource::qualifier_exists(f, q))
+        .map(|(q, p)| (q.as_str(), p))
+}
+
+fn provisioned_total(f: &Function) -> u32 {
+    live_provisioned(f).map(|(_, p)| p.requested).sum()
+}
+
+/// What a function takes from the account's pool: its reservation, else its provisioned
+/// concurrency.
+fn claim(f: &Function) -> u32 {
+    f.doc
+        .reserved_concurrency
+        .unwrap_or_else(|| provisioned_total(f))
+}
+
+/// The sum of the claims of the scope's functions other than `except`.
+fn claims_of_others(cp: &ControlPlane, scope: &Scope, except: &str) -> u64 {
+    cp.index
+        .list(scope)
+        .iter()
+        .filter(|f| f.name() != except)
+        .map(|f| u64::from(claim(f)))
+        .sum()
+}
+
+fn account_limit(cp: &ControlPlane) -> u64 {
+    u64::from(cp.options.read().account_concurrency)
+}
+
+fn min_unreserved(limit: u64) -> u64 {
+    u64::from(MIN_UNRESERVED).min(limit)
+}
+
+/// GetAccountSettings' `UnreservedConcurrentExecutions` for a scope.
+pub fn unreserved(cp: &ControlPlane, scope: &Scope) -> u32 {
+    let limit = account_limit(cp);
+    let used: u64 = cp.index.list(scope).iter().map(|f| u64::from(claim(f))).sum();
+    u32::try_from(limit.saturating_sub(used)).unwrap_or(u32::MAX)
+}
+
+fn unqualified_only() -> LambdaError {
+    LambdaError::invalid(
+        "This operation is permitted on Lambda functions only. Aliases and versions do not \
+         support this operation. Please specify either a function name or an unqualified \
+         function ARN.",
+    )
+}
+
+fn unqualified(scope: &Scope, function_name: &str) -> Result<FunctionRef, LambdaError> {
+    let fref = function_name::resolve(scope, function_name, None)?;
+    if fref.qualifier.is_some() {
+        return Err(unqualified_only());
+    }
+    Ok(fref)
+}
+
+pub async fn put_reserved(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: PutReservedInput,
+) -> Result<ReservedOutput, LambdaError> {
+    let fref = unqualified(scope, &input.function_name)?;
+    let n = input.reserved_concurrent_executions;
+    let not_found =
+        || LambdaError::function_not_found(&arn::qualified_function_arn(scope, &fref.name, LATEST));
+    let _account = cp.sub_resources.concurrency.lock().await;
+    cp.index
+        .modify(scope, &fref.name, not_found, |current, draft| {
+            let provisioned = provisioned_total(current);
+            if n < provisioned {
+                return Err(LambdaError::invalid(format!(
+                    " ReservedConcurrentExecutions  {n} should not be lower than function's \
+                     total provisioned concurrency [{provisioned}]."
+                )));
+            }
+            let limit = account_limit(cp);
+            let others = claims_of_others(cp, scope, &fref.name);
+            let min = min_unreserved(limit);
+            if limit < others + u64::from(n) + min {
+                return Err(LambdaError::invalid(format!(
+                    "Specified ReservedConcurrentExecutions for function decreases account's \
+                     UnreservedConcurrentExecution below its minimum value of [{min}]."
+                )));
+            }
+            draft.doc.reserved_concurrency = Some(n);
+            Ok(())
+        })
+        .await?;
+    Ok(ReservedOutput {
+        reserved_concurrent_executions: Some(n),
+    })
+}
+
+pub async fn get_reserved(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: FunctionInput,
+) -> Result<ReservedOutput, LambdaError> {
+    let fref = unqualified(scope, &input.function_name)?;
+    let f = cp
+        .index
+        .get(scope, &fref.name)
+        .ok_or_else(|| LambdaError::function_not_found(&fref.unqualified_arn(scope)))?;
+    Ok(ReservedOutput {
+        reserved_concurrent_executions: f.doc.reserved_concurrency,
+    })
+}
+
+pub async fn delete_reserved(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: FunctionInput,
+) -> Result<Empty, LambdaError> {
+    let fref = unqualified(scope, &input.function_name)?;
+    let not_found = || LambdaError::function_not_found(&fref.unqualified_arn(scope));
+    let _account = cp.sub_resources.concurrency.lock().await;
+    cp.index
+        .modify(scope, &fref.name, not_found, |_, draft| {
+            draft.doc.reserved_concurrency = None;
+            Ok(())
+        })
+        .await?;
+    Ok(Empty {})
+}
+
+fn must_be_published() -> LambdaError {
+    LambdaError::invalid("The function resource provided must be an alias or a published version.")
+}
+
+/// The qualifier of a provisioned-concurrency request; `$LATEST` (or none) is refused with `latest`.
+fn provisioned_ref(
+    scope: &Scope,
+    function_name: &str,
+    qualifier: Option<&str>,
+    latest: fn() -> LambdaError,
+) -> Result<(FunctionRef, String), LambdaError> {
+    let fref = function_name::resolve(scope, function_name, qualifier)?;
+    match fref.qualifier.clone() {
+        None => Err(latest()),
+        Some(q) if q == LATEST => Err(latest()),
+        Some(q) => Ok((fref, q)),
+    }
+}
+
+/// Checks the version or alias exists; returns the published version it designates.
+fn provisioned_target(
+    scope: &Scope,
+    fref: &FunctionRef,
+    f: &Function,
+    q: &str,
+) -> Result<String, LambdaError> {
+    let version =
+        sub_resource::target_version(f, q).ok_or_else(|| missing_qualifier(scope, fref))?;
+    if version == LATEST {
+        return Err(LambdaError::invalid(
+            "Provisioned Concurrency Configs cannot be applied to unpublished function versions.",
+        ));
+    }
+    Ok(version)
+}
+
+fn render(p: &ProvisionedConfig, function_arn: Option<String>) -> ProvisionedOutput {
+    let (status, available) = if p.is_ready() {
+        ("READY", p.requested)
+    } else {
+        ("IN_PROGRESS", 0)
+    };
+    ProvisionedOutput {
+        function_arn,
+        requested_provisioned_concurrent_executions: p.requested,
+        available_provisioned_concurrent_executions: available,
+        allocated_provisioned_concurrent_executions: available,
+        status: status.into(),
+        last_modified: p.last_modified.clone(),
+    }
+}
+
+pub async fn put_provisioned(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: PutProvisionedInput,
+) -> Result<ProvisionedOutput, LambdaError> {
+    let n = input.provisioned_concurrent_executions;
+    if n == 0 {
+        return Err(LambdaError::validation(
+            "1 validation error detected: Value '0' at 'provisionedConcurrentExecutions' failed \
+             to satisfy constraint: Member must have value greater than or equal to 1",
+        ));
+    }
+    let (fref, q) = provisioned_ref(
+        scope,
+        &input.function_name,
+        input.qualifier.as_deref(),
+        || {
+            LambdaError::invalid(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function \
+                 versions.",
+            )
+        },
+    )?;
+    let settle = cp.options.read().create_settle;
+    let _account = cp.sub_resources.concurrency.lock().await;
+    let not_found = || missing_qualifier(scope, &fref);
+    let (_, config, _) = cp
+        .index
+        .modify(scope, &fref.name, not_found, |current, draft| {
+            let version = provisioned_target(scope, &fref, current, &q)?;
+            let configs = &current.doc.settings.provisioned;
+            match Qualifier::parse(&q) {
+                Qualifier::Alias(_) if configs.contains_key(&version) => {
+                    return Err(LambdaError::conflict(
+                        "Alias can't be used for Provisioned Concurrency configuration on an \
+                         already Provisioned version",
+                    ));
+                }
+                Qualifier::Version(_) => {
+                    let aliased = live_provisioned(current).any(|(other, _)| {
+                        matches!(Qualifier::parse(other), Qualifier::Alias(_))
+                            && sub_resource::target_version(current, other).as_deref()
+                                == Some(version.as_str())
+                    });
+                    if aliased {
+                        return Err(LambdaError::conflict(
+                            "Version is pointed by a Provisioned Concurrency alias",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            // This function's provisioned total once `q` has `n` (replacing its old value).
+            let previous = u64::from(configs.get(&q).map_or(0, |p| p.requested));
+            let total =
+                u64::from(provisioned_total(current)).saturating_sub(previous) + u64::from(n);
+            let limit = account_limit(cp);
+            match current.doc.reserved_concurrency {
+                Some(reserved) if total > u64::from(reserved) => {
+                    return Err(LambdaError::invalid(
+                        "Requested Provisioned Concurrency should not be greater than the \
+                         reservedConcurrentExecution for function",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let others = claims_of_others(cp, scope, &fref.name);
+                    let available = limit.saturating_sub(others + (total - u64::from(n)));
+                    if u64::from(n) > available {
+                        return Err(LambdaError::invalid(format!(
+                            "Specified ConcurrentExecutions for function is greater than \
+                             account's unreserved concurrency [{available}]."
+                        )));
+                    }
+                    let min = min_unreserved(limit);
+                    if limit < others + total + min {
+                        return Err(LambdaError::invalid(format!(
+                            "Specified ConcurrentExecutions for function decreases account's \
+                             UnreservedConcurrentExecution below its minimum value of [{min}]."
+                        )));
+                    }
+                }
+            }
+            let settle_ms = i64::try_from(settle.as_millis()).unwrap_or(i64::MAX);
+            let config = ProvisionedConfig {
+                requested: n,
+                last_modified: crate::configuration::now_timestamp(),
+                ready_at_ms: chrono::Utc::now()
+                    .timestamp_millis()
+                    .saturating_add(settle_ms.max(1)),
+            };
+            draft
+                .doc
+                .settings
+                .provisioned
+                .insert(q.clone(), config.clone());
+            Ok(config)
+        })
+        .await?;
+    Ok(render(&config, None))
+}
+
+pub async fn get_provisioned(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ProvisionedInput,
+) -> Result<ProvisionedOutput, LambdaError> {
+    let (fref, q) = provisioned_ref(
+        scope,
+        &input.function_name,
+        input.qualifier.as_deref(),
+        must_be_published,
+    )?;
+    let f = cp
+        .index
+        .get(scope, &fref.name)
+        .ok_or_else(|| missing_qualifier(scope, &fref))?;
+    if !sub_resource::qualifier_exists(&f, &q) {
+        return Err(missing_qualifier(scope, &fref));
+    }
+    let config = f.doc.settings.provisioned.get(&q).ok_or_else(|| {
+        LambdaError::new(
+            ErrorCode::ProvisionedConcurrencyConfigNotFoundException,
+            "No Provisioned Concurrency Config found for this function",
+        )
+    })?;
+    Ok(render(config, None))
+}
+
+pub async fn delete_provisioned(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ProvisionedInput,
+) -> Result<Empty, LambdaError> {
+    let (fref, q) = provisioned_ref(
+        scope,
+        &input.function_name,
+        input.qualifier.as_deref(),
+        must_be_published,
+    )?;
+    let not_found = || missing_qualifier(scope, &fref);
+    let _account = cp.sub_resources.concurrency.lock().await;
+    cp.index
+        .modify(scope, &fref.name, not_found, |current, draft| {
+            if !sub_resource::qualifier_exists(current, &q) {
+                return Err(missing_qualifier(scope, &fref));
+            }
+            // Deleting a config that does not exist succeeds, as on AWS.
+            draft.doc.settings.provisioned.remove(&q);
+            Ok(())
+        })
+        .await?;
+    Ok(Empty {})
+}
+
+pub async fn list_provisioned(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ListProvisionedInput,
+) -> Result<ListProvisionedOutput, LambdaError> {
+    let fref = function_name::resolve(scope, &input.function_name, None)?;
+    let f = cp
+        .index
+        .get(scope, &fref.name)
+        .ok_or_else(|| LambdaError::function_not_found(&fref.unqualified_arn(scope)))?;
+    let items: Vec<(String, ProvisionedOutput)> = live_provisioned(&f)
+        .map(|(q, p)| {
+            let arn = arn::qualified_function_arn(scope, f.name(), q);
+            (sub_resource::listing_key(q), render(p, Some(arn)))
+        })
+        .collect();
+    let (configs, next_marker) =
+        sub_resource::page(items, input.marker.as_deref(), input.max_items)?;
+    Ok(ListProvisionedOutput {
+        provisioned_concurrency_configs: configs,
+        next_marker,
+    })
+}
+
+#[cfg(test)]
+mod tests;
