@@ -28,9 +28,15 @@ RUNTIME_ENUM = (
     "java17, nodejs16.x, dotnet10, dotnet8, java11, dotnet6, nodejs18.x, provided.al2, java8.al2]"
 )
 ROLE_PATTERN = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+"
-FUNCTION_NAME_PATTERN = (
+# The patterns AWS quotes in its messages (recorded), which carry `(eusc-)?` where botocore's
+# model does not.
+CREATE_FUNCTION_NAME_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
     r"(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+NAMESPACED_FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
+    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
 )
 
 
@@ -187,13 +193,26 @@ def test_create_with_a_65_character_name_is_invalid_parameter(raw_client):
         Code={"ZipFile": python_zip()})
 
 
-def test_get_with_malformed_function_name_is_validation_exception(lambda_client):
+def test_create_with_malformed_function_name_is_validation_exception(lambda_client):
+    # CreateFunction's FunctionName pattern, as AWS states it (recorded).
     expect_error(
-        lambda_client.get_function, 400, "ValidationException",
+        lambda_client.create_function, 400, "ValidationException",
         f"1 validation error detected: Value 'invalid:function:name' at 'functionName' failed "
         f"to satisfy constraint: Member must satisfy regular expression pattern: "
-        f"{FUNCTION_NAME_PATTERN}",
-        FunctionName="invalid:function:name")
+        f"{CREATE_FUNCTION_NAME_PATTERN}",
+        FunctionName="invalid:function:name", Runtime="python3.12", Handler="index.handler",
+        Role=ROLE, Code={"ZipFile": python_zip()})
+
+
+def test_invoke_with_malformed_function_name_is_validation_exception(lambda_client):
+    # Invoke's (namespaced) FunctionName pattern, as AWS states it (recorded).
+    name = "arn:aws:lambda:us-east-1:123400000000@function:myfn"
+    expect_error(
+        lambda_client.invoke, 400, "ValidationException",
+        f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
+        f"constraint: Member must satisfy regular expression pattern: "
+        f"{NAMESPACED_FUNCTION_NAME_PATTERN}",
+        FunctionName=name, Payload=b"{}")
 
 
 def test_qualifier_in_name_and_parameter_must_agree(lambda_client, python_fn):

@@ -85,7 +85,7 @@ def test_function_becomes_active_and_get_function_describes_it(lambda_client):
     name = unique_name("active")
     zip_bytes = python_zip()
     create_function(lambda_client, name, zip_bytes=zip_bytes, wait=False,
-                    Description="a probe", Environment={"Variables": {"A": "1"}})
+                    Description="a probe", Environment={"Variables": {"ALPHA": "1"}})
     waiter = lambda_client.get_waiter("function_active_v2")
     waiter.wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
@@ -99,7 +99,7 @@ def test_function_becomes_active_and_get_function_describes_it(lambda_client):
     assert conf["CodeSha256"] == code_sha256(zip_bytes)
     assert conf["CodeSize"] == len(zip_bytes)
     assert conf["Description"] == "a probe"
-    assert conf["Environment"] == {"Variables": {"A": "1"}}
+    assert conf["Environment"] == {"Variables": {"ALPHA": "1"}}
     assert conf["Timeout"] == 3 and conf["MemorySize"] == 128
     assert UUID.match(conf["RevisionId"])
     assert LAST_MODIFIED.match(conf["LastModified"])
@@ -271,7 +271,7 @@ def test_revision_id_changes_on_every_change(lambda_client):
     seen.append(lambda_client.update_function_code(FunctionName=name, ZipFile=v2_zip())["RevisionId"])
     wait_active(lambda_client, name)
     seen.append(lambda_client.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {"K": "V"}})["RevisionId"])
+        FunctionName=name, Environment={"Variables": {"KEY": "V"}})["RevisionId"])
     wait_active(lambda_client, name)
 
     assert all(UUID.match(r) for r in seen), seen

@@ -21,7 +21,7 @@ from conftest import (
 PYTHON_RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13"]
 NODE_RUNTIMES = ["nodejs18.x", "nodejs20.x", "nodejs22.x"]
 NODE_STYLES = ["callback", "async", "esm"]
-PROVIDED_RUNTIMES = ["provided", "provided.al2", "provided.al2023"]
+PROVIDED_RUNTIMES = ["provided.al2", "provided.al2023"]
 
 
 def arn(name):
@@ -124,6 +124,24 @@ def test_node_handler_error_is_reported_as_aws_does(lambda_client, node_function
     # And the environment keeps serving.
     resp, payload = invoke_json(lambda_client, name, {"after": "error"})
     assert "FunctionError" not in resp and payload["event"] == {"after": "error"}
+
+
+def test_provided_amazon_linux_1_is_deprecated_for_new_functions(lambda_client):
+    # AWS blocks creating functions on the retired `provided` (Amazon Linux 1) runtime, with the
+    # message it uses for every deprecated runtime (recorded for dotnetcore3.1).
+    import botocore.exceptions
+
+    from conftest import client_error
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create_function(lambda_client, unique_name("provided-al1"), runtime="provided",
+                        handler="function.handler", zip_bytes=provided_zip("python"), wait=False)
+    err = client_error(e)
+    assert (err["status"], err["code"]) == (400, "InvalidParameterValueException")
+    assert err["message"] == (
+        "The runtime parameter of provided is no longer supported for creating or updating AWS "
+        "Lambda functions. We recommend you use a supported runtime while creating or updating "
+        "functions.")
 
 
 @pytest.mark.parametrize("runtime", PROVIDED_RUNTIMES)

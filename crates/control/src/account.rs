@@ -41,10 +41,6 @@ pub async fn get_account_settings(
     _input: GetAccountSettingsInput,
 ) -> Result<GetAccountSettingsOutput, LambdaError> {
     let functions = cp.index.list(scope);
-    let reserved: u32 = functions
-        .iter()
-        .filter_map(|f| f.doc.reserved_concurrency)
-        .sum();
     let concurrency = cp.options.read().account_concurrency;
     Ok(GetAccountSettingsOutput {
         account_limit: AccountLimit {
@@ -52,7 +48,8 @@ pub async fn get_account_settings(
             code_size_unzipped: MAX_UNZIPPED_SIZE,
             code_size_zipped: MAX_ZIPPED_SIZE,
             concurrent_executions: concurrency,
-            unreserved_concurrent_executions: concurrency.saturating_sub(reserved),
+            // Reservations and the provisioned concurrency of unreserved functions.
+            unreserved_concurrent_executions: crate::concurrency::unreserved(cp, scope),
         },
         account_usage: AccountUsage {
             total_code_size: functions.iter().map(|f| f.code_size()).sum(),

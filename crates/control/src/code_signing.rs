@@ -444,6 +444,22 @@ fn csc_not_found_for_function(arn: &str) -> LambdaError {
     )
 }
 
+/// TagResource/UntagResource/ListTags reach these through the tags module.
+impl crate::tags::ResourceTags for CodeSigningConfigs {
+    fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
+        CodeSigningConfigs::tags(self, scope, arn)
+    }
+
+    fn set_tags(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), LambdaError> {
+        CodeSigningConfigs::set_tags(self, scope, arn, tags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,7 +641,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) = open(dir.path());
         let arn = create(&c);
-        let invalid = format!("{}x", &arn[..arn.len() - 1]);
+        // As AWS's test does: the last character changed (to one it is not already).
+        let last = if arn.ends_with('x') { 'y' } else { 'x' };
+        let invalid = format!("{}{last}", &arn[..arn.len() - 1]);
         let csc_missing = (
             ErrorCode::ResourceNotFoundException,
             format!("The Lambda code signing configuration {invalid} can not be found."),

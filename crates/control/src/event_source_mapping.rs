@@ -1025,6 +1025,22 @@ fn check_duplicate(
     Ok(())
 }
 
+/// TagResource/UntagResource/ListTags reach these through the tags module.
+impl crate::tags::ResourceTags for EventSourceMappings {
+    fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
+        EventSourceMappings::tags(self, scope, arn)
+    }
+
+    fn set_tags(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), LambdaError> {
+        EventSourceMappings::set_tags(self, scope, arn, tags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1708,7 +1724,7 @@ mod tests {
         let missing = "arn:aws:lambda:us-east-1:111111111111:event-source-mapping:\
                        00000000-0000-0000-0000-000000000000";
         assert_eq!(
-            e.tags(&scope(), &missing).unwrap_err().message,
+            e.tags(&scope(), missing).unwrap_err().message,
             format!("Event source mapping not found: {missing}")
         );
         let other = Scope {

@@ -201,6 +201,9 @@ pub async fn create(
     input: CreateFunctionInput,
 ) -> Result<FunctionConfiguration, LambdaError> {
     let name = function_name::resolve_for_create(scope, &input.function_name)?;
+    if let Some(tags) = &input.tags {
+        crate::tags::check_limit(tags)?;
+    }
     let package_type = input.package_type.clone().unwrap_or_else(|| "Zip".into());
     if package_type == "Image" || input.code.image_uri.is_some() {
         // Flint runs zip packages only; an image it cannot pull is what AWS reports then.
@@ -257,6 +260,7 @@ pub async fn create(
         tags: input.tags.unwrap_or_default(),
         reserved_concurrency: None,
         aliases: BTreeMap::new(),
+        settings: Default::default(),
     };
     let mut versions = BTreeMap::new();
     let mut published = None;
@@ -611,6 +615,7 @@ pub async fn delete(
                         )));
                     }
                     draft.remove_version(n);
+                    crate::sub_resource::forget_qualifier(&mut draft.doc, &q);
                     Ok(())
                 })
                 .await?;

@@ -27,6 +27,8 @@ const MAX_LIST_ITEMS: usize = 50;
 
 const RESOURCE_NOT_FOUND: &str = "The resource you requested does not exist.";
 const VERSION_BELOW_ONE: &str = "Layer Version Cannot be less than 1";
+const UNZIP_FAILED: &str =
+    "Could not unzip uploaded file. Please check your file, then try to upload again.";
 const NO_POLICY: &str = "No policy is associated with the given resource.";
 const STALE_POLICY_REVISION: &str =
     "The Revision Id provided does not match the latest Revision Id. \
@@ -292,20 +294,12 @@ impl Layers {
     fn publish(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let (owner, name) = target(scope, input, "lambda:PublishLayerVersion")?;
         let content = input.get("Content").unwrap_or(&Value::Null);
-        let zip =
-            match opt_str(content, "ZipFile") {
-                Some(b64) => decode_zip_file(b64)?,
-                None if content.get("S3Bucket").is_some() || content.get("S3Key").is_some() => {
-                    return Err(LambdaError::invalid(
-                        "Flint cannot fetch layer content from Amazon S3: upload the zip as \
-                     Content.ZipFile instead.",
-                    ));
-                }
-                None => return Err(LambdaError::invalid(
-                    "Could not unzip uploaded file. Please check your file, then try to upload \
-                     again.",
-                )),
-            };
+        let zip = match opt_str(content, "ZipFile") {
+            Some(b64) => decode_zip_file(b64)?,
+            // Flint has no S3, so the bucket never exists (as the functions module says).
+            None if content.get("S3Bucket").is_some() => return Err(s3_content_error()),
+            None => return Err(LambdaError::invalid(UNZIP_FAILED)),
+        };
         // Unzipping is the slow part: do it before taking the lock.
         let code = self.code.ingest(&zip)?;
         let mut layers = self.layers.write();
@@ -630,6 +624,13 @@ fn target(scope: &Scope, input: &Value, action: &str) -> Result<(Scope, String),
     Ok((owner, name))
 }
 
+fn s3_content_error() -> LambdaError {
+    LambdaError::invalid(
+        "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
+         specified bucket does not exist",
+    )
+}
+
 fn version_number(input: &Value) -> Result<u64, LambdaError> {
     match opt_i64(input, "VersionNumber") {
         Some(v) if v >= 1 => Ok(v as u64),
@@ -793,7 +794,13 @@ mod tests {
             "PublishLayerVersion",
             json!({"LayerName": "x", "Content": {"S3Bucket": "b", "S3Key": "k"}}),
         );
-        assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::InvalidParameterValueException,
+                s3_content_error().message
+            )
+        );
         // Nothing was published.
         let out = run(&l, "ListLayerVersions", json!({"LayerName": "x"})).unwrap();
         assert_eq!(out, json!({"LayerVersions": []}));

@@ -21,16 +21,24 @@ pub mod alias;
 pub mod arn;
 pub mod code;
 pub mod code_signing;
+pub mod concurrency;
 pub mod configuration;
 pub mod error;
+pub mod event_invoke_config;
 pub mod event_source_mapping;
 pub mod function;
 pub mod function_name;
 pub mod layer;
 pub mod lifecycle;
+pub mod policy;
+pub mod recursion;
 pub mod resource_util;
 pub mod runtime;
+pub mod runtime_management;
 pub mod state;
+pub mod sub_resource;
+pub mod tags;
+pub mod url_config;
 pub mod version;
 
 pub use error::{ErrorCode, LambdaError};
@@ -117,6 +125,8 @@ pub struct ControlPlane {
     pub(crate) options: RwLock<ControlOptions>,
     /// Signs `Code.Location` URLs; fresh per process (the URLs are short-lived anyway).
     url_secret: [u8; 32],
+    /// Cross-function state of permissions, URLs, concurrency, ... (see `sub_resource`).
+    pub(crate) sub_resources: sub_resource::Registry,
 }
 
 impl ControlPlane {
@@ -140,6 +150,7 @@ impl ControlPlane {
         let code = Arc::new(code::CodeStore::open(data_dir, store.clone())?);
         let index = state::Index::load(store, code.clone())?;
         let url_secret: [u8; 32] = rand::random();
+        let sub_resources = sub_resource::Registry::load(&index);
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             index,
@@ -148,6 +159,7 @@ impl ControlPlane {
             engine,
             options: RwLock::new(options),
             url_secret,
+            sub_resources,
         }))
     }
 
@@ -191,6 +203,7 @@ impl ControlPlane {
             "GetAccountSettings" => {
                 call(input, |i| account::get_account_settings(self, scope, i)).await
             }
+            op if sub_resource::handles(op) => sub_resource::execute(self, scope, op, input).await,
             _ => Err(LambdaError::new(
                 ErrorCode::UnknownOperationException,
                 format!("Unknown operation {operation}"),

@@ -36,6 +36,9 @@ pub struct FunctionDoc {
     /// The function's aliases by name (see `alias.rs`); they live and die with the function.
     #[serde(default)]
     pub aliases: BTreeMap<String, crate::alias::AliasRecord>,
+    /// Permissions, URL/event-invoke/provisioned/runtime configs, recursion (`sub_resource.rs`).
+    #[serde(default)]
+    pub settings: crate::sub_resource::FunctionSettings,
 }
 
 /// An immutable view of one function; replaced as a whole on every change.

@@ -4,6 +4,7 @@
 //! qualifier designates a version or an alias, and the dispatch of their operations.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use crate::event_invoke_config::EventInvokeConfig;
 use crate::policy::Policy;
 use crate::runtime_management::RuntimeManagement;
 use crate::state::{Function, FunctionDoc, Index};
+use crate::tags::{ResourceTags, TaggedKind};
 use crate::url_config::UrlConfig;
 use crate::{
     call, concurrency, event_invoke_config, policy, recursion, runtime_management, tags,
@@ -113,13 +115,14 @@ pub fn target_version(f: &Function, qualifier: &str) -> Option<String> {
 }
 
 /// State shared by the sub-resources across functions.
-#[derive(Default)]
 pub struct Registry {
     /// URL id → (scope, function, URL key). A hint only: lookups verify it against the function.
     pub(crate) urls: RwLock<HashMap<String, (Scope, String, String)>>,
     /// Serializes changes that are checked against account-wide sums (reserved and provisioned
     /// concurrency), so two functions cannot both take the last free executions.
     pub(crate) concurrency: tokio::sync::Mutex<()>,
+    /// Owners of the other taggable resources (see [`crate::tags::ResourceTags`]).
+    pub(crate) taggers: RwLock<HashMap<TaggedKind, Arc<dyn ResourceTags>>>,
 }
 
 impl Registry {
@@ -137,6 +140,7 @@ impl Registry {
         Self {
             urls: RwLock::new(urls),
             concurrency: tokio::sync::Mutex::new(()),
+            taggers: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -284,6 +288,124 @@ pub fn listing_key(qualifier: &str) -> String {
         Qualifier::Latest => "0".into(),
         Qualifier::Version(n) => format!("1:{n:020}"),
         Qualifier::Alias(a) | Qualifier::Invalid(a) => format!("2:{a}"),
+    }
+}
+
+/// Fixtures shared by the sub-resource modules' tests: a control plane on a real store in a
+/// temp dir, without an engine.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use serde_json::{json, Value};
+
+    use crate::code::test_zip;
+    use crate::{ControlOptions, ControlPlane, FixedCatalog, LambdaError, NoEngine, Scope};
+
+    pub const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
+
+    pub struct Fixture {
+        pub dir: tempfile::TempDir,
+        pub cp: Arc<ControlPlane>,
+    }
+
+    pub fn options() -> ControlOptions {
+        ControlOptions {
+            public_base_url: "http://flint.test:9000".into(),
+            create_settle: Duration::from_millis(20),
+            update_settle: Duration::from_millis(20),
+            ..Default::default()
+        }
+    }
+
+    pub fn open(dir: &std::path::Path) -> Arc<ControlPlane> {
+        let store = Arc::new(flint_store::Store::open(dir).unwrap());
+        let catalog = Arc::new(FixedCatalog(vec!["python3.12".into()]));
+        ControlPlane::open_with(dir, store, catalog, Arc::new(NoEngine), options()).unwrap()
+    }
+
+    pub fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = open(dir.path());
+        Fixture { dir, cp }
+    }
+
+    /// A second control plane on the same data dir: what a restart sees.
+    pub fn reopen(fx: &Fixture) -> Arc<ControlPlane> {
+        open(fx.dir.path())
+    }
+
+    pub fn scope() -> Scope {
+        Scope {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    pub fn fn_arn(name: &str) -> String {
+        format!("arn:aws:lambda:us-east-1:000000000000:function:{name}")
+    }
+
+    pub async fn exec(cp: &ControlPlane, op: &str, input: Value) -> Result<Value, LambdaError> {
+        cp.execute(&scope(), op, input).await
+    }
+
+    /// Creates a function and waits until it is Active.
+    pub async fn create_function(cp: &ControlPlane, name: &str) -> Value {
+        let zip = test_zip(&[("handler.py", b"def handler(e, c):\n    return e\n", 0o644)]);
+        let out = exec(
+            cp,
+            "CreateFunction",
+            json!({
+                "FunctionName": name,
+                "Runtime": "python3.12",
+                "Role": ROLE,
+                "Handler": "handler.handler",
+                "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip)},
+            }),
+        )
+        .await
+        .unwrap();
+        settle(cp, name, None).await;
+        out
+    }
+
+    /// Waits until the version is Active with its last update Successful.
+    pub async fn settle(cp: &ControlPlane, name: &str, qualifier: Option<&str>) {
+        let mut input = json!({"FunctionName": name});
+        if let Some(q) = qualifier {
+            input["Qualifier"] = json!(q);
+        }
+        for _ in 0..200 {
+            let c = exec(cp, "GetFunctionConfiguration", input.clone()).await.unwrap();
+            if c["State"] == "Active" && c["LastUpdateStatus"] == "Successful" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} did not settle");
+    }
+
+    /// Publishes `$LATEST` (changing its description first so each call makes a new version).
+    pub async fn publish(cp: &ControlPlane, name: &str) -> String {
+        let v = exec(cp, "PublishVersion", json!({"FunctionName": name}))
+            .await
+            .unwrap();
+        let version = v["Version"].as_str().unwrap().to_string();
+        settle(cp, name, Some(&version)).await;
+        version
+    }
+
+    pub async fn create_alias(cp: &ControlPlane, name: &str, alias: &str, version: &str) -> Value {
+        exec(
+            cp,
+            "CreateAlias",
+            json!({"FunctionName": name, "Name": alias, "FunctionVersion": version}),
+        )
+        .await
+        .unwrap()
     }
 }
 

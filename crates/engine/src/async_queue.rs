@@ -175,6 +175,37 @@ pub(crate) async fn dispatch(
     while running.join_next().await.is_some() {}
 }
 
+/// What to do after an attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Done,
+    GiveUp,
+    /// Retry after this delay, counting an attempt (function or system error).
+    Retry(Duration),
+    /// Retry after this delay without counting an attempt (throttled).
+    RetryThrottled(Duration),
+}
+
+fn next_step(
+    result: &Result<crate::InvokeResponse, InvokeError>,
+    attempts: u32,
+    throttle_backoff: &mut Duration,
+) -> Step {
+    match result {
+        Ok(resp) if resp.function_error.is_none() => Step::Done,
+        Err(InvokeError::Throttled { .. }) => {
+            // Throttles do not use up retry attempts; back off exponentially.
+            let d = *throttle_backoff;
+            *throttle_backoff = (*throttle_backoff * 2).min(THROTTLE_BACKOFF_MAX);
+            Step::RetryThrottled(d)
+        }
+        Ok(_) | Err(_) if attempts >= MAX_RETRIES => Step::GiveUp,
+        Ok(_) | Err(_) => {
+            Step::Retry(RETRY_DELAYS[(attempts as usize).min(RETRY_DELAYS.len() - 1)])
+        }
+    }
+}
+
 /// Runs one event to completion (success, retries exhausted, or too old).
 async fn run(inner: Weak<Inner>, mut event: StoredEvent) {
     let mut throttle_backoff = Duration::from_secs(1);
@@ -195,20 +226,14 @@ async fn run(inner: Weak<Inner>, mut event: StoredEvent) {
         };
         let result = invoke::invoke(&engine, req, Class::Async).await;
         drop(engine);
-        let delay = match result {
-            Ok(resp) if resp.function_error.is_none() => break,
-            Err(InvokeError::Throttled { .. }) => {
-                // Throttles do not use up retry attempts; back off exponentially.
-                let d = throttle_backoff;
-                throttle_backoff = (throttle_backoff * 2).min(THROTTLE_BACKOFF_MAX);
-                d
+        let delay = match next_step(&result, event.attempts, &mut throttle_backoff) {
+            Step::Done => break,
+            Step::GiveUp => {
+                tracing::info!(request_id = %event.request_id, function = %event.function.function_name, "async event failed after {MAX_RETRIES} retries");
+                break;
             }
-            Ok(_) | Err(_) => {
-                if event.attempts >= MAX_RETRIES {
-                    tracing::info!(request_id = %event.request_id, function = %event.function.function_name, "async event failed after {} retries", MAX_RETRIES);
-                    break;
-                }
-                let d = RETRY_DELAYS[event.attempts.min(RETRY_DELAYS.len() as u32 - 1) as usize];
+            Step::RetryThrottled(d) => d,
+            Step::Retry(d) => {
                 event.attempts += 1;
                 if let Some(engine) = inner.upgrade() {
                     if let Err(e) = persist(&engine, &event).await {
@@ -228,6 +253,51 @@ async fn run(inner: Weak<Inner>, mut event: StoredEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn response(function_error: Option<&str>) -> Result<crate::InvokeResponse, InvokeError> {
+        Ok(crate::InvokeResponse {
+            payload: Default::default(),
+            function_error: function_error.map(str::to_string),
+            log_result: None,
+            executed_version: "$LATEST".into(),
+        })
+    }
+
+    #[test]
+    fn function_errors_are_retried_twice_one_then_two_minutes_apart() {
+        let mut backoff = Duration::from_secs(1);
+        let failed = response(Some("Unhandled"));
+        assert_eq!(
+            next_step(&failed, 0, &mut backoff),
+            Step::Retry(Duration::from_secs(60))
+        );
+        assert_eq!(
+            next_step(&failed, 1, &mut backoff),
+            Step::Retry(Duration::from_secs(120))
+        );
+        assert_eq!(next_step(&failed, 2, &mut backoff), Step::GiveUp);
+        assert_eq!(next_step(&response(None), 0, &mut backoff), Step::Done);
+    }
+
+    #[test]
+    fn throttles_back_off_exponentially_without_using_attempts() {
+        let mut backoff = Duration::from_secs(1);
+        let throttled = Err(InvokeError::Throttled {
+            reason: crate::ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+        });
+        assert_eq!(
+            next_step(&throttled, 2, &mut backoff),
+            Step::RetryThrottled(Duration::from_secs(1))
+        );
+        assert_eq!(
+            next_step(&throttled, 2, &mut backoff),
+            Step::RetryThrottled(Duration::from_secs(2))
+        );
+        for _ in 0..20 {
+            next_step(&throttled, 2, &mut backoff);
+        }
+        assert_eq!(backoff, THROTTLE_BACKOFF_MAX);
+    }
 
     #[test]
     fn pending_events_come_back_oldest_first() -> Result<(), Box<dyn std::error::Error>> {

@@ -167,13 +167,15 @@ pub(crate) async fn start(
         &inner.log_dir(&spec.account, &spec.region, &spec.function_name),
         &log_stream,
     );
+    let json = spec.log_format.eq_ignore_ascii_case("json");
     let log = Arc::new(EnvLog::new(
         &inner.log_writer,
         log_path,
-        spec.log_format.eq_ignore_ascii_case("json"),
+        json,
         stdout,
         stderr,
         capture_tail,
+        logs::init_start_line(json, &spec.runtime, &spec.region),
     ));
     tokio::spawn(log.clone().pump(Stream::Stdout));
     tokio::spawn(log.clone().pump(Stream::Stderr));

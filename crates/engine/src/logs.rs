@@ -176,9 +176,12 @@ impl EnvLog {
         stdout: Option<pipe::Receiver>,
         stderr: Option<pipe::Receiver>,
         capture_tail: bool,
+        init_start: String,
     ) -> Self {
+        // INIT_START goes to the stream only: Lambda's log tail starts at the invoke's START.
         let capture = Capture {
             tail: capture_tail.then(Vec::new),
+            pending: init_start.into_bytes(),
             ..Capture::default()
         };
         Self {
@@ -354,6 +357,41 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// The first line of a log stream: `INIT_START Runtime Version: python:3.12.v1\tRuntime Version
+/// ARN: arn:aws:lambda:<region>::runtime:<64 hex>`.
+pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String {
+    use sha2::{Digest, Sha256};
+    // python3.12 → python:3.12, nodejs20.x → nodejs:20, provided.al2023 → provided:al2023.
+    let version = if let Some(v) = runtime.strip_prefix("python") {
+        format!("python:{v}")
+    } else if let Some(v) = runtime.strip_prefix("nodejs") {
+        format!("nodejs:{}", v.trim_end_matches(".x"))
+    } else {
+        runtime.replacen('.', ":", 1)
+    };
+    let digest: String = Sha256::digest(runtime.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let arn = format!("arn:aws:lambda:{region}::runtime:{digest}");
+    if json {
+        serde_json::json!({
+            "time": now_rfc3339(),
+            "type": "platform.initStart",
+            "record": {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "runtimeVersion": format!("{version}.v1"),
+                "runtimeVersionArn": arn,
+            },
+        })
+        .to_string()
+            + "\n"
+    } else {
+        format!("INIT_START Runtime Version: {version}.v1\tRuntime Version ARN: {arn}\n")
+    }
+}
+
 pub(crate) fn start_line(json: bool, request_id: &str, version: &str) -> String {
     if json {
         serde_json::json!({
@@ -493,23 +531,40 @@ mod tests {
         assert_eq!(v["record"]["status"], "timeout");
     }
 
+    /// Writes to the pipe and lets the reactor see the data (as it has by the time a runtime's
+    /// answer, sent after its output, is processed).
+    async fn write(tx: &mut pipe::Sender, data: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        tx.write_all(data).await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(())
+    }
+
     fn env_log(dir: &Path) -> std::io::Result<(EnvLog, pipe::Sender, LogWriter, PathBuf)> {
         let writer = LogWriter::start()?;
         let (tx, rx) = pipe::pipe()?;
         let path = dir.join("stream.log");
-        let log = EnvLog::new(&writer, path.clone(), false, Some(rx), None, false);
+        let log = EnvLog::new(
+            &writer,
+            path.clone(),
+            false,
+            Some(rx),
+            None,
+            false,
+            "INIT_START x\n".into(),
+        );
         Ok((log, tx, writer, path))
     }
 
     #[tokio::test]
     async fn output_written_before_the_answer_belongs_to_the_invocation() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let (log, tx, writer, path) = env_log(dir.path())?;
-        tx.try_write(b"from init\n")?;
+        let (log, mut tx, writer, path) = env_log(dir.path())?;
+        write(&mut tx, b"from init\n").await?;
         log.drain();
         log.begin("r1", "$LATEST", true);
         // A line and a half: the half is completed later, and still belongs to r1.
-        tx.try_write(b"line one\nhalf")?;
+        write(&mut tx, b"line one\nhalf").await?;
         log.drain();
         log.platform("END RequestId: r1\n");
         let tail = String::from_utf8(log.finish().unwrap_or_default()).unwrap_or_default();
@@ -520,20 +575,24 @@ mod tests {
         log.close();
         writer.flush();
         let file = std::fs::read_to_string(path)?;
-        assert!(file.starts_with("from init\nSTART RequestId: r1"), "{file}");
+        assert!(
+            file.starts_with("INIT_START x\nfrom init\nSTART RequestId: r1"),
+            "{file}"
+        );
         Ok(())
     }
 
     #[tokio::test]
     async fn tail_keeps_the_last_4_kb() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let (log, tx, _writer, _path) = env_log(dir.path())?;
+        let (log, mut tx, _writer, _path) = env_log(dir.path())?;
         log.begin("r2", "1", true);
-        for i in 0..2000 {
-            tx.try_write(format!("line {i:05}\n").as_bytes())?;
-            if i % 100 == 0 {
-                log.drain();
-            }
+        for chunk in 0..20 {
+            let text: String = (chunk * 100..chunk * 100 + 100)
+                .map(|i| format!("line {i:05}\n"))
+                .collect();
+            write(&mut tx, text.as_bytes()).await?;
+            log.drain();
         }
         log.drain();
         log.platform("REPORT RequestId: r2\n");
@@ -541,6 +600,14 @@ mod tests {
         assert_eq!(tail.len(), TAIL_BYTES);
         assert!(tail.ends_with(b"line 01999\nREPORT RequestId: r2\n"));
         Ok(())
+    }
+
+    #[test]
+    fn init_start_names_the_runtime_as_lambda_does() {
+        let l = init_start_line(false, "python3.12", "eu-west-1");
+        assert!(l.starts_with("INIT_START Runtime Version: python:3.12.v1\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:"), "{l}");
+        assert!(init_start_line(false, "nodejs20.x", "r").contains("nodejs:20.v1"));
+        assert!(init_start_line(false, "provided.al2023", "r").contains("provided:al2023.v1"));
     }
 
     #[test]

@@ -74,11 +74,16 @@ async fn run_cases(filter: &[String]) -> usize {
         log_tail_has_start_end_report_and_the_functions_output,
         logs_are_persisted_per_log_stream,
         retire_stops_idle_environments,
+        out_of_memory_is_runtime_out_of_memory,
+        account_concurrency_limit_throttles,
+        layers_are_merged_at_opt_with_later_layers_winning,
         idle_environments_are_reaped,
         runtime_sees_lambdas_environment_and_headers,
         async_event_survives_an_engine_restart,
         python_function_runs_through_the_managed_runtime,
         node_function_runs_through_the_managed_runtime,
+        aws_lambda_runtime_crate_works_unmodified,
+        awslambdaric_works_unmodified,
         warm_invoke_latency,
     ];
     let mut failed = 0;
@@ -193,10 +198,16 @@ while True:
         time.sleep(ev["secs"])
     if action == "exit":
         sys.exit(ev.get("code", 1))
+    if action == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(16 * 1024 * 1024))
     if action == "error":
         out, path, extra = json.dumps({"errorMessage": "it broke", "errorType": "ValueError"}), "error", {"Lambda-Runtime-Function-Error-Type": "Unhandled"}
     elif action == "big":
         out, path, extra = "x" * (7 * 1024 * 1024), "response", {}
+    elif action == "opt":
+        out, path, extra = json.dumps({"files": sorted(os.listdir("/opt")), "x": open("/opt/x.txt").read()}), "response", {}
     elif action == "env":
         out, path, extra = json.dumps({"env": dict(os.environ), "headers": headers, "cwd": os.getcwd()}), "response", {}
     else:
@@ -657,6 +668,100 @@ async fn retire_stops_idle_environments(h: Arc<Harness>) -> TestResult {
     Ok(())
 }
 
+async fn out_of_memory_is_runtime_out_of_memory(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "oom")?;
+    let req = request(&f, r#"{"action":"oom"}"#, true);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(
+        r.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&r)
+    );
+    let v = json(&r.payload);
+    check!(v["errorType"] == "Runtime.OutOfMemory", "{}", show(&r));
+    check!(
+        v["errorMessage"]
+            == format!("RequestId: {id} Error: Runtime exited with error: signal: killed"),
+        "{}",
+        show(&r)
+    );
+    check!(
+        tail(&r).contains("Max Memory Used: 128 MB"),
+        "peak at the limit: {}",
+        show(&r)
+    );
+    Ok(())
+}
+
+async fn account_concurrency_limit_throttles(h: Arc<Harness>) -> TestResult {
+    h.engine.shutdown().await;
+    let mut cfg = config(&h.path().join("limit"), Duration::from_secs(60));
+    cfg.account_concurrency = 1;
+    let engine = Engine::new(
+        cfg,
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let f = py_function(&h, "limited")?;
+    let slow = engine.invoke(request(&f, r#"{"action":"sleep","secs":1}"#, false));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        engine.invoke(request(&f, "{}", false)).await
+    };
+    let (slow, second) = tokio::join!(slow, second);
+    let ok = slow.map(|r| r.function_error.is_none()).unwrap_or(false);
+    let throttled = matches!(
+        second,
+        Err(InvokeError::Throttled {
+            reason: ThrottleReason::ConcurrentInvocationLimitExceeded
+        })
+    );
+    engine.shutdown().await;
+    check!(ok, "the first invoke runs");
+    check!(
+        throttled,
+        "the second is throttled: {:?}",
+        second.map(|r| show(&r))
+    );
+    Ok(())
+}
+
+async fn layers_are_merged_at_opt_with_later_layers_winning(h: Arc<Harness>) -> TestResult {
+    let layer = |name: &str, x: &str, bootstrap: bool| -> Result<PathBuf, String> {
+        let dir = h.path().join("layers").join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("x.txt"), x).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(format!("{name}.txt")), name).map_err(|e| e.to_string())?;
+        if bootstrap {
+            write_exec(&dir.join("bootstrap"), PY_BOOTSTRAP.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(dir)
+    };
+    let mut s = spec("layered", code_dir(&h, "layered", None)?);
+    s.layer_dirs = vec![
+        layer("one", "from one", true)?,
+        layer("two", "from two", false)?,
+    ];
+    let f = Arc::new(s);
+    let r = invoke(&h, &f, r#"{"action":"opt"}"#).await?;
+    check!(
+        r.function_error.is_none(),
+        "the layer's bootstrap runs: {}",
+        show(&r)
+    );
+    let v = json(&r.payload);
+    check!(v["x"] == "from two", "later layer wins: {v}");
+    check!(
+        v["files"] == serde_json::json!(["bootstrap", "one.txt", "two.txt", "x.txt"]),
+        "{v}"
+    );
+    Ok(())
+}
+
 async fn idle_environments_are_reaped(h: Arc<Harness>) -> TestResult {
     h.engine.shutdown().await;
     let engine = Engine::new(
@@ -869,6 +974,110 @@ async fn node_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> Test
         show(&r)
     );
     check!(tail(&r).contains("in handler"), "{}", show(&r));
+    Ok(())
+}
+
+/// AWS's own Rust runtime client (`lambda_runtime`), built separately: set
+/// `FLINT_LAMBDA_RUNTIME_BOOTSTRAP` to a binary that echoes `{"echo": event, "arn": ...}` and
+/// fails when the event has a `fail` key (see the report for the source). Skipped otherwise.
+async fn aws_lambda_runtime_crate_works_unmodified(h: Arc<Harness>) -> TestResult {
+    let Ok(binary) = std::env::var("FLINT_LAMBDA_RUNTIME_BOOTSTRAP") else {
+        println!("    skipped: FLINT_LAMBDA_RUNTIME_BOOTSTRAP is not set");
+        return Ok(());
+    };
+    let dir = code_dir(&h, "lambda-runtime", None)?;
+    std::fs::copy(&binary, dir.join("bootstrap")).map_err(|e| format!("{binary}: {e}"))?;
+    let f = Arc::new(spec("lambda-runtime", dir));
+    let r = invoke(&h, &f, r#"{"a":1}"#).await?;
+    check!(r.function_error.is_none(), "{}", show(&r));
+    check!(
+        json(&r.payload)["echo"] == serde_json::json!({"a": 1}),
+        "{}",
+        show(&r)
+    );
+    check!(
+        json(&r.payload)["arn"] == f.function_arn.as_str(),
+        "{}",
+        show(&r)
+    );
+    let failed = invoke(&h, &f, r#"{"fail":true}"#).await?;
+    check!(
+        failed.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&failed)
+    );
+    check!(
+        json(&failed.payload)["errorMessage"] == "asked to fail",
+        "{}",
+        show(&failed)
+    );
+    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
+    check!(
+        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
+        "{}",
+        show(&warm)
+    );
+    Ok(())
+}
+
+/// AWS's Python runtime interface client: set `FLINT_AWSLAMBDARIC_DIR` to a directory holding
+/// `pip install --target DIR awslambdaric` (python3.11). Skipped otherwise.
+async fn awslambdaric_works_unmodified(h: Arc<Harness>) -> TestResult {
+    let Ok(packages) = std::env::var("FLINT_AWSLAMBDARIC_DIR") else {
+        println!("    skipped: FLINT_AWSLAMBDARIC_DIR is not set");
+        return Ok(());
+    };
+    let bootstrap = "#!/bin/sh\nexport PYTHONPATH=/var/task\nexec /usr/bin/python3.11 -m awslambdaric app.handler\n";
+    let dir = code_dir(&h, "ric", Some(bootstrap.as_bytes()))?;
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{packages}/."))
+        .arg(&dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    check!(copied.success(), "copying {packages}");
+    std::fs::write(
+        dir.join("app.py"),
+        "def handler(event, context):\n    print('ric handling', context.aws_request_id)\n    if 'fail' in event:\n        raise ValueError('asked to fail')\n    return {'echo': event, 'fn': context.function_name, 'left_ms': context.get_remaining_time_in_millis() > 0}\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let f = Arc::new(spec("ric", dir));
+    let req = request(&f, r#"{"a":1}"#, true);
+    let id = req.request_id.clone();
+    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(r.function_error.is_none(), "{}", show(&r));
+    check!(
+        json(&r.payload) == serde_json::json!({"echo": {"a": 1}, "fn": "ric", "left_ms": true}),
+        "{}",
+        show(&r)
+    );
+    check!(
+        tail(&r).contains(&format!("ric handling {id}")),
+        "{}",
+        show(&r)
+    );
+    let failed = invoke(&h, &f, r#"{"fail":1}"#).await?;
+    check!(
+        failed.function_error.as_deref() == Some("Unhandled"),
+        "{}",
+        show(&failed)
+    );
+    check!(
+        json(&failed.payload)["errorType"] == "ValueError",
+        "{}",
+        show(&failed)
+    );
+    check!(
+        json(&failed.payload)["errorMessage"] == "asked to fail",
+        "{}",
+        show(&failed)
+    );
+    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
+    check!(
+        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
+        "{}",
+        show(&warm)
+    );
     Ok(())
 }
 

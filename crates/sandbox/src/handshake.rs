@@ -35,6 +35,8 @@ pub(crate) struct InitRequest {
     /// RLIMIT_FSIZE in bytes: the /tmp size as a per-file limit.
     pub file_size_limit: Option<u64>,
     pub hostname: String,
+    /// Host files shown read-only at `/etc/<name>` (passwd and group naming the sandbox user).
+    pub etc_overlays: Vec<(PathBuf, String)>,
 }
 
 /// A message from the init to Flint.

@@ -88,9 +88,65 @@ pub(crate) fn detect_isolation(privileged: bool) -> Isolation {
     }
 }
 
+/// Lambda's /etc/passwd names uid 993 (sbx_user1051); libraries call getpwuid() (Python's
+/// `getpass.getuser()`, `Path.home()` without HOME) and fail when it is missing. Writes copies of
+/// the host's passwd and group with the sandbox user added into `dir`, to be bound over /etc's.
+pub(crate) fn write_etc_overlays(dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+    let mut out = Vec::new();
+    for (name, line, id) in [
+        (
+            "passwd",
+            format!("sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin"),
+            SANDBOX_UID,
+        ),
+        (
+            "group",
+            format!("sbx_user1051:x:{SANDBOX_GID}:"),
+            SANDBOX_GID,
+        ),
+    ] {
+        let host = std::fs::read_to_string(Path::new("/etc").join(name)).unwrap_or_default();
+        let Some(content) = with_entry(&host, &line, id) else {
+            continue;
+        };
+        let path = dir.join(name);
+        std::fs::write(&path, content)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        out.push((path, name.to_string()));
+    }
+    Ok(out)
+}
+
+/// The file with `line` appended, or None when some entry already has that numeric id.
+fn with_entry(file: &str, line: &str, id: u32) -> Option<String> {
+    let taken = file
+        .lines()
+        .any(|l| l.split(':').nth(2) == Some(id.to_string().as_str()));
+    if taken {
+        return None;
+    }
+    let mut content = file.to_string();
+    if !content.is_empty() && !content.ends_with('\n') {
+        content.push('\n');
+    }
+    content.push_str(line);
+    content.push('\n');
+    Some(content)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_user_is_added_to_passwd_unless_its_id_exists() {
+        let host = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/sbin/nologin";
+        let out = with_entry(host, "sbx_user1051:x:993:990::/tmp:/sbin/nologin", 993).unwrap();
+        assert!(out.ends_with(
+            "nobody:x:65534:65534::/:/sbin/nologin\nsbx_user1051:x:993:990::/tmp:/sbin/nologin\n"
+        ));
+        assert_eq!(with_entry("x:x:993:1::/:/bin/sh\n", "sbx", 993), None);
+    }
 
     #[test]
     fn maps_put_the_sandbox_user_on_one_host_id() {

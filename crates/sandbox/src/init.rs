@@ -70,8 +70,17 @@ pub(crate) fn run() -> i32 {
 /// Writes one report line to Flint (best effort: Flint may be gone).
 fn report(r: &InitReport) {
     let line = r.to_line();
-    // SAFETY: CONTROL_FD stays open for the life of this process; write(2) on a borrowed fd.
-    let _ = unsafe { libc::write(CONTROL_FD, line.as_ptr().cast(), line.len()) };
+    // MSG_NOSIGNAL: when Flint is gone we must not die of SIGPIPE here (we may run before Rust's
+    // runtime has set SIGPIPE to ignored: see `BECOME_INIT_IF_ASKED`).
+    // SAFETY: CONTROL_FD stays open for the life of this process; send(2) on a borrowed fd.
+    let _ = unsafe {
+        libc::send(
+            CONTROL_FD,
+            line.as_ptr().cast(),
+            line.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
 }
 
 /// Reads from fd 0 without owning (closing) it.
@@ -102,6 +111,7 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
         req.spec.runtime_dir.as_deref(),
         &req.spec.extra_ro_binds,
         &req.spec.tmp_dir,
+        &req.etc_overlays,
     )?;
     let exec = ExecPlan::new(req)?;
     let (ready_r, ready_w) = pipe()?;

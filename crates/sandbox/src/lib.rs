@@ -14,6 +14,16 @@
 //!   sets up the namespaces and mounts and then execs the program. The flint binary calls it
 //!   when its first argument is `INIT_ARG`.
 //!
+//! How it works (details in `init.rs`): `spawn` creates the cgroup, starts `init_program
+//! __sandbox-init` (a fresh single-threaded process, the *supervisor*) with the request on a
+//! control socket; the supervisor clones the sandbox's PID 1 into new namespaces, joins it to the
+//! cgroup and writes its uid/gid maps; PID 1 builds the root and forks the program, which drops
+//! to uid 993/gid 990 with no capabilities and execs. Closing the control socket (dropping the
+//! `Sandbox`, or Flint dying) ends the sandbox.
+//!
+//! Tests of other crates: any binary linking this crate (with glibc) acts as the init when run as
+//! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.
+//!
 //! Known gap: the /tmp size (EphemeralStorage) is enforced per file (RLIMIT_FSIZE), not for /tmp as
 //! a whole: a tmpfs would be charged to the memory cgroup, and a loop-mounted image per sandbox is
 //! too slow for a cold start. See `Sandboxes::new`'s start-up warning.
@@ -87,6 +97,8 @@ pub struct Sandboxes {
     isolation: host::Isolation,
     identity: host::Identity,
     cgroups: cgroup::Layout,
+    /// passwd/group naming the sandbox user, bound over the host's in /etc.
+    etc_overlays: Vec<(PathBuf, String)>,
     summary: String,
 }
 
@@ -140,6 +152,7 @@ impl Sandboxes {
         if removed > 0 {
             tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
         }
+        let etc_overlays = host::write_etc_overlays(&state_dir)?;
         let summary = summarize(&isolation, &cgroups);
         Ok(Sandboxes {
             init_program,
@@ -147,6 +160,7 @@ impl Sandboxes {
             isolation,
             identity,
             cgroups,
+            etc_overlays,
             summary,
         })
     }
@@ -224,6 +238,32 @@ fn instance_key(state_dir: &Path) -> String {
 /// Entry point of `flint __sandbox-init`.
 pub fn init_main() -> ! {
     std::process::exit(init::run())
+}
+
+/// Any binary that links this crate becomes a sandbox init when started as `<exe> __sandbox-init`,
+/// before its `main` runs: so test binaries with the standard harness (the engine's, ours) can
+/// pass `std::env::current_exe()` as `init_program`. glibc hands argc/argv to `.init_array`
+/// functions; elsewhere the binary's `main` must call `init_main()` itself (flint's does).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[link_section = ".init_array"]
+static BECOME_INIT_IF_ASKED: extern "C" fn(libc::c_int, *const *const libc::c_char) =
+    become_init_if_asked;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn become_init_if_asked(argc: libc::c_int, argv: *const *const libc::c_char) {
+    if argc < 2 || argv.is_null() {
+        return;
+    }
+    // SAFETY: glibc passes the process's argv (argc entries, NUL-terminated strings).
+    let first = unsafe { *argv.add(1) };
+    if first.is_null() {
+        return;
+    }
+    // SAFETY: a valid NUL-terminated C string from argv.
+    if unsafe { std::ffi::CStr::from_ptr(first) }.to_bytes() == INIT_ARG.as_bytes() {
+        init_main();
+    }
 }
 
 #[cfg(test)]

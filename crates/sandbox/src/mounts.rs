@@ -65,6 +65,7 @@ pub(crate) fn plan(
     runtime_dir: Option<&Path>,
     extra: &[PathBuf],
     tmp_dir: &Path,
+    etc_overlays: &[(PathBuf, String)],
 ) -> Result<Vec<Entry>, String> {
     let mut entries = vec![
         Entry::Bind {
@@ -78,6 +79,16 @@ pub(crate) fn plan(
             rw: false,
         },
     ];
+    for (source, name) in etc_overlays {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("invalid /etc overlay name {name:?}"));
+        }
+        entries.push(Entry::Bind {
+            source: source.clone(),
+            target: Path::new("etc").join(name),
+            rw: false,
+        });
+    }
     for name in USR_MERGE {
         let host = Path::new("/").join(name);
         match std::fs::symlink_metadata(&host) {
@@ -247,7 +258,8 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
     for d in detached {
         if d.is_dir {
             create_dirs(&d.target)?;
-        } else {
+        } else if std::fs::symlink_metadata(&d.target).is_err() {
+            // A file mount point; an existing one (a file under the /etc bind) is mounted over.
             if let Some(parent) = d.target.parent() {
                 create_dirs(parent)?;
             }
@@ -399,12 +411,14 @@ mod tests {
 
     #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
+        let overlays = [(PathBuf::from("/state/passwd"), "passwd".to_string())];
         let entries = plan(
             Path::new("/code"),
             None,
             None,
             &[],
             Path::new("/scratch/tmp"),
+            &overlays,
         )
         .unwrap();
         let binds: Vec<(String, bool)> = entries
@@ -417,6 +431,7 @@ mod tests {
         assert!(binds.contains(&("var/task".to_string(), false)));
         assert!(binds.contains(&("tmp".to_string(), true)));
         assert!(binds.contains(&("usr".to_string(), false)));
+        assert!(binds.contains(&("etc/passwd".to_string(), false)));
         assert!(entries
             .iter()
             .any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));

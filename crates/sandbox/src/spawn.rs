@@ -57,6 +57,7 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
         data_limit: (!cgroup.has_memory()).then_some(memory_bytes.max(MIN_DATA_LIMIT)),
         file_size_limit: (spec.tmp_size_mb > 0).then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
         hostname: hostname(&spec.id),
+        etc_overlays: sandboxes.etc_overlays.clone(),
     };
     match start(sandboxes, &request) {
         Ok((child, control)) => {
@@ -318,6 +319,43 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "../x", "a b", &"x".repeat(200)] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Pins the `.init_array` hook: this libtest binary re-executed as `__sandbox-init` must act
+    /// as the init instead of running tests (the engine's tests rely on it).
+    #[tokio::test]
+    async fn harness_test_binaries_can_be_their_own_init() {
+        let scratch = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            scratch.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let code = scratch.path().join("code");
+        let tmp = scratch.path().join("tmp");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let sandboxes = Sandboxes::new(&scratch.path().join("state"), exe).unwrap();
+        let spec = SandboxSpec {
+            id: format!("unit-{}", std::process::id()),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "exit 42".into()],
+            env: vec![],
+            code_dir: code,
+            opt_dir: None,
+            runtime_dir: None,
+            extra_ro_binds: vec![],
+            tmp_dir: tmp,
+            tmp_size_mb: 512,
+            memory_mb: 128,
+            isolate_network: false,
+        };
+        let mut sb = sandboxes.spawn(&spec).unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(10), sb.wait())
+            .await
+            .unwrap();
+        assert_eq!(exit.code, Some(42));
     }
 
     #[test]

@@ -119,10 +119,14 @@ async fn var_task_is_read_only_and_the_working_directory(ctx: &Ctx) -> Result<()
 }
 
 async fn tmp_is_writable_by_the_sandbox_user_and_private(ctx: &Ctx) -> Result<(), String> {
-    let first = ctx.shell("id -u; id -g; echo secret > /tmp/mine && cat /tmp/mine; ls /tmp");
+    let first =
+        ctx.shell("id -u; id -g; id -un; echo secret > /tmp/mine && cat /tmp/mine; ls /tmp");
     let (exit, out, err) = run(ctx, &first).await?;
     ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
-    ensure(out == "993\n990\nsecret\nmine\n", format!("stdout {out:?}"))?;
+    ensure(
+        out == "993\n990\nsbx_user1051\nsecret\nmine\n",
+        format!("stdout {out:?}"),
+    )?;
     // Disk-backed: the file is in the host directory given as tmp_dir.
     ensure(
         first.tmp_dir.join("mine").is_file(),

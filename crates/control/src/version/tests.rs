@@ -27,7 +27,8 @@ impl SnapshotRetirer for Retired {
 }
 
 pub(crate) struct Fixture {
-    pub dir: tempfile::TempDir,
+    /// Holds the data dir for the fixture's lifetime.
+    pub _dir: tempfile::TempDir,
     pub cp: Arc<ControlPlane>,
     pub retired: Arc<Retired>,
 }
@@ -51,7 +52,11 @@ pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let retired = Arc::new(Retired::default());
     let cp = open(dir.path(), retired.clone());
-    Fixture { dir, cp, retired }
+    Fixture {
+        _dir: dir,
+        cp,
+        retired,
+    }
 }
 
 pub(crate) fn scope() -> Scope {
