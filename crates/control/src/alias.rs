@@ -397,6 +397,8 @@ pub async fn delete(
     cp.index
         .modify(scope, &name, not_found_fn, |_, draft| {
             draft.doc.aliases.remove(&input.name);
+            // The alias's permissions, URL, event-invoke and provisioned configs go with it.
+            crate::sub_resource::forget_qualifier(&mut draft.doc, &input.name);
             Ok(())
         })
         .await?;

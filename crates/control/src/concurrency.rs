@@ -187,7 +187,12 @@ fn min_unreserved(limit: u64) -> u64 {
 /// GetAccountSettings' `UnreservedConcurrentExecutions` for a scope.
 pub fn unreserved(cp: &ControlPlane, scope: &Scope) -> u32 {
     let limit = account_limit(cp);
-    let used: u64 = cp.index.list(scope).iter().map(|f| u64::from(claim(f))).sum();
+    let used: u64 = cp
+        .index
+        .list(scope)
+        .iter()
+        .map(|f| u64::from(claim(f)))
+        .sum();
     u32::try_from(limit.saturating_sub(used)).unwrap_or(u32::MAX)
 }
 

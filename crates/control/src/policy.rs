@@ -187,10 +187,9 @@ fn resource_missing() -> LambdaError {
 /// 404 for a version or alias of an existing function that does not exist, as AWS words it.
 pub(crate) fn missing_qualifier(scope: &Scope, fref: &FunctionRef) -> LambdaError {
     match fref.qualifier.as_deref().map(Qualifier::parse) {
-        Some(Qualifier::Alias(_)) => LambdaError::not_found(format!(
-            "Cannot find alias arn: {}",
-            fref.arn(scope)
-        )),
+        Some(Qualifier::Alias(_)) => {
+            LambdaError::not_found(format!("Cannot find alias arn: {}", fref.arn(scope)))
+        }
         _ => LambdaError::function_not_found(&fref.arn(scope)),
     }
 }
@@ -328,7 +327,10 @@ fn statement_from(
     };
     let condition = Condition {
         string_equals: (string_equals != StringEquals::default()).then_some(string_equals),
-        arn_like: input.source_arn.clone().map(|source_arn| ArnLike { source_arn }),
+        arn_like: input
+            .source_arn
+            .clone()
+            .map(|source_arn| ArnLike { source_arn }),
         bool_: input
             .invoked_via_function_url
             .filter(|b| *b)

@@ -96,9 +96,13 @@ mod tests {
     async fn terminate_by_default_allow_persists() {
         let fx = fixture();
         create_function(&fx.cp, "f").await;
-        let got = exec(&fx.cp, "GetFunctionRecursionConfig", json!({"FunctionName": "f"}))
-            .await
-            .unwrap();
+        let got = exec(
+            &fx.cp,
+            "GetFunctionRecursionConfig",
+            json!({"FunctionName": "f"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(got, json!({"RecursiveLoop": "Terminate"}));
         let put = exec(
             &fx.cp,
@@ -110,9 +114,13 @@ mod tests {
         assert_eq!(put, json!({"RecursiveLoop": "Allow"}));
         assert!(fx.cp.recursion_allowed(&scope(), "f"));
         let cp = reopen(&fx);
-        let got = exec(&cp, "GetFunctionRecursionConfig", json!({"FunctionName": "f"}))
-            .await
-            .unwrap();
+        let got = exec(
+            &cp,
+            "GetFunctionRecursionConfig",
+            json!({"FunctionName": "f"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(got, json!({"RecursiveLoop": "Allow"}));
     }
 
@@ -132,9 +140,13 @@ mod tests {
             "1 validation error detected: Value 'InvalidValue' at 'recursiveLoop' failed to \
              satisfy constraint: Member must satisfy enum value set: [Terminate, Allow]"
         );
-        let e = exec(&fx.cp, "GetFunctionRecursionConfig", json!({"FunctionName": "nope"}))
-            .await
-            .unwrap_err();
+        let e = exec(
+            &fx.cp,
+            "GetFunctionRecursionConfig",
+            json!({"FunctionName": "nope"}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
         assert_eq!(e.message, format!("Function not found: {}", fn_arn("nope")));
     }

@@ -57,7 +57,12 @@ fn target(scope: &Scope, fref: &FunctionRef) -> Result<String, LambdaError> {
     }
 }
 
-fn check_exists(scope: &Scope, fref: &FunctionRef, f: &Function, key: &str) -> Result<(), LambdaError> {
+fn check_exists(
+    scope: &Scope,
+    fref: &FunctionRef,
+    f: &Function,
+    key: &str,
+) -> Result<(), LambdaError> {
     if f.version(key).is_some() {
         Ok(())
     } else {
@@ -89,7 +94,11 @@ pub async fn get(cp: &ControlPlane, scope: &Scope, input: GetInput) -> Result<Ou
         .get(scope, &fref.name)
         .ok_or_else(|| LambdaError::function_not_found(&fref.arn(scope)))?;
     check_exists(scope, &fref, &f, &key)?;
-    Ok(render(scope, &fref, f.doc.settings.runtime_management.get(&key)))
+    Ok(render(
+        scope,
+        &fref,
+        f.doc.settings.runtime_management.get(&key),
+    ))
 }
 
 pub async fn put(cp: &ControlPlane, scope: &Scope, input: PutInput) -> Result<Output, LambdaError> {
@@ -144,9 +153,13 @@ mod tests {
     async fn default_is_auto_and_manual_pins_a_runtime_version() {
         let fx = fixture();
         create_function(&fx.cp, "f").await;
-        let got = exec(&fx.cp, "GetRuntimeManagementConfig", json!({"FunctionName": "f"}))
-            .await
-            .unwrap();
+        let got = exec(
+            &fx.cp,
+            "GetRuntimeManagementConfig",
+            json!({"FunctionName": "f"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             got,
             json!({"UpdateRuntimeOn": "Auto", "FunctionArn": fn_arn("f")})
@@ -161,9 +174,13 @@ mod tests {
         .unwrap();
         assert_eq!(put["RuntimeVersionArn"], arn);
         let cp = reopen(&fx);
-        let got = exec(&cp, "GetRuntimeManagementConfig", json!({"FunctionName": "f"}))
-            .await
-            .unwrap();
+        let got = exec(
+            &cp,
+            "GetRuntimeManagementConfig",
+            json!({"FunctionName": "f"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(got["UpdateRuntimeOn"], "Manual");
         assert_eq!(got["RuntimeVersionArn"], arn);
     }
@@ -189,7 +206,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.message,
-            format!("The provided function name {}:prod is invalid. Aliases are not allowed.", fn_arn("f"))
+            format!(
+                "The provided function name {}:prod is invalid. Aliases are not allowed.",
+                fn_arn("f")
+            )
         );
         let e = exec(
             &fx.cp,
@@ -199,9 +219,13 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.message, format!("Function not found: {}:7", fn_arn("f")));
-        let e = exec(&fx.cp, "GetRuntimeManagementConfig", json!({"FunctionName": "nope"}))
-            .await
-            .unwrap_err();
+        let e = exec(
+            &fx.cp,
+            "GetRuntimeManagementConfig",
+            json!({"FunctionName": "nope"}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.code, crate::ErrorCode::ResourceNotFoundException);
     }
 }

@@ -379,7 +379,9 @@ pub(crate) mod test_support {
             input["Qualifier"] = json!(q);
         }
         for _ in 0..200 {
-            let c = exec(cp, "GetFunctionConfiguration", input.clone()).await.unwrap();
+            let c = exec(cp, "GetFunctionConfiguration", input.clone())
+                .await
+                .unwrap();
             if c["State"] == "Active" && c["LastUpdateStatus"] == "Successful" {
                 return;
             }
@@ -417,7 +419,10 @@ mod tests {
     fn qualifiers_are_told_apart_by_syntax() {
         assert_eq!(Qualifier::parse("$LATEST"), Qualifier::Latest);
         assert_eq!(Qualifier::parse("12"), Qualifier::Version(12));
-        assert_eq!(Qualifier::parse("prod-1"), Qualifier::Alias("prod-1".into()));
+        assert_eq!(
+            Qualifier::parse("prod-1"),
+            Qualifier::Alias("prod-1".into())
+        );
         assert_eq!(
             Qualifier::parse("valid-with-$-but-doesnotexist"),
             Qualifier::Invalid("valid-with-$-but-doesnotexist".into())
@@ -445,7 +450,8 @@ mod tests {
     fn forgetting_a_qualifier_drops_all_its_configs() {
         let mut s = FunctionSettings::default();
         s.policies.insert("prod".into(), Policy::default());
-        s.url_configs.insert("prod".into(), UrlConfig::test_value("id"));
+        s.url_configs
+            .insert("prod".into(), UrlConfig::test_value("id"));
         s.policies.insert(String::new(), Policy::default());
         s.forget_qualifier("prod");
         assert_eq!(s.policies.len(), 1);

@@ -123,7 +123,11 @@ fn target(scope: &Scope, arn: &str) -> Result<Target, LambdaError> {
     }
 }
 
-fn owner(cp: &ControlPlane, kind: TaggedKind, arn: &str) -> Result<Arc<dyn ResourceTags>, LambdaError> {
+fn owner(
+    cp: &ControlPlane,
+    kind: TaggedKind,
+    arn: &str,
+) -> Result<Arc<dyn ResourceTags>, LambdaError> {
     cp.sub_resources
         .taggers
         .read()
@@ -158,7 +162,9 @@ async fn change_tags(
         Target::Function(name) => {
             let not_found = || LambdaError::function_not_found(arn);
             cp.index
-                .modify(scope, &name, not_found, |_, draft| change(&mut draft.doc.tags))
+                .modify(scope, &name, not_found, |_, draft| {
+                    change(&mut draft.doc.tags)
+                })
                 .await?;
             Ok(())
         }

@@ -387,7 +387,10 @@ pub async fn list(
                 qualifier: (!k.is_empty()).then(|| k.clone()),
             };
             // The function's own URL sorts first.
-            (format!("{}{k}", u8::from(!k.is_empty())), render(cp, &r, scope, u))
+            (
+                format!("{}{k}", u8::from(!k.is_empty())),
+                render(cp, &r, scope, u),
+            )
         })
         .collect();
     let (configs, next_marker) =

@@ -47,7 +47,10 @@ async fn add_permission_builds_the_statement_as_aws_does() {
     assert_eq!(p["Version"], "2012-10-17");
     assert_eq!(p["Id"], "default");
     assert_eq!(p["Statement"][0], statement(&out));
-    assert!(got["Policy"].as_str().unwrap().starts_with("{\"Version\":\"2012-10-17\",\"Id\":\"default\""));
+    assert!(got["Policy"]
+        .as_str()
+        .unwrap()
+        .starts_with("{\"Version\":\"2012-10-17\",\"Id\":\"default\""));
 }
 
 #[tokio::test]
@@ -75,7 +78,11 @@ async fn principals_and_conditions_take_aws_forms() {
     assert!(s.get("Condition").is_none());
 
     let user = "arn:aws:iam::111111111111:user/bob";
-    let s = statement(&exec(&fx.cp, "AddPermission", add("f", "user", user)).await.unwrap());
+    let s = statement(
+        &exec(&fx.cp, "AddPermission", add("f", "user", user))
+            .await
+            .unwrap(),
+    );
     assert_eq!(s["Principal"], json!({"AWS": user}));
 
     let mut i = add("f", "url", "*");
@@ -105,9 +112,13 @@ async fn principals_and_conditions_take_aws_forms() {
 async fn invalid_inputs_get_aws_errors() {
     let fx = fixture();
     create_function(&fx.cp, "f").await;
-    let e = exec(&fx.cp, "AddPermission", add("f", "example.com", "s3.amazonaws.com"))
-        .await
-        .unwrap_err();
+    let e = exec(
+        &fx.cp,
+        "AddPermission",
+        add("f", "example.com", "s3.amazonaws.com"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::ValidationException);
     assert_eq!(
         e.message,
@@ -124,7 +135,10 @@ async fn invalid_inputs_get_aws_errors() {
     let mut i = add("f:$LATEST", "s3", "s3.amazonaws.com");
     i["Qualifier"] = json!("$LATEST");
     let e = exec(&fx.cp, "AddPermission", i).await.unwrap_err();
-    assert_eq!(e.message, "We currently do not support adding policies for $LATEST.");
+    assert_eq!(
+        e.message,
+        "We currently do not support adding policies for $LATEST."
+    );
     let e = exec(&fx.cp, "AddPermission", add("f", "s", "invalid.nonaws.com"))
         .await
         .unwrap_err();
@@ -139,14 +153,25 @@ async fn invalid_inputs_get_aws_errors() {
 async fn missing_functions_versions_aliases_and_policies_are_404s() {
     let fx = fixture();
     create_function(&fx.cp, "f").await;
-    let e = exec(&fx.cp, "AddPermission", add("doesnotexist", "s3", "s3.amazonaws.com"))
-        .await
-        .unwrap_err();
+    let e = exec(
+        &fx.cp,
+        "AddPermission",
+        add("doesnotexist", "s3", "s3.amazonaws.com"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
-    assert_eq!(e.message, format!("Function not found: {}", fn_arn("doesnotexist")));
-    let e = exec(&fx.cp, "AddPermission", add("f:alias-doesnotexist", "s3", "s3.amazonaws.com"))
-        .await
-        .unwrap_err();
+    assert_eq!(
+        e.message,
+        format!("Function not found: {}", fn_arn("doesnotexist"))
+    );
+    let e = exec(
+        &fx.cp,
+        "AddPermission",
+        add("f:alias-doesnotexist", "s3", "s3.amazonaws.com"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         e.message,
         format!("Cannot find alias arn: {}:alias-doesnotexist", fn_arn("f"))
@@ -160,7 +185,10 @@ async fn missing_functions_versions_aliases_and_policies_are_404s() {
     let e = exec(&fx.cp, "AddPermission", i).await.unwrap_err();
     assert_eq!(
         e.message,
-        format!("Function not found: {}:valid-with-$-but-doesnotexist", fn_arn("f"))
+        format!(
+            "Function not found: {}:valid-with-$-but-doesnotexist",
+            fn_arn("f")
+        )
     );
 
     for input in [
@@ -173,10 +201,17 @@ async fn missing_functions_versions_aliases_and_policies_are_404s() {
         assert_eq!(e.message, "The resource you requested does not exist.");
     }
 
-    let e = exec(&fx.cp, "RemovePermission", json!({"FunctionName": "f", "StatementId": "s3"}))
-        .await
-        .unwrap_err();
-    assert_eq!(e.message, "No policy is associated with the given resource.");
+    let e = exec(
+        &fx.cp,
+        "RemovePermission",
+        json!({"FunctionName": "f", "StatementId": "s3"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "No policy is associated with the given resource."
+    );
     let e = exec(
         &fx.cp,
         "RemovePermission",
@@ -184,7 +219,10 @@ async fn missing_functions_versions_aliases_and_policies_are_404s() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.message, format!("No policy found for: {}", fn_arn("doesnotexist")));
+    assert_eq!(
+        e.message,
+        format!("No policy found for: {}", fn_arn("doesnotexist"))
+    );
     let e = exec(
         &fx.cp,
         "RemovePermission",
@@ -214,9 +252,13 @@ async fn duplicate_sids_conflict_and_removal_empties_the_policy() {
         "The statement id (s3) provided already exists. Please provide a new statement id, or \
          remove the existing statement."
     );
-    exec(&fx.cp, "AddPermission", add("f", "sqs", "sqs.amazonaws.com"))
-        .await
-        .unwrap();
+    exec(
+        &fx.cp,
+        "AddPermission",
+        add("f", "sqs", "sqs.amazonaws.com"),
+    )
+    .await
+    .unwrap();
     let p = exec(&fx.cp, "GetPolicy", json!({"FunctionName": "f"}))
         .await
         .unwrap();
@@ -234,10 +276,17 @@ async fn duplicate_sids_conflict_and_removal_empties_the_policy() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.message, "Statement non-existent is not found in resource policy.");
-    exec(&fx.cp, "RemovePermission", json!({"FunctionName": "f", "StatementId": "sqs"}))
-        .await
-        .unwrap();
+    assert_eq!(
+        e.message,
+        "Statement non-existent is not found in resource policy."
+    );
+    exec(
+        &fx.cp,
+        "RemovePermission",
+        json!({"FunctionName": "f", "StatementId": "sqs"}),
+    )
+    .await
+    .unwrap();
     let p2 = exec(&fx.cp, "GetPolicy", json!({"FunctionName": "f"}))
         .await
         .unwrap();
@@ -317,23 +366,35 @@ async fn versions_and_aliases_have_their_own_policies() {
         .await
         .unwrap();
     let v = publish(&fx.cp, "f").await;
-    let e = exec(&fx.cp, "GetPolicy", json!({"FunctionName": "f", "Qualifier": v}))
-        .await
-        .unwrap_err();
+    let e = exec(
+        &fx.cp,
+        "GetPolicy",
+        json!({"FunctionName": "f", "Qualifier": v}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
     let mut i = add(&format!("f:{v}"), "s3", "s3.amazonaws.com");
     i["Qualifier"] = json!(v);
     exec(&fx.cp, "AddPermission", i).await.unwrap();
-    let pv = exec(&fx.cp, "GetPolicy", json!({"FunctionName": "f", "Qualifier": v}))
-        .await
-        .unwrap();
+    let pv = exec(
+        &fx.cp,
+        "GetPolicy",
+        json!({"FunctionName": "f", "Qualifier": v}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         policy(&pv)["Statement"][0]["Resource"],
         format!("{}:{v}", fn_arn("f"))
     );
-    let cv = exec(&fx.cp, "GetFunction", json!({"FunctionName": "f", "Qualifier": v}))
-        .await
-        .unwrap();
+    let cv = exec(
+        &fx.cp,
+        "GetFunction",
+        json!({"FunctionName": "f", "Qualifier": v}),
+    )
+    .await
+    .unwrap();
     assert_eq!(cv["Configuration"]["RevisionId"], pv["RevisionId"]);
 
     let alias = create_alias(&fx.cp, "f", "permission-alias", &v).await;
@@ -366,7 +427,10 @@ async fn versions_and_aliases_have_their_own_policies() {
         .await
         .unwrap();
     assert_eq!(policy(&p)["Statement"].as_array().unwrap().len(), 1);
-    assert!(fx.cp.function_policy(&scope(), "f", Some("permission-alias")).is_some());
+    assert!(fx
+        .cp
+        .function_policy(&scope(), "f", Some("permission-alias"))
+        .is_some());
 }
 
 #[tokio::test]
@@ -400,7 +464,11 @@ async fn oversized_policies_are_refused() {
     create_function(&fx.cp, "f").await;
     let mut refused = None;
     for i in 0..200 {
-        let mut input = add("f", &format!("statement-{i:03}-{}", "x".repeat(60)), "s3.amazonaws.com");
+        let mut input = add(
+            "f",
+            &format!("statement-{i:03}-{}", "x".repeat(60)),
+            "s3.amazonaws.com",
+        );
         input["SourceArn"] = json!(format!("arn:aws:s3:::{}", "b".repeat(60)));
         if let Err(e) = exec(&fx.cp, "AddPermission", input).await {
             refused = Some(e);
