@@ -579,3 +579,32 @@ async fn list_aliases_pages_with_markers() {
     .await;
     assert_eq!(filtered["Aliases"], json!([]));
 }
+
+#[tokio::test]
+async fn deleting_an_alias_drops_its_attached_configs() {
+    let fx = fixture();
+    create_settled(&fx.cp, "f").await;
+    ok(&fx.cp, "PublishVersion", json!({"FunctionName": "f"})).await;
+    let live = json!({"FunctionName": "f", "Name": "live", "FunctionVersion": "1"});
+    create_alias(&fx.cp, live.clone()).await;
+    ok(
+        &fx.cp,
+        "PutFunctionEventInvokeConfig",
+        json!({"FunctionName": "f", "Qualifier": "live", "MaximumRetryAttempts": 0}),
+    )
+    .await;
+    let get = json!({"FunctionName": "f", "Qualifier": "live"});
+    ok(&fx.cp, "GetFunctionEventInvokeConfig", get.clone()).await;
+    ok(
+        &fx.cp,
+        "DeleteAlias",
+        json!({"FunctionName": "f", "Name": "live"}),
+    )
+    .await;
+    // A new alias of the same name starts without the old one's configs.
+    create_alias(&fx.cp, live).await;
+    let e = exec(&fx.cp, "GetFunctionEventInvokeConfig", get)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ResourceNotFoundException);
+}
