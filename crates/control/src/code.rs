@@ -83,6 +83,12 @@ impl CodeStore {
         self.root.join(sha256_hex)
     }
 
+    /// Where the layers module (a `CodeStore` opened on `data_dir/layers`) unpacks a layer.
+    pub fn layer_dir(&self, sha256_hex: &str) -> PathBuf {
+        let data_dir = self.root.parent().unwrap_or(&self.root);
+        data_dir.join("layers").join("code").join(sha256_hex)
+    }
+
     /// Checks, stores and unpacks a zip. Blocking (disk and CPU): run it off the async workers.
     pub fn ingest(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
         if zip.len() as u64 > MAX_ZIPPED_SIZE {

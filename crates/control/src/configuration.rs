@@ -98,6 +98,9 @@ pub struct VersionConfig {
     /// Layer version ARNs, in order.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// What those ARNs resolved to when they were set (size and content digest, in order).
+    #[serde(default)]
+    pub layer_details: Vec<LayerDetail>,
     #[serde(default)]
     pub file_system_configs: Vec<FileSystemConfig>,
     pub code: StoredCode,
@@ -207,6 +210,7 @@ impl VersionConfig {
             kms_key_arn: None,
             vpc: None,
             layers: Vec::new(),
+            layer_details: Vec::new(),
             file_system_configs: Vec::new(),
             code,
         }
@@ -217,12 +221,13 @@ impl VersionConfig {
         &mut self,
         input: ConfigInput,
         runtimes: &dyn RuntimeCatalog,
+        resolve_layers: LayerResolver<'_>,
     ) -> Result<(), LambdaError> {
         if let Some(runtime) = &input.runtime {
             crate::runtime::validate(runtimes, runtime)?;
         }
         if let Some(layers) = &input.layers {
-            check_layers_exist(layers)?;
+            self.layer_details = resolve_layers(layers)?;
         }
         let ConfigInput {
             runtime,
@@ -389,16 +394,6 @@ fn validate_environment(vars: &IndexMap<String, String>) -> Result<(), LambdaErr
     Ok(())
 }
 
-/// Layers are not yet stored by Flint, so any referenced layer version does not exist.
-// The layers module replaces this with a lookup of the referenced layer versions.
-fn check_layers_exist(layers: &[String]) -> Result<(), LambdaError> {
-    match layers.first() {
-        Some(arn) => Err(LambdaError::invalid(format!(
-            "Layer version {arn} does not exist."
-        ))),
-        None => Ok(()),
-    }
-}
 
 /// How much of the configuration an operation shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -481,7 +476,20 @@ pub struct EnvironmentResponse {
 #[serde(rename_all = "PascalCase")]
 pub struct LayerReference {
     pub arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_size: Option<u64>,
 }
+
+/// A layer version a function uses, as resolved by the layers module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LayerDetail {
+    pub arn: String,
+    pub code_size: u64,
+    pub sha256_hex: String,
+}
+
+/// Resolves layer version ARNs (existence, limits, region) for the function being configured.
+pub type LayerResolver<'a> = &'a dyn Fn(&[String]) -> Result<Vec<LayerDetail>, LambdaError>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -541,7 +549,14 @@ impl VersionRecord {
             layers: (!c.layers.is_empty()).then(|| {
                 c.layers
                     .iter()
-                    .map(|a| LayerReference { arn: a.clone() })
+                    .map(|a| LayerReference {
+                        arn: a.clone(),
+                        code_size: c
+                            .layer_details
+                            .iter()
+                            .find(|d| &d.arn == a)
+                            .map(|d| d.code_size),
+                    })
                     .collect()
             }),
             state: full.then(|| s.state.as_str().to_string()),
@@ -583,6 +598,13 @@ pub fn now_timestamp() -> String {
 
 #[cfg(test)]
 mod tests {
+    fn missing_layers(arns: &[String]) -> Result<Vec<LayerDetail>, LambdaError> {
+        match arns.first() {
+            Some(arn) => Err(LambdaError::invalid(format!("Layer version {arn} does not exist."))),
+            None => Ok(Vec::new()),
+        }
+    }
+
     use super::*;
     use crate::runtime::FixedCatalog;
     use crate::ErrorCode;
@@ -622,7 +644,7 @@ mod tests {
     #[test]
     fn zip_functions_need_runtime_and_handler() {
         let mut c = VersionConfig::defaults("f", "r".into(), code());
-        let e = c.apply(ConfigInput::default(), &catalog()).unwrap_err();
+        let e = c.apply(ConfigInput::default(), &catalog(),&missing_layers).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert_eq!(
             e.message,
@@ -640,7 +662,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        let e = c.apply(input, &catalog()).unwrap_err();
+        let e = c.apply(input, &catalog(),&missing_layers).unwrap_err();
         assert!(e.message.starts_with(
             "Lambda was unable to configure your environment variables because the environment \
              variables you have provided exceeded the 4KB limit. String measured: \
@@ -659,7 +681,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        c.apply(input, &catalog()).unwrap();
+        c.apply(input, &catalog(),&missing_layers).unwrap();
         assert_eq!(
             serde_json::to_string(c.environment.as_ref().unwrap())
                 .unwrap()
@@ -677,7 +699,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        let e = c.apply(input, &catalog()).unwrap_err();
+        let e = c.apply(input, &catalog(),&missing_layers).unwrap_err();
         assert!(e
             .message
             .ends_with("Reserved keys used in this request: AWS_REGION"));
@@ -693,6 +715,7 @@ mod tests {
                     ..Default::default()
                 },
                 &catalog(),
+                &missing_layers,
             )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::ValidationException);
@@ -708,7 +731,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        c.apply(input, &catalog()).unwrap();
+        c.apply(input, &catalog(),&missing_layers).unwrap();
         assert_eq!(c.logging.application_log_level.as_deref(), Some("INFO"));
         assert_eq!(c.logging.system_log_level.as_deref(), Some("INFO"));
         let input = ConfigInput {
@@ -719,7 +742,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(base().apply(input, &catalog()).is_err());
+        assert!(base().apply(input, &catalog(),&missing_layers).is_err());
     }
 
     #[test]
@@ -733,6 +756,7 @@ mod tests {
                     ..Default::default()
                 },
                 &catalog(),
+                &missing_layers,
             )
             .unwrap_err();
         assert_eq!(e.message, format!("Layer version {arn} does not exist."));

@@ -14,7 +14,7 @@ use crate::configuration::{
 use crate::function_name::{self, FunctionRef};
 use crate::lifecycle::Status;
 use crate::state::{Function, FunctionDoc};
-use crate::{alias, arn, version, ControlPlane, ErrorCode, LambdaError, Scope};
+use crate::{alias, arn, version, ControlPlane, LambdaError, Scope};
 
 /// ListFunctions' default and largest page.
 pub const MAX_LIST_ITEMS: usize = 50;
@@ -211,13 +211,10 @@ pub async fn create(
         return Err(image_error(uri));
     }
     if let Some(arn) = &input.code_signing_config_arn {
-        return Err(LambdaError::new(
-            ErrorCode::CodeSigningConfigNotFoundException,
-            format!(
-                "The code signing configuration cannot be found. Check that the provided \
-                 configuration is not deleted: {arn}."
-            ),
-        ));
+        let probe = serde_json::json!({ "CodeSigningConfigArn": arn });
+        if let Some(Err(e)) = cp.code_signing.execute(scope, "GetCodeSigningConfig", &probe) {
+            return Err(e);
+        }
     }
     let role = input.role.clone().unwrap_or_default();
     // Validate the configuration before the (costly) code handling, as far as it can be.
@@ -230,7 +227,9 @@ pub async fn create(
     if let Some(a) = input.architectures.clone() {
         config.architectures = a;
     }
-    config.apply(input.config, cp.runtimes.as_ref())?;
+    config.apply(input.config, cp.runtimes.as_ref(), &|arns| {
+        cp.resolve_layers(scope, arns)
+    })?;
     if cp.index.contains(scope, &name) {
         return Err(LambdaError::conflict(format!(
             "Function already exist: {name}"
@@ -284,6 +283,9 @@ pub async fn create(
         }
         None => latest.clone(),
     };
+    if let Some(csc) = &input.code_signing_config_arn {
+        cp.code_signing.bind_function(scope, &name, csc)?;
+    }
     // AWS shows the unqualified ARN in CreateFunction's answer, even when it published.
     Ok(shown.render(scope, &name, arn::function_arn(scope, &name), View::Full))
 }
@@ -547,11 +549,12 @@ pub async fn update_configuration(
     let revision = input.revision_id;
     let config_input = input.config;
     let runtimes = cp.runtimes.clone();
+    let resolve_layers = |arns: &[String]| cp.resolve_layers(scope, arns);
     let (f, shown, retired) = cp
         .index
         .modify(scope, &name, not_found, |current, draft| {
             let mut config = current.doc.latest.config.clone();
-            config.apply(config_input, runtimes.as_ref())?;
+            config.apply(config_input, runtimes.as_ref(), &resolve_layers)?;
             check_revision(revision.as_deref(), &current.doc.latest)?;
             current
                 .doc
@@ -587,6 +590,7 @@ pub async fn delete(
         None => {
             let retired = cp.index.remove(scope, &name, not_found).await?;
             cp.retire(&retired);
+            cp.code_signing.forget_function(scope, &name)?;
         }
         Some(q) => {
             if cp.index.get(scope, &name).is_none() {

@@ -127,6 +127,25 @@ pub struct ControlPlane {
     url_secret: [u8; 32],
     /// Cross-function state of permissions, URLs, concurrency, ... (see `sub_resource`).
     pub(crate) sub_resources: sub_resource::Registry,
+    pub(crate) layers: Arc<layer::Layers>,
+    pub(crate) code_signing: Arc<code_signing::CodeSigningConfigs>,
+    pub(crate) mappings: Arc<event_source_mapping::EventSourceMappings>,
+}
+
+/// The functions as the code-signing and event-source-mapping modules see them; bound to the
+/// control plane once it exists (they are opened before it).
+#[derive(Default)]
+struct LateFunctions(std::sync::OnceLock<Weak<ControlPlane>>);
+
+impl resource_util::FunctionDirectory for LateFunctions {
+    fn function_exists(&self, scope: &Scope, name: &str, qualifier: Option<&str>) -> bool {
+        self.0
+            .get()
+            .and_then(Weak::upgrade)
+            .is_some_and(|cp| {
+                resource_util::FunctionDirectory::function_exists(&*cp, scope, name, qualifier)
+            })
+    }
 }
 
 impl ControlPlane {
@@ -148,10 +167,23 @@ impl ControlPlane {
         options: ControlOptions,
     ) -> Result<Arc<Self>, OpenError> {
         let code = Arc::new(code::CodeStore::open(data_dir, store.clone())?);
-        let index = state::Index::load(store, code.clone())?;
+        let index = state::Index::load(store.clone(), code.clone())?;
         let url_secret: [u8; 32] = rand::random();
         let sub_resources = sub_resource::Registry::load(&index);
-        Ok(Arc::new_cyclic(|me| Self {
+        let functions = Arc::new(LateFunctions::default());
+        let layers = Arc::new(layer::Layers::open(store.clone(), data_dir)?);
+        layers.set_base_url(&options.public_base_url);
+        let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(
+            store.clone(),
+            data_dir,
+            functions.clone(),
+        )?);
+        let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(
+            store,
+            data_dir,
+            functions.clone(),
+        )?);
+        let cp = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             index,
             code,
@@ -160,12 +192,49 @@ impl ControlPlane {
             options: RwLock::new(options),
             url_secret,
             sub_resources,
-        }))
+            layers,
+            code_signing: code_signing.clone(),
+            mappings: mappings.clone(),
+        });
+        let _ = functions.0.set(Arc::downgrade(&cp));
+        cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
+        cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
+        Ok(cp)
+    }
+
+    /// Resolves the layer version ARNs a function's configuration names.
+    pub(crate) fn resolve_layers(
+        &self,
+        scope: &Scope,
+        arns: &[String],
+    ) -> Result<Vec<configuration::LayerDetail>, LambdaError> {
+        Ok(self
+            .layers
+            .resolve_for_function(scope, arns)?
+            .into_iter()
+            .map(|l| configuration::LayerDetail {
+                arn: l.arn,
+                code_size: l.code_size,
+                sha256_hex: l.sha256_hex,
+            })
+            .collect())
+    }
+
+    /// The stored zip of a layer version (`Content.Location`), if there is one.
+    pub fn layer_blob(&self, sha256_hex: &str) -> Option<PathBuf> {
+        self.layers.blob_path(sha256_hex)
+    }
+
+    /// Event source mappings, for the pollers.
+    pub fn event_source_mappings(&self) -> &Arc<event_source_mapping::EventSourceMappings> {
+        &self.mappings
     }
 
     /// The base URL clients reach this server at, e.g. `http://127.0.0.1:9000`.
     pub fn set_public_base_url(&self, url: String) {
-        self.options.write().public_base_url = url.trim_end_matches('/').to_string();
+        let url = url.trim_end_matches('/').to_string();
+        self.layers.set_base_url(&url);
+        self.options.write().public_base_url = url;
     }
 
     pub fn set_options(&self, options: ControlOptions) {
@@ -204,10 +273,22 @@ impl ControlPlane {
                 call(input, |i| account::get_account_settings(self, scope, i)).await
             }
             op if sub_resource::handles(op) => sub_resource::execute(self, scope, op, input).await,
-            _ => Err(LambdaError::new(
-                ErrorCode::UnknownOperationException,
-                format!("Unknown operation {operation}"),
-            )),
+            // Unzipping and writing a layer is blocking work: keep it off the async workers.
+            "PublishLayerVersion" => {
+                let (layers, scope) = (self.layers.clone(), scope.clone());
+                tokio::task::spawn_blocking(move || {
+                    layers.execute(&scope, "PublishLayerVersion", &input)
+                })
+                .await
+                .map_err(|e| LambdaError::service(format!("layer publishing failed: {e}")))?
+                .unwrap_or_else(|| Err(unknown_operation(operation)))
+            }
+            op => self
+                .layers
+                .execute(scope, op, &input)
+                .or_else(|| self.code_signing.execute(scope, op, &input))
+                .or_else(|| self.mappings.execute(scope, op, &input))
+                .unwrap_or_else(|| Err(unknown_operation(op))),
         }
     }
 
@@ -353,4 +434,11 @@ where
         .map_err(|e| LambdaError::new(ErrorCode::InvalidParameterValueException, e.to_string()))?;
     let output = handler(typed).await?;
     serde_json::to_value(output).map_err(|e| LambdaError::service(e.to_string()))
+}
+
+fn unknown_operation(operation: &str) -> LambdaError {
+    LambdaError::new(
+        ErrorCode::UnknownOperationException,
+        format!("Unknown operation {operation}"),
+    )
 }

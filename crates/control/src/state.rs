@@ -123,7 +123,11 @@ fn build_spec(
         runtime: c.runtime.clone().unwrap_or_default(),
         handler: c.handler.clone().unwrap_or_default(),
         code_dir: code.code_dir(&c.code.sha256_hex),
-        layer_dirs: Vec::new(),
+        layer_dirs: c
+            .layer_details
+            .iter()
+            .map(|l| code.layer_dir(&l.sha256_hex))
+            .collect(),
         memory_mb: c.memory_size,
         timeout_secs: c.timeout,
         ephemeral_storage_mb: c.ephemeral_storage,
