@@ -394,7 +394,6 @@ fn validate_environment(vars: &IndexMap<String, String>) -> Result<(), LambdaErr
     Ok(())
 }
 
-
 /// How much of the configuration an operation shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -600,7 +599,9 @@ pub fn now_timestamp() -> String {
 mod tests {
     fn missing_layers(arns: &[String]) -> Result<Vec<LayerDetail>, LambdaError> {
         match arns.first() {
-            Some(arn) => Err(LambdaError::invalid(format!("Layer version {arn} does not exist."))),
+            Some(arn) => Err(LambdaError::invalid(format!(
+                "Layer version {arn} does not exist."
+            ))),
             None => Ok(Vec::new()),
         }
     }
@@ -644,7 +645,9 @@ mod tests {
     #[test]
     fn zip_functions_need_runtime_and_handler() {
         let mut c = VersionConfig::defaults("f", "r".into(), code());
-        let e = c.apply(ConfigInput::default(), &catalog(),&missing_layers).unwrap_err();
+        let e = c
+            .apply(ConfigInput::default(), &catalog(), &missing_layers)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
         assert_eq!(
             e.message,
@@ -662,7 +665,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        let e = c.apply(input, &catalog(),&missing_layers).unwrap_err();
+        let e = c.apply(input, &catalog(), &missing_layers).unwrap_err();
         assert!(e.message.starts_with(
             "Lambda was unable to configure your environment variables because the environment \
              variables you have provided exceeded the 4KB limit. String measured: \
@@ -681,7 +684,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        c.apply(input, &catalog(),&missing_layers).unwrap();
+        c.apply(input, &catalog(), &missing_layers).unwrap();
         assert_eq!(
             serde_json::to_string(c.environment.as_ref().unwrap())
                 .unwrap()
@@ -699,7 +702,7 @@ mod tests {
             environment: Some(EnvironmentInput { variables: vars }),
             ..Default::default()
         };
-        let e = c.apply(input, &catalog(),&missing_layers).unwrap_err();
+        let e = c.apply(input, &catalog(), &missing_layers).unwrap_err();
         assert!(e
             .message
             .ends_with("Reserved keys used in this request: AWS_REGION"));
@@ -731,7 +734,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        c.apply(input, &catalog(),&missing_layers).unwrap();
+        c.apply(input, &catalog(), &missing_layers).unwrap();
         assert_eq!(c.logging.application_log_level.as_deref(), Some("INFO"));
         assert_eq!(c.logging.system_log_level.as_deref(), Some("INFO"));
         let input = ConfigInput {
@@ -742,7 +745,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(base().apply(input, &catalog(),&missing_layers).is_err());
+        assert!(base().apply(input, &catalog(), &missing_layers).is_err());
     }
 
     #[test]

@@ -212,7 +212,10 @@ pub async fn create(
     }
     if let Some(arn) = &input.code_signing_config_arn {
         let probe = serde_json::json!({ "CodeSigningConfigArn": arn });
-        if let Some(Err(e)) = cp.code_signing.execute(scope, "GetCodeSigningConfig", &probe) {
+        if let Some(Err(e)) = cp
+            .code_signing
+            .execute(scope, "GetCodeSigningConfig", &probe)
+        {
             return Err(e);
         }
     }

@@ -139,12 +139,9 @@ struct LateFunctions(std::sync::OnceLock<Weak<ControlPlane>>);
 
 impl resource_util::FunctionDirectory for LateFunctions {
     fn function_exists(&self, scope: &Scope, name: &str, qualifier: Option<&str>) -> bool {
-        self.0
-            .get()
-            .and_then(Weak::upgrade)
-            .is_some_and(|cp| {
-                resource_util::FunctionDirectory::function_exists(&*cp, scope, name, qualifier)
-            })
+        self.0.get().and_then(Weak::upgrade).is_some_and(|cp| {
+            resource_util::FunctionDirectory::function_exists(&*cp, scope, name, qualifier)
+        })
     }
 }
 
@@ -301,10 +298,12 @@ impl ControlPlane {
     ) -> Result<(Arc<flint_engine::FunctionSpec>, String), LambdaError> {
         let fref = function_name::resolve(scope, function_name, qualifier)?;
         let invoked_arn = fref.arn(scope);
-        let f = self
-            .index
-            .get(scope, &fref.name)
-            .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
+        // AWS names the version it looked for: an unqualified invoke reports `...:$LATEST`.
+        let not_found = || match fref.qualifier {
+            Some(_) => LambdaError::function_not_found(&invoked_arn),
+            None => LambdaError::function_not_found(&format!("{invoked_arn}:$LATEST")),
+        };
+        let f = self.index.get(scope, &fref.name).ok_or_else(not_found)?;
         let version = function::resolve_invoke_version(&f, fref.qualifier.as_deref())
             .ok_or_else(|| LambdaError::function_not_found(&invoked_arn))?;
         version.status.check_invocable()?;

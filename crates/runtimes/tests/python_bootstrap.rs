@@ -150,7 +150,9 @@ fn python_missing_module_is_an_import_module_error_at_init() {
         })
     );
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(1));
-    assert!(f.stdout().contains("LAMBDA_WARNING: Unhandled exception."));
+    assert!(f
+        .stdout_with("LAMBDA_WARNING: Unhandled exception.")
+        .contains("LAMBDA_WARNING: Unhandled exception."));
     assert_eq!(
         f.api.nexts(),
         0,
@@ -269,7 +271,7 @@ fn python_logging_uses_lambdas_line_format() {
     let f = Function::start(&launch, "app.logs", &[("app.py", APP)], &[]);
     let post = f.invoke("req-log", "{}");
     assert_eq!(post.body, b"null");
-    let out = f.stdout();
+    let out = f.stdout_with("[WARNING]");
     assert!(out.contains("plain print\n"), "{out:?}");
     let line = out
         .lines()
@@ -302,7 +304,7 @@ fn python_json_log_format_writes_json_records() {
         ],
     );
     f.invoke("req-json", "{}");
-    let out = f.stdout();
+    let out = f.stdout_with("careful now");
     let records: Vec<serde_json::Value> = out
         .lines()
         .filter(|l| l.starts_with('{'))

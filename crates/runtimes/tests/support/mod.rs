@@ -487,6 +487,19 @@ impl Function {
         self.stdout.lock().expect("lock").clone()
     }
 
+    /// The runtime's stdout once it contains `needle` (a reader thread collects it, so output
+    /// written just before a post may arrive a moment after it), or whatever there is after 5 s.
+    pub fn stdout_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) || std::time::Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().expect("lock").clone()
     }
