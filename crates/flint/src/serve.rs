@@ -84,7 +84,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let store = Arc::new(flint_store::Store::open(&data_dir).context("opening the store")?);
     let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
-    let init_program = std::env::current_exe().context("locating the flint binary")?;
+    // /proc/self/exe stays valid even if the binary on disk is replaced while Flint runs.
+    let init_program = PathBuf::from("/proc/self/exe");
     let sandboxes = Arc::new(
         flint_sandbox::Sandboxes::new(&data_dir.join("sandbox"), init_program)
             .context("preparing sandboxes")?,
