@@ -656,3 +656,47 @@ def test_delete_function_by_version_arn_deletes_only_that_version(lambda_client)
     assert status(lambda_client.delete_function(FunctionName=arn(name, "1"))) == 204
     assert [v["Version"] for v in lambda_client.list_versions_by_function(
         FunctionName=name)["Versions"]] == ["$LATEST"]
+
+
+# --------------------------------------------------------------------------------------------
+# Publishing through UpdateFunctionCode, listing all versions
+# --------------------------------------------------------------------------------------------
+
+def test_update_function_code_with_publish_answers_the_new_version(lambda_client):
+    name = unique_name("codepublish")
+    create_function(lambda_client, name, zip_bytes=code("p1"))
+    resp = lambda_client.update_function_code(FunctionName=name, ZipFile=code("p2"),
+                                              Publish=True)
+    # As recorded on AWS: the response describes the published version, qualified ARN included.
+    assert resp["Version"] == "1"
+    assert resp["FunctionArn"] == arn(name, "1")
+    assert resp["CodeSha256"] == code_sha256(code("p2"))
+    wait_active(lambda_client, name)
+    _, payload = invoke_json(lambda_client, name, {}, Qualifier="1")
+    assert payload["code"] == "p2"
+
+
+def test_list_functions_all_versions(lambda_client, versioned):
+    name = versioned["name"]
+    mine = [f for page in lambda_client.get_paginator("list_functions").paginate(
+        FunctionVersion="ALL") for f in page["Functions"] if f["FunctionName"] == name]
+    assert [(f["Version"], f["FunctionArn"]) for f in mine] == [
+        ("$LATEST", arn(name, "$LATEST")), ("1", arn(name, "1")), ("2", arn(name, "2"))]
+    latest_only = [f for page in lambda_client.get_paginator("list_functions").paginate()
+                   for f in page["Functions"] if f["FunctionName"] == name]
+    assert [(f["Version"], f["FunctionArn"]) for f in latest_only] == [("$LATEST", arn(name))]
+
+
+@pytest.mark.parametrize("op", [
+    "get_function_url_config", "get_function_code_signing_config",
+    "get_function_event_invoke_config", "get_function_concurrency",
+])
+def test_sub_resources_of_a_function_in_another_region(lambda_client, versioned, op):
+    """The operations AWS was recorded answering for an ARN of another region."""
+    wrong = f"arn:aws:lambda:eu-central-1:{DEFAULT_ACCOUNT}:function:{versioned['name']}"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        getattr(lambda_client, op)(FunctionName=wrong)
+    err = client_error(e)
+    assert (err["status"], err["code"], err["message"]) == (
+        404, "ResourceNotFoundException",
+        f"Functions from 'eu-central-1' are not reachable in this region ('{REGION}')")

@@ -10,34 +10,8 @@ use crate::model::{Kind, Location, Model, ShapeId};
 use flint_control::ErrorCode;
 
 /// Runtimes AWS lists (in its order) when it rejects a function's runtime or a layer's
-/// compatible runtimes.
-const SUPPORTED_RUNTIMES: &[&str] = &[
-    "nodejs20.x",
-    "python3.14",
-    "provided.al2023",
-    "python3.12",
-    "python3.13",
-    "nodejs24.x",
-    "nodejs22.x",
-    "java25",
-    "python3.10",
-    "python3.11",
-    "java21",
-    "ruby3.3",
-    "ruby3.4",
-    "ruby3.2",
-    "python3.8",
-    "python3.9",
-    "java17",
-    "nodejs16.x",
-    "dotnet10",
-    "dotnet8",
-    "java11",
-    "dotnet6",
-    "nodejs18.x",
-    "provided.al2",
-    "java8.al2",
-];
+/// compatible runtimes: one list, kept by the control plane.
+const SUPPORTED_RUNTIMES: &[&str] = flint_control::runtime::AWS_RUNTIMES;
 
 /// Every runtime id AWS lists (in its order) when a `CompatibleRuntime` query filter is unknown.
 const ALL_RUNTIMES: &[&str] = &[

@@ -39,12 +39,38 @@ pub(crate) struct Environment {
     /// False once the environment must not be reused (timed out, died, retired).
     healthy: AtomicBool,
     pub(crate) spawned_at: Instant,
+    /// Started for provisioned concurrency (kept while idle, never reaped).
+    pub(crate) provisioned: bool,
     scratch_dir: PathBuf,
+}
+
+/// How an environment's init came about (`AWS_LAMBDA_INITIALIZATION_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InitType {
+    /// A cold start for an invoke.
+    OnDemand,
+    /// Started ahead of invokes for provisioned concurrency.
+    Provisioned,
+}
+
+impl InitType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::OnDemand => "on-demand",
+            Self::Provisioned => "provisioned-concurrency",
+        }
+    }
 }
 
 impl Environment {
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+    }
+
+    /// Asks the runtime to stop (SIGTERM to the program); `kill` if it does not.
+    pub(crate) fn terminate(&self) {
+        self.healthy.store(false, Ordering::Release);
+        self.sandbox.lock().terminate();
     }
 
     /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
@@ -77,6 +103,7 @@ pub(crate) async fn start(
     inner: &Arc<Inner>,
     spec: &Arc<FunctionSpec>,
     capture_tail: bool,
+    init_type: InitType,
 ) -> Result<Arc<Environment>, StartError> {
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.layer_dirs.is_empty() {
@@ -115,7 +142,7 @@ pub(crate) async fn start(
 
     let api = RuntimeApi::bind().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
     let log_stream = logs::log_stream_name(&spec.version);
-    let env = environment_variables(spec, &launch.env, api.address(), &log_stream);
+    let env = environment_variables(spec, &launch.env, api.address(), &log_stream, init_type);
 
     let sandbox_spec = SandboxSpec {
         id: id.clone(),
@@ -189,6 +216,7 @@ pub(crate) async fn start(
         exit,
         healthy: AtomicBool::new(true),
         spawned_at,
+        provisioned: init_type == InitType::Provisioned,
         scratch_dir,
     });
     inner.register(&env);
@@ -272,6 +300,7 @@ pub(crate) fn environment_variables(
     runtime_env: &[(String, String)],
     runtime_api: &str,
     log_stream: &str,
+    init_type: InitType,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::with_capacity(32 + spec.environment.len());
     let mut set = |k: &str, v: String| {
@@ -295,7 +324,7 @@ pub(crate) fn environment_variables(
     set("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string());
     set("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone());
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string());
-    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", init_type.as_str().into());
     set("TZ", ":UTC".into());
     set("LANG", "en_US.UTF-8".into());
     set(
@@ -383,9 +412,15 @@ mod tests {
             "AWS_EXECUTION_ENV".to_string(),
             "AWS_Lambda_python3.12".to_string(),
         )];
-        let vars =
-            environment_variables(&spec(), &runtime, "127.0.0.1:9", "2024/01/01/[$LATEST]ab");
+        let vars = environment_variables(
+            &spec(),
+            &runtime,
+            "127.0.0.1:9",
+            "2024/01/01/[$LATEST]ab",
+            InitType::OnDemand,
+        );
         let m = as_map(&vars);
+        assert_eq!(m["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
         assert_eq!(m["AWS_REGION"], "eu-west-1");
         assert_eq!(m["LANG"], "C");
         assert_eq!(m["MINE"], "1");
@@ -395,6 +430,15 @@ mod tests {
         assert_eq!(m["_HANDLER"], "h.handler");
         assert!(!m.contains_key("AWS_LAMBDA_LOG_FORMAT"));
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+
+    #[test]
+    fn provisioned_environments_say_so_in_their_initialization_type() {
+        let vars = environment_variables(&spec(), &[], "127.0.0.1:9", "s", InitType::Provisioned);
+        assert_eq!(
+            as_map(&vars)["AWS_LAMBDA_INITIALIZATION_TYPE"],
+            "provisioned-concurrency"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use flint_runtime_api::{Invocation, Outcome, Readiness};
 
-use crate::environment::{self, Environment, StartError};
+use crate::environment::{self, Environment, InitType, StartError};
 use crate::function_error as fe;
 use crate::logs::{self, Report};
 use crate::pool::Pool;
@@ -70,31 +70,48 @@ pub(crate) async fn invoke(
         });
     }
     let pool = inner.pools.get_or_create(spec, &inner.throttle);
-    let _lease = throttle::lease(
-        &pool.counters,
-        class,
-        spec.reserved_concurrency,
-        inner.config.account_concurrency,
-    )
-    .map_err(|reason| InvokeError::Throttled { reason })?;
+    if pool.reservation_changed(spec) {
+        inner.throttle.learn(spec);
+    }
 
-    // Placement: warm if possible (the whole hot path is this branch), else a cold start.
-    let (env, init) = match pool.take_idle() {
-        Some(env) => (env, None),
-        None => match cold_start(inner, &req).await? {
-            Ok((env, init)) => (env, Some(init)),
-            Err((env, ending)) => {
-                return Ok(conclude(
-                    &pool,
-                    env,
-                    &req,
-                    Instant::now(),
-                    None,
-                    ending,
-                    false,
-                ))
-            }
-        },
+    // Placement: a provisioned environment first, else a warm one (the whole hot path is
+    // these branches), else a cold start.
+    let (env, init, _lease) = if let Some(env) = pool.take_provisioned() {
+        // Provisioned concurrency is carved out of the unreserved pool already; a function with
+        // a reservation still counts against it.
+        let lease = match spec.reserved_concurrency {
+            Some(_) => match throttle::lease(&pool.counters, class, spec.reserved_concurrency) {
+                Ok(lease) => lease,
+                Err(reason) => {
+                    if let Some(env) = pool.put_back(env) {
+                        env.kill();
+                    }
+                    return Err(InvokeError::Throttled { reason });
+                }
+            },
+            None => throttle::Lease::free(),
+        };
+        (env, None, lease)
+    } else {
+        let lease = throttle::lease(&pool.counters, class, spec.reserved_concurrency)
+            .map_err(|reason| InvokeError::Throttled { reason })?;
+        match pool.take_idle() {
+            Some(env) => (env, None, lease),
+            None => match cold_start(inner, &req).await? {
+                Ok((env, init)) => (env, Some(init), lease),
+                Err((env, ending)) => {
+                    return Ok(conclude(
+                        &pool,
+                        env,
+                        &req,
+                        Instant::now(),
+                        None,
+                        ending,
+                        false,
+                    ))
+                }
+            },
+        }
     };
 
     env.log.begin(&req.request_id, &spec.version, req.tail_log);
@@ -152,7 +169,8 @@ type ColdStart = Result<(Arc<Environment>, Duration), (Option<Arc<Environment>>,
 /// Starts an environment and waits for its runtime to finish init. A failure of the function's own
 /// making (bad bootstrap, init error, crash, init timeout) is an `Ending`; ours is an `InvokeError`.
 async fn cold_start(inner: &Arc<Inner>, req: &InvokeRequest) -> Result<ColdStart, InvokeError> {
-    let env = match environment::start(inner, &req.function, req.tail_log).await {
+    let env = match environment::start(inner, &req.function, req.tail_log, InitType::OnDemand).await
+    {
         Ok(env) => env,
         Err(StartError::InvalidRuntime(m)) => return Err(InvokeError::InvalidRuntime(m)),
         Err(StartError::Service(m)) => return Err(InvokeError::Service(m)),

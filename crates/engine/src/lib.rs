@@ -6,6 +6,9 @@
 //! CONTRACT (used by api and control; keep these signatures stable):
 //! - `Engine::new(config, sandboxes, runtimes, store)`, `Engine::invoke(req)`,
 //!   `Engine::enqueue_async(req)`, `Engine::retire(snapshot_id)`, `Engine::shutdown()`.
+//! - Lifecycle, fed by the server's reconciler: `Engine::set_provisioned(targets)`,
+//!   `Engine::provisioned_status(snapshot_id)`, `Engine::set_unreserved_concurrency(account,
+//!   region, n)`, `Engine::invoked_scopes()`.
 
 mod async_queue;
 mod environment;
@@ -14,7 +17,10 @@ mod invoke;
 mod layers;
 mod logs;
 mod pool;
+mod provisioned;
 mod throttle;
+
+pub use pool::ProvisionedStatus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -120,6 +126,9 @@ impl ThrottleReason {
     }
 }
 
+/// How long `Engine::shutdown` lets runtimes stop on SIGTERM before killing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Engine settings (from the CLI).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -163,6 +172,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<flint_store::Store>,
     pub(crate) pools: pool::Pools,
     pub(crate) throttle: throttle::Throttle,
+    pub(crate) provisioner: provisioned::Provisioner,
     pub(crate) log_writer: logs::LogWriter,
     pub(crate) async_tx: mpsc::UnboundedSender<async_queue::StoredEvent>,
     runtime_dir: tokio::sync::OnceCell<PathBuf>,
@@ -218,17 +228,20 @@ impl Inner {
         self.envs.lock().remove(id);
     }
 
-    /// Kills every environment and stops the background tasks, without waiting.
-    fn stop_now(&self) {
+    /// Refuses new work, stops the background tasks and retires every pool; returns every
+    /// live environment (for the caller to stop).
+    fn begin_shutdown(&self) -> Vec<Arc<Environment>> {
         self.shutting_down.store(true, Ordering::Release);
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
-        for env in self.pools.retire_all() {
-            env.kill();
-        }
-        let envs: Vec<Arc<Environment>> = self.envs.lock().values().cloned().collect();
-        for env in envs {
+        let _ = self.pools.retire_all();
+        self.envs.lock().values().cloned().collect()
+    }
+
+    /// Kills every environment and stops the background tasks, without waiting.
+    fn stop_now(&self) {
+        for env in self.begin_shutdown() {
             env.kill();
         }
     }
@@ -253,13 +266,15 @@ impl Engine {
         let (async_tx, async_rx) = mpsc::unbounded_channel();
         let async_workers = (config.account_concurrency as usize / 4).clamp(1, 16);
         let idle_timeout = config.idle_timeout;
+        let account_limit = config.account_concurrency;
         let inner = Arc::new(Inner {
             config,
             sandboxes,
             runtimes,
             store,
             pools: pool::Pools::default(),
-            throttle: throttle::Throttle::default(),
+            throttle: throttle::Throttle::new(account_limit),
+            provisioner: provisioned::Provisioner::default(),
             log_writer: logs::LogWriter::start()?,
             async_tx,
             runtime_dir: tokio::sync::OnceCell::new(),
@@ -279,7 +294,8 @@ impl Engine {
             async_workers,
         ));
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
-        inner.tasks.lock().extend([dispatcher, reaper]);
+        let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
+        inner.tasks.lock().extend([dispatcher, reaper, provisioner]);
         Ok(Arc::new(Self { inner }))
     }
 
@@ -293,23 +309,86 @@ impl Engine {
         async_queue::enqueue(&self.inner, req).await
     }
 
-    /// Environments of this snapshot are stopped (idle ones now, busy ones when done).
+    /// Environments of this snapshot are stopped (idle ones now, busy ones when done), its
+    /// provisioned concurrency included.
     pub fn retire(&self, snapshot_id: &str) {
+        self.inner.provisioner.forget(snapshot_id);
+        self.inner.throttle.forget(snapshot_id);
         for env in self.inner.pools.retire(snapshot_id) {
             env.kill();
         }
     }
 
-    /// Stops every environment (SIGKILL) and the background workers, and waits (up to 5 s) until
-    /// every sandbox is gone and the logs are on disk.
+    /// Provisioned concurrency, all of it: keep `n` initialised environments of each spec's
+    /// snapshot (entries of one snapshot add up), started in the background with
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`, kept while idle, replaced when
+    /// they die. Snapshots left out lose theirs. Invokes of a snapshot use its provisioned
+    /// environments first (their REPORT has no `Init Duration`, as on AWS). Cheap when nothing
+    /// changed: meant to be called on every change and periodically.
+    pub fn set_provisioned(&self, targets: Vec<(Arc<FunctionSpec>, u32)>) {
+        if self.inner.is_shutting_down() {
+            return;
+        }
+        self.inner.provisioner.set(&self.inner, targets);
+    }
+
+    /// How far a snapshot's provisioned concurrency is (None: it has none).
+    pub fn provisioned_status(&self, snapshot_id: &str) -> Option<ProvisionedStatus> {
+        self.inner.provisioner.status(snapshot_id)
+    }
+
+    /// The unreserved pool of an account (per region) as the control plane computes it (AWS's
+    /// `UnreservedConcurrentExecutions`: the account limit minus reservations and the provisioned
+    /// concurrency of functions without one). Capped by [`EngineConfig::account_concurrency`].
+    /// Until told, the engine uses its own account limit minus the reservations it has seen.
+    pub fn set_unreserved_concurrency(&self, account: &str, region: &str, unreserved: u32) {
+        self.inner
+            .throttle
+            .set_unreserved(account, region, unreserved);
+    }
+
+    /// The (account, region) pairs the engine has counted invokes for.
+    pub fn invoked_scopes(&self) -> Vec<(String, String)> {
+        self.inner.throttle.scopes()
+    }
+
+    /// Stops every environment and the background workers: SIGTERM first, SIGKILL to those still
+    /// running after [`SHUTDOWN_GRACE`]; returns once every sandbox is gone (processes, mounts,
+    /// cgroups) and the logs are on disk, or after another second at worst. Invokes in flight
+    /// end with the runtime's exit.
     pub async fn shutdown(&self) {
-        self.inner.stop_now();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.inner.envs.lock().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let envs = self.inner.begin_shutdown();
+        for env in &envs {
+            env.terminate();
+        }
+        let start = tokio::time::Instant::now();
+        if !self.wait_for_environments(start + SHUTDOWN_GRACE).await {
+            let left: Vec<Arc<Environment>> = self.inner.envs.lock().values().cloned().collect();
+            tracing::info!(
+                "{} execution environment(s) did not stop on SIGTERM; killing them",
+                left.len()
+            );
+            for env in left {
+                env.kill();
+            }
+            self.wait_for_environments(start + SHUTDOWN_GRACE + Duration::from_secs(1))
+                .await;
         }
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || inner.log_writer.flush()).await;
+    }
+
+    /// True once no environment is registered (each deregisters after its cleanup).
+    async fn wait_for_environments(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            if self.inner.envs.lock().is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Directory holding one function's log streams (`<log-stream>.log` files; the stream name's

@@ -1,10 +1,11 @@
 //! Placement: the execution environments of each function version snapshot. A warm invoke takes
-//! the most recently used idle environment (LIFO keeps few environments warm); otherwise the
-//! caller cold-starts one. Pools live in a sharded map so the hot path takes two short,
-//! uncontended locks and nothing global.
+//! a provisioned environment first, then the most recently used idle one (LIFO keeps few
+//! environments warm); otherwise the caller cold-starts one. Pools live in a sharded map so the
+//! hot path takes two short, uncontended locks and nothing global.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,21 +17,93 @@ use crate::FunctionSpec;
 
 const SHARDS: usize = 16;
 
+/// `reserved_concurrency` packed for an atomic compare (`NO_RESERVATION` = none).
+const NO_RESERVATION: u64 = u64::MAX;
+
+fn pack_reserved(r: Option<u32>) -> u64 {
+    r.map_or(NO_RESERVATION, u64::from)
+}
+
 /// The environments of one snapshot.
 pub(crate) struct Pool {
     pub(crate) counters: Counters,
+    /// The reservation last seen on an invoke's spec: a change (same snapshot id) is learned.
+    seen_reserved: AtomicU64,
+    /// Set while the pool has (or may get) provisioned environments, so ordinary pools skip
+    /// the provisioned list without taking the lock.
+    has_provisioned: AtomicBool,
     state: Mutex<PoolState>,
 }
 
 #[derive(Default)]
 struct PoolState {
-    /// Warm environments, most recently used last.
+    /// Warm on-demand environments, most recently used last.
     idle: Vec<(Arc<Environment>, Instant)>,
     /// Retired (or removed from the map): environments coming back are stopped.
     retired: bool,
+    provisioned: Provisioned,
+}
+
+/// Provisioned concurrency of the snapshot: environments initialised ahead of invokes, kept
+/// while idle, replaced when they die.
+#[derive(Default)]
+struct Provisioned {
+    target: u32,
+    /// Every live provisioned environment, idle or busy.
+    members: Vec<Arc<Environment>>,
+    /// The idle ones.
+    idle: Vec<Arc<Environment>>,
+    /// Starts in flight.
+    starting: u32,
+    /// Consecutive failed starts (init error, crash) and when to try again.
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// How far a pool's provisioned concurrency is (for status reporting and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvisionedStatus {
+    /// Environments asked for.
+    pub requested: u32,
+    /// Initialised and alive (idle or busy).
+    pub ready: u32,
+    /// Why the last start failed, while starts keep failing.
+    pub last_error: Option<String>,
 }
 
 impl Pool {
+    fn new(counters: Counters, spec: &FunctionSpec) -> Self {
+        Self {
+            counters,
+            seen_reserved: AtomicU64::new(pack_reserved(spec.reserved_concurrency)),
+            has_provisioned: AtomicBool::new(false),
+            state: Mutex::default(),
+        }
+    }
+
+    /// True (once) when this spec's reservation differs from the last one seen here.
+    pub(crate) fn reservation_changed(&self, spec: &FunctionSpec) -> bool {
+        let now = pack_reserved(spec.reserved_concurrency);
+        self.seen_reserved.load(Ordering::Relaxed) != now
+            && self.seen_reserved.swap(now, Ordering::AcqRel) != now
+    }
+
+    /// An idle provisioned environment, if any.
+    pub(crate) fn take_provisioned(&self) -> Option<Arc<Environment>> {
+        if !self.has_provisioned.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut st = self.state.lock();
+        while let Some(env) = st.provisioned.idle.pop() {
+            if env.is_healthy() {
+                return Some(env);
+            }
+            // Died while idle: the provisioner replaces it.
+        }
+        None
+    }
+
     /// A warm environment, if one is idle and alive.
     pub(crate) fn take_idle(&self) -> Option<Arc<Environment>> {
         let mut st = self.state.lock();
@@ -52,6 +125,14 @@ impl Pool {
         if st.retired {
             return Some(env);
         }
+        if env.provisioned {
+            // Still wanted unless provisioned concurrency was lowered meanwhile.
+            if st.provisioned.members.iter().any(|m| Arc::ptr_eq(m, &env)) {
+                st.provisioned.idle.push(env);
+                return None;
+            }
+            return Some(env);
+        }
         st.idle.push((env, Instant::now()));
         None
     }
@@ -60,10 +141,15 @@ impl Pool {
     fn retire(&self) -> Vec<Arc<Environment>> {
         let mut st = self.state.lock();
         st.retired = true;
-        st.idle.drain(..).map(|(e, _)| e).collect()
+        self.has_provisioned.store(false, Ordering::Release);
+        let prov = std::mem::take(&mut st.provisioned);
+        let mut out: Vec<Arc<Environment>> = st.idle.drain(..).map(|(e, _)| e).collect();
+        // Busy members are stopped when they come back (the pool is retired).
+        out.extend(prov.idle);
+        out
     }
 
-    /// Idle environments unused for longer than `idle_timeout`.
+    /// Idle environments unused for longer than `idle_timeout` (provisioned ones never are).
     fn expired(&self, now: Instant, idle_timeout: Duration) -> Vec<Arc<Environment>> {
         let mut st = self.state.lock();
         let mut out = Vec::new();
@@ -78,7 +164,105 @@ impl Pool {
     }
 
     fn is_empty(&self) -> bool {
-        self.state.lock().idle.is_empty()
+        let st = self.state.lock();
+        st.idle.is_empty() && st.provisioned.target == 0 && st.provisioned.members.is_empty()
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.state.lock().retired
+    }
+
+    /// Sets how many provisioned environments to keep; returns those to stop now (idle ones
+    /// beyond the new target; busy ones beyond it are stopped when they come back).
+    pub(crate) fn set_provisioned_target(&self, target: u32) -> Vec<Arc<Environment>> {
+        let mut st = self.state.lock();
+        if st.retired {
+            return Vec::new();
+        }
+        let p = &mut st.provisioned;
+        if p.target != target {
+            // A new target deserves a fresh attempt even after failures.
+            p.failures = 0;
+            p.retry_at = None;
+            p.last_error = None;
+        }
+        p.target = target;
+        let mut stop = Vec::new();
+        p.members.retain(|e| e.is_healthy());
+        p.idle.retain(|e| e.is_healthy());
+        while p.members.len() > target as usize {
+            if let Some(idle) = p.idle.pop() {
+                p.members.retain(|m| !Arc::ptr_eq(m, &idle));
+                stop.push(idle);
+            } else {
+                // A busy one: out of the members, so it is stopped when its invoke ends.
+                p.members.pop();
+            }
+        }
+        self.has_provisioned.store(target > 0, Ordering::Release);
+        stop
+    }
+
+    /// How many provisioned environments to start now (counted as starting), after pruning the
+    /// dead ones; 0 while a failing start is backing off.
+    pub(crate) fn provisioned_shortfall(&self, now: Instant) -> u32 {
+        let mut st = self.state.lock();
+        if st.retired {
+            return 0;
+        }
+        let p = &mut st.provisioned;
+        p.members.retain(|e| e.is_healthy());
+        p.idle.retain(|e| e.is_healthy());
+        if p.retry_at.is_some_and(|at| now < at) {
+            return 0;
+        }
+        let have = p.members.len() as u32 + p.starting;
+        let need = p.target.saturating_sub(have);
+        p.starting += need;
+        need
+    }
+
+    /// A provisioned start finished. `Ok(env)`: initialised, joins the pool (or is handed back
+    /// to stop when no longer wanted). `Err(reason)`: failed, retried after a backoff.
+    pub(crate) fn provisioned_started(
+        &self,
+        started: Result<Arc<Environment>, String>,
+    ) -> Option<Arc<Environment>> {
+        let mut st = self.state.lock();
+        let retired = st.retired;
+        let p = &mut st.provisioned;
+        p.starting = p.starting.saturating_sub(1);
+        match started {
+            Ok(env) => {
+                p.failures = 0;
+                p.retry_at = None;
+                p.last_error = None;
+                if retired || p.members.len() >= p.target as usize {
+                    return Some(env);
+                }
+                p.members.push(env.clone());
+                p.idle.push(env);
+                None
+            }
+            Err(reason) => {
+                p.failures += 1;
+                // 1 s, 2 s, 4 s ... up to a minute: a broken function must not spin.
+                let backoff = Duration::from_secs(1 << p.failures.min(6).saturating_sub(1));
+                p.retry_at = Some(Instant::now() + backoff.min(Duration::from_secs(60)));
+                p.last_error = Some(reason);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn provisioned_status(&self) -> ProvisionedStatus {
+        let st = self.state.lock();
+        let p = &st.provisioned;
+        ProvisionedStatus {
+            requested: p.target,
+            ready: p.members.iter().filter(|e| e.is_healthy()).count() as u32,
+            last_error: p.last_error.clone(),
+        }
     }
 }
 
@@ -112,12 +296,7 @@ impl Pools {
         shard
             .lock()
             .entry(spec.snapshot_id.clone())
-            .or_insert_with(|| {
-                Arc::new(Pool {
-                    counters,
-                    state: Mutex::default(),
-                })
-            })
+            .or_insert_with(|| Arc::new(Pool::new(counters, spec)))
             .clone()
     }
 

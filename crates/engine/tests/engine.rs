@@ -84,6 +84,13 @@ async fn run_cases(filter: &[String]) -> usize {
         node_function_runs_through_the_managed_runtime,
         aws_lambda_runtime_crate_works_unmodified,
         awslambdaric_works_unmodified,
+        provisioned_environments_are_ready_before_the_first_invoke,
+        provisioned_environments_are_kept_idle_and_replaced_when_they_die,
+        set_provisioned_to_zero_or_retire_stops_them,
+        provisioned_concurrency_is_carved_out_of_the_unreserved_pool,
+        reservations_shrink_the_unreserved_pool,
+        shutdown_terminates_a_busy_environment_and_leaves_no_processes,
+        shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period,
         warm_invoke_latency,
     ];
     let mut failed = 0;
@@ -173,7 +180,9 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
 
 /// The Python Runtime API client used as `bootstrap` by most cases. The event says what to do.
 const PY_BOOTSTRAP: &str = r#"#!/usr/bin/python3.11
-import http.client, json, os, sys, time
+import http.client, json, os, signal, sys, time
+if os.environ.get("IGNORE_SIGTERM"):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
 conn = http.client.HTTPConnection(host, int(port))
 TOKEN = os.urandom(8).hex()
@@ -1124,6 +1133,440 @@ async fn warm_invoke_latency(h: Arc<Harness>) -> TestResult {
     check!(
         h.engine.environment_count() == 1,
         "all warm on one environment"
+    );
+    Ok(())
+}
+
+async fn provisioned_environments_are_ready_before_the_first_invoke(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "prov")?;
+    h.engine.set_provisioned(vec![(f.clone(), 2)]);
+    wait_for(
+        || {
+            h.engine
+                .provisioned_status(&f.snapshot_id)
+                .is_some_and(|s| s.ready == 2)
+        },
+        Duration::from_secs(10),
+    )
+    .await?;
+    check!(
+        h.engine.environment_count() == 2,
+        "two environments before any invoke, got {}",
+        h.engine.environment_count()
+    );
+    let r = invoke(&h, &f, r#"{"action":"env"}"#).await?;
+    check!(r.function_error.is_none(), "{}", show(&r));
+    check!(
+        json(&r.payload)["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency",
+        "{}",
+        show(&r)
+    );
+    check!(
+        !tail(&r).contains("Init Duration"),
+        "a provisioned environment's first invoke has no init: {}",
+        show(&r)
+    );
+    check!(
+        !tail(&r).contains("init done"),
+        "init output is not part of the invoke's tail: {}",
+        show(&r)
+    );
+    check!(h.engine.environment_count() == 2, "nothing new started");
+    // Three at once: two on provisioned environments, the third spills over to a cold start.
+    let sleep = r#"{"action":"env","secs":0}"#;
+    let slow = r#"{"action":"sleep","secs":0.6}"#;
+    let (a, b, c) = tokio::join!(invoke(&h, &f, slow), invoke(&h, &f, slow), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        invoke(&h, &f, sleep).await
+    });
+    let (a, b, c) = (a?, b?, c?);
+    check!(
+        !tail(&a).contains("Init Duration") && !tail(&b).contains("Init Duration"),
+        "{}\n{}",
+        show(&a),
+        show(&b)
+    );
+    check!(
+        tail(&c).contains("Init Duration")
+            && json(&c.payload)["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand",
+        "the spill-over is an on-demand cold start: {}",
+        show(&c)
+    );
+    check!(
+        h.engine.environment_count() == 3,
+        "two provisioned, one on demand"
+    );
+    Ok(())
+}
+
+async fn provisioned_environments_are_kept_idle_and_replaced_when_they_die(
+    h: Arc<Harness>,
+) -> TestResult {
+    h.engine.shutdown().await;
+    let engine = Engine::new(
+        config(&h.path().join("prov-idle"), Duration::from_millis(200)),
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let result = async {
+        let f = py_function(&h, "prov-idle")?;
+        engine.set_provisioned(vec![(f.clone(), 1)]);
+        let ready = || {
+            engine
+                .provisioned_status(&f.snapshot_id)
+                .is_some_and(|s| s.ready == 1)
+        };
+        wait_for(ready, Duration::from_secs(10)).await?;
+        let first = engine
+            .invoke(request(&f, "{}", false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        // Idle far beyond the idle timeout: still there.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        check!(
+            engine.environment_count() == 1,
+            "the provisioned environment is not reaped"
+        );
+        let again = engine
+            .invoke(request(&f, "{}", false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        check!(
+            json(&again.payload)["token"] == json(&first.payload)["token"],
+            "the same environment"
+        );
+        // It dies: a fresh one replaces it without any invoke asking.
+        let died = engine
+            .invoke(request(&f, r#"{"action":"exit","code":3}"#, false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        check!(died.function_error.is_some(), "the exit is an error");
+        wait_for(ready, Duration::from_secs(10)).await?;
+        check!(engine.environment_count() == 1, "replaced");
+        let replaced = engine
+            .invoke(request(&f, "{}", true))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        check!(
+            json(&replaced.payload)["token"] != json(&first.payload)["token"]
+                && !tail(&replaced).contains("Init Duration"),
+            "a new provisioned environment: {}",
+            show(&replaced)
+        );
+        Ok(())
+    }
+    .await;
+    engine.shutdown().await;
+    result
+}
+
+async fn set_provisioned_to_zero_or_retire_stops_them(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "prov-stop")?;
+    h.engine.set_provisioned(vec![(f.clone(), 2)]);
+    wait_for(
+        || h.engine.environment_count() == 2,
+        Duration::from_secs(10),
+    )
+    .await?;
+    h.engine.set_provisioned(vec![(f.clone(), 1)]);
+    wait_for(|| h.engine.environment_count() == 1, Duration::from_secs(3)).await?;
+    h.engine.set_provisioned(vec![]);
+    wait_for(|| h.engine.environment_count() == 0, Duration::from_secs(3)).await?;
+    check!(
+        h.engine.provisioned_status(&f.snapshot_id).is_none(),
+        "no target left"
+    );
+    // Retiring the snapshot stops its provisioned environments, and a late set_provisioned of
+    // the retired snapshot does not bring them back.
+    let g = py_function(&h, "prov-retire")?;
+    h.engine.set_provisioned(vec![(g.clone(), 1)]);
+    wait_for(
+        || h.engine.environment_count() == 1,
+        Duration::from_secs(10),
+    )
+    .await?;
+    h.engine.retire(&g.snapshot_id);
+    h.engine.set_provisioned(vec![(g.clone(), 1)]);
+    wait_for(|| h.engine.environment_count() == 0, Duration::from_secs(3)).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    check!(
+        h.engine.environment_count() == 0,
+        "nothing restarted for a retired snapshot"
+    );
+    Ok(())
+}
+
+async fn provisioned_concurrency_is_carved_out_of_the_unreserved_pool(
+    h: Arc<Harness>,
+) -> TestResult {
+    h.engine.shutdown().await;
+    let mut cfg = config(&h.path().join("prov-pool"), Duration::from_secs(60));
+    cfg.account_concurrency = 2;
+    let engine = Engine::new(
+        cfg,
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let result = async {
+        let f = py_function(&h, "prov-pool")?;
+        engine.set_provisioned(vec![(f.clone(), 1)]);
+        wait_for(
+            || {
+                engine
+                    .provisioned_status(&f.snapshot_id)
+                    .is_some_and(|s| s.ready == 1)
+            },
+            Duration::from_secs(10),
+        )
+        .await?;
+        // One slot left for on-demand invokes: the provisioned one plus one more run, a third
+        // is throttled.
+        let slow = r#"{"action":"sleep","secs":1}"#;
+        let third = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            engine.invoke(request(&f, "{}", false)).await
+        };
+        let (a, b, c) = tokio::join!(
+            engine.invoke(request(&f, slow, false)),
+            engine.invoke(request(&f, slow, false)),
+            third
+        );
+        check!(
+            a.is_ok_and(|r| r.function_error.is_none())
+                && b.is_ok_and(|r| r.function_error.is_none()),
+            "provisioned + one unreserved slot run"
+        );
+        check!(
+            matches!(
+                c,
+                Err(InvokeError::Throttled {
+                    reason: ThrottleReason::ConcurrentInvocationLimitExceeded
+                })
+            ),
+            "the third is throttled: {:?}",
+            c.map(|r| show(&r))
+        );
+        Ok(())
+    }
+    .await;
+    engine.shutdown().await;
+    result
+}
+
+async fn reservations_shrink_the_unreserved_pool(h: Arc<Harness>) -> TestResult {
+    h.engine.shutdown().await;
+    let mut cfg = config(&h.path().join("unreserved"), Duration::from_secs(60));
+    cfg.account_concurrency = 3;
+    let engine = Engine::new(
+        cfg,
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+        h.store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let result = async {
+        let mut s = spec(
+            "reserving",
+            code_dir(&h, "reserving", Some(PY_BOOTSTRAP.as_bytes()))?,
+        );
+        s.reserved_concurrency = Some(2);
+        let reserving = Arc::new(s);
+        engine
+            .invoke(request(&reserving, "{}", false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        // 3 - 2 reserved = 1 unreserved: a second concurrent invoke of another function is
+        // throttled while the reserved function still gets its two.
+        let f = py_function(&h, "unreserved")?;
+        let slow = r#"{"action":"sleep","secs":1}"#;
+        let later = |spec: Arc<FunctionSpec>| {
+            let engine = engine.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                engine.invoke(request(&spec, "{}", false)).await
+            }
+        };
+        let (a, b, r1, r2) = tokio::join!(
+            engine.invoke(request(&f, slow, false)),
+            later(f.clone()),
+            engine.invoke(request(&reserving, slow, false)),
+            later(reserving.clone()),
+        );
+        check!(a.is_ok_and(|r| r.function_error.is_none()), "first runs");
+        check!(
+            matches!(
+                b,
+                Err(InvokeError::Throttled {
+                    reason: ThrottleReason::ConcurrentInvocationLimitExceeded
+                })
+            ),
+            "the unreserved pool is 1: {:?}",
+            b.map(|r| show(&r))
+        );
+        check!(
+            r1.is_ok_and(|r| r.function_error.is_none())
+                && r2.is_ok_and(|r| r.function_error.is_none()),
+            "the reserved function keeps its guarantee"
+        );
+        // The control plane's figure replaces the engine's own estimate.
+        engine.set_unreserved_concurrency(&f.account, &f.region, 2);
+        let (a, b) = tokio::join!(engine.invoke(request(&f, slow, false)), later(f.clone()));
+        check!(
+            a.is_ok() && b.is_ok(),
+            "two unreserved slots once told: {:?}",
+            b.map(|r| show(&r))
+        );
+        Ok(())
+    }
+    .await;
+    engine.shutdown().await;
+    result
+}
+
+/// Processes whose environment holds `marker` (the function's own variable).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let needle = marker.as_bytes();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(environ) = std::fs::read(entry.path().join("environ")) {
+            if environ.split(|&b| b == 0).any(|v| v == needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// This process's children that are sandbox supervisors.
+fn sandbox_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let is_child = status
+            .lines()
+            .any(|l| l.strip_prefix("PPid:").map(str::trim) == Some(me.as_str()));
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if is_child && String::from_utf8_lossy(&cmdline).contains(flint_sandbox::INIT_ARG) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Starts a long invoke of a function tagged with a unique variable, shuts the engine down and
+/// checks how long that took and that nothing is left.
+async fn shutdown_with_a_busy_environment(
+    h: &Harness,
+    name: &str,
+    ignore_sigterm: bool,
+) -> Result<Duration, String> {
+    let mut s = spec(name, code_dir(h, name, Some(PY_BOOTSTRAP.as_bytes()))?);
+    let marker = format!("FLINT_TEST_MARKER={}", uuid::Uuid::new_v4());
+    if let Some((k, v)) = marker.split_once('=') {
+        s.environment.insert(k.into(), v.into());
+    }
+    if ignore_sigterm {
+        s.environment.insert("IGNORE_SIGTERM".into(), "1".into());
+    }
+    s.timeout_secs = 60;
+    let f = Arc::new(s);
+    let engine = h.engine.clone();
+    let busy = tokio::spawn({
+        let f = f.clone();
+        async move {
+            engine
+                .invoke(request(&f, r#"{"action":"sleep","secs":30}"#, false))
+                .await
+        }
+    });
+    wait_for(
+        || !processes_with(&marker).is_empty(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check!(
+        !sandbox_children().is_empty(),
+        "a sandbox supervisor is running"
+    );
+    let started = Instant::now();
+    h.engine.shutdown().await;
+    let took = started.elapsed();
+    let answer = tokio::time::timeout(Duration::from_secs(2), busy)
+        .await
+        .map_err(|_| "the busy invoke did not return".to_string())?
+        .map_err(|e| e.to_string())?;
+    check!(
+        answer.as_ref().is_ok_and(|r| r.function_error.is_some()),
+        "the interrupted invoke ends with an error: {:?}",
+        answer.map(|r| show(&r))
+    );
+    check!(
+        processes_with(&marker).is_empty(),
+        "the function's processes are gone: {:?}",
+        processes_with(&marker)
+    );
+    check!(
+        sandbox_children().is_empty(),
+        "no sandbox supervisor left: {:?}",
+        sandbox_children()
+    );
+    check!(h.engine.environment_count() == 0, "no environment left");
+    let envs = h.path().join("work").join("envs");
+    wait_for(
+        || std::fs::read_dir(&envs).is_ok_and(|mut d| d.next().is_none()),
+        Duration::from_secs(2),
+    )
+    .await
+    .map_err(|e| format!("scratch dirs left in {}: {e}", envs.display()))?;
+    Ok(took)
+}
+
+async fn shutdown_terminates_a_busy_environment_and_leaves_no_processes(
+    h: Arc<Harness>,
+) -> TestResult {
+    let took = shutdown_with_a_busy_environment(&h, "busy", false).await?;
+    println!("    shutdown with a busy environment took {took:.1?}");
+    check!(
+        took < Duration::from_millis(1500),
+        "SIGTERM ends it well within the grace period: {took:?}"
+    );
+    Ok(())
+}
+
+async fn shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period(
+    h: Arc<Harness>,
+) -> TestResult {
+    let took = shutdown_with_a_busy_environment(&h, "stubborn", true).await?;
+    println!("    shutdown with a runtime ignoring SIGTERM took {took:.1?}");
+    check!(
+        took >= flint_engine::SHUTDOWN_GRACE && took < Duration::from_secs(3),
+        "killed after the grace period: {took:?}"
     );
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
 mod logs;
+mod provisioned;
 mod serve;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `flint serve`: opens the store, discovers runtimes, prepares sandboxing, starts the engine and
 //! the control plane, and serves the Lambda API until SIGINT/SIGTERM, then stops every sandbox.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +45,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("flint")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))
+    let result = runtime.block_on(serve(args));
+    // Blocking work still queued (a sandbox mid-start) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 fn init_tracing() {
@@ -105,7 +109,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let control =
         flint_control::ControlPlane::open(&data_dir, store.clone(), runtimes, engine.clone())
             .context("opening the control plane")?;
+    control.set_options(flint_control::ControlOptions {
+        account_concurrency: args.account_concurrency,
+        ..flint_control::ControlOptions::default()
+    });
     control.set_public_base_url(format!("http://{}", args.listen));
+    let reconciler = crate::provisioned::spawn(control.clone(), engine.clone());
 
     let config = flint_api::ApiConfig {
         credentials,
@@ -128,15 +137,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.listen
     );
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+    let served = tokio::select! {
+        r = &mut server => Some(r),
+        _ = shutdown_signal() => None,
+    };
 
+    // Stopping the environments ends the invokes in flight, which lets the server drain.
+    let _ = stop_tx.send(true);
+    reconciler.abort();
     tracing::info!("shutting down: stopping execution environments");
     engine.shutdown().await;
+    let served = match served {
+        Some(r) => Some(r),
+        None => tokio::time::timeout(Duration::from_millis(500), &mut server)
+            .await
+            .ok(),
+    };
     tracing::info!("stopped");
-    Ok(())
+    match served {
+        Some(Ok(r)) => r.context("serving"),
+        Some(Err(e)) => Err(anyhow::anyhow!("the server task failed: {e}")),
+        // Connections still open after the environments stopped are dropped with the runtime.
+        None => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {
