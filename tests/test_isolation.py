@@ -1,11 +1,10 @@
 """What a function can see and touch: /var/task read-only, /tmp writable and private to its
 execution environment, its own process namespace, none of the host's files (Flint's data dir,
-/root, the host's /tmp), layers merged read-only at /opt (`python/` importable, `bin/` on PATH, later
-layers over earlier ones), Lambda's environment variables, a non-root user, and Lambda's rlimits."""
+/root, the host's /tmp), layers merged read-only at /opt (`python/` importable, `bin/` on PATH,
+later layers over earlier ones), Lambda's environment variables, a non-root user, and Lambda's
+rlimits."""
 
 import concurrent.futures
-import errno
-import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -18,7 +17,6 @@ from conftest import (
     invoke_json,
     make_zip,
     unique_name,
-    wait_active,
 )
 
 PROBE = '''

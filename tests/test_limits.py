@@ -156,6 +156,7 @@ def test_timeout_gives_sandbox_timedout_with_the_recorded_payload(lambda_client,
     assert 0.9 < elapsed < 2.5, f"Timeout=1 answered after {elapsed:.2f}s"
 
 
+@pytest.mark.xfail(strict=True, reason="Known gap: after a timeout Flint replaces the whole environment (fresh /tmp); AWS restarts only the runtime")
 def test_timeout_restarts_the_runtime_but_keeps_tmp(lambda_client, one_second):
     # Recorded on AWS (test_lambda_invoke_timed_out_environment_reuse): after a timeout the next
     # invoke sees module state reset (a new runtime process) but the file written to /tmp before
@@ -359,8 +360,8 @@ def test_import_error_is_reported_and_init_is_retried_on_the_next_invoke(
     attempts = [body for body in list(callback_server.received) if token in body]
     assert len(attempts) >= 2, "a failed init must be attempted again on the next invoke"
     # Fixing the code makes the function work.
-    lambda_client.update_function_code(
-        FunctionName=name, ZipFile=make_zip({"index.py": "def handler(e, c):\n    return 'fixed'\n"}))
+    fixed = make_zip({"index.py": "def handler(e, c):\n    return 'fixed'\n"})
+    lambda_client.update_function_code(FunctionName=name, ZipFile=fixed)
     wait_active(lambda_client, name)
     resp, payload = invoke_json(lambda_client, name, {})
     assert "FunctionError" not in resp and payload == "fixed"

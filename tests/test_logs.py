@@ -21,7 +21,6 @@ from conftest import (
     random_account,
     request_id,
     unique_name,
-    wait_active,
 )
 
 PROBE = '''
@@ -124,7 +123,8 @@ def test_cold_then_warm_invocation_log_lines(lambda_client):
     assert lines[start + 3].startswith(f"REPORT RequestId: {rid}\t")
     assert log.endswith("\n")
     cold = report_of(log, rid)
-    # The recorded REPORT: ends with a tab, Memory Size as configured, Init Duration on a cold start.
+    # As recorded: REPORT ends with a tab, has Memory Size as configured and, on a cold start,
+    # Init Duration.
     assert cold.group("size") == "128"
     assert cold.group("init") is not None, lines[start + 3]
     assert lines[start + 3].endswith("ms\t")

@@ -5,7 +5,6 @@ validation, RevisionId guards, weighted routing at invoke), and what DeleteFunct
 Expected messages are those recorded against real AWS (test_lambda_api.snapshot.json)."""
 
 import collections
-import json
 import re
 
 import botocore.exceptions
