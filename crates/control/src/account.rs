@@ -52,7 +52,9 @@ pub async fn get_account_settings(
             unreserved_concurrent_executions: crate::concurrency::unreserved(cp, scope),
         },
         account_usage: AccountUsage {
-            total_code_size: functions.iter().map(|f| f.code_size()).sum(),
+            // Like AWS: every function version's zip plus every layer version's zip.
+            total_code_size: functions.iter().map(|f| f.code_size()).sum::<u64>()
+                + cp.layers.total_code_size(scope),
             function_count: functions.len() as u64,
         },
     })

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::error::ErrorCode;
 use crate::resource_util::{
     iso_timestamp, lambda_arn, max_items, opt_str, opt_str_list, paginate, store_error,
-    FunctionDirectory, FunctionLocator,
+    FunctionDirectory,
 };
 use crate::{LambdaError, Scope};
 
@@ -126,6 +126,14 @@ impl CodeSigningConfigs {
         })
     }
 
+    /// Checks that a configuration a function is to use exists: AWS's 404
+    /// `CodeSigningConfigNotFoundException` if not (CreateFunction checks before any work).
+    pub fn check_for_function(&self, scope: &Scope, csc_arn: &str) -> Result<(), LambdaError> {
+        self.find(scope, csc_arn)
+            .map(|_| ())
+            .ok_or_else(|| csc_not_found_for_function(csc_arn))
+    }
+
     /// For `CreateFunction`'s `CodeSigningConfigArn`: checks the configuration exists and binds
     /// the (new) function to it.
     pub fn bind_function(
@@ -134,8 +142,7 @@ impl CodeSigningConfigs {
         function_name: &str,
         csc_arn: &str,
     ) -> Result<(), LambdaError> {
-        self.find(scope, csc_arn)
-            .ok_or_else(|| csc_not_found_for_function(csc_arn))?;
+        self.check_for_function(scope, csc_arn)?;
         let value = serde_json::to_string(&Binding {
             code_signing_config_arn: csc_arn.into(),
         })
@@ -374,9 +381,11 @@ impl CodeSigningConfigs {
     /// The unqualified function `FunctionName` designates, or AWS's 404.
     fn existing_function(&self, scope: &Scope, input: &Value) -> Result<String, LambdaError> {
         let given = opt_str(input, "FunctionName").unwrap_or_default();
-        let f = FunctionLocator::parse(scope, given);
-        if f.scope != *scope || !self.functions.function_exists(scope, &f.name, None) {
-            return Err(LambdaError::function_not_found(&f.unqualified_arn()));
+        // Read as every function operation reads it: another region's ARN is AWS's "not
+        // reachable in this region" 404, another account's a 403.
+        let f = crate::function_name::resolve(scope, given, None)?;
+        if !self.functions.function_exists(scope, &f.name, None) {
+            return Err(LambdaError::function_not_found(&f.unqualified_arn(scope)));
         }
         Ok(f.name)
     }
@@ -885,6 +894,46 @@ mod tests {
             .unwrap_err()
             .code,
             ErrorCode::ResourceNotFoundException
+        );
+    }
+
+    #[test]
+    fn function_arns_of_another_region_are_not_reachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = open(dir.path());
+        let arn = create(&c);
+        let wrong = "arn:aws:lambda:eu-central-1:111111111111:function:fn1";
+        let unreachable = (
+            ErrorCode::ResourceNotFoundException,
+            "Functions from 'eu-central-1' are not reachable in this region ('us-east-1')"
+                .to_string(),
+        );
+        for (op, input) in [
+            (
+                "GetFunctionCodeSigningConfig",
+                json!({"FunctionName": wrong}),
+            ),
+            (
+                "DeleteFunctionCodeSigningConfig",
+                json!({"FunctionName": wrong}),
+            ),
+            (
+                "PutFunctionCodeSigningConfig",
+                json!({"FunctionName": wrong, "CodeSigningConfigArn": arn}),
+            ),
+        ] {
+            assert_eq!(err(run(&c, op, input)), unreachable, "{op}");
+        }
+        // The caller's own region in a full ARN still reaches the function.
+        let own = format!("{PREFIX}function:fn1");
+        assert_eq!(
+            run(
+                &c,
+                "GetFunctionCodeSigningConfig",
+                json!({"FunctionName": own})
+            )
+            .unwrap(),
+            json!({})
         );
     }
 

@@ -118,6 +118,10 @@ pub struct VersionRecord {
     pub last_modified: String,
     pub config: VersionConfig,
     pub status: Status,
+    /// `$LATEST`'s description when this version was published from it, kept only when
+    /// PublishVersion's Description replaced it: "is `$LATEST` unchanged since?" needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_description: Option<String>,
 }
 
 /// The configuration members shared by CreateFunction and UpdateFunctionConfiguration.
@@ -774,6 +778,7 @@ mod tests {
             last_modified: now_timestamp(),
             config: base(),
             status: Status::settled(),
+            latest_description: None,
         };
         let scope = Scope {
             account: "000000000000".into(),

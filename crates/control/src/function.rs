@@ -211,13 +211,9 @@ pub async fn create(
         return Err(image_error(uri));
     }
     if let Some(arn) = &input.code_signing_config_arn {
-        let probe = serde_json::json!({ "CodeSigningConfigArn": arn });
-        if let Some(Err(e)) = cp
-            .code_signing
-            .execute(scope, "GetCodeSigningConfig", &probe)
-        {
-            return Err(e);
-        }
+        // AWS reports a missing configuration here with CodeSigningConfigNotFoundException,
+        // not GetCodeSigningConfig's ResourceNotFoundException.
+        cp.code_signing.check_for_function(scope, arn)?;
     }
     let role = input.role.clone().unwrap_or_default();
     // Validate the configuration before the (costly) code handling, as far as it can be.
@@ -254,6 +250,7 @@ pub async fn create(
         last_modified: now_timestamp(),
         config,
         status: Status::creating(),
+        latest_description: None,
     };
     let mut doc = FunctionDoc {
         name: name.clone(),
@@ -476,7 +473,14 @@ fn finish_update(
             create_settle,
         );
     }
-    shown.render(scope, name, arn::function_arn(scope, name), View::Full)
+    // A published version is shown under its own (qualified) ARN, as AWS answers
+    // UpdateFunctionCode with `Publish`.
+    let function_arn = if shown.version == LATEST {
+        arn::function_arn(scope, name)
+    } else {
+        arn::qualified_function_arn(scope, name, &shown.version)
+    };
+    shown.render(scope, name, function_arn, View::Full)
 }
 
 pub async fn update_code(

@@ -33,10 +33,14 @@ pub fn publish(draft: &mut Draft, description: Option<String>) -> u64 {
 pub fn publish_with(draft: &mut Draft, description: Option<String>, status: Status) -> Published {
     let latest = &draft.doc.latest;
     if let Some((n, newest)) = draft.versions().iter().next_back() {
-        // The description is the version's own; it does not make `$LATEST` "changed".
-        let mut same = newest.config.clone();
-        same.description.clone_from(&latest.config.description);
-        if same == latest.config {
+        // Compare against what `$LATEST` was when published: a Description given to
+        // PublishVersion is the version's own and does not make `$LATEST` "changed", but a
+        // changed `$LATEST` description does (AWS publishes a new version for it).
+        let mut then = newest.config.clone();
+        if let Some(d) = &newest.latest_description {
+            then.description.clone_from(d);
+        }
+        if then == latest.config {
             return Published {
                 number: *n,
                 created: false,
@@ -45,8 +49,11 @@ pub fn publish_with(draft: &mut Draft, description: Option<String>, status: Stat
     }
     let n = draft.doc.last_published + 1;
     let mut config = latest.config.clone();
+    let mut latest_description = None;
     if let Some(d) = description {
-        config.description = d;
+        if d != config.description {
+            latest_description = Some(std::mem::replace(&mut config.description, d));
+        }
     }
     let record = VersionRecord {
         version: n.to_string(),
@@ -55,6 +62,7 @@ pub fn publish_with(draft: &mut Draft, description: Option<String>, status: Stat
         last_modified: now_timestamp(),
         config,
         status,
+        latest_description,
     };
     draft.doc.last_published = n;
     draft.put_version(n, record);

@@ -1,6 +1,8 @@
-//! The invoke path, top to bottom: count concurrency → take a warm environment or cold-start one →
-//! hand the event to its Runtime API → wait for the response, an error, the deadline or the
-//! process dying → write END/REPORT, return the environment to its pool → answer.
+//! The invoke path, top to bottom: count concurrency → take a provisioned or warm environment, or
+//! cold-start one → hand the event to its Runtime API → wait for the response, an error, the
+//! deadline or the process dying → write END/REPORT, return the environment to its pool → answer.
+//! A caller that stops waiting (client disconnect) does not cut this short: the rest runs in the
+//! background, so environments are never lost.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use flint_runtime_api::{Invocation, Outcome, Readiness};
+use tokio::sync::oneshot;
 
 use crate::environment::{self, Environment, InitType, StartError};
 use crate::function_error as fe;
@@ -76,7 +79,7 @@ pub(crate) async fn invoke(
 
     // Placement: a provisioned environment first, else a warm one (the whole hot path is
     // these branches), else a cold start.
-    let (env, init, _lease) = if let Some(env) = pool.take_provisioned() {
+    let (env, init, lease) = if let Some(env) = pool.take_provisioned() {
         // Provisioned concurrency is carved out of the unreserved pool already; a function with
         // a reservation still counts against it.
         let lease = match spec.reserved_concurrency {
@@ -97,7 +100,7 @@ pub(crate) async fn invoke(
             .map_err(|reason| InvokeError::Throttled { reason })?;
         match pool.take_idle() {
             Some(env) => (env, None, lease),
-            None => match cold_start(inner, &req).await? {
+            None => match cold_start(inner, &pool, &req).await? {
                 Ok((env, init)) => (env, Some(init), lease),
                 Err((env, ending)) => {
                     return Ok(conclude(
@@ -114,24 +117,113 @@ pub(crate) async fn invoke(
         }
     };
 
-    env.log.begin(&req.request_id, &spec.version, req.tail_log);
-    let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
-    let started = Instant::now();
-    let outcome = env.api.deliver(Invocation {
-        request_id: req.request_id.clone(),
-        deadline_ms: epoch_ms() + timeout.as_millis() as u64,
-        invoked_function_arn: req.invoked_arn.clone(),
-        trace_id: flint_runtime_api::new_trace_id(),
-        client_context: req.client_context.as_deref().map(decode_client_context),
-        cognito_identity: None,
-        payload: req.payload.clone(),
-    });
+    let mut run = Checkout {
+        pool: &pool,
+        req: &req,
+        env: Some(env.clone()),
+        init,
+        lease: Some(lease),
+        started: Instant::now(),
+        deadline: tokio::time::Instant::now(),
+        outcome: None,
+    };
+    let ending = run.run(&env).await;
+    drop(env);
+    Ok(run.conclude(ending))
+}
+
+/// An environment checked out of its pool for one invocation. When the caller stops waiting
+/// (a client disconnect drops the invoke future), the invocation still runs to its end in the
+/// background, as on Lambda, and the environment then goes back to its pool: none is lost.
+struct Checkout<'a> {
+    pool: &'a Arc<Pool>,
+    req: &'a InvokeRequest,
+    env: Option<Arc<Environment>>,
+    init: Option<Duration>,
+    lease: Option<throttle::Lease>,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    outcome: Option<oneshot::Receiver<Outcome>>,
+}
+
+impl Checkout<'_> {
+    /// Hands the event to the runtime and waits for how it ends.
+    async fn run(&mut self, env: &Environment) -> Ending {
+        let req = self.req;
+        let spec = &req.function;
+        env.log.begin(&req.request_id, &spec.version, req.tail_log);
+        let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
+        self.started = Instant::now();
+        self.deadline = tokio::time::Instant::now() + timeout;
+        let outcome = self.outcome.insert(env.api.deliver(Invocation {
+            request_id: req.request_id.clone(),
+            deadline_ms: epoch_ms() + timeout.as_millis() as u64,
+            invoked_function_arn: req.invoked_arn.clone(),
+            trace_id: flint_runtime_api::new_trace_id(),
+            client_context: req.client_context.as_deref().map(decode_client_context),
+            cognito_identity: None,
+            payload: req.payload.clone(),
+        }));
+        wait_for_outcome(env, outcome, self.deadline, req).await
+    }
+
+    /// The invocation is over: log, pool and answer.
+    fn conclude(mut self, ending: Ending) -> InvokeResponse {
+        self.outcome = None;
+        let env = self.env.take();
+        conclude(
+            self.pool,
+            env,
+            self.req,
+            self.started,
+            self.init,
+            ending,
+            true,
+        )
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        let Some(env) = self.env.take() else { return };
+        let Some(mut outcome) = self.outcome.take() else {
+            // Dropped before the event was handed over: nothing ran.
+            if let Some(env) = self.pool.put_back(env) {
+                env.kill();
+            }
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            env.kill();
+            return;
+        };
+        let pool = self.pool.clone();
+        let req = self.req.clone();
+        let (started, init, deadline, lease) =
+            (self.started, self.init, self.deadline, self.lease.take());
+        handle.spawn(async move {
+            let ending = wait_for_outcome(&env, &mut outcome, deadline, &req).await;
+            conclude(&pool, Some(env), &req, started, init, ending, true);
+            // The slot stays taken until the function is done.
+            drop(lease);
+        });
+    }
+}
+
+/// Waits for the runtime's answer, the deadline (the environment is stopped) or its exit.
+async fn wait_for_outcome(
+    env: &Environment,
+    outcome: &mut oneshot::Receiver<Outcome>,
+    deadline: tokio::time::Instant,
+    req: &InvokeRequest,
+) -> Ending {
+    let spec = &req.function;
     let outcome = tokio::select! {
         biased;
         o = outcome => Some(o.unwrap_or(Outcome::Closed)),
-        _ = tokio::time::sleep(timeout) => None,
+        _ = tokio::time::sleep_until(deadline) => None,
     };
-    let ending = match outcome {
+    match outcome {
         Some(Outcome::Response(body)) => Ending::ok(body),
         // The runtime reported the error and carries on: the environment stays warm.
         Some(Outcome::Error { error_type, body }) => {
@@ -152,23 +244,18 @@ pub(crate) async fn invoke(
                 fe::SANDBOX_TIMEDOUT,
             )
         }
-    };
-    Ok(conclude(
-        &pool,
-        Some(env),
-        &req,
-        started,
-        init,
-        ending,
-        true,
-    ))
+    }
 }
 
 type ColdStart = Result<(Arc<Environment>, Duration), (Option<Arc<Environment>>, Ending)>;
 
 /// Starts an environment and waits for its runtime to finish init. A failure of the function's own
 /// making (bad bootstrap, init error, crash, init timeout) is an `Ending`; ours is an `InvokeError`.
-async fn cold_start(inner: &Arc<Inner>, req: &InvokeRequest) -> Result<ColdStart, InvokeError> {
+async fn cold_start(
+    inner: &Arc<Inner>,
+    pool: &Arc<Pool>,
+    req: &InvokeRequest,
+) -> Result<ColdStart, InvokeError> {
     let env = match environment::start(inner, &req.function, req.tail_log, InitType::OnDemand).await
     {
         Ok(env) => env,
@@ -182,7 +269,12 @@ async fn cold_start(inner: &Arc<Inner>, req: &InvokeRequest) -> Result<ColdStart
             )));
         }
     };
+    let mut starting = Starting {
+        pool,
+        env: Some(env.clone()),
+    };
     let ready = tokio::time::timeout(INIT_TIMEOUT, env.api.ready()).await;
+    starting.env = None;
     let ending = match ready {
         Ok(Readiness::Ready) => {
             let init = env.spawned_at.elapsed();
@@ -205,6 +297,38 @@ async fn cold_start(inner: &Arc<Inner>, req: &InvokeRequest) -> Result<ColdStart
         }
     };
     Ok(Err((Some(env), ending)))
+}
+
+/// An environment in its init for an invoke. When the caller stops waiting, the init still
+/// completes in the background and the environment joins its pool warm (or is stopped when the
+/// init fails): none is lost.
+struct Starting<'a> {
+    pool: &'a Arc<Pool>,
+    env: Option<Arc<Environment>>,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        let Some(env) = self.env.take() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            env.kill();
+            return;
+        };
+        let pool = self.pool.clone();
+        handle.spawn(async move {
+            let left = INIT_TIMEOUT.saturating_sub(env.spawned_at.elapsed());
+            match tokio::time::timeout(left, env.api.ready()).await {
+                Ok(Readiness::Ready) => {
+                    // Its init output belonged to the abandoned invoke, not to the next one.
+                    env.log.discard_tail();
+                    if let Some(env) = pool.put_back(env) {
+                        env.kill();
+                    }
+                }
+                _ => env.kill(),
+            }
+        });
+    }
 }
 
 /// Closes the invocation's log (END, REPORT), gives the environment back (or stops it) and
@@ -230,15 +354,11 @@ fn conclude(
         if let Some(end) = logs::end_line(log.is_json(), &req.request_id) {
             log.platform(&end);
         }
-        let billed = duration
-            + if spec.runtime.starts_with("provided") {
-                init.unwrap_or_default()
-            } else {
-                Duration::ZERO
-            };
+        // Lambda bills an on-demand cold start's init, on every runtime (since August 2025);
+        // a provisioned environment's init is not part of any invoke.
         let report = Report {
             duration,
-            billed_ms: (billed.as_micros().div_ceil(1000) as u64).max(1),
+            billed_ms: billed_ms(duration + init.unwrap_or_default()),
             memory_mb: spec.memory_mb,
             max_memory_used_mb: env.max_memory_used_mb(),
             init,
@@ -251,9 +371,19 @@ fn conclude(
             env.kill();
         }
     } else if req.tail_log {
-        // Nothing ran: the tail holds just Lambda's own lines.
+        // Nothing ran: the tail holds just Lambda's own lines, REPORT included.
         let mut t = logs::start_line(false, &req.request_id, &spec.version);
         t.push_str(&format!("END RequestId: {}\n", req.request_id));
+        let report = Report {
+            duration,
+            billed_ms: billed_ms(duration),
+            memory_mb: spec.memory_mb,
+            max_memory_used_mb: 0,
+            init: None,
+            status: ending.status,
+            error_type: ending.error_type,
+        };
+        t.push_str(&logs::report_line(false, &req.request_id, &report));
         tail = Some(t.into_bytes());
     }
     InvokeResponse {
@@ -266,6 +396,11 @@ fn conclude(
         },
         executed_version: spec.version.clone(),
     }
+}
+
+/// Billed Duration: whole milliseconds, rounded up, at least 1.
+fn billed_ms(d: Duration) -> u64 {
+    (d.as_micros().div_ceil(1000) as u64).max(1)
 }
 
 fn epoch_ms() -> u64 {
@@ -287,6 +422,13 @@ fn decode_client_context(b64: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn billed_duration_rounds_up_to_whole_milliseconds() {
+        assert_eq!(billed_ms(Duration::ZERO), 1);
+        assert_eq!(billed_ms(Duration::from_micros(1001)), 2);
+        assert_eq!(billed_ms(Duration::from_millis(90)), 90);
+    }
 
     #[test]
     fn client_context_is_decoded_for_the_runtime() {

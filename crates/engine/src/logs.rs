@@ -325,6 +325,11 @@ impl EnvLog {
         self.emit(&mut cap, line.as_bytes());
     }
 
+    /// Stops capturing a tail (the invocation it was for is gone).
+    pub(crate) fn discard_tail(&self) {
+        self.capture.lock().tail = None;
+    }
+
     /// Writes a platform line (END, REPORT, timeout notice) in order with the function's output.
     pub(crate) fn platform(&self, line: &str) {
         let mut cap = self.capture.lock();

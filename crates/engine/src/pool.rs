@@ -340,3 +340,87 @@ impl Pools {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> Pool {
+        let spec = crate::tests::spec("s");
+        Pool::new(Throttle::new(10).counters(&spec), &spec)
+    }
+
+    #[test]
+    fn failed_provisioned_starts_back_off_and_a_new_target_retries_at_once() {
+        let p = pool();
+        assert!(p.set_provisioned_target(2).is_empty());
+        let now = Instant::now();
+        assert_eq!(p.provisioned_shortfall(now), 2);
+        assert_eq!(p.provisioned_shortfall(now), 0, "starts in flight count");
+        assert!(p.provisioned_started(Err("init failed".into())).is_none());
+        assert!(p.provisioned_started(Err("init failed".into())).is_none());
+        assert_eq!(p.provisioned_shortfall(now), 0, "backing off");
+        assert_eq!(
+            p.provisioned_shortfall(now + Duration::from_secs(61)),
+            2,
+            "retried after the backoff"
+        );
+        let status = p.provisioned_status();
+        assert_eq!((status.requested, status.ready), (2, 0));
+        assert_eq!(status.last_error.as_deref(), Some("init failed"));
+        p.provisioned_started(Err("again".into()));
+        p.provisioned_started(Err("again".into()));
+        p.set_provisioned_target(3);
+        assert_eq!(
+            p.provisioned_shortfall(now),
+            3,
+            "a new target starts afresh"
+        );
+        assert_eq!(p.provisioned_status().last_error, None);
+    }
+
+    #[test]
+    fn a_pool_with_provisioned_concurrency_is_never_reaped() {
+        let pools = Pools::default();
+        let throttle = Throttle::new(10);
+        let spec = crate::tests::spec("kept");
+        let pool = pools.get_or_create(&spec, &throttle);
+        pool.set_provisioned_target(1);
+        drop(pool);
+        assert!(pools.reap(Duration::ZERO).is_empty());
+        let again = pools.get_or_create(&spec, &throttle);
+        assert_eq!(again.provisioned_status().requested, 1, "the same pool");
+        again.set_provisioned_target(0);
+        drop(again);
+        pools.reap(Duration::ZERO);
+        assert_eq!(
+            pools
+                .get_or_create(&spec, &throttle)
+                .provisioned_status()
+                .requested,
+            0,
+            "an empty pool is dropped"
+        );
+    }
+
+    #[test]
+    fn ordinary_pools_skip_the_provisioned_list() {
+        let p = pool();
+        assert!(p.take_provisioned().is_none());
+        assert!(!p.has_provisioned.load(Ordering::Acquire));
+        p.set_provisioned_target(1);
+        assert!(p.has_provisioned.load(Ordering::Acquire));
+        p.set_provisioned_target(0);
+        assert!(!p.has_provisioned.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_changed_reservation_is_noticed_once() {
+        let p = pool();
+        let mut spec = crate::tests::spec("s");
+        assert!(!p.reservation_changed(&spec));
+        spec.reserved_concurrency = Some(5);
+        assert!(p.reservation_changed(&spec));
+        assert!(!p.reservation_changed(&spec));
+    }
+}

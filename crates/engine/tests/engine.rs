@@ -87,10 +87,12 @@ async fn run_cases(filter: &[String]) -> usize {
         provisioned_environments_are_ready_before_the_first_invoke,
         provisioned_environments_are_kept_idle_and_replaced_when_they_die,
         set_provisioned_to_zero_or_retire_stops_them,
+        failing_provisioned_init_is_reported_and_retried_with_backoff,
         provisioned_concurrency_is_carved_out_of_the_unreserved_pool,
         reservations_shrink_the_unreserved_pool,
         shutdown_terminates_a_busy_environment_and_leaves_no_processes,
         shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period,
+        a_caller_that_stops_waiting_does_not_lose_the_environment,
         warm_invoke_latency,
     ];
     let mut failed = 0;
@@ -186,6 +188,8 @@ if os.environ.get("IGNORE_SIGTERM"):
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
 conn = http.client.HTTPConnection(host, int(port))
 TOKEN = os.urandom(8).hex()
+if os.environ.get("INIT_SLEEP"):
+    time.sleep(float(os.environ["INIT_SLEEP"]))
 if os.environ.get("INIT_ACTION") == "fail":
     print("init is failing", flush=True)
     conn.request("POST", "/2018-06-01/runtime/init/error",
@@ -557,7 +561,7 @@ async fn init_error_is_returned_and_init_is_retried(h: Arc<Harness>) -> TestResu
 
 async fn missing_bootstrap_is_invalid_entrypoint(h: Arc<Harness>) -> TestResult {
     let f = Arc::new(spec("nobootstrap", code_dir(&h, "nobootstrap", None)?));
-    let req = request(&f, "{}", false);
+    let req = request(&f, "{}", true);
     let id = req.request_id.clone();
     let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
     check!(
@@ -575,6 +579,12 @@ async fn missing_bootstrap_is_invalid_entrypoint(h: Arc<Harness>) -> TestResult 
         v["errorMessage"]
             == format!("RequestId: {id} Error: Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"),
         "{}",
+        show(&r)
+    );
+    check!(
+        tail(&r).contains(&format!("REPORT RequestId: {id}\tDuration: "))
+            && tail(&r).contains("\tStatus: error\tError Type: Runtime.InvalidEntrypoint"),
+        "every invoke ends with a REPORT: {}",
         show(&r)
     );
     Ok(())
@@ -1298,6 +1308,59 @@ async fn set_provisioned_to_zero_or_retire_stops_them(h: Arc<Harness>) -> TestRe
     Ok(())
 }
 
+async fn failing_provisioned_init_is_reported_and_retried_with_backoff(
+    h: Arc<Harness>,
+) -> TestResult {
+    let mut s = spec(
+        "prov-fail",
+        code_dir(&h, "prov-fail", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.environment.insert("INIT_ACTION".into(), "fail".into());
+    let f = Arc::new(s);
+    h.engine.set_provisioned(vec![(f.clone(), 1)]);
+    wait_for(
+        || {
+            h.engine
+                .provisioned_status(&f.snapshot_id)
+                .is_some_and(|s| s.last_error.is_some())
+        },
+        Duration::from_secs(10),
+    )
+    .await?;
+    let status = h.engine.provisioned_status(&f.snapshot_id);
+    check!(
+        status.as_ref().is_some_and(|s| s.ready == 0
+            && s.requested == 1
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Runtime.Custom"))),
+        "{status:?}"
+    );
+    // Backing off (1 s, then 2 s): not a start every reconcile.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    h.engine.flush_logs().await;
+    let mut inits = 0;
+    for s in h
+        .engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?
+    {
+        inits += std::fs::read_to_string(&s.path)
+            .unwrap_or_default()
+            .matches("init is failing")
+            .count();
+    }
+    check!((1..=3).contains(&inits), "{inits} init attempts in 1.8 s");
+    // An invoke meanwhile gets the init error itself, on demand.
+    let r = invoke(&h, &f, "{}").await?;
+    check!(
+        json(&r.payload)["errorType"] == "Runtime.Custom",
+        "{}",
+        show(&r)
+    );
+    Ok(())
+}
+
 async fn provisioned_concurrency_is_carved_out_of_the_unreserved_pool(
     h: Arc<Harness>,
 ) -> TestResult {
@@ -1427,6 +1490,67 @@ async fn reservations_shrink_the_unreserved_pool(h: Arc<Harness>) -> TestResult 
     result
 }
 
+async fn a_caller_that_stops_waiting_does_not_lose_the_environment(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "abandoned")?;
+    let first = invoke(&h, &f, "{}").await?;
+    // The caller goes away mid-invoke (a client disconnect drops the invoke future).
+    let req = request(&f, r#"{"action":"sleep","secs":0.5}"#, false);
+    let id = req.request_id.clone();
+    let gave_up = tokio::time::timeout(Duration::from_millis(150), h.engine.invoke(req)).await;
+    check!(gave_up.is_err(), "the caller gave up");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let next = invoke(&h, &f, "{}").await?;
+    check!(
+        json(&next.payload)["token"] == json(&first.payload)["token"]
+            && h.engine.environment_count() == 1,
+        "the environment went back to its pool: {} ({} environments)",
+        show(&next),
+        h.engine.environment_count()
+    );
+    // The abandoned invocation ran to its end, and its log says so.
+    h.engine.flush_logs().await;
+    let mut text = String::new();
+    for s in h
+        .engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?
+    {
+        text.push_str(&std::fs::read_to_string(&s.path).unwrap_or_default());
+    }
+    check!(
+        text.contains(&format!("END RequestId: {id}"))
+            && text.contains(&format!("REPORT RequestId: {id}")),
+        "{text}"
+    );
+
+    // Gone during a cold start: the environment finishes its init and stays warm.
+    let mut s = spec(
+        "abandoned-cold",
+        code_dir(&h, "abandoned-cold", Some(PY_BOOTSTRAP.as_bytes()))?,
+    );
+    s.environment.insert("INIT_SLEEP".into(), "0.4".into());
+    let g = Arc::new(s);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        h.engine.invoke(request(&g, "{}", false)),
+    )
+    .await;
+    check!(gave_up.is_err(), "the caller gave up during init");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let warm = invoke(&h, &g, "{}").await?;
+    check!(
+        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
+        "the initialised environment is reused: {}",
+        show(&warm)
+    );
+    check!(
+        h.engine.environment_count() == 2,
+        "no environment lost or added: {}",
+        h.engine.environment_count()
+    );
+    Ok(())
+}
+
 /// Processes whose environment holds `marker` (the function's own variable).
 fn processes_with(marker: &str) -> Vec<u32> {
     let needle = marker.as_bytes();
@@ -1449,6 +1573,23 @@ fn processes_with(marker: &str) -> Vec<u32> {
         }
     }
     out
+}
+
+/// The v1 cgroup dirs of a process that belong to a sandbox (`flint-sandboxes/...`).
+fn sandbox_cgroups(pid: u32) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let controller = controllers
+                .split(',')
+                .find(|c| matches!(*c, "memory" | "pids" | "cpu"))?;
+            path.contains("flint-sandboxes")
+                .then(|| PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}")))
+        })
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// This process's children that are sandbox supervisors.
@@ -1514,6 +1655,11 @@ async fn shutdown_with_a_busy_environment(
         !sandbox_children().is_empty(),
         "a sandbox supervisor is running"
     );
+    let cgroups: Vec<PathBuf> = processes_with(&marker)
+        .into_iter()
+        .flat_map(sandbox_cgroups)
+        .collect();
+    check!(!cgroups.is_empty(), "the function runs in its own cgroups");
     let started = Instant::now();
     h.engine.shutdown().await;
     let took = started.elapsed();
@@ -1537,6 +1683,12 @@ async fn shutdown_with_a_busy_environment(
         sandbox_children()
     );
     check!(h.engine.environment_count() == 0, "no environment left");
+    wait_for(
+        || cgroups.iter().all(|c| !c.exists()),
+        Duration::from_secs(3),
+    )
+    .await
+    .map_err(|e| format!("cgroups left: {cgroups:?}: {e}"))?;
     let envs = h.path().join("work").join("envs");
     wait_for(
         || std::fs::read_dir(&envs).is_ok_and(|mut d| d.next().is_none()),

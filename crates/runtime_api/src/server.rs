@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -100,7 +100,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, In
                     PostKind::Error => error_type_header(&parts.headers),
                     PostKind::Response => None,
                 };
-                post_result(&shared, &id, kind, error_type, body).await
+                let ack = Ack::for_client(&parts.headers);
+                post_result(&shared, &id, kind, error_type, body, ack).await
             }
             None => not_found(),
         },
@@ -170,12 +171,38 @@ fn invocation_response(inv: Invocation) -> Reply {
     resp
 }
 
+/// How a `/response` or `/error` is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    /// `202 {"status":"OK"}`, as AWS's Runtime API answers.
+    StatusOk,
+    /// `202` with an empty body, for AWS's Rust client (`lambda_runtime`): it drops the answer
+    /// unread (aws-lambda-rust-runtime#1110), and hyper then closes the connection rather than
+    /// reuse it, so every invoke would pay for a new TCP connection to `/next`. With nothing left
+    /// unread the connection stays alive. The client never looks past the status.
+    Empty,
+}
+
+impl Ack {
+    fn for_client(headers: &http::HeaderMap) -> Self {
+        let rust_client = headers
+            .get(USER_AGENT)
+            .is_some_and(|ua| ua.as_bytes().starts_with(b"aws-lambda-rust/"));
+        if rust_client {
+            Ack::Empty
+        } else {
+            Ack::StatusOk
+        }
+    }
+}
+
 async fn post_result(
     shared: &Shared,
     id: &str,
     kind: PostKind,
     error_type: Option<String>,
     body: Incoming,
+    ack: Ack,
 ) -> Reply {
     // The body is read even when the id is wrong: an unread body would cost the runtime its
     // keep-alive connection.
@@ -199,6 +226,11 @@ async fn post_result(
         }
     };
     match shared.complete(id, outcome) {
+        Ok(()) if ack == Ack::Empty => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::ACCEPTED;
+            resp
+        }
         Ok(()) => accepted(),
         Err(_) => invalid_request_id(),
     }
@@ -323,6 +355,22 @@ mod tests {
         assert_eq!(parse_invocation_path("invocation//error"), None);
         assert_eq!(parse_invocation_path("invocation/a/b/error"), None);
         assert_eq!(parse_invocation_path("invocation/abc"), None);
+    }
+
+    #[test]
+    fn only_the_rust_client_gets_an_empty_acknowledgement() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(Ack::for_client(&h), Ack::StatusOk);
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_static("aws-lambda-rust/1.5.0"),
+        );
+        assert_eq!(Ack::for_client(&h), Ack::Empty);
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_static("Python/3.11 awslambdaric"),
+        );
+        assert_eq!(Ack::for_client(&h), Ack::StatusOk);
     }
 
     #[test]

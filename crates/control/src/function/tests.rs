@@ -711,6 +711,74 @@ async fn account_settings_report_limits_and_real_usage() {
 }
 
 #[tokio::test]
+async fn create_with_a_missing_code_signing_config_is_code_signing_config_not_found() {
+    let fx = fixture();
+    let missing = "arn:aws:lambda:us-east-1:000000000000:code-signing-config:csc-0123456789abcdefg";
+    let mut input = create_input("f1");
+    input["CodeSigningConfigArn"] = missing.into();
+    assert_err(
+        exec(&fx.cp, "CreateFunction", input).await,
+        ErrorCode::CodeSigningConfigNotFoundException,
+        &format!(
+            "The code signing configuration cannot be found. Check that the provided \
+             configuration is not deleted: {missing}."
+        ),
+    );
+    assert!(exec(&fx.cp, "GetFunction", json!({"FunctionName": "f1"}))
+        .await
+        .is_err());
+    // An existing configuration is accepted and bound.
+    let csc = exec(
+        &fx.cp,
+        "CreateCodeSigningConfig",
+        json!({"AllowedPublishers": {"SigningProfileVersionArns": ["arn:aws:signer:us-east-1:000000000000:/signing-profiles/p"]}}),
+    )
+    .await
+    .unwrap();
+    let arn = csc["CodeSigningConfig"]["CodeSigningConfigArn"].clone();
+    let mut input = create_input("f2");
+    input["CodeSigningConfigArn"] = arn.clone();
+    exec(&fx.cp, "CreateFunction", input).await.unwrap();
+    let bound = exec(
+        &fx.cp,
+        "GetFunctionCodeSigningConfig",
+        json!({"FunctionName": "f2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bound["CodeSigningConfigArn"], arn);
+}
+
+#[tokio::test]
+async fn layer_versions_count_towards_the_accounts_code_size() {
+    let fx = fixture();
+    let f = create(&fx.cp, "f1").await;
+    let layer = zip_bytes("LAYER = 1");
+    let l1 = exec(
+        &fx.cp,
+        "PublishLayerVersion",
+        json!({"LayerName": "lib", "Content": {"ZipFile": b64(&layer)}}),
+    )
+    .await
+    .unwrap();
+    let l2 = exec(
+        &fx.cp,
+        "PublishLayerVersion",
+        json!({"LayerName": "lib", "Content": {"ZipFile": b64(&zip_bytes("LAYER = 22"))}}),
+    )
+    .await
+    .unwrap();
+    let layer_sizes =
+        l1["Content"]["CodeSize"].as_u64().unwrap() + l2["Content"]["CodeSize"].as_u64().unwrap();
+    assert!(layer_sizes > 0);
+    let s = exec(&fx.cp, "GetAccountSettings", json!({})).await.unwrap();
+    assert_eq!(
+        s["AccountUsage"],
+        json!({"TotalCodeSize": f["CodeSize"].as_u64().unwrap() + layer_sizes, "FunctionCount": 1})
+    );
+}
+
+#[tokio::test]
 async fn resolve_invoke_refuses_pending_and_unknown_qualifiers() {
     let fx = fixture();
     create(&fx.cp, "f1").await;

@@ -237,6 +237,58 @@ async fn publishing_an_unchanged_latest_returns_the_newest_version() {
 }
 
 #[tokio::test]
+async fn a_description_change_on_latest_publishes_a_new_version_with_the_same_code() {
+    // AWS's version lifecycle: publish with an own description, change only `$LATEST`'s
+    // description, publish again -> version 2 (same code); a third publish reuses 2.
+    let fx = fixture();
+    create_settled(&fx.cp, "f").await;
+    let first = ok(
+        &fx.cp,
+        "PublishVersion",
+        json!({"FunctionName": "f", "Description": "First version description"}),
+    )
+    .await;
+    assert_eq!(first["Version"], "1");
+    ok(
+        &fx.cp,
+        "UpdateFunctionConfiguration",
+        json!({"FunctionName": "f", "Description": "Second version"}),
+    )
+    .await;
+    settled(&fx.cp, "f").await;
+    let second = publish(&fx.cp, "f").await;
+    assert_eq!(second["Version"], "2");
+    assert_eq!(second["Description"], "Second version");
+    assert_eq!(second["CodeSha256"], first["CodeSha256"]);
+    let third = ok(
+        &fx.cp,
+        "PublishVersion",
+        json!({"FunctionName": "f", "Description": "Third version description"}),
+    )
+    .await;
+    assert_eq!(third["Version"], "2");
+    assert_eq!(third["RevisionId"], second["RevisionId"]);
+}
+
+#[tokio::test]
+async fn update_function_code_with_publish_answers_with_the_new_versions_arn() {
+    let fx = fixture();
+    create_settled(&fx.cp, "f").await;
+    let (zip, _) = zip_b64("def handler(e, c):\n    return 2\n");
+    let answer = ok(
+        &fx.cp,
+        "UpdateFunctionCode",
+        json!({"FunctionName": "f", "ZipFile": zip, "Publish": true}),
+    )
+    .await;
+    assert_eq!(answer["Version"], "1");
+    assert_eq!(answer["FunctionArn"], format!("{ARN}:f:1"));
+    let latest = settled(&fx.cp, "f").await;
+    assert_eq!(latest["FunctionArn"], format!("{ARN}:f"));
+    assert_eq!(latest["CodeSha256"], answer["CodeSha256"]);
+}
+
+#[tokio::test]
 async fn a_published_version_keeps_its_code_and_configuration_after_latest_changes() {
     let fx = fixture();
     create_settled(&fx.cp, "f").await;
