@@ -106,6 +106,18 @@ impl Function {
     }
 }
 
+/// The function's variables plus what its logging configuration tells the runtime: in JSON
+/// format Lambda passes the application log level as `AWS_LAMBDA_LOG_LEVEL`.
+fn runtime_environment(c: &crate::configuration::VersionConfig) -> BTreeMap<String, String> {
+    let mut env = c.environment_map();
+    if c.logging.log_format == "JSON" {
+        if let Some(level) = &c.logging.application_log_level {
+            env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.clone());
+        }
+    }
+    env
+}
+
 fn build_spec(
     scope: &Scope,
     doc: &FunctionDoc,
@@ -131,7 +143,7 @@ fn build_spec(
         memory_mb: c.memory_size,
         timeout_secs: c.timeout,
         ephemeral_storage_mb: c.ephemeral_storage,
-        environment: c.environment_map(),
+        environment: runtime_environment(c),
         log_group: c.logging.log_group.clone(),
         log_format: c.logging.log_format.clone(),
         reserved_concurrency: doc.reserved_concurrency,

@@ -326,6 +326,8 @@ pub(crate) fn environment_variables(
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string());
     set("AWS_LAMBDA_INITIALIZATION_TYPE", init_type.as_str().into());
     set("TZ", ":UTC".into());
+    // What the X-Ray SDK does without a trace header; Lambda's default, the function may change it.
+    set("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into());
     set("LANG", "en_US.UTF-8".into());
     set(
         "PATH",
@@ -342,6 +344,9 @@ pub(crate) fn environment_variables(
     set("AWS_SESSION_TOKEN", token);
     if spec.log_format.eq_ignore_ascii_case("json") {
         set("AWS_LAMBDA_LOG_FORMAT", "JSON".into());
+        // Lambda's default ApplicationLogLevel; a configured level reaches the runtime as the
+        // same variable in the function's environment (which wins below).
+        set("AWS_LAMBDA_LOG_LEVEL", "INFO".into());
     }
     for (k, v) in runtime_env {
         set(k, v.clone());
@@ -421,6 +426,7 @@ mod tests {
         );
         let m = as_map(&vars);
         assert_eq!(m["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
+        assert_eq!(m["AWS_XRAY_CONTEXT_MISSING"], "LOG_ERROR");
         assert_eq!(m["AWS_REGION"], "eu-west-1");
         assert_eq!(m["LANG"], "C");
         assert_eq!(m["MINE"], "1");
@@ -430,6 +436,21 @@ mod tests {
         assert_eq!(m["_HANDLER"], "h.handler");
         assert!(!m.contains_key("AWS_LAMBDA_LOG_FORMAT"));
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+
+    #[test]
+    fn json_logs_default_to_the_info_level_unless_configured() {
+        let mut json = spec();
+        json.log_format = "JSON".into();
+        let vars = environment_variables(&json, &[], "a:1", "s", InitType::OnDemand);
+        assert_eq!(as_map(&vars)["AWS_LAMBDA_LOG_FORMAT"], "JSON");
+        assert_eq!(as_map(&vars)["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+        json.environment
+            .insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
+        let vars = environment_variables(&json, &[], "a:1", "s", InitType::OnDemand);
+        assert_eq!(as_map(&vars)["AWS_LAMBDA_LOG_LEVEL"], "WARN");
+        let text = environment_variables(&spec(), &[], "a:1", "s", InitType::OnDemand);
+        assert!(!as_map(&text).contains_key("AWS_LAMBDA_LOG_LEVEL"));
     }
 
     #[test]

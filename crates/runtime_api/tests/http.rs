@@ -265,3 +265,31 @@ async fn closing_ends_a_waiting_invocation() -> TestResult {
     assert_eq!(api.ready().await, Readiness::Closed);
     Ok(())
 }
+
+/// AWS's Rust client drops the acknowledgement unread; an empty one keeps its connection alive
+/// for the next `/next` (see `Ack` in server.rs). Everyone else gets AWS's body.
+#[tokio::test]
+async fn rust_client_gets_an_empty_acknowledgement_on_the_same_connection() -> TestResult {
+    let api = RuntimeApi::bind()?;
+    let mut c = Client::connect(&api).await?;
+    for id in ["r-1", "r-2"] {
+        let outcome = api.deliver(invocation(id));
+        let r = c
+            .send("GET", "/2018-06-01/runtime/invocation/next", "", b"")
+            .await?;
+        assert_eq!(r.header("lambda-runtime-aws-request-id"), Some(id));
+        let r = c
+            .send(
+                "POST",
+                &format!("/2018-06-01/runtime/invocation/{id}/response"),
+                "User-Agent: aws-lambda-rust/1.5.0\r\n",
+                b"{}",
+            )
+            .await?;
+        assert_eq!(r.status, 202);
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("content-length"), Some("0"));
+        assert_eq!(outcome.await?, Outcome::Response(Bytes::from_static(b"{}")));
+    }
+    Ok(())
+}
