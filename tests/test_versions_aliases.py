@@ -671,6 +671,7 @@ def test_update_function_code_with_publish_answers_the_new_version(lambda_client
     assert resp["FunctionArn"] == arn(name, "1")
     assert resp["CodeSha256"] == code_sha256(code("p2"))
     wait_active(lambda_client, name)
+    wait_active(lambda_client, f"{name}:1")  # the published version settles on its own
     _, payload = invoke_json(lambda_client, name, {}, Qualifier="1")
     assert payload["code"] == "p2"
 
