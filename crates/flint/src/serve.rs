@@ -32,10 +32,6 @@ pub struct ServeArgs {
     /// Account-wide concurrency limit (AWS's default is 1000).
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
-    /// Give each function its own network namespace (no network but loopback). By default
-    /// functions share the host's network, as local development needs.
-    #[arg(long)]
-    isolate_network: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -99,7 +95,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             work_dir: data_dir.join("work"),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             account_concurrency: args.account_concurrency,
-            isolate_network: args.isolate_network,
+            // Functions share the host's network (DESIGN.md): an isolated mode needs the Runtime
+            // API bridged into the function's network namespace first.
+            isolate_network: false,
         },
         sandboxes.clone(),
         runtimes.clone(),
