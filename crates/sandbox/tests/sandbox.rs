@@ -442,9 +442,10 @@ async fn exit_code_and_signal_are_reported(ctx: &Ctx) -> Result<(), String> {
 }
 
 async fn extra_binds_and_layers_are_read_only(ctx: &Ctx) -> Result<(), String> {
-    // Not under the host's /tmp (where the scratch dir is): the sandbox's /tmp is reserved.
-    let outside_tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .or_else(|_| tempfile::tempdir_in("/var/tmp"))
+    // Not under the host's /tmp (where the scratch dir is): the sandbox's /tmp is reserved. The
+    // target dir may itself be under /tmp (a checkout there), so /var/tmp comes first.
+    let outside_tmp = tempfile::tempdir_in("/var/tmp")
+        .or_else(|_| tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")))
         .map_err(|e| e.to_string())?;
     std::fs::set_permissions(outside_tmp.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(|e| e.to_string())?;
