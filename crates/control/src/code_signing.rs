@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::resource_util::{
-    iso_timestamp, lambda_arn, max_items, opt_str, opt_str_list, paginate, store_error,
-    FunctionDirectory,
+    iso_timestamp, lambda_arn, max_items, opt_str, opt_str_list, page_output, paginate,
+    store_error, FunctionDirectory,
 };
 use crate::{LambdaError, Scope};
 
@@ -309,13 +309,11 @@ impl CodeSigningConfigs {
             opt_str(input, "Marker"),
             max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         );
-        let mut out = json!({
-            "CodeSigningConfigs": page.iter().map(|c| c.output(scope)).collect::<Vec<_>>()
-        });
-        if let Some(m) = next {
-            out["NextMarker"] = m.into();
-        }
-        Ok(out)
+        Ok(page_output(
+            "CodeSigningConfigs",
+            page.iter().map(|c| c.output(scope)).collect(),
+            next,
+        ))
     }
 
     fn put_function(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
@@ -357,11 +355,11 @@ impl CodeSigningConfigs {
             .iter()
             .map(|n| lambda_arn(scope, &format!("function:{n}")))
             .collect();
-        let mut out = json!({ "FunctionArns": arns });
-        if let Some(m) = next {
-            out["NextMarker"] = m.into();
-        }
-        Ok(out)
+        Ok(page_output(
+            "FunctionArns",
+            arns.into_iter().map(Value::from).collect(),
+            next,
+        ))
     }
 
     /// Names of the existing functions bound to `arn` (bindings of functions deleted without

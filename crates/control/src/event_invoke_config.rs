@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::configuration::LATEST;
+use crate::function::QualifiedInput;
 use crate::function_name::{self, FunctionRef};
 use crate::state::Function;
-use crate::sub_resource;
+use crate::sub_resource::{self, ListInput};
 use crate::{arn, ControlPlane, LambdaError, Scope};
 
 /// The model's pattern for a destination, as AWS quotes it.
@@ -54,21 +55,6 @@ pub struct PutInput {
     pub maximum_retry_attempts: Option<u32>,
     pub maximum_event_age_in_seconds: Option<u32>,
     pub destination_config: Option<DestinationConfigInput>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct QualifiedInput {
-    pub function_name: String,
-    pub qualifier: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListInput {
-    pub function_name: String,
-    pub marker: Option<String>,
-    pub max_items: Option<u32>,
 }
 
 /// The `FunctionEventInvokeConfig` shape.

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use crate::error::ErrorCode;
 use crate::resource_util::{
-    epoch_seconds, lambda_arn, max_items, opt_bool, opt_i64, opt_str, opt_str_list, paginate,
-    store_error, FunctionDirectory, FunctionLocator,
+    epoch_seconds, lambda_arn, max_items, opt_bool, opt_i64, opt_str, opt_str_list, page_output,
+    paginate, store_error, FunctionDirectory, FunctionLocator,
 };
 use crate::{LambdaError, Scope};
 
@@ -586,12 +586,11 @@ impl EventSourceMappings {
             opt_str(input, "Marker"),
             max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         );
-        let mut out =
-            json!({ "EventSourceMappings": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
-        if let Some(m) = next {
-            out["NextMarker"] = m.into();
-        }
-        Ok(out)
+        Ok(page_output(
+            "EventSourceMappings",
+            page.into_iter().map(|(_, v)| v).collect(),
+            next,
+        ))
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::code::{decode_zip_file, CodeStore, StoredCode};
 use crate::error::ErrorCode;
 use crate::resource_util::{
-    iso_timestamp, max_items, opt_i64, opt_str, opt_str_list, paginate, store_error,
+    iso_timestamp, max_items, opt_i64, opt_str, opt_str_list, page_output, paginate, store_error,
 };
 use crate::{LambdaError, Scope};
 
@@ -389,11 +389,11 @@ impl Layers {
             opt_str(input, "Marker"),
             max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         );
-        let mut out = json!({ "Layers": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
-        if let Some(m) = next {
-            out["NextMarker"] = m.into();
-        }
-        Ok(out)
+        Ok(page_output(
+            "Layers",
+            page.into_iter().map(|(_, v)| v).collect(),
+            next,
+        ))
     }
 
     fn list_versions(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
@@ -421,12 +421,11 @@ impl Layers {
             opt_str(input, "Marker"),
             max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         );
-        let mut out =
-            json!({ "LayerVersions": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>() });
-        if let Some(m) = next {
-            out["NextMarker"] = m.into();
-        }
-        Ok(out)
+        Ok(page_output(
+            "LayerVersions",
+            page.into_iter().map(|(_, v)| v).collect(),
+            next,
+        ))
     }
 
     fn delete_version(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {

@@ -150,6 +150,16 @@ pub fn max_items(input: &Value, default: usize, max: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// A List* answer: `{ key: items, "NextMarker": marker }`, the marker only when there is more.
+pub fn page_output(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(key.to_string(), Value::Array(items));
+    if let Some(m) = next {
+        out.insert("NextMarker".to_string(), m.into());
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,15 @@ use crate::{
     url_config, ControlPlane, LambdaError, Scope,
 };
 
+/// The input of the List* operations on a function's sub-resources.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListInput {
+    pub function_name: String,
+    pub marker: Option<String>,
+    pub max_items: Option<u32>,
+}
+
 /// The sub-resources of one function, stored in its [`FunctionDoc`]. Maps are keyed by the
 /// qualifier they apply to (see each field).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

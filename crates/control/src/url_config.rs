@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::function::QualifiedInput;
 use crate::function_name::{self, FunctionRef};
 use crate::state::Function;
-use crate::sub_resource;
+use crate::sub_resource::{self, ListInput};
 use crate::{ControlPlane, LambdaError, Scope};
 
 /// The path prefix of function URLs on this server.
@@ -71,21 +72,6 @@ pub struct CreateInput {
     pub auth_type: Option<String>,
     pub cors: Option<Cors>,
     pub invoke_mode: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct QualifiedInput {
-    pub function_name: String,
-    pub qualifier: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListInput {
-    pub function_name: String,
-    pub marker: Option<String>,
-    pub max_items: Option<u32>,
 }
 
 /// The answers of Create/Get/Update and the list items; AWS leaves out `InvokeMode` and
