@@ -1,7 +1,8 @@
 """Concurrency controls as AWS Lambda answers them: reserved concurrency (Put/Get/Delete,
 GetFunction `Concurrency`, the account's UnreservedConcurrentExecutions and its minimum of 100,
 throttling at invoke with 429 TooManyRequestsException and its Reason), provisioned concurrency
-configs (only on versions and aliases, IN_PROGRESS → READY, conflicts, limits), and optimistic
+configs (only on versions and aliases; IN_PROGRESS until the environments are up, then READY,
+or FAILED when the function's init fails; conflicts, limits), and optimistic
 concurrency of function updates (two writers with one RevisionId: exactly one wins).
 Messages are those recorded against real AWS; each test that counts uses a fresh account."""
 
@@ -288,6 +289,128 @@ def test_provisioned_concurrency_on_alias_conflicts_and_cascade(account):
                  FunctionName=name, Qualifier="live")
     assert client.list_provisioned_concurrency_configs(
         FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
+
+
+# Init sleeps, so the environments take about that long to be up; handlers answer at once.
+SLOW_INIT_SECONDS = 1.0
+SLOW_INIT = f"""import os, time
+time.sleep({SLOW_INIT_SECONDS})
+INIT_TYPE = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+
+def handler(event, context):
+    return {{"init_type": INIT_TYPE}}
+"""
+# Init raises only when started for provisioned concurrency (as AWS's own test does it), so
+# on-demand invokes still work.
+FAILING_PROVISIONED_INIT = """import os
+INIT_TYPE = os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+if INIT_TYPE == "provisioned-concurrency":
+    raise Exception("Intentional failure upon provisioned concurrency initialization")
+
+def handler(event, context):
+    return {"init_type": INIT_TYPE}
+"""
+
+
+def poll_status(client, name, qualifier, until, timeout=20):
+    """Polls GetProvisionedConcurrencyConfig until `until(conf)`; returns every answer seen
+    as (seconds since the call, conf)."""
+    start = time.monotonic()
+    seen = []
+    while True:
+        conf = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier)
+        seen.append((time.monotonic() - start, conf))
+        if until(conf) or time.monotonic() - start > timeout:
+            return seen
+        time.sleep(0.05)
+
+
+def test_provisioned_concurrency_is_ready_only_once_its_environments_are_up(account):
+    _, client, _ = account
+    name = unique_name("pcslow")
+    create_function(client, name, zip_bytes=make_zip({"index.py": SLOW_INIT}))
+    client.publish_version(FunctionName=name)
+
+    put_at = time.monotonic()
+    put = client.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=2)
+    assert (put["Status"], put["AvailableProvisionedConcurrentExecutions"],
+            put["AllocatedProvisionedConcurrentExecutions"]) == ("IN_PROGRESS", 0, 0)
+    seen = poll_status(client, name, "1", lambda c: c["Status"] != "IN_PROGRESS")
+    ready_after = time.monotonic() - put_at
+    final = seen[-1][1]
+    assert final["Status"] == "READY", final
+    # The environments' init takes a second: READY cannot come sooner.
+    assert ready_after >= SLOW_INIT_SECONDS * 0.9, ready_after
+    waiting = [c for _, c in seen[:-1]]
+    assert waiting, "IN_PROGRESS while the environments start"
+    for conf in waiting:
+        assert conf["AllocatedProvisionedConcurrentExecutions"] == 0, conf
+        assert conf["AvailableProvisionedConcurrentExecutions"] < 2, conf
+        assert "StatusReason" not in conf, conf
+    assert final["RequestedProvisionedConcurrentExecutions"] == 2
+    assert final["AvailableProvisionedConcurrentExecutions"] == 2
+    assert final["AllocatedProvisionedConcurrentExecutions"] == 2
+    assert "StatusReason" not in final
+    listed = client.list_provisioned_concurrency_configs(
+        FunctionName=name)["ProvisionedConcurrencyConfigs"]
+    assert [(c["Status"], c["AvailableProvisionedConcurrentExecutions"],
+             c["AllocatedProvisionedConcurrentExecutions"]) for c in listed] == [("READY", 2, 2)]
+
+    # An invoke lands on an environment that is already initialised: no second of init.
+    started = time.monotonic()
+    resp, payload = invoke_json(client, name, {}, Qualifier="1")
+    took = time.monotonic() - started
+    assert (resp["StatusCode"], payload) == (200, {"init_type": "provisioned-concurrency"})
+    assert took < SLOW_INIT_SECONDS, took
+
+    # A lower count is allocated as soon as the extra environment is stopped.
+    client.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    seen = poll_status(client, name, "1", lambda c: c["Status"] == "READY"
+                       and c["RequestedProvisionedConcurrentExecutions"] == 1, timeout=10)
+    final = seen[-1][1]
+    assert (final["Status"], final["AvailableProvisionedConcurrentExecutions"],
+            final["AllocatedProvisionedConcurrentExecutions"]) == ("READY", 1, 1), final
+
+
+def test_provisioned_concurrency_fails_when_the_function_init_fails(account):
+    acct, client, _ = account
+    name = unique_name("pcinitfail")
+    create_function(client, name, zip_bytes=make_zip({"index.py": FAILING_PROVISIONED_INIT}))
+    client.publish_version(FunctionName=name)
+
+    put = client.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    assert (put["Status"], put["AvailableProvisionedConcurrentExecutions"]) == ("IN_PROGRESS", 0)
+    assert "StatusReason" not in put
+    prewait = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    assert prewait["Status"] == "IN_PROGRESS"
+    assert "StatusReason" not in prewait
+
+    seen = poll_status(client, name, "1", lambda c: c["Status"] != "IN_PROGRESS")
+    failed = seen[-1][1]
+    assert failed["Status"] == "FAILED", failed
+    assert failed["StatusReason"] == "FUNCTION_ERROR_INIT_FAILURE"
+    assert failed["RequestedProvisionedConcurrentExecutions"] == 1
+    assert failed["AvailableProvisionedConcurrentExecutions"] == 0
+    assert failed["AllocatedProvisionedConcurrentExecutions"] == 0
+    listed = client.list_provisioned_concurrency_configs(
+        FunctionName=name)["ProvisionedConcurrencyConfigs"]
+    assert len(listed) == 1
+    assert listed[0]["FunctionArn"] == arn(acct, name, "1")
+    assert (listed[0]["Status"], listed[0]["StatusReason"]) == (
+        "FAILED", "FUNCTION_ERROR_INIT_FAILURE")
+
+    # Invokes still run, on demand.
+    resp, payload = invoke_json(client, name, {}, Qualifier="1")
+    assert (resp["StatusCode"], payload) == (200, {"init_type": "on-demand"})
+
+    # Deleting the config stops the attempts; the version has none any more.
+    client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+    expect_error(client.get_provisioned_concurrency_config,
+                 (404, "ProvisionedConcurrencyConfigNotFoundException", NO_PC_CONFIG),
+                 FunctionName=name, Qualifier="1")
 
 
 def test_provisioned_concurrency_errors(account):

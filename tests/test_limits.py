@@ -425,3 +425,50 @@ def test_event_payload_under_1mb_is_accepted(lambda_client, probe):
     body = json.dumps({"action": "size", "data": "e" * (ASYNC_REQUEST_LIMIT - 4096)}).encode()
     resp = lambda_client.invoke(FunctionName=probe, InvocationType="Event", Payload=body)
     assert resp["StatusCode"] == 202
+
+
+# ---------------------------------------------------------------------------------------------
+# EphemeralStorage: /tmp is limited as a whole, on disk (not out of MemorySize)
+# ---------------------------------------------------------------------------------------------
+
+import os  # noqa: E402  (only this section needs it)
+
+TMP_FILLER = '''
+import os
+
+
+def handler(event, context):
+    chunk = b"\\0" * (1024 * 1024)
+    for n in range(event["files"]):
+        with open(f"/tmp/part{n}", "wb") as f:
+            for _ in range(event["mb_each"]):
+                f.write(chunk)
+    total = sum(os.path.getsize("/tmp/" + p) for p in os.listdir("/tmp"))
+    for p in os.listdir("/tmp"):
+        os.remove("/tmp/" + p)
+    return {"total_mb": total // (1024 * 1024)}
+'''
+
+
+def fill_tmp(lambda_client, ephemeral_mb: int) -> tuple:
+    """600 MB into /tmp as six 100 MB files, by a 128 MB function with `ephemeral_mb` of /tmp."""
+    name = unique_name(f"limits-tmp{ephemeral_mb}")
+    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": TMP_FILLER}),
+                    Timeout=60, MemorySize=128, EphemeralStorage={"Size": ephemeral_mb})
+    return invoke_json(lambda_client, name, {"files": 6, "mb_each": 100})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="/tmp is limited as a whole only when Flint is root")
+def test_ephemeral_storage_512_cannot_hold_600mb_in_several_files(lambda_client):
+    resp, payload = fill_tmp(lambda_client, 512)
+    assert resp["FunctionError"] == "Unhandled", payload
+    assert payload["errorType"] == "OSError"
+    # Lambda says ENOSPC; Flint's per-environment quota says EDQUOT.
+    assert ("No space left on device" in payload["errorMessage"]
+            or "Disk quota exceeded" in payload["errorMessage"]), payload
+
+
+def test_ephemeral_storage_1024_holds_600mb_beyond_memory_size(lambda_client):
+    resp, payload = fill_tmp(lambda_client, 1024)
+    assert "FunctionError" not in resp, payload
+    assert payload == {"total_mb": 600}

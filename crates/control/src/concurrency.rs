@@ -4,9 +4,10 @@
 //!
 //! Reserved concurrency lives in `FunctionDoc.reserved_concurrency` and reaches the engine through
 //! `FunctionSpec.reserved_concurrency`: a change yields a new spec `Arc` with the same
-//! `snapshot_id`, so warm environments are kept. Provisioned configs become READY after the
-//! control plane's create-settle delay; [`ControlPlane::provisioned_concurrency`] lists what the
-//! engine should keep pre-started.
+//! `snapshot_id`, so warm environments are kept. [`ControlPlane::provisioned_concurrency`] lists
+//! what the engine should keep pre-started; a config's `Status` and counts come from where those
+//! environments stand ([`ProvisionedProgressSource`], wired in by the server), or, with no engine
+//! attached, from the create-settle delay.
 
 use std::sync::Arc;
 
@@ -23,6 +24,43 @@ use crate::{arn, ControlPlane, LambdaError, Scope};
 /// The least unreserved concurrency AWS leaves an account (capped by the account's limit).
 pub const MIN_UNRESERVED: u32 = 100;
 
+/// `ProvisionedConcurrencyStatusEnum`.
+pub const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
+pub const STATUS_READY: &str = "READY";
+pub const STATUS_FAILED: &str = "FAILED";
+/// `StatusReason` of a config whose function's init keeps failing (recorded against AWS).
+pub const REASON_INIT_FAILURE: &str = "FUNCTION_ERROR_INIT_FAILURE";
+
+/// Where the provisioned environments of one function version snapshot stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvisionedProgress {
+    /// Environments the engine is keeping for the snapshot (the sum over its configs); differs
+    /// from the configs' sum until the engine has been told of a change.
+    pub requested: u32,
+    /// Initialised and alive.
+    pub ready: u32,
+    /// All `requested` were up at once since the count was set.
+    pub allocated: bool,
+    /// The function's init keeps failing: the last failure, as the engine describes it.
+    pub init_failure: Option<String>,
+}
+
+/// Tells the control plane where a snapshot's provisioned environments stand (None: the
+/// engine keeps none for it). The server wires the engine in; a control plane without one
+/// reports configs READY after the create-settle delay.
+pub trait ProvisionedProgressSource: Send + Sync {
+    fn provisioned_progress(&self, snapshot_id: &str) -> Option<ProvisionedProgress>;
+}
+
+impl<F> ProvisionedProgressSource for F
+where
+    F: Fn(&str) -> Option<ProvisionedProgress> + Send + Sync,
+{
+    fn provisioned_progress(&self, snapshot_id: &str) -> Option<ProvisionedProgress> {
+        self(snapshot_id)
+    }
+}
+
 /// A provisioned concurrency config of a published version or an alias.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -30,7 +68,8 @@ pub struct ProvisionedConfig {
     pub requested: u32,
     /// `LastModified` as AWS renders it (`2024-05-01T12:00:00.000+0000`).
     pub last_modified: String,
-    /// When the environments count as allocated (epoch milliseconds): IN_PROGRESS until then.
+    /// With no engine attached, when the config counts as allocated (epoch milliseconds):
+    /// IN_PROGRESS until then. With one, the engine's environments say.
     pub ready_at_ms: i64,
 }
 
@@ -96,6 +135,8 @@ pub struct ProvisionedOutput {
     pub available_provisioned_concurrent_executions: u32,
     pub allocated_provisioned_concurrent_executions: u32,
     pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     pub last_modified: String,
 }
 
@@ -121,6 +162,11 @@ pub struct ProvisionedTarget {
 }
 
 impl ControlPlane {
+    /// Makes Get/ListProvisionedConcurrencyConfigs report where the environments stand.
+    pub fn set_provisioned_progress(&self, source: Arc<dyn ProvisionedProgressSource>) {
+        *self.provisioned_progress.write() = Some(source);
+    }
+
     /// Every provisioned concurrency config of every scope, resolved to the snapshot it runs.
     pub fn provisioned_concurrency(&self) -> Vec<ProvisionedTarget> {
         let mut out = Vec::new();
@@ -317,18 +363,114 @@ fn provisioned_target(
     Ok(version)
 }
 
-fn render(p: &ProvisionedConfig, function_arn: Option<String>) -> ProvisionedOutput {
-    let (status, available) = if p.is_ready() {
-        ("READY", p.requested)
-    } else {
-        ("IN_PROGRESS", 0)
+/// Status, available and allocated counts, and the reason of a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Allocation {
+    status: &'static str,
+    available: u32,
+    allocated: u32,
+    reason: Option<&'static str>,
+}
+
+/// Where the config `p` (one of those running the snapshot, which together ask for
+/// `snapshot_total`) stands given the engine's `progress` for that snapshot.
+fn allocation(
+    p: &ProvisionedConfig,
+    snapshot_total: u32,
+    progress: Option<&ProvisionedProgress>,
+) -> Allocation {
+    let in_progress = |available| Allocation {
+        status: STATUS_IN_PROGRESS,
+        available,
+        allocated: 0,
+        reason: None,
+    };
+    let Some(progress) = progress else {
+        return in_progress(0);
+    };
+    let available = progress.ready.min(p.requested);
+    if progress.requested != snapshot_total {
+        // The engine has not been told of the latest change yet: its state is of another count.
+        return in_progress(available);
+    }
+    if progress.allocated {
+        // Replacing an environment that died later does not make the config IN_PROGRESS again.
+        return Allocation {
+            status: STATUS_READY,
+            available,
+            allocated: p.requested,
+            reason: None,
+        };
+    }
+    if progress.init_failure.is_some() {
+        return Allocation {
+            status: STATUS_FAILED,
+            available,
+            allocated: 0,
+            reason: Some(REASON_INIT_FAILURE),
+        };
+    }
+    in_progress(available)
+}
+
+/// The snapshot the config on `q` runs now and what all the configs running it ask for.
+fn snapshot_of(f: &Function, q: &str) -> Option<(String, u32)> {
+    let snapshot = |q: &str| {
+        let version = sub_resource::target_version(f, q)?;
+        f.spec(&version).map(|s| s.snapshot_id.clone())
+    };
+    let id = snapshot(q)?;
+    let total = live_provisioned(f)
+        .filter(|(other, _)| snapshot(other).as_deref() == Some(id.as_str()))
+        .map(|(_, p)| p.requested)
+        .fold(0u32, u32::saturating_add);
+    Some((id, total))
+}
+
+fn render(
+    cp: &ControlPlane,
+    f: &Function,
+    q: &str,
+    p: &ProvisionedConfig,
+    function_arn: Option<String>,
+) -> ProvisionedOutput {
+    let source = cp.provisioned_progress.read().clone();
+    let a = match source {
+        Some(source) => match snapshot_of(f, q) {
+            Some((id, total)) => allocation(p, total, source.provisioned_progress(&id).as_ref()),
+            None => allocation(p, p.requested, None),
+        },
+        // No engine attached: the settle delay stands in for the environments' start.
+        None if p.is_ready() => Allocation {
+            status: STATUS_READY,
+            available: p.requested,
+            allocated: p.requested,
+            reason: None,
+        },
+        None => allocation(p, p.requested, None),
     };
     ProvisionedOutput {
         function_arn,
         requested_provisioned_concurrent_executions: p.requested,
-        available_provisioned_concurrent_executions: available,
-        allocated_provisioned_concurrent_executions: available,
-        status: status.into(),
+        available_provisioned_concurrent_executions: a.available,
+        allocated_provisioned_concurrent_executions: a.allocated,
+        status: a.status.into(),
+        status_reason: a.reason.map(str::to_string),
+        last_modified: p.last_modified.clone(),
+    }
+}
+
+/// PutProvisionedConcurrencyConfig's answer: the engine has not been told yet (as on AWS, a
+/// Put answers IN_PROGRESS with nothing available).
+fn render_accepted(p: &ProvisionedConfig) -> ProvisionedOutput {
+    let a = allocation(p, p.requested, None);
+    ProvisionedOutput {
+        function_arn: None,
+        requested_provisioned_concurrent_executions: p.requested,
+        available_provisioned_concurrent_executions: a.available,
+        allocated_provisioned_concurrent_executions: a.allocated,
+        status: a.status.into(),
+        status_reason: None,
         last_modified: p.last_modified.clone(),
     }
 }
@@ -432,7 +574,7 @@ pub async fn put_provisioned(
             Ok(config)
         })
         .await?;
-    Ok(render(&config, None))
+    Ok(render_accepted(&config))
 }
 
 pub async fn get_provisioned(
@@ -459,7 +601,7 @@ pub async fn get_provisioned(
             "No Provisioned Concurrency Config found for this function",
         )
     })?;
-    Ok(render(config, None))
+    Ok(render(cp, &f, &q, config, None))
 }
 
 pub async fn delete_provisioned(
@@ -501,7 +643,10 @@ pub async fn list_provisioned(
     let items: Vec<(String, ProvisionedOutput)> = live_provisioned(&f)
         .map(|(q, p)| {
             let arn = arn::qualified_function_arn(scope, f.name(), q);
-            (sub_resource::listing_key(q), render(p, Some(arn)))
+            (
+                sub_resource::listing_key(q),
+                render(cp, &f, q, p, Some(arn)),
+            )
         })
         .collect();
     let (configs, next_marker) =

@@ -130,6 +130,9 @@ pub struct ControlPlane {
     pub(crate) layers: Arc<layer::Layers>,
     pub(crate) code_signing: Arc<code_signing::CodeSigningConfigs>,
     pub(crate) mappings: Arc<event_source_mapping::EventSourceMappings>,
+    /// Where provisioned environments stand (set by the server; see `concurrency`).
+    pub(crate) provisioned_progress:
+        RwLock<Option<Arc<dyn concurrency::ProvisionedProgressSource>>>,
 }
 
 /// The functions as the code-signing and event-source-mapping modules see them; bound to the
@@ -192,6 +195,7 @@ impl ControlPlane {
             layers,
             code_signing: code_signing.clone(),
             mappings: mappings.clone(),
+            provisioned_progress: RwLock::new(None),
         });
         let _ = functions.0.set(Arc::downgrade(&cp));
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);

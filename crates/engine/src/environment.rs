@@ -39,6 +39,10 @@ pub(crate) struct Environment {
     /// False once the environment must not be reused (timed out, died, retired).
     healthy: AtomicBool,
     pub(crate) spawned_at: Instant,
+    /// Cold-start phases before the runtime's own init: preparing (runtime dir, layers, /tmp,
+    /// Runtime API) and the sandbox up to the exec of its program.
+    pub(crate) prepare_time: Duration,
+    pub(crate) sandbox_time: Duration,
     /// Started for provisioned concurrency (kept while idle, never reaped).
     pub(crate) provisioned: bool,
     scratch_dir: PathBuf,
@@ -105,6 +109,7 @@ pub(crate) async fn start(
     capture_tail: bool,
     init_type: InitType,
 ) -> Result<Arc<Environment>, StartError> {
+    let begun = Instant::now();
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.layer_dirs.is_empty() {
         None
@@ -165,6 +170,7 @@ pub(crate) async fn start(
     let spawned = tokio::task::spawn_blocking(move || sandboxes.spawn(&sandbox_spec))
         .await
         .map_err(|e| StartError::Service(format!("starting sandbox: {e}")));
+    let sandbox_time = spawned_at.elapsed();
     let mut sandbox = match spawned {
         Ok(Ok(s)) => s,
         Err(e) => {
@@ -216,6 +222,8 @@ pub(crate) async fn start(
         exit,
         healthy: AtomicBool::new(true),
         spawned_at,
+        prepare_time: spawned_at.duration_since(begun),
+        sandbox_time,
         provisioned: init_type == InitType::Provisioned,
         scratch_dir,
     });

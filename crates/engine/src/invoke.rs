@@ -64,6 +64,9 @@ pub(crate) async fn invoke(
     class: Class,
 ) -> Result<InvokeResponse, InvokeError> {
     let spec = &req.function;
+    inner
+        .invocations
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if inner.is_shutting_down() {
         return Err(InvokeError::Service("Flint is shutting down".into()));
     }
@@ -278,6 +281,14 @@ async fn cold_start(
     let ending = match ready {
         Ok(Readiness::Ready) => {
             let init = env.spawned_at.elapsed();
+            tracing::debug!(
+                function = %req.function.function_name,
+                "cold start: prepare {:.2} ms, sandbox {:.2} ms, runtime init {:.2} ms (Init Duration {:.2} ms)",
+                env.prepare_time.as_secs_f64() * 1e3,
+                env.sandbox_time.as_secs_f64() * 1e3,
+                init.saturating_sub(env.sandbox_time).as_secs_f64() * 1e3,
+                init.as_secs_f64() * 1e3,
+            );
             return Ok(Ok((env, init)));
         }
         Ok(Readiness::InitFailed(err)) => {

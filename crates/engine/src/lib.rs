@@ -8,7 +8,7 @@
 //!   `Engine::enqueue_async(req)`, `Engine::retire(snapshot_id)`, `Engine::shutdown()`.
 //! - Lifecycle, fed by the server's reconciler: `Engine::set_provisioned(targets)`,
 //!   `Engine::provisioned_status(snapshot_id)`, `Engine::set_unreserved_concurrency(account,
-//!   region, n)`, `Engine::invoked_scopes()`.
+//!   region, n)`, `Engine::invoked_scopes()`, `Engine::provisioned_allocation(snapshot_id)`.
 
 mod async_queue;
 mod environment;
@@ -21,6 +21,7 @@ mod provisioned;
 mod throttle;
 
 pub use pool::ProvisionedStatus;
+pub use provisioned::ProvisionedAllocation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -180,6 +181,8 @@ pub(crate) struct Inner {
     envs: Mutex<HashMap<String, Arc<Environment>>>,
     shutting_down: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Invocations started (sync and async), for activity-driven host tuning.
+    pub(crate) invocations: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -281,6 +284,7 @@ impl Engine {
             envs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
+            invocations: std::sync::atomic::AtomicU64::new(0),
         });
         if !pending.is_empty() {
             tracing::info!("resuming {} pending async invocation(s)", pending.len());
@@ -337,6 +341,13 @@ impl Engine {
         self.inner.provisioner.status(snapshot_id)
     }
 
+    /// Whether a snapshot's provisioned concurrency is allocated (all its environments were up
+    /// at once since its count was set), how many are up now, and whether the function's init
+    /// keeps failing (None: it has none). For GetProvisionedConcurrencyConfig's `Status`.
+    pub fn provisioned_allocation(&self, snapshot_id: &str) -> Option<ProvisionedAllocation> {
+        self.inner.provisioner.allocation(snapshot_id)
+    }
+
     /// The unreserved pool of an account (per region) as the control plane computes it (AWS's
     /// `UnreservedConcurrentExecutions`: the account limit minus reservations and the provisioned
     /// concurrency of functions without one). Capped by [`EngineConfig::account_concurrency`].
@@ -345,6 +356,12 @@ impl Engine {
         self.inner
             .throttle
             .set_unreserved(account, region, unreserved);
+    }
+
+    /// How many invocations (sync and async) have started since the engine began: a cheap
+    /// activity signal for whoever wants to know whether invokes are flowing.
+    pub fn invocations_started(&self) -> u64 {
+        self.inner.invocations.load(Ordering::Relaxed)
     }
 
     /// The (account, region) pairs the engine has counted invokes for.

@@ -5,8 +5,11 @@
 //!
 //! Run: `cargo bench -p flint --bench invoke` (see BENCHMARKS.md). Environment:
 //! `FLINT_BENCH_RUST_BOOTSTRAP` = a `bootstrap` built with the `lambda_runtime` crate (the
-//! provided-runtime case is skipped without it), `FLINT_BENCH_SECS` (default 5),
-//! `FLINT_BENCH_ONLY` = comma-separated subset of `python,node,provided,shell`.
+//! `provided` case is skipped without it), `FLINT_BENCH_RUST_BOOTSTRAP_CT` = the same built with
+//! `--features current-thread` (`provided-ct`), `FLINT_BENCH_SECS` (default 5),
+//! `FLINT_BENCH_ONLY` = comma-separated subset of `python,node,provided,provided-ct`.
+//! Cold starts also report Lambda's own `Init Duration` (sandbox creation → first `/next`), and
+//! the run ends with the bare interpreters' start-up for comparison.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -202,11 +205,23 @@ async fn connect(port: u16) -> Sender {
 }
 
 async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>) -> Duration {
+    invoke_full(sender, template, false).await.0
+}
+
+/// One invoke; with `tail`, also Lambda's REPORT line of it (`LogType: Tail`).
+async fn invoke_full(
+    sender: &mut Sender,
+    template: &http::Request<Full<Bytes>>,
+    tail: bool,
+) -> (Duration, Option<String>) {
     let mut req = http::Request::builder()
         .method("POST")
         .uri(template.uri().path());
     for (k, v) in template.headers() {
         req = req.header(k, v);
+    }
+    if tail {
+        req = req.header("x-amz-log-type", "Tail");
     }
     let req = req.body(template.body().clone()).expect("request");
     sender.ready().await.expect("ready");
@@ -214,13 +229,54 @@ async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>)
     let resp = sender.send_request(req).await.expect("send");
     let status = resp.status();
     let err = resp.headers().get("x-amz-function-error").cloned();
+    let log = resp
+        .headers()
+        .get("x-amz-log-result")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(v).ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok());
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let took = start.elapsed();
     assert!(
         status.is_success() && err.is_none(),
         "invoke failed: {status} {body:?}"
     );
-    took
+    let report = log.and_then(|l| {
+        l.lines()
+            .find(|l| l.starts_with("REPORT"))
+            .map(str::to_string)
+    });
+    (took, report)
+}
+
+/// `Init Duration: 12.34 ms` of a REPORT line: sandbox creation to the runtime's first `/next`.
+fn init_duration_ms(report: &str) -> Option<f64> {
+    let rest = report.split("Init Duration: ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The bare interpreter's own start-up (`python3.11 -c pass`, `node -e 0`): p50 and min of `n`.
+fn bare_start(program: &str, args: &[&str], n: usize) -> Option<(f64, f64)> {
+    let mut lat = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let ok = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+        lat.push(start.elapsed());
+    }
+    lat.sort();
+    Some((pct(&lat, 0.5), pct(&lat, 0.0)))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -275,6 +331,7 @@ async fn bench_cold(c: &aws_sdk_lambda::Client, port: u16, name: &str, n: usize)
     let template = invoke_request(port, name);
     let mut s = connect(port).await;
     let mut lat = Vec::new();
+    let mut init = Vec::new();
     for i in 0..n {
         c.update_function_configuration()
             .function_name(name)
@@ -298,11 +355,25 @@ async fn bench_cold(c: &aws_sdk_lambda::Client, port: u16, name: &str, n: usize)
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        lat.push(invoke_once(&mut s, &template).await);
+        let (took, report) = invoke_full(&mut s, &template, true).await;
+        lat.push(took);
+        if let Some(ms) = report.as_deref().and_then(init_duration_ms) {
+            init.push(Duration::from_secs_f64(ms / 1000.0));
+        }
     }
     lat.sort();
+    init.sort();
+    let init = if init.is_empty() {
+        "no Init Duration reported".to_string()
+    } else {
+        format!(
+            "Init Duration (sandbox → first /next) p50 {:.2} ms  min {:.2} ms",
+            pct(&init, 0.5),
+            pct(&init, 0.0)
+        )
+    };
     format!(
-        "{name:<10} cold invoke p50 {:.2} ms  min {:.2} ms  max {:.2} ms  ({n} cold starts)",
+        "{name:<10} cold invoke p50 {:.2} ms  min {:.2} ms  max {:.2} ms  ({n} cold starts); {init}",
         pct(&lat, 0.5),
         pct(&lat, 0.0),
         pct(&lat, 1.0)
@@ -315,10 +386,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let only =
-        std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "python,node,provided,shell".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let only = std::env::var("FLINT_BENCH_ONLY")
+        .unwrap_or_else(|_| "python,node,provided,provided-ct".into());
+    // One thread, like one of wrk's: the client's own hops between threads stay out of the numbers.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
@@ -346,24 +417,28 @@ fn main() {
             create(&c, "bench-node", Runtime::Nodejs20x, "index.handler", zip).await;
             fns.push("bench-node");
         }
-        if only.contains("provided") {
-            match std::env::var("FLINT_BENCH_RUST_BOOTSTRAP") {
+        // `provided`: AWS's lambda_runtime client as `#[tokio::main]` writes it (multi-threaded);
+        // `provided-ct`: the same bootstrap on a current-thread runtime.
+        for (case, var) in [
+            ("provided", "FLINT_BENCH_RUST_BOOTSTRAP"),
+            ("provided-ct", "FLINT_BENCH_RUST_BOOTSTRAP_CT"),
+        ] {
+            if !only.split(',').any(|o| o == case) {
+                continue;
+            }
+            let name = if case == "provided" {
+                "bench-provided"
+            } else {
+                "bench-provided-ct"
+            };
+            match std::env::var(var) {
                 Ok(path) => {
                     let bin = std::fs::read(&path).expect("read rust bootstrap");
                     let zip = zip_of(&[("bootstrap", &bin, 0o755)]);
-                    create(
-                        &c,
-                        "bench-provided",
-                        Runtime::Providedal2023,
-                        "bootstrap",
-                        zip,
-                    )
-                    .await;
-                    fns.push("bench-provided");
+                    create(&c, name, Runtime::Providedal2023, "bootstrap", zip).await;
+                    fns.push(name);
                 }
-                Err(_) => {
-                    lines.push("bench-provided skipped: set FLINT_BENCH_RUST_BOOTSTRAP".to_string())
-                }
+                Err(_) => lines.push(format!("{name} skipped: set {var}")),
             }
         }
         for name in &fns {
@@ -382,4 +457,37 @@ fn main() {
     for l in lines {
         println!("{l}");
     }
+    // What the managed runtimes' cold starts are measured against: the interpreters Flint runs.
+    for (runtime, args) in [
+        ("python3.11", &["-c", "pass"][..]),
+        ("nodejs20.x", &["-e", "0"][..]),
+    ] {
+        let Some(program) = interpreter_of(runtime) else {
+            println!("bare interpreter for {runtime}: not available");
+            continue;
+        };
+        let label = format!("{program} {}", args.join(" "));
+        match bare_start(&program, args, 20) {
+            Some((p50, min)) => {
+                println!("bare interpreter `{label}` start-up p50 {p50:.2} ms  min {min:.2} ms (20 runs)")
+            }
+            None => println!("bare interpreter `{label}`: did not run"),
+        }
+    }
+}
+
+/// The interpreter `flint runtimes` lists for `runtime`.
+fn interpreter_of(runtime: &str) -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_flint"))
+        .arg("runtimes")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.lines().find_map(|l| {
+        let mut cols = l.split_whitespace();
+        (cols.next() == Some(runtime))
+            .then(|| cols.next().map(str::to_string))
+            .flatten()
+            .filter(|p| p.starts_with('/'))
+    })
 }

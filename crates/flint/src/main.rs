@@ -2,6 +2,7 @@
 //! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs. The
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
+mod cpu_latency;
 mod logs;
 mod provisioned;
 mod serve;

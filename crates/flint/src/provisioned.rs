@@ -1,19 +1,23 @@
 //! Carries concurrency settings from the control plane to the engine: every few hundred
 //! milliseconds, the provisioned concurrency configs (resolved to the snapshots they run) and,
 //! for each account the engine has counted invokes for, its `UnreservedConcurrentExecutions`.
-//! The engine makes both cheap when nothing changed.
+//! The engine makes both cheap when nothing changed. The other way, the control plane asks the
+//! engine where a snapshot's provisioned environments stand when it answers a Get or List.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use flint_control::concurrency::ProvisionedProgress;
 use flint_control::{ControlPlane, Scope};
 use flint_engine::Engine;
 
 /// How stale the engine's view of the control plane's concurrency settings may get.
 const PERIOD: Duration = Duration::from_millis(200);
 
-/// Starts the reconciler; it runs until aborted.
+/// Starts the reconciler; it runs until aborted. Also lets the control plane's answers about
+/// provisioned concurrency reflect the engine.
 pub fn spawn(control: Arc<ControlPlane>, engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    connect_progress(&control, &engine);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -22,6 +26,21 @@ pub fn spawn(control: Arc<ControlPlane>, engine: Arc<Engine>) -> tokio::task::Jo
             reconcile(&control, &engine);
         }
     })
+}
+
+/// GetProvisionedConcurrencyConfig and ListProvisionedConcurrencyConfigs read the engine's
+/// provisioned environments (weakly: the hook adds no owner of the engine).
+pub fn connect_progress(control: &ControlPlane, engine: &Arc<Engine>) {
+    let engine: Weak<Engine> = Arc::downgrade(engine);
+    control.set_provisioned_progress(Arc::new(move |snapshot_id: &str| {
+        let a = engine.upgrade()?.provisioned_allocation(snapshot_id)?;
+        Some(ProvisionedProgress {
+            requested: a.requested,
+            ready: a.ready,
+            allocated: a.allocated,
+            init_failure: a.init_failure,
+        })
+    }));
 }
 
 /// One pass: the engine ends up with exactly the control plane's provisioned concurrency and

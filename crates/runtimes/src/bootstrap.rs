@@ -1,9 +1,12 @@
 //! The managed runtimes' bootstraps (Python, Node.js), embedded in the binary and written out to
-//! the directory the engine mounts at `/var/runtime` (LAMBDA_RUNTIME_DIR) in every sandbox.
-//! Writing is idempotent: a file is only rewritten when its content changed.
+//! the directory the engine mounts at `/var/runtime` (LAMBDA_RUNTIME_DIR) in every sandbox, with
+//! the Python runtime byte-compiled there for each interpreter (the mount is read-only, so a
+//! sandbox could never cache it). Idempotent: only changed files are rewritten or recompiled.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Where the engine mounts the installed bootstraps inside the sandbox.
 pub const RUNTIME_DIR: &str = "/var/runtime";
@@ -12,23 +15,43 @@ pub const PYTHON_BOOTSTRAP: &str = "/var/runtime/python/bootstrap.py";
 /// The Node.js bootstrap as seen inside the sandbox.
 pub const NODE_BOOTSTRAP: &str = "/var/runtime/node/index.mjs";
 
+/// The Python runtime proper, imported by `python/bootstrap.py`: the file that gets bytecode.
+pub(crate) const PYTHON_MODULE: &str = "python/flint_runtime_bootstrap.py";
+
 /// (path relative to the runtime dir, content).
 pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "python/bootstrap.py",
         include_str!("../python/bootstrap.py"),
     ),
+    (
+        PYTHON_MODULE,
+        include_str!("../python/flint_runtime_bootstrap.py"),
+    ),
     ("node/index.mjs", include_str!("../node/index.mjs")),
 ];
 
+/// Byte-compiles the file named by argv[1] next to it (`__pycache__/<name>.<cache tag>.pyc`).
+/// CHECKED_HASH: the interpreter checks the pyc against the source's hash, not its mtime, so a
+/// pyc that does not match the source is never used, whatever the clocks or mounts say.
+const PRECOMPILE_SCRIPT: &str = "import py_compile, sys
+py_compile.compile(sys.argv[1], doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+";
+
+/// How long one interpreter may take to byte-compile the runtime (≈40 ms normally).
+const PRECOMPILE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes every embedded file under `dir`, leaving files that already hold the same bytes alone
-/// (so running sandboxes never see a half-written file, and restarts cost no writes).
-pub(crate) fn install(dir: &Path) -> std::io::Result<()> {
-    for (relative, content) in FILES {
+/// (so running sandboxes never see a half-written file, and restarts cost no writes). Returns
+/// the relative paths it (re)wrote.
+pub(crate) fn install(dir: &Path) -> std::io::Result<Vec<&'static str>> {
+    let mut written = Vec::new();
+    for &(relative, content) in FILES {
         let target = dir.join(relative);
         if std::fs::read(&target).is_ok_and(|existing| existing == content.as_bytes()) {
             continue;
         }
+        written.push(relative);
         let parent = target.parent().unwrap_or(dir);
         std::fs::create_dir_all(parent)?;
         // Write beside the target and rename over it: readers see the old or the new file whole.
@@ -39,7 +62,82 @@ pub(crate) fn install(dir: &Path) -> std::io::Result<()> {
         set_mode(&tmp.0, 0o644)?;
         std::fs::rename(&tmp.0, &target)?;
     }
-    Ok(())
+    Ok(written)
+}
+
+/// A Python interpreter to byte-compile the runtime with, and the pyc name it uses.
+pub(crate) struct PythonCompiler<'a> {
+    pub program: &'a Path,
+    /// (major, minor): CPython names its bytecode `<module>.cpython-<major><minor>.pyc`.
+    pub version: (u32, u32),
+}
+
+/// Where CPython `version` looks for the bytecode of the Python runtime module under `dir`.
+pub(crate) fn python_cache_path(dir: &Path, version: (u32, u32)) -> PathBuf {
+    let module = dir.join(PYTHON_MODULE);
+    let stem = module
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = module.parent().unwrap_or(dir);
+    parent
+        .join("__pycache__")
+        .join(format!("{stem}.cpython-{}{}.pyc", version.0, version.1))
+}
+
+/// Byte-compiles the Python runtime module with each interpreter whose bytecode is missing, or
+/// with all of them when the module was just rewritten. Without bytecode the runtime still works
+/// (Python compiles it at every start, ~5 ms), so a failure is logged, not returned.
+pub(crate) fn precompile_python(dir: &Path, compilers: &[PythonCompiler<'_>], rewritten: bool) {
+    let module = dir.join(PYTHON_MODULE);
+    for compiler in compilers {
+        if !rewritten && python_cache_path(dir, compiler.version).is_file() {
+            continue;
+        }
+        if let Err(reason) = run_precompile(compiler.program, &module) {
+            tracing::warn!(
+                interpreter = %compiler.program.display(),
+                %reason,
+                "could not byte-compile the Python runtime: its cold starts compile it instead"
+            );
+        }
+    }
+}
+
+fn run_precompile(program: &Path, module: &Path) -> Result<(), String> {
+    // -I: no PYTHON* variables, user site or cwd on the path can change what compiles the file.
+    let mut child = Command::new(program)
+        .arg("-I")
+        .arg("-c")
+        .arg(PRECOMPILE_SCRIPT)
+        .arg(module)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = pipe.read_to_string(&mut err);
+                }
+                let last = err.lines().last().unwrap_or("").to_string();
+                return Err(format!("{status}: {last}"));
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(None) if started.elapsed() > PRECOMPILE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {PRECOMPILE_TIMEOUT:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
 }
 
 fn tempfile_in(dir: &Path, relative: &str) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
@@ -67,11 +165,90 @@ mod tests {
     #[test]
     fn install_writes_python_and_node_bootstraps() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        install(tmp.path()).expect("install");
-        let py = std::fs::read_to_string(tmp.path().join("python/bootstrap.py")).expect("py");
+        let written = install(tmp.path()).expect("install");
+        assert_eq!(written.len(), FILES.len());
+        let stub = std::fs::read_to_string(tmp.path().join("python/bootstrap.py")).expect("py");
+        let py = std::fs::read_to_string(tmp.path().join(PYTHON_MODULE)).expect("module");
         let js = std::fs::read_to_string(tmp.path().join("node/index.mjs")).expect("js");
+        assert!(stub.contains("from flint_runtime_bootstrap import main"));
         assert!(py.contains("/2018-06-01/runtime"));
         assert!(js.contains("/2018-06-01/runtime"));
+        assert!(install(tmp.path()).expect("again").is_empty());
+    }
+
+    /// CPython 3.11 as Debian installs it, if this machine has it (the tests skip otherwise).
+    fn system_python() -> Option<PythonCompiler<'static>> {
+        let program = Path::new("/usr/bin/python3.11");
+        program.exists().then_some(PythonCompiler {
+            program,
+            version: (3, 11),
+        })
+    }
+
+    #[test]
+    fn precompile_writes_bytecode_the_interpreter_then_loads() {
+        let Some(python) = system_python() else {
+            return;
+        };
+        let tmp = tempfile::tempdir().expect("tempdir");
+        install(tmp.path()).expect("install");
+        precompile_python(tmp.path(), std::slice::from_ref(&python), true);
+        let pyc = python_cache_path(tmp.path(), (3, 11));
+        assert!(pyc.is_file(), "no bytecode at {}", pyc.display());
+        // -v names the file each module's code comes from.
+        let out = Command::new(python.program)
+            .args(["-v", "-c", "import flint_runtime_bootstrap"])
+            .env("PYTHONPATH", tmp.path().join("python"))
+            .output()
+            .expect("run python");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert!(
+            log.contains(&format!("code object from '{}'", pyc.display())),
+            "the runtime was not loaded from its bytecode: {log}"
+        );
+    }
+
+    #[test]
+    fn precompile_skips_existing_bytecode_unless_the_module_was_rewritten() {
+        let Some(python) = system_python() else {
+            return;
+        };
+        let tmp = tempfile::tempdir().expect("tempdir");
+        install(tmp.path()).expect("install");
+        let pyc = python_cache_path(tmp.path(), (3, 11));
+        std::fs::create_dir_all(pyc.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&pyc, b"placeholder").expect("write");
+        precompile_python(tmp.path(), std::slice::from_ref(&python), false);
+        assert_eq!(std::fs::read(&pyc).expect("read"), b"placeholder");
+        precompile_python(tmp.path(), std::slice::from_ref(&python), true);
+        let header = std::fs::read(&pyc).expect("read");
+        // A PEP 552 header: magic, then flags 0b11 (hash-based, checked against the source).
+        assert!(
+            header.len() > 16 && header[4..8] == [3, 0, 0, 0],
+            "{header:?}"
+        );
+    }
+
+    #[test]
+    fn precompile_failure_leaves_the_runtime_usable_without_bytecode() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        install(tmp.path()).expect("install");
+        let missing = PythonCompiler {
+            program: Path::new("/nonexistent/python3.99"),
+            version: (3, 99),
+        };
+        precompile_python(tmp.path(), &[missing], true);
+        assert!(!python_cache_path(tmp.path(), (3, 99)).exists());
+        assert!(tmp.path().join(PYTHON_MODULE).is_file());
+    }
+
+    #[test]
+    fn python_cache_path_follows_cpythons_naming() {
+        assert_eq!(
+            python_cache_path(Path::new("/rt"), (3, 12)),
+            PathBuf::from("/rt/python/__pycache__/flint_runtime_bootstrap.cpython-312.pyc")
+        );
     }
 
     #[test]
@@ -92,7 +269,11 @@ mod tests {
         std::fs::write(&target, "tampered").expect("write");
         install(tmp.path()).expect("repair");
         let repaired = std::fs::read_to_string(&target).expect("read");
-        assert_eq!(repaired, FILES[1].1);
+        let node = FILES
+            .iter()
+            .find(|(p, _)| *p == "node/index.mjs")
+            .expect("node file");
+        assert_eq!(repaired, node.1);
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("node"))
             .expect("ls")
             .flatten()

@@ -6,11 +6,13 @@
 //!   nearest of the same language, with a warning) for every runtime id Flint supports.
 //! - `RuntimeRegistry::resolve(id)` tells how to start an environment of that runtime.
 //! - `RuntimeRegistry::install_bootstraps(dir)` writes the embedded bootstrap sources into `dir`,
-//!   which the engine mounts read-only at `/var/runtime` (LAMBDA_RUNTIME_DIR).
+//!   which the engine mounts read-only at `/var/runtime` (LAMBDA_RUNTIME_DIR), and byte-compiles
+//!   the Python runtime there for each Python interpreter in use (≈40 ms each, only when missing).
 //!
-//! The bootstraps (`python/bootstrap.py`, `node/index.mjs`) honour `LAMBDA_TASK_ROOT` and
-//! `LAMBDA_RUNTIME_DIR`, defaulting to /var/task and /var/runtime, and need `_HANDLER` and
-//! `AWS_LAMBDA_RUNTIME_API` plus the usual `AWS_LAMBDA_FUNCTION_*` variables from the engine.
+//! The bootstraps (`python/bootstrap.py`, which runs `python/flint_runtime_bootstrap.py`, and
+//! `node/index.mjs`) honour `LAMBDA_TASK_ROOT` and `LAMBDA_RUNTIME_DIR`, defaulting to /var/task
+//! and /var/runtime, and need `_HANDLER` and `AWS_LAMBDA_RUNTIME_API` plus the usual
+//! `AWS_LAMBDA_FUNCTION_*` variables from the engine. `scripts/coldprobe.py` times their start-up.
 
 use std::path::PathBuf;
 

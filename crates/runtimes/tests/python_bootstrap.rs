@@ -404,3 +404,122 @@ fn python_per_invoke_overhead() {
         "per-invoke overhead {per:?}"
     );
 }
+
+#[test]
+fn python_cold_start_imports_no_module_only_errors_or_logs_need() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let app = r#"
+import sys
+
+HEAVY = ("logging", "traceback", "importlib", "socket", "http.client", "asyncio", "encodings.idna")
+AT_INIT = sorted(m for m in HEAVY if m in sys.modules)
+
+def handler(event, context):
+    return {"at_init": AT_INIT, "now": sorted(m for m in HEAVY if m in sys.modules)}
+"#;
+    let f = Function::start(&launch, "lean.handler", &[("lean.py", app)], &[]);
+    let body = f.invoke("req-lean", "{}").json();
+    assert_eq!(body["at_init"], serde_json::json!([]), "{body}");
+    assert_eq!(body["now"], serde_json::json!([]), "{body}");
+}
+
+#[test]
+fn python_logging_imported_by_the_function_is_configured_within_that_import() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    // A logging.py of the function's own does not replace the standard one: the runtime
+    // loaded (on Lambda) or finds (here) logging before /var/task is on the path.
+    let app = r#"
+import logging
+
+logging.getLogger().warning("logged during init")
+ROOT = logging.getLogger()
+HANDLERS = [type(h).__name__ for h in ROOT.handlers]
+
+def handler(event, context):
+    return {"handlers": HANDLERS, "level": ROOT.level, "file": logging.__file__,
+            "loader": type(logging.__loader__).__name__}
+"#;
+    let f = Function::start(
+        &launch,
+        "app.handler",
+        &[
+            ("app.py", app),
+            ("logging.py", "raise RuntimeError('shadowed')\n"),
+        ],
+        &[("AWS_LAMBDA_LOG_LEVEL", "ERROR")],
+    );
+    let body = f.invoke("req-init-log", "{}").json();
+    assert_eq!(body["handlers"], serde_json::json!(["LambdaLoggerHandler"]));
+    assert_eq!(body["level"], 40, "AWS_LAMBDA_LOG_LEVEL applies: {body}");
+    assert_eq!(body["loader"], "SourceFileLoader");
+    let file = body["file"].as_str().expect("file");
+    assert!(file.ends_with("/logging/__init__.py"), "{file}");
+    // At level ERROR the init warning is filtered out, in Lambda's format or any other.
+    assert!(!f.stdout().contains("logged during init"));
+    assert!(!f.stderr().contains("logged during init"));
+
+    let f = Function::start(&launch, "app.handler", &[("app.py", app)], &[]);
+    f.invoke("req-init-log-2", "{}");
+    let out = f.stdout_with("logged during init");
+    let line = out
+        .lines()
+        .find(|l| l.ends_with("logged during init"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let fields: Vec<_> = line.split('\t').collect();
+    assert_eq!(fields[0], "[WARNING]", "{line:?}");
+    assert_eq!(fields[2], "", "no request id during init: {line:?}");
+}
+
+#[test]
+fn python_socket_default_timeout_set_by_the_function_does_not_break_next() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let app = r#"
+import socket
+socket.setdefaulttimeout(0.05)
+
+def handler(event, context):
+    return event
+"#;
+    let f = Function::start(&launch, "app.handler", &[("app.py", app)], &[]);
+    // /next is held well past the function's default timeout before an invocation arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    let post = f.invoke("req-idle", r#"{"still": "here"}"#);
+    assert_eq!(post.kind, PostKind::Response("req-idle".into()));
+    assert_eq!(post.json(), serde_json::json!({"still": "here"}));
+}
+
+#[test]
+fn python_runtime_dir_stays_off_the_path_even_with_pythonsafepath() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    let app = r#"
+import sys
+
+def handler(event, context):
+    return {"path": sys.path}
+"#;
+    for extra in [&[][..], &[("PYTHONSAFEPATH", "1")][..]] {
+        let f = Function::start(&launch, "app.handler", &[("app.py", app)], extra);
+        let body = f.invoke("req-path", "{}").json();
+        let path: Vec<String> = body["path"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(
+            path[0],
+            f.task.path().display().to_string(),
+            "{extra:?}: {path:?}"
+        );
+        let own = f.runtime_dir.path().join("python").display().to_string();
+        assert!(!path.contains(&own), "{extra:?}: {path:?}");
+    }
+}

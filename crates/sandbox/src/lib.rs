@@ -24,11 +24,13 @@
 //! Tests of other crates: any binary linking this crate (with glibc) acts as the init when run as
 //! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.
 //!
-//! Known gap: the /tmp size (EphemeralStorage) is enforced per file (RLIMIT_FSIZE), not for /tmp as
-//! a whole: a tmpfs would be charged to the memory cgroup, and a loop-mounted image per sandbox is
-//! too slow for a cold start. See `Sandboxes::new`'s start-up warning.
+//! /tmp (EphemeralStorage): run as root, Flint mounts one btrfs volume (a sparse image on a loop
+//! device) and gives each sandbox a subvolume whose quota group is the size, created by `spawn`
+//! and deleted when the `Sandbox` is dropped; `spec.tmp_dir` is then unused. Elsewhere /tmp is
+//! `spec.tmp_dir`, limited per file (RLIMIT_FSIZE). See `ephemeral_storage.rs`.
 
 mod cgroup;
+mod ephemeral_storage;
 mod handshake;
 mod host;
 mod init;
@@ -61,9 +63,10 @@ pub struct SandboxSpec {
     /// Host paths bind-mounted read-only at the same path inside (e.g. an interpreter's prefix that
     /// lives outside /usr).
     pub extra_ro_binds: Vec<PathBuf>,
-    /// Host directory (disk-backed, created by the caller, empty) mounted read-write at /tmp.
+    /// Host directory (disk-backed, created by the caller, empty) mounted read-write at /tmp when
+    /// Flint has no /tmp volume of its own (see `Sandboxes::new`'s start-up log).
     pub tmp_dir: PathBuf,
-    /// /tmp size in MB (EphemeralStorage.Size); enforced where the host allows.
+    /// /tmp size in MB (EphemeralStorage.Size): for /tmp as a whole on the volume, else per file.
     pub tmp_size_mb: u32,
     /// Memory limit in MB (MemorySize); enforced by the cgroup.
     pub memory_mb: u32,
@@ -99,6 +102,8 @@ pub struct Sandboxes {
     cgroups: cgroup::Layout,
     /// passwd/group naming the sandbox user, bound over the host's in /etc.
     etc_overlays: Vec<(PathBuf, String)>,
+    /// Where each sandbox's /tmp comes from.
+    tmp: ephemeral_storage::TmpStorage,
     summary: String,
 }
 
@@ -145,15 +150,27 @@ impl Sandboxes {
         if cgroups.memory.is_none() {
             tracing::warn!("MemorySize is enforced only as RLIMIT_DATA (no memory cgroup): no OOM kills, no peak memory");
         }
-        tracing::warn!(
-            "EphemeralStorage (/tmp size) is enforced per file (RLIMIT_FSIZE), not for /tmp as a whole"
+        let started = std::time::Instant::now();
+        let tmp = ephemeral_storage::TmpStorage::open(
+            &state_dir.join("tmp-volume"),
+            (identity.outer_uid, identity.outer_gid),
         );
+        match &tmp {
+            ephemeral_storage::TmpStorage::Volume(v) => tracing::info!(
+                "EphemeralStorage: each /tmp is a btrfs subvolume limited by a quota group, on {} (set up in {} ms)",
+                v.mount_point().display(),
+                started.elapsed().as_millis()
+            ),
+            ephemeral_storage::TmpStorage::PerFile(reason) => tracing::warn!(
+                "EphemeralStorage (/tmp size) is enforced per file (RLIMIT_FSIZE), not for /tmp as a whole: {reason}"
+            ),
+        }
         let removed = cgroups.remove_leftovers();
         if removed > 0 {
             tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
         }
         let etc_overlays = host::write_etc_overlays(&state_dir)?;
-        let summary = summarize(&isolation, &cgroups);
+        let summary = summarize(&isolation, &cgroups, &tmp);
         Ok(Sandboxes {
             init_program,
             root_mount,
@@ -161,12 +178,29 @@ impl Sandboxes {
             identity,
             cgroups,
             etc_overlays,
+            tmp,
             summary,
         })
     }
 
     pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
-        spawn::spawn(self, spec)
+        let ephemeral_storage::TmpStorage::Volume(volume) = &self.tmp else {
+            return spawn::spawn(self, spec);
+        };
+        // Released (in the background) if the sandbox fails to start, or when it is dropped.
+        let tmp = volume.create(&spec.id, spec.tmp_size_mb)?;
+        let mut spec = spec.clone();
+        spec.tmp_dir = tmp.path().to_path_buf();
+        // The quota limits /tmp as a whole; Lambda has no per-file limit on top of that.
+        spec.tmp_size_mb = 0;
+        let mut sandbox = spawn::spawn(self, &spec)?;
+        sandbox.tmp = Some(tmp);
+        Ok(sandbox)
+    }
+
+    /// Whether /tmp is limited as a whole (EphemeralStorage), not just per file.
+    pub fn tmp_size_is_total(&self) -> bool {
+        matches!(self.tmp, ephemeral_storage::TmpStorage::Volume(_))
     }
 
     /// One line for the start-up banner: what isolation and limits are enforced here.
@@ -182,7 +216,11 @@ impl Drop for Sandboxes {
     }
 }
 
-fn summarize(isolation: &host::Isolation, cgroups: &cgroup::Layout) -> String {
+fn summarize(
+    isolation: &host::Isolation,
+    cgroups: &cgroup::Layout,
+    tmp: &ephemeral_storage::TmpStorage,
+) -> String {
     let ns = match isolation {
         host::Isolation::UserNamespace => "user+mount+pid+ipc+uts namespaces".to_string(),
         host::Isolation::RootWithoutUserNamespace => {
@@ -220,7 +258,7 @@ fn summarize(isolation: &host::Isolation, cgroups: &cgroup::Layout) -> String {
             version(&cgroups.cpu)
         ));
     }
-    limits.push("/tmp size per file".to_string());
+    limits.push(tmp.describe().to_string());
     format!("sandboxes: {ns}; limits: {}", limits.join(", "))
 }
 
@@ -288,8 +326,10 @@ mod tests {
         let s = summarize(
             &host::Isolation::Unavailable("no userns".into()),
             &cgroup::Layout::default(),
+            &ephemeral_storage::TmpStorage::PerFile("not root".into()),
         );
         assert!(s.contains("NO sandboxing"), "{s}");
         assert!(s.contains("memory (rlimit only)"), "{s}");
+        assert!(s.contains("/tmp size per file"), "{s}");
     }
 }

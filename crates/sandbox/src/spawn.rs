@@ -72,6 +72,7 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
                 exit: None,
                 final_peak: None,
                 final_oom: false,
+                tmp: None,
             })
         }
         Err(e) => {
@@ -181,6 +182,9 @@ pub struct Sandbox {
     /// Peak memory and OOM state saved when `kill()` removed the cgroup.
     final_peak: Option<u64>,
     final_oom: bool,
+    /// This sandbox's /tmp on the EphemeralStorage volume (set by `Sandboxes::spawn`), deleted
+    /// when the sandbox is dropped.
+    pub(crate) tmp: Option<crate::ephemeral_storage::TmpDir>,
 }
 
 impl std::fmt::Debug for Sandbox {

@@ -127,11 +127,19 @@ async fn tmp_is_writable_by_the_sandbox_user_and_private(ctx: &Ctx) -> Result<()
         out == "993\n990\nsbx_user1051\nsecret\nmine\n",
         format!("stdout {out:?}"),
     )?;
-    // Disk-backed: the file is in the host directory given as tmp_dir.
-    ensure(
-        first.tmp_dir.join("mine").is_file(),
-        "/tmp is not the given host dir",
-    )?;
+    if ctx.sandboxes.tmp_size_is_total() {
+        // On Flint's own volume: the caller's directory stays unused.
+        ensure(
+            !first.tmp_dir.join("mine").exists(),
+            "/tmp is the given host dir despite the volume",
+        )?;
+    } else {
+        // Disk-backed: the file is in the host directory given as tmp_dir.
+        ensure(
+            first.tmp_dir.join("mine").is_file(),
+            "/tmp is not the given host dir",
+        )?;
+    }
     let second = ctx.shell("ls -A /tmp; echo end");
     let (_, out, _) = run(ctx, &second).await?;
     ensure(out == "end\n", format!("second sandbox sees {out:?}"))
@@ -475,16 +483,153 @@ async fn isolated_network_has_only_loopback(ctx: &Ctx) -> Result<(), String> {
     ensure(out == "lo\n", format!("interfaces {out:?}"))
 }
 
-async fn tmp_size_limits_each_file(ctx: &Ctx) -> Result<(), String> {
+async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
     spec.tmp_size_mb = 2;
     let (exit, out, _) = run(ctx, &spec).await?;
     ensure(exit.code == Some(0), format!("exit {exit:?}"))?;
+    let size: u64 = out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or(format!("stdout {out:?}"))?;
     ensure(
-        out.contains("rc=1") && out.contains("2097152"),
+        out.contains("rc=1") && size <= 2097152,
         format!("stdout {out:?}"),
     )
+}
+
+/// Names under the volume's mount point that belong to sandbox `id` (`<id>.<n>`).
+fn volume_entries(ctx: &Ctx, id: &str) -> usize {
+    let mnt = ctx.scratch.path().join("state/tmp-volume/mnt");
+    std::fs::read_dir(mnt)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&format!("{id}.")))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// EphemeralStorage limits /tmp as a whole (several files), per environment, on disk: a full
+/// /tmp fails writes with EDQUOT inside while a second environment writes on, and /tmp contents
+/// far beyond MemorySize do not OOM-kill (a tmpfs would be charged to the memory cgroup).
+async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), String> {
+    if !ctx.sandboxes.tmp_size_is_total() {
+        println!(
+            "    (skipped: no /tmp volume on this host: {})",
+            ctx.sandboxes.summary()
+        );
+        return Ok(());
+    }
+    // A: 20 MB; three 8 MB files: the third fails. It then waits until B is done.
+    let mut full = ctx.shell(
+        "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; sleep 1; echo done",
+    );
+    full.tmp_size_mb = 20;
+    let mut a = ctx
+        .sandboxes
+        .spawn(&full)
+        .map_err(|e| format!("spawn A: {e}"))?;
+    let mut a_out = a.stdout.take().ok_or("no stdout")?;
+    let mut first = vec![0u8; 4096];
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&first[..got]).contains("ready") {
+        let n = tokio::time::timeout_at(deadline.into(), a_out.read(&mut first[got..]))
+            .await
+            .map_err(|_| "A never got ready")?
+            .map_err(|e| e.to_string())?;
+        ensure(
+            n > 0,
+            format!(
+                "A ended early: {:?}",
+                String::from_utf8_lossy(&first[..got])
+            ),
+        )?;
+        got += n;
+    }
+    let a_text = String::from_utf8_lossy(&first[..got]).to_string();
+    ensure(
+        a_text.contains("c failed") && !a_text.contains("a failed") && !a_text.contains("b failed"),
+        format!("A: {a_text:?}"),
+    )?;
+    ensure(
+        a_text.contains("Disk quota exceeded") || a_text.contains("No space left"),
+        format!("A's error: {a_text:?}"),
+    )?;
+    let used_kb: u64 = a_text
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .ok_or(format!("no du in {a_text:?}"))?;
+    ensure(
+        used_kb <= 20 * 1024 + 64,
+        format!("A holds {used_kb} KB in a 20 MB /tmp"),
+    )?;
+
+    // B, while A's /tmp is full: 15 MB in its own 20 MB.
+    let mut other =
+        ctx.shell("head -c 15728640 /dev/zero > /tmp/x && echo B ok; du -sk /tmp | cut -f1");
+    other.tmp_size_mb = 20;
+    let (exit, out, err) = run(ctx, &other).await?;
+    ensure(
+        exit.code == Some(0)
+            && out.starts_with(
+                "B ok
+",
+            ),
+        format!("B: {exit:?} {out:?} {err:?}"),
+    )?;
+
+    // C: 300 MB of /tmp under a 128 MB memory limit.
+    let mut big = ctx
+        .shell("head -c 314572800 /dev/zero > /tmp/big && sync && echo C ok; stat -c %s /tmp/big");
+    big.tmp_size_mb = 512;
+    big.memory_mb = 128;
+    let (exit, out, err) = run(ctx, &big).await?;
+    ensure(
+        exit.code == Some(0) && !exit.oom_killed && out == "C ok\n314572800\n",
+        format!("C: {exit:?} {out:?} {err:?}"),
+    )?;
+
+    let mut rest = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), a_out.read_to_string(&mut rest)).await;
+    let a_exit = tokio::time::timeout(Duration::from_secs(5), a.wait())
+        .await
+        .map_err(|_| "A did not finish")?;
+    ensure(a_exit.code == Some(0), format!("A: {a_exit:?} {rest:?}"))?;
+    ensure(
+        volume_entries(ctx, &full.id) == 1,
+        "A's /tmp vanished while A was alive",
+    )?;
+    drop(a);
+    // Deleted in the background once the sandbox is dropped.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while [&full.id, &other.id, &big.id]
+        .iter()
+        .any(|id| volume_entries(ctx, id) > 0)
+    {
+        ensure(
+            Instant::now() < deadline,
+            "/tmp subvolumes left after their sandboxes",
+        )?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Mounts at the /tmp volume's mount point of a data dir (sandbox state dir).
+fn volume_mounts(state: &Path) -> usize {
+    let mnt = state.join("tmp-volume/mnt");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4) == mnt.to_str())
+        .count()
 }
 
 /// The engine shares `Sandboxes` across tasks and moves `Sandbox`es between them.
@@ -670,10 +815,33 @@ async fn sandboxes_die_with_flint(ctx: &Ctx) -> Result<(), String> {
     ensure(processes_with_arg("319") == 0, "sandbox outlived Flint")?;
     // The next Flint on that data dir removes the dead one's cgroup.
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let _next = Sandboxes::new(&state, exe).map_err(|e| e.to_string())?;
+    let volume = ctx.sandboxes.tmp_size_is_total();
+    ensure(
+        !volume || volume_mounts(&state) == 1,
+        "the dead Flint's /tmp volume is not mounted",
+    )?;
+    // Any Flint starting elsewhere unmounts the dead one's volume (its owner process is gone)...
+    let elsewhere = Sandboxes::new(&ctx.scratch.path().join("elsewhere-state"), exe.clone())
+        .map_err(|e| e.to_string())?;
+    ensure(
+        volume_mounts(&state) == 0,
+        "a dead Flint's /tmp volume survived another Flint's start",
+    )?;
+    drop(elsewhere);
+    // ...and the next Flint on that data dir removes the dead one's cgroup and mounts its own.
+    let next = Sandboxes::new(&state, exe).map_err(|e| e.to_string())?;
     ensure(
         !sandbox_cgroup_exists(&orphan_id),
         "leftover cgroup not removed at start",
+    )?;
+    ensure(
+        !volume || volume_mounts(&state) == 1,
+        format!("{} /tmp volume mounts after restart", volume_mounts(&state)),
+    )?;
+    drop(next);
+    ensure(
+        volume_mounts(&state) == 0,
+        "/tmp volume still mounted after Sandboxes was dropped",
     )
 }
 
@@ -750,7 +918,8 @@ fn main() {
             exit_code_and_signal_are_reported,
             extra_binds_and_layers_are_read_only,
             isolated_network_has_only_loopback,
-            tmp_size_limits_each_file,
+            tmp_size_limits_a_single_file,
+            tmp_size_limits_tmp_as_a_whole_not_memory,
             concurrent_spawns_are_independent,
             interpreters_start_inside,
             spawn_to_exit_latency_of_bin_true,

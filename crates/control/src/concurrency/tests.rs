@@ -1,9 +1,13 @@
 //! Reserved and provisioned concurrency end to end through `ControlPlane::execute`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+use crate::concurrency::ProvisionedProgress;
 use crate::sub_resource::test_support::*;
 use crate::ErrorCode;
 
@@ -461,4 +465,192 @@ async fn deleting_a_version_or_the_function_drops_its_provisioned_config() {
         .unwrap();
     assert!(fx.cp.provisioned_concurrency().is_empty());
     assert!(reopen(&fx).provisioned_concurrency().is_empty());
+}
+
+/// Stands in for the engine: what each snapshot's provisioned environments look like.
+type Engine = Arc<Mutex<HashMap<String, ProvisionedProgress>>>;
+
+fn attach_engine(cp: &crate::ControlPlane) -> Engine {
+    let engine: Engine = Arc::default();
+    let view = engine.clone();
+    cp.set_provisioned_progress(Arc::new(move |id: &str| view.lock().get(id).cloned()));
+    engine
+}
+
+fn progress(requested: u32, ready: u32, allocated: bool) -> ProvisionedProgress {
+    ProvisionedProgress {
+        requested,
+        ready,
+        allocated,
+        init_failure: None,
+    }
+}
+
+/// (Status, Available, Allocated, StatusReason) of a Get.
+async fn provisioned_state(cp: &crate::ControlPlane, q: &str) -> (String, u64, u64, Value) {
+    let got = exec(
+        cp,
+        "GetProvisionedConcurrencyConfig",
+        json!({"FunctionName": "f", "Qualifier": q}),
+    )
+    .await
+    .unwrap();
+    (
+        got["Status"].as_str().unwrap().to_string(),
+        got["AvailableProvisionedConcurrentExecutions"]
+            .as_u64()
+            .unwrap(),
+        got["AllocatedProvisionedConcurrentExecutions"]
+            .as_u64()
+            .unwrap(),
+        got.get("StatusReason").cloned().unwrap_or(Value::Null),
+    )
+}
+
+fn state(status: &str, available: u64, allocated: u64) -> (String, u64, u64, Value) {
+    (status.to_string(), available, allocated, Value::Null)
+}
+
+#[tokio::test]
+async fn provisioned_status_follows_the_engines_environments() {
+    let fx = fixture();
+    let engine = attach_engine(&fx.cp);
+    create_function(&fx.cp, "f").await;
+    let v = publish(&fx.cp, "f").await;
+    let put = exec(
+        &fx.cp,
+        "PutProvisionedConcurrencyConfig",
+        json!({"FunctionName": "f", "Qualifier": v, "ProvisionedConcurrentExecutions": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(put["Status"], "IN_PROGRESS");
+    assert_eq!(put.get("StatusReason"), None);
+    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+
+    // Long after the settle delay, nothing is up yet: still IN_PROGRESS.
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(
+        provisioned_state(&fx.cp, &v).await,
+        state("IN_PROGRESS", 0, 0)
+    );
+    engine
+        .lock()
+        .insert(snapshot.clone(), progress(2, 1, false));
+    assert_eq!(
+        provisioned_state(&fx.cp, &v).await,
+        state("IN_PROGRESS", 1, 0)
+    );
+    engine.lock().insert(snapshot.clone(), progress(2, 2, true));
+    assert_eq!(provisioned_state(&fx.cp, &v).await, state("READY", 2, 2));
+    let list = exec(
+        &fx.cp,
+        "ListProvisionedConcurrencyConfigs",
+        json!({"FunctionName": "f"}),
+    )
+    .await
+    .unwrap();
+    let item = &list["ProvisionedConcurrencyConfigs"][0];
+    assert_eq!(
+        (
+            &item["Status"],
+            &item["AvailableProvisionedConcurrentExecutions"],
+            &item["AllocatedProvisionedConcurrentExecutions"]
+        ),
+        (&json!("READY"), &json!(2), &json!(2))
+    );
+    // One died and is being replaced: still READY, one fewer available.
+    engine.lock().insert(snapshot.clone(), progress(2, 1, true));
+    assert_eq!(provisioned_state(&fx.cp, &v).await, state("READY", 1, 2));
+
+    // A new count: until the engine has been told, what it has is of the old one.
+    exec(
+        &fx.cp,
+        "PutProvisionedConcurrencyConfig",
+        json!({"FunctionName": "f", "Qualifier": v, "ProvisionedConcurrentExecutions": 3}),
+    )
+    .await
+    .unwrap();
+    engine.lock().insert(snapshot.clone(), progress(2, 2, true));
+    assert_eq!(
+        provisioned_state(&fx.cp, &v).await,
+        state("IN_PROGRESS", 2, 0)
+    );
+    engine.lock().insert(snapshot.clone(), progress(3, 3, true));
+    assert_eq!(provisioned_state(&fx.cp, &v).await, state("READY", 3, 3));
+}
+
+#[tokio::test]
+async fn provisioned_config_fails_when_the_functions_init_keeps_failing() {
+    let fx = fixture();
+    let engine = attach_engine(&fx.cp);
+    create_function(&fx.cp, "f").await;
+    let v = publish(&fx.cp, "f").await;
+    create_alias(&fx.cp, "f", "live", &v).await;
+    exec(
+        &fx.cp,
+        "PutProvisionedConcurrencyConfig",
+        json!({"FunctionName": "f", "Qualifier": "live", "ProvisionedConcurrentExecutions": 1}),
+    )
+    .await
+    .unwrap();
+    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+    engine.lock().insert(
+        snapshot,
+        ProvisionedProgress {
+            requested: 1,
+            ready: 0,
+            allocated: false,
+            init_failure: Some("init failed: Runtime.Custom boom".into()),
+        },
+    );
+    assert_eq!(
+        provisioned_state(&fx.cp, "live").await,
+        (
+            "FAILED".to_string(),
+            0,
+            0,
+            json!("FUNCTION_ERROR_INIT_FAILURE")
+        )
+    );
+    let list = exec(
+        &fx.cp,
+        "ListProvisionedConcurrencyConfigs",
+        json!({"FunctionName": "f"}),
+    )
+    .await
+    .unwrap();
+    let item = &list["ProvisionedConcurrencyConfigs"][0];
+    assert_eq!(item["Status"], "FAILED");
+    assert_eq!(item["StatusReason"], "FUNCTION_ERROR_INIT_FAILURE");
+    assert_eq!(item["FunctionArn"], format!("{}:live", fn_arn("f")));
+}
+
+#[tokio::test]
+async fn configs_of_two_aliases_on_one_version_share_its_environments() {
+    let fx = fixture();
+    let engine = attach_engine(&fx.cp);
+    create_function(&fx.cp, "f").await;
+    let v = publish(&fx.cp, "f").await;
+    create_alias(&fx.cp, "f", "a", &v).await;
+    create_alias(&fx.cp, "f", "b", &v).await;
+    for (q, n) in [("a", 1), ("b", 2)] {
+        exec(
+            &fx.cp,
+            "PutProvisionedConcurrencyConfig",
+            json!({"FunctionName": "f", "Qualifier": q, "ProvisionedConcurrentExecutions": n}),
+        )
+        .await
+        .unwrap();
+    }
+    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+    // The engine keeps 1 + 2 for the version.
+    engine.lock().insert(snapshot.clone(), progress(2, 2, true));
+    assert_eq!(
+        provisioned_state(&fx.cp, "a").await,
+        state("IN_PROGRESS", 1, 0)
+    );
+    engine.lock().insert(snapshot, progress(3, 3, true));
+    assert_eq!(provisioned_state(&fx.cp, "a").await, state("READY", 1, 1));
+    assert_eq!(provisioned_state(&fx.cp, "b").await, state("READY", 2, 2));
 }
