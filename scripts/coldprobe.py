@@ -26,7 +26,8 @@ Usage (from the repo root):
     python3 scripts/coldprobe.py --runtime-dir WORK_DIR/runtime   # a dir flint itself installed
     python3 scripts/coldprobe.py --compare-dir OLD   # also OLD's bootstraps, interleaved: a fair
                                   # before/after even on a busy machine (OLD: a runtime dir, e.g.
-                                  # python/bootstrap.py + node/index.mjs from `git show REV:...`)
+                                  # python/bootstrap.py + node/index.mjs from `git show REV:...`;
+                                  # --compare-node-flags gives the node flags OLD was run with)
 
 Prints, per variant, wall-clock min / p50 / p90 and the median CPU time (user + system, from
 wait4) in milliseconds, and the bootstrap's overhead over each baseline at p50. On a busy machine
@@ -64,7 +65,7 @@ INVOCATION = (
 # As in crates/runtimes/src/registry.rs (PYTHON_FLAGS, NODE_FLAGS): interpreter flags put before
 # the bootstrap's path.
 PYTHON_FLAGS = []
-NODE_FLAGS = ["--expose-gc", "--max-http-header-size=81920"]
+NODE_FLAGS = ["--max-http-header-size=81920"]
 
 # The files install_bootstraps writes (crates/runtimes/src/bootstrap.rs, FILES), relative to the
 # runtime dir and to crates/runtimes.
@@ -141,6 +142,10 @@ def install_runtime_dir(target, pythons, precompile):
                 [python, "-I", "-c", PRECOMPILE_SCRIPT, module],
                 check=True,
             )
+    elif not precompile:
+        # /var/runtime is read-only in the sandbox: a file where __pycache__ would go keeps the
+        # interpreter from caching the bytecode itself here.
+        open(os.path.join(os.path.dirname(module), "__pycache__"), "w").close()
 
 
 # Kept identical to the script in crates/runtimes/src/bootstrap.rs (precompile_python).
@@ -273,7 +278,8 @@ def summarize(samples):
     return ordered[0], statistics.median(ordered), p90
 
 
-def probe(family, program, runs, runtime_dir, node_handler, listener, compare_dir=None):
+def probe(family, program, runs, runtime_dir, node_handler, listener, compare_dir=None,
+          compare_node_flags=None):
     version, major, minor = interpreter_version(program, family)
     runtime_id = "python%d.%d" % (major, minor) if family == "python" else "nodejs%d.x" % major
     task_root = tempfile.mkdtemp(prefix="coldprobe-task-")
@@ -305,6 +311,8 @@ def probe(family, program, runs, runtime_dir, node_handler, listener, compare_di
             old_env = dict(env, LAMBDA_RUNTIME_DIR=compare_dir)
             old_env.update(runtime_env(family, major, compare_dir))
             old_argv = list(argv)
+            if family == "node" and compare_node_flags is not None:
+                old_argv = [program] + compare_node_flags + [argv[-1]]
             old_argv[-1] = os.path.join(compare_dir, os.path.relpath(argv[-1], runtime_dir))
             variants.append(("compared bootstrap (exec -> /next)",
                              lambda: time_to_next(old_argv, old_env, listener)))
@@ -355,6 +363,9 @@ def main():
                         " installed under its work dir) instead of installing the repo's files")
     parser.add_argument("--compare-dir", help="also probe the bootstraps installed in this"
                         " runtime dir (e.g. an older version), interleaved with the others")
+    parser.add_argument("--compare-node-flags", help="node's flags for --compare-dir, as one"
+                        " string given with '=' (default: NODE_FLAGS; before this probe existed:"
+                        " --compare-node-flags='--expose-gc --max-http-header-size=81920')")
     parser.add_argument("--no-precompile", action="store_true",
                         help="install without byte-compiling the Python bootstrap")
     args = parser.parse_args()
@@ -374,8 +385,9 @@ def main():
             probe("python", args.python, args.runs, runtime_dir, args.node_handler, listener,
                   compare)
         if args.only in (None, "node"):
+            flags = args.compare_node_flags.split() if args.compare_node_flags else None
             probe("node", args.node, args.runs, runtime_dir, args.node_handler, listener,
-                  compare)
+                  compare, flags)
     finally:
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)

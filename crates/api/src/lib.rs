@@ -317,9 +317,22 @@ async fn handle<B: Backend>(
                 }
                 None => response::empty_object(),
             };
-            let output = backend.execute(&scope, &op.name, input).await?;
+            let output = control_call(backend.execute(&scope, &op.name, input)).await?;
             Ok(response::render(&MODEL, op, output))
         }
+    }
+}
+
+/// Runs a control-plane operation. Those write to SQLite with `synchronous=FULL` (an fsync per
+/// acknowledged change) on the calling thread: on a multi-threaded runtime the worker hands its
+/// other tasks (warm invokes) to another thread for the duration, so no invoke waits for a disk.
+async fn control_call<F: std::future::Future>(fut: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(fut))
+        }
+        _ => fut.await,
     }
 }
 

@@ -422,6 +422,34 @@ fn latencies(results: &[Result<(Answer, Duration), String>]) -> Vec<Duration> {
     lat
 }
 
+/// "p50 x ms  p99 y ms" overall, then the same per runtime kind.
+fn latency_summary(fns: &[Function], results: &[Result<(Answer, Duration), String>]) -> String {
+    let all = latencies(results);
+    let mut out = format!(
+        "p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        pct(&all, 1.0)
+    );
+    let mut by_kind: BTreeMap<Kind, Vec<Duration>> = BTreeMap::new();
+    for (f, r) in fns.iter().zip(results) {
+        if let Ok((_, d)) = r {
+            by_kind.entry(f.kind).or_default().push(*d);
+        }
+    }
+    for (kind, mut lat) in by_kind {
+        lat.sort();
+        out.push_str(&format!(
+            "\n    {:<26} p50 {:8.3} ms  p99 {:8.3} ms  ({} invokes)",
+            kind.label(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.len()
+        ));
+    }
+    out
+}
+
 // ------------------------------------------------------------------------------------------
 // /proc measurements
 // ------------------------------------------------------------------------------------------
@@ -664,6 +692,17 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = proc_stats(pid).expect("flint's /proc");
         let before_sandboxes = sandbox_stats(pid);
+        // Flint's CPU with the functions but no environment (no invoke yet), as a reference for
+        // its CPU while the environments idle.
+        let quiet = Duration::from_secs(hold.clamp(1, 10));
+        let quiet_start = Instant::now();
+        tokio::time::sleep(quiet).await;
+        let no_env_cpu = proc_stats(pid)
+            .map(|p| p.cpu_ticks.saturating_sub(before.cpu_ticks))
+            .unwrap_or(0) as f64
+            / ticks_per_sec
+            / quiet_start.elapsed().as_secs_f64()
+            * 100.0;
 
         // Bring-up: one cold invoke per function, all at once.
         let (cold, bring_up) = concurrent_round(port, &fns, concurrency).await;
@@ -701,12 +740,13 @@ fn main() {
         let new_pids = idle_sandboxes.pids.difference(&held_from.pids).count();
 
         // Warm rounds: every environment once, one after the other; then all at once.
+        // The second sequential round tells what the first touch after the idle spell costs.
         let seq = sequential_round(port, &fns).await;
         let (seq_same, seq_problems) = check_warm(&fns, &cold_ok, &seq, 2);
-        let seq_lat = latencies(&seq);
+        let seq2 = sequential_round(port, &fns).await;
+        let (seq2_same, seq2_problems) = check_warm(&fns, &cold_ok, &seq2, 3);
         let (conc, conc_wall) = concurrent_round(port, &fns, n).await;
-        let (conc_same, conc_problems) = check_warm(&fns, &cold_ok, &conc, 3);
-        let conc_lat = latencies(&conc);
+        let (conc_same, conc_problems) = check_warm(&fns, &cold_ok, &conc, 4);
         let after_warm = proc_stats(pid).expect("flint's /proc");
         let after_warm_sandboxes = sandbox_stats(pid);
 
@@ -735,8 +775,8 @@ fn main() {
             ));
         }
         lines.push(format!(
-            "flint CPU while {up} environments idled: {flint_cpu:.2} % of one core; sandboxes \
-             {sandbox_cpu:.2} %"
+            "flint CPU while {up} environments idled: {flint_cpu:.2} % of one core (with the \
+             functions and no environment: {no_env_cpu:.2} %); sandboxes {sandbox_cpu:.2} %"
         ));
         lines.push(format!(
             "bring-up: {up}/{n} environments ({} distinct ids) in {:.2} s wall ({} in flight); cold \
@@ -778,18 +818,19 @@ fn main() {
             "during the hold: {lost_pids} sandbox processes ended, {new_pids} started"
         ));
         lines.push(format!(
-            "warm round, sequential: {seq_same}/{n} answered by their own environment (counter 2); \
-             p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            pct(&seq_lat, 0.5),
-            pct(&seq_lat, 0.99),
-            pct(&seq_lat, 1.0)
+            "warm round, sequential, first after the idle spell: {seq_same}/{n} answered by their \
+             own environment (counter 2); {}",
+            latency_summary(&fns, &seq)
         ));
         lines.push(format!(
-            "warm round, {n} at once: {conc_same}/{n} answered by their own environment (counter 3) \
-             in {:.2} s wall; p50 {:.1} ms  p99 {:.1} ms",
+            "warm round, sequential, again: {seq2_same}/{n} by their own environment (counter 3); {}",
+            latency_summary(&fns, &seq2)
+        ));
+        lines.push(format!(
+            "warm round, {n} at once (a new connection each): {conc_same}/{n} by their own \
+             environment (counter 4) in {:.2} s wall; {}",
             conc_wall.as_secs_f64(),
-            pct(&conc_lat, 0.5),
-            pct(&conc_lat, 0.99)
+            latency_summary(&fns, &conc)
         ));
         lines.push(format!(
             "sandbox processes after the warm rounds: {} (at idle: {})",
@@ -799,9 +840,10 @@ fn main() {
         let problems: Vec<&String> = cold_errors
             .iter()
             .chain(&seq_problems)
+            .chain(&seq2_problems)
             .chain(&conc_problems)
             .collect();
-        if up < n || distinct.len() < up || seq_same < n || conc_same < n || lost_pids > 0 {
+        if up < n || distinct.len() < up || seq_same < n || seq2_same < n || conc_same < n || lost_pids > 0 {
             failed = true;
             lines.push(format!("FAILED: {} problem(s); first ones:", problems.len()));
             for p in problems.iter().take(10) {

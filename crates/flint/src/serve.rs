@@ -37,11 +37,22 @@ pub struct ServeArgs {
     /// on VMs whose idle vCPUs halt, each costs ~40 µs), `on` holds it always, `off` never asks.
     #[arg(long, value_enum, default_value_t = crate::cpu_latency::Mode::Auto, env = "FLINT_CPU_LATENCY_QOS")]
     cpu_latency_qos: crate::cpu_latency::Mode,
+    /// Threads serving the API and the Runtime APIs. Default: half the CPUs (at least one) —
+    /// the functions need the rest, and fewer threads mean fewer hand-offs per invoke.
+    #[arg(long, env = "FLINT_WORKER_THREADS")]
+    worker_threads: Option<usize>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
+    let workers = args.worker_threads.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .max(1)
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .thread_name("flint")
         .build()

@@ -411,3 +411,58 @@ exports.handler = async () => ({ atInit });
     let body = f.invoke("req-lean", "{}").json();
     assert_eq!(body["atInit"], serde_json::json!([]), "{body}");
 }
+
+#[test]
+fn node_global_gc_is_there_from_init_as_with_expose_gc() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    assert!(
+        !launch.args.iter().any(|a| a == "--expose-gc"),
+        "the flag would cost node its start-up snapshot: {:?}",
+        launch.args
+    );
+    // What `node --expose-gc` gives: a writable, enumerable, non-configurable global function
+    // (from init on), `gc` in new contexts too, and the flag in execArgv.
+    let app = r#"
+const vm = require('node:vm');
+const d = Object.getOwnPropertyDescriptor(globalThis, 'gc');
+const atInit = {
+  type: typeof gc,
+  writable: d.writable,
+  enumerable: d.enumerable,
+  configurable: d.configurable,
+  isFunction: gc instanceof Function,
+  name: gc.name,
+  source: String(gc),
+  inNewContext: vm.runInNewContext('typeof gc'),
+  execArgv: process.execArgv,
+};
+exports.handler = async () => {
+  let garbage = [];
+  for (let i = 0; i < 100000; i++) garbage.push({ i });
+  garbage = null;
+  const before = process.memoryUsage().heapUsed;
+  gc();
+  return { atInit, freed: before > process.memoryUsage().heapUsed };
+};
+"#;
+    let f = Function::start(&launch, "index.handler", &[("index.js", app)], &[]);
+    let body = f.invoke("req-gc", "{}").json();
+    assert_eq!(
+        body["atInit"],
+        serde_json::json!({
+            "type": "function",
+            "writable": true,
+            "enumerable": true,
+            "configurable": false,
+            "isFunction": true,
+            "name": "gc",
+            "source": "function gc() { [native code] }",
+            "inNewContext": "function",
+            "execArgv": ["--expose-gc", "--max-http-header-size=81920"],
+        }),
+        "{body}"
+    );
+    assert_eq!(body["freed"], true, "{body}");
+}

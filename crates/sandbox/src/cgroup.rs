@@ -145,76 +145,135 @@ impl Layout {
 
     /// Creates the cgroup(s) of one sandbox and writes its limits.
     pub fn create(&self, id: &str, memory_mb: u32) -> io::Result<SandboxCgroup> {
-        let mut cg = SandboxCgroup::default();
-        for place in self.instance_dirs() {
-            let dir = place.dir.join(id);
-            if dir.exists() {
-                // A previous sandbox with this id (it should not happen): start from a clean one.
-                kill_cgroup(place.version, &dir);
-                remove_with_retry(place.version, &dir, Duration::from_millis(500))?;
-            }
-            match fs::create_dir(&dir) {
-                // Our instance dir vanished (someone cleaned up): v1 parents need no set-up.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && place.version == Version::V1 => {
-                    fs::create_dir_all(&dir)?
-                }
-                other => other?,
-            }
-            let ino = fs::metadata(&dir)?.ino();
-            cg.dirs.push(CgroupDir {
-                version: place.version,
-                path: dir,
-                ino,
-            });
-        }
-        let result = self.write_limits(&mut cg, id, memory_mb);
-        if let Err(e) = result {
+        let mut cg = self.create_dirs(id)?;
+        if let Err(e) = self.write_limits(&mut cg, memory_mb) {
             cg.remove_now_or_later();
             return Err(e);
         }
         Ok(cg)
     }
 
-    fn write_limits(&self, cg: &mut SandboxCgroup, id: &str, memory_mb: u32) -> io::Result<()> {
-        let bytes = u64::from(memory_mb) * 1024 * 1024;
-        if let Some(place) = &self.memory {
-            let dir = place.dir.join(id);
-            match place.version {
-                Version::V1 => {
-                    write_file(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
-                    if self.memsw {
-                        // Same as the memory limit: no swapping past MemorySize.
-                        write_file(&dir.join("memory.memsw.limit_in_bytes"), &bytes.to_string())?;
-                    }
-                }
-                Version::V2 => {
-                    write_file(&dir.join("memory.max"), &bytes.to_string())?;
-                    // Absent when the host has no swap accounting; nothing to limit then.
-                    let _ = write_file(&dir.join("memory.swap.max"), "0");
-                    cg.peak_file = fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(dir.join("memory.peak"))
-                        .or_else(|_| fs::File::open(dir.join("memory.peak")))
-                        .ok();
+    /// Creates the cgroup(s) of a sandbox prepared ahead of its spec (the pool), named `name`: only
+    /// the pids limit is known yet; `assign` writes the rest when a spec takes the sandbox.
+    pub fn create_for_pool(&self, name: &str) -> io::Result<SandboxCgroup> {
+        let cg = self.create_dirs(name)?;
+        if let Some(place) = &self.pids {
+            if let Some(dir) = cg.dir_in(place) {
+                if let Err(e) = write_file(&dir.join("pids.max"), &PIDS_MAX.to_string()) {
+                    cg.remove_now_or_later();
+                    return Err(e);
                 }
             }
-            cg.memory = Some((place.version, dir));
+        }
+        Ok(cg)
+    }
+
+    /// Gives a pool cgroup to the sandbox `id`: renamed after it where the hierarchy allows (v1;
+    /// cgroup v2 refuses renames, so there it keeps its pool name), with the spec's limits, and
+    /// the peak memory counted from here (not from the sandbox's idle time in the pool).
+    pub fn assign(&self, cg: &mut SandboxCgroup, id: &str, memory_mb: u32) -> io::Result<()> {
+        for d in &mut cg.dirs {
+            if d.version != Version::V1 {
+                continue;
+            }
+            let Some(parent) = d.path.parent() else {
+                continue;
+            };
+            let target = parent.join(id);
+            if target.exists() {
+                // A previous sandbox with this id (it should not happen): start from a clean one.
+                kill_cgroup(d.version, &target);
+                remove_with_retry(d.version, &target, Duration::from_millis(500))?;
+            }
+            // Best effort: the name only helps people (and tests) find a sandbox's cgroup.
+            if fs::rename(&d.path, &target).is_ok() {
+                d.path = target;
+            }
+        }
+        self.write_limits(cg, memory_mb)?;
+        cg.reset_peak_memory();
+        Ok(())
+    }
+
+    fn create_dirs(&self, name: &str) -> io::Result<SandboxCgroup> {
+        let mut cg = SandboxCgroup::default();
+        for place in self.instance_dirs() {
+            let dir = place.dir.join(name);
+            if dir.exists() {
+                // A previous sandbox with this id (it should not happen): start from a clean one.
+                kill_cgroup(place.version, &dir);
+                remove_with_retry(place.version, &dir, Duration::from_millis(500))?;
+            }
+            let created = match fs::create_dir(&dir) {
+                // Our instance dir vanished (someone cleaned up): v1 parents need no set-up.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && place.version == Version::V1 => {
+                    fs::create_dir_all(&dir)
+                }
+                other => other,
+            };
+            let ino = match created.and_then(|()| fs::metadata(&dir)) {
+                Ok(m) => m.ino(),
+                Err(e) => {
+                    cg.remove_now_or_later();
+                    return Err(e);
+                }
+            };
+            cg.dirs.push(CgroupDir {
+                version: place.version,
+                path: dir,
+                ino,
+            });
+        }
+        Ok(cg)
+    }
+
+    fn write_limits(&self, cg: &mut SandboxCgroup, memory_mb: u32) -> io::Result<()> {
+        let bytes = u64::from(memory_mb) * 1024 * 1024;
+        if let Some(place) = &self.memory {
+            if let Some(dir) = cg.dir_in(place) {
+                match place.version {
+                    Version::V1 => {
+                        write_file(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                        if self.memsw {
+                            // Same as the memory limit: no swapping past MemorySize.
+                            write_file(
+                                &dir.join("memory.memsw.limit_in_bytes"),
+                                &bytes.to_string(),
+                            )?;
+                        }
+                    }
+                    Version::V2 => {
+                        write_file(&dir.join("memory.max"), &bytes.to_string())?;
+                        // Absent when the host has no swap accounting; nothing to limit then.
+                        let _ = write_file(&dir.join("memory.swap.max"), "0");
+                        cg.peak_file = fs::OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .open(dir.join("memory.peak"))
+                            .or_else(|_| fs::File::open(dir.join("memory.peak")))
+                            .ok();
+                    }
+                }
+                cg.memory = Some((place.version, dir));
+            }
         }
         if let Some(place) = &self.pids {
-            write_file(&place.dir.join(id).join("pids.max"), &PIDS_MAX.to_string())?;
+            if let Some(dir) = cg.dir_in(place) {
+                write_file(&dir.join("pids.max"), &PIDS_MAX.to_string())?;
+            }
         }
         if let Some(place) = &self.cpu {
-            let dir = place.dir.join(id);
-            match place.version {
-                Version::V1 => write_file(
-                    &dir.join("cpu.shares"),
-                    &cpu_shares_v1(memory_mb).to_string(),
-                )?,
-                Version::V2 => write_file(
-                    &dir.join("cpu.weight"),
-                    &cpu_weight_v2(memory_mb).to_string(),
-                )?,
+            if let Some(dir) = cg.dir_in(place) {
+                match place.version {
+                    Version::V1 => write_file(
+                        &dir.join("cpu.shares"),
+                        &cpu_shares_v1(memory_mb).to_string(),
+                    )?,
+                    Version::V2 => write_file(
+                        &dir.join("cpu.weight"),
+                        &cpu_weight_v2(memory_mb).to_string(),
+                    )?,
+                }
             }
         }
         Ok(())
@@ -241,6 +300,14 @@ pub(crate) struct SandboxCgroup {
 }
 
 impl SandboxCgroup {
+    /// This sandbox's dir under `place` (one controller's instance dir).
+    fn dir_in(&self, place: &Place) -> Option<PathBuf> {
+        self.dirs
+            .iter()
+            .find(|d| d.path.parent() == Some(place.dir.as_path()))
+            .map(|d| d.path.clone())
+    }
+
     /// `cgroup.procs` files to write the sandbox's first process into.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs
@@ -303,6 +370,18 @@ impl SandboxCgroup {
     pub fn kill_all(&self) {
         for d in &self.dirs {
             kill_cgroup(d.version, &d.path);
+        }
+    }
+
+    /// Kills what is inside and removes the cgroup dirs before returning (waiting up to `patience`
+    /// for the processes to be gone): for shutdown, when the parent dirs are removed right after.
+    pub fn remove_now(mut self, patience: Duration) {
+        self.peak_file = None;
+        for d in std::mem::take(&mut self.dirs) {
+            kill_cgroup(d.version, &d.path);
+            if d.remove_with_retry(patience).is_err() {
+                tracing::warn!("cgroup {} is still busy; left in place", d.path.display());
+            }
         }
     }
 

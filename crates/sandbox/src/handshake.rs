@@ -1,6 +1,7 @@
 //! What Flint and a sandbox's init say to each other over the control socket (the init's stdin):
-//! Flint sends one JSON line with the spec and how to set it up; the init answers with JSON lines
-//! (set-up failed, the program could not be exec'd, the program runs, the program exited).
+//! Flint sends a JSON line saying how to prepare the namespaces, then (at once, or later for a pooled
+//! sandbox) one with the spec; the init answers with JSON lines (prepared, set-up failed, the
+//! program could not be exec'd, the program runs, the program exited).
 
 use std::path::PathBuf;
 
@@ -9,25 +10,33 @@ use crate::SandboxSpec;
 /// Byte Flint writes on the control socket to ask for a graceful stop (SIGTERM to the program).
 pub(crate) const TERMINATE: u8 = b't';
 
-/// Everything the init needs besides the spec; decided by Flint in `Sandboxes`.
+/// First line Flint sends: how to build the sandbox's namespaces and cgroup membership. None of it
+/// depends on the function, so a sandbox can be prepared this far before a spec exists (the pool).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct InitRequest {
-    pub spec: SandboxSpec,
+pub(crate) struct PrepareRequest {
     /// Create a user namespace (else: Flint is root and the host has none; root builds the sandbox
-    /// and the program is started with the real uid/gid below).
+    /// and the program is started with the real uid/gid of the launch request).
     pub user_namespace: bool,
+    /// Give the sandbox its own network namespace.
+    pub isolate_network: bool,
     /// `/proc/<pid>/uid_map` and `gid_map` contents written by the init for the sandbox.
     pub uid_map: String,
     pub gid_map: String,
     /// Write `deny` to `/proc/<pid>/setgroups` first (needed when Flint is not root).
     pub deny_setgroups: bool,
+    /// `cgroup.procs` files that the sandbox's PID 1 is written into before it does anything.
+    pub cgroup_procs: Vec<PathBuf>,
+}
+
+/// Second line: the function to run in the prepared sandbox, and how.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LaunchRequest {
+    pub spec: SandboxSpec,
     /// uid/gid of the program inside the sandbox (Lambda's sbx_user1051: 993/990).
     pub uid: u32,
     pub gid: u32,
     /// Drop supplementary groups (possible when Flint is root).
     pub drop_groups: bool,
-    /// `cgroup.procs` files that the sandbox's PID 1 is written into before it does anything.
-    pub cgroup_procs: Vec<PathBuf>,
     /// Empty host dir where the sandbox's tmpfs root is mounted (inside its own mount namespace).
     pub root_mount: PathBuf,
     /// RLIMIT_DATA in bytes when no memory cgroup can enforce MemorySize.
@@ -39,12 +48,21 @@ pub(crate) struct InitRequest {
     pub etc_overlays: Vec<(PathBuf, String)>,
 }
 
+/// One JSON line (requests are sent as lines on the control socket).
+pub(crate) fn request_line<T: serde::Serialize>(request: &T) -> std::io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 /// A message from the init to Flint.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum InitReport {
     /// The sandbox could not be built (a mount, a cgroup, the uid map).
     SetupFailed { reason: String },
+    /// The namespaces and cgroups are in place; PID 1 waits for the launch request.
+    Prepared,
     /// execve of the program failed (missing, not executable, bad interpreter).
     StartFailed { reason: String },
     /// The program was exec'd.
@@ -93,6 +111,7 @@ mod tests {
             InitReport::StartFailed {
                 reason: "no such file or directory".into(),
             },
+            InitReport::Prepared,
             InitReport::Running,
             InitReport::Exited {
                 code: Some(3),

@@ -1,12 +1,14 @@
 //! What runs in `flint __sandbox-init`: a fresh single-threaded process (so forking is safe) that
 //! builds one sandbox and execs the function's program in it. Three processes of ours:
 //!
-//! - the *supervisor* (this process, in the host's namespaces): clones the sandbox's PID 1 into new
-//!   user/mount/pid/ipc/uts[/net] namespaces, puts it in the cgroups, writes its uid/gid maps, then
-//!   waits for it; it kills the sandbox when Flint goes away (its control socket hangs up);
-//! - the sandbox's *PID 1*: mounts the root filesystem, pivots into it, forks the program, reports
-//!   whether exec worked, reaps orphans, and reports the program's exit before leaving (which ends
-//!   everything in the pid namespace);
+//! - the *supervisor* (this process, in the host's namespaces): on the prepare request it clones the
+//!   sandbox's PID 1 into new user/mount/pid/ipc/uts[/net] namespaces, puts it in the cgroups,
+//!   writes its uid/gid maps and reports "prepared"; then it passes the launch request (the spec)
+//!   on to PID 1 and waits for it; it kills the sandbox when Flint goes away (its control socket
+//!   hangs up). The two requests may come at once, or far apart for a sandbox in Flint's pool;
+//! - the sandbox's *PID 1*: waits for the spec, mounts the root filesystem, pivots into it, forks
+//!   the program, reports whether exec worked, reaps orphans, and reports the program's exit
+//!   before leaving (which ends everything in the pid namespace);
 //! - the *program*: drops to uid 993/gid 990 with no capabilities and `no_new_privs`, and execs.
 //!
 //! Why the map is written by the supervisor: a process may only map its own uid into a namespace it
@@ -23,11 +25,14 @@ use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
-use crate::handshake::{errno_words, InitReport, InitRequest};
+use crate::handshake::{errno_words, InitReport, LaunchRequest, PrepareRequest};
 use crate::mounts;
 
 /// The control socket to Flint is the init's stdin.
 const CONTROL_FD: RawFd = 0;
+/// Upper bound of a launch request (the spec with its environment; Lambda allows 4 KB of
+/// variables): a guard against a runaway writer, not a limit anyone should meet.
+const MAX_LAUNCH_REQUEST: usize = 16 * 1024 * 1024;
 use crate::handshake::TERMINATE;
 
 /// The program's pid inside the namespace, for PID 1's SIGTERM forwarding.
@@ -49,16 +54,16 @@ pub(crate) fn run() -> i32 {
     if control.read_line(&mut line).is_err() || line.is_empty() {
         return 125;
     }
-    let req: InitRequest = match serde_json::from_str(&line) {
+    let req: PrepareRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
         Err(e) => {
             report(&InitReport::SetupFailed {
-                reason: format!("bad init request: {e}"),
+                reason: format!("bad prepare request: {e}"),
             });
             return 125;
         }
     };
-    match supervise(&req) {
+    match supervise(&req, &mut control) {
         Ok(code) => code,
         Err(reason) => {
             report(&InitReport::SetupFailed { reason });
@@ -101,19 +106,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn supervise(req: &InitRequest) -> Result<i32, String> {
+fn supervise(req: &PrepareRequest, control: &mut BufReader<ControlFd>) -> Result<i32, String> {
     // No core files from our processes (the supervisor re-raises PID 1's signal on itself).
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-    // Prepared before the clone so that PID 1 does not depend on state we change afterwards.
-    let entries = mounts::plan(
-        &req.spec.code_dir,
-        req.spec.opt_dir.as_deref(),
-        req.spec.runtime_dir.as_deref(),
-        &req.spec.extra_ro_binds,
-        &req.spec.tmp_dir,
-        &req.etc_overlays,
-    )?;
-    let exec = ExecPlan::new(req)?;
+    // We may run before Rust's runtime ignores SIGPIPE (see `BECOME_INIT_IF_ASKED`): a PID 1 that
+    // died must show up as a failed write, not kill us. The program gets default dispositions.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    let _ = unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) };
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
@@ -122,7 +121,7 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
     if req.user_namespace {
         flags |= libc::CLONE_NEWUSER;
     }
-    if req.spec.isolate_network {
+    if req.isolate_network {
         flags |= libc::CLONE_NEWNET;
     }
     // clone(2) like fork (no new stack): we are single-threaded, so the child is a plain copy.
@@ -146,7 +145,7 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
     if pid == 0 {
         drop(ready_r);
         drop(go_w);
-        let code = pid1(req, &entries, &exec, ready_w, go_r);
+        let code = pid1(req, ready_w, go_r);
         // SAFETY: leaving the child without running the parent's atexit handlers.
         unsafe { libc::_exit(code) };
     }
@@ -159,6 +158,8 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
         Err(reason)
     };
 
+    // The slow part of a sandbox's start (joining a v1 memory cgroup waits for an RCU grace
+    // period): done before the spec is known, so a pooled sandbox has it behind it.
     for procs in &req.cgroup_procs {
         if let Err(e) = crate::cgroup::write_file(procs, &pid.to_string()) {
             return kill_child(format!("join cgroup {}: {e}", procs.display()));
@@ -169,19 +170,28 @@ fn supervise(req: &InitRequest) -> Result<i32, String> {
             return kill_child(e);
         }
     }
-    // Wait until PID 1 has armed its parent-death signal, then let it go.
+    // Wait until PID 1 has armed its parent-death signal.
     let mut byte = [0u8; 1];
     if read_fd(&ready_r, &mut byte) != 1 {
         return kill_child("sandbox PID 1 died before start".into());
     }
-    if write_fd(&go_w, b"g") != 1 {
-        return kill_child("cannot release sandbox PID 1".into());
+    report(&InitReport::Prepared);
+    // The launch request: already here for a sandbox started for a spec, or much later for one
+    // waiting in Flint's pool. End of file means Flint no longer wants this sandbox.
+    let mut launch = Vec::new();
+    match control.read_until(b'\n', &mut launch) {
+        Ok(n) if n > 0 && launch.ends_with(b"\n") => {}
+        _ => return kill_child("no launch request".into()),
+    }
+    // PID 1 parses it (it runs the same code); ending the pipe marks the end of the request.
+    if !write_all_fd(&go_w, &launch) {
+        return kill_child("sandbox PID 1 died before start".into());
     }
     drop(go_w);
     Ok(wait_for_pid1(child))
 }
 
-fn write_id_maps(pid: i32, req: &InitRequest) -> Result<(), String> {
+fn write_id_maps(pid: i32, req: &PrepareRequest) -> Result<(), String> {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     let write = |name: &str, value: &str| {
         crate::cgroup::write_file(&proc_dir.join(name), value)
@@ -274,6 +284,40 @@ fn write_fd(fd: &OwnedFd, buf: &[u8]) -> isize {
     unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) }
 }
 
+/// Writes all of `buf` (a pipe takes 64 KiB at once; the reader drains it meanwhile).
+fn write_all_fd(fd: &OwnedFd, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        let n = write_fd(fd, buf);
+        if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+/// Reads until end of file (at most `limit` bytes).
+fn read_to_end_fd(fd: &OwnedFd, limit: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = read_fd(fd, &mut chunk);
+        if n < 0 {
+            return None;
+        }
+        if n == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(&chunk[..n as usize]);
+        if out.len() > limit {
+            return None;
+        }
+    }
+}
+
 /// The program's argv/envp and credentials, prepared before any fork.
 struct ExecPlan {
     program: CString,
@@ -287,7 +331,7 @@ struct ExecPlan {
 }
 
 impl ExecPlan {
-    fn new(req: &InitRequest) -> Result<Self, String> {
+    fn new(req: &LaunchRequest) -> Result<Self, String> {
         let c = |s: &[u8]| {
             CString::new(s)
                 .map_err(|_| "a NUL byte in the program, its arguments or environment".to_string())
@@ -318,13 +362,7 @@ impl ExecPlan {
 }
 
 /// The sandbox's PID 1. Returns its exit code.
-fn pid1(
-    req: &InitRequest,
-    entries: &[mounts::Entry],
-    exec: &ExecPlan,
-    ready: OwnedFd,
-    go: OwnedFd,
-) -> i32 {
+fn pid1(prep: &PrepareRequest, ready: OwnedFd, go: OwnedFd) -> i32 {
     // If the supervisor dies, so do we (and with us the whole pid namespace).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
@@ -332,23 +370,64 @@ fn pid1(
         return 125;
     }
     drop(ready);
-    let mut byte = [0u8; 1];
-    if read_fd(&go, &mut byte) != 1 {
-        // The supervisor is gone without releasing us.
-        return 125;
-    }
+    let launch = match read_to_end_fd(&go, MAX_LAUNCH_REQUEST) {
+        // Empty: the supervisor is gone, or Flint dropped this sandbox unused.
+        Some(bytes) if !bytes.is_empty() => bytes,
+        _ => return 125,
+    };
     drop(go);
-    match build_sandbox(req, entries) {
-        Ok(()) => {}
+    let launch: LaunchRequest = match serde_json::from_slice(&launch) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&InitReport::SetupFailed {
+                reason: format!("bad launch request: {e}"),
+            });
+            return 125;
+        }
+    };
+    let prepared = match prepare_launch(prep, &launch) {
+        Ok(p) => p,
         Err(reason) => {
             report(&InitReport::SetupFailed { reason });
             return 125;
         }
+    };
+    let (entries, exec) = prepared;
+    if let Err(reason) = build_sandbox(prep, &launch, &entries) {
+        report(&InitReport::SetupFailed { reason });
+        return 125;
     }
-    start_program_and_reap(exec)
+    start_program_and_reap(&exec)
 }
 
-fn build_sandbox(req: &InitRequest, entries: &[mounts::Entry]) -> Result<(), String> {
+/// Checks the launch request against the namespaces we have, and plans the mounts and the exec.
+fn prepare_launch(
+    prep: &PrepareRequest,
+    launch: &LaunchRequest,
+) -> Result<(Vec<mounts::Entry>, ExecPlan), String> {
+    if launch.spec.isolate_network != prep.isolate_network {
+        return Err(format!(
+            "the sandbox was prepared with isolate_network = {}, the spec asks for {}",
+            prep.isolate_network, launch.spec.isolate_network
+        ));
+    }
+    let entries = mounts::plan(
+        &launch.spec.code_dir,
+        launch.spec.opt_dir.as_deref(),
+        launch.spec.runtime_dir.as_deref(),
+        &launch.spec.extra_ro_binds,
+        &launch.spec.tmp_dir,
+        &launch.etc_overlays,
+    )?;
+    let exec = ExecPlan::new(launch)?;
+    Ok((entries, exec))
+}
+
+fn build_sandbox(
+    prep: &PrepareRequest,
+    req: &LaunchRequest,
+    entries: &[mounts::Entry],
+) -> Result<(), String> {
     // Now that we sit in the sandbox's cgroup, make it the root of the cgroups we can see.
     let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
     let _ = unistd::sethostname(&req.hostname);
@@ -357,7 +436,7 @@ fn build_sandbox(req: &InitRequest, entries: &[mounts::Entry]) -> Result<(), Str
     // (e.g. /root is 0700; capabilities in a user namespace do not cover unmapped owners).
     let detached = mounts::detach_sources(entries)?;
     mounts::mount_root(&req.root_mount, req.uid, req.gid)?;
-    if req.user_namespace {
+    if prep.user_namespace {
         // Files can only be created under an identity mapped in the namespace: become the sandbox
         // user for file access, keeping the namespace's capabilities (real uid unchanged).
         // SAFETY: plain set*id syscalls.
@@ -367,12 +446,12 @@ fn build_sandbox(req: &InitRequest, entries: &[mounts::Entry]) -> Result<(), Str
         }
     }
     mounts::build_root(entries, detached)?;
-    if req.user_namespace {
+    if prep.user_namespace {
         // No nested user namespaces for the program: they are a favourite kernel attack surface
         // and a function has no use for them. Per-namespace limit, so the host is untouched.
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
-    if req.spec.isolate_network {
+    if prep.isolate_network {
         loopback_up();
     }
     std::env::set_current_dir("/var/task").map_err(|e| {

@@ -21,6 +21,13 @@
 //! to uid 993/gid 990 with no capabilities and execs. Closing the control socket (dropping the
 //! `Sandbox`, or Flint dying) ends the sandbox.
 //!
+//! The pool (`pool.rs`): `Sandboxes` keeps a few sandboxes prepared up to the spec (supervisor
+//! exec'd, PID 1 in its namespaces, joined to a fresh cgroup, id maps written: the slow part, mostly
+//! the cgroup v1 memory attach) so that `spawn` only sets the spec's limits and sends the spec.
+//! Size: `FLINT_SANDBOX_POOL` (default 2, 0 = off) or `Sandboxes::set_pool_size`. A prepared
+//! sandbox's cgroup is created as `pool~<n>` and renamed to the spec's id when taken (cgroup v1;
+//! v2 cannot rename, so there it keeps the pool name).
+//!
 //! Tests of other crates: any binary linking this crate (with glibc) acts as the init when run as
 //! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.
 //!
@@ -35,9 +42,11 @@ mod handshake;
 mod host;
 mod init;
 mod mounts;
+mod pool;
 mod spawn;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use spawn::Sandbox;
 
@@ -94,14 +103,10 @@ pub struct ExitInfo {
 
 /// The host's sandboxing capabilities and the factory of sandboxes.
 pub struct Sandboxes {
-    init_program: PathBuf,
-    /// Empty dir where each sandbox mounts its root, inside its own mount namespace.
-    root_mount: PathBuf,
-    isolation: host::Isolation,
-    identity: host::Identity,
-    cgroups: cgroup::Layout,
-    /// passwd/group naming the sandbox user, bound over the host's in /etc.
-    etc_overlays: Vec<(PathBuf, String)>,
+    /// What every start needs (init program, isolation, cgroups, ...), shared with the pool.
+    launcher: Arc<spawn::Launcher>,
+    /// Sandboxes prepared ahead of their spec.
+    pool: pool::Pool,
     /// Where each sandbox's /tmp comes from.
     tmp: ephemeral_storage::TmpStorage,
     summary: String,
@@ -171,13 +176,31 @@ impl Sandboxes {
         }
         let etc_overlays = host::write_etc_overlays(&state_dir)?;
         let summary = summarize(&isolation, &cgroups, &tmp);
-        Ok(Sandboxes {
+        let pool_size =
+            match pool::size_from_env(std::env::var("FLINT_SANDBOX_POOL").ok().as_deref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("{e}; keeping {} prepared sandboxes", pool::DEFAULT_SIZE);
+                    pool::DEFAULT_SIZE
+                }
+            };
+        // Nothing to prepare when sandboxes cannot be built here.
+        let pool_size = if matches!(isolation, host::Isolation::Unavailable(_)) {
+            0
+        } else {
+            pool_size
+        };
+        let launcher = Arc::new(spawn::Launcher {
             init_program,
             root_mount,
             isolation,
             identity,
             cgroups,
             etc_overlays,
+        });
+        Ok(Sandboxes {
+            pool: pool::Pool::new(launcher.clone(), pool_size),
+            launcher,
             tmp,
             summary,
         })
@@ -198,6 +221,24 @@ impl Sandboxes {
         Ok(sandbox)
     }
 
+    /// How many sandboxes are kept prepared ahead of their spec (0: the pool is off).
+    pub fn pool_size(&self) -> usize {
+        self.pool.size()
+    }
+
+    /// Changes the number of prepared sandboxes (0 turns the pool off and ends those waiting).
+    /// Ignored on hosts where sandboxes cannot be built.
+    pub fn set_pool_size(&self, size: usize) {
+        if !matches!(self.launcher.isolation, host::Isolation::Unavailable(_)) {
+            self.pool.set_size(size);
+        }
+    }
+
+    /// How many prepared sandboxes are ready right now (a spawn takes one when there is one).
+    pub fn pool_ready(&self) -> usize {
+        self.pool.ready()
+    }
+
     /// Whether /tmp is limited as a whole (EphemeralStorage), not just per file.
     pub fn tmp_size_is_total(&self) -> bool {
         matches!(self.tmp, ephemeral_storage::TmpStorage::Volume(_))
@@ -211,8 +252,11 @@ impl Sandboxes {
 
 impl Drop for Sandboxes {
     fn drop(&mut self) {
+        // First the prepared sandboxes (their PID 1s hold copies of the host's mounts, the /tmp
+        // volume's among them, and their cgroups sit in the instance dirs).
+        self.pool.shutdown();
         // Only succeeds once every sandbox is gone (a cgroup with children cannot be removed).
-        self.cgroups.remove_instance_dirs();
+        self.launcher.cgroups.remove_instance_dirs();
     }
 }
 

@@ -1,25 +1,32 @@
 //! Flint's side of starting a sandbox: create its cgroup, start `init_program __sandbox-init` with
-//! the spec on a control socket, wait for "running" or the reason it could not start; then the
-//! `Sandbox` handle that kills, waits and reads peak memory.
+//! the prepare and launch requests on a control socket, wait for "running" or the reason it could
+//! not start; sandboxes prepared ahead of their spec (the pool's, see `pool.rs`) and how a spec
+//! takes one; then the `Sandbox` handle that kills, waits and reads peak memory.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::mpsc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::cgroup::SandboxCgroup;
-use crate::handshake::{InitReport, InitRequest};
-use crate::host::{Isolation, SANDBOX_GID, SANDBOX_UID};
+use crate::cgroup::{Layout, SandboxCgroup};
+use crate::handshake::{request_line, InitReport, LaunchRequest, PrepareRequest};
+use crate::host::{Identity, Isolation, SANDBOX_GID, SANDBOX_UID};
 use crate::{ExitInfo, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
 
 /// Longest wait for a sandbox to report that its program runs (a healthy one takes milliseconds).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Used when no memory cgroup exists: RLIMIT_DATA floor so tiny limits do not break interpreters.
 const MIN_DATA_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long a failed pooled sandbox's cgroup may take to empty before the spec's own start.
+const CLEANUP_PATIENCE: Duration = Duration::from_millis(500);
 
 pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
-    if let Isolation::Unavailable(reason) = &sandboxes.isolation {
+    let launcher = &sandboxes.launcher;
+    if let Isolation::Unavailable(reason) = &launcher.isolation {
         return Err(
             io::Error::other(format!("cannot sandbox functions on this host: {reason}")).into(),
         );
@@ -28,7 +35,7 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other("Sandboxes::spawn needs a tokio runtime").into());
     }
-    let identity = &sandboxes.identity;
+    let identity = &launcher.identity;
     if identity.privileged {
         // The sandbox user owns its /tmp (like sbx_user1051 on Lambda).
         std::os::unix::fs::chown(
@@ -41,84 +48,315 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )?;
     }
-    let cgroup = sandboxes.cgroups.create(&spec.id, spec.memory_mb)?;
-    let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
-    let request = InitRequest {
-        spec: spec.clone(),
-        user_namespace: sandboxes.isolation == Isolation::UserNamespace,
-        uid_map: identity.uid_map(),
-        gid_map: identity.gid_map(),
-        deny_setgroups: !identity.privileged,
-        uid: SANDBOX_UID,
-        gid: SANDBOX_GID,
-        drop_groups: identity.privileged,
-        cgroup_procs: cgroup.procs_files(),
-        root_mount: sandboxes.root_mount.clone(),
-        data_limit: (!cgroup.has_memory()).then_some(memory_bytes.max(MIN_DATA_LIMIT)),
-        file_size_limit: (spec.tmp_size_mb > 0).then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
-        hostname: hostname(&spec.id),
-        etc_overlays: sandboxes.etc_overlays.clone(),
-    };
-    match start(sandboxes, &request) {
-        Ok((child, control)) => {
-            let mut child = child;
-            Ok(Sandbox {
-                stdout: child.stdout.take(),
-                stderr: child.stderr.take(),
-                id: spec.id.clone(),
-                child,
-                control: Some(control),
-                cgroup: Some(cgroup),
-                exit: None,
-                final_peak: None,
-                final_oom: false,
-                tmp: None,
-            })
+    if let Some(zygote) = sandboxes.pool.take(spec.isolate_network) {
+        match launcher.launch(zygote, spec) {
+            Ok(sandbox) => return Ok(sandbox),
+            Err(LaunchFailure::Final(e)) => return Err(e),
+            Err(LaunchFailure::Prepared(reason)) => tracing::debug!(
+                "a prepared sandbox could not take {} ({reason}); starting it from scratch",
+                spec.id
+            ),
         }
-        Err(e) => {
-            cgroup.kill_all();
-            cgroup.remove_now_or_later();
-            Err(e)
+    }
+    launcher.spawn_fresh(spec)
+}
+
+/// What `Sandboxes` decided at start that every sandbox start needs (shared with the pool's thread).
+#[derive(Debug)]
+pub(crate) struct Launcher {
+    pub init_program: PathBuf,
+    /// Empty dir where each sandbox mounts its root, inside its own mount namespace.
+    pub root_mount: PathBuf,
+    pub isolation: Isolation,
+    pub identity: Identity,
+    pub cgroups: Layout,
+    /// passwd/group naming the sandbox user, bound over the host's in /etc.
+    pub etc_overlays: Vec<(PathBuf, String)>,
+}
+
+/// Why starting a spec in a prepared sandbox failed.
+enum LaunchFailure {
+    /// The spec's own failure (its program cannot be exec'd, or no answer in time): final.
+    Final(SandboxError),
+    /// The prepared sandbox broke (it died, a cgroup write failed...): start the spec from scratch,
+    /// which reports the spec's problem if there is one.
+    Prepared(String),
+}
+
+impl Launcher {
+    fn prepare_request(&self, cgroup: &SandboxCgroup, isolate_network: bool) -> PrepareRequest {
+        let identity = &self.identity;
+        PrepareRequest {
+            user_namespace: self.isolation == Isolation::UserNamespace,
+            isolate_network,
+            uid_map: identity.uid_map(),
+            gid_map: identity.gid_map(),
+            deny_setgroups: !identity.privileged,
+            cgroup_procs: cgroup.procs_files(),
+        }
+    }
+
+    fn launch_request(&self, spec: &SandboxSpec, cgroup: &SandboxCgroup) -> LaunchRequest {
+        let memory_bytes = u64::from(spec.memory_mb) * 1024 * 1024;
+        LaunchRequest {
+            spec: spec.clone(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            drop_groups: self.identity.privileged,
+            root_mount: self.root_mount.clone(),
+            data_limit: (!cgroup.has_memory()).then_some(memory_bytes.max(MIN_DATA_LIMIT)),
+            file_size_limit: (spec.tmp_size_mb > 0)
+                .then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
+            hostname: hostname(&spec.id),
+            etc_overlays: self.etc_overlays.clone(),
+        }
+    }
+
+    /// Starts a sandbox for `spec` from nothing: both requests at once.
+    fn spawn_fresh(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let cgroup = self.cgroups.create(&spec.id, spec.memory_mb)?;
+        let result = (|| {
+            let mut started = Started::start(&self.init_program)?;
+            let mut lines = request_line(&self.prepare_request(&cgroup, spec.isolate_network))?;
+            lines.extend(request_line(&self.launch_request(spec, &cgroup))?);
+            started.control.get_mut().write_all(&lines)?;
+            wait_for(&mut started.control, Stage::Running, &spec.program)?;
+            Ok(started)
+        })();
+        match result {
+            Ok(started) => started.into_sandbox(spec.id.clone(), cgroup),
+            Err(e) => {
+                // `started` (if any) was dropped: its supervisor is killed.
+                cgroup.kill_all();
+                cgroup.remove_now_or_later();
+                Err(e)
+            }
+        }
+    }
+
+    /// Prepares a sandbox up to the point where only the spec is missing (for the pool): its
+    /// supervisor runs, PID 1 sits in new namespaces and in a fresh cgroup named `name`.
+    pub(crate) fn prepare(&self, name: &str, isolate_network: bool) -> io::Result<Prepared> {
+        let cgroup = self.cgroups.create_for_pool(name)?;
+        let result = (|| {
+            let mut started = Started::start(&self.init_program)?;
+            let line = request_line(&self.prepare_request(&cgroup, isolate_network))?;
+            started.control.get_mut().write_all(&line)?;
+            wait_for(&mut started.control, Stage::Prepared, Path::new(INIT_ARG)).map_err(|e| {
+                match e {
+                    SandboxError::Io(e) => e,
+                    other => io::Error::other(other.to_string()),
+                }
+            })?;
+            Ok(started)
+        })();
+        match result {
+            Ok(started) => Ok(Prepared {
+                started: Some(started),
+                cgroup: Some(cgroup),
+                isolate_network,
+            }),
+            Err(e) => {
+                cgroup.kill_all();
+                cgroup.remove_now_or_later();
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts `spec` in a prepared sandbox: its limits on the cgroup, then the launch request.
+    fn launch(&self, mut prepared: Prepared, spec: &SandboxSpec) -> Result<Sandbox, LaunchFailure> {
+        let (Some(mut started), Some(mut cgroup)) =
+            (prepared.started.take(), prepared.cgroup.take())
+        else {
+            return Err(LaunchFailure::Prepared("incomplete".into()));
+        };
+        let fail = |cgroup: SandboxCgroup, reason: String| {
+            cgroup.remove_now(CLEANUP_PATIENCE);
+            Err(LaunchFailure::Prepared(reason))
+        };
+        if started.supervisor.has_exited() {
+            return fail(cgroup, "its supervisor exited".into());
+        }
+        let started_at = std::time::Instant::now();
+        if let Err(e) = self.cgroups.assign(&mut cgroup, &spec.id, spec.memory_mb) {
+            return fail(cgroup, format!("cgroup limits: {e}"));
+        }
+        let line = match request_line(&self.launch_request(spec, &cgroup)) {
+            Ok(l) => l,
+            Err(e) => return fail(cgroup, e.to_string()),
+        };
+        if let Err(e) = started.control.get_mut().write_all(&line) {
+            return fail(cgroup, format!("control socket: {e}"));
+        }
+        let limits_set = started_at.elapsed();
+        match wait_for(&mut started.control, Stage::Running, &spec.program) {
+            Ok(()) => {
+                tracing::debug!(
+                    "sandbox {} started in a prepared one: cgroup limits {} µs, running after {:.1} ms",
+                    spec.id,
+                    limits_set.as_micros(),
+                    started_at.elapsed().as_secs_f64() * 1e3
+                );
+                started
+                    .into_sandbox(spec.id.clone(), cgroup)
+                    .map_err(LaunchFailure::Final)
+            }
+            Err(e) => {
+                drop(started);
+                let final_error = matches!(e, SandboxError::Start { .. })
+                    || matches!(&e, SandboxError::Io(io) if io.kind() == io::ErrorKind::TimedOut);
+                if final_error {
+                    cgroup.kill_all();
+                    cgroup.remove_now_or_later();
+                    Err(LaunchFailure::Final(e))
+                } else {
+                    fail(cgroup, e.to_string())
+                }
+            }
         }
     }
 }
 
-fn start(
-    sandboxes: &Sandboxes,
-    request: &InitRequest,
-) -> Result<(tokio::process::Child, BufReader<UnixStream>), SandboxError> {
-    let (mut ours, theirs) = UnixStream::pair()?;
-    let mut cmd = tokio::process::Command::new(&sandboxes.init_program);
-    cmd.arg(INIT_ARG)
-        .env_clear()
-        .current_dir("/")
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    let program = request.spec.program.display().to_string();
-    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
-    line.push(b'\n');
-    ours.write_all(&line)?;
-    ours.set_read_timeout(Some(START_TIMEOUT))?;
-    let mut control = BufReader::new(ours);
+/// A sandbox prepared up to its spec, waiting in the pool. Dropping it ends it.
+pub(crate) struct Prepared {
+    started: Option<Started>,
+    cgroup: Option<SandboxCgroup>,
+    pub isolate_network: bool,
+}
+
+impl Prepared {
+    /// Ends it and removes its cgroup before returning (at shutdown: the parent dirs go next).
+    pub fn dispose_now(mut self) {
+        if let Some(mut started) = self.started.take() {
+            started.supervisor.kill();
+        }
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove_now(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(mut started) = self.started.take() {
+            started.supervisor.kill();
+        }
+        if let Some(cg) = self.cgroup.take() {
+            cg.kill_all();
+            cg.remove_now_or_later();
+        }
+    }
+}
+
+/// A running supervisor, its control socket and its program's output pipes.
+struct Started {
+    supervisor: Supervisor,
+    control: BufReader<UnixStream>,
+    stdout: Option<std::process::ChildStdout>,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+impl Started {
+    fn start(init_program: &Path) -> io::Result<Started> {
+        let (ours, theirs) = UnixStream::pair()?;
+        // std, not tokio, processes: a pooled sandbox is started on the pool's thread, outside any
+        // runtime, and may be used by another runtime than the one alive when it was prepared.
+        let mut child = std::process::Command::new(init_program)
+            .arg(INIT_ARG)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        // SAFETY: pidfd_open(2) on our own child, which nobody else reaps (no pid reuse).
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::c_int, 0) };
+        // SAFETY: a new fd that we own (when the call succeeded).
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
+        Ok(Started {
+            supervisor: Supervisor {
+                child: Some(child),
+                pidfd,
+            },
+            control: BufReader::new(ours),
+            stdout,
+            stderr,
+        })
+    }
+
+    fn into_sandbox(mut self, id: String, cgroup: SandboxCgroup) -> Result<Sandbox, SandboxError> {
+        let pipes = (|| {
+            let stdout = self
+                .stdout
+                .take()
+                .map(tokio::process::ChildStdout::from_std)
+                .transpose()?;
+            let stderr = self
+                .stderr
+                .take()
+                .map(tokio::process::ChildStderr::from_std)
+                .transpose()?;
+            io::Result::Ok((stdout, stderr))
+        })();
+        let (stdout, stderr) = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                self.supervisor.kill();
+                cgroup.kill_all();
+                cgroup.remove_now_or_later();
+                return Err(e.into());
+            }
+        };
+        Ok(Sandbox {
+            stdout,
+            stderr,
+            id,
+            supervisor: self.supervisor,
+            control: Some(self.control),
+            cgroup: Some(cgroup),
+            exit: None,
+            final_peak: None,
+            final_oom: false,
+            tmp: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Prepared,
+    Running,
+}
+
+/// Reads the init's reports until `stage` (or the reason it will not get there).
+fn wait_for(
+    control: &mut BufReader<UnixStream>,
+    stage: Stage,
+    program: &Path,
+) -> Result<(), SandboxError> {
+    control.get_ref().set_read_timeout(Some(START_TIMEOUT))?;
     let mut text = String::new();
     loop {
         text.clear();
-        let outcome: Result<(), SandboxError> = match control.read_line(&mut text) {
-            Ok(0) => Err(io::Error::other("sandbox init exited during set-up").into()),
+        match control.read_line(&mut text) {
+            Ok(0) => return Err(io::Error::other("sandbox init exited during set-up").into()),
             Ok(_) => match InitReport::parse(&text) {
-                Some(InitReport::Running) => break,
-                Some(InitReport::StartFailed { reason }) => Err(SandboxError::Start {
-                    program: program.clone(),
-                    reason,
-                }),
-                Some(InitReport::SetupFailed { reason }) => {
-                    Err(io::Error::other(format!("sandbox set-up failed: {reason}")).into())
+                Some(InitReport::Running) if stage == Stage::Running => return Ok(()),
+                Some(InitReport::Prepared) if stage == Stage::Prepared => return Ok(()),
+                Some(InitReport::StartFailed { reason }) => {
+                    return Err(SandboxError::Start {
+                        program: program.display().to_string(),
+                        reason,
+                    })
                 }
-                // The program may already have exited; that arrives after Running, not before.
-                Some(InitReport::Exited { .. }) | None => continue,
+                Some(InitReport::SetupFailed { reason }) => {
+                    return Err(io::Error::other(format!("sandbox set-up failed: {reason}")).into())
+                }
+                // "Prepared" on the way to running; the program's exit arrives after "running".
+                _ => continue,
             },
             Err(e)
                 if matches!(
@@ -126,19 +364,118 @@ fn start(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                Err(
-                    io::Error::new(io::ErrorKind::TimedOut, "sandbox did not start within 10 s")
-                        .into(),
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "sandbox did not start within 10 s",
                 )
+                .into())
             }
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = outcome {
-            let _ = child.start_kill();
-            return Err(e);
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok((child, control))
+}
+
+/// The `__sandbox-init` process in the host's namespaces. Dropping it kills it (which ends the
+/// sandbox) and leaves the reaping to a background thread.
+struct Supervisor {
+    child: Option<std::process::Child>,
+    /// Readable once the process exits: lets `wait` await it on any tokio runtime.
+    pidfd: Option<OwnedFd>,
+}
+
+/// A pidfd borrowed for `AsyncFd` (which must not close it).
+struct PidfdRef(RawFd);
+
+impl AsRawFd for PidfdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Supervisor {
+    /// SIGKILL (a no-op once it has been reaped: std never signals a reaped pid).
+    fn kill(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+        }
+    }
+
+    fn has_exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(io::Error::other("sandbox supervisor already gone"));
+        };
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        match &self.pidfd {
+            Some(fd) => {
+                // SAFETY: the pidfd is owned by `self`, which this call borrows for as long as
+                // the local `AsyncFd` lives; it stays open and the same fd all that time.
+                let ready = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        PidfdRef(fd.as_raw_fd()),
+                        tokio::io::Interest::READABLE,
+                    )
+                }?;
+                loop {
+                    let mut guard = ready.readable().await?;
+                    if let Some(status) = child.try_wait()? {
+                        return Ok(status);
+                    }
+                    guard.clear_ready();
+                }
+            }
+            // Kernels before 5.3 have no pidfd.
+            None => loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if let Some(status) = child.try_wait()? {
+                    return Ok(status);
+                }
+            },
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = child.kill();
+        if let Err(mpsc::SendError(mut child)) = reaper().send(child) {
+            // No reaper thread: a short blocking wait (the process was just SIGKILLed).
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The background thread that reaps killed supervisors (no zombies, and no blocking in `drop`).
+fn reaper() -> &'static mpsc::Sender<std::process::Child> {
+    static SENDER: OnceLock<mpsc::Sender<std::process::Child>> = OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<std::process::Child>();
+        let spawned = std::thread::Builder::new()
+            .name("flint-sandbox-reaper".into())
+            .spawn(move || {
+                while let Ok(mut child) = rx.recv() {
+                    let _ = child.wait();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the sandbox reaper thread: {e}");
+        }
+        tx
+    })
 }
 
 /// Sandbox ids name cgroup directories: keep them to a safe alphabet.
@@ -174,7 +511,7 @@ pub struct Sandbox {
     pub stderr: Option<tokio::process::ChildStderr>,
     id: String,
     /// The sandbox's supervisor (`__sandbox-init` in the host namespaces).
-    child: tokio::process::Child,
+    supervisor: Supervisor,
     /// Control socket: carries the program's exit report; closing it ends the sandbox.
     control: Option<BufReader<UnixStream>>,
     cgroup: Option<SandboxCgroup>,
@@ -217,7 +554,7 @@ impl Sandbox {
     pub fn kill(&mut self) {
         if self.exit.is_none() {
             // The supervisor's death takes PID 1 (parent-death signal), and PID 1's the namespace.
-            let _ = self.child.start_kill();
+            self.supervisor.kill();
         }
         if let Some(cg) = self.cgroup.take() {
             self.final_peak = cg.peak_memory_bytes();
@@ -232,7 +569,7 @@ impl Sandbox {
         if let Some(exit) = self.exit {
             return exit;
         }
-        let status = self.child.wait().await;
+        let status = self.supervisor.wait().await;
         let reported = self.take_exit_report();
         let oom_killed = match &self.cgroup {
             Some(cg) => cg.oom_kills().unwrap_or(0) > 0,
@@ -302,7 +639,7 @@ impl Drop for Sandbox {
         // Closing the control socket also tells the supervisor to end the sandbox.
         self.control = None;
         if self.exit.is_none() {
-            let _ = self.child.start_kill();
+            self.supervisor.kill();
         }
         if let Some(cg) = self.cgroup.take() {
             if self.exit.is_none() {

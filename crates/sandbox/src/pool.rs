@@ -1,0 +1,265 @@
+//! The pool of prepared sandboxes: a few sandboxes started ahead of any spec, with the slow part of
+//! a start behind them (exec of the init, namespaces, and above all joining a cgroup v1 memory
+//! controller, which waits for an RCU grace period: ~10–30 ms). A spawn takes one and only adds the
+//! spec; a background thread prepares the next one, one at a time, after each take.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::spawn::{Launcher, Prepared};
+
+/// Prepared sandboxes kept ready unless `FLINT_SANDBOX_POOL` or `Sandboxes::set_pool_size` says
+/// otherwise.
+pub(crate) const DEFAULT_SIZE: usize = 2;
+/// After a take, the cold start that took it gets the CPU first (2 cores: preparing the next one
+/// costs an exec of the 15 MB init and its relocations).
+const REFILL_DELAY: Duration = Duration::from_millis(50);
+/// Longest pause between attempts when preparing keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Names of pool cgroups: '~' keeps them apart from sandbox ids (see `validate_id`).
+static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    launcher: Arc<Launcher>,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+struct State {
+    size: usize,
+    ready: VecDeque<Prepared>,
+    /// The kind to prepare: follows the specs (the engine uses one setting for all functions).
+    isolate_network: bool,
+    last_take: Option<Instant>,
+    shutdown: bool,
+}
+
+impl Pool {
+    /// A pool of `size` prepared sandboxes (0: none; every spawn starts from scratch).
+    pub fn new(launcher: Arc<Launcher>, size: usize) -> Pool {
+        let pool = Pool {
+            shared: Arc::new(Shared {
+                launcher,
+                state: Mutex::new(State {
+                    size: 0,
+                    ready: VecDeque::new(),
+                    isolate_network: false,
+                    last_take: None,
+                    shutdown: false,
+                }),
+                wake: Condvar::new(),
+            }),
+            thread: Mutex::new(None),
+        };
+        pool.set_size(size);
+        pool
+    }
+
+    pub fn size(&self) -> usize {
+        self.shared.lock().size
+    }
+
+    /// How many prepared sandboxes wait right now.
+    pub fn ready(&self) -> usize {
+        self.shared.lock().ready.len()
+    }
+
+    pub fn set_size(&self, size: usize) {
+        let surplus: Vec<Prepared> = {
+            let mut state = self.shared.lock();
+            if state.shutdown {
+                return;
+            }
+            state.size = size;
+            let keep = state.ready.len().min(size);
+            state.ready.drain(keep..).collect()
+        };
+        drop(surplus);
+        if size > 0 {
+            self.start_thread();
+        }
+        self.shared.wake.notify_all();
+    }
+
+    fn start_thread(&self) {
+        let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if thread.is_some() {
+            return;
+        }
+        let shared = self.shared.clone();
+        match std::thread::Builder::new()
+            .name("flint-sandbox-pool".into())
+            .spawn(move || refill(&shared))
+        {
+            Ok(handle) => *thread = Some(handle),
+            Err(e) => tracing::warn!("cannot start the sandbox pool thread: {e}; no pool"),
+        }
+    }
+
+    /// A prepared sandbox of the wanted kind, if one is ready. Asking for the other kind switches
+    /// what the pool prepares (the ones of the old kind are dropped).
+    pub fn take(&self, isolate_network: bool) -> Option<Prepared> {
+        let (taken, stale) = {
+            let mut state = self.shared.lock();
+            if state.size == 0 || state.shutdown {
+                return None;
+            }
+            state.last_take = Some(Instant::now());
+            if state.isolate_network != isolate_network {
+                state.isolate_network = isolate_network;
+                (None, state.ready.drain(..).collect::<Vec<_>>())
+            } else {
+                (state.ready.pop_front(), Vec::new())
+            }
+        };
+        self.shared.wake.notify_all();
+        drop(stale);
+        taken
+    }
+
+    /// Stops the refill thread and ends every prepared sandbox, cgroups removed, before returning.
+    pub fn shutdown(&self) {
+        self.shared.lock().shutdown = true;
+        self.shared.wake.notify_all();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        let ready: Vec<Prepared> = self.shared.lock().ready.drain(..).collect();
+        for prepared in ready {
+            prepared.dispose_now();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves a consistent queue: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The refill thread: prepares one sandbox at a time while the pool is short.
+fn refill(shared: &Shared) {
+    let mut failures: u32 = 0;
+    loop {
+        let isolate_network = {
+            let mut state = shared.lock();
+            loop {
+                if state.shutdown {
+                    return;
+                }
+                if state.ready.len() < state.size {
+                    let since = state.last_take.map(|t| t.elapsed());
+                    match since {
+                        Some(since) if since < REFILL_DELAY => {
+                            state = wait(shared, state, Some(REFILL_DELAY - since));
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                state = wait(shared, state, None);
+            }
+            state.isolate_network
+        };
+        let name = format!("pool~{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed));
+        let started = Instant::now();
+        match shared.launcher.prepare(&name, isolate_network) {
+            Ok(prepared) => {
+                failures = 0;
+                tracing::debug!(
+                    "prepared a sandbox for the pool in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+                let unwanted = {
+                    let mut state = shared.lock();
+                    if state.shutdown
+                        || state.isolate_network != prepared.isolate_network
+                        || state.ready.len() >= state.size
+                    {
+                        Some(prepared)
+                    } else {
+                        state.ready.push_back(prepared);
+                        None
+                    }
+                };
+                // Ended outside the lock: a take must never wait for it.
+                drop(unwanted);
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(
+                        "cannot prepare a sandbox for the pool ({failures} time(s) in a row): {e}; cold starts take the slower path meanwhile"
+                    );
+                }
+                let pause = Duration::from_millis(100)
+                    .saturating_mul(1 << failures.min(9))
+                    .min(MAX_BACKOFF);
+                let deadline = Instant::now() + pause;
+                let mut state = shared.lock();
+                while !state.shutdown && Instant::now() < deadline {
+                    state = wait(shared, state, Some(deadline - Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+fn wait<'a>(
+    shared: &'a Shared,
+    state: MutexGuard<'a, State>,
+    timeout: Option<Duration>,
+) -> MutexGuard<'a, State> {
+    match timeout {
+        Some(t) => match shared.wake.wait_timeout(state, t) {
+            Ok((s, _)) => s,
+            Err(p) => p.into_inner().0,
+        },
+        None => shared.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
+    }
+}
+
+/// The pool size from `FLINT_SANDBOX_POOL` (a count; 0 turns the pool off).
+pub(crate) fn size_from_env(value: Option<&str>) -> Result<usize, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_SIZE),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= 64)
+            .ok_or_else(|| format!("FLINT_SANDBOX_POOL={v:?} is not a count from 0 to 64")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_size_comes_from_the_environment_with_a_default() {
+        assert_eq!(size_from_env(None), Ok(DEFAULT_SIZE));
+        assert_eq!(size_from_env(Some("")), Ok(DEFAULT_SIZE));
+        assert_eq!(size_from_env(Some("0")), Ok(0));
+        assert_eq!(size_from_env(Some(" 4 ")), Ok(4));
+        assert!(size_from_env(Some("-1")).is_err());
+        assert!(size_from_env(Some("lots")).is_err());
+        assert!(size_from_env(Some("1000")).is_err());
+    }
+}
