@@ -374,6 +374,8 @@ impl Engine {
     /// cgroups) and the logs are on disk, or after another second at worst. Invokes in flight
     /// end with the runtime's exit.
     pub async fn shutdown(&self) {
+        // Prepared (not yet used) sandboxes go first, and none are made from now on.
+        self.inner.sandboxes.set_pool_size(0);
         let envs = self.inner.begin_shutdown();
         for env in &envs {
             env.terminate();

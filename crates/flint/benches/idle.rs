@@ -562,8 +562,8 @@ fn read_u64(path: PathBuf) -> Option<u64> {
 /// What the sandboxes hold: processes by kind, and their memory cgroups.
 #[derive(Debug, Default)]
 struct SandboxStats {
-    /// comm → (processes, RSS kB, PSS kB)
-    by_comm: BTreeMap<String, (u64, u64, u64)>,
+    /// comm → (processes, RSS kB, PSS kB, CPU ticks)
+    by_comm: BTreeMap<String, (u64, u64, u64, u64)>,
     pids: HashSet<u32>,
     cgroups: usize,
     cgroup_usage_bytes: u64,
@@ -581,6 +581,7 @@ fn sandbox_stats(flint: u32) -> SandboxStats {
         e.0 += 1;
         e.1 += p.rss_kb;
         e.2 += p.pss_kb;
+        e.3 += p.cpu_ticks;
         s.cpu_ticks += p.cpu_ticks;
         s.pids.insert(pid);
         if let Some(cg) = memory_cgroup(pid) {
@@ -798,11 +799,15 @@ fn main() {
             idle_sandboxes.cgroup_rss_bytes as f64 / 1048576.0,
         ));
         let (mut tot_rss, mut tot_pss) = (0, 0);
-        for (comm, (count, rss, pss)) in &idle_sandboxes.by_comm {
+        for (comm, (count, rss, pss, ticks)) in &idle_sandboxes.by_comm {
             tot_rss += rss;
             tot_pss += pss;
+            // CPU during the hold, of the processes of this kind that were there before it.
+            let before = held_from.by_comm.get(comm).map(|e| e.3).unwrap_or(0);
+            let cpu = ticks.saturating_sub(before) as f64 / ticks_per_sec / held_secs * 100.0;
             lines.push(format!(
-                "  {comm:<16} {count:4} processes  RSS {:8.1} MB ({:6.2} MB each)  PSS {:8.1} MB",
+                "  {comm:<16} {count:4} processes  RSS {:8.1} MB ({:6.2} MB each)  PSS {:8.1} MB  \
+                 CPU while idle {cpu:.2} %",
                 mb(*rss),
                 mb(*rss) / *count as f64,
                 mb(*pss)

@@ -181,7 +181,18 @@ fn supervise(req: &PrepareRequest, control: &mut BufReader<ControlFd>) -> Result
     let mut launch = Vec::new();
     match control.read_until(b'\n', &mut launch) {
         Ok(n) if n > 0 && launch.ends_with(b"\n") => {}
-        _ => return kill_child("no launch request".into()),
+        _ => {
+            let result = kill_child("no launch request".into());
+            // Flint is gone (or dropped this prepared sandbox): the cgroups, still under their
+            // pool names, would outlive a Flint that exits without cleaning up. PID 1 is reaped,
+            // so they are empty; Flint's own removal may win the race, which is fine.
+            for procs in &req.cgroup_procs {
+                if let Some(dir) = procs.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return result;
+        }
     }
     // PID 1 parses it (it runs the same code); ending the pipe marks the end of the request.
     if !write_all_fd(&go_w, &launch) {

@@ -3,6 +3,7 @@
 //! not start; sandboxes prepared ahead of their spec (the pool's, see `pool.rs`) and how a spec
 //! takes one; then the `Sandbox` handle that kills, waits and reads peak memory.
 
+use std::future::Future;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -272,15 +273,8 @@ impl Started {
             .spawn()?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        // SAFETY: pidfd_open(2) on our own child, which nobody else reaps (no pid reuse).
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::c_int, 0) };
-        // SAFETY: a new fd that we own (when the call succeeded).
-        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
         Ok(Started {
-            supervisor: Supervisor {
-                child: Some(child),
-                pidfd,
-            },
+            supervisor: Supervisor::new(child),
             control: BufReader::new(ours),
             stdout,
             stderr,
@@ -379,8 +373,14 @@ fn wait_for(
 /// sandbox) and leaves the reaping to a background thread.
 struct Supervisor {
     child: Option<std::process::Child>,
-    /// Readable once the process exits: lets `wait` await it on any tokio runtime.
+    /// The pidfd registered with the runtime of the first `wait`. It lives here, not in the `wait`
+    /// future, because callers may poll a new future each time (the engine does): the waker must
+    /// stay registered after a future is dropped. Declared before `pidfd`: dropped first.
+    watch: Option<tokio::io::unix::AsyncFd<PidfdRef>>,
+    /// Readable once the process exits: lets `wait` await it without a thread.
     pidfd: Option<OwnedFd>,
+    /// Kernels before 5.3 have no pidfd: `wait` polls on this timer instead.
+    tick: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A pidfd borrowed for `AsyncFd` (which must not close it).
@@ -393,6 +393,19 @@ impl AsRawFd for PidfdRef {
 }
 
 impl Supervisor {
+    fn new(child: std::process::Child) -> Supervisor {
+        // SAFETY: pidfd_open(2) on our own child, which nobody else reaps (no pid reuse).
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::c_int, 0) };
+        // SAFETY: a new fd that we own (when the call succeeded).
+        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
+        Supervisor {
+            child: Some(child),
+            watch: None,
+            pidfd,
+            tick: None,
+        }
+    }
+
     /// SIGKILL (a no-op once it has been reaped: std never signals a reaped pid).
     fn kill(&mut self) {
         if let Some(child) = &mut self.child {
@@ -408,37 +421,64 @@ impl Supervisor {
     }
 
     async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
-        let Some(child) = self.child.as_mut() else {
-            return Err(io::Error::other("sandbox supervisor already gone"));
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    fn poll_wait(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<std::process::ExitStatus>> {
+        use std::task::Poll;
+        let Supervisor {
+            child,
+            watch,
+            pidfd,
+            tick,
+        } = self;
+        let Some(child) = child.as_mut() else {
+            return Poll::Ready(Err(io::Error::other("sandbox supervisor already gone")));
         };
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        match &self.pidfd {
-            Some(fd) => {
-                // SAFETY: the pidfd is owned by `self`, which this call borrows for as long as
-                // the local `AsyncFd` lives; it stays open and the same fd all that time.
-                let ready = unsafe {
-                    tokio::io::unix::AsyncFd::register_with_interest(
-                        PidfdRef(fd.as_raw_fd()),
-                        tokio::io::Interest::READABLE,
-                    )
-                }?;
-                loop {
-                    let mut guard = ready.readable().await?;
-                    if let Some(status) = child.try_wait()? {
-                        return Ok(status);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Poll::Ready(Ok(status)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if let Some(fd) = pidfd {
+                if watch.is_none() {
+                    // SAFETY: the pidfd is owned by this struct and outlives `watch`, which is
+                    // declared (so dropped) before it; it stays the same open fd all that time.
+                    let registered = unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            PidfdRef(fd.as_raw_fd()),
+                            tokio::io::Interest::READABLE,
+                        )
+                    };
+                    match registered {
+                        Ok(w) => *watch = Some(w),
+                        Err(e) => return Poll::Ready(Err(e.into())),
                     }
-                    guard.clear_ready();
+                }
+                if let Some(w) = watch {
+                    match w.poll_read_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(mut guard)) => {
+                            guard.clear_ready();
+                            continue;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    }
                 }
             }
-            // Kernels before 5.3 have no pidfd.
-            None => loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if let Some(status) = child.try_wait()? {
-                    return Ok(status);
+            let timer =
+                tick.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(5))));
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let next = tokio::time::Instant::now() + Duration::from_millis(5);
+                    timer.as_mut().reset(next);
                 }
-            },
+            }
         }
     }
 }

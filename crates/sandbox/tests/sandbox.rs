@@ -754,6 +754,26 @@ async fn spawn_to_exit_latency_of_bin_true(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// The engine polls a new `wait()` future each time (under a lock) and drops it: the wake-up must
+/// still come.
+async fn wait_wakes_a_caller_that_polls_new_futures(ctx: &Ctx) -> Result<(), String> {
+    use std::future::Future;
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&ctx.shell("sleep 0.2; exit 5"))
+        .map_err(|e| format!("spawn: {e}"))?;
+    let exit = tokio::time::timeout(
+        Duration::from_secs(5),
+        std::future::poll_fn(|cx| {
+            let mut wait = std::pin::pin!(sb.wait());
+            wait.as_mut().poll(cx)
+        }),
+    )
+    .await
+    .map_err(|_| "no wake-up after the sandbox exited")?;
+    ensure(exit.code == Some(5), format!("exit {exit:?}"))
+}
+
 /// Waits until `sandboxes` has `n` prepared sandboxes ready.
 async fn pool_warm(sandboxes: &Sandboxes, n: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -913,9 +933,16 @@ async fn dropping_sandboxes_ends_prepared_ones(ctx: &Ctx) -> Result<(), String> 
         format!("expected 2 prepared PID 1s, found {pids:?}"),
     )?;
     drop(other);
+    // Dead means gone or a zombie (reaped by whoever inherits it once its supervisor is gone).
+    let alive = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+    };
     for pid in &pids {
         ensure(
-            !Path::new(&format!("/proc/{pid}")).exists(),
+            !alive(pid),
             format!("prepared sandbox PID 1 {pid} outlived Sandboxes"),
         )?;
     }
@@ -1145,6 +1172,7 @@ fn main() {
             sandboxes_die_with_flint,
             terminate_sends_sigterm_to_the_program,
             exit_code_and_signal_are_reported,
+            wait_wakes_a_caller_that_polls_new_futures,
             extra_binds_and_layers_are_read_only,
             isolated_network_has_only_loopback,
             tmp_size_limits_a_single_file,
