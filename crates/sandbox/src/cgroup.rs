@@ -297,6 +297,9 @@ pub(crate) struct SandboxCgroup {
     memory: Option<(Version, PathBuf)>,
     /// v2 `memory.peak` held open: since Linux 6.12 a write resets the peak seen through this fd.
     peak_file: Option<fs::File>,
+    /// v1 `memory.max_usage_in_bytes`, opened at the first read and kept: every invoke's REPORT
+    /// reads it, and a path lookup in the cgroup filesystem costs more than the read.
+    v1_peak_file: std::sync::OnceLock<Option<fs::File>>,
 }
 
 impl SandboxCgroup {
@@ -323,12 +326,18 @@ impl SandboxCgroup {
     pub fn peak_memory_bytes(&self) -> Option<u64> {
         let (version, dir) = self.memory.as_ref()?;
         match version {
-            Version::V1 => read_u64(&dir.join("memory.max_usage_in_bytes")),
+            Version::V1 => {
+                let file = self.v1_peak_file.get_or_init(|| {
+                    fs::File::open(dir.join("memory.max_usage_in_bytes")).ok()
+                });
+                match file {
+                    Some(f) => read_u64_at(f),
+                    None => read_u64(&dir.join("memory.max_usage_in_bytes")),
+                }
+            }
             Version::V2 => {
                 if let Some(file) = &self.peak_file {
-                    let mut buf = [0u8; 32];
-                    let n = file.read_at(&mut buf, 0).ok()?;
-                    return std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok();
+                    return read_u64_at(file);
                 }
                 // Kernels before 5.19 have no memory.peak: the current usage is the best we have.
                 read_u64(&dir.join("memory.peak")).or_else(|| read_u64(&dir.join("memory.current")))
@@ -377,6 +386,7 @@ impl SandboxCgroup {
     /// for the processes to be gone): for shutdown, when the parent dirs are removed right after.
     pub fn remove_now(mut self, patience: Duration) {
         self.peak_file = None;
+        self.v1_peak_file = std::sync::OnceLock::new();
         for d in std::mem::take(&mut self.dirs) {
             kill_cgroup(d.version, &d.path);
             if d.remove_with_retry(patience).is_err() {
@@ -389,6 +399,7 @@ impl SandboxCgroup {
     /// sandbox's processes are still exiting.
     pub fn remove_now_or_later(mut self) {
         self.peak_file = None;
+        self.v1_peak_file = std::sync::OnceLock::new();
         let pending: Vec<CgroupDir> = std::mem::take(&mut self.dirs)
             .into_iter()
             .filter(|d| fs::remove_dir(&d.path).is_err() && d.path.exists())
@@ -494,6 +505,13 @@ pub(crate) fn write_file(path: &Path, value: &str) -> io::Result<()> {
     // One write() per value: cgroup files reject values split over several writes.
     let mut f = fs::OpenOptions::new().write(true).open(path)?;
     f.write_all(value.as_bytes())
+}
+
+/// A number from a cgroup file held open (read from offset 0 every time).
+fn read_u64_at(file: &fs::File) -> Option<u64> {
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
