@@ -8,13 +8,16 @@ host's network, which functions share by default) until all 40 are running, so t
 deterministic however slowly the cold starts go on a busy machine."""
 
 import concurrent.futures
+import json
 import socket
 import threading
 import time
 
+import boto3
 import pytest
+from botocore.config import Config
 
-from conftest import create_function, make_zip, unique_name
+from conftest import REGION, create_function, make_zip, unique_name
 
 ENVIRONMENTS = 40
 
@@ -86,13 +89,10 @@ class Barrier:
 @pytest.fixture
 def many_client(server):
     """A client whose connection pool holds a whole burst (the shared one keeps 32)."""
-    import boto3
-    from botocore.config import Config
-
     return boto3.session.Session().client(
         "lambda",
         endpoint_url=server.endpoint,
-        region_name="us-east-1",
+        region_name=REGION,
         aws_access_key_id="AKIDFLINTTEST",
         aws_secret_access_key="flint-test-secret",
         config=Config(retries={"total_max_attempts": 1}, read_timeout=70, connect_timeout=5,
@@ -102,8 +102,6 @@ def many_client(server):
 
 def burst(client, name):
     """ENVIRONMENTS invokes at once, each held at one barrier; returns (payloads, barrier)."""
-    import json
-
     barrier = Barrier(ENVIRONMENTS, timeout=20)
     payload = json.dumps({"barrier": barrier.port}).encode()
 

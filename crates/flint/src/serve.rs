@@ -45,6 +45,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing();
+    raise_open_file_limit();
     let workers = args.worker_threads.filter(|n| *n > 0).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() / 2)
@@ -61,6 +62,42 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Blocking work still queued (a sandbox mid-start) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// Every execution environment holds about 7 descriptors (Runtime API listener and connection,
+/// sandbox control socket, stdout/stderr pipes, pidfd, log file): the usual soft limit of 1024
+/// would stop Flint at ~140 environments. Raise it to the hard limit, as servers do.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+    }
+    let envs = lim.rlim_cur / 8;
+    tracing::debug!(
+        "open file limit {} (room for about {envs} environments)",
+        lim.rlim_cur
+    );
+    if lim.rlim_cur < 4096 {
+        tracing::warn!(
+            "open file limit is {}: room for only about {envs} execution environments (raise it with ulimit -n)",
+            lim.rlim_cur
+        );
+    }
 }
 
 fn init_tracing() {

@@ -327,9 +327,9 @@ impl SandboxCgroup {
         let (version, dir) = self.memory.as_ref()?;
         match version {
             Version::V1 => {
-                let file = self.v1_peak_file.get_or_init(|| {
-                    fs::File::open(dir.join("memory.max_usage_in_bytes")).ok()
-                });
+                let file = self
+                    .v1_peak_file
+                    .get_or_init(|| fs::File::open(dir.join("memory.max_usage_in_bytes")).ok());
                 match file {
                     Some(f) => read_u64_at(f),
                     None => read_u64(&dir.join("memory.max_usage_in_bytes")),
