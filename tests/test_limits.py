@@ -156,7 +156,6 @@ def test_timeout_gives_sandbox_timedout_with_the_recorded_payload(lambda_client,
     assert 0.9 < elapsed < 2.5, f"Timeout=1 answered after {elapsed:.2f}s"
 
 
-@pytest.mark.xfail(strict=True, reason="Known gap: after a timeout Flint replaces the whole environment (fresh /tmp); AWS restarts only the runtime")
 def test_timeout_restarts_the_runtime_but_keeps_tmp(lambda_client, one_second):
     # Recorded on AWS (test_lambda_invoke_timed_out_environment_reuse): after a timeout the next
     # invoke sees module state reset (a new runtime process) but the file written to /tmp before

@@ -77,6 +77,11 @@ impl Environment {
         self.sandbox.lock().terminate();
     }
 
+    /// Takes the environment's /tmp out of it (before it is stopped), for a successor.
+    pub(crate) fn take_tmp(&self) -> Option<flint_sandbox::KeptTmp> {
+        self.sandbox.lock().take_tmp()
+    }
+
     /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
     pub(crate) fn kill(&self) {
         self.healthy.store(false, Ordering::Release);
@@ -108,6 +113,7 @@ pub(crate) async fn start(
     spec: &Arc<FunctionSpec>,
     capture_tail: bool,
     init_type: InitType,
+    kept_tmp: Option<flint_sandbox::KeptTmp>,
 ) -> Result<Arc<Environment>, StartError> {
     let begun = Instant::now();
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
@@ -167,9 +173,10 @@ pub(crate) async fn start(
     // Spawning waits for the sandbox's set-up handshake (milliseconds, up to seconds on a busy
     // host): keep it off the async workers that serve warm invokes.
     let sandboxes = inner.sandboxes.clone();
-    let spawned = tokio::task::spawn_blocking(move || sandboxes.spawn(&sandbox_spec))
-        .await
-        .map_err(|e| StartError::Service(format!("starting sandbox: {e}")));
+    let spawned =
+        tokio::task::spawn_blocking(move || sandboxes.spawn_reusing_tmp(&sandbox_spec, kept_tmp))
+            .await
+            .map_err(|e| StartError::Service(format!("starting sandbox: {e}")));
     let sandbox_time = spawned_at.elapsed();
     let mut sandbox = match spawned {
         Ok(Ok(s)) => s,

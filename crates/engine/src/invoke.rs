@@ -167,7 +167,7 @@ impl Checkout<'_> {
             cognito_identity: None,
             payload: req.payload.clone(),
         }));
-        wait_for_outcome(env, outcome, self.deadline, req).await
+        wait_for_outcome(self.pool, env, outcome, self.deadline, req).await
     }
 
     /// The invocation is over: log, pool and answer.
@@ -205,7 +205,7 @@ impl Drop for Checkout<'_> {
         let (started, init, deadline, lease) =
             (self.started, self.init, self.deadline, self.lease.take());
         handle.spawn(async move {
-            let ending = wait_for_outcome(&env, &mut outcome, deadline, &req).await;
+            let ending = wait_for_outcome(&pool, &env, &mut outcome, deadline, &req).await;
             conclude(&pool, Some(env), &req, started, init, ending, true);
             // The slot stays taken until the function is done.
             drop(lease);
@@ -215,6 +215,7 @@ impl Drop for Checkout<'_> {
 
 /// Waits for the runtime's answer, the deadline (the environment is stopped) or its exit.
 async fn wait_for_outcome(
+    pool: &Pool,
     env: &Environment,
     outcome: &mut oneshot::Receiver<Outcome>,
     deadline: tokio::time::Instant,
@@ -238,6 +239,11 @@ async fn wait_for_outcome(
             Ending::platform(payload, "error", error_type)
         }
         None => {
+            // Lambda restarts the runtime but keeps the environment's /tmp: the next cold start
+            // of this snapshot gets it.
+            if let Some(tmp) = env.take_tmp() {
+                pool.keep_tmp(tmp);
+            }
             env.kill();
             env.log
                 .platform(&logs::timeout_line(&req.request_id, spec.timeout_secs));
@@ -259,7 +265,15 @@ async fn cold_start(
     pool: &Arc<Pool>,
     req: &InvokeRequest,
 ) -> Result<ColdStart, InvokeError> {
-    let env = match environment::start(inner, &req.function, req.tail_log, InitType::OnDemand).await
+    let kept_tmp = pool.take_kept_tmp();
+    let env = match environment::start(
+        inner,
+        &req.function,
+        req.tail_log,
+        InitType::OnDemand,
+        kept_tmp,
+    )
+    .await
     {
         Ok(env) => env,
         Err(StartError::InvalidRuntime(m)) => return Err(InvokeError::InvalidRuntime(m)),

@@ -42,6 +42,9 @@ struct PoolState {
     /// Retired (or removed from the map): environments coming back are stopped.
     retired: bool,
     provisioned: Provisioned,
+    /// The /tmp of an environment stopped by a timeout, for the next cold start of this snapshot
+    /// (Lambda restarts the runtime after a timeout but keeps the environment's /tmp).
+    kept_tmp: Option<(flint_sandbox::KeptTmp, Instant)>,
 }
 
 /// Provisioned concurrency of the snapshot: environments initialised ahead of invokes, kept
@@ -143,6 +146,7 @@ impl Pool {
         st.retired = true;
         self.has_provisioned.store(false, Ordering::Release);
         let prov = std::mem::take(&mut st.provisioned);
+        st.kept_tmp = None;
         let mut out: Vec<Arc<Environment>> = st.idle.drain(..).map(|(e, _)| e).collect();
         // Busy members are stopped when they come back (the pool is retired).
         out.extend(prov.idle);
@@ -160,12 +164,35 @@ impl Pool {
             }
             keep
         });
+        if st
+            .kept_tmp
+            .as_ref()
+            .is_some_and(|(_, since)| now.duration_since(*since) >= idle_timeout)
+        {
+            st.kept_tmp = None;
+        }
         out
     }
 
     fn is_empty(&self) -> bool {
         let st = self.state.lock();
-        st.idle.is_empty() && st.provisioned.target == 0 && st.provisioned.members.is_empty()
+        st.idle.is_empty()
+            && st.provisioned.target == 0
+            && st.provisioned.members.is_empty()
+            && st.kept_tmp.is_none()
+    }
+
+    /// Keeps a stopped environment's /tmp for the next cold start (the latest one wins).
+    pub(crate) fn keep_tmp(&self, tmp: flint_sandbox::KeptTmp) {
+        let mut st = self.state.lock();
+        if !st.retired {
+            st.kept_tmp = Some((tmp, Instant::now()));
+        }
+    }
+
+    /// The /tmp kept for the next cold start, if any.
+    pub(crate) fn take_kept_tmp(&self) -> Option<flint_sandbox::KeptTmp> {
+        self.state.lock().kept_tmp.take().map(|(t, _)| t)
     }
 
     pub(crate) fn is_retired(&self) -> bool {

@@ -350,7 +350,7 @@ async fn init(
     inner: &Arc<Inner>,
     spec: &Arc<FunctionSpec>,
 ) -> Result<Arc<environment::Environment>, StartFailure> {
-    let env = environment::start(inner, spec, false, InitType::Provisioned)
+    let env = environment::start(inner, spec, false, InitType::Provisioned, None)
         .await
         .map_err(|e| match e {
             StartError::InvalidRuntime(m) | StartError::InvalidEntrypoint(m) => {

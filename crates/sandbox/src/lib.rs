@@ -48,7 +48,7 @@ mod spawn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use spawn::Sandbox;
+pub use spawn::{KeptTmp, Sandbox};
 
 /// argv[1] of the re-executed flint binary that becomes a sandbox's init.
 pub const INIT_ARG: &str = "__sandbox-init";
@@ -207,11 +207,24 @@ impl Sandboxes {
     }
 
     pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        self.spawn_reusing_tmp(spec, None)
+    }
+
+    /// `spawn`, with `kept` (the /tmp of an earlier sandbox of the same function, see
+    /// `Sandbox::take_tmp`) as its /tmp instead of a new one.
+    pub fn spawn_reusing_tmp(
+        &self,
+        spec: &SandboxSpec,
+        kept: Option<KeptTmp>,
+    ) -> Result<Sandbox, SandboxError> {
         let ephemeral_storage::TmpStorage::Volume(volume) = &self.tmp else {
             return spawn::spawn(self, spec);
         };
         // Released (in the background) if the sandbox fails to start, or when it is dropped.
-        let tmp = volume.create(&spec.id, spec.tmp_size_mb)?;
+        let tmp = match kept {
+            Some(KeptTmp(tmp)) => tmp,
+            None => volume.create(&spec.id, spec.tmp_size_mb)?,
+        };
         let mut spec = spec.clone();
         spec.tmp_dir = tmp.path().to_path_buf();
         // The quota limits /tmp as a whole; Lambda has no per-file limit on top of that.

@@ -564,6 +564,12 @@ pub struct Sandbox {
     pub(crate) tmp: Option<crate::ephemeral_storage::TmpDir>,
 }
 
+/// A sandbox's /tmp taken out of it before it is stopped, to become the /tmp of the next sandbox
+/// of the same function (Lambda keeps /tmp when it restarts a runtime after a timeout). Dropping
+/// it deletes the directory, as dropping its sandbox would have.
+#[derive(Debug)]
+pub struct KeptTmp(pub(crate) crate::ephemeral_storage::TmpDir);
+
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")
@@ -588,6 +594,13 @@ impl Sandbox {
         if let Some(control) = &self.control {
             let _ = control.get_ref().write_all(&[crate::handshake::TERMINATE]);
         }
+    }
+
+    /// Takes this sandbox's /tmp out of it, so that stopping the sandbox leaves it in place for
+    /// `Sandboxes::spawn_reusing_tmp`. `None` where /tmp is not a volume of its own (the per-file
+    /// fallback) or it was taken already.
+    pub fn take_tmp(&mut self) -> Option<KeptTmp> {
+        self.tmp.take().map(KeptTmp)
     }
 
     /// SIGKILL everything inside; idempotent, does not block.
