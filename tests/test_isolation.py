@@ -335,3 +335,49 @@ def test_no_layers_means_an_empty_opt(lambda_client, probe):
     _, found = invoke_json(lambda_client, probe, {"action": "exists",
                                                   "paths": ["/opt", "/opt/python", "/opt/bin"]})
     assert found == {"/opt": True, "/opt/python": False, "/opt/bin": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: every environment's Runtime API is on the host's loopback, but only its own processes
+# may use it.
+# ---------------------------------------------------------------------------------------------
+
+SNOOP = '''
+import os, socket
+
+
+def handler(event, context):
+    if event.get("action") == "whoami":
+        return {"runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"]}
+    host, port = event["target"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=3)
+    s.settimeout(3)
+    try:
+        s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        data = s.recv(65536)
+    except (socket.timeout, ConnectionError) as e:
+        return {"got": None, "error": type(e).__name__}
+    finally:
+        s.close()
+    return {"got": data.decode(errors="replace")}
+'''
+
+
+def test_a_function_cannot_take_another_functions_events(lambda_client):
+    victim = unique_name("iso-victim")
+    thief = unique_name("iso-thief")
+    for name in (victim, thief):
+        create_function(lambda_client, name, zip_bytes=make_zip({"index.py": SNOOP}), Timeout=10)
+    _, who = invoke_json(lambda_client, victim, {"action": "whoami"})
+    target = who["runtime_api"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        stolen = pool.submit(invoke_json, lambda_client, thief, {"target": target})
+        # While the thief is connected (or refused), the victim's own invokes still reach it.
+        _, again = invoke_json(lambda_client, victim, {"action": "whoami"})
+        _, result = stolen.result()
+    assert again == {"runtime_api": target}
+    got = result.get("got")
+    assert not got or "Lambda-Runtime-Aws-Request-Id" not in got and "whoami" not in got, result
+    # The victim's environment is unharmed.
+    _, third = invoke_json(lambda_client, victim, {"action": "whoami"})
+    assert third == {"runtime_api": target}

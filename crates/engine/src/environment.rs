@@ -151,7 +151,9 @@ pub(crate) async fn start(
     make_tmp_dir(&tmp_dir)
         .map_err(|e| StartError::Service(format!("creating {}: {e}", tmp_dir.display())))?;
 
-    let api = RuntimeApi::bind().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
+    // Held shut until the sandbox exists: then only its own processes may connect.
+    let api =
+        RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
     let log_stream = logs::log_stream_name(&spec.version);
     let env = environment_variables(spec, &launch.env, api.address(), &log_stream, init_type);
 
@@ -194,6 +196,12 @@ pub(crate) async fn start(
             });
         }
     };
+
+    let check = sandbox.connection_check();
+    if check.is_none() {
+        tracing::debug!("environment {id}: no cgroup to tell its processes by; its Runtime API is open to any local process");
+    }
+    api.admit(check);
 
     let stdout = sandbox
         .stdout

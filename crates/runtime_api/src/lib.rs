@@ -74,6 +74,22 @@ pub enum Readiness {
     Closed,
 }
 
+/// Decides whether a connection to the Runtime API comes from the environment's own processes,
+/// given the connecting socket's address (the accepted connection's peer) and the listener's.
+/// Every environment's endpoint sits on the host's loopback, reachable from any function: without
+/// this, one function could take another's events from its `/next`.
+pub type PeerCheck = Arc<dyn Fn(SocketAddr, SocketAddr) -> bool + Send + Sync>;
+
+/// Who may talk to an endpoint.
+#[derive(Clone)]
+pub(crate) enum Gate {
+    /// Not decided yet: connections wait.
+    Pending,
+    /// Any local process (tests, hosts where the owner of a socket cannot be told).
+    Open,
+    Check(PeerCheck),
+}
+
 /// The Runtime API endpoint of one execution environment. Dropping it stops the server and every
 /// connection to it.
 pub struct RuntimeApi {
@@ -81,26 +97,49 @@ pub struct RuntimeApi {
     address: String,
     shared: Arc<state::Shared>,
     readiness: watch::Receiver<Readiness>,
+    gate: watch::Sender<Gate>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl RuntimeApi {
-    /// Binds `127.0.0.1:0` and starts serving. Must be called inside a Tokio runtime.
+    /// Binds `127.0.0.1:0` and starts serving any local process. Must be called inside a Tokio
+    /// runtime.
     pub fn bind() -> std::io::Result<Self> {
+        Self::bind_with(Gate::Open)
+    }
+
+    /// Binds like [`RuntimeApi::bind`], but holds every connection until [`RuntimeApi::admit`]
+    /// says who may connect (the environment's processes do not exist yet when it is bound).
+    pub fn bind_gated() -> std::io::Result<Self> {
+        Self::bind_with(Gate::Pending)
+    }
+
+    fn bind_with(gate: Gate) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let (shared, readiness) = state::Shared::new();
         let shared = Arc::new(shared);
-        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        let (gate, gate_rx) = watch::channel(gate);
+        let server = tokio::spawn(server::serve(listener, shared.clone(), gate_rx));
         Ok(Self {
             addr,
             address: addr.to_string(),
             shared,
             readiness,
+            gate,
             server,
         })
+    }
+
+    /// Opens a gated endpoint: to connections that pass `check`, or to every local process
+    /// with `None`.
+    pub fn admit(&self, check: Option<PeerCheck>) {
+        self.gate.send_replace(match check {
+            Some(c) => Gate::Check(c),
+            None => Gate::Open,
+        });
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::state::{InitRefusal, Next, Shared};
+use crate::Gate;
 use crate::{Invocation, Outcome, MAX_RESPONSE_BYTES};
+use tokio::sync::watch;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 
@@ -32,18 +34,28 @@ const H_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 
 type Reply = Response<Full<Bytes>>;
 
+/// How long a connection waits for the environment's gate to be decided before it is dropped.
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts connections until the task is aborted; connections live in a `JoinSet` so that
 /// aborting this task also ends every connection.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watch::Receiver<Gate>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     // Small request/response exchanges: Nagle would add tens of milliseconds.
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
+                    let mut gate = gate.clone();
                     conns.spawn(async move {
+                        if !admitted(&mut gate, &stream, peer).await {
+                            tracing::warn!(
+                                "runtime api: refused a connection from {peer}: not from this environment's processes"
+                            );
+                            return;
+                        }
                         let svc = service_fn(move |req| handle(shared.clone(), req));
                         let _ = http1::Builder::new()
                             .keep_alive(true)
@@ -60,6 +72,31 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// Whether the connection may talk to this endpoint (waits for the gate to be decided).
+async fn admitted(
+    gate: &mut watch::Receiver<Gate>,
+    stream: &tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> bool {
+    let waited = tokio::time::timeout(GATE_WAIT, gate.wait_for(|g| !matches!(g, Gate::Pending)))
+        .await
+        .map(|r| r.map(|g| g.clone()));
+    let gate = match waited {
+        Ok(Ok(g)) => g,
+        _ => return false,
+    };
+    let Gate::Check(check) = gate else {
+        return true;
+    };
+    let Ok(local) = stream.local_addr() else {
+        return false;
+    };
+    // Reads /proc: keep it off the async workers.
+    tokio::task::spawn_blocking(move || check(peer, local))
+        .await
+        .unwrap_or(false)
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {

@@ -43,6 +43,7 @@ mod host;
 mod init;
 mod mounts;
 mod pool;
+mod socket_owner;
 mod spawn;
 
 use std::path::{Path, PathBuf};

@@ -596,6 +596,20 @@ impl Sandbox {
         }
     }
 
+    /// A check that a loopback TCP connection (connecting socket's address, our socket's address)
+    /// comes from a process of this sandbox; `None` without a cgroup to list its processes.
+    #[allow(clippy::type_complexity)]
+    pub fn connection_check(
+        &self,
+    ) -> Option<
+        std::sync::Arc<dyn Fn(std::net::SocketAddr, std::net::SocketAddr) -> bool + Send + Sync>,
+    > {
+        let procs = self.cgroup.as_ref()?.procs_files().into_iter().next()?;
+        Some(std::sync::Arc::new(move |peer, local| {
+            crate::socket_owner::connected_from(&procs, peer, local)
+        }))
+    }
+
     /// Takes this sandbox's /tmp out of it, so that stopping the sandbox leaves it in place for
     /// `Sandboxes::spawn_reusing_tmp`. `None` where /tmp is not a volume of its own (the per-file
     /// fallback) or it was taken already.
