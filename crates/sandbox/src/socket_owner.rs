@@ -1,7 +1,8 @@
 //! Who is on the other end of a loopback TCP connection: every environment's Runtime API listens
 //! on the host's 127.0.0.1, so any function could connect to another's and take its events. The
-//! answer comes from the kernel's own tables — the connecting socket's inode in `/proc/net/tcp`,
-//! then whether a process of the sandbox's cgroup holds that socket — read once per connection
+//! answer comes from the kernel's own tables — the connecting socket's inode (one `sock_diag`
+//! netlink lookup by address; `/proc/net/tcp`, which walks the whole hash table, as a fallback),
+//! then whether a process of the sandbox's cgroup holds that socket — once per connection
 //! (runtimes keep theirs alive across invokes).
 
 use std::net::SocketAddr;
@@ -34,6 +35,99 @@ fn holds(pid: u32, wanted: &str) -> bool {
 
 /// The inode of the socket whose local address is `from` and remote address is `to`.
 fn socket_inode(from: SocketAddr, to: SocketAddr) -> Option<u64> {
+    diag_inode(from, to).or_else(|| proc_net_inode(from, to))
+}
+
+/// `SOCK_DIAG_BY_FAMILY` for exactly one socket (no dump): a hash lookup in the kernel.
+fn diag_inode(from: SocketAddr, to: SocketAddr) -> Option<u64> {
+    const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const HDR: usize = 16;
+    // inet_diag_req_v2: family, protocol, ext, pad, states (u32), then inet_diag_sockid:
+    // sport, dport (be16), src[4], dst[4] (be32), if (u32), cookie[2] (u32).
+    const REQ: usize = 8 + 4 + 32 + 4 + 8;
+    let (family, src, dst) = match (from, to) {
+        (SocketAddr::V4(f), SocketAddr::V4(t)) => {
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s[..4].copy_from_slice(&f.ip().octets());
+            d[..4].copy_from_slice(&t.ip().octets());
+            (libc::AF_INET as u8, s, d)
+        }
+        (SocketAddr::V6(f), SocketAddr::V6(t)) => {
+            (libc::AF_INET6 as u8, f.ip().octets(), t.ip().octets())
+        }
+        _ => return None,
+    };
+    let mut msg = [0u8; HDR + REQ];
+    msg[0..4].copy_from_slice(&((HDR + REQ) as u32).to_ne_bytes());
+    msg[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    msg[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    let r = HDR;
+    msg[r] = family;
+    msg[r + 1] = libc::IPPROTO_TCP as u8;
+    msg[r + 4..r + 8].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    let id = r + 8;
+    msg[id..id + 2].copy_from_slice(&from.port().to_be_bytes());
+    msg[id + 2..id + 4].copy_from_slice(&to.port().to_be_bytes());
+    msg[id + 4..id + 20].copy_from_slice(&src);
+    msg[id + 20..id + 36].copy_from_slice(&dst);
+    msg[id + 40..id + 48].copy_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
+                                                       // SAFETY: plain socket syscalls on a descriptor owned here, with buffers of the given sizes.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let mut sa: libc::sockaddr_nl = std::mem::zeroed();
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let sent = libc::sendto(
+            raw,
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            std::ptr::addr_of!(sa).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        );
+        if sent < 0 {
+            return None;
+        }
+        let mut buf = [0u8; 512];
+        let n = libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), 0);
+        if n < HDR as isize {
+            return None;
+        }
+        let n = n as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if kind != SOCK_DIAG_BY_FAMILY {
+            // NLMSG_ERROR: no such socket (or the lookup is not supported here).
+            return None;
+        }
+        // inet_diag_msg: family, state, timer, retrans, sockid (48), expires, rqueue, wqueue,
+        // uid, inode (u32 each).
+        let inode_at = HDR + 4 + 48 + 16;
+        if n < inode_at + 4 {
+            return None;
+        }
+        let inode = u32::from_ne_bytes([
+            buf[inode_at],
+            buf[inode_at + 1],
+            buf[inode_at + 2],
+            buf[inode_at + 3],
+        ]);
+        (inode != 0).then_some(u64::from(inode))
+    }
+}
+
+/// The same lookup through `/proc/net/tcp{,6}` (slow: the kernel prints its whole hash table).
+fn proc_net_inode(from: SocketAddr, to: SocketAddr) -> Option<u64> {
     let table = match from {
         SocketAddr::V4(_) => "/proc/net/tcp",
         SocketAddr::V6(_) => "/proc/net/tcp6",
@@ -85,6 +179,20 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(proc_net_addr(a), "0100007F:1F90");
         }
+    }
+
+    #[test]
+    fn the_netlink_lookup_agrees_with_proc_net_tcp() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server_side, peer) = listener.accept().unwrap();
+        let local = server_side.local_addr().unwrap();
+        let fast = diag_inode(peer, local);
+        assert!(fast.is_some());
+        assert_eq!(fast, proc_net_inode(peer, local));
+        // The other direction is the server's socket: a different inode.
+        assert_ne!(diag_inode(local, peer), fast);
+        drop(client);
     }
 
     #[test]
