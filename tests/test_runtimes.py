@@ -11,7 +11,9 @@ from conftest import (
     DEFAULT_ACCOUNT,
     REGION,
     create_function,
+    fixture_text,
     invoke_json,
+    make_zip,
     node_zip,
     provided_zip,
     request_id,
@@ -207,3 +209,21 @@ def test_provided_zip_without_bootstrap_fails_to_invoke_cleanly(lambda_client):
     assert resp["StatusCode"] == 200
     assert resp["FunctionError"] == "Unhandled"
     assert payload["errorType"] == "Runtime.InvalidEntrypoint", payload
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the shell bootstrap needs curl")
+def test_a_custom_runtime_can_live_in_a_layer(lambda_client):
+    # Lambda looks for /var/task/bootstrap, then /opt/bootstrap: a runtime shipped as a layer
+    # serves functions whose zip holds only their handler.
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name("shell-runtime"),
+        Content={"ZipFile": make_zip({"bootstrap": (fixture_text("provided/bootstrap.sh"), 0o755)})},
+        CompatibleRuntimes=["provided.al2023"],
+    )
+    name = unique_name("layer-runtime")
+    create_function(lambda_client, name, runtime="provided.al2023", handler="function.handler",
+                    zip_bytes=make_zip({"function.sh": (fixture_text("provided/function.sh"), 0o755)}),
+                    Layers=[layer["LayerVersionArn"]])
+    resp, payload = invoke_json(lambda_client, name, {"from": "layer"})
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp, payload
+    assert payload == {"shell": True, "event": {"from": "layer"}}
