@@ -15,91 +15,25 @@
 //! (default 200), `FLINT_IDLE_HOLD_SECS` (default 30), `FLINT_IDLE_CONCURRENCY` (cold invokes in
 //! flight during bring-up, default: all), `FLINT_BENCH_RUST_BOOTSTRAP`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{FunctionCode, Runtime};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::types::Runtime;
 use bytes::Bytes;
+use common::{connect, pct, wait_active, zip_of, Sender};
 use http_body_util::{BodyExt, Full};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-const ACCOUNT: &str = "000000000000";
-const REGION: &str = "us-east-1";
 /// Far beyond the hold: no environment may be reaped while we measure.
 const IDLE_TIMEOUT_SECS: u64 = 3600;
 
 // ------------------------------------------------------------------------------------------
 // The server
 // ------------------------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        unsafe {
-            libc_kill(self.child.id() as i32, 15);
-        }
-        // 200 sandboxes take a moment to stop.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_flint"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--idle-timeout-secs",
-            &IDLE_TIMEOUT_SECS.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flint");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "flint did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        port,
-        _dir: dir,
-    }
-}
 
 // ------------------------------------------------------------------------------------------
 // Functions
@@ -156,68 +90,6 @@ struct Function {
     kind: Kind,
 }
 
-fn zip_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut z = zip::ZipWriter::new(&mut buf);
-        for (name, data, mode) in files {
-            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
-            z.start_file(*name, opts).expect("zip");
-            z.write_all(data).expect("zip");
-        }
-        z.finish().expect("zip");
-    }
-    buf.into_inner()
-}
-
-async fn client(port: u16) -> aws_sdk_lambda::Client {
-    let creds = aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "bench");
-    let conf = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new(REGION))
-        .credentials_provider(creds)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_lambda::Client::from_conf(conf)
-}
-
-async fn create(
-    c: &aws_sdk_lambda::Client,
-    name: &str,
-    runtime: Runtime,
-    handler: &str,
-    zip: Vec<u8>,
-) {
-    c.create_function()
-        .function_name(name)
-        .runtime(runtime)
-        .handler(handler)
-        .role(format!("arn:aws:iam::{ACCOUNT}:role/bench"))
-        // Generous: 200 cold starts share 2 cores, and the first invoke waits for its init.
-        .timeout(120)
-        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
-        .send()
-        .await
-        .expect("create function");
-}
-
-async fn wait_active(c: &aws_sdk_lambda::Client, name: &str) {
-    for _ in 0..400 {
-        let f = c
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .expect("get function");
-        if f.state().map(|s| s.as_str()) == Some("Active") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name} did not become Active");
-}
-
 /// `n` functions: half python, a quarter node, a quarter provided.
 async fn create_functions(c: &aws_sdk_lambda::Client, n: usize) -> Vec<Function> {
     let rust = std::env::var("FLINT_BENCH_RUST_BOOTSTRAP")
@@ -238,7 +110,8 @@ async fn create_functions(c: &aws_sdk_lambda::Client, n: usize) -> Vec<Function>
             _ => (Kind::Shell, Runtime::Providedal2023, "bootstrap", &provided),
         };
         let name = format!("idle-{i:03}");
-        create(c, &name, runtime, handler, zip.clone()).await;
+        // Generous timeout: 200 cold starts share 2 cores, and the first invoke waits for its init.
+        common::create(c, &name, runtime, handler, zip.clone(), 120).await;
         fns.push(Function { name, kind });
     }
     for f in &fns {
@@ -250,61 +123,6 @@ async fn create_functions(c: &aws_sdk_lambda::Client, n: usize) -> Vec<Function>
 // ------------------------------------------------------------------------------------------
 // Invokes (raw keep-alive HTTP/1.1, signed once per function)
 // ------------------------------------------------------------------------------------------
-
-fn invoke_request(port: u16, name: &str) -> http::Request<Full<Bytes>> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_smithy_runtime_api::client::identity::Identity;
-    let body = Bytes::from_static(b"{\"bench\":\"idle\"}");
-    let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations");
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(&uri)
-        .header("host", format!("127.0.0.1:{port}"))
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
-        .expect("request");
-    let identity: Identity =
-        aws_credential_types::Credentials::new("test", "test", None, None, "bench").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        "POST",
-        &uri,
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    instructions.apply_to_request_http1x(&mut req);
-    req
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(port: u16) -> Result<Sender, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
 
 /// Who answered an invoke: the environment's id (made at its init) and its invoke counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,7 +193,7 @@ async fn concurrent_round(
     let tasks: Vec<_> = fns
         .iter()
         .map(|f| {
-            let template = invoke_request(port, &f.name);
+            let template = common::invoke_request(port, &f.name, b"{\"bench\":\"idle\"}");
             let gate = gate.clone();
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
@@ -399,18 +217,10 @@ async fn sequential_round(port: u16, fns: &[Function]) -> Vec<Result<(Answer, Du
         Err(e) => return fns.iter().map(|_| Err(e.clone())).collect(),
     };
     for f in fns {
-        let template = invoke_request(port, &f.name);
+        let template = common::invoke_request(port, &f.name, b"{\"bench\":\"idle\"}");
         out.push(invoke(&mut s, &template).await);
     }
     out
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 fn latencies(results: &[Result<(Answer, Duration), String>]) -> Vec<Duration> {
@@ -676,13 +486,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    let server = start_server();
-    let (port, pid) = (server.port, server.child.id());
+    // 200 sandboxes take a moment to stop.
+    let server = common::start_server(
+        &["--idle-timeout-secs", &IDLE_TIMEOUT_SECS.to_string()],
+        Duration::from_secs(20),
+    );
+    let (port, pid) = (server.port, server.pid());
     let mut lines: Vec<String> = Vec::new();
     let mut failed = false;
 
     rt.block_on(async {
-        let c = client(port).await;
+        let c = common::client(port).await;
         // Let the server settle (first requests warm its allocator and connection pools).
         let _ = c.list_functions().send().await;
         let at_start = proc_stats(pid).expect("flint's /proc");

@@ -11,107 +11,19 @@
 //! Cold starts also report Lambda's own `Init Duration` (sandbox creation → first `/next`), and
 //! the run ends with the bare interpreters' start-up for comparison.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use aws_sdk_lambda::types::{Environment, Runtime};
 use bytes::Bytes;
+use common::{pct, zip_of, Sender};
 use http_body_util::{BodyExt, Full};
-use tokio::net::TcpStream;
 
-const ACCOUNT: &str = "000000000000";
-const REGION: &str = "us-east-1";
-
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        unsafe {
-            libc_kill(self.child.id() as i32, 15);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_flint"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flint");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "flint did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
-fn zip_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut z = zip::ZipWriter::new(&mut buf);
-        for (name, data, mode) in files {
-            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
-            z.start_file(*name, opts).expect("zip");
-            z.write_all(data).expect("zip");
-        }
-        z.finish().expect("zip");
-    }
-    buf.into_inner()
-}
-
-async fn client(port: u16) -> aws_sdk_lambda::Client {
-    let creds = aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "bench");
-    let conf = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new(REGION))
-        .credentials_provider(creds)
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_lambda::Client::from_conf(conf)
-}
-
+/// CreateFunction and wait until it is Active.
 async fn create(
     c: &aws_sdk_lambda::Client,
     name: &str,
@@ -119,89 +31,16 @@ async fn create(
     handler: &str,
     zip: Vec<u8>,
 ) {
-    c.create_function()
-        .function_name(name)
-        .runtime(runtime)
-        .handler(handler)
-        .role(format!("arn:aws:iam::{ACCOUNT}:role/bench"))
-        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
-        .send()
-        .await
-        .expect("create function");
-    for _ in 0..200 {
-        let f = c
-            .get_function()
-            .function_name(name)
-            .send()
-            .await
-            .expect("get function");
-        let state = f
-            .configuration()
-            .and_then(|c| c.state())
-            .map(|s| s.as_str().to_string());
-        if state.as_deref() == Some("Active") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name} did not become Active");
+    common::create(c, name, runtime, handler, zip, 3).await;
+    common::wait_active(c, name).await;
 }
 
-/// A signed invoke request (signature computed once, reused: the server accepts any well-formed
-/// signature when no credentials are configured, and the clock-skew window is minutes).
 fn invoke_request(port: u16, name: &str) -> http::Request<Full<Bytes>> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_smithy_runtime_api::client::identity::Identity;
-    let body = Bytes::from_static(b"{\"bench\":true}");
-    let uri = format!("http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations");
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(&uri)
-        .header("host", format!("127.0.0.1:{port}"))
-        .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
-        .expect("request");
-    let identity: Identity =
-        aws_credential_types::Credentials::new("test", "test", None, None, "bench").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(REGION)
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        "POST",
-        &uri,
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    instructions.apply_to_request_http1x(&mut req);
-    req
+    common::invoke_request(port, name, b"{\"bench\":true}")
 }
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(port: u16) -> Sender {
-    let stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    sender
+    common::connect(port).await.expect("connect")
 }
 
 async fn invoke_once(sender: &mut Sender, template: &http::Request<Full<Bytes>>) -> Duration {
@@ -277,11 +116,6 @@ fn bare_start(program: &str, args: &[&str], n: usize) -> Option<(f64, f64)> {
     }
     lat.sort();
     Some((pct(&lat, 0.5), pct(&lat, 0.0)))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 async fn bench_function(port: u16, name: &str, secs: u64) -> String {
@@ -393,10 +227,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    let server = start_server();
+    let server = common::start_server(&[], Duration::from_secs(5));
     let port = server.port;
     let lines = rt.block_on(async move {
-        let c = client(port).await;
+        let c = common::client(port).await;
         let mut lines = Vec::new();
         let mut fns: Vec<&str> = Vec::new();
         if only.contains("python") {
