@@ -790,6 +790,56 @@ async fn pool_warm(sandboxes: &Sandboxes, n: usize) -> Result<(), String> {
 }
 
 /// Instance dirs (one per data dir) under our memory cgroup's `flint-sandboxes`.
+/// `cpu.shares` of the sandbox `id` (cgroup v1), if this host has that controller.
+fn cpu_shares_of(id: &str) -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| {
+        let mut p = l.splitn(3, ':');
+        let _ = p.next();
+        p.next()?
+            .split(',')
+            .any(|c| c == "cpu")
+            .then(|| p.next().map(str::to_string))
+            .flatten()
+    })?;
+    let parent = Path::new("/sys/fs/cgroup/cpu")
+        .join(path.trim_start_matches('/'))
+        .join("flint-sandboxes");
+    std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .find_map(|inst| std::fs::read_to_string(inst.path().join(id).join("cpu.shares")).ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Lambda gives a function CPU in proportion to its memory (one vCPU at 1,769 MB): the sandbox's
+/// CPU weight is set from `memory_mb`, also when it came prepared from the pool.
+async fn cpu_share_follows_memory_size(ctx: &Ctx) -> Result<(), String> {
+    if cpu_shares_of("no-such-sandbox").is_none()
+        && !Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists()
+    {
+        println!("    (skipped: no cgroup v1 cpu controller)");
+        return Ok(());
+    }
+    let mut shares = Vec::new();
+    for memory_mb in [128, 1769, 3538] {
+        let mut spec = ctx.shell("sleep 5");
+        spec.memory_mb = memory_mb;
+        let mut sb = ctx
+            .sandboxes
+            .spawn(&spec)
+            .map_err(|e| format!("spawn: {e}"))?;
+        let got = cpu_shares_of(&spec.id);
+        sb.kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sb.wait()).await;
+        shares.push(got.ok_or_else(|| format!("no cpu.shares for {}", spec.id))?);
+    }
+    ensure(
+        shares == [74, 1024, 2048],
+        format!("cpu.shares for 128/1769/3538 MB: {shares:?}"),
+    )
+}
+
 fn memory_instance_dirs() -> Vec<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let Some(path) = own.lines().find_map(|l| {
@@ -1167,6 +1217,7 @@ fn main() {
             missing_program_is_a_start_error,
             memory_limit_kills_with_oom,
             peak_memory_is_measured_and_resettable,
+            cpu_share_follows_memory_size,
             kill_leaves_no_process_or_cgroup_behind,
             dropping_a_running_sandbox_ends_it,
             sandboxes_die_with_flint,
