@@ -168,6 +168,12 @@ impl ControlPlane {
     }
 
     /// Every provisioned concurrency config of every scope, resolved to the snapshot it runs.
+    /// Moves on with every change to any function (the inputs of `provisioned_concurrency` and
+    /// of the unreserved pools): a poller that saw the same value has nothing new to learn.
+    pub fn functions_generation(&self) -> u64 {
+        self.index.generation()
+    }
+
     pub fn provisioned_concurrency(&self) -> Vec<ProvisionedTarget> {
         let mut out = Vec::new();
         for (scope, f) in self.index.all() {

@@ -199,6 +199,8 @@ pub struct Index {
     store: Arc<Store>,
     code: Arc<CodeStore>,
     scopes: RwLock<HashMap<Scope, BTreeMap<String, Arc<Slot>>>>,
+    /// Bumped by every change to a function, so that pollers can skip work when nothing changed.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn store_err(e: flint_store::StoreError) -> LambdaError {
@@ -317,6 +319,7 @@ impl Index {
             store,
             code,
             scopes: RwLock::new(scopes),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -367,6 +370,7 @@ impl Index {
             current: RwLock::new(Some(f.clone())),
         };
         functions.insert(name, Arc::new(slot));
+        self.bump();
         Ok(f)
     }
 
@@ -414,6 +418,7 @@ impl Index {
         ));
         let retired = retired_snapshots(&current, Some(&next));
         *slot.current.write() = Some(next.clone());
+        self.bump();
         Ok((next, result, retired))
     }
 
@@ -438,6 +443,7 @@ impl Index {
         }
         self.store.apply(&changes).map_err(store_err)?;
         *slot.current.write() = None;
+        self.bump();
         let mut scopes = self.scopes.write();
         if let Some(functions) = scopes.get_mut(scope) {
             if functions.get(name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
@@ -452,6 +458,16 @@ impl Index {
     }
 
     /// Every scope's functions (for start-up checks and account-wide sums).
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes to functions so far (any insert, update or delete moves it on).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn all(&self) -> Vec<(Scope, Arc<Function>)> {
         let scopes = self.scopes.read();
         scopes

@@ -21,9 +21,19 @@ pub fn spawn(control: Arc<ControlPlane>, engine: Arc<Engine>) -> tokio::task::Jo
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Walking every function 5 times a second costs CPU in proportion to their number:
+        // only when a function changed, or the engine started counting a new scope.
+        let mut seen: Option<(u64, Vec<(String, String)>)> = None;
         loop {
             tick.tick().await;
+            let mut scopes = engine.invoked_scopes();
+            scopes.sort();
+            let now = (control.functions_generation(), scopes);
+            if seen.as_ref() == Some(&now) {
+                continue;
+            }
             reconcile(&control, &engine);
+            seen = Some(now);
         }
     })
 }

@@ -654,3 +654,30 @@ async fn configs_of_two_aliases_on_one_version_share_its_environments() {
     assert_eq!(provisioned_state(&fx.cp, "a").await, state("READY", 1, 1));
     assert_eq!(provisioned_state(&fx.cp, "b").await, state("READY", 2, 2));
 }
+
+#[tokio::test]
+async fn the_functions_generation_moves_with_every_change_and_only_then() {
+    let fx = fixture();
+    let g0 = fx.cp.functions_generation();
+    create_function(&fx.cp, "f").await;
+    let g1 = fx.cp.functions_generation();
+    assert!(g1 > g0, "create");
+    exec(&fx.cp, "GetFunction", json!({"FunctionName": "f"}))
+        .await
+        .unwrap();
+    let _ = fx.cp.provisioned_concurrency();
+    assert_eq!(fx.cp.functions_generation(), g1, "reads change nothing");
+    exec(
+        &fx.cp,
+        "PutFunctionConcurrency",
+        json!({"FunctionName": "f", "ReservedConcurrentExecutions": 3}),
+    )
+    .await
+    .unwrap();
+    let g2 = fx.cp.functions_generation();
+    assert!(g2 > g1, "a reservation");
+    exec(&fx.cp, "DeleteFunction", json!({"FunctionName": "f"}))
+        .await
+        .unwrap();
+    assert!(fx.cp.functions_generation() > g2, "delete");
+}
