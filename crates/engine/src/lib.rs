@@ -7,7 +7,7 @@
 //! - `Engine::new(config, sandboxes, runtimes, store)`, `Engine::invoke(req)`,
 //!   `Engine::enqueue_async(req)`, `Engine::retire(snapshot_id)`, `Engine::shutdown()`.
 //! - Lifecycle, fed by the server's reconciler: `Engine::set_provisioned(targets)`,
-//!   `Engine::provisioned_status(snapshot_id)`, `Engine::set_unreserved_concurrency(account,
+//!   `Engine::set_unreserved_concurrency(account,
 //!   region, n)`, `Engine::invoked_scopes()`, `Engine::provisioned_allocation(snapshot_id)`.
 
 mod async_queue;
@@ -20,7 +20,6 @@ mod pool;
 mod provisioned;
 mod throttle;
 
-pub use pool::ProvisionedStatus;
 pub use provisioned::ProvisionedAllocation;
 
 use std::collections::{BTreeMap, HashMap};
@@ -334,11 +333,6 @@ impl Engine {
             return;
         }
         self.inner.provisioner.set(&self.inner, targets);
-    }
-
-    /// How far a snapshot's provisioned concurrency is (None: it has none).
-    pub fn provisioned_status(&self, snapshot_id: &str) -> Option<ProvisionedStatus> {
-        self.inner.provisioner.status(snapshot_id)
     }
 
     /// Whether a snapshot's provisioned concurrency is allocated (all its environments were up

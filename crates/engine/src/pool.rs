@@ -66,7 +66,7 @@ struct Provisioned {
 
 /// How far a pool's provisioned concurrency is (for status reporting and tests).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProvisionedStatus {
+pub(crate) struct ProvisionedStatus {
     /// Environments asked for.
     pub requested: u32,
     /// Initialised and alive (idle or busy).

@@ -206,11 +206,6 @@ impl Provisioner {
         self.targets.lock().remove(snapshot_id);
     }
 
-    pub(crate) fn status(&self, snapshot_id: &str) -> Option<crate::ProvisionedStatus> {
-        let pool = self.targets.lock().get(snapshot_id)?.pool.clone();
-        Some(pool.provisioned_status())
-    }
-
     pub(crate) fn allocation(&self, snapshot_id: &str) -> Option<ProvisionedAllocation> {
         let pool = self.targets.lock().get(snapshot_id)?.pool.clone();
         // The pool's lock is taken outside the targets' one (never both at once).

@@ -1153,7 +1153,7 @@ async fn provisioned_environments_are_ready_before_the_first_invoke(h: Arc<Harne
     wait_for(
         || {
             h.engine
-                .provisioned_status(&f.snapshot_id)
+                .provisioned_allocation(&f.snapshot_id)
                 .is_some_and(|s| s.ready == 2)
         },
         Duration::from_secs(10),
@@ -1225,7 +1225,7 @@ async fn provisioned_environments_are_kept_idle_and_replaced_when_they_die(
         engine.set_provisioned(vec![(f.clone(), 1)]);
         let ready = || {
             engine
-                .provisioned_status(&f.snapshot_id)
+                .provisioned_allocation(&f.snapshot_id)
                 .is_some_and(|s| s.ready == 1)
         };
         wait_for(ready, Duration::from_secs(10)).await?;
@@ -1285,7 +1285,7 @@ async fn set_provisioned_to_zero_or_retire_stops_them(h: Arc<Harness>) -> TestRe
     h.engine.set_provisioned(vec![]);
     wait_for(|| h.engine.environment_count() == 0, Duration::from_secs(3)).await?;
     check!(
-        h.engine.provisioned_status(&f.snapshot_id).is_none(),
+        h.engine.provisioned_allocation(&f.snapshot_id).is_none(),
         "no target left"
     );
     // Retiring the snapshot stops its provisioned environments, and a late set_provisioned of
@@ -1321,17 +1321,17 @@ async fn failing_provisioned_init_is_reported_and_retried_with_backoff(
     wait_for(
         || {
             h.engine
-                .provisioned_status(&f.snapshot_id)
-                .is_some_and(|s| s.last_error.is_some())
+                .provisioned_allocation(&f.snapshot_id)
+                .is_some_and(|s| s.init_failure.is_some())
         },
         Duration::from_secs(10),
     )
     .await?;
-    let status = h.engine.provisioned_status(&f.snapshot_id);
+    let status = h.engine.provisioned_allocation(&f.snapshot_id);
     check!(
         status.as_ref().is_some_and(|s| s.ready == 0
             && s.requested == 1
-            && s.last_error
+            && s.init_failure
                 .as_deref()
                 .is_some_and(|e| e.contains("Runtime.Custom"))),
         "{status:?}"
@@ -1380,7 +1380,7 @@ async fn provisioned_concurrency_is_carved_out_of_the_unreserved_pool(
         wait_for(
             || {
                 engine
-                    .provisioned_status(&f.snapshot_id)
+                    .provisioned_allocation(&f.snapshot_id)
                     .is_some_and(|s| s.ready == 1)
             },
             Duration::from_secs(10),
