@@ -41,6 +41,7 @@ const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// aborting this task also ends every connection.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watch::Receiver<Gate>) {
     let mut conns = JoinSet::new();
+    let warned = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -49,11 +50,16 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watc
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     let mut gate = gate.clone();
+                    let warned = warned.clone();
                     conns.spawn(async move {
                         if !admitted(&mut gate, &stream, peer).await {
-                            tracing::warn!(
-                                "runtime api: refused a connection from {peer}: not from this environment's processes"
-                            );
+                            // Once per environment: a function knocking in a loop must not flood
+                            // Flint's own log.
+                            if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                                tracing::warn!(
+                                    "runtime api: refused a connection from {peer}: not from this environment's processes"
+                                );
+                            }
                             return;
                         }
                         let svc = service_fn(move |req| handle(shared.clone(), req));

@@ -293,3 +293,47 @@ async fn rust_client_gets_an_empty_acknowledgement_on_the_same_connection() -> T
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_gated_endpoint_serves_only_connections_its_check_admits() -> TestResult {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let api = RuntimeApi::bind_gated()?;
+    // Connected before the gate is decided: the connection waits, then is judged.
+    let mut early = Client::connect(&api).await?;
+    let allow = Arc::new(AtomicBool::new(false));
+    let verdict = allow.clone();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    api.admit(Some(Arc::new(move |peer, local| {
+        log.lock().push((peer, local));
+        verdict.load(Ordering::SeqCst)
+    })));
+    let refused = early
+        .send("GET", "/2018-06-01/runtime/invocation/next", "", b"")
+        .await;
+    assert!(refused.is_err(), "a refused connection gets no answer");
+    assert_eq!(
+        api.readiness(),
+        Readiness::Starting,
+        "nothing reached /next"
+    );
+
+    allow.store(true, Ordering::SeqCst);
+    let mut c = Client::connect(&api).await?;
+    let next = tokio::spawn(async move {
+        c.send("GET", "/2018-06-01/runtime/invocation/next", "", b"")
+            .await
+    });
+    assert_eq!(api.ready().await, Readiness::Ready);
+    let _outcome = api.deliver(invocation("req-gate"));
+    let r = next.await??;
+    assert_eq!(r.header("lambda-runtime-aws-request-id"), Some("req-gate"));
+    // The check was asked about both connections, with the listener's address as `local`.
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen
+        .iter()
+        .all(|(peer, local)| peer.ip().is_loopback() && *local == api.addr()));
+    Ok(())
+}
