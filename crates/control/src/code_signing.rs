@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::resource_util::{
-    iso_timestamp, lambda_arn, max_items, opt_str, opt_str_list, page_output, paginate,
-    store_error, FunctionDirectory,
+    iso_timestamp, lambda_arn, list_page, opt_str, opt_str_list, store_error, FunctionDirectory,
 };
 use crate::{LambdaError, Scope};
 
@@ -297,22 +296,16 @@ impl CodeSigningConfigs {
 
     fn list(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let configs = self.configs.read();
-        let mut found: Vec<&CodeSigningConfig> = configs
+        let found = configs
             .iter()
             .filter(|((a, r, _), _)| *a == scope.account && *r == scope.region)
-            .map(|(_, c)| c)
+            .map(|(_, c)| (c.id.clone(), c.output(scope)))
             .collect();
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        let (page, next) = paginate(
-            found,
-            |c| c.id.clone(),
-            opt_str(input, "Marker"),
-            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        );
-        Ok(page_output(
+        Ok(list_page(
             "CodeSigningConfigs",
-            page.iter().map(|c| c.output(scope)).collect(),
-            next,
+            found,
+            input,
+            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         ))
     }
 
@@ -343,22 +336,19 @@ impl CodeSigningConfigs {
     fn list_functions(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
         let arn = opt_str(input, "CodeSigningConfigArn").unwrap_or_default();
         self.find(scope, arn).ok_or_else(|| csc_not_found(arn))?;
-        let mut names = self.bound_functions(scope, arn);
-        names.sort();
-        let (page, next) = paginate(
-            names,
-            Clone::clone,
-            opt_str(input, "Marker"),
-            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        );
-        let arns: Vec<String> = page
-            .iter()
-            .map(|n| lambda_arn(scope, &format!("function:{n}")))
+        let found = self
+            .bound_functions(scope, arn)
+            .into_iter()
+            .map(|n| {
+                let arn = lambda_arn(scope, &format!("function:{n}"));
+                (n, Value::from(arn))
+            })
             .collect();
-        Ok(page_output(
+        Ok(list_page(
             "FunctionArns",
-            arns.into_iter().map(Value::from).collect(),
-            next,
+            found,
+            input,
+            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         ))
     }
 

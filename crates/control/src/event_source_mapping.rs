@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use crate::error::ErrorCode;
 use crate::resource_util::{
-    epoch_seconds, lambda_arn, max_items, opt_bool, opt_i64, opt_str, opt_str_list, page_output,
-    paginate, store_error, FunctionDirectory, FunctionLocator,
+    epoch_seconds, lambda_arn, list_page, opt_bool, opt_i64, opt_str, opt_str_list, store_error,
+    FunctionDirectory, FunctionLocator,
 };
 use crate::{LambdaError, Scope};
 
@@ -570,7 +570,7 @@ impl EventSourceMappings {
             opt_str(input, "FunctionName").map(|f| FunctionLocator::parse(scope, f).arn());
         let now = now_ms();
         let mappings = self.mappings.read();
-        let mut found: Vec<(String, Value)> = mappings
+        let found: Vec<(String, Value)> = mappings
             .values()
             .filter(|(s, _)| s == scope)
             .filter(|(_, m)| source.is_none_or(|a| m.event_source_arn.as_deref() == Some(a)))
@@ -579,17 +579,11 @@ impl EventSourceMappings {
             .map(|(k, m)| (k, m.output(scope, m.state_at(now))))
             .collect();
         // Oldest first; a marker is the sort key of the first item of its page.
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) = paginate(
-            found,
-            |(k, _)| k.clone(),
-            opt_str(input, "Marker"),
-            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        );
-        Ok(page_output(
+        Ok(list_page(
             "EventSourceMappings",
-            page.into_iter().map(|(_, v)| v).collect(),
-            next,
+            found,
+            input,
+            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         ))
     }
 }

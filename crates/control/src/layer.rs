@@ -13,9 +13,7 @@ use serde_json::{json, Value};
 
 use crate::code::{decode_zip_file, CodeStore, StoredCode};
 use crate::error::ErrorCode;
-use crate::resource_util::{
-    iso_timestamp, max_items, opt_i64, opt_str, opt_str_list, page_output, paginate, store_error,
-};
+use crate::resource_util::{iso_timestamp, list_page, opt_i64, opt_str, opt_str_list, store_error};
 use crate::{LambdaError, Scope};
 
 /// Store kind of a layer document (all versions of one layer name, and its version counter).
@@ -364,7 +362,7 @@ impl Layers {
         let runtime = opt_str(input, "CompatibleRuntime");
         let arch = opt_str(input, "CompatibleArchitecture");
         let layers = self.layers.read();
-        let mut found: Vec<(String, Value)> = layers
+        let found: Vec<(String, Value)> = layers
             .iter()
             .filter(|((a, r, _), _)| *a == scope.account && *r == scope.region)
             .filter_map(|((_, _, name), doc)| {
@@ -382,17 +380,11 @@ impl Layers {
                 Some((name.clone(), item))
             })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        let (page, next) = paginate(
-            found,
-            |(n, _)| n.clone(),
-            opt_str(input, "Marker"),
-            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        );
-        Ok(page_output(
+        Ok(list_page(
             "Layers",
-            page.into_iter().map(|(_, v)| v).collect(),
-            next,
+            found,
+            input,
+            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         ))
     }
 
@@ -403,7 +395,7 @@ impl Layers {
         let layer_arn = layer_arn(&owner, &name);
         let layers = self.layers.read();
         // Newest first; the marker key sorts that way.
-        let found: Vec<(u64, Value)> = layers
+        let found: Vec<(String, Value)> = layers
             .get(&key(&owner, &name))
             .map(|d| {
                 d.versions
@@ -411,20 +403,19 @@ impl Layers {
                     .rev()
                     .filter(|v| v.matches(runtime, arch))
                     .filter(|v| v.may_be_used_by(&owner.account, &scope.account))
-                    .map(|v| (v.version, Value::Object(v.list_item(&layer_arn))))
+                    // Newest first: the key counts down.
+                    .map(|v| {
+                        let key = format!("{:020}", u64::MAX - v.version);
+                        (key, Value::Object(v.list_item(&layer_arn)))
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        let (page, next) = paginate(
-            found,
-            |(v, _)| format!("{:020}", u64::MAX - v),
-            opt_str(input, "Marker"),
-            max_items(input, DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        );
-        Ok(page_output(
+        Ok(list_page(
             "LayerVersions",
-            page.into_iter().map(|(_, v)| v).collect(),
-            next,
+            found,
+            input,
+            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
         ))
     }
 

@@ -151,6 +151,25 @@ pub fn max_items(input: &Value, default: usize, max: usize) -> usize {
 }
 
 /// A List* answer: `{ key: items, "NextMarker": marker }`, the marker only when there is more.
+/// A List* answer: `items` sorted by their keys, one page of them from the input's `Marker` (a
+/// key) and `MaxItems` (`default` when absent, at most `max`), under `output_key` with
+/// `NextMarker` when more follow.
+pub fn list_page(
+    output_key: &str,
+    mut items: Vec<(String, Value)>,
+    input: &Value,
+    (default, max): (usize, usize),
+) -> Value {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let (page, next) = paginate(
+        items,
+        |(k, _)| k.clone(),
+        opt_str(input, "Marker"),
+        max_items(input, default, max),
+    );
+    page_output(output_key, page.into_iter().map(|(_, v)| v).collect(), next)
+}
+
 pub fn page_output(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
     let mut out = serde_json::Map::new();
     out.insert(key.to_string(), Value::Array(items));
@@ -233,5 +252,28 @@ mod tests {
         assert_eq!(opt_str_list(&v, "D").unwrap(), ["x", "y"]);
         assert_eq!(max_items(&json!({"MaxItems": 500}), 50, 50), 50);
         assert_eq!(max_items(&json!({}), 50, 50), 50);
+    }
+
+    #[test]
+    fn list_page_sorts_by_key_and_continues_from_the_marker() {
+        let items = |keys: &[&str]| -> Vec<(String, Value)> {
+            keys.iter().map(|k| (k.to_string(), json!(k))).collect()
+        };
+        let first = list_page(
+            "Things",
+            items(&["c", "a", "b"]),
+            &json!({"MaxItems": 2}),
+            (50, 50),
+        );
+        assert_eq!(first, json!({"Things": ["a", "b"], "NextMarker": "c"}));
+        let rest = list_page(
+            "Things",
+            items(&["c", "a", "b"]),
+            &json!({"Marker": "c"}),
+            (50, 50),
+        );
+        assert_eq!(rest, json!({"Things": ["c"]}));
+        let capped = list_page("Things", items(&["a", "b"]), &json!({}), (1, 50));
+        assert_eq!(capped["NextMarker"], json!("b"));
     }
 }
