@@ -2,7 +2,7 @@
 //! model, SigV4 authentication → (account, region), model-driven input assembly and validation,
 //! and AWS's error rendering. Thin: the control plane does the work, the engine runs invokes.
 //!
-//! `router(control, engine, store, config)` is what `flint serve` mounts; `router_with(backend,
+//! `router(Flint { control, engine, events, store }, config)` is what `flint serve` mounts; `router_with(backend,
 //! config)` takes any [`Backend`] (tests use a fake one).
 
 mod access_log;
@@ -61,7 +61,7 @@ impl Default for ApiConfig {
     }
 }
 
-/// What the api needs from the rest of Flint: the control plane for operations, the engine for
+/// What the api needs from the rest of Flint: the control plane for operations, the data planes for
 /// invokes, the store for code zips. Implemented by [`Flint`]; tests implement it with fakes.
 pub trait Backend: Send + Sync + 'static {
     fn execute(
@@ -107,10 +107,11 @@ pub enum ZipRef<'a> {
     LayerContent { sha256_hex: &'a str },
 }
 
-/// The real backend: Flint's control plane, engine and store.
+/// The real backend: Flint's control plane, engine, asynchronous data plane and store.
 pub struct Flint {
     pub control: Arc<ControlPlane>,
     pub engine: Arc<Engine>,
+    pub events: Arc<flint_events::Events>,
     pub store: Arc<flint_store::Store>,
 }
 
@@ -138,7 +139,7 @@ impl Backend for Flint {
     }
 
     async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
-        self.engine.enqueue_async(req).await
+        self.events.enqueue(req).await
     }
 
     async fn code_zip(&self, zip: ZipRef<'_>) -> Option<Bytes> {
@@ -156,21 +157,9 @@ impl Backend for Flint {
     }
 }
 
-/// The Lambda API over Flint's real control plane, engine and store.
-pub fn router(
-    control: Arc<ControlPlane>,
-    engine: Arc<Engine>,
-    store: Arc<flint_store::Store>,
-    config: ApiConfig,
-) -> Router {
-    router_with(
-        Arc::new(Flint {
-            control,
-            engine,
-            store,
-        }),
-        config,
-    )
+/// The Lambda API over Flint's real control plane and data planes.
+pub fn router(backend: Flint, config: ApiConfig) -> Router {
+    router_with(Arc::new(backend), config)
 }
 
 pub(crate) struct AppState<B> {

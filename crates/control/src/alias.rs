@@ -282,7 +282,7 @@ pub async fn create(
         ))
     };
     let weights = input.routing_config.unwrap_or_default();
-    let (_, alias, _) = cp
+    let (_, alias) = cp
         .index
         .modify(scope, &name, not_found, |current, draft| {
             let routing = validate_routing(
@@ -336,7 +336,7 @@ pub async fn update(
     let fref = function_ref(scope, &input.function_name)?;
     let name = fref.name.clone();
     let not_found_fn = || LambdaError::function_not_found(&arn::function_arn(scope, &name));
-    let (_, alias, _) = cp
+    let (_, alias) = cp
         .index
         .modify(scope, &name, not_found_fn, |current, draft| {
             let existing = current.doc.aliases.get(&input.name).ok_or_else(|| {

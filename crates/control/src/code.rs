@@ -49,6 +49,8 @@ impl StoredCode {
 pub struct CodeStore {
     store: Arc<flint_store::Store>,
     root: PathBuf,
+    /// Where layers are unpacked ([`flint_store::Layout::layer_code`]).
+    layer_root: PathBuf,
     /// Digests known to be unpacked, so that invokes need not look at the disk.
     unpacked: RwLock<HashSet<String>>,
     /// [`MAX_UNZIPPED_SIZE`], lowered by tests.
@@ -56,9 +58,25 @@ pub struct CodeStore {
 }
 
 impl CodeStore {
-    /// Opens `data_dir/code/`, removing half-finished unpacks and noting the finished ones.
-    pub fn open(data_dir: &Path, store: Arc<flint_store::Store>) -> io::Result<Self> {
-        let root = data_dir.join("code");
+    /// The functions' code ([`flint_store::Layout::code`]).
+    pub fn open(layout: &flint_store::Layout, store: Arc<flint_store::Store>) -> io::Result<Self> {
+        Self::open_at(layout.code(), layout, store)
+    }
+
+    /// The layers' contents ([`flint_store::Layout::layer_code`]).
+    pub fn open_layers(
+        layout: &flint_store::Layout,
+        store: Arc<flint_store::Store>,
+    ) -> io::Result<Self> {
+        Self::open_at(layout.layer_code(), layout, store)
+    }
+
+    /// Opens `root`, removing half-finished unpacks and noting the finished ones.
+    fn open_at(
+        root: PathBuf,
+        layout: &flint_store::Layout,
+        store: Arc<flint_store::Store>,
+    ) -> io::Result<Self> {
         fs::create_dir_all(&root)?;
         let mut unpacked = HashSet::new();
         for entry in fs::read_dir(&root)? {
@@ -73,6 +91,7 @@ impl CodeStore {
         Ok(Self {
             store,
             root,
+            layer_root: layout.layer_code(),
             unpacked: RwLock::new(unpacked),
             max_unzipped: MAX_UNZIPPED_SIZE,
         })
@@ -83,10 +102,9 @@ impl CodeStore {
         self.root.join(sha256_hex)
     }
 
-    /// Where the layers module (a `CodeStore` opened on `data_dir/layers`) unpacks a layer.
+    /// Where the layers' store ([`CodeStore::open_layers`]) unpacks a layer.
     pub fn layer_dir(&self, sha256_hex: &str) -> PathBuf {
-        let data_dir = self.root.parent().unwrap_or(&self.root);
-        data_dir.join("layers").join("code").join(sha256_hex)
+        self.layer_root.join(sha256_hex)
     }
 
     /// Checks, stores and unpacks a zip. Blocking (disk and CPU): run it off the async workers.
@@ -325,7 +343,7 @@ mod tests {
     fn setup() -> (tempfile::TempDir, CodeStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(flint_store::Store::open(dir.path()).unwrap());
-        let code = CodeStore::open(dir.path(), store).unwrap();
+        let code = CodeStore::open(&flint_store::Layout::new(dir.path()), store).unwrap();
         (dir, code)
     }
 
@@ -435,7 +453,7 @@ mod tests {
         fs::remove_dir_all(code.code_dir(&stored.sha256_hex)).unwrap();
         // A fresh open (as after a restart) no longer knows it as unpacked.
         let store = Arc::new(flint_store::Store::open(d.path()).unwrap());
-        let code = CodeStore::open(d.path(), store).unwrap();
+        let code = CodeStore::open(&flint_store::Layout::new(d.path()), store).unwrap();
         assert!(!code.is_unpacked(&stored.sha256_hex));
         let dir = code.ensure_unpacked(&stored.sha256_hex).unwrap();
         assert!(dir.join("index.js").is_file());

@@ -4,12 +4,11 @@
 //!
 //! Reserved concurrency lives in `FunctionDoc.reserved_concurrency` and reaches the engine through
 //! `FunctionSpec.reserved_concurrency`: a change yields a new spec `Arc` with the same
-//! `snapshot_id`, so warm environments are kept. [`ControlPlane::provisioned_concurrency`] lists
-//! what the engine should keep pre-started; a config's `Status` and counts come from where those
-//! environments stand ([`ProvisionedProgressSource`], wired in by the server), or, with no engine
-//! attached, from the create-settle delay.
-
-use std::sync::Arc;
+//! `snapshot_id`, so warm environments are kept. Provisioned configs reach the engine in the
+//! function's published state (`publish.rs`); a config's `Status` and counts come from where
+//! those environments stand (the engine's [`flint_spec::ProvisionedReport`], followed through
+//! [`ControlPlane::follow_provisioned_report`]), or, with no engine attached, from the
+//! create-settle delay.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,35 +30,7 @@ pub const STATUS_FAILED: &str = "FAILED";
 /// `StatusReason` of a config whose function's init keeps failing (recorded against AWS).
 pub const REASON_INIT_FAILURE: &str = "FUNCTION_ERROR_INIT_FAILURE";
 
-/// Where the provisioned environments of one function version snapshot stand.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProvisionedProgress {
-    /// Environments the engine is keeping for the snapshot (the sum over its configs); differs
-    /// from the configs' sum until the engine has been told of a change.
-    pub requested: u32,
-    /// Initialised and alive.
-    pub ready: u32,
-    /// All `requested` were up at once since the count was set.
-    pub allocated: bool,
-    /// The function's init keeps failing: the last failure, as the engine describes it.
-    pub init_failure: Option<String>,
-}
-
-/// Tells the control plane where a snapshot's provisioned environments stand (None: the
-/// engine keeps none for it). The server wires the engine in; a control plane without one
-/// reports configs READY after the create-settle delay.
-pub trait ProvisionedProgressSource: Send + Sync {
-    fn provisioned_progress(&self, snapshot_id: &str) -> Option<ProvisionedProgress>;
-}
-
-impl<F> ProvisionedProgressSource for F
-where
-    F: Fn(&str) -> Option<ProvisionedProgress> + Send + Sync,
-{
-    fn provisioned_progress(&self, snapshot_id: &str) -> Option<ProvisionedProgress> {
-        self(snapshot_id)
-    }
-}
+use flint_spec::ProvisionedAllocation as ProvisionedProgress;
 
 /// A provisioned concurrency config of a published version or an alias.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,56 +119,8 @@ pub struct ListProvisionedOutput {
     pub next_marker: Option<String>,
 }
 
-/// A provisioned concurrency config the engine should honour: keep `requested` environments of
-/// `spec` started.
-#[derive(Debug, Clone)]
-pub struct ProvisionedTarget {
-    pub scope: Scope,
-    pub function_name: String,
-    /// The version number or alias the config was put on.
-    pub qualifier: String,
-    /// What that qualifier runs now (an alias: its primary version).
-    pub spec: Arc<flint_engine::FunctionSpec>,
-    pub requested: u32,
-}
-
-impl ControlPlane {
-    /// Makes Get/ListProvisionedConcurrencyConfigs report where the environments stand.
-    pub fn set_provisioned_progress(&self, source: Arc<dyn ProvisionedProgressSource>) {
-        *self.provisioned_progress.write() = Some(source);
-    }
-
-    /// Every provisioned concurrency config of every scope, resolved to the snapshot it runs.
-    /// Moves on with every change to any function (the inputs of `provisioned_concurrency` and
-    /// of the unreserved pools): a poller that saw the same value has nothing new to learn.
-    pub fn functions_generation(&self) -> u64 {
-        self.index.generation()
-    }
-
-    pub fn provisioned_concurrency(&self) -> Vec<ProvisionedTarget> {
-        let mut out = Vec::new();
-        for (scope, f) in self.index.all() {
-            for (q, p) in live_provisioned(&f) {
-                let Some(version) = sub_resource::target_version(&f, q) else {
-                    continue;
-                };
-                if let Some(spec) = f.spec(&version) {
-                    out.push(ProvisionedTarget {
-                        scope: scope.clone(),
-                        function_name: f.name().to_string(),
-                        qualifier: q.to_string(),
-                        spec: spec.clone(),
-                        requested: p.requested,
-                    });
-                }
-            }
-        }
-        out
-    }
-}
-
 /// Provisioned configs whose version or alias still exists.
-fn live_provisioned(f: &Function) -> impl Iterator<Item = (&str, &ProvisionedConfig)> {
+pub(crate) fn live_provisioned(f: &Function) -> impl Iterator<Item = (&str, &ProvisionedConfig)> {
     f.doc
         .settings
         .provisioned
@@ -212,7 +135,7 @@ fn provisioned_total(f: &Function) -> u32 {
 
 /// What a function takes from the account's pool: its reservation, else its provisioned
 /// concurrency.
-fn claim(f: &Function) -> u32 {
+pub(crate) fn claim(f: &Function) -> u32 {
     f.doc
         .reserved_concurrency
         .unwrap_or_else(|| provisioned_total(f))
@@ -238,14 +161,8 @@ fn min_unreserved(limit: u64) -> u64 {
 
 /// GetAccountSettings' `UnreservedConcurrentExecutions` for a scope.
 pub fn unreserved(cp: &ControlPlane, scope: &Scope) -> u32 {
-    let limit = account_limit(cp);
-    let used: u64 = cp
-        .index
-        .list(scope)
-        .iter()
-        .map(|f| u64::from(claim(f)))
-        .sum();
-    u32::try_from(limit.saturating_sub(used)).unwrap_or(u32::MAX)
+    let limit = cp.options.read().account_concurrency;
+    crate::publish::unreserved(&cp.index.list(scope), limit)
 }
 
 fn unqualified_only() -> LambdaError {
@@ -440,10 +357,10 @@ fn render(
     p: &ProvisionedConfig,
     function_arn: Option<String>,
 ) -> ProvisionedOutput {
-    let source = cp.provisioned_progress.read().clone();
-    let a = match source {
-        Some(source) => match snapshot_of(f, q) {
-            Some((id, total)) => allocation(p, total, source.provisioned_progress(&id).as_ref()),
+    let report = cp.provisioned_report.read().clone();
+    let a = match report {
+        Some(report) => match snapshot_of(f, q) {
+            Some((id, total)) => allocation(p, total, report.borrow().get(&id)),
             None => allocation(p, p.requested, None),
         },
         // No engine attached: the settle delay stands in for the environments' start.
@@ -507,7 +424,7 @@ pub async fn put_provisioned(
     let settle = cp.options.read().create_settle;
     let _account = cp.sub_resources.concurrency.lock().await;
     let not_found = || missing_qualifier(scope, &fref);
-    let (_, config, _) = cp
+    let (_, config) = cp
         .index
         .modify(scope, &fref.name, not_found, |current, draft| {
             let version = provisioned_target(scope, &fref, current, &q)?;

@@ -337,7 +337,7 @@ async fn store(
     }
     let key = key_of(&fref);
     let name = fref.name.clone();
-    let (_, shown, _) = cp
+    let (_, shown) = cp
         .index
         .modify(scope, &name, function_missing, |current, draft| {
             if !target_exists(current, &key) {

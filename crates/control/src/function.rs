@@ -451,16 +451,14 @@ fn update_latest(
     draft.doc.latest.clone()
 }
 
-/// After an update: retire old snapshots, schedule the transitions, render the answer.
+/// After an update: schedule the transitions, render the answer.
 fn finish_update(
     cp: &ControlPlane,
     scope: &Scope,
     name: &str,
     f: &Function,
     shown: VersionRecord,
-    retired: Vec<String>,
 ) -> FunctionConfiguration {
-    cp.retire(&retired);
     let (create_settle, update_settle) = settle_delays(cp);
     let latest = &f.doc.latest;
     cp.schedule_settle(scope, name, LATEST, &latest.revision_id, update_settle);
@@ -524,7 +522,7 @@ pub async fn update_code(
     }
     let revision = input.revision_id;
     let publish = input.publish == Some(true);
-    let (f, shown, retired) = cp
+    let (f, shown) = cp
         .index
         .modify(scope, &name, not_found, |current, draft| {
             // Checked again under the writer lock: another writer may have won meanwhile.
@@ -542,7 +540,7 @@ pub async fn update_code(
             Ok(update_latest(draft, config, publish))
         })
         .await?;
-    Ok(finish_update(cp, scope, &name, &f, shown, retired))
+    Ok(finish_update(cp, scope, &name, &f, shown))
 }
 
 pub async fn update_configuration(
@@ -557,7 +555,7 @@ pub async fn update_configuration(
     let config_input = input.config;
     let runtimes = cp.runtimes.clone();
     let resolve_layers = |arns: &[String]| cp.resolve_layers(scope, arns);
-    let (f, shown, retired) = cp
+    let (f, shown) = cp
         .index
         .modify(scope, &name, not_found, |current, draft| {
             let mut config = current.doc.latest.config.clone();
@@ -571,7 +569,7 @@ pub async fn update_configuration(
             Ok(update_latest(draft, config, false))
         })
         .await?;
-    Ok(finish_update(cp, scope, &name, &f, shown, retired))
+    Ok(finish_update(cp, scope, &name, &f, shown))
 }
 
 pub async fn delete(
@@ -595,8 +593,7 @@ pub async fn delete(
     let done = DeleteFunctionOutput { status_code: 204 };
     match fref.qualifier.as_deref() {
         None => {
-            let retired = cp.index.remove(scope, &name, not_found).await?;
-            cp.retire(&retired);
+            cp.index.remove(scope, &name, not_found).await?;
             cp.code_signing.forget_function(scope, &name)?;
         }
         Some(q) => {
@@ -607,8 +604,7 @@ pub async fn delete(
             let Some(n) = q.parse::<u64>().ok().filter(|n| n.to_string() == q) else {
                 return Ok(done);
             };
-            let (_, _, retired) = cp
-                .index
+            cp.index
                 .modify(scope, &name, not_found, |current, draft| {
                     let q = n.to_string();
                     let users: Vec<&str> = current
@@ -630,7 +626,6 @@ pub async fn delete(
                     Ok(())
                 })
                 .await?;
-            cp.retire(&retired);
         }
     }
     Ok(done)

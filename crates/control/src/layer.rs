@@ -160,7 +160,7 @@ pub struct Layers {
 impl Layers {
     /// Loads every layer from the store; layer content lives under `data_dir/layers/`.
     pub fn open(store: Arc<Store>, data_dir: &Path) -> Result<Self, StoreError> {
-        let code = CodeStore::open(&data_dir.join("layers"), store.clone())?;
+        let code = CodeStore::open_layers(&flint_store::Layout::new(data_dir), store.clone())?;
         let mut layers = HashMap::new();
         for doc in store.list_all(KIND)? {
             match serde_json::from_str::<LayerDoc>(&doc.value) {

@@ -12,6 +12,11 @@
 //!   body. Unknown operations → `LambdaError` UnknownOperationException.
 //! - `ControlPlane::resolve_invoke(scope, function_name, qualifier)`: the hot path for Invoke; no
 //!   disk access, returns the snapshot the engine runs and the ARN the caller invoked.
+//!
+//! CONTRACT with the data planes: control depends on none of them. Every change they must act on
+//! is published, once durable, on the change feed (`flint_spec::Change`): `ControlPlane::subscribe`
+//! gives a data plane the state as it stands and then every change (see `publish.rs`). Where
+//! provisioned environments stand comes back on a watch channel (`follow_provisioned_report`).
 //! - `ControlPlane::set_public_base_url(url)` and `ControlPlane::code_blob_for_url(...)`: GetFunction's
 //!   `Code.Location` is `{base}/_flint/code/{sha256-hex}?expires={unix}&signature={hex}`; the api
 //!   crate serves that path (unauthenticated) with the file `code_blob_for_url` returns.
@@ -31,6 +36,7 @@ pub mod function_name;
 pub mod layer;
 pub mod lifecycle;
 pub mod policy;
+mod publish;
 pub mod recursion;
 pub mod resource_util;
 pub mod runtime;
@@ -38,10 +44,13 @@ pub mod runtime_management;
 pub mod state;
 pub mod sub_resource;
 pub mod tags;
+#[cfg(test)]
+mod test_feed;
 pub mod url_config;
 pub mod version;
 
 pub use error::{ErrorCode, LambdaError};
+pub use flint_spec::Scope;
 pub use runtime::{FixedCatalog, RuntimeCatalog};
 
 use std::future::Future;
@@ -54,39 +63,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// Who is asking: every resource lives in one (account, region) and is invisible to others.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Scope {
-    pub account: String,
-    pub region: String,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("store: {0}")]
     Store(#[from] flint_store::StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// What the control plane asks of the engine: stop environments of snapshots that no longer
-/// exist. A trait so the control plane can run (and be tested) without an engine.
-pub trait SnapshotRetirer: Send + Sync {
-    fn retire(&self, snapshot_id: &str);
-}
-
-impl SnapshotRetirer for flint_engine::Engine {
-    fn retire(&self, snapshot_id: &str) {
-        flint_engine::Engine::retire(self, snapshot_id)
-    }
-}
-
-/// A retirer that does nothing (no engine attached).
-#[derive(Debug, Default)]
-pub struct NoEngine;
-
-impl SnapshotRetirer for NoEngine {
-    fn retire(&self, _snapshot_id: &str) {}
 }
 
 /// Tunables of the control plane.
@@ -121,7 +103,6 @@ pub struct ControlPlane {
     pub(crate) index: state::Index,
     pub(crate) code: Arc<code::CodeStore>,
     pub(crate) runtimes: Arc<dyn RuntimeCatalog>,
-    engine: Arc<dyn SnapshotRetirer>,
     pub(crate) options: RwLock<ControlOptions>,
     /// Signs `Code.Location` URLs; fresh per process (the URLs are short-lived anyway).
     url_secret: [u8; 32],
@@ -130,9 +111,10 @@ pub struct ControlPlane {
     pub(crate) layers: Arc<layer::Layers>,
     pub(crate) code_signing: Arc<code_signing::CodeSigningConfigs>,
     pub(crate) mappings: Arc<event_source_mapping::EventSourceMappings>,
-    /// Where provisioned environments stand (set by the server; see `concurrency`).
-    pub(crate) provisioned_progress:
-        RwLock<Option<Arc<dyn concurrency::ProvisionedProgressSource>>>,
+    /// Where provisioned environments stand, as the engine reports it (None: no engine; see
+    /// `concurrency`).
+    pub(crate) provisioned_report:
+        RwLock<Option<tokio::sync::watch::Receiver<flint_spec::ProvisionedReport>>>,
 }
 
 /// The functions as the code-signing and event-source-mapping modules see them; bound to the
@@ -153,21 +135,20 @@ impl ControlPlane {
         data_dir: &Path,
         store: Arc<flint_store::Store>,
         runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-        engine: Arc<flint_engine::Engine>,
     ) -> Result<Arc<Self>, OpenError> {
-        Self::open_with(data_dir, store, runtimes, engine, ControlOptions::default())
+        Self::open_with(data_dir, store, runtimes, ControlOptions::default())
     }
 
-    /// [`ControlPlane::open`] with any runtime catalog and engine (tests, embedders).
+    /// [`ControlPlane::open`] with any runtime catalog and options (tests, embedders).
     pub fn open_with(
         data_dir: &Path,
         store: Arc<flint_store::Store>,
         runtimes: Arc<dyn RuntimeCatalog>,
-        engine: Arc<dyn SnapshotRetirer>,
         options: ControlOptions,
     ) -> Result<Arc<Self>, OpenError> {
-        let code = Arc::new(code::CodeStore::open(data_dir, store.clone())?);
-        let index = state::Index::load(store.clone(), code.clone())?;
+        let layout = flint_store::Layout::new(data_dir);
+        let code = Arc::new(code::CodeStore::open(&layout, store.clone())?);
+        let index = state::Index::load(store.clone(), code.clone(), options.account_concurrency)?;
         let url_secret: [u8; 32] = rand::random();
         let sub_resources = sub_resource::Registry::load(&index);
         let functions = Arc::new(LateFunctions::default());
@@ -188,14 +169,13 @@ impl ControlPlane {
             index,
             code,
             runtimes,
-            engine,
             options: RwLock::new(options),
             url_secret,
             sub_resources,
             layers,
             code_signing: code_signing.clone(),
             mappings: mappings.clone(),
-            provisioned_progress: RwLock::new(None),
+            provisioned_report: RwLock::new(None),
         });
         let _ = functions.0.set(Arc::downgrade(&cp));
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
@@ -239,7 +219,23 @@ impl ControlPlane {
     }
 
     pub fn set_options(&self, options: ControlOptions) {
+        self.index.set_account_limit(options.account_concurrency);
         *self.options.write() = options;
+    }
+
+    /// A data plane's subscription to the change feed: the state as it stands (every function,
+    /// every scope's unreserved pool), then every change, in order.
+    pub fn subscribe(&self) -> flint_spec::feed::Subscription {
+        self.index.subscribe()
+    }
+
+    /// Get/ListProvisionedConcurrencyConfigs report where the engine's provisioned environments
+    /// stand, as it publishes them.
+    pub fn follow_provisioned_report(
+        &self,
+        report: tokio::sync::watch::Receiver<flint_spec::ProvisionedReport>,
+    ) {
+        *self.provisioned_report.write() = Some(report);
     }
 
     pub async fn execute(
@@ -299,7 +295,7 @@ impl ControlPlane {
         scope: &Scope,
         function_name: &str,
         qualifier: Option<&str>,
-    ) -> Result<(Arc<flint_engine::FunctionSpec>, String), LambdaError> {
+    ) -> Result<(Arc<flint_spec::FunctionSpec>, String), LambdaError> {
         let fref = function_name::resolve(scope, function_name, qualifier)?;
         let invoked_arn = fref.arn(scope);
         // AWS names the version it looked for: an unqualified invoke reports `...:$LATEST`.
@@ -364,12 +360,6 @@ impl ControlPlane {
         h.update(b":");
         h.update(expires.to_string().as_bytes());
         hex::encode(h.finalize())
-    }
-
-    pub(crate) fn retire(&self, snapshot_ids: &[String]) {
-        for id in snapshot_ids {
-            self.engine.retire(id);
-        }
     }
 
     /// Moves `version` of a function to its settled state (Active / Successful) after `delay`,

@@ -1,14 +1,17 @@
 //! The control plane's state: every function (its `$LATEST`, published versions and
 //! function-level settings) held in memory for reads and invokes, and written through to the store
 //! — one `Store::apply` per logical change, before the change is visible or acknowledged. Writers
-//! of one function are serialized by its slot's lock.
+//! of one function are serialized by its slot's lock. Every change, once durable, is published on
+//! the change feed (the function's new state, the snapshots it retired, and the scope's unreserved
+//! concurrency when that moved), under the feed's lock so that publications are ordered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use flint_engine::FunctionSpec;
+use flint_spec::feed::{ChangeFeed, Subscription};
+use flint_spec::FunctionSpec;
 use flint_store::{Change, Store};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::code::CodeStore;
@@ -19,6 +22,17 @@ use crate::{LambdaError, Scope};
 /// rewrite a function's whole history.
 pub const KIND_FUNCTION: &str = "function";
 pub const KIND_VERSION: &str = "function-version";
+
+/// The record format of both kinds. Format 0 (before formats existed) has the same shape.
+pub const FORMAT: u32 = flint_store::FORMAT_1;
+
+/// Format 0 → 1: nothing to change.
+fn upgrade(from: u32, v: serde_json::Value) -> Result<serde_json::Value, String> {
+    match from {
+        0 => Ok(v),
+        _ => Err(format!("no upgrade from format {from}")),
+    }
+}
 
 /// The function-level document (kind `function`, key = name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +62,8 @@ pub struct Function {
     pub versions: BTreeMap<u64, VersionRecord>,
     /// What the engine runs, per version key (`$LATEST`, `1`, ...): built once per change.
     specs: HashMap<String, Arc<FunctionSpec>>,
+    /// What the data planes are told about it (see `publish.rs`); built once per change.
+    published: Arc<flint_spec::FunctionState>,
 }
 
 impl Function {
@@ -98,11 +114,35 @@ impl Function {
             };
             specs.insert(v.version.clone(), spec);
         }
-        Self {
+        let mut f = Self {
             doc,
             versions,
             specs,
-        }
+            published: Arc::new(flint_spec::FunctionState {
+                scope: scope.clone(),
+                name: String::new(),
+                arn: String::new(),
+                versions: Default::default(),
+                aliases: Default::default(),
+                reserved_concurrency: None,
+                provisioned: Vec::new(),
+                event_invoke_configs: Default::default(),
+                url_configs: Default::default(),
+                recursive_loop: String::new(),
+            }),
+        };
+        let state = crate::publish::function_state(scope, &f);
+        f.published = match previous {
+            // Unchanged for the data planes (a status transition, a tag): the same Arc.
+            Some(p) if *p.published == state => p.published.clone(),
+            _ => Arc::new(state),
+        };
+        f
+    }
+
+    /// The function as the data planes see it.
+    pub fn published(&self) -> &Arc<flint_spec::FunctionState> {
+        &self.published
     }
 }
 
@@ -199,8 +239,13 @@ pub struct Index {
     store: Arc<Store>,
     code: Arc<CodeStore>,
     scopes: RwLock<HashMap<Scope, BTreeMap<String, Arc<Slot>>>>,
-    /// Bumped by every change to a function, so that pollers can skip work when nothing changed.
-    generation: std::sync::atomic::AtomicU64,
+    /// Where changes are published. Lock order: the feed's lock, then `scopes`, then a slot's
+    /// `current`.
+    feed: ChangeFeed,
+    /// The account concurrency limit (for the unreserved pools), and each scope's unreserved
+    /// concurrency as last published.
+    account_limit: std::sync::atomic::AtomicU32,
+    unreserved: Mutex<HashMap<Scope, u32>>,
 }
 
 fn store_err(e: flint_store::StoreError) -> LambdaError {
@@ -239,48 +284,44 @@ fn delete(scope: &Scope, kind: &str, key: String) -> Change {
 impl Index {
     /// Loads every function from the store. Versions left Pending/InProgress by a previous run
     /// are settled now: their code was unpacked before the change was persisted.
-    pub fn load(store: Arc<Store>, code: Arc<CodeStore>) -> Result<Self, flint_store::StoreError> {
+    pub fn load(
+        store: Arc<Store>,
+        code: Arc<CodeStore>,
+        account_limit: u32,
+    ) -> Result<Self, flint_store::StoreError> {
         let mut docs: HashMap<(Scope, String), FunctionDoc> = HashMap::new();
-        for d in store.list_all(KIND_FUNCTION)? {
-            match serde_json::from_str::<FunctionDoc>(&d.value) {
-                Ok(doc) => {
-                    docs.insert(
-                        (
-                            Scope {
-                                account: d.account,
-                                region: d.region,
-                            },
-                            d.key,
-                        ),
-                        doc,
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(key = %d.key, "unreadable function document skipped: {e}")
-                }
-            }
+        for d in store.load::<FunctionDoc>(KIND_FUNCTION, FORMAT, upgrade)? {
+            let scope = Scope {
+                account: d.account,
+                region: d.region,
+            };
+            docs.insert((scope, d.key), d.value);
         }
         let mut versions: HashMap<(Scope, String), BTreeMap<u64, VersionRecord>> = HashMap::new();
-        for d in store.list_all(KIND_VERSION)? {
-            let Some((name, _)) = d.key.rsplit_once(':') else {
+        for d in store.load::<VersionRecord>(KIND_VERSION, FORMAT, upgrade)? {
+            let name = d.key.rsplit_once(':').map(|(name, _)| name.to_string());
+            let number = d.value.version.parse::<u64>().ok();
+            let (Some(name), Some(n)) = (name, number) else {
+                let doc = flint_store::Doc {
+                    account: d.account,
+                    region: d.region,
+                    kind: KIND_VERSION.into(),
+                    key: d.key,
+                    format: FORMAT,
+                    value: serde_json::to_string(&d.value).unwrap_or_default(),
+                };
+                tracing::error!(key = %doc.key, "version record with a malformed key or number moved aside");
+                store.move_aside(&doc, "malformed key or version number")?;
                 continue;
             };
-            match serde_json::from_str::<VersionRecord>(&d.value) {
-                Ok(rec) => {
-                    let Ok(n) = rec.version.parse::<u64>() else {
-                        continue;
-                    };
-                    let scope = Scope {
-                        account: d.account.clone(),
-                        region: d.region.clone(),
-                    };
-                    versions
-                        .entry((scope, name.to_string()))
-                        .or_default()
-                        .insert(n, rec);
-                }
-                Err(e) => tracing::error!(key = %d.key, "unreadable version document skipped: {e}"),
-            }
+            let scope = Scope {
+                account: d.account,
+                region: d.region,
+            };
+            versions
+                .entry((scope, name))
+                .or_default()
+                .insert(n, d.value);
         }
         let mut changes = Vec::new();
         let mut scopes: HashMap<Scope, BTreeMap<String, Arc<Slot>>> = HashMap::new();
@@ -319,8 +360,103 @@ impl Index {
             store,
             code,
             scopes: RwLock::new(scopes),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            feed: ChangeFeed::new(),
+            account_limit: std::sync::atomic::AtomicU32::new(account_limit),
+            unreserved: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A subscription to the change feed: every function and every scope's unreserved
+    /// concurrency as they stand, then every change.
+    pub fn subscribe(&self) -> Subscription {
+        self.feed.subscribe_with(|| {
+            let mut changes: Vec<flint_spec::Change> = self
+                .all()
+                .into_iter()
+                .map(|(scope, f)| flint_spec::Change::Function {
+                    state: Some(f.published.clone()),
+                    name: f.name().to_string(),
+                    scope,
+                    retired: Vec::new(),
+                })
+                .collect();
+            let scopes: BTreeSet<Scope> = self.scopes.read().keys().cloned().collect();
+            let mut published = self.unreserved.lock();
+            for scope in scopes {
+                let n = self.compute_unreserved(&scope);
+                published.insert(scope.clone(), n);
+                changes.push(flint_spec::Change::Unreserved {
+                    scope,
+                    unreserved: n,
+                });
+            }
+            changes
+        })
+    }
+
+    /// Changes the account concurrency limit; every scope's unreserved pool is republished.
+    pub fn set_account_limit(&self, limit: u32) {
+        self.feed.publish_with(|| {
+            self.account_limit
+                .store(limit, std::sync::atomic::Ordering::Release);
+            let scopes: Vec<Scope> = self.scopes.read().keys().cloned().collect();
+            let changes = scopes
+                .iter()
+                .filter_map(|s| self.unreserved_change(s))
+                .collect();
+            ((), changes)
+        });
+    }
+
+    fn compute_unreserved(&self, scope: &Scope) -> u32 {
+        let limit = self
+            .account_limit
+            .load(std::sync::atomic::Ordering::Acquire);
+        crate::publish::unreserved(&self.list(scope), limit)
+    }
+
+    /// The scope's unreserved concurrency, if it moved since it was last published. Called
+    /// under the feed's lock.
+    fn unreserved_change(&self, scope: &Scope) -> Option<flint_spec::Change> {
+        let n = self.compute_unreserved(scope);
+        let mut published = self.unreserved.lock();
+        if published.get(scope) == Some(&n) {
+            return None;
+        }
+        published.insert(scope.clone(), n);
+        Some(flint_spec::Change::Unreserved {
+            scope: scope.clone(),
+            unreserved: n,
+        })
+    }
+
+    /// The changes to publish once a function changed from `old` to `new` (None: it did not
+    /// exist / no longer exists). Nothing about the function if the data planes would see no
+    /// difference.
+    fn changes_of(
+        &self,
+        scope: &Scope,
+        name: &str,
+        old: Option<&Function>,
+        new: Option<&Function>,
+        retired: Vec<String>,
+    ) -> Vec<flint_spec::Change> {
+        let state = new.map(|f| f.published.clone());
+        let same = match (old, &state) {
+            (Some(o), Some(n)) => Arc::ptr_eq(&o.published, n),
+            _ => false,
+        };
+        let mut changes = Vec::new();
+        if !same || !retired.is_empty() {
+            changes.push(flint_spec::Change::Function {
+                scope: scope.clone(),
+                name: name.to_string(),
+                state,
+                retired,
+            });
+        }
+        changes.extend(self.unreserved_change(scope));
+        changes
     }
 
     /// The function's current view (no disk access).
@@ -357,33 +493,41 @@ impl Index {
         }
         let name = doc.name.clone();
         let f = Arc::new(Function::build(scope, doc, versions, &self.code, None));
-        let mut scopes = self.scopes.write();
-        let functions = scopes.entry(scope.clone()).or_default();
-        if functions.get(&name).is_some_and(|s| s.current().is_some()) {
-            return Err(LambdaError::conflict(format!(
-                "Function already exist: {name}"
-            )));
-        }
-        self.store.apply(&changes).map_err(store_err)?;
-        let slot = Slot {
-            writer: tokio::sync::Mutex::new(()),
-            current: RwLock::new(Some(f.clone())),
-        };
-        functions.insert(name, Arc::new(slot));
-        self.bump();
+        self.feed.publish_with(|| {
+            {
+                let mut scopes = self.scopes.write();
+                let functions = scopes.entry(scope.clone()).or_default();
+                if functions.get(&name).is_some_and(|s| s.current().is_some()) {
+                    let taken = format!("Function already exist: {name}");
+                    return (Err(LambdaError::conflict(taken)), Vec::new());
+                }
+                if let Err(e) = self.store.apply(&changes) {
+                    return (Err(store_err(e)), Vec::new());
+                }
+                let slot = Slot {
+                    writer: tokio::sync::Mutex::new(()),
+                    current: RwLock::new(Some(f.clone())),
+                };
+                functions.insert(name.clone(), Arc::new(slot));
+            }
+            (
+                Ok(()),
+                self.changes_of(scope, &name, None, Some(&f), Vec::new()),
+            )
+        })?;
         Ok(f)
     }
 
     /// Changes one function under its writer lock: `edit` sees the current state and may refuse;
-    /// what it touched is persisted in one transaction, then published. Returns the new view, the
-    /// edit's result and the snapshot ids that no longer exist (for the engine to retire).
+    /// what it touched is persisted in one transaction, then published (with the snapshot ids
+    /// that no longer exist, for the engine to retire). Returns the new view and the edit's result.
     pub async fn modify<R>(
         &self,
         scope: &Scope,
         name: &str,
         not_found: impl FnOnce() -> LambdaError,
         edit: impl FnOnce(&Function, &mut Draft) -> Result<R, LambdaError>,
-    ) -> Result<(Arc<Function>, R, Vec<String>), LambdaError> {
+    ) -> Result<(Arc<Function>, R), LambdaError> {
         let slot = self.slot(scope, name).ok_or_else(not_found)?;
         let _guard = slot.writer.lock().await;
         let Some(current) = slot.current() else {
@@ -417,18 +561,23 @@ impl Index {
             Some(&current),
         ));
         let retired = retired_snapshots(&current, Some(&next));
-        *slot.current.write() = Some(next.clone());
-        self.bump();
-        Ok((next, result, retired))
+        self.feed.publish_with(|| {
+            *slot.current.write() = Some(next.clone());
+            (
+                (),
+                self.changes_of(scope, name, Some(&current), Some(&next), retired),
+            )
+        });
+        Ok((next, result))
     }
 
-    /// Deletes a whole function (all versions). Returns the snapshot ids to retire.
+    /// Deletes a whole function (all versions); its snapshots are retired.
     pub async fn remove(
         &self,
         scope: &Scope,
         name: &str,
         not_found: impl FnOnce() -> LambdaError,
-    ) -> Result<Vec<String>, LambdaError> {
+    ) -> Result<(), LambdaError> {
         let slot = self.slot(scope, name).ok_or_else(not_found)?;
         let _guard = slot.writer.lock().await;
         let Some(current) = slot.current() else {
@@ -442,15 +591,23 @@ impl Index {
             changes.push(delete(scope, KIND_VERSION, version_key(name, *n)));
         }
         self.store.apply(&changes).map_err(store_err)?;
-        *slot.current.write() = None;
-        self.bump();
-        let mut scopes = self.scopes.write();
-        if let Some(functions) = scopes.get_mut(scope) {
-            if functions.get(name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                functions.remove(name);
+        self.feed.publish_with(|| {
+            *slot.current.write() = None;
+            {
+                let mut scopes = self.scopes.write();
+                if let Some(functions) = scopes.get_mut(scope) {
+                    if functions.get(name).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                        functions.remove(name);
+                    }
+                }
             }
-        }
-        Ok(retired_snapshots(&current, None))
+            let retired = retired_snapshots(&current, None);
+            (
+                (),
+                self.changes_of(scope, name, Some(&current), None, retired),
+            )
+        });
+        Ok(())
     }
 
     fn slot(&self, scope: &Scope, name: &str) -> Option<Arc<Slot>> {
@@ -458,16 +615,6 @@ impl Index {
     }
 
     /// Every scope's functions (for start-up checks and account-wide sums).
-    fn bump(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Changes to functions so far (any insert, update or delete moves it on).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     pub fn all(&self) -> Vec<(Scope, Arc<Function>)> {
         let scopes = self.scopes.read();
         scopes

@@ -311,7 +311,7 @@ pub(crate) mod test_support {
     use serde_json::{json, Value};
 
     use crate::code::test_zip;
-    use crate::{ControlOptions, ControlPlane, FixedCatalog, LambdaError, NoEngine, Scope};
+    use crate::{ControlOptions, ControlPlane, FixedCatalog, LambdaError, Scope};
 
     pub const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
 
@@ -332,7 +332,7 @@ pub(crate) mod test_support {
     pub fn open(dir: &std::path::Path) -> Arc<ControlPlane> {
         let store = Arc::new(flint_store::Store::open(dir).unwrap());
         let catalog = Arc::new(FixedCatalog(vec!["python3.12".into()]));
-        ControlPlane::open_with(dir, store, catalog, Arc::new(NoEngine), options()).unwrap()
+        ControlPlane::open_with(dir, store, catalog, options()).unwrap()
     }
 
     pub fn fixture() -> Fixture {

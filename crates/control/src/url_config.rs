@@ -222,7 +222,7 @@ pub async fn create(
 ) -> Result<UrlConfigOutput, LambdaError> {
     let (fref, key) = url_ref(scope, &input.function_name, input.qualifier.as_deref())?;
     let auth_type = input.auth_type.clone().unwrap_or_else(|| "NONE".into());
-    let (_, config, _) = cp
+    let (_, config) = cp
         .index
         .modify(scope, &fref.name, function_missing, |current, draft| {
             if !key_exists(current, &key) {
@@ -292,7 +292,7 @@ pub async fn update(
     input: CreateInput,
 ) -> Result<UrlConfigOutput, LambdaError> {
     let (fref, key) = url_ref(scope, &input.function_name, input.qualifier.as_deref())?;
-    let (_, config, _) = cp
+    let (_, config) = cp
         .index
         .modify(scope, &fref.name, function_missing, |current, draft| {
             if !key_exists(current, &key) {
@@ -333,7 +333,7 @@ pub async fn delete(
     input: QualifiedInput,
 ) -> Result<Empty, LambdaError> {
     let (fref, key) = url_ref(scope, &input.function_name, input.qualifier.as_deref())?;
-    let (_, removed, _) = cp
+    let (_, removed) = cp
         .index
         .modify(scope, &fref.name, resource_missing, |current, draft| {
             if !key_exists(current, &key) {

@@ -124,7 +124,7 @@ pub async fn publish_version(
     let name = fref.name.clone();
     let function_arn = arn::function_arn(scope, &name);
     let not_found = || LambdaError::function_not_found(&function_arn);
-    let (_, shown, _) = cp
+    let (_, shown) = cp
         .index
         .modify(scope, &name, not_found, |current, draft| {
             let latest = &current.doc.latest;

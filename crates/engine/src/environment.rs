@@ -120,7 +120,7 @@ pub(crate) async fn start(
     let opt_dir = if spec.layer_dirs.is_empty() {
         None
     } else {
-        let root = inner.config.work_dir.join("layers");
+        let root = inner.config.layout.merged_layers();
         let dirs = spec.layer_dirs.clone();
         let merged = tokio::task::spawn_blocking(move || layers::merged(&root, &dirs))
             .await
@@ -146,7 +146,7 @@ pub(crate) async fn start(
     };
 
     let id = format!("{:016x}", rand::random::<u64>());
-    let scratch_dir = inner.config.work_dir.join("envs").join(&id);
+    let scratch_dir = inner.config.layout.environments().join(&id);
     let tmp_dir = scratch_dir.join("tmp");
     make_tmp_dir(&tmp_dir)
         .map_err(|e| StartError::Service(format!("creating {}: {e}", tmp_dir.display())))?;
@@ -169,7 +169,9 @@ pub(crate) async fn start(
         tmp_dir,
         tmp_size_mb: spec.ephemeral_storage_mb,
         memory_mb: spec.memory_mb,
-        isolate_network: inner.config.isolate_network,
+        // Functions share the host's network until the Runtime API is reachable inside a
+        // namespace of their own (the sandbox can already unshare one).
+        isolate_network: false,
     };
     let spawned_at = Instant::now();
     // Spawning waits for the sandbox's set-up handshake (milliseconds, up to seconds on a busy

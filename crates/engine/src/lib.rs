@@ -1,16 +1,16 @@
-//! The data plane: an invoke resolved to a function version snapshot is counted against
-//! concurrency, placed on a warm or new execution environment, run through the Runtime API, and
-//! answered with the payload, the function error and the log tail. Async invokes go through a
-//! durable queue (in the store) and run in the background.
+//! The synchronous data plane: an invoke resolved to a function version snapshot is counted
+//! against concurrency, placed on a warm or new execution environment, run through the Runtime
+//! API, and answered with the payload, the function error and the log tail.
 //!
-//! CONTRACT (used by api and control; keep these signatures stable):
-//! - `Engine::new(config, sandboxes, runtimes, store)`, `Engine::invoke(req)`,
-//!   `Engine::enqueue_async(req)`, `Engine::retire(snapshot_id)`, `Engine::shutdown()`.
-//! - Lifecycle, fed by the server's reconciler: `Engine::set_provisioned(targets)`,
-//!   `Engine::set_unreserved_concurrency(account,
-//!   region, n)`, `Engine::invoked_scopes()`, `Engine::provisioned_allocation(snapshot_id)`.
+//! CONTRACT (used by the api and events crates and the binary):
+//! - `Engine::new(config, sandboxes, runtimes)`, `Engine::invoke(req)` (a synchronous invoke),
+//!   `Engine::invoke_event(req)` (one attempt of an asynchronous event, counted as Lambda counts
+//!   them), `Engine::shutdown()`.
+//! - What the control plane changes reaches the engine only through the change feed:
+//!   `Engine::follow(subscription)` retires snapshots that no longer exist, keeps provisioned
+//!   concurrency and the accounts' unreserved pools as configured. Where provisioned environments
+//!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
-mod async_queue;
 mod environment;
 mod function_error;
 mod invoke;
@@ -20,53 +20,23 @@ mod pool;
 mod provisioned;
 mod throttle;
 
-pub use provisioned::ProvisionedAllocation;
+pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
+use flint_spec::feed::Subscription;
+use flint_spec::Change;
+use flint_store::Layout;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::environment::Environment;
 use crate::throttle::Class;
-
-/// Everything the engine needs to run one function version. Immutable: an update to `$LATEST`
-/// produces a new snapshot with a new `snapshot_id`, and environments of the old one are retired.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FunctionSpec {
-    /// Unique per (function, version, configuration revision): environments are keyed by it.
-    pub snapshot_id: String,
-    pub account: String,
-    pub region: String,
-    pub function_name: String,
-    /// `$LATEST` or a published version number.
-    pub version: String,
-    /// Unqualified function ARN.
-    pub function_arn: String,
-    /// `python3.12`, `nodejs20.x`, `provided.al2023`, ...
-    pub runtime: String,
-    pub handler: String,
-    /// Host directory with the unpacked code (mounted at /var/task).
-    pub code_dir: PathBuf,
-    /// Host directories of the layers' unpacked contents, in order (later wins at /opt).
-    pub layer_dirs: Vec<PathBuf>,
-    pub memory_mb: u32,
-    pub timeout_secs: u32,
-    pub ephemeral_storage_mb: u32,
-    /// The function's own environment variables.
-    pub environment: BTreeMap<String, String>,
-    /// `/aws/lambda/NAME` unless configured otherwise.
-    pub log_group: String,
-    /// `Text` or `JSON`.
-    pub log_format: String,
-    /// Reserved concurrency (None = shares the account's unreserved pool).
-    pub reserved_concurrency: Option<u32>,
-}
 
 /// One invocation.
 #[derive(Debug, Clone)]
@@ -132,22 +102,18 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Engine settings (from the CLI).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Root for environments' scratch dirs (tmp, merged layers, runtime bootstraps).
-    pub work_dir: PathBuf,
+    /// The data dir: environments' scratch dirs, merged layers, runtime bootstraps, logs.
+    pub layout: Layout,
     /// Idle environments are stopped after this long.
     pub idle_timeout: std::time::Duration,
     /// Account-wide concurrency limit (AWS default 1000).
     pub account_concurrency: u32,
-    /// Run functions in their own network namespace.
-    pub isolate_network: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("engine i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("engine store: {0}")]
-    Store(#[from] flint_store::StoreError),
 }
 
 /// One log stream's file under [`Engine::log_dir`].
@@ -169,12 +135,10 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) sandboxes: Arc<flint_sandbox::Sandboxes>,
     pub(crate) runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-    pub(crate) store: Arc<flint_store::Store>,
     pub(crate) pools: pool::Pools,
     pub(crate) throttle: throttle::Throttle,
     pub(crate) provisioner: provisioned::Provisioner,
     pub(crate) log_writer: logs::LogWriter,
-    pub(crate) async_tx: mpsc::UnboundedSender<async_queue::StoredEvent>,
     runtime_dir: tokio::sync::OnceCell<PathBuf>,
     /// Every live environment, idle or busy (for shutdown; not touched by warm invokes).
     envs: Mutex<HashMap<String, Arc<Environment>>>,
@@ -189,11 +153,11 @@ impl Inner {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// `work_dir/runtime` with the managed runtimes' bootstraps, installed on first use.
+    /// The managed runtimes' bootstraps ([`Layout::runtime_bootstraps`]), installed on first use.
     pub(crate) async fn runtime_dir(&self) -> Result<PathBuf, String> {
         self.runtime_dir
             .get_or_try_init(|| async {
-                let dir = self.config.work_dir.join("runtime");
+                let dir = self.config.layout.runtime_bootstraps();
                 let runtimes = self.runtimes.clone();
                 let target = dir.clone();
                 tokio::task::spawn_blocking(move || {
@@ -210,12 +174,7 @@ impl Inner {
     }
 
     pub(crate) fn log_dir(&self, account: &str, region: &str, function: &str) -> PathBuf {
-        self.config
-            .work_dir
-            .join("logs")
-            .join(account)
-            .join(region)
-            .join(function)
+        self.config.layout.function_logs(account, region, function)
     }
 
     pub(crate) fn register(&self, env: &Arc<Environment>) {
@@ -250,55 +209,37 @@ impl Inner {
 }
 
 impl Engine {
-    /// Starts the engine's background tasks (idle reaper, async workers) and resumes async
-    /// events left pending by a previous run. Must be called inside a Tokio runtime.
+    /// Starts the engine's background tasks (idle reaper, provisioned concurrency). Must be
+    /// called inside a Tokio runtime.
     pub fn new(
         config: EngineConfig,
         sandboxes: Arc<flint_sandbox::Sandboxes>,
         runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-        store: Arc<flint_store::Store>,
     ) -> Result<Arc<Self>, EngineError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             std::io::Error::other("Engine::new must be called inside a Tokio runtime")
         })?;
-        std::fs::create_dir_all(&config.work_dir)?;
-        std::fs::create_dir_all(config.work_dir.join("envs"))?;
-        std::fs::create_dir_all(config.work_dir.join("logs"))?;
-        let pending = async_queue::pending(&store)?;
-        let (async_tx, async_rx) = mpsc::unbounded_channel();
-        let async_workers = (config.account_concurrency as usize / 4).clamp(1, 16);
+        std::fs::create_dir_all(config.layout.environments())?;
+        std::fs::create_dir_all(config.layout.logs())?;
         let idle_timeout = config.idle_timeout;
         let account_limit = config.account_concurrency;
         let inner = Arc::new(Inner {
             config,
             sandboxes,
             runtimes,
-            store,
             pools: pool::Pools::default(),
             throttle: throttle::Throttle::new(account_limit),
             provisioner: provisioned::Provisioner::default(),
             log_writer: logs::LogWriter::start()?,
-            async_tx,
             runtime_dir: tokio::sync::OnceCell::new(),
             envs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             invocations: std::sync::atomic::AtomicU64::new(0),
         });
-        if !pending.is_empty() {
-            tracing::info!("resuming {} pending async invocation(s)", pending.len());
-        }
-        for event in pending {
-            let _ = inner.async_tx.send(event);
-        }
-        let dispatcher = handle.spawn(async_queue::dispatch(
-            Arc::downgrade(&inner),
-            async_rx,
-            async_workers,
-        ));
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
-        inner.tasks.lock().extend([dispatcher, reaper, provisioner]);
+        inner.tasks.lock().extend([reaper, provisioner]);
         Ok(Arc::new(Self { inner }))
     }
 
@@ -307,19 +248,47 @@ impl Engine {
         invoke::invoke(&self.inner, req, Class::Sync).await
     }
 
-    /// Durably queues an async (Event) invoke and returns once it is safe on disk.
-    pub async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
-        async_queue::enqueue(&self.inner, req).await
+    /// Runs one attempt of an asynchronous (Event) invoke: like [`Engine::invoke`], but counted
+    /// as Lambda counts asynchronous invocations (a function with no reservation is not throttled
+    /// by its own limit). The caller owns retries.
+    pub async fn invoke_event(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        invoke::invoke(&self.inner, req, Class::Async).await
+    }
+
+    /// Follows the control plane's change feed until it closes or the engine stops: snapshots
+    /// that no longer exist are retired, provisioned concurrency and the unreserved pools are
+    /// kept as configured. The current state arrives first (see [`Subscription`]).
+    pub fn follow(&self, mut changes: Subscription) {
+        let inner = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut provisioned = ProvisionedByFunction::new();
+            while let Some(change) = changes.next().await {
+                let Some(inner) = inner.upgrade() else { return };
+                // Apply everything already waiting before recomputing provisioned targets once.
+                let mut targets_changed = false;
+                let mut next = Some(change);
+                while let Some(change) = next {
+                    targets_changed |= apply_change(&inner, &mut provisioned, &change);
+                    next = changes.try_next();
+                }
+                if targets_changed && !inner.is_shutting_down() {
+                    let all = provisioned.values().flatten().cloned().collect();
+                    inner.provisioner.set(&inner, all);
+                }
+            }
+        });
+        self.inner.tasks.lock().push(task);
+    }
+
+    /// Where every snapshot's provisioned environments stand, updated as they change.
+    pub fn provisioned_report(&self) -> watch::Receiver<ProvisionedReport> {
+        self.inner.provisioner.report()
     }
 
     /// Environments of this snapshot are stopped (idle ones now, busy ones when done), its
     /// provisioned concurrency included.
     pub fn retire(&self, snapshot_id: &str) {
-        self.inner.provisioner.forget(snapshot_id);
-        self.inner.throttle.forget(snapshot_id);
-        for env in self.inner.pools.retire(snapshot_id) {
-            env.kill();
-        }
+        retire(&self.inner, snapshot_id);
     }
 
     /// Provisioned concurrency, all of it: keep `n` initialised environments of each spec's
@@ -356,11 +325,6 @@ impl Engine {
     /// activity signal for whoever wants to know whether invokes are flowing.
     pub fn invocations_started(&self) -> u64 {
         self.inner.invocations.load(Ordering::Relaxed)
-    }
-
-    /// The (account, region) pairs the engine has counted invokes for.
-    pub fn invoked_scopes(&self) -> Vec<(String, String)> {
-        self.inner.throttle.scopes()
     }
 
     /// Stops every environment and the background workers: SIGTERM first, SIGKILL to those still
@@ -474,6 +438,64 @@ fn collect_streams(root: &Path, dir: &Path, out: &mut Vec<LogStreamFile>) -> std
     Ok(())
 }
 
+/// Each function's provisioned concurrency, as last published: (snapshot spec, environments).
+type ProvisionedByFunction = HashMap<(flint_spec::Scope, String), Vec<(Arc<FunctionSpec>, u32)>>;
+
+/// Applies one change from the feed; returns whether provisioned targets changed.
+fn apply_change(inner: &Inner, provisioned: &mut ProvisionedByFunction, change: &Change) -> bool {
+    match change {
+        Change::Function {
+            scope,
+            name,
+            state,
+            retired,
+        } => {
+            for id in retired {
+                retire(inner, id);
+            }
+            let key = (scope.clone(), name.clone());
+            let targets: Vec<(Arc<FunctionSpec>, u32)> = state
+                .iter()
+                .flat_map(|s| s.provisioned.iter())
+                .map(|t| (t.spec.clone(), t.requested))
+                .collect();
+            let before = provisioned.get(&key);
+            let same = match before {
+                Some(b) => {
+                    b.len() == targets.len()
+                        && b.iter()
+                            .zip(&targets)
+                            .all(|(x, y)| Arc::ptr_eq(&x.0, &y.0) && x.1 == y.1)
+                }
+                None => targets.is_empty(),
+            };
+            if targets.is_empty() {
+                provisioned.remove(&key);
+            } else {
+                provisioned.insert(key, targets);
+            }
+            !same || !retired.is_empty()
+        }
+        Change::Unreserved { scope, unreserved } => {
+            inner
+                .throttle
+                .set_unreserved(&scope.account, &scope.region, *unreserved);
+            false
+        }
+        Change::EventSourceMapping { .. } => false,
+    }
+}
+
+/// Environments of this snapshot are stopped (idle ones now, busy ones when done), its
+/// provisioned concurrency included.
+fn retire(inner: &Inner, snapshot_id: &str) {
+    inner.provisioner.forget(snapshot_id);
+    inner.throttle.forget(snapshot_id);
+    for env in inner.pools.retire(snapshot_id) {
+        env.kill();
+    }
+}
+
 /// Stops environments idle for longer than the idle timeout.
 async fn reap(inner: Weak<Inner>, idle_timeout: Duration) {
     let period = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
@@ -507,7 +529,7 @@ pub(crate) mod tests {
             memory_mb: 128,
             timeout_secs: 3,
             ephemeral_storage_mb: 512,
-            environment: BTreeMap::new(),
+            environment: Default::default(),
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use flint_runtime_api::Readiness;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::environment::{self, InitType, StartError};
 use crate::invoke::INIT_TIMEOUT;
 use crate::pool::Pool;
-use crate::{FunctionSpec, Inner};
+use crate::{FunctionSpec, Inner, ProvisionedAllocation, ProvisionedReport};
 
 /// How often targets are checked for dead or missing environments without being told.
 const CHECK_PERIOD: Duration = Duration::from_millis(200);
@@ -65,21 +65,6 @@ impl Target {
     }
 }
 
-/// Where a snapshot's provisioned concurrency stands, as GetProvisionedConcurrencyConfig and
-/// ListProvisionedConcurrencyConfigs report it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProvisionedAllocation {
-    /// Environments asked for (the sum over the configs that run this snapshot).
-    pub requested: u32,
-    /// Environments whose init finished and that are alive (idle or busy).
-    pub ready: u32,
-    /// All `requested` were up at once since the count was last set.
-    pub allocated: bool,
-    /// The function's init keeps failing (two starts in a row, or more): the last reason.
-    /// Failures of Flint's own (a sandbox that could not start) are retried, not reported here.
-    pub init_failure: Option<String>,
-}
-
 /// Why a provisioned start failed.
 #[derive(Debug)]
 enum StartFailure {
@@ -103,6 +88,8 @@ pub(crate) struct Provisioner {
     wake: Arc<Notify>,
     starts: Arc<Semaphore>,
     retired: Mutex<(VecDeque<String>, HashSet<String>)>,
+    /// Every target's allocation, as last published (see [`Provisioner::publish`]).
+    report: watch::Sender<ProvisionedReport>,
 }
 
 impl Default for Provisioner {
@@ -112,6 +99,7 @@ impl Default for Provisioner {
             wake: Arc::new(Notify::new()),
             starts: Arc::new(Semaphore::new(PARALLEL_STARTS)),
             retired: Mutex::default(),
+            report: watch::Sender::new(ProvisionedReport::new()),
         }
     }
 }
@@ -188,6 +176,7 @@ impl Provisioner {
         if changed {
             self.wake.notify_one();
         }
+        self.publish();
     }
 
     /// A snapshot is retired: its target goes (its pool stops the environments).
@@ -204,6 +193,27 @@ impl Provisioner {
             }
         }
         self.targets.lock().remove(snapshot_id);
+        self.publish();
+    }
+
+    pub(crate) fn report(&self) -> watch::Receiver<ProvisionedReport> {
+        self.report.subscribe()
+    }
+
+    /// Publishes every target's allocation if any changed since the last time.
+    pub(crate) fn publish(&self) {
+        let ids: Vec<String> = self.targets.lock().keys().cloned().collect();
+        let now: ProvisionedReport = ids
+            .into_iter()
+            .filter_map(|id| self.allocation(&id).map(|a| (id, a)))
+            .collect();
+        self.report.send_if_modified(|last| {
+            if *last == now {
+                return false;
+            }
+            *last = now;
+            true
+        });
     }
 
     pub(crate) fn allocation(&self, snapshot_id: &str) -> Option<ProvisionedAllocation> {
@@ -296,6 +306,7 @@ pub(crate) async fn maintain(inner: Weak<Inner>) {
             }
         }
         strong.provisioner.observe_all(&current);
+        strong.provisioner.publish();
         let wake = strong.provisioner.wake.clone();
         // Not holding the engine while waiting: dropping it must be able to free it.
         drop(strong);
@@ -338,6 +349,7 @@ async fn start_one(inner: Arc<Inner>, spec: Arc<FunctionSpec>, pool: Arc<Pool>) 
         inner
             .provisioner
             .started(&spec.snapshot_id, &pool, outcome.as_ref().map(|_| ()));
+        inner.provisioner.publish();
     }
 }
 

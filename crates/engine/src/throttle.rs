@@ -254,11 +254,6 @@ impl Throttle {
         }
     }
 
-    /// The scopes invoked so far (whose unreserved pool the control plane should tell).
-    pub(crate) fn scopes(&self) -> Vec<ScopeKey> {
-        self.accounts.lock().keys().cloned().collect()
-    }
-
     /// The current unreserved limit of a scope.
     #[cfg(test)]
     pub(crate) fn unreserved(&self, account: &str, region: &str) -> u32 {

@@ -79,7 +79,6 @@ async fn run_cases(filter: &[String]) -> usize {
         layers_are_merged_at_opt_with_later_layers_winning,
         idle_environments_are_reaped,
         runtime_sees_lambdas_environment_and_headers,
-        async_event_survives_an_engine_restart,
         python_function_runs_through_the_managed_runtime,
         node_function_runs_through_the_managed_runtime,
         aws_lambda_runtime_crate_works_unmodified,
@@ -135,7 +134,6 @@ struct Harness {
     engine: Arc<Engine>,
     sandboxes: Arc<flint_sandbox::Sandboxes>,
     runtimes: Arc<flint_runtimes::RuntimeRegistry>,
-    store: Arc<flint_store::Store>,
 }
 
 impl Harness {
@@ -147,14 +145,10 @@ impl Harness {
                 .map_err(|e| e.to_string())?,
         );
         let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
-        let store = Arc::new(
-            flint_store::Store::open(&dir.path().join("data")).map_err(|e| e.to_string())?,
-        );
         let engine = Engine::new(
             config(dir.path(), idle_timeout),
             sandboxes.clone(),
             runtimes.clone(),
-            store.clone(),
         )
         .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -162,7 +156,6 @@ impl Harness {
             engine,
             sandboxes,
             runtimes,
-            store,
         })
     }
 
@@ -173,10 +166,9 @@ impl Harness {
 
 fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
     EngineConfig {
-        work_dir: dir.join("work"),
+        layout: flint_store::Layout::new(dir),
         idle_timeout,
         account_concurrency: 1000,
-        isolate_network: false,
     }
 }
 
@@ -717,13 +709,8 @@ async fn account_concurrency_limit_throttles(h: Arc<Harness>) -> TestResult {
     h.engine.shutdown().await;
     let mut cfg = config(&h.path().join("limit"), Duration::from_secs(60));
     cfg.account_concurrency = 1;
-    let engine = Engine::new(
-        cfg,
-        h.sandboxes.clone(),
-        h.runtimes.clone(),
-        h.store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let engine =
+        Engine::new(cfg, h.sandboxes.clone(), h.runtimes.clone()).map_err(|e| e.to_string())?;
     let f = py_function(&h, "limited")?;
     let slow = engine.invoke(request(&f, r#"{"action":"sleep","secs":1}"#, false));
     let second = async {
@@ -787,7 +774,6 @@ async fn idle_environments_are_reaped(h: Arc<Harness>) -> TestResult {
         config(&h.path().join("reap"), Duration::from_millis(300)),
         h.sandboxes.clone(),
         h.runtimes.clone(),
-        h.store.clone(),
     )
     .map_err(|e| e.to_string())?;
     let f = py_function(&h, "reap")?;
@@ -877,61 +863,6 @@ async fn runtime_sees_lambdas_environment_and_headers(h: Arc<Harness>) -> TestRe
         "deadline {deadline} vs now {now}"
     );
     Ok(())
-}
-
-async fn async_event_survives_an_engine_restart(h: Arc<Harness>) -> TestResult {
-    let f = py_function(&h, "async")?;
-    // The event is still running (sleeping) when the engine stops.
-    let req = request(&f, r#"{"action":"sleep","secs":1.5}"#, false);
-    let id = req.request_id.clone();
-    h.engine
-        .enqueue_async(req)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    check!(
-        pending_events(&h.store)? == 1,
-        "stored before enqueue_async returns"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    h.engine.shutdown().await;
-    check!(
-        pending_events(&h.store)? == 1,
-        "still pending after an interrupted run"
-    );
-
-    let engine = Engine::new(
-        config(h.path(), Duration::from_secs(60)),
-        h.sandboxes.clone(),
-        h.runtimes.clone(),
-        h.store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
-    let store = h.store.clone();
-    let done = wait_for(
-        || pending_events(&store).map(|n| n == 0).unwrap_or(false),
-        Duration::from_secs(15),
-    )
-    .await;
-    engine.flush_logs().await;
-    let mut handled = 0;
-    for s in engine
-        .log_streams(&f.account, &f.region, &f.function_name)
-        .map_err(|e| e.to_string())?
-    {
-        let text = std::fs::read_to_string(&s.path).unwrap_or_default();
-        handled += text.matches(&format!("handling {id} sleep")).count();
-    }
-    engine.shutdown().await;
-    done?;
-    check!(handled == 2, "the event ran once per engine, got {handled}");
-    Ok(())
-}
-
-fn pending_events(store: &flint_store::Store) -> Result<usize, String> {
-    store
-        .list_all("async-event")
-        .map(|d| d.len())
-        .map_err(|e| e.to_string())
 }
 
 async fn python_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> TestResult {
@@ -1217,7 +1148,6 @@ async fn provisioned_environments_are_kept_idle_and_replaced_when_they_die(
         config(&h.path().join("prov-idle"), Duration::from_millis(200)),
         h.sandboxes.clone(),
         h.runtimes.clone(),
-        h.store.clone(),
     )
     .map_err(|e| e.to_string())?;
     let result = async {
@@ -1367,13 +1297,8 @@ async fn provisioned_concurrency_is_carved_out_of_the_unreserved_pool(
     h.engine.shutdown().await;
     let mut cfg = config(&h.path().join("prov-pool"), Duration::from_secs(60));
     cfg.account_concurrency = 2;
-    let engine = Engine::new(
-        cfg,
-        h.sandboxes.clone(),
-        h.runtimes.clone(),
-        h.store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let engine =
+        Engine::new(cfg, h.sandboxes.clone(), h.runtimes.clone()).map_err(|e| e.to_string())?;
     let result = async {
         let f = py_function(&h, "prov-pool")?;
         engine.set_provisioned(vec![(f.clone(), 1)]);
@@ -1424,13 +1349,8 @@ async fn reservations_shrink_the_unreserved_pool(h: Arc<Harness>) -> TestResult 
     h.engine.shutdown().await;
     let mut cfg = config(&h.path().join("unreserved"), Duration::from_secs(60));
     cfg.account_concurrency = 3;
-    let engine = Engine::new(
-        cfg,
-        h.sandboxes.clone(),
-        h.runtimes.clone(),
-        h.store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let engine =
+        Engine::new(cfg, h.sandboxes.clone(), h.runtimes.clone()).map_err(|e| e.to_string())?;
     let result = async {
         let mut s = spec(
             "reserving",

@@ -27,15 +27,13 @@ pub struct LogsArgs {
 }
 
 pub fn run(args: LogsArgs) -> anyhow::Result<()> {
-    // The engine's layout: <work dir>/logs/<account>/<region>/<function>/<stream>.log, where the
-    // stream name (`YYYY/MM/DD/[$LATEST]<id>`) makes sub-directories.
-    let dir = args
-        .data_dir
-        .join("work")
-        .join("logs")
-        .join(&args.account)
-        .join(&args.region)
-        .join(&args.function);
+    // <stream>.log files, where the stream name (`YYYY/MM/DD/[$LATEST]<id>`) makes
+    // sub-directories.
+    let dir = flint_store::Layout::new(&args.data_dir).function_logs(
+        &args.account,
+        &args.region,
+        &args.function,
+    );
     let mut offsets: Vec<(PathBuf, u64)> = Vec::new();
     let mut out = std::io::stdout().lock();
     loop {

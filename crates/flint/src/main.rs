@@ -4,7 +4,6 @@
 
 mod cpu_latency;
 mod logs;
-mod provisioned;
 mod serve;
 
 use std::path::PathBuf;

@@ -1,5 +1,9 @@
-//! `flint serve`: opens the store, discovers runtimes, prepares sandboxing, starts the engine and
-//! the control plane, and serves the Lambda API until SIGINT/SIGTERM, then stops every sandbox.
+//! `flint serve`: the one place where Flint's services are put together. It takes the data dir
+//! (one server per data dir: `flint.lock`), opens the store, discovers runtimes, prepares
+//! sandboxing, opens the control plane, starts the data planes — the engine (sync invokes) and
+//! events (the async queue) — each on its own subscription to the control plane's change feed,
+//! connects the engine's provisioned-concurrency report back to the control plane, and serves the
+//! Lambda API until SIGINT/SIGTERM, then stops the data planes and every sandbox.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -126,6 +130,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .data_dir
         .canonicalize()
         .context("resolving the data dir")?;
+    let layout = flint_store::Layout::new(&data_dir);
+    let _lock = lock_data_dir(&layout)?;
 
     let credentials = match &args.credentials_file {
         Some(path) => Some(
@@ -135,44 +141,63 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let store = Arc::new(flint_store::Store::open(&data_dir).context("opening the store")?);
+    let store = Arc::new(flint_store::Store::open_layout(&layout).context("opening the store")?);
     let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
     // /proc/self/exe stays valid even if the binary on disk is replaced while Flint runs.
     let init_program = PathBuf::from("/proc/self/exe");
     let sandboxes = Arc::new(
-        flint_sandbox::Sandboxes::new(&data_dir.join("sandbox"), init_program)
+        flint_sandbox::Sandboxes::new(&layout.sandbox(), init_program)
             .context("preparing sandboxes")?,
     );
+
+    // The control plane, then the data planes, each following its change feed.
+    let control = flint_control::ControlPlane::open_with(
+        layout.root(),
+        store.clone(),
+        runtimes.clone(),
+        flint_control::ControlOptions {
+            account_concurrency: args.account_concurrency,
+            public_base_url: format!("http://{}", args.listen),
+            ..flint_control::ControlOptions::default()
+        },
+    )
+    .context("opening the control plane")?;
+    control.set_public_base_url(format!("http://{}", args.listen));
     let engine = flint_engine::Engine::new(
         flint_engine::EngineConfig {
-            work_dir: data_dir.join("work"),
+            layout: layout.clone(),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             account_concurrency: args.account_concurrency,
-            // Functions share the host's network (DESIGN.md): an isolated mode needs the Runtime
-            // API bridged into the function's network namespace first.
-            isolate_network: false,
         },
         sandboxes.clone(),
-        runtimes.clone(),
-        store.clone(),
+        runtimes,
     )
     .context("starting the engine")?;
-    let control =
-        flint_control::ControlPlane::open(&data_dir, store.clone(), runtimes, engine.clone())
-            .context("opening the control plane")?;
-    control.set_options(flint_control::ControlOptions {
-        account_concurrency: args.account_concurrency,
-        ..flint_control::ControlOptions::default()
-    });
-    control.set_public_base_url(format!("http://{}", args.listen));
-    let reconciler = crate::provisioned::spawn(control.clone(), engine.clone());
+    engine.follow(control.subscribe());
+    control.follow_provisioned_report(engine.provisioned_report());
+    let events = flint_events::Events::start(
+        engine.clone(),
+        store.clone(),
+        control.subscribe(),
+        flint_events::EventsConfig::for_account_concurrency(args.account_concurrency),
+    )
+    .context("starting the async queue")?;
+    report_moved_aside(&store);
     let qos = crate::cpu_latency::start(args.cpu_latency_qos, engine.clone());
 
     let config = flint_api::ApiConfig {
         credentials,
         ..flint_api::ApiConfig::default()
     };
-    let app = flint_api::router(control, engine.clone(), store, config);
+    let app = flint_api::router(
+        flint_api::Flint {
+            control,
+            engine: engine.clone(),
+            events: events.clone(),
+            store,
+        },
+        config,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -205,7 +230,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // Stopping the environments ends the invokes in flight, which lets the server drain.
     let _ = stop_tx.send(true);
-    reconciler.abort();
+    // Events not finished stay stored and resume at the next start.
+    events.shutdown();
     tracing::info!("shutting down: stopping execution environments");
     engine.shutdown().await;
     let served = match served {
@@ -220,6 +246,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(Err(e)) => Err(anyhow::anyhow!("the server task failed: {e}")),
         // Connections still open after the environments stopped are dropped with the runtime.
         None => Ok(()),
+    }
+}
+
+/// Holds `flint.lock` for as long as the server runs: two servers on one data dir would each
+/// start the other's functions' async events and fight over the sandboxes' state.
+fn lock_data_dir(layout: &flint_store::Layout) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = layout.lock_file();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!(
+            "another Flint is serving the data dir {} ({}: {e}); stop it or pass another --data-dir",
+            layout.root().display(),
+            path.display()
+        )
+    })
+}
+
+/// Says, once at start, which stored records could not be read (they were moved aside, not lost).
+fn report_moved_aside(store: &flint_store::Store) {
+    match store.moved_aside() {
+        Ok(aside) if !aside.is_empty() => tracing::warn!(
+            "{} stored record(s) could not be read and are kept aside in the table moved_aside of {} \
+             (the latest: {} {} in {} {}: {})",
+            aside.len(),
+            "flint.db",
+            aside[aside.len() - 1].kind,
+            aside[aside.len() - 1].key,
+            aside[aside.len() - 1].account,
+            aside[aside.len() - 1].region,
+            aside[aside.len() - 1].reason
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot list the records moved aside: {e}"),
     }
 }
 

@@ -561,3 +561,175 @@ async fn functions_survive_sigkill_and_restart() {
         (200, None, json!({"after": true}))
     );
 }
+
+/// Copies a directory tree (the fixture data dir) so the test can let Flint upgrade it.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
+}
+
+/// Whether any log stream of the function has a line containing `needle`.
+fn function_logs_contain(data: &Path, function: &str, needle: &str) -> bool {
+    fn walk(dir: &Path, needle: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, needle)
+            } else {
+                std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+            }
+        })
+    }
+    walk(
+        &data
+            .join("work/logs")
+            .join(ACCOUNT)
+            .join(REGION)
+            .join(function),
+        needle,
+    )
+}
+
+/// A data dir written by the release before stored formats were versioned
+/// (tests/fixtures/datadir-v0, made by tests/fixtures/make_datadir_v0.py) loads whole: every
+/// resource is there as it was created, the function runs, and the async event it left pending
+/// (in the old format, with the engine's spec embedded) runs once it may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_releases_data_dir_loads_and_its_pending_event_runs() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/datadir-v0");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    copy_tree(&fixture, &data);
+    let server = Server::start(&data).await;
+    let client = server.client();
+
+    let f = client
+        .get_function()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the function is there");
+    let conf = f.configuration().expect("configuration");
+    let env = conf
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("GREETING"))
+        .cloned();
+    assert_eq!(env.as_deref(), Some("v2"));
+    assert_eq!(conf.memory_size(), Some(256));
+    assert_eq!(conf.layers().len(), 1, "its layer");
+    assert_eq!(
+        f.tags().and_then(|t| t.get("team")).map(String::as_str),
+        Some("flint")
+    );
+    let alias = client
+        .get_alias()
+        .function_name("upgrade-fn")
+        .name("live")
+        .send()
+        .await
+        .expect("the alias");
+    assert_eq!(alias.function_version(), Some("1"));
+    let policy = client
+        .get_policy()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the policy");
+    assert!(policy
+        .policy()
+        .is_some_and(|p| p.contains("s3.amazonaws.com")));
+    let eic = client
+        .get_function_event_invoke_config()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the event invoke config");
+    assert_eq!(eic.maximum_retry_attempts(), Some(1));
+    client
+        .get_function_url_config()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the URL config");
+    let pc = client
+        .get_provisioned_concurrency_config()
+        .function_name("upgrade-fn")
+        .qualifier("live")
+        .send()
+        .await
+        .expect("the provisioned concurrency config");
+    assert_eq!(pc.requested_provisioned_concurrent_executions(), Some(1));
+    let csc = client
+        .get_function_code_signing_config()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the code signing binding");
+    assert!(csc
+        .code_signing_config_arn()
+        .contains(":code-signing-config:"));
+    let mappings = client
+        .list_event_source_mappings()
+        .function_name("upgrade-fn")
+        .send()
+        .await
+        .expect("the event source mappings");
+    assert_eq!(mappings.event_source_mappings().len(), 1);
+    assert_eq!(mappings.event_source_mappings()[0].batch_size(), Some(5));
+    let layers = client.list_layers().send().await.expect("the layers");
+    assert_eq!(layers.layers().len(), 1);
+
+    // Version 1 (through the alias) runs, with its layer at /opt.
+    let out = client
+        .invoke()
+        .function_name("upgrade-fn")
+        .qualifier("live")
+        .payload(Blob::new(r#"{"n": 1}"#))
+        .send()
+        .await
+        .expect("invoke the alias");
+    let payload: Value =
+        serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default())
+            .expect("JSON payload");
+    assert_eq!(payload, json!({"x": 42, "e": {"n": 1}}));
+
+    // The pending event waits for capacity (reserved concurrency 0); given some, it runs.
+    const PENDING: &str = "b2deaca7-21aa-4dbb-ab56-8d4c28c0fc38";
+    assert!(!function_logs_contain(&data, "upgrade-parked", PENDING));
+    client
+        .delete_function_concurrency()
+        .function_name("upgrade-parked")
+        .send()
+        .await
+        .expect("lift the reservation");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !function_logs_contain(
+        &data,
+        "upgrade-parked",
+        &format!("REPORT RequestId: {PENDING}"),
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the pending event never ran:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !server.log_text().contains("moved aside"),
+        "nothing unreadable:\n{}",
+        server.log_text()
+    );
+}

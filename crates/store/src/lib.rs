@@ -2,9 +2,19 @@
 //! is durable before it returns) holding JSON documents keyed by (account, region, kind, key), and
 //! content-addressed blobs (code and layer zips) stored once by SHA-256 under `blobs/`.
 //!
-//! Documents are deliberately generic: each control-plane resource kind (`function`, `version`,
-//! `alias`, `layer-version`, `event`, ...) serialises its own struct, so adding a resource needs no
-//! schema change. A clustered backend would implement the same calls.
+//! Documents are deliberately generic: each resource kind (`function`, `function-version`,
+//! `layer`, `async-event`, ...) serialises its own struct, so adding a resource needs no schema
+//! change. Every document is a versioned envelope: (account, region, kind, key, **format**,
+//! value), where the format is the kind's own record version, owned by the module that writes the
+//! kind. Readers go through [`Store::load`], which upgrades older formats with the kind's
+//! migration and moves a record it cannot read aside (table `moved_aside`, reported at start-up)
+//! instead of skipping it. The database itself carries a schema version (`PRAGMA user_version`)
+//! and is upgraded by the ordered [`MIGRATIONS`] when opened; a newer schema is refused.
+//! A clustered backend would implement the same calls.
+
+mod layout;
+
+pub use layout::Layout;
 
 use std::fs;
 use std::io::Write;
@@ -20,7 +30,37 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "the data dir was written by a newer Flint (database schema {found}; this build reads up \
+         to {known}): use that version, or another --data-dir"
+    )]
+    NewerSchema { found: u32, known: u32 },
 }
+
+/// The format every kind's records are written in unless their module says otherwise; records
+/// written before formats existed read as format 0.
+pub const FORMAT_1: u32 = 1;
+
+/// Schema migrations, in order: `MIGRATIONS[n]` takes the database from schema `n` to `n + 1`.
+/// Schema 0 is the release before versioning (one `docs` table without formats).
+pub const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: a format per record (old records are format 0), and a place for records that
+    // cannot be read.
+    "CREATE TABLE IF NOT EXISTS docs (
+        account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (account, region, kind, key)
+    ) WITHOUT ROWID;
+    ALTER TABLE docs ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE moved_aside (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+        format INTEGER NOT NULL, value TEXT NOT NULL, reason TEXT NOT NULL, moved_at TEXT NOT NULL
+    );",
+];
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -40,7 +80,30 @@ pub struct Doc {
     pub region: String,
     pub kind: String,
     pub key: String,
+    /// The kind's record format the value is in.
+    pub format: u32,
     pub value: String,
+}
+
+/// A record read by [`Store::load`], in the kind's current format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded<T> {
+    pub account: String,
+    pub region: String,
+    pub key: String,
+    pub value: T,
+}
+
+/// A record that could not be read and was moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedAside {
+    pub account: String,
+    pub region: String,
+    pub kind: String,
+    pub key: String,
+    pub format: u32,
+    pub reason: String,
+    pub moved_at: String,
 }
 
 /// A change applied atomically with others (see [`Store::apply`]).
@@ -66,27 +129,139 @@ pub struct Store {
     blobs_dir: PathBuf,
 }
 
+const UPSERT: &str = "INSERT INTO docs (account, region, kind, key, format, value)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (account, region, kind, key)
+     DO UPDATE SET format = excluded.format, value = excluded.value";
+
 impl Store {
-    /// Opens (creating if needed) `data_dir/flint.db` and `data_dir/blobs/`.
+    /// Opens (creating if needed) the database and blob directory of the data dir `data_dir`
+    /// (see [`Layout`]), upgrading the database's schema if it is older than this build's.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        fs::create_dir_all(data_dir)?;
-        let blobs_dir = data_dir.join("blobs");
+        Self::open_layout(&Layout::new(data_dir))
+    }
+
+    pub fn open_layout(layout: &Layout) -> Result<Self> {
+        fs::create_dir_all(layout.root())?;
+        let blobs_dir = layout.blobs();
         fs::create_dir_all(&blobs_dir)?;
-        let conn = Connection::open(data_dir.join("flint.db"))?;
+        let mut conn = Connection::open(layout.database())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS docs (
-                account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
-                value TEXT NOT NULL,
-                PRIMARY KEY (account, region, kind, key)
-            ) WITHOUT ROWID;",
-        )?;
+        migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             blobs_dir,
         })
+    }
+
+    /// Every record of `kind`, in the kind's current `format`: older records are upgraded by
+    /// `upgrade(found_format, value)` (and written back upgraded), and a record that is newer
+    /// than `format`, cannot be upgraded or does not parse as `T` is moved aside with the
+    /// reason (never silently skipped) and reported in the log.
+    pub fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        format: u32,
+        upgrade: impl Fn(u32, serde_json::Value) -> std::result::Result<serde_json::Value, String>,
+    ) -> Result<Vec<Loaded<T>>> {
+        let mut out = Vec::new();
+        for doc in self.list_all(kind)? {
+            let read = || -> std::result::Result<(T, Option<String>), String> {
+                if doc.format > format {
+                    return Err(format!(
+                        "record format {} is newer than this build's ({format})",
+                        doc.format
+                    ));
+                }
+                if doc.format == format {
+                    let value = serde_json::from_str(&doc.value).map_err(|e| e.to_string())?;
+                    return Ok((value, None));
+                }
+                let old: serde_json::Value =
+                    serde_json::from_str(&doc.value).map_err(|e| e.to_string())?;
+                let new = upgrade(doc.format, old)?;
+                let text = new.to_string();
+                let value = serde_json::from_value(new).map_err(|e| e.to_string())?;
+                Ok((value, Some(text)))
+            };
+            match read() {
+                Ok((value, upgraded)) => {
+                    if let Some(text) = upgraded {
+                        let key = DocKey {
+                            account: &doc.account,
+                            region: &doc.region,
+                            kind,
+                            key: &doc.key,
+                        };
+                        self.put_record(&key, format, &text)?;
+                    }
+                    out.push(Loaded {
+                        account: doc.account,
+                        region: doc.region,
+                        key: doc.key,
+                        value,
+                    });
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        kind,
+                        key = %doc.key,
+                        account = %doc.account,
+                        region = %doc.region,
+                        "unreadable record moved aside (table moved_aside): {reason}"
+                    );
+                    self.move_aside(&doc, &reason)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a record out of `docs` into `moved_aside`, with why, in one transaction.
+    pub fn move_aside(&self, doc: &Doc, reason: &str) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO moved_aside (account, region, kind, key, format, value, reason, moved_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        )?
+        .execute(params![
+            doc.account,
+            doc.region,
+            doc.kind,
+            doc.key,
+            doc.format,
+            doc.value,
+            reason
+        ])?;
+        tx.prepare_cached(
+            "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4",
+        )?
+        .execute(params![doc.account, doc.region, doc.kind, doc.key])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records moved aside so far (by this run or earlier ones), oldest first.
+    pub fn moved_aside(&self) -> Result<Vec<MovedAside>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT account, region, kind, key, format, reason, moved_at FROM moved_aside ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(MovedAside {
+                account: r.get(0)?,
+                region: r.get(1)?,
+                kind: r.get(2)?,
+                key: r.get(3)?,
+                format: r.get(4)?,
+                reason: r.get(5)?,
+                moved_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     pub fn get(&self, k: &DocKey<'_>) -> Result<Option<String>> {
@@ -100,13 +275,16 @@ impl Store {
         Ok(v)
     }
 
+    /// Writes a record in [`FORMAT_1`].
     pub fn put(&self, k: &DocKey<'_>, value: &str) -> Result<()> {
+        self.put_record(k, FORMAT_1, value)
+    }
+
+    /// Writes a record in the kind's record format `format`.
+    pub fn put_record(&self, k: &DocKey<'_>, format: u32, value: &str) -> Result<()> {
         let conn = self.conn.lock();
-        conn.prepare_cached(
-            "INSERT INTO docs (account, region, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (account, region, kind, key) DO UPDATE SET value = excluded.value",
-        )?
-        .execute(params![k.account, k.region, k.kind, k.key, value])?;
+        conn.prepare_cached(UPSERT)?
+            .execute(params![k.account, k.region, k.kind, k.key, format, value])?;
         Ok(())
     }
 
@@ -134,11 +312,8 @@ impl Store {
                     key,
                     value,
                 } => {
-                    tx.prepare_cached(
-                        "INSERT INTO docs (account, region, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (account, region, kind, key) DO UPDATE SET value = excluded.value",
-                    )?
-                    .execute(params![account, region, kind, key, value])?;
+                    tx.prepare_cached(UPSERT)?
+                        .execute(params![account, region, kind, key, FORMAT_1, value])?;
                 }
                 Change::Delete {
                     account,
@@ -161,7 +336,7 @@ impl Store {
     pub fn list(&self, account: &str, region: &str, kind: &str) -> Result<Vec<Doc>> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT account, region, kind, key, value FROM docs
+            "SELECT account, region, kind, key, format, value FROM docs
              WHERE account=?1 AND region=?2 AND kind=?3 ORDER BY key",
         )?;
         let rows = stmt.query_map(params![account, region, kind], row_to_doc)?;
@@ -172,7 +347,7 @@ impl Store {
     pub fn list_all(&self, kind: &str) -> Result<Vec<Doc>> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT account, region, kind, key, value FROM docs WHERE kind=?1
+            "SELECT account, region, kind, key, format, value FROM docs WHERE kind=?1
              ORDER BY account, region, key",
         )?;
         let rows = stmt.query_map(params![kind], row_to_doc)?;
@@ -209,8 +384,35 @@ fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<Doc> {
         region: r.get(1)?,
         kind: r.get(2)?,
         key: r.get(3)?,
-        value: r.get(4)?,
+        format: r.get(4)?,
+        value: r.get(5)?,
     })
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], one migration per transaction; refuses a newer one.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let to = from + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+        if from > 0 || has_records(conn)? {
+            tracing::info!("store: database schema upgraded from {from} to {to}");
+        }
+    }
+    Ok(())
+}
+
+fn has_records(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM docs)", [], |r| r.get(0))?)
 }
 
 #[cfg(test)]
@@ -270,5 +472,91 @@ mod tests {
         let d2 = s.put_blob(b"zip").unwrap();
         assert_eq!(d1, d2);
         assert_eq!(s.get_blob(&d1).unwrap(), b"zip");
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct V2 {
+        name: String,
+        size: u32,
+    }
+
+    fn upgrade(
+        from: u32,
+        mut v: serde_json::Value,
+    ) -> std::result::Result<serde_json::Value, String> {
+        match from {
+            1 => {
+                v["size"] = serde_json::json!(0);
+                Ok(v)
+            }
+            _ => Err(format!("no upgrade from format {from}")),
+        }
+    }
+
+    #[test]
+    fn load_upgrades_old_formats_and_moves_unreadable_records_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let k = |key| DocKey {
+            account: "a",
+            region: "r",
+            kind: "thing",
+            key,
+        };
+        s.put_record(&k("current"), 2, r#"{"name":"c","size":3}"#)
+            .unwrap();
+        s.put_record(&k("old"), 1, r#"{"name":"o"}"#).unwrap();
+        s.put_record(&k("ancient"), 0, r#"{"name":"x"}"#).unwrap();
+        s.put_record(&k("future"), 3, r#"{"name":"f","size":1}"#)
+            .unwrap();
+        s.put_record(&k("garbled"), 2, r#"{"name":"#).unwrap();
+        let loaded: Vec<Loaded<V2>> = s.load("thing", 2, upgrade).unwrap();
+        let names: Vec<(&str, u32)> = loaded
+            .iter()
+            .map(|l| (l.key.as_str(), l.value.size))
+            .collect();
+        assert_eq!(names, [("current", 3), ("old", 0)]);
+        // The upgrade was written back; the others were moved aside, with why.
+        let again: Vec<Loaded<V2>> = s.load("thing", 2, |_, _| Err("called".into())).unwrap();
+        assert_eq!(again.len(), 2);
+        let aside = s.moved_aside().unwrap();
+        let keys: Vec<&str> = aside.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["ancient", "future", "garbled"]);
+        assert!(aside[1].reason.contains("newer"), "{:?}", aside[1]);
+        assert_eq!(s.get(&k("garbled")).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unversioned_database_is_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("flint.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE docs (account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL,
+                 key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (account, region, kind, key))
+                 WITHOUT ROWID;
+                 INSERT INTO docs VALUES ('a', 'r', 'function', 'f', '{}');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let docs = s.list_all("function").unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(
+            docs[0].format, 0,
+            "records from before formats read as format 0"
+        );
+        drop(s);
+        {
+            let conn = Connection::open(dir.path().join("flint.db")).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::NewerSchema { found, known }) => {
+                assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected NewerSchema, got {:?}", other.map(|_| ())),
+        }
     }
 }

@@ -1,10 +1,8 @@
 //! Reserved and provisioned concurrency end to end through `ControlPlane::execute`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::concurrency::ProvisionedProgress;
@@ -308,7 +306,7 @@ async fn provisioned_configs_become_ready_conflict_across_alias_and_version_and_
         e.message,
         "Version is pointed by a Provisioned Concurrency alias"
     );
-    let targets = fx.cp.provisioned_concurrency();
+    let targets = provisioned_targets(&fx.cp);
     assert_eq!(targets.len(), 1);
     assert_eq!(targets[0].qualifier, "live");
     assert_eq!(targets[0].requested, 3);
@@ -328,7 +326,7 @@ async fn provisioned_configs_become_ready_conflict_across_alias_and_version_and_
     assert_eq!(configs.len(), 1);
     assert_eq!(configs[0]["FunctionArn"], format!("{}:live", fn_arn("f")));
     assert_eq!(configs[0]["Status"], "READY");
-    assert_eq!(cp.provisioned_concurrency().len(), 1);
+    assert_eq!(provisioned_targets(&cp).len(), 1);
 
     // Deleting the alias takes its config along.
     exec(
@@ -346,7 +344,7 @@ async fn provisioned_configs_become_ready_conflict_across_alias_and_version_and_
     .await
     .unwrap();
     assert_eq!(list, json!({"ProvisionedConcurrencyConfigs": []}));
-    assert!(cp.provisioned_concurrency().is_empty());
+    assert!(provisioned_targets(&cp).is_empty());
     let e = exec(
         &cp,
         "GetProvisionedConcurrencyConfig",
@@ -450,7 +448,7 @@ async fn deleting_a_version_or_the_function_drops_its_provisioned_config() {
     )
     .await
     .unwrap();
-    assert!(fx.cp.provisioned_concurrency().is_empty());
+    assert!(provisioned_targets(&fx.cp).is_empty());
     assert_eq!(unreserved(&fx.cp).await, 1000);
     let v = publish(&fx.cp, "f").await;
     exec(
@@ -463,18 +461,48 @@ async fn deleting_a_version_or_the_function_drops_its_provisioned_config() {
     exec(&fx.cp, "DeleteFunction", json!({"FunctionName": "f"}))
         .await
         .unwrap();
-    assert!(fx.cp.provisioned_concurrency().is_empty());
-    assert!(reopen(&fx).provisioned_concurrency().is_empty());
+    assert!(provisioned_targets(&fx.cp).is_empty());
+    assert!(provisioned_targets(&reopen(&fx)).is_empty());
 }
 
-/// Stands in for the engine: what each snapshot's provisioned environments look like.
-type Engine = Arc<Mutex<HashMap<String, ProvisionedProgress>>>;
+/// Stands in for the engine: publishes what each snapshot's provisioned environments look like.
+struct Engine(tokio::sync::watch::Sender<flint_spec::ProvisionedReport>);
+
+struct Report<'a>(&'a Engine);
+
+impl Engine {
+    fn lock(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
+impl Report<'_> {
+    fn insert(&self, snapshot: String, progress: ProvisionedProgress) {
+        self.0 .0.send_modify(|r| {
+            r.insert(snapshot, progress);
+        });
+    }
+}
 
 fn attach_engine(cp: &crate::ControlPlane) -> Engine {
-    let engine: Engine = Arc::default();
-    let view = engine.clone();
-    cp.set_provisioned_progress(Arc::new(move |id: &str| view.lock().get(id).cloned()));
-    engine
+    let (tx, rx) = tokio::sync::watch::channel(HashMap::new());
+    cp.follow_provisioned_report(rx);
+    Engine(tx)
+}
+
+/// The provisioned concurrency the change feed tells the engine to keep, as it stands.
+fn provisioned_targets(cp: &crate::ControlPlane) -> Vec<flint_spec::ProvisionedTarget> {
+    let mut feed = cp.subscribe();
+    let mut out = Vec::new();
+    while let Some(change) = feed.try_next() {
+        if let flint_spec::Change::Function {
+            state: Some(state), ..
+        } = &*change
+        {
+            out.extend(state.provisioned.iter().cloned());
+        }
+    }
+    out
 }
 
 fn progress(requested: u32, ready: u32, allocated: bool) -> ProvisionedProgress {
@@ -526,7 +554,7 @@ async fn provisioned_status_follows_the_engines_environments() {
     .unwrap();
     assert_eq!(put["Status"], "IN_PROGRESS");
     assert_eq!(put.get("StatusReason"), None);
-    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+    let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
 
     // Long after the settle delay, nothing is up yet: still IN_PROGRESS.
     tokio::time::sleep(Duration::from_millis(40)).await;
@@ -594,7 +622,7 @@ async fn provisioned_config_fails_when_the_functions_init_keeps_failing() {
     )
     .await
     .unwrap();
-    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+    let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
     engine.lock().insert(
         snapshot,
         ProvisionedProgress {
@@ -643,7 +671,7 @@ async fn configs_of_two_aliases_on_one_version_share_its_environments() {
         .await
         .unwrap();
     }
-    let snapshot = fx.cp.provisioned_concurrency()[0].spec.snapshot_id.clone();
+    let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
     // The engine keeps 1 + 2 for the version.
     engine.lock().insert(snapshot.clone(), progress(2, 2, true));
     assert_eq!(
@@ -655,18 +683,49 @@ async fn configs_of_two_aliases_on_one_version_share_its_environments() {
     assert_eq!(provisioned_state(&fx.cp, "b").await, state("READY", 2, 2));
 }
 
+/// Every change a data plane must act on, as the feed says it, in a compact form.
+fn drain(feed: &mut flint_spec::feed::Subscription) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(change) = feed.try_next() {
+        out.push(match &*change {
+            flint_spec::Change::Function {
+                name,
+                state,
+                retired,
+                ..
+            } => match state {
+                Some(s) => format!(
+                    "function {name} reserved={:?} retired={}",
+                    s.reserved_concurrency,
+                    retired.len()
+                ),
+                None => format!("deleted {name} retired={}", retired.len()),
+            },
+            flint_spec::Change::Unreserved { unreserved, .. } => format!("unreserved {unreserved}"),
+            flint_spec::Change::EventSourceMapping { uuid, .. } => format!("mapping {uuid}"),
+        });
+    }
+    out
+}
+
 #[tokio::test]
-async fn the_functions_generation_moves_with_every_change_and_only_then() {
+async fn the_feed_carries_every_change_and_only_changes() {
     let fx = fixture();
-    let g0 = fx.cp.functions_generation();
+    let mut feed = fx.cp.subscribe();
+    assert_eq!(drain(&mut feed), Vec::<String>::new(), "nothing yet");
     create_function(&fx.cp, "f").await;
-    let g1 = fx.cp.functions_generation();
-    assert!(g1 > g0, "create");
+    assert_eq!(
+        drain(&mut feed),
+        ["function f reserved=None retired=0", "unreserved 1000"]
+    );
     exec(&fx.cp, "GetFunction", json!({"FunctionName": "f"}))
         .await
         .unwrap();
-    let _ = fx.cp.provisioned_concurrency();
-    assert_eq!(fx.cp.functions_generation(), g1, "reads change nothing");
+    assert_eq!(
+        drain(&mut feed),
+        Vec::<String>::new(),
+        "reads change nothing"
+    );
     exec(
         &fx.cp,
         "PutFunctionConcurrency",
@@ -674,10 +733,20 @@ async fn the_functions_generation_moves_with_every_change_and_only_then() {
     )
     .await
     .unwrap();
-    let g2 = fx.cp.functions_generation();
-    assert!(g2 > g1, "a reservation");
+    assert_eq!(
+        drain(&mut feed),
+        ["function f reserved=Some(3) retired=0", "unreserved 997"]
+    );
+    // A late subscriber starts from the state as it stands.
+    let mut late = fx.cp.subscribe();
+    assert_eq!(
+        drain(&mut late),
+        ["function f reserved=Some(3) retired=0", "unreserved 997"]
+    );
     exec(&fx.cp, "DeleteFunction", json!({"FunctionName": "f"}))
         .await
         .unwrap();
-    assert!(fx.cp.functions_generation() > g2, "delete");
+    let deleted = ["deleted f retired=1", "unreserved 1000"];
+    assert_eq!(drain(&mut feed), deleted);
+    assert_eq!(drain(&mut late), deleted);
 }

@@ -4,25 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::code::test_zip;
-use crate::{
-    ControlOptions, ControlPlane, ErrorCode, FixedCatalog, LambdaError, Scope, SnapshotRetirer,
-};
+use crate::{ControlOptions, ControlPlane, ErrorCode, FixedCatalog, LambdaError, Scope};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
 
-#[derive(Default)]
-struct Retired(Mutex<Vec<String>>);
-
-impl SnapshotRetirer for Retired {
-    fn retire(&self, snapshot_id: &str) {
-        self.0.lock().push(snapshot_id.to_string());
-    }
-}
+use crate::test_feed::Retired;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -42,7 +32,9 @@ fn options() -> ControlOptions {
 fn open(dir: &std::path::Path, retired: Arc<Retired>) -> Arc<ControlPlane> {
     let store = Arc::new(flint_store::Store::open(dir).unwrap());
     let catalog = Arc::new(FixedCatalog(vec!["python3.12".into(), "nodejs20.x".into()]));
-    ControlPlane::open_with(dir, store, catalog, retired, options()).unwrap()
+    let cp = ControlPlane::open_with(dir, store, catalog, options()).unwrap();
+    retired.follow(&cp);
+    cp
 }
 
 fn fixture() -> Fixture {

@@ -5,26 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::code::test_zip;
-use crate::{
-    ControlOptions, ControlPlane, ErrorCode, FixedCatalog, LambdaError, Scope, SnapshotRetirer,
-};
+use crate::{ControlOptions, ControlPlane, ErrorCode, FixedCatalog, LambdaError, Scope};
 
 pub(crate) const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
 pub(crate) const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function";
 
-#[derive(Default)]
-pub(crate) struct Retired(pub Mutex<Vec<String>>);
-
-impl SnapshotRetirer for Retired {
-    fn retire(&self, snapshot_id: &str) {
-        self.0.lock().push(snapshot_id.to_string());
-    }
-}
+pub(crate) use crate::test_feed::Retired;
 
 pub(crate) struct Fixture {
     /// Holds the data dir for the fixture's lifetime.
@@ -45,7 +35,9 @@ fn options() -> ControlOptions {
 pub(crate) fn open(dir: &std::path::Path, retired: Arc<Retired>) -> Arc<ControlPlane> {
     let store = Arc::new(flint_store::Store::open(dir).unwrap());
     let catalog = Arc::new(FixedCatalog(vec!["python3.12".into()]));
-    ControlPlane::open_with(dir, store, catalog, retired, options()).unwrap()
+    let cp = ControlPlane::open_with(dir, store, catalog, options()).unwrap();
+    retired.follow(&cp);
+    cp
 }
 
 pub(crate) fn fixture() -> Fixture {

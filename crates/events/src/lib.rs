@@ -1,0 +1,100 @@
+//! The asynchronous data plane, kept apart from the synchronous path as AWS keeps it: the durable
+//! queue of `Event` invokes ([`async_queue`]), and the home of the event-source pollers. It invokes
+//! through the engine like any client, and learns what functions exist and how their
+//! asynchronous invocation is configured only from the control plane's change feed
+//! ([`functions::Functions`]).
+
+pub mod async_queue;
+pub mod functions;
+
+use std::sync::Arc;
+
+use flint_engine::{Engine, InvokeError, InvokeRequest};
+use flint_spec::feed::Subscription;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+pub use async_queue::{EventRecord, KIND as ASYNC_EVENT_KIND};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("store: {0}")]
+    Store(#[from] flint_store::StoreError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Settings of the asynchronous data plane.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Events run at once at most (each is one invoke at a time).
+    pub workers: usize,
+}
+
+impl EventsConfig {
+    /// As many workers as a quarter of the account's concurrency, between 1 and 16.
+    pub fn for_account_concurrency(account_concurrency: u32) -> Self {
+        Self {
+            workers: (account_concurrency as usize / 4).clamp(1, 16),
+        }
+    }
+}
+
+/// The asynchronous data plane. Cheap to share.
+pub struct Events {
+    queue: Arc<async_queue::Queue>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Events {
+    /// Starts the queue's workers and resumes the events a previous run left pending (after
+    /// upgrading their stored format if they are older). `changes` is a fresh subscription to
+    /// the change feed. Must be called inside a Tokio runtime.
+    pub fn start(
+        engine: Arc<Engine>,
+        store: Arc<flint_store::Store>,
+        changes: Subscription,
+        config: EventsConfig,
+    ) -> Result<Arc<Self>, EventsError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| EventsError::Runtime("Events::start needs a Tokio runtime".into()))?;
+        let functions = Arc::new(functions::Functions::new(changes));
+        let pending = async_queue::pending(&store)?;
+        let (queue, rx) = async_queue::Queue::open(engine, store, functions.clone());
+        if !pending.is_empty() {
+            tracing::info!("resuming {} pending async invocation(s)", pending.len());
+        }
+        for event in pending {
+            queue.requeue(event);
+        }
+        let dispatcher = handle.spawn(async_queue::dispatch(
+            Arc::downgrade(&queue),
+            rx,
+            config.workers,
+        ));
+        let follower = handle.spawn(functions::keep_up(Arc::downgrade(&functions)));
+        Ok(Arc::new(Self {
+            queue,
+            tasks: Mutex::new(vec![dispatcher, follower]),
+        }))
+    }
+
+    /// Durably queues an async (Event) invoke; returns once it is safe on disk.
+    pub async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
+        self.queue.enqueue(req).await
+    }
+
+    /// Stops the workers; events not finished stay stored and resume at the next start.
+    pub fn shutdown(&self) {
+        self.queue.stop();
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
