@@ -118,18 +118,8 @@ impl Function {
             doc,
             versions,
             specs,
-            published: Arc::new(flint_spec::FunctionState {
-                scope: scope.clone(),
-                name: String::new(),
-                arn: String::new(),
-                versions: Default::default(),
-                aliases: Default::default(),
-                reserved_concurrency: None,
-                provisioned: Vec::new(),
-                event_invoke_configs: Default::default(),
-                url_configs: Default::default(),
-                recursive_loop: String::new(),
-            }),
+            // Set below: what is published is derived from the function itself.
+            published: Default::default(),
         };
         let state = crate::publish::function_state(scope, &f);
         f.published = match previous {

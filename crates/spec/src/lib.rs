@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// An (account, region): every resource lives in one and is invisible to the others.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Scope {
     pub account: String,
     pub region: String,
@@ -101,7 +101,7 @@ pub struct UrlConfig {
 
 /// A function as the data planes see it: what each version runs and every setting that changes
 /// how it is invoked. Replaced as a whole on every change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionState {
     pub scope: Scope,
     pub name: String,
