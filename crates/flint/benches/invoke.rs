@@ -312,7 +312,7 @@ fn main() {
 
 /// The interpreter `flint runtimes` lists for `runtime`.
 fn interpreter_of(runtime: &str) -> Option<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_flint"))
+    let out = Command::new(common::flint_binary())
         .arg("runtimes")
         .output()
         .ok()?;

@@ -64,7 +64,7 @@ pub fn start_server(extra: &[&str], stop_grace: Duration) -> Server {
         .local_addr()
         .expect("addr")
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_flint"))
+    let child = Command::new(flint_binary())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .arg("--data-dir")
@@ -217,4 +217,12 @@ pub fn pct(sorted: &[Duration], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
+}
+
+/// The `flint` binary under test: this build's, or `FLINT_BENCH_FLINT` (to measure another
+/// build, e.g. the previous release, in the same run and on the same machine state).
+pub fn flint_binary() -> std::path::PathBuf {
+    std::env::var_os("FLINT_BENCH_FLINT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_flint").into())
 }
