@@ -182,7 +182,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         flint_events::EventsConfig::for_account_concurrency(args.account_concurrency),
     )
     .context("starting the async queue")?;
-    report_moved_aside(&store);
+    report_moved_aside(&store, &layout);
     let qos = crate::cpu_latency::start(args.cpu_latency_qos, engine.clone());
 
     let config = flint_api::ApiConfig {
@@ -270,13 +270,13 @@ fn lock_data_dir(layout: &flint_store::Layout) -> anyhow::Result<nix::fcntl::Flo
 }
 
 /// Says, once at start, which stored records could not be read (they were moved aside, not lost).
-fn report_moved_aside(store: &flint_store::Store) {
+fn report_moved_aside(store: &flint_store::Store, layout: &flint_store::Layout) {
     match store.moved_aside() {
         Ok(aside) if !aside.is_empty() => tracing::warn!(
             "{} stored record(s) could not be read and are kept aside in the table moved_aside of {} \
              (the latest: {} {} in {} {}: {})",
             aside.len(),
-            "flint.db",
+            layout.database().display(),
             aside[aside.len() - 1].kind,
             aside[aside.len() - 1].key,
             aside[aside.len() - 1].account,
