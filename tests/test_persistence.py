@@ -2,6 +2,9 @@
 dir still has its functions (same configuration, same code) and runs them. These tests start
 their own servers, so that killing one does not disturb the rest of the suite."""
 
+import sqlite3
+import subprocess
+
 import pytest
 
 from conftest import (
@@ -98,3 +101,44 @@ def test_graceful_restart_keeps_functions_too(own_server):
     client = own_server().client()
     _, payload = invoke_json(client, name, {"still": "here"})
     assert payload == {"still": "here"}
+
+
+def test_an_unreadable_record_is_moved_aside_and_reported_not_lost(own_server, tmp_path):
+    first = own_server()
+    client = first.client()
+    kept, broken = unique_name("kept"), unique_name("broken")
+    create_function(client, kept)
+    create_function(client, broken)
+    first.stop()
+
+    # Damage one function's stored document, as a bad disk or a bad upgrade would.
+    db = sqlite3.connect(tmp_path / "data" / "flint.db")
+    with db:
+        db.execute("UPDATE docs SET value = '{\"Name\": ' WHERE kind = 'function' AND key = ?",
+                   (broken,))
+    db.close()
+
+    second = own_server()
+    client = second.client()
+    names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
+    assert kept in names and broken not in names
+    _, payload = invoke_json(client, kept, {"still": "runs"})
+    assert payload == {"still": "runs"}
+    log = second.log_path.read_text(errors="replace")
+    assert "moved aside" in log and broken in log, log[-3000:]
+    second.stop()
+
+    db = sqlite3.connect(tmp_path / "data" / "flint.db")
+    aside = db.execute("SELECT kind, key, value, reason FROM moved_aside").fetchall()
+    db.close()
+    assert [(k, key) for k, key, _, _ in aside] == [("function", broken)]
+    assert aside[0][2] == '{"Name": ', "the record is kept as it was"
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(own_server, flint_bin, tmp_path):
+    own_server()
+    proc = subprocess.run(
+        [str(flint_bin), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "another Flint is serving the data dir" in proc.stderr, proc.stderr
