@@ -2,8 +2,9 @@
 //! is a small Python Runtime API client (or this very test binary acting as a minimal Rust one),
 //! and managed Python/Node functions through the runtimes crate.
 //!
-//! `harness = false`: this binary is also the sandbox's init (`__sandbox-init`) and, copied into a
-//! function's code as `bootstrap`, a runtime. Run one case with `cargo test --test engine -- NAME`.
+//! `harness = false` (libtest-mimic): this binary is also the sandbox's init (`__sandbox-init`)
+//! and, copied into a function's code as `bootstrap`, a runtime. The usual test arguments work:
+//! `cargo test -p flint-engine --test engine -- NAME`, `--exact`, `--list`, `--skip`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -30,13 +31,15 @@ macro_rules! check {
 fn main() {
     let mut args = std::env::args();
     let argv0 = args.next().unwrap_or_default();
-    if std::env::args().nth(1).as_deref() == Some(flint_sandbox::INIT_ARG) {
+    if args.next().as_deref() == Some(flint_sandbox::INIT_ARG) {
         flint_sandbox::init_main();
     }
     if argv0.ends_with("/bootstrap") {
         rust_bootstrap();
     }
-    let filter: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One case at a time: cases count the host's sandbox processes and measure latencies.
+    args.test_threads = Some(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -48,8 +51,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let failed = rt.block_on(run_cases(&filter));
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    let trials = cases()
+        .into_iter()
+        .map(|(name, case)| {
+            let rt = rt.handle().clone();
+            libtest_mimic::Trial::test(name, move || Ok(rt.block_on(run_case(case))?))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }
 
 type Case = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>;
@@ -60,8 +69,8 @@ macro_rules! cases {
     };
 }
 
-async fn run_cases(filter: &[String]) -> usize {
-    let cases: Vec<(&str, Case)> = cases![
+fn cases() -> Vec<(&'static str, Case)> {
+    cases![
         warm_invoke_reuses_the_environment,
         parallel_invokes_get_parallel_environments,
         timeout_is_sandbox_timedout_and_the_next_invoke_gets_a_fresh_environment,
@@ -82,8 +91,6 @@ async fn run_cases(filter: &[String]) -> usize {
         async_event_survives_an_engine_restart,
         python_function_runs_through_the_managed_runtime,
         node_function_runs_through_the_managed_runtime,
-        aws_lambda_runtime_crate_works_unmodified,
-        awslambdaric_works_unmodified,
         provisioned_environments_are_ready_before_the_first_invoke,
         provisioned_environments_are_kept_idle_and_replaced_when_they_die,
         set_provisioned_to_zero_or_retire_stops_them,
@@ -94,39 +101,16 @@ async fn run_cases(filter: &[String]) -> usize {
         shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period,
         a_caller_that_stops_waiting_does_not_lose_the_environment,
         warm_invoke_latency,
-    ];
-    let mut failed = 0;
-    let mut ran = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let harness = match Harness::new(Duration::from_secs(60)) {
-            Ok(h) => Arc::new(h),
-            Err(e) => {
-                println!("test {name} ... FAILED (setup: {e})");
-                failed += 1;
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let result = tokio::time::timeout(Duration::from_secs(90), case(harness.clone())).await;
-        harness.engine.shutdown().await;
-        match result {
-            Ok(Ok(())) => println!("test {name} ... ok ({:.2?})", started.elapsed()),
-            Ok(Err(e)) => {
-                println!("test {name} ... FAILED\n    {e}");
-                failed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED (timed out)");
-                failed += 1;
-            }
-        }
-    }
-    println!("\n{ran} tests, {failed} failed");
-    failed
+    ]
+}
+
+/// One case on a fresh engine, within 90 s; the engine is shut down whatever the outcome.
+async fn run_case(case: Case) -> TestResult {
+    let harness =
+        Arc::new(Harness::new(Duration::from_secs(60)).map_err(|e| format!("setup: {e}"))?);
+    let result = tokio::time::timeout(Duration::from_secs(90), case(harness.clone())).await;
+    harness.engine.shutdown().await;
+    result.map_err(|_| "timed out after 90 s".to_string())?
 }
 
 /// One engine on a fresh data dir.
@@ -993,110 +977,6 @@ async fn node_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> Test
         show(&r)
     );
     check!(tail(&r).contains("in handler"), "{}", show(&r));
-    Ok(())
-}
-
-/// AWS's own Rust runtime client (`lambda_runtime`), built separately: set
-/// `FLINT_LAMBDA_RUNTIME_BOOTSTRAP` to a binary that echoes `{"echo": event, "arn": ...}` and
-/// fails when the event has a `fail` key (see the report for the source). Skipped otherwise.
-async fn aws_lambda_runtime_crate_works_unmodified(h: Arc<Harness>) -> TestResult {
-    let Ok(binary) = std::env::var("FLINT_LAMBDA_RUNTIME_BOOTSTRAP") else {
-        println!("    skipped: FLINT_LAMBDA_RUNTIME_BOOTSTRAP is not set");
-        return Ok(());
-    };
-    let dir = code_dir(&h, "lambda-runtime", None)?;
-    std::fs::copy(&binary, dir.join("bootstrap")).map_err(|e| format!("{binary}: {e}"))?;
-    let f = Arc::new(spec("lambda-runtime", dir));
-    let r = invoke(&h, &f, r#"{"a":1}"#).await?;
-    check!(r.function_error.is_none(), "{}", show(&r));
-    check!(
-        json(&r.payload)["echo"] == serde_json::json!({"a": 1}),
-        "{}",
-        show(&r)
-    );
-    check!(
-        json(&r.payload)["arn"] == f.function_arn.as_str(),
-        "{}",
-        show(&r)
-    );
-    let failed = invoke(&h, &f, r#"{"fail":true}"#).await?;
-    check!(
-        failed.function_error.as_deref() == Some("Unhandled"),
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorMessage"] == "asked to fail",
-        "{}",
-        show(&failed)
-    );
-    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
-    check!(
-        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
-        "{}",
-        show(&warm)
-    );
-    Ok(())
-}
-
-/// AWS's Python runtime interface client: set `FLINT_AWSLAMBDARIC_DIR` to a directory holding
-/// `pip install --target DIR awslambdaric` (python3.11). Skipped otherwise.
-async fn awslambdaric_works_unmodified(h: Arc<Harness>) -> TestResult {
-    let Ok(packages) = std::env::var("FLINT_AWSLAMBDARIC_DIR") else {
-        println!("    skipped: FLINT_AWSLAMBDARIC_DIR is not set");
-        return Ok(());
-    };
-    let bootstrap = "#!/bin/sh\nexport PYTHONPATH=/var/task\nexec /usr/bin/python3.11 -m awslambdaric app.handler\n";
-    let dir = code_dir(&h, "ric", Some(bootstrap.as_bytes()))?;
-    let copied = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{packages}/."))
-        .arg(&dir)
-        .status()
-        .map_err(|e| e.to_string())?;
-    check!(copied.success(), "copying {packages}");
-    std::fs::write(
-        dir.join("app.py"),
-        "def handler(event, context):\n    print('ric handling', context.aws_request_id)\n    if 'fail' in event:\n        raise ValueError('asked to fail')\n    return {'echo': event, 'fn': context.function_name, 'left_ms': context.get_remaining_time_in_millis() > 0}\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let f = Arc::new(spec("ric", dir));
-    let req = request(&f, r#"{"a":1}"#, true);
-    let id = req.request_id.clone();
-    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
-    check!(r.function_error.is_none(), "{}", show(&r));
-    check!(
-        json(&r.payload) == serde_json::json!({"echo": {"a": 1}, "fn": "ric", "left_ms": true}),
-        "{}",
-        show(&r)
-    );
-    check!(
-        tail(&r).contains(&format!("ric handling {id}")),
-        "{}",
-        show(&r)
-    );
-    let failed = invoke(&h, &f, r#"{"fail":1}"#).await?;
-    check!(
-        failed.function_error.as_deref() == Some("Unhandled"),
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorType"] == "ValueError",
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorMessage"] == "asked to fail",
-        "{}",
-        show(&failed)
-    );
-    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
-    check!(
-        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
-        "{}",
-        show(&warm)
-    );
     Ok(())
 }
 
