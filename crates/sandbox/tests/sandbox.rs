@@ -1,10 +1,16 @@
 //! End-to-end tests of real sandboxes. This binary is also the sandbox init it re-executes
-//! (`harness = false`): with `__sandbox-init` as its first argument it becomes `init_main()`.
+//! (`harness = false`, libtest-mimic): with `__sandbox-init` as its first argument it becomes
+//! `init_main()`. The usual test arguments work (`-- NAME`, `--exact`, `--list`, `--ignored`).
 //!
-//! Needs root or unprivileged user namespaces, and /usr/bin/python3 for the memory tests.
+//! Needs root or unprivileged user namespaces. Cases that need more of the host (/usr/bin/python3
+//! and a memory cgroup, cgroup v1's cpu controller, the btrfs /tmp volume) are reported as
+//! ignored where it lacks them, with the reason.
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flint_sandbox::{ExitInfo, Sandbox, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
@@ -273,10 +279,6 @@ async fn missing_program_is_a_start_error(ctx: &Ctx) -> Result<(), String> {
 }
 
 async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
-    if !Path::new("/usr/bin/python3").exists() || !ctx.cgroups {
-        println!("    (skipped: no /usr/bin/python3 or no memory cgroup)");
-        return Ok(());
-    }
     let mut spec = ctx.shell("");
     spec.program = "/usr/bin/python3".into();
     spec.args = vec![
@@ -291,10 +293,6 @@ async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
 }
 
 async fn peak_memory_is_measured_and_resettable(ctx: &Ctx) -> Result<(), String> {
-    if !Path::new("/usr/bin/python3").exists() || !ctx.cgroups {
-        println!("    (skipped: no /usr/bin/python3 or no memory cgroup)");
-        return Ok(());
-    }
     let mut spec = ctx.shell("");
     spec.program = "/usr/bin/python3".into();
     // Allocate 60 MB, free it, then wait for stdin... which is /dev/null: sleep instead.
@@ -520,13 +518,6 @@ fn volume_entries(ctx: &Ctx, id: &str) -> usize {
 /// /tmp fails writes with EDQUOT inside while a second environment writes on, and /tmp contents
 /// far beyond MemorySize do not OOM-kill (a tmpfs would be charged to the memory cgroup).
 async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), String> {
-    if !ctx.sandboxes.tmp_size_is_total() {
-        println!(
-            "    (skipped: no /tmp volume on this host: {})",
-            ctx.sandboxes.summary()
-        );
-        return Ok(());
-    }
     // A: 20 MB; three 8 MB files: the third fails. It then waits until B is done.
     let mut full = ctx.shell(
         "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; sleep 1; echo done",
@@ -815,12 +806,6 @@ fn cpu_shares_of(id: &str) -> Option<u64> {
 /// Lambda gives a function CPU in proportion to its memory (one vCPU at 1,769 MB): the sandbox's
 /// CPU weight is set from `memory_mb`, also when it came prepared from the pool.
 async fn cpu_share_follows_memory_size(ctx: &Ctx) -> Result<(), String> {
-    if cpu_shares_of("no-such-sandbox").is_none()
-        && !Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists()
-    {
-        println!("    (skipped: no cgroup v1 cpu controller)");
-        return Ok(());
-    }
     let mut shares = Vec::new();
     for memory_mb in [128, 1769, 3538] {
         let mut spec = ctx.shell("sleep 5");
@@ -1172,22 +1157,82 @@ async fn terminate_sends_sigterm_to_the_program(ctx: &Ctx) -> Result<(), String>
     ensure(exit.code == Some(0), format!("exit {exit:?}"))
 }
 
-macro_rules! tests {
-    ($ctx:expr, $filter:expr, $($name:ident),* $(,)?) => {{
-        let mut passed = 0;
-        let mut failed = 0;
-        $(
-            let wanted: Option<&str> = $filter;
-            if wanted.is_none_or(|f| stringify!($name).contains(f)) {
-                let start = Instant::now();
-                match $name($ctx).await {
-                    Ok(()) => { passed += 1; println!("test {} ... ok ({} ms)", stringify!($name), start.elapsed().as_millis()); }
-                    Err(e) => { failed += 1; println!("test {} ... FAILED: {e}", stringify!($name)); }
-                }
-            }
-        )*
-        (passed, failed)
-    }};
+/// A host capability a case needs; `Err` says what is missing.
+type Needs = fn(&Ctx) -> Result<(), String>;
+
+type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
+
+struct Case {
+    name: &'static str,
+    run: CaseFn,
+    needs: Option<Needs>,
+}
+
+/// `cases![a, b if needs_x, ...]`: the cases in running order, some with a host requirement.
+macro_rules! cases {
+    ($($name:ident $(if $needs:path)?),* $(,)?) => {
+        vec![$(Case {
+            name: stringify!($name),
+            run: |ctx| Box::pin($name(ctx)),
+            needs: None $(.or(Some($needs as Needs)))?,
+        }),*]
+    };
+}
+
+fn cases() -> Vec<Case> {
+    cases![
+        var_task_is_read_only_and_the_working_directory,
+        tmp_is_writable_by_the_sandbox_user_and_private,
+        program_has_its_own_pid_namespace,
+        environment_is_exactly_the_spec,
+        program_has_no_capabilities_and_no_new_privileges,
+        host_paths_that_are_not_bound_are_invisible,
+        missing_program_is_a_start_error,
+        memory_limit_kills_with_oom if python_and_memory_cgroup,
+        peak_memory_is_measured_and_resettable if python_and_memory_cgroup,
+        cpu_share_follows_memory_size if cgroup_v1_cpu_controller,
+        kill_leaves_no_process_or_cgroup_behind,
+        dropping_a_running_sandbox_ends_it,
+        sandboxes_die_with_flint,
+        terminate_sends_sigterm_to_the_program,
+        exit_code_and_signal_are_reported,
+        wait_wakes_a_caller_that_polls_new_futures,
+        extra_binds_and_layers_are_read_only,
+        isolated_network_has_only_loopback,
+        tmp_size_limits_a_single_file,
+        tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
+        concurrent_spawns_are_independent,
+        interpreters_start_inside,
+        spawn_to_exit_latency_of_bin_true,
+        spawn_to_program_running_latency,
+        a_spawn_takes_a_prepared_sandbox_and_the_pool_refills,
+        an_isolated_network_spec_switches_the_pool,
+        without_a_pool_sandboxes_start_from_scratch,
+        dropping_sandboxes_ends_prepared_ones,
+    ]
+}
+
+fn python_and_memory_cgroup(ctx: &Ctx) -> Result<(), String> {
+    ensure(
+        Path::new("/usr/bin/python3").exists(),
+        "no /usr/bin/python3",
+    )?;
+    ensure(ctx.cgroups, "no memory cgroup")
+}
+
+fn cgroup_v1_cpu_controller(_: &Ctx) -> Result<(), String> {
+    ensure(
+        cpu_shares_of("no-such-sandbox").is_some()
+            || Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists(),
+        "no cgroup v1 cpu controller",
+    )
+}
+
+fn tmp_volume(ctx: &Ctx) -> Result<(), String> {
+    ensure(
+        ctx.sandboxes.tmp_size_is_total(),
+        format!("no /tmp volume on this host ({})", ctx.sandboxes.summary()),
+    )
 }
 
 fn main() {
@@ -1199,47 +1244,38 @@ fn main() {
         orphan_parent(&arg(2), &arg(3));
         return;
     }
-    // `cargo test -p flint-sandbox --test sandbox -- <part of a name>` runs the matching ones.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One case at a time, sharing one `Sandboxes`: cases count the host's processes and cgroups,
+    // resize the shared pool and measure latencies.
+    args.test_threads = Some(1);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (passed, failed) = rt.block_on(async {
-        let ctx = Ctx::new();
+    // Listing runs nothing: no sandboxes to set up, and no host to probe.
+    let ctx = (!args.list).then(|| Arc::new(rt.block_on(async { Ctx::new() })));
+    if let Some(ctx) = &ctx {
         println!("{}", ctx.sandboxes.summary());
-        tests!(
-            &ctx,
-            filter.as_deref(),
-            var_task_is_read_only_and_the_working_directory,
-            tmp_is_writable_by_the_sandbox_user_and_private,
-            program_has_its_own_pid_namespace,
-            environment_is_exactly_the_spec,
-            program_has_no_capabilities_and_no_new_privileges,
-            host_paths_that_are_not_bound_are_invisible,
-            missing_program_is_a_start_error,
-            memory_limit_kills_with_oom,
-            peak_memory_is_measured_and_resettable,
-            cpu_share_follows_memory_size,
-            kill_leaves_no_process_or_cgroup_behind,
-            dropping_a_running_sandbox_ends_it,
-            sandboxes_die_with_flint,
-            terminate_sends_sigterm_to_the_program,
-            exit_code_and_signal_are_reported,
-            wait_wakes_a_caller_that_polls_new_futures,
-            extra_binds_and_layers_are_read_only,
-            isolated_network_has_only_loopback,
-            tmp_size_limits_a_single_file,
-            tmp_size_limits_tmp_as_a_whole_not_memory,
-            concurrent_spawns_are_independent,
-            interpreters_start_inside,
-            spawn_to_exit_latency_of_bin_true,
-            spawn_to_program_running_latency,
-            a_spawn_takes_a_prepared_sandbox_and_the_pool_refills,
-            an_isolated_network_spec_switches_the_pool,
-            without_a_pool_sandboxes_start_from_scratch,
-            dropping_sandboxes_ends_prepared_ones,
-        )
-    });
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
     }
+    let mut trials = Vec::new();
+    for case in cases() {
+        // A case the host cannot run is ignored (it still runs with --ignored, and fails).
+        let unmet = match (&ctx, case.needs) {
+            (Some(ctx), Some(needs)) => needs(ctx).err(),
+            _ => None,
+        };
+        let (ctx, handle, run) = (ctx.clone(), rt.handle().clone(), case.run);
+        let trial = libtest_mimic::Trial::test(case.name, move || {
+            let ctx = ctx.ok_or("no sandboxes")?;
+            Ok(handle.block_on(run(&ctx))?)
+        })
+        .with_ignored_flag(unmet.is_some());
+        if let Some(reason) = unmet {
+            if !args.is_filtered_out(&trial) && args.is_ignored(&trial) {
+                println!("{}: ignored on this host: {reason}", case.name);
+            }
+        }
+        trials.push(trial);
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Tear the sandboxes down (pool, cgroups, /tmp volume) before exiting.
+    rt.block_on(async move { drop(ctx) });
+    conclusion.exit()
 }
