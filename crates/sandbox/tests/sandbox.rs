@@ -71,6 +71,41 @@ impl Ctx {
     }
 }
 
+/// A file the case creates to let a sandboxed program go on: the program waits for
+/// `/var/task/<name>` (the code dir is bound live), so it runs exactly as long as the case needs.
+struct Release {
+    host: PathBuf,
+    inside: String,
+}
+
+impl Release {
+    fn new(ctx: &Ctx, what: &str) -> Release {
+        let n = ctx
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("release-{what}-{n}");
+        Release {
+            host: ctx.code_dir.join(&name),
+            inside: format!("/var/task/{name}"),
+        }
+    }
+
+    /// Shell that waits for the release.
+    fn wait(&self) -> String {
+        format!("while [ ! -e {} ]; do sleep 0.01; done", self.inside)
+    }
+
+    fn release(&self) -> Result<(), String> {
+        std::fs::write(&self.host, "").map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.host);
+    }
+}
+
 /// Runs a spec to completion; returns (exit, stdout, stderr).
 async fn run(ctx: &Ctx, spec: &SandboxSpec) -> Result<(ExitInfo, String, String), String> {
     let mut sb = ctx
@@ -295,10 +330,10 @@ async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
 async fn peak_memory_is_measured_and_resettable(ctx: &Ctx) -> Result<(), String> {
     let mut spec = ctx.shell("");
     spec.program = "/usr/bin/python3".into();
-    // Allocate 60 MB, free it, then wait for stdin... which is /dev/null: sleep instead.
+    // Allocate 60 MB, free it, then wait to be killed.
     spec.args = vec![
         "-c".into(),
-        "import time\nx = b'1' * (60 * 1024 * 1024)\ndel x\nprint('freed', flush=True)\ntime.sleep(30)".into(),
+        "import signal\nx = b'1' * (60 * 1024 * 1024)\ndel x\nprint('freed', flush=True)\nsignal.pause()".into(),
     ];
     spec.memory_mb = 256;
     let mut sb = ctx
@@ -418,7 +453,11 @@ async fn dropping_a_running_sandbox_ends_it(ctx: &Ctx) -> Result<(), String> {
         .sandboxes
         .spawn(&spec)
         .map_err(|e| format!("spawn: {e}"))?;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while processes_with_arg("318") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ensure(processes_with_arg("318") == 1, "the program is not running")?;
     drop(sb);
     let deadline = Instant::now() + Duration::from_secs(3);
     while (processes_with_arg("318") > 0 || sandbox_cgroup_exists(&spec.id))
@@ -518,10 +557,12 @@ fn volume_entries(ctx: &Ctx, id: &str) -> usize {
 /// /tmp fails writes with EDQUOT inside while a second environment writes on, and /tmp contents
 /// far beyond MemorySize do not OOM-kill (a tmpfs would be charged to the memory cgroup).
 async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), String> {
-    // A: 20 MB; three 8 MB files: the third fails. It then waits until B is done.
-    let mut full = ctx.shell(
-        "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; sleep 1; echo done",
-    );
+    // A: 20 MB; three 8 MB files: the third fails. It then waits until B and C are done.
+    let a_done = Release::new(ctx, "a");
+    let mut full = ctx.shell(&format!(
+        "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; {}; echo done",
+        a_done.wait()
+    ));
     full.tmp_size_mb = 20;
     let mut a = ctx
         .sandboxes
@@ -588,12 +629,16 @@ async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), Stri
         format!("C: {exit:?} {out:?} {err:?}"),
     )?;
 
+    a_done.release()?;
     let mut rest = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), a_out.read_to_string(&mut rest)).await;
     let a_exit = tokio::time::timeout(Duration::from_secs(5), a.wait())
         .await
         .map_err(|_| "A did not finish")?;
-    ensure(a_exit.code == Some(0), format!("A: {a_exit:?} {rest:?}"))?;
+    ensure(
+        a_exit.code == Some(0) && rest == "done\n",
+        format!("A: {a_exit:?} {rest:?}"),
+    )?;
     ensure(
         volume_entries(ctx, &full.id) == 1,
         "A's /tmp vanished while A was alive",
@@ -748,20 +793,30 @@ async fn spawn_to_exit_latency_of_bin_true(ctx: &Ctx) -> Result<(), String> {
 /// The engine polls a new `wait()` future each time (under a lock) and drops it: the wake-up must
 /// still come.
 async fn wait_wakes_a_caller_that_polls_new_futures(ctx: &Ctx) -> Result<(), String> {
-    use std::future::Future;
+    // The program exits once the first poll found it running.
+    let exit_now = Release::new(ctx, "exit");
     let mut sb = ctx
         .sandboxes
-        .spawn(&ctx.shell("sleep 0.2; exit 5"))
+        .spawn(&ctx.shell(&format!("{}; exit 5", exit_now.wait())))
         .map_err(|e| format!("spawn: {e}"))?;
+    let mut polls = 0;
     let exit = tokio::time::timeout(
         Duration::from_secs(5),
         std::future::poll_fn(|cx| {
             let mut wait = std::pin::pin!(sb.wait());
-            wait.as_mut().poll(cx)
+            let poll = wait.as_mut().poll(cx);
+            polls += 1;
+            if polls == 1 {
+                if let Err(e) = exit_now.release() {
+                    return std::task::Poll::Ready(Err(e));
+                }
+            }
+            poll.map(Ok)
         }),
     )
     .await
-    .map_err(|_| "no wake-up after the sandbox exited")?;
+    .map_err(|_| "no wake-up after the sandbox exited")??;
+    ensure(polls > 1, "the first poll already had the exit")?;
     ensure(exit.code == Some(5), format!("exit {exit:?}"))
 }
 
@@ -904,14 +959,22 @@ async fn an_isolated_network_spec_switches_the_pool(ctx: &Ctx) -> Result<(), Str
     pool_warm(&ctx.sandboxes, 2).await?;
     let mut isolated = ctx.shell(ifaces);
     isolated.isolate_network = true;
-    let (_, out, _) = run(ctx, &isolated).await?;
-    ensure(
-        out == "lo\n",
-        format!("pooled isolated sandbox sees {out:?}"),
-    )?;
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&isolated)
+        .map_err(|e| format!("spawn: {e}"))?;
+    // Checked as `spawn` returns: the refill comes only after REFILL_DELAY and a preparation.
     ensure(
         ctx.sandboxes.pool_ready() < 2,
         "the isolated spec did not take one",
+    )?;
+    let (out, _) = read_output(&mut sb).await;
+    tokio::time::timeout(Duration::from_secs(20), sb.wait())
+        .await
+        .map_err(|_| "wait timed out")?;
+    ensure(
+        out == "lo\n",
+        format!("pooled isolated sandbox sees {out:?}"),
     )?;
     // And back.
     let (_, out, _) = run(ctx, &ctx.shell(ifaces)).await?;
@@ -988,8 +1051,8 @@ async fn dropping_sandboxes_ends_prepared_ones(ctx: &Ctx) -> Result<(), String> 
 }
 
 /// Sandbox creation → the program runs (its first byte on stdout): p50 over 20 spawns from scratch
-/// (pool off) and 20 with the pool warm (we give it time to refill between spawns, as between
-/// cold starts in real use). Asserts only that the pool is not slower: timings vary with the host.
+/// (pool off) and 20 with the pool warm (spaced as cold starts are in real use, and waiting for
+/// the refill). Asserts only that the pool is not slower: timings vary with the host.
 async fn spawn_to_program_running_latency(ctx: &Ctx) -> Result<(), String> {
     ctx.sandboxes.set_pool_size(0);
     let scratch = time_to_running(ctx, "pool off").await;
@@ -1003,12 +1066,14 @@ async fn spawn_to_program_running_latency(ctx: &Ctx) -> Result<(), String> {
     )
 }
 
-/// p50 of spawn → first byte of `/bin/echo` over 20 spawns, 150 ms apart.
+/// p50 of spawn → first byte of `/bin/echo` over 20 spawns, 150 ms apart (the pace of the
+/// workload measured), each once the pool is full again.
 async fn time_to_running(ctx: &Ctx, label: &str) -> Result<Duration, String> {
     let mut to_running = Vec::new();
     let mut spawn_calls = Vec::new();
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(150)).await;
+        pool_warm(&ctx.sandboxes, ctx.sandboxes.pool_size()).await?;
         let mut spec = ctx.shell("");
         spec.program = "/bin/echo".into();
         spec.args = vec!["up".into()];
@@ -1069,7 +1134,8 @@ fn orphan_parent(state_dir: &str, id: &str) {
         };
         let _sb = sandboxes.spawn(&spec).expect("spawn");
         println!("ready");
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        // Until killed.
+        std::future::pending::<()>().await;
     });
 }
 
