@@ -144,23 +144,30 @@ def test_flint_logs_of_an_unknown_function_fails(flint_bin, server):
 
 
 def test_flint_logs_follow_prints_new_lines(flint_bin, server, lambda_client, python_fn):
+    before = f"before-marker-{uuid.uuid4().hex}"
+    invoke_json(lambda_client, python_fn, {"action": "print", "text": before})
+    flint_logs(flint_bin, server, python_fn, wanted=[before])
     proc = subprocess.Popen(
         [str(flint_bin), "logs", python_fn, "--follow", "--data-dir", str(server.data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
+    printed_existing = threading.Event()
     found = threading.Event()
     marker = f"follow-marker-{uuid.uuid4().hex}"
 
     def reader():
         for line in proc.stdout:
             seen.append(line)
+            if before in line:
+                printed_existing.set()
             if marker in line:
                 found.set()
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        time.sleep(0.5)  # let it print what exists and start following
+        # What exists is printed, then it follows.
+        assert printed_existing.wait(10), "".join(seen[-20:])
         invoke_json(lambda_client, python_fn, {"action": "print", "text": marker})
         assert found.wait(10), "".join(seen[-20:])
     finally:

@@ -18,9 +18,10 @@ from conftest import (
     make_zip,
     unique_name,
 )
+from test_many_environments import Barrier
 
 PROBE = '''
-import errno, os, resource, subprocess, sys, time
+import errno, os, resource, socket, subprocess, sys, time
 
 
 def try_write(path):
@@ -50,7 +51,10 @@ def handler(event, context):
     if action == "tmp_write":
         with open("/tmp/" + event["file"], "w") as f:
             f.write(event["content"])
-        time.sleep(event.get("sleep", 0))
+        if "barrier" in event:
+            # Wait at the test's barrier until the other invoke has written too.
+            with socket.create_connection(("127.0.0.1", event["barrier"]), timeout=60) as s:
+                s.recv(1)
         return {"listing": sorted(os.listdir("/tmp"))}
     if action == "tmp_read":
         path = "/tmp/" + event["file"]
@@ -154,14 +158,17 @@ def test_tmp_is_private_to_each_execution_environment(lambda_client):
     name = unique_name("iso-envs")
     create_function(lambda_client, name, runtime="python3.12", zip_bytes=probe_zip(), Timeout=15)
     files = [f"env-{i}-{uuid.uuid4().hex}" for i in range(2)]
+    # Both held at once: two environments, each listing its /tmp after the other wrote.
+    barrier = Barrier(2, timeout=20)
 
     def one(file):
-        # Both sleep at once: two environments, each listing its /tmp after the other wrote.
         return invoke_json(lambda_client, name, {"action": "tmp_write", "file": file,
-                                                 "content": file, "sleep": 1.0})[1]
+                                                 "content": file, "barrier": barrier.port})[1]
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         listings = list(pool.map(one, files))
+    barrier.join()
+    assert barrier.arrived == 2, "the two invokes were not running at once"
     for file, listing in zip(files, listings):
         mine = [f for f in listing["listing"] if f.startswith("env-")]
         assert mine == [file], listing

@@ -26,7 +26,7 @@ from conftest import (
 
 def probe_code(code_version: str) -> str:
     return f'''
-import os, time, uuid
+import json, os, time, urllib.request, uuid
 
 CODE_VERSION = {code_version!r}
 # One id per execution environment (per runtime process), made at init.
@@ -37,6 +37,11 @@ INVOCATIONS = 0
 def handler(event, context):
     global INVOCATIONS
     INVOCATIONS += 1
+    if "started_url" in event:
+        # Tell the test this invoke is running.
+        urllib.request.urlopen(urllib.request.Request(
+            event["started_url"], data=json.dumps({{"started": event["started_token"]}}).encode(),
+            method="POST"), timeout=10).read()
     time.sleep(event.get("sleep", 0))
     return {{
         "code": CODE_VERSION,
@@ -185,13 +190,17 @@ def test_update_function_code_retires_the_warm_environment(lambda_client):
     assert after[0]["invocations"] == 1
 
 
-def test_update_while_an_invoke_runs_lets_it_finish_on_the_old_code(lambda_client):
+def test_update_while_an_invoke_runs_lets_it_finish_on_the_old_code(lambda_client,
+                                                                    callback_server):
     name = unique_name("scale-inflight")
     create_function(lambda_client, name, zip_bytes=probe_zip("v1"), Timeout=30)
     invoke_json(lambda_client, name, {})
+    token = uuid.uuid4().hex
+    event = {"sleep": 1.5, "started_url": callback_server.url, "started_token": token}
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        running = pool.submit(lambda: invoke_json(lambda_client, name, {"sleep": 1.5})[1])
-        time.sleep(0.4)
+        running = pool.submit(lambda: invoke_json(lambda_client, name, event)[1])
+        assert callback_server.wait_for(lambda body: token in body, timeout=20), \
+            "the invoke on the old code never started"
         lambda_client.update_function_code(FunctionName=name, ZipFile=probe_zip("v2"))
         wait_active(lambda_client, name)
         assert invoke_json(lambda_client, name, {})[1]["code"] == "v2"

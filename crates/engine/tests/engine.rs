@@ -2,8 +2,9 @@
 //! is a small Python Runtime API client (or this very test binary acting as a minimal Rust one),
 //! and managed Python/Node functions through the runtimes crate.
 //!
-//! `harness = false`: this binary is also the sandbox's init (`__sandbox-init`) and, copied into a
-//! function's code as `bootstrap`, a runtime. Run one case with `cargo test --test engine -- NAME`.
+//! `harness = false` (libtest-mimic): this binary is also the sandbox's init (`__sandbox-init`)
+//! and, copied into a function's code as `bootstrap`, a runtime. The usual test arguments work:
+//! `cargo test -p flint-engine --test engine -- NAME`, `--exact`, `--list`, `--skip`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -30,13 +31,15 @@ macro_rules! check {
 fn main() {
     let mut args = std::env::args();
     let argv0 = args.next().unwrap_or_default();
-    if std::env::args().nth(1).as_deref() == Some(flint_sandbox::INIT_ARG) {
+    if args.next().as_deref() == Some(flint_sandbox::INIT_ARG) {
         flint_sandbox::init_main();
     }
     if argv0.ends_with("/bootstrap") {
         rust_bootstrap();
     }
-    let filter: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One case at a time: cases count the host's sandbox processes and measure latencies.
+    args.test_threads = Some(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -48,8 +51,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let failed = rt.block_on(run_cases(&filter));
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    let trials = cases()
+        .into_iter()
+        .map(|(name, case)| {
+            let rt = rt.handle().clone();
+            libtest_mimic::Trial::test(name, move || Ok(rt.block_on(run_case(case))?))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
 }
 
 type Case = fn(Arc<Harness>) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>;
@@ -60,8 +69,8 @@ macro_rules! cases {
     };
 }
 
-async fn run_cases(filter: &[String]) -> usize {
-    let cases: Vec<(&str, Case)> = cases![
+fn cases() -> Vec<(&'static str, Case)> {
+    cases![
         warm_invoke_reuses_the_environment,
         parallel_invokes_get_parallel_environments,
         timeout_is_sandbox_timedout_and_the_next_invoke_gets_a_fresh_environment,
@@ -79,10 +88,9 @@ async fn run_cases(filter: &[String]) -> usize {
         layers_are_merged_at_opt_with_later_layers_winning,
         idle_environments_are_reaped,
         runtime_sees_lambdas_environment_and_headers,
+        async_event_survives_an_engine_restart,
         python_function_runs_through_the_managed_runtime,
         node_function_runs_through_the_managed_runtime,
-        aws_lambda_runtime_crate_works_unmodified,
-        awslambdaric_works_unmodified,
         provisioned_environments_are_ready_before_the_first_invoke,
         provisioned_environments_are_kept_idle_and_replaced_when_they_die,
         set_provisioned_to_zero_or_retire_stops_them,
@@ -93,39 +101,16 @@ async fn run_cases(filter: &[String]) -> usize {
         shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period,
         a_caller_that_stops_waiting_does_not_lose_the_environment,
         warm_invoke_latency,
-    ];
-    let mut failed = 0;
-    let mut ran = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        ran += 1;
-        let harness = match Harness::new(Duration::from_secs(60)) {
-            Ok(h) => Arc::new(h),
-            Err(e) => {
-                println!("test {name} ... FAILED (setup: {e})");
-                failed += 1;
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let result = tokio::time::timeout(Duration::from_secs(90), case(harness.clone())).await;
-        harness.engine.shutdown().await;
-        match result {
-            Ok(Ok(())) => println!("test {name} ... ok ({:.2?})", started.elapsed()),
-            Ok(Err(e)) => {
-                println!("test {name} ... FAILED\n    {e}");
-                failed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED (timed out)");
-                failed += 1;
-            }
-        }
-    }
-    println!("\n{ran} tests, {failed} failed");
-    failed
+    ]
+}
+
+/// One case on a fresh engine, within 90 s; the engine is shut down whatever the outcome.
+async fn run_case(case: Case) -> TestResult {
+    let harness =
+        Arc::new(Harness::new(Duration::from_secs(60)).map_err(|e| format!("setup: {e}"))?);
+    let result = tokio::time::timeout(Duration::from_secs(90), case(harness.clone())).await;
+    harness.engine.shutdown().await;
+    result.map_err(|_| "timed out after 90 s".to_string())?
 }
 
 /// One engine on a fresh data dir.
@@ -174,14 +159,23 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
 
 /// The Python Runtime API client used as `bootstrap` by most cases. The event says what to do.
 const PY_BOOTSTRAP: &str = r#"#!/usr/bin/python3.11
-import http.client, json, os, signal, sys, time
+import http.client, json, os, signal, socket, sys, time
 if os.environ.get("IGNORE_SIGTERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def hold(gate, who):
+    # The test's Gate: say who arrived, then wait until the test lets go.
+    try:
+        h, p = gate.rsplit(":", 1)
+        with socket.create_connection((h, int(p))) as s:
+            s.sendall((who + "\n").encode())
+            s.recv(1)
+    except OSError:
+        pass
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
 conn = http.client.HTTPConnection(host, int(port))
 TOKEN = os.urandom(8).hex()
-if os.environ.get("INIT_SLEEP"):
-    time.sleep(float(os.environ["INIT_SLEEP"]))
+if os.environ.get("INIT_GATE"):
+    hold(os.environ["INIT_GATE"], "init")
 if os.environ.get("INIT_ACTION") == "fail":
     print("init is failing", flush=True)
     conn.request("POST", "/2018-06-01/runtime/init/error",
@@ -201,6 +195,8 @@ while True:
     print("handling", rid, action, flush=True)
     if action == "sleep":
         time.sleep(ev["secs"])
+    if action == "hold":
+        hold(ev["gate"], rid)
     if action == "exit":
         sys.exit(ev.get("code", 1))
     if action == "oom":
@@ -310,6 +306,106 @@ fn show(r: &InvokeResponse) -> String {
     )
 }
 
+/// A TCP barrier between a case and its functions, so that cases order concurrent events by
+/// what happened rather than by sleeping (as tests/test_many_environments.py does): a handler
+/// given `gate.hold()` as its event, or an init with `INIT_GATE` set to `gate.addr`, connects,
+/// says who it is (the request id, or `init`), and carries on only once the case lets go of
+/// its [`Held`].
+struct Gate {
+    listener: tokio::net::TcpListener,
+    addr: String,
+}
+
+/// A function waiting at a [`Gate`]; dropping it lets the function carry on.
+struct Held {
+    _conn: tokio::net::TcpStream,
+    who: String,
+    at: Instant,
+}
+
+impl Gate {
+    async fn new() -> Result<Gate, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        Ok(Gate { listener, addr })
+    }
+
+    /// The event of an invoke that holds at this gate.
+    fn hold(&self) -> String {
+        serde_json::json!({"action": "hold", "gate": self.addr}).to_string()
+    }
+
+    /// The next function to arrive (within 30 s); it waits until the `Held` is dropped.
+    async fn arrival(&self) -> Result<Held, String> {
+        use tokio::io::AsyncBufReadExt;
+        let arrive = async {
+            let (conn, _) = self.listener.accept().await.map_err(|e| e.to_string())?;
+            let at = Instant::now();
+            let mut conn = tokio::io::BufReader::new(conn);
+            let mut who = String::new();
+            conn.read_line(&mut who).await.map_err(|e| e.to_string())?;
+            Ok(Held {
+                _conn: conn.into_inner(),
+                who: who.trim_end().to_string(),
+                at,
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(30), arrive)
+            .await
+            .map_err(|_| "nothing arrived at the gate within 30 s".to_string())?
+    }
+
+    /// From now on every arrival goes straight through (until the case ends).
+    fn open(self) {
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = self.listener.accept().await {
+                drop(conn);
+            }
+        });
+    }
+}
+
+/// Everything a function's log streams hold so far (flushed first).
+async fn log_text(engine: &Engine, f: &FunctionSpec) -> Result<String, String> {
+    engine.flush_logs().await;
+    let mut text = String::new();
+    for s in engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?
+    {
+        text.push_str(&std::fs::read_to_string(&s.path).unwrap_or_default());
+    }
+    Ok(text)
+}
+
+/// Waits (up to `limit`) until `needle` appears `n` times in the function's logs.
+async fn wait_for_log(
+    engine: &Engine,
+    f: &FunctionSpec,
+    needle: &str,
+    n: usize,
+    limit: Duration,
+) -> TestResult {
+    let deadline = Instant::now() + limit;
+    loop {
+        let seen = log_text(engine, f).await?.matches(needle).count();
+        if seen >= n {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{needle:?} {seen} times in the log, not {n}, after {limit:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn warm_invoke_reuses_the_environment(h: Arc<Harness>) -> TestResult {
     let f = py_function(&h, "warm")?;
     let first = invoke(&h, &f, r#"{"n":1}"#).await?;
@@ -342,10 +438,17 @@ async fn warm_invoke_reuses_the_environment(h: Arc<Harness>) -> TestResult {
 
 async fn parallel_invokes_get_parallel_environments(h: Arc<Harness>) -> TestResult {
     let f = py_function(&h, "parallel")?;
-    let (a, b) = tokio::join!(
-        invoke(&h, &f, r#"{"action":"sleep","secs":0.5}"#),
-        invoke(&h, &f, r#"{"action":"sleep","secs":0.5}"#)
-    );
+    // Both hold until both have arrived: they ran at the same time.
+    let gate = Gate::new().await?;
+    let hold = gate.hold();
+    let both_arrive = async {
+        let first = gate.arrival().await?;
+        let second = gate.arrival().await?;
+        drop((first, second));
+        Ok::<(), String>(())
+    };
+    let (a, b, arrived) = tokio::join!(invoke(&h, &f, &hold), invoke(&h, &f, &hold), both_arrive);
+    arrived?;
     let (a, b) = (a?, b?);
     check!(
         a.function_error.is_none() && b.function_error.is_none(),
@@ -364,11 +467,16 @@ async fn parallel_invokes_get_parallel_environments(h: Arc<Harness>) -> TestResu
         "two environments, got {}",
         h.engine.environment_count()
     );
-    // Both are warm now: two more parallel invokes start nothing new.
-    let (c, d) = tokio::join!(
-        invoke(&h, &f, r#"{"action":"sleep","secs":0.2}"#),
-        invoke(&h, &f, r#"{}"#)
-    );
+    // Both are warm now: two more parallel invokes start nothing new (the first holds until
+    // the second is done).
+    let c = invoke(&h, &f, &hold);
+    let d = async {
+        let held = gate.arrival().await?;
+        let d = invoke(&h, &f, r#"{}"#).await;
+        drop(held);
+        d
+    };
+    let (c, d) = tokio::join!(c, d);
     check!(
         !tail(&c?).contains("Init Duration") && !tail(&d?).contains("Init Duration"),
         "warm reuse"
@@ -503,12 +611,15 @@ async fn reserved_concurrency_zero_is_throttled(h: Arc<Harness>) -> TestResult {
     );
     s.reserved_concurrency = Some(1);
     let f = Arc::new(s);
-    let slow = invoke(&h, &f, r#"{"action":"sleep","secs":1}"#);
+    let gate = Gate::new().await?;
+    let hold = gate.hold();
+    let slow = invoke(&h, &f, &hold);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        h.engine.invoke(request(&f, "{}", false)).await
+        let _held = gate.arrival().await?;
+        Ok::<_, String>(h.engine.invoke(request(&f, "{}", false)).await)
     };
     let (slow, second) = tokio::join!(slow, second);
+    let second = second?;
     check!(slow?.function_error.is_none(), "first runs");
     check!(
         matches!(
@@ -712,12 +823,14 @@ async fn account_concurrency_limit_throttles(h: Arc<Harness>) -> TestResult {
     let engine =
         Engine::new(cfg, h.sandboxes.clone(), h.runtimes.clone()).map_err(|e| e.to_string())?;
     let f = py_function(&h, "limited")?;
-    let slow = engine.invoke(request(&f, r#"{"action":"sleep","secs":1}"#, false));
+    let gate = Gate::new().await?;
+    let slow = engine.invoke(request(&f, &gate.hold(), false));
     let second = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        engine.invoke(request(&f, "{}", false)).await
+        let _held = gate.arrival().await?;
+        Ok::<_, String>(engine.invoke(request(&f, "{}", false)).await)
     };
     let (slow, second) = tokio::join!(slow, second);
+    let second = second?;
     let ok = slow.map(|r| r.function_error.is_none()).unwrap_or(false);
     let throttled = matches!(
         second,
@@ -865,6 +978,100 @@ async fn runtime_sees_lambdas_environment_and_headers(h: Arc<Harness>) -> TestRe
     Ok(())
 }
 
+/// The asynchronous data plane (flint-events) over this engine, knowing the one function `f`.
+fn events_for(
+    engine: &Arc<Engine>,
+    store: &Arc<flint_store::Store>,
+    f: &Arc<FunctionSpec>,
+) -> Result<Arc<flint_events::Events>, String> {
+    let state = flint_spec::FunctionState {
+        scope: flint_spec::Scope {
+            account: f.account.clone(),
+            region: f.region.clone(),
+        },
+        name: f.function_name.clone(),
+        arn: f.function_arn.clone(),
+        versions: [(f.version.clone(), f.clone())].into(),
+        ..Default::default()
+    };
+    let feed = flint_spec::feed::ChangeFeed::new();
+    let changes = feed.subscribe_with(|| {
+        vec![flint_spec::Change::Function {
+            scope: state.scope.clone(),
+            name: state.name.clone(),
+            state: Some(Arc::new(state.clone())),
+            retired: Vec::new(),
+        }]
+    });
+    flint_events::Events::start(
+        engine.clone(),
+        store.clone(),
+        changes,
+        flint_events::EventsConfig { workers: 4 },
+    )
+    .map_err(|e| e.to_string())
+}
+
+async fn async_event_survives_an_engine_restart(h: Arc<Harness>) -> TestResult {
+    let f = py_function(&h, "async")?;
+    let store =
+        Arc::new(flint_store::Store::open(&h.path().join("data")).map_err(|e| e.to_string())?);
+    let events = events_for(&h.engine, &store, &f)?;
+    // The event is still running (held at the gate) when the engine stops.
+    let gate = Gate::new().await?;
+    let req = request(&f, &gate.hold(), false);
+    let id = req.request_id.clone();
+    events.enqueue(req).await.map_err(|e| format!("{e:?}"))?;
+    check!(
+        pending_events(&store)? == 1,
+        "stored before enqueue returns"
+    );
+    let held = gate.arrival().await?;
+    check!(held.who == id, "the event is running: {}", held.who);
+    events.shutdown();
+    h.engine.shutdown().await;
+    check!(
+        pending_events(&store)? == 1,
+        "still pending after an interrupted run"
+    );
+    drop(held);
+    gate.open();
+
+    let engine = Engine::new(
+        config(h.path(), Duration::from_secs(60)),
+        h.sandboxes.clone(),
+        h.runtimes.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let events = events_for(&engine, &store, &f)?;
+    let done = wait_for(
+        || pending_events(&store).map(|n| n == 0).unwrap_or(false),
+        Duration::from_secs(15),
+    )
+    .await;
+    engine.flush_logs().await;
+    let mut handled = 0;
+    for s in engine
+        .log_streams(&f.account, &f.region, &f.function_name)
+        .map_err(|e| e.to_string())?
+    {
+        let text = std::fs::read_to_string(&s.path).unwrap_or_default();
+        handled += text.matches(&format!("handling {id} hold")).count();
+    }
+    events.shutdown();
+    engine.shutdown().await;
+    done?;
+    check!(handled == 2, "the event ran once per engine, got {handled}");
+    Ok(())
+}
+
+fn pending_events(store: &flint_store::Store) -> Result<usize, String> {
+    store
+        .list_all(flint_events::ASYNC_EVENT_KIND)
+        .map(|d| d.len())
+        .map_err(|e| e.to_string())
+}
+
 async fn python_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> TestResult {
     if h.runtimes.resolve("python3.12", h.path(), None).is_err() {
         return Err("python3.12 is not resolvable here".into());
@@ -924,110 +1131,6 @@ async fn node_function_runs_through_the_managed_runtime(h: Arc<Harness>) -> Test
         show(&r)
     );
     check!(tail(&r).contains("in handler"), "{}", show(&r));
-    Ok(())
-}
-
-/// AWS's own Rust runtime client (`lambda_runtime`), built separately: set
-/// `FLINT_LAMBDA_RUNTIME_BOOTSTRAP` to a binary that echoes `{"echo": event, "arn": ...}` and
-/// fails when the event has a `fail` key (see the report for the source). Skipped otherwise.
-async fn aws_lambda_runtime_crate_works_unmodified(h: Arc<Harness>) -> TestResult {
-    let Ok(binary) = std::env::var("FLINT_LAMBDA_RUNTIME_BOOTSTRAP") else {
-        println!("    skipped: FLINT_LAMBDA_RUNTIME_BOOTSTRAP is not set");
-        return Ok(());
-    };
-    let dir = code_dir(&h, "lambda-runtime", None)?;
-    std::fs::copy(&binary, dir.join("bootstrap")).map_err(|e| format!("{binary}: {e}"))?;
-    let f = Arc::new(spec("lambda-runtime", dir));
-    let r = invoke(&h, &f, r#"{"a":1}"#).await?;
-    check!(r.function_error.is_none(), "{}", show(&r));
-    check!(
-        json(&r.payload)["echo"] == serde_json::json!({"a": 1}),
-        "{}",
-        show(&r)
-    );
-    check!(
-        json(&r.payload)["arn"] == f.function_arn.as_str(),
-        "{}",
-        show(&r)
-    );
-    let failed = invoke(&h, &f, r#"{"fail":true}"#).await?;
-    check!(
-        failed.function_error.as_deref() == Some("Unhandled"),
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorMessage"] == "asked to fail",
-        "{}",
-        show(&failed)
-    );
-    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
-    check!(
-        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
-        "{}",
-        show(&warm)
-    );
-    Ok(())
-}
-
-/// AWS's Python runtime interface client: set `FLINT_AWSLAMBDARIC_DIR` to a directory holding
-/// `pip install --target DIR awslambdaric` (python3.11). Skipped otherwise.
-async fn awslambdaric_works_unmodified(h: Arc<Harness>) -> TestResult {
-    let Ok(packages) = std::env::var("FLINT_AWSLAMBDARIC_DIR") else {
-        println!("    skipped: FLINT_AWSLAMBDARIC_DIR is not set");
-        return Ok(());
-    };
-    let bootstrap = "#!/bin/sh\nexport PYTHONPATH=/var/task\nexec /usr/bin/python3.11 -m awslambdaric app.handler\n";
-    let dir = code_dir(&h, "ric", Some(bootstrap.as_bytes()))?;
-    let copied = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{packages}/."))
-        .arg(&dir)
-        .status()
-        .map_err(|e| e.to_string())?;
-    check!(copied.success(), "copying {packages}");
-    std::fs::write(
-        dir.join("app.py"),
-        "def handler(event, context):\n    print('ric handling', context.aws_request_id)\n    if 'fail' in event:\n        raise ValueError('asked to fail')\n    return {'echo': event, 'fn': context.function_name, 'left_ms': context.get_remaining_time_in_millis() > 0}\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let f = Arc::new(spec("ric", dir));
-    let req = request(&f, r#"{"a":1}"#, true);
-    let id = req.request_id.clone();
-    let r = h.engine.invoke(req).await.map_err(|e| format!("{e:?}"))?;
-    check!(r.function_error.is_none(), "{}", show(&r));
-    check!(
-        json(&r.payload) == serde_json::json!({"echo": {"a": 1}, "fn": "ric", "left_ms": true}),
-        "{}",
-        show(&r)
-    );
-    check!(
-        tail(&r).contains(&format!("ric handling {id}")),
-        "{}",
-        show(&r)
-    );
-    let failed = invoke(&h, &f, r#"{"fail":1}"#).await?;
-    check!(
-        failed.function_error.as_deref() == Some("Unhandled"),
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorType"] == "ValueError",
-        "{}",
-        show(&failed)
-    );
-    check!(
-        json(&failed.payload)["errorMessage"] == "asked to fail",
-        "{}",
-        show(&failed)
-    );
-    let warm = invoke(&h, &f, r#"{"b":2}"#).await?;
-    check!(
-        warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
-        "{}",
-        show(&warm)
-    );
     Ok(())
 }
 
@@ -1114,12 +1217,15 @@ async fn provisioned_environments_are_ready_before_the_first_invoke(h: Arc<Harne
     );
     check!(h.engine.environment_count() == 2, "nothing new started");
     // Three at once: two on provisioned environments, the third spills over to a cold start.
-    let sleep = r#"{"action":"env","secs":0}"#;
-    let slow = r#"{"action":"sleep","secs":0.6}"#;
-    let (a, b, c) = tokio::join!(invoke(&h, &f, slow), invoke(&h, &f, slow), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        invoke(&h, &f, sleep).await
-    });
+    let gate = Gate::new().await?;
+    let hold = gate.hold();
+    let third = async {
+        let held = (gate.arrival().await?, gate.arrival().await?);
+        let c = invoke(&h, &f, r#"{"action":"env"}"#).await;
+        drop(held);
+        c
+    };
+    let (a, b, c) = tokio::join!(invoke(&h, &f, &hold), invoke(&h, &f, &hold), third);
     let (a, b, c) = (a?, b?, c?);
     check!(
         !tail(&a).contains("Init Duration") && !tail(&b).contains("Init Duration"),
@@ -1163,8 +1269,17 @@ async fn provisioned_environments_are_kept_idle_and_replaced_when_they_die(
             .invoke(request(&f, "{}", false))
             .await
             .map_err(|e| format!("{e:?}"))?;
-        // Idle far beyond the idle timeout: still there.
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Idle beyond the idle timeout: an on-demand environment idle since after it is reaped,
+        // the provisioned one is still there.
+        let on_demand = py_function(&h, "on-demand")?;
+        engine
+            .invoke(request(&on_demand, "{}", false))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        check!(engine.environment_count() == 2, "one of each");
+        wait_for(|| engine.environment_count() < 2, Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("the on-demand environment is not reaped: {e}"))?;
         check!(
             engine.environment_count() == 1,
             "the provisioned environment is not reaped"
@@ -1228,12 +1343,26 @@ async fn set_provisioned_to_zero_or_retire_stops_them(h: Arc<Harness>) -> TestRe
     )
     .await?;
     h.engine.retire(&g.snapshot_id);
-    h.engine.set_provisioned(vec![(g.clone(), 1)]);
     wait_for(|| h.engine.environment_count() == 0, Duration::from_secs(3)).await?;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Set along with another function's: the provisioner brings that one up, not the retired.
+    let k = py_function(&h, "prov-after-retire")?;
+    h.engine
+        .set_provisioned(vec![(g.clone(), 1), (k.clone(), 1)]);
+    wait_for(
+        || {
+            h.engine
+                .provisioned_allocation(&k.snapshot_id)
+                .is_some_and(|s| s.ready == 1)
+        },
+        Duration::from_secs(10),
+    )
+    .await?;
     check!(
-        h.engine.environment_count() == 0,
-        "nothing restarted for a retired snapshot"
+        h.engine.environment_count() == 1
+            && h.engine.provisioned_allocation(&g.snapshot_id).is_none(),
+        "nothing restarted for a retired snapshot: {} environments, {:?}",
+        h.engine.environment_count(),
+        h.engine.provisioned_allocation(&g.snapshot_id)
     );
     Ok(())
 }
@@ -1246,8 +1375,16 @@ async fn failing_provisioned_init_is_reported_and_retried_with_backoff(
         code_dir(&h, "prov-fail", Some(PY_BOOTSTRAP.as_bytes()))?,
     );
     s.environment.insert("INIT_ACTION".into(), "fail".into());
+    // Each init attempt passes the gate, which notes when.
+    let gate = Gate::new().await?;
+    s.environment.insert("INIT_GATE".into(), gate.addr.clone());
     let f = Arc::new(s);
     h.engine.set_provisioned(vec![(f.clone(), 1)]);
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        attempts.push(gate.arrival().await?.at);
+    }
+    gate.open();
     wait_for(
         || {
             h.engine
@@ -1267,20 +1404,12 @@ async fn failing_provisioned_init_is_reported_and_retried_with_backoff(
         "{status:?}"
     );
     // Backing off (1 s, then 2 s): not a start every reconcile.
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    h.engine.flush_logs().await;
-    let mut inits = 0;
-    for s in h
-        .engine
-        .log_streams(&f.account, &f.region, &f.function_name)
-        .map_err(|e| e.to_string())?
-    {
-        inits += std::fs::read_to_string(&s.path)
-            .unwrap_or_default()
-            .matches("init is failing")
-            .count();
-    }
-    check!((1..=3).contains(&inits), "{inits} init attempts in 1.8 s");
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    check!(
+        gaps[0] >= Duration::from_secs(1) && gaps[1] >= Duration::from_secs(2),
+        "init attempts {gaps:?} apart"
+    );
+    wait_for_log(&h.engine, &f, "init is failing", 3, Duration::from_secs(5)).await?;
     // An invoke meanwhile gets the init error itself, on demand.
     let r = invoke(&h, &f, "{}").await?;
     check!(
@@ -1313,16 +1442,17 @@ async fn provisioned_concurrency_is_carved_out_of_the_unreserved_pool(
         .await?;
         // One slot left for on-demand invokes: the provisioned one plus one more run, a third
         // is throttled.
-        let slow = r#"{"action":"sleep","secs":1}"#;
+        let gate = Gate::new().await?;
         let third = async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            engine.invoke(request(&f, "{}", false)).await
+            let _held = (gate.arrival().await?, gate.arrival().await?);
+            Ok::<_, String>(engine.invoke(request(&f, "{}", false)).await)
         };
         let (a, b, c) = tokio::join!(
-            engine.invoke(request(&f, slow, false)),
-            engine.invoke(request(&f, slow, false)),
+            engine.invoke(request(&f, &gate.hold(), false)),
+            engine.invoke(request(&f, &gate.hold(), false)),
             third
         );
+        let c = c?;
         check!(
             a.is_ok_and(|r| r.function_error.is_none())
                 && b.is_ok_and(|r| r.function_error.is_none()),
@@ -1365,20 +1495,22 @@ async fn reservations_shrink_the_unreserved_pool(h: Arc<Harness>) -> TestResult 
         // 3 - 2 reserved = 1 unreserved: a second concurrent invoke of another function is
         // throttled while the reserved function still gets its two.
         let f = py_function(&h, "unreserved")?;
-        let slow = r#"{"action":"sleep","secs":1}"#;
-        let later = |spec: Arc<FunctionSpec>| {
-            let engine = engine.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                engine.invoke(request(&spec, "{}", false)).await
-            }
+        let gate = Gate::new().await?;
+        // While one invoke of each function holds at the gate: another of each.
+        let later = async {
+            let _held = (gate.arrival().await?, gate.arrival().await?);
+            let (b, r2) = tokio::join!(
+                engine.invoke(request(&f, "{}", false)),
+                engine.invoke(request(&reserving, "{}", false)),
+            );
+            Ok::<_, String>((b, r2))
         };
-        let (a, b, r1, r2) = tokio::join!(
-            engine.invoke(request(&f, slow, false)),
-            later(f.clone()),
-            engine.invoke(request(&reserving, slow, false)),
-            later(reserving.clone()),
+        let (a, r1, later) = tokio::join!(
+            engine.invoke(request(&f, &gate.hold(), false)),
+            engine.invoke(request(&reserving, &gate.hold(), false)),
+            later,
         );
+        let (b, r2) = later?;
         check!(a.is_ok_and(|r| r.function_error.is_none()), "first runs");
         check!(
             matches!(
@@ -1397,7 +1529,12 @@ async fn reservations_shrink_the_unreserved_pool(h: Arc<Harness>) -> TestResult 
         );
         // The control plane's figure replaces the engine's own estimate.
         engine.set_unreserved_concurrency(&f.account, &f.region, 2);
-        let (a, b) = tokio::join!(engine.invoke(request(&f, slow, false)), later(f.clone()));
+        let later = async {
+            let _held = gate.arrival().await?;
+            Ok::<_, String>(engine.invoke(request(&f, "{}", false)).await)
+        };
+        let (a, b) = tokio::join!(engine.invoke(request(&f, &gate.hold(), false)), later);
+        let b = b?;
         check!(
             a.is_ok() && b.is_ok(),
             "two unreserved slots once told: {:?}",
@@ -1414,11 +1551,23 @@ async fn a_caller_that_stops_waiting_does_not_lose_the_environment(h: Arc<Harnes
     let f = py_function(&h, "abandoned")?;
     let first = invoke(&h, &f, "{}").await?;
     // The caller goes away mid-invoke (a client disconnect drops the invoke future).
-    let req = request(&f, r#"{"action":"sleep","secs":0.5}"#, false);
+    let gate = Gate::new().await?;
+    let req = request(&f, &gate.hold(), false);
     let id = req.request_id.clone();
-    let gave_up = tokio::time::timeout(Duration::from_millis(150), h.engine.invoke(req)).await;
-    check!(gave_up.is_err(), "the caller gave up");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let held = tokio::select! {
+        r = h.engine.invoke(req) => return Err(format!("the held invoke ended: {:?}", r.map(|r| show(&r)))),
+        held = gate.arrival() => held?,
+    };
+    drop(held);
+    // It runs to its end meanwhile: its REPORT is written just before the environment goes back.
+    wait_for_log(
+        &h.engine,
+        &f,
+        &format!("REPORT RequestId: {id}"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await?;
     let next = invoke(&h, &f, "{}").await?;
     check!(
         json(&next.payload)["token"] == json(&first.payload)["token"]
@@ -1428,15 +1577,7 @@ async fn a_caller_that_stops_waiting_does_not_lose_the_environment(h: Arc<Harnes
         h.engine.environment_count()
     );
     // The abandoned invocation ran to its end, and its log says so.
-    h.engine.flush_logs().await;
-    let mut text = String::new();
-    for s in h
-        .engine
-        .log_streams(&f.account, &f.region, &f.function_name)
-        .map_err(|e| e.to_string())?
-    {
-        text.push_str(&std::fs::read_to_string(&s.path).unwrap_or_default());
-    }
+    let text = log_text(&h.engine, &f).await?;
     check!(
         text.contains(&format!("END RequestId: {id}"))
             && text.contains(&format!("REPORT RequestId: {id}")),
@@ -1448,15 +1589,21 @@ async fn a_caller_that_stops_waiting_does_not_lose_the_environment(h: Arc<Harnes
         "abandoned-cold",
         code_dir(&h, "abandoned-cold", Some(PY_BOOTSTRAP.as_bytes()))?,
     );
-    s.environment.insert("INIT_SLEEP".into(), "0.4".into());
+    s.environment.insert("INIT_GATE".into(), gate.addr.clone());
     let g = Arc::new(s);
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(200),
-        h.engine.invoke(request(&g, "{}", false)),
-    )
-    .await;
-    check!(gave_up.is_err(), "the caller gave up during init");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let held = tokio::select! {
+        r = h.engine.invoke(request(&g, "{}", false)) => return Err(format!("the invoke ended during a held init: {:?}", r.map(|r| show(&r)))),
+        held = gate.arrival() => held?,
+    };
+    check!(
+        held.who == "init",
+        "the caller gave up during init: {}",
+        held.who
+    );
+    drop(held);
+    // The init finishes in the background ("init done" is its last word before it asks for
+    // an event) and the environment joins the pool.
+    wait_for_log(&h.engine, &g, "init done", 1, Duration::from_secs(10)).await?;
     let warm = invoke(&h, &g, "{}").await?;
     check!(
         warm.function_error.is_none() && !tail(&warm).contains("Init Duration"),
@@ -1557,20 +1704,17 @@ async fn shutdown_with_a_busy_environment(
     s.timeout_secs = 60;
     let f = Arc::new(s);
     let engine = h.engine.clone();
+    // Held at the gate (and so past any signal set-up) until the shutdown is over.
+    let gate = Gate::new().await?;
     let busy = tokio::spawn({
-        let f = f.clone();
-        async move {
-            engine
-                .invoke(request(&f, r#"{"action":"sleep","secs":30}"#, false))
-                .await
-        }
+        let (f, event) = (f.clone(), gate.hold());
+        async move { engine.invoke(request(&f, &event, false)).await }
     });
-    wait_for(
-        || !processes_with(&marker).is_empty(),
-        Duration::from_secs(10),
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _held = gate.arrival().await?;
+    check!(
+        !processes_with(&marker).is_empty(),
+        "the function's processes are found"
+    );
     check!(
         !sandbox_children().is_empty(),
         "a sandbox supervisor is running"

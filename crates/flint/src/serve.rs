@@ -72,34 +72,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// sandbox control socket, stdout/stderr pipes, pidfd, log file): the usual soft limit of 1024
 /// would stop Flint at ~140 environments. Raise it to the hard limit, as servers do.
 fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((mut soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
     };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim = wanted;
-            }
-        }
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        soft = hard;
     }
-    let envs = lim.rlim_cur / 8;
+    let envs = soft / 8;
     tracing::debug!(
         "open file limit {} (room for about {envs} environments)",
-        lim.rlim_cur
+        soft
     );
-    if lim.rlim_cur < 4096 {
+    if soft < 4096 {
         tracing::warn!(
             "open file limit is {}: room for only about {envs} execution environments (raise it with ulimit -n)",
-            lim.rlim_cur
+            soft
         );
     }
 }

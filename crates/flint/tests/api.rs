@@ -13,6 +13,8 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Environment, FunctionCode, InvocationType, LastUpdateStatus, Runtime, State,
 };
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "000000000000";
@@ -21,12 +23,10 @@ const ROLE: &str = "arn:aws:iam::000000000000:role/lambda-role";
 const PYTHON_PROBE: &str = include_str!("../../../tests/fixtures/python/index.py");
 const PROVIDED_BOOTSTRAP: &str = include_str!("../../../tests/fixtures/provided/bootstrap.py");
 
-extern "C" {
-    // libc's kill(2); the binary's own dependencies are not visible to integration tests.
-    fn kill(pid: i32, sig: i32) -> i32;
+/// kill(2), ignoring failure (the process may be gone already).
+fn kill(pid: i32, signal: Signal) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
 }
-const SIGKILL: i32 = 9;
-const SIGTERM: i32 = 15;
 
 /// A running `flint serve`, stopped (and its process group ended) when dropped.
 struct Server {
@@ -103,9 +103,7 @@ impl Server {
 
     /// SIGKILL, as a crash would: nothing gets a chance to flush.
     fn crash(&mut self) {
-        unsafe {
-            kill(self.child.id() as i32, SIGKILL);
-        }
+        kill(self.child.id() as i32, Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
@@ -114,9 +112,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let pid = self.child.id() as i32;
         if let Ok(None) = self.child.try_wait() {
-            unsafe {
-                kill(pid, SIGTERM);
-            }
+            kill(pid, Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -126,9 +122,7 @@ impl Drop for Server {
             }
         }
         // Whatever is left of its process group (execution environments).
-        unsafe {
-            kill(-pid, SIGKILL);
-        }
+        kill(-pid, Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }

@@ -487,7 +487,9 @@ def handler(event, context):
     return event
 "#;
     let f = Function::start(&launch, "app.handler", &[("app.py", app)], &[]);
-    // /next is held well past the function's default timeout before an invocation arrives.
+    // /next is held well past the function's default timeout before an invocation arrives: the
+    // idle gap is the scenario, counted from the runtime's first /next.
+    f.time_to_first_next();
     std::thread::sleep(Duration::from_millis(300));
     let post = f.invoke("req-idle", r#"{"still": "here"}"#);
     assert_eq!(post.kind, PostKind::Response("req-idle".into()));

@@ -219,6 +219,7 @@ fn write_id_maps(pid: i32, req: &PrepareRequest) -> Result<(), String> {
 fn wait_for_pid1(child: Pid) -> i32 {
     // SAFETY: pidfd_open on our own unreaped child.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+    // SAFETY: a new descriptor that nothing else owns.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as i32) });
     let mut control_open = true;
     loop {

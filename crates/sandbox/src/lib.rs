@@ -36,14 +36,23 @@
 //! and deleted when the `Sandbox` is dropped; `spec.tmp_dir` is then unused. Elsewhere /tmp is
 //! `spec.tmp_dir`, limited per file (RLIMIT_FSIZE). See `ephemeral_storage.rs`.
 
+// Unsafe code is denied workspace-wide; these modules talk to the kernel where no safe wrapper
+// exists (clone into namespaces, fork/exec in a single-threaded init, pidfds, open_tree and
+// move_mount, loop-device ioctls, SCM_RIGHTS), so each allows it for itself. Every unsafe block
+// carries a `// SAFETY:` comment (clippy::undocumented_unsafe_blocks).
 mod cgroup;
+#[allow(unsafe_code)]
 mod ephemeral_storage;
 mod handshake;
 mod host;
+#[allow(unsafe_code)]
 mod init;
+#[allow(unsafe_code)]
 mod mounts;
 mod pool;
+#[allow(unsafe_code)]
 mod socket_owner;
+#[allow(unsafe_code)]
 mod spawn;
 
 use std::path::{Path, PathBuf};
@@ -341,12 +350,14 @@ pub fn init_main() -> ! {
 /// pass `std::env::current_exe()` as `init_program`. glibc hands argc/argv to `.init_array`
 /// functions; elsewhere the binary's `main` must call `init_main()` itself (flint's does).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // a `.init_array` entry: glibc calls it with argc/argv before main
 #[used]
 #[link_section = ".init_array"]
 static BECOME_INIT_IF_ASKED: extern "C" fn(libc::c_int, *const *const libc::c_char) =
     become_init_if_asked;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // reads the raw argv glibc hands to `.init_array` functions
 extern "C" fn become_init_if_asked(argc: libc::c_int, argv: *const *const libc::c_char) {
     if argc < 2 || argv.is_null() {
         return;

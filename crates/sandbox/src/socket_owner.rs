@@ -74,7 +74,8 @@ fn diag_inode(from: SocketAddr, to: SocketAddr) -> Option<u64> {
     msg[id + 4..id + 20].copy_from_slice(&src);
     msg[id + 20..id + 36].copy_from_slice(&dst);
     msg[id + 40..id + 48].copy_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
-                                                       // SAFETY: plain socket syscalls on a descriptor owned here, with buffers of the given sizes.
+
+    // SAFETY: plain socket syscalls on a descriptor owned here, with buffers of the given sizes.
     unsafe {
         let fd = libc::socket(
             libc::AF_NETLINK,

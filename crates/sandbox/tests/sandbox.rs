@@ -1,10 +1,16 @@
 //! End-to-end tests of real sandboxes. This binary is also the sandbox init it re-executes
-//! (`harness = false`): with `__sandbox-init` as its first argument it becomes `init_main()`.
+//! (`harness = false`, libtest-mimic): with `__sandbox-init` as its first argument it becomes
+//! `init_main()`. The usual test arguments work (`-- NAME`, `--exact`, `--list`, `--ignored`).
 //!
-//! Needs root or unprivileged user namespaces, and /usr/bin/python3 for the memory tests.
+//! Needs root or unprivileged user namespaces. Cases that need more of the host (/usr/bin/python3
+//! and a memory cgroup, cgroup v1's cpu controller, the btrfs /tmp volume) are reported as
+//! ignored where it lacks them, with the reason.
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flint_sandbox::{ExitInfo, Sandbox, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
@@ -62,6 +68,41 @@ impl Ctx {
             memory_mb: 128,
             isolate_network: false,
         }
+    }
+}
+
+/// A file the case creates to let a sandboxed program go on: the program waits for
+/// `/var/task/<name>` (the code dir is bound live), so it runs exactly as long as the case needs.
+struct Release {
+    host: PathBuf,
+    inside: String,
+}
+
+impl Release {
+    fn new(ctx: &Ctx, what: &str) -> Release {
+        let n = ctx
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("release-{what}-{n}");
+        Release {
+            host: ctx.code_dir.join(&name),
+            inside: format!("/var/task/{name}"),
+        }
+    }
+
+    /// Shell that waits for the release.
+    fn wait(&self) -> String {
+        format!("while [ ! -e {} ]; do sleep 0.01; done", self.inside)
+    }
+
+    fn release(&self) -> Result<(), String> {
+        std::fs::write(&self.host, "").map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.host);
     }
 }
 
@@ -273,10 +314,6 @@ async fn missing_program_is_a_start_error(ctx: &Ctx) -> Result<(), String> {
 }
 
 async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
-    if !Path::new("/usr/bin/python3").exists() || !ctx.cgroups {
-        println!("    (skipped: no /usr/bin/python3 or no memory cgroup)");
-        return Ok(());
-    }
     let mut spec = ctx.shell("");
     spec.program = "/usr/bin/python3".into();
     spec.args = vec![
@@ -291,16 +328,12 @@ async fn memory_limit_kills_with_oom(ctx: &Ctx) -> Result<(), String> {
 }
 
 async fn peak_memory_is_measured_and_resettable(ctx: &Ctx) -> Result<(), String> {
-    if !Path::new("/usr/bin/python3").exists() || !ctx.cgroups {
-        println!("    (skipped: no /usr/bin/python3 or no memory cgroup)");
-        return Ok(());
-    }
     let mut spec = ctx.shell("");
     spec.program = "/usr/bin/python3".into();
-    // Allocate 60 MB, free it, then wait for stdin... which is /dev/null: sleep instead.
+    // Allocate 60 MB, free it, then wait to be killed.
     spec.args = vec![
         "-c".into(),
-        "import time\nx = b'1' * (60 * 1024 * 1024)\ndel x\nprint('freed', flush=True)\ntime.sleep(30)".into(),
+        "import signal\nx = b'1' * (60 * 1024 * 1024)\ndel x\nprint('freed', flush=True)\nsignal.pause()".into(),
     ];
     spec.memory_mb = 256;
     let mut sb = ctx
@@ -420,7 +453,11 @@ async fn dropping_a_running_sandbox_ends_it(ctx: &Ctx) -> Result<(), String> {
         .sandboxes
         .spawn(&spec)
         .map_err(|e| format!("spawn: {e}"))?;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while processes_with_arg("318") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ensure(processes_with_arg("318") == 1, "the program is not running")?;
     drop(sb);
     let deadline = Instant::now() + Duration::from_secs(3);
     while (processes_with_arg("318") > 0 || sandbox_cgroup_exists(&spec.id))
@@ -520,17 +557,12 @@ fn volume_entries(ctx: &Ctx, id: &str) -> usize {
 /// /tmp fails writes with EDQUOT inside while a second environment writes on, and /tmp contents
 /// far beyond MemorySize do not OOM-kill (a tmpfs would be charged to the memory cgroup).
 async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), String> {
-    if !ctx.sandboxes.tmp_size_is_total() {
-        println!(
-            "    (skipped: no /tmp volume on this host: {})",
-            ctx.sandboxes.summary()
-        );
-        return Ok(());
-    }
-    // A: 20 MB; three 8 MB files: the third fails. It then waits until B is done.
-    let mut full = ctx.shell(
-        "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; sleep 1; echo done",
-    );
+    // A: 20 MB; three 8 MB files: the third fails. It then waits until B and C are done.
+    let a_done = Release::new(ctx, "a");
+    let mut full = ctx.shell(&format!(
+        "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; {}; echo done",
+        a_done.wait()
+    ));
     full.tmp_size_mb = 20;
     let mut a = ctx
         .sandboxes
@@ -597,12 +629,16 @@ async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), Stri
         format!("C: {exit:?} {out:?} {err:?}"),
     )?;
 
+    a_done.release()?;
     let mut rest = String::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), a_out.read_to_string(&mut rest)).await;
     let a_exit = tokio::time::timeout(Duration::from_secs(5), a.wait())
         .await
         .map_err(|_| "A did not finish")?;
-    ensure(a_exit.code == Some(0), format!("A: {a_exit:?} {rest:?}"))?;
+    ensure(
+        a_exit.code == Some(0) && rest == "done\n",
+        format!("A: {a_exit:?} {rest:?}"),
+    )?;
     ensure(
         volume_entries(ctx, &full.id) == 1,
         "A's /tmp vanished while A was alive",
@@ -757,20 +793,30 @@ async fn spawn_to_exit_latency_of_bin_true(ctx: &Ctx) -> Result<(), String> {
 /// The engine polls a new `wait()` future each time (under a lock) and drops it: the wake-up must
 /// still come.
 async fn wait_wakes_a_caller_that_polls_new_futures(ctx: &Ctx) -> Result<(), String> {
-    use std::future::Future;
+    // The program exits once the first poll found it running.
+    let exit_now = Release::new(ctx, "exit");
     let mut sb = ctx
         .sandboxes
-        .spawn(&ctx.shell("sleep 0.2; exit 5"))
+        .spawn(&ctx.shell(&format!("{}; exit 5", exit_now.wait())))
         .map_err(|e| format!("spawn: {e}"))?;
+    let mut polls = 0;
     let exit = tokio::time::timeout(
         Duration::from_secs(5),
         std::future::poll_fn(|cx| {
             let mut wait = std::pin::pin!(sb.wait());
-            wait.as_mut().poll(cx)
+            let poll = wait.as_mut().poll(cx);
+            polls += 1;
+            if polls == 1 {
+                if let Err(e) = exit_now.release() {
+                    return std::task::Poll::Ready(Err(e));
+                }
+            }
+            poll.map(Ok)
         }),
     )
     .await
-    .map_err(|_| "no wake-up after the sandbox exited")?;
+    .map_err(|_| "no wake-up after the sandbox exited")??;
+    ensure(polls > 1, "the first poll already had the exit")?;
     ensure(exit.code == Some(5), format!("exit {exit:?}"))
 }
 
@@ -815,12 +861,6 @@ fn cpu_shares_of(id: &str) -> Option<u64> {
 /// Lambda gives a function CPU in proportion to its memory (one vCPU at 1,769 MB): the sandbox's
 /// CPU weight is set from `memory_mb`, also when it came prepared from the pool.
 async fn cpu_share_follows_memory_size(ctx: &Ctx) -> Result<(), String> {
-    if cpu_shares_of("no-such-sandbox").is_none()
-        && !Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists()
-    {
-        println!("    (skipped: no cgroup v1 cpu controller)");
-        return Ok(());
-    }
     let mut shares = Vec::new();
     for memory_mb in [128, 1769, 3538] {
         let mut spec = ctx.shell("sleep 5");
@@ -919,14 +959,22 @@ async fn an_isolated_network_spec_switches_the_pool(ctx: &Ctx) -> Result<(), Str
     pool_warm(&ctx.sandboxes, 2).await?;
     let mut isolated = ctx.shell(ifaces);
     isolated.isolate_network = true;
-    let (_, out, _) = run(ctx, &isolated).await?;
-    ensure(
-        out == "lo\n",
-        format!("pooled isolated sandbox sees {out:?}"),
-    )?;
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&isolated)
+        .map_err(|e| format!("spawn: {e}"))?;
+    // Checked as `spawn` returns: the refill comes only after REFILL_DELAY and a preparation.
     ensure(
         ctx.sandboxes.pool_ready() < 2,
         "the isolated spec did not take one",
+    )?;
+    let (out, _) = read_output(&mut sb).await;
+    tokio::time::timeout(Duration::from_secs(20), sb.wait())
+        .await
+        .map_err(|_| "wait timed out")?;
+    ensure(
+        out == "lo\n",
+        format!("pooled isolated sandbox sees {out:?}"),
     )?;
     // And back.
     let (_, out, _) = run(ctx, &ctx.shell(ifaces)).await?;
@@ -1003,8 +1051,8 @@ async fn dropping_sandboxes_ends_prepared_ones(ctx: &Ctx) -> Result<(), String> 
 }
 
 /// Sandbox creation → the program runs (its first byte on stdout): p50 over 20 spawns from scratch
-/// (pool off) and 20 with the pool warm (we give it time to refill between spawns, as between
-/// cold starts in real use). Asserts only that the pool is not slower: timings vary with the host.
+/// (pool off) and 20 with the pool warm (spaced as cold starts are in real use, and waiting for
+/// the refill). Asserts only that the pool is not slower: timings vary with the host.
 async fn spawn_to_program_running_latency(ctx: &Ctx) -> Result<(), String> {
     ctx.sandboxes.set_pool_size(0);
     let scratch = time_to_running(ctx, "pool off").await;
@@ -1018,12 +1066,14 @@ async fn spawn_to_program_running_latency(ctx: &Ctx) -> Result<(), String> {
     )
 }
 
-/// p50 of spawn → first byte of `/bin/echo` over 20 spawns, 150 ms apart.
+/// p50 of spawn → first byte of `/bin/echo` over 20 spawns, 150 ms apart (the pace of the
+/// workload measured), each once the pool is full again.
 async fn time_to_running(ctx: &Ctx, label: &str) -> Result<Duration, String> {
     let mut to_running = Vec::new();
     let mut spawn_calls = Vec::new();
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(150)).await;
+        pool_warm(&ctx.sandboxes, ctx.sandboxes.pool_size()).await?;
         let mut spec = ctx.shell("");
         spec.program = "/bin/echo".into();
         spec.args = vec!["up".into()];
@@ -1084,7 +1134,8 @@ fn orphan_parent(state_dir: &str, id: &str) {
         };
         let _sb = sandboxes.spawn(&spec).expect("spawn");
         println!("ready");
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        // Until killed.
+        std::future::pending::<()>().await;
     });
 }
 
@@ -1172,22 +1223,82 @@ async fn terminate_sends_sigterm_to_the_program(ctx: &Ctx) -> Result<(), String>
     ensure(exit.code == Some(0), format!("exit {exit:?}"))
 }
 
-macro_rules! tests {
-    ($ctx:expr, $filter:expr, $($name:ident),* $(,)?) => {{
-        let mut passed = 0;
-        let mut failed = 0;
-        $(
-            let wanted: Option<&str> = $filter;
-            if wanted.is_none_or(|f| stringify!($name).contains(f)) {
-                let start = Instant::now();
-                match $name($ctx).await {
-                    Ok(()) => { passed += 1; println!("test {} ... ok ({} ms)", stringify!($name), start.elapsed().as_millis()); }
-                    Err(e) => { failed += 1; println!("test {} ... FAILED: {e}", stringify!($name)); }
-                }
-            }
-        )*
-        (passed, failed)
-    }};
+/// A host capability a case needs; `Err` says what is missing.
+type Needs = fn(&Ctx) -> Result<(), String>;
+
+type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<(), String>> + 'a>>;
+
+struct Case {
+    name: &'static str,
+    run: CaseFn,
+    needs: Option<Needs>,
+}
+
+/// `cases![a, b if needs_x, ...]`: the cases in running order, some with a host requirement.
+macro_rules! cases {
+    ($($name:ident $(if $needs:path)?),* $(,)?) => {
+        vec![$(Case {
+            name: stringify!($name),
+            run: |ctx| Box::pin($name(ctx)),
+            needs: None $(.or(Some($needs as Needs)))?,
+        }),*]
+    };
+}
+
+fn cases() -> Vec<Case> {
+    cases![
+        var_task_is_read_only_and_the_working_directory,
+        tmp_is_writable_by_the_sandbox_user_and_private,
+        program_has_its_own_pid_namespace,
+        environment_is_exactly_the_spec,
+        program_has_no_capabilities_and_no_new_privileges,
+        host_paths_that_are_not_bound_are_invisible,
+        missing_program_is_a_start_error,
+        memory_limit_kills_with_oom if python_and_memory_cgroup,
+        peak_memory_is_measured_and_resettable if python_and_memory_cgroup,
+        cpu_share_follows_memory_size if cgroup_v1_cpu_controller,
+        kill_leaves_no_process_or_cgroup_behind,
+        dropping_a_running_sandbox_ends_it,
+        sandboxes_die_with_flint,
+        terminate_sends_sigterm_to_the_program,
+        exit_code_and_signal_are_reported,
+        wait_wakes_a_caller_that_polls_new_futures,
+        extra_binds_and_layers_are_read_only,
+        isolated_network_has_only_loopback,
+        tmp_size_limits_a_single_file,
+        tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
+        concurrent_spawns_are_independent,
+        interpreters_start_inside,
+        spawn_to_exit_latency_of_bin_true,
+        spawn_to_program_running_latency,
+        a_spawn_takes_a_prepared_sandbox_and_the_pool_refills,
+        an_isolated_network_spec_switches_the_pool,
+        without_a_pool_sandboxes_start_from_scratch,
+        dropping_sandboxes_ends_prepared_ones,
+    ]
+}
+
+fn python_and_memory_cgroup(ctx: &Ctx) -> Result<(), String> {
+    ensure(
+        Path::new("/usr/bin/python3").exists(),
+        "no /usr/bin/python3",
+    )?;
+    ensure(ctx.cgroups, "no memory cgroup")
+}
+
+fn cgroup_v1_cpu_controller(_: &Ctx) -> Result<(), String> {
+    ensure(
+        cpu_shares_of("no-such-sandbox").is_some()
+            || Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists(),
+        "no cgroup v1 cpu controller",
+    )
+}
+
+fn tmp_volume(ctx: &Ctx) -> Result<(), String> {
+    ensure(
+        ctx.sandboxes.tmp_size_is_total(),
+        format!("no /tmp volume on this host ({})", ctx.sandboxes.summary()),
+    )
 }
 
 fn main() {
@@ -1199,47 +1310,38 @@ fn main() {
         orphan_parent(&arg(2), &arg(3));
         return;
     }
-    // `cargo test -p flint-sandbox --test sandbox -- <part of a name>` runs the matching ones.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One case at a time, sharing one `Sandboxes`: cases count the host's processes and cgroups,
+    // resize the shared pool and measure latencies.
+    args.test_threads = Some(1);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (passed, failed) = rt.block_on(async {
-        let ctx = Ctx::new();
+    // Listing runs nothing: no sandboxes to set up, and no host to probe.
+    let ctx = (!args.list).then(|| Arc::new(rt.block_on(async { Ctx::new() })));
+    if let Some(ctx) = &ctx {
         println!("{}", ctx.sandboxes.summary());
-        tests!(
-            &ctx,
-            filter.as_deref(),
-            var_task_is_read_only_and_the_working_directory,
-            tmp_is_writable_by_the_sandbox_user_and_private,
-            program_has_its_own_pid_namespace,
-            environment_is_exactly_the_spec,
-            program_has_no_capabilities_and_no_new_privileges,
-            host_paths_that_are_not_bound_are_invisible,
-            missing_program_is_a_start_error,
-            memory_limit_kills_with_oom,
-            peak_memory_is_measured_and_resettable,
-            cpu_share_follows_memory_size,
-            kill_leaves_no_process_or_cgroup_behind,
-            dropping_a_running_sandbox_ends_it,
-            sandboxes_die_with_flint,
-            terminate_sends_sigterm_to_the_program,
-            exit_code_and_signal_are_reported,
-            wait_wakes_a_caller_that_polls_new_futures,
-            extra_binds_and_layers_are_read_only,
-            isolated_network_has_only_loopback,
-            tmp_size_limits_a_single_file,
-            tmp_size_limits_tmp_as_a_whole_not_memory,
-            concurrent_spawns_are_independent,
-            interpreters_start_inside,
-            spawn_to_exit_latency_of_bin_true,
-            spawn_to_program_running_latency,
-            a_spawn_takes_a_prepared_sandbox_and_the_pool_refills,
-            an_isolated_network_spec_switches_the_pool,
-            without_a_pool_sandboxes_start_from_scratch,
-            dropping_sandboxes_ends_prepared_ones,
-        )
-    });
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
     }
+    let mut trials = Vec::new();
+    for case in cases() {
+        // A case the host cannot run is ignored (it still runs with --ignored, and fails).
+        let unmet = match (&ctx, case.needs) {
+            (Some(ctx), Some(needs)) => needs(ctx).err(),
+            _ => None,
+        };
+        let (ctx, handle, run) = (ctx.clone(), rt.handle().clone(), case.run);
+        let trial = libtest_mimic::Trial::test(case.name, move || {
+            let ctx = ctx.ok_or("no sandboxes")?;
+            Ok(handle.block_on(run(&ctx))?)
+        })
+        .with_ignored_flag(unmet.is_some());
+        if let Some(reason) = unmet {
+            if !args.is_filtered_out(&trial) && args.is_ignored(&trial) {
+                println!("{}: ignored on this host: {reason}", case.name);
+            }
+        }
+        trials.push(trial);
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Tear the sandboxes down (pool, cgroups, /tmp volume) before exiting.
+    rt.block_on(async move { drop(ctx) });
+    conclusion.exit()
 }
