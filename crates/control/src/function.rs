@@ -158,14 +158,6 @@ impl crate::resource_util::FunctionDirectory for ControlPlane {
     }
 }
 
-fn unqualified_only() -> LambdaError {
-    LambdaError::invalid(
-        "This operation is permitted on Lambda functions only. Aliases and versions do not \
-         support this operation. Please specify either a function name or an unqualified \
-         function ARN.",
-    )
-}
-
 /// Loads, checks and stores the zip of a request, off the async workers.
 async fn ingest_zip(cp: &ControlPlane, b64: String) -> Result<StoredCode, LambdaError> {
     let store = cp.code.clone();
@@ -175,14 +167,6 @@ async fn ingest_zip(cp: &ControlPlane, b64: String) -> Result<StoredCode, Lambda
     })
     .await
     .map_err(|e| LambdaError::service(format!("code ingestion failed: {e}")))?
-}
-
-/// Code given by S3 location: Flint has no S3, so the bucket never exists.
-fn s3_code_error() -> LambdaError {
-    LambdaError::invalid(
-        "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
-         specified bucket does not exist",
-    )
 }
 
 fn image_error(uri: &str) -> LambdaError {
@@ -236,7 +220,7 @@ pub async fn create(
     }
     config.code = match (input.code.zip_file, input.code.s3_bucket) {
         (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(s3_code_error()),
+        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
         (None, None) => {
             return Err(LambdaError::invalid(
                 "Please provide a source for function code.",
@@ -348,7 +332,7 @@ fn encode_marker(key: &ListKey) -> String {
 }
 
 fn decode_marker(marker: &str) -> Result<ListKey, LambdaError> {
-    let bad = || LambdaError::invalid(format!("Invalid marker: {marker}"));
+    let bad = || LambdaError::invalid_marker(marker);
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(marker)
         .map_err(|_| bad())?;
@@ -418,7 +402,7 @@ fn resolve_latest_target(scope: &Scope, function_name: &str) -> Result<FunctionR
     let fref = function_name::resolve(scope, function_name, None)?;
     match fref.qualifier.as_deref() {
         None | Some(LATEST) => Ok(fref),
-        Some(_) => Err(unqualified_only()),
+        Some(_) => Err(LambdaError::unqualified_only()),
     }
 }
 
@@ -506,7 +490,7 @@ pub async fn update_code(
         .check_updatable(&arn::function_arn(scope, &name))?;
     let code = match (input.zip_file, input.s3_bucket) {
         (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(s3_code_error()),
+        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
         (None, None) => {
             return Err(LambdaError::invalid(
                 "Please provide a source for function code.",

@@ -288,7 +288,7 @@ fn decode_marker(marker: &str) -> Result<String, LambdaError> {
         .decode(marker)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| LambdaError::invalid(format!("Invalid marker: {marker}")))
+        .ok_or_else(|| LambdaError::invalid_marker(marker))
 }
 
 /// Sort key of a qualifier in listings: `$LATEST`, then versions by number, then aliases.
