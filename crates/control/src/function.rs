@@ -149,9 +149,16 @@ pub fn resolve_invoke_version<'a>(
     })
 }
 
-/// What other resources (layers, event source mappings, ...) may ask about functions.
-impl crate::resource_util::FunctionDirectory for ControlPlane {
-    fn function_exists(&self, scope: &Scope, name: &str, qualifier: Option<&str>) -> bool {
+impl ControlPlane {
+    /// Whether function `name` exists in `scope` and, when `qualifier` is given, whether it has
+    /// that version (`$LATEST`, a published number) or alias: what other resources (event source
+    /// mappings, ...) ask about functions.
+    pub(crate) fn function_exists(
+        &self,
+        scope: &Scope,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> bool {
         self.index
             .get(scope, name)
             .is_some_and(|f| resolve_version(&f, qualifier).is_some())
@@ -243,7 +250,11 @@ pub async fn create(
         tags: input.tags.unwrap_or_default(),
         reserved_concurrency: None,
         aliases: BTreeMap::new(),
-        settings: Default::default(),
+        // In the function's own document, so that it is bound in the same transaction.
+        settings: crate::sub_resource::FunctionSettings {
+            code_signing_config_arn: input.code_signing_config_arn.clone(),
+            ..Default::default()
+        },
     };
     let mut versions = BTreeMap::new();
     let mut published = None;
@@ -267,9 +278,6 @@ pub async fn create(
         }
         None => latest.clone(),
     };
-    if let Some(csc) = &input.code_signing_config_arn {
-        cp.code_signing.bind_function(scope, &name, csc)?;
-    }
     // AWS shows the unqualified ARN in CreateFunction's answer, even when it published.
     Ok(shown.render(scope, &name, arn::function_arn(scope, &name), View::Full))
 }
@@ -315,7 +323,10 @@ pub async fn get(
         configuration: v.render(scope, &fref.name, fref.arn(scope), View::Full),
         code: CodeLocation {
             repository_type: "S3".into(),
-            location: cp.code_location(&v.config.code.sha256_hex),
+            location: cp.download_url(
+                crate::signed_url::Download::FunctionCode,
+                &v.config.code.sha256_hex,
+            ),
         },
         tags: (!f.doc.tags.is_empty()).then(|| f.doc.tags.clone()),
         concurrency: f.doc.reserved_concurrency.map(|n| Concurrency {
@@ -581,7 +592,6 @@ pub async fn delete(
         None => {
             let retired = cp.index.remove(scope, &name, not_found).await?;
             cp.retire(&retired);
-            cp.code_signing.forget_function(scope, &name)?;
         }
         Some(q) => {
             if cp.index.get(scope, &name).is_none() {
