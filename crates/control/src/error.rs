@@ -133,6 +133,10 @@ impl LambdaError {
     pub fn function_not_found(arn: &str) -> Self {
         Self::not_found(format!("Function not found: {arn}"))
     }
+    /// 409 for creating a function whose name is taken.
+    pub fn function_already_exists(name: &str) -> Self {
+        Self::conflict(format!("Function already exist: {name}"))
+    }
     /// 412 for a stale `RevisionId` on a function or alias.
     pub fn stale_function_revision() -> Self {
         Self::precondition(
@@ -225,8 +229,8 @@ impl LambdaError {
         Self::new(
             ErrorCode::AccessDeniedException,
             format!(
-                "User: arn:aws:iam::{caller_account}:root is not authorized to perform: {action} \
-                 on resource: {resource_arn}"
+                "User: {} is not authorized to perform: {action} on resource: {resource_arn}",
+                crate::arn::account_root(caller_account)
             ),
         )
     }

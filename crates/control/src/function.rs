@@ -221,9 +221,7 @@ pub async fn create(
         cp.resolve_layers(scope, arns)
     })?;
     if cp.index.contains(scope, &name) {
-        return Err(LambdaError::conflict(format!(
-            "Function already exist: {name}"
-        )));
+        return Err(LambdaError::function_already_exists(&name));
     }
     config.code = match (input.code.zip_file, input.code.s3_bucket) {
         (Some(zip), _) => ingest_zip(cp, zip).await?,

@@ -270,7 +270,7 @@ fn principal(value: &str) -> Result<Principal, LambdaError> {
     }
     if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(Principal::Aws {
-            aws: format!("arn:{}:iam::{value}:root", crate::arn::PARTITION),
+            aws: crate::arn::account_root(value),
         });
     }
     if let Some(rest) = value.strip_prefix("arn:") {
