@@ -4,6 +4,8 @@ and defaults AWS returns (recorded against real AWS Lambda)."""
 
 import re
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -108,6 +110,18 @@ def test_function_becomes_active_and_get_function_describes_it(lambda_client):
 
     only_conf = lambda_client.get_function_configuration(FunctionName=name)
     assert without_metadata(only_conf) == conf
+
+
+def test_code_location_downloads_the_zip_only_while_signed(lambda_client, python_fn):
+    url = lambda_client.get_function(FunctionName=python_fn)["Code"]["Location"]
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.status == 200 and resp.read()[:2] == b"PK"
+    bare = url.split("?", 1)[0]
+    tampered = url[:-1] + ("1" if url[-1] == "0" else "0")
+    for refused in (bare, tampered):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(refused, timeout=10)
+        assert e.value.code == 403, refused
 
 
 def test_get_function_accepts_arn_partial_arn_and_latest_qualifier(lambda_client, python_fn):

@@ -6,6 +6,7 @@ duplicate layers and more than five), and that a function really sees its layers
 
 import json
 import re
+import urllib.error
 import urllib.request
 
 import botocore.exceptions
@@ -137,6 +138,34 @@ def test_layer_content_location_serves_the_zip(lambda_client, layer):
     got = lambda_client.get_layer_version(LayerName=layer["name"], VersionNumber=2)
     with urllib.request.urlopen(got["Content"]["Location"], timeout=10) as resp:
         assert resp.read() == lib_layer("B")
+
+
+def fetch(url):
+    """(status, body) of a plain GET, as a browser or curl would send it."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def tampered(url):
+    """The URL with the last hex digit of its signature changed."""
+    return url[:-1] + ("1" if url[-1] == "0" else "0")
+
+
+def test_layer_content_is_served_only_through_its_signed_url(lambda_client, layer, python_fn):
+    url = lambda_client.get_layer_version(LayerName=layer["name"], VersionNumber=2)["Content"]["Location"]
+    bare = url.split("?", 1)[0]
+    code, body = fetch(bare)
+    assert code == 403 and b"<Code>AccessDenied</Code>" in body, (code, body)
+    code, body = fetch(tampered(url))
+    assert code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body, (code, body)
+    # A function's zip is not a layer's: its URL does not open the layers' path.
+    function_url = lambda_client.get_function(FunctionName=python_fn)["Code"]["Location"]
+    code, _ = fetch(function_url.replace("/_flint/code/", "/_flint/layers/"))
+    assert code == 403
+    assert fetch(url) == (200, lib_layer("B"))
 
 
 def test_list_layer_versions_newest_first(lambda_client, layer):

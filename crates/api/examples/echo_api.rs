@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flint_api::{ApiConfig, Backend, ZipRef};
+use flint_api::{ApiConfig, Backend, DownloadError, ZipRef};
 use flint_control::{LambdaError, Scope};
 use flint_engine::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse};
 use serde_json::{json, Value};
@@ -73,8 +73,8 @@ impl Backend for Echo {
         Ok(())
     }
 
-    async fn code_zip(&self, _zip: ZipRef<'_>) -> Option<Bytes> {
-        None
+    async fn code_zip(&self, _zip: ZipRef<'_>) -> Result<Bytes, DownloadError> {
+        Err(DownloadError::NotFound)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Code downloads: `GET /_flint/code/<sha256>?expires=..&signature=..` (GetFunction's
-//! `Code.Location`, signed and short-lived like AWS's presigned S3 URL) and
-//! `GET /_flint/layers/<sha256>` (GetLayerVersion's `Content.Location`). No SigV4, as with S3
-//! URLs: the URL itself is the capability.
+//! `Code.Location`) and `GET /_flint/layers/<sha256>?expires=..&signature=..` (GetLayerVersion's
+//! `Content.Location`), signed by the control plane and short-lived like AWS's presigned S3 URLs.
+//! No SigV4, as with S3 URLs: the URL itself is the capability, so one that is unsigned, tampered
+//! with or expired gets S3's 403.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::error::ApiError;
 use crate::route::query_pairs;
-use crate::{AppState, Backend, ZipRef};
+use crate::{AppState, Backend, Download, DownloadError, ZipRef};
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
@@ -20,38 +21,39 @@ fn is_sha256_hex(s: &str) -> bool {
 }
 
 fn not_found() -> Response {
-    ApiError::new(
-        "ResourceNotFoundException",
-        StatusCode::NOT_FOUND,
-        "The resource you requested does not exist.",
-    )
-    .into_response()
+    ApiError::from(flint_control::LambdaError::resource_not_found()).into_response()
 }
 
-async fn send<B: Backend>(st: &AppState<B>, zip: ZipRef<'_>) -> Response {
-    match st.backend.code_zip(zip).await {
-        Some(bytes) => {
-            let mut resp = bytes.into_response();
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/zip"),
-            );
-            resp
+/// S3's answer to a presigned URL it will not honour: 403 with an XML error document.
+fn refused(e: DownloadError) -> Response {
+    let code = match e {
+        DownloadError::BadSignature => "SignatureDoesNotMatch",
+        DownloadError::Unsigned | DownloadError::Expired | DownloadError::NotFound => {
+            "AccessDenied"
         }
-        None => not_found(),
-    }
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{e}</Message></Error>"
+    );
+    let mut resp = (StatusCode::FORBIDDEN, body).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
 }
 
-pub(crate) async fn function_code<B: Backend>(
-    State(st): State<Arc<AppState<B>>>,
-    Path(sha256): Path<String>,
-    RawQuery(query): RawQuery,
+async fn download<B: Backend>(
+    st: &AppState<B>,
+    download: Download,
+    sha256: &str,
+    query: Option<&str>,
 ) -> Response {
-    // Only a digest reaches the store: no path tricks.
-    if !is_sha256_hex(&sha256) {
+    // Only a digest reaches the control plane: no path tricks.
+    if !is_sha256_hex(sha256) {
         return not_found();
     }
-    let pairs = query.as_deref().map(query_pairs).unwrap_or_default();
+    let pairs = query.map(query_pairs).unwrap_or_default();
     let get = |k: &str| {
         pairs
             .iter()
@@ -62,33 +64,42 @@ pub(crate) async fn function_code<B: Backend>(
         get("expires").and_then(|e| e.parse().ok()),
         get("signature"),
     ) else {
-        return not_found();
+        return refused(DownloadError::Unsigned);
     };
-    send(
-        &st,
-        ZipRef::FunctionCode {
-            sha256_hex: &sha256,
-            expires,
-            signature,
-        },
-    )
-    .await
+    let zip = ZipRef {
+        download,
+        sha256_hex: sha256,
+        expires,
+        signature,
+    };
+    match st.backend.code_zip(zip).await {
+        Ok(bytes) => {
+            let mut resp = bytes.into_response();
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            resp
+        }
+        Err(DownloadError::NotFound) => not_found(),
+        Err(e) => refused(e),
+    }
+}
+
+pub(crate) async fn function_code<B: Backend>(
+    State(st): State<Arc<AppState<B>>>,
+    Path(sha256): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    download(&st, Download::FunctionCode, &sha256, query.as_deref()).await
 }
 
 pub(crate) async fn layer_content<B: Backend>(
     State(st): State<Arc<AppState<B>>>,
     Path(sha256): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if !is_sha256_hex(&sha256) {
-        return not_found();
-    }
-    send(
-        &st,
-        ZipRef::LayerContent {
-            sha256_hex: &sha256,
-        },
-    )
-    .await
+    download(&st, Download::LayerContent, &sha256, query.as_deref()).await
 }
 
 #[cfg(test)]

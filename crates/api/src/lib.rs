@@ -35,6 +35,7 @@ use http_body_util::BodyExt;
 pub use access_log::RequestId;
 pub use credentials::{load_credentials_file, Credentials, CredentialsError};
 pub use error::ApiError;
+pub use flint_control::signed_url::{Download, DownloadError};
 pub use sigv4::DEFAULT_ACCOUNT;
 
 use model::MODEL;
@@ -88,26 +89,40 @@ pub trait Backend: Send + Sync + 'static {
         req: InvokeRequest,
     ) -> impl Future<Output = Result<(), InvokeError>> + Send;
 
-    /// The zip a `Code.Location` / `Content.Location` URL names, if the URL is valid (digests
-    /// are already checked to be 64 lowercase hex digits).
-    fn code_zip(&self, zip: ZipRef<'_>) -> impl Future<Output = Option<Bytes>> + Send;
+    /// The zip a `Code.Location` / `Content.Location` URL names, once the control plane has
+    /// checked its signature and expiry (digests are already checked to be 64 lowercase hex
+    /// digits).
+    fn code_zip(
+        &self,
+        zip: ZipRef<'_>,
+    ) -> impl Future<Output = Result<Bytes, DownloadError>> + Send;
 }
 
-/// What a download URL names.
+/// What a download URL names: `/_flint/{code|layers}/<sha256>?expires=<unix>&signature=<hex>`,
+/// GetFunction's `Code.Location` or GetLayerVersion's `Content.Location`, signed by the control
+/// plane (`flint_control::signed_url`). No zip is served without a valid signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZipRef<'a> {
-    /// GetFunction's `Code.Location`: `/_flint/code/<sha256>?expires=<unix>&signature=<hex>`,
-    /// signed by the control plane.
-    FunctionCode {
-        sha256_hex: &'a str,
-        expires: u64,
-        signature: &'a str,
-    },
-    /// GetLayerVersion's `Content.Location`: `/_flint/layers/<sha256>` (the digest is the key).
-    LayerContent { sha256_hex: &'a str },
+pub struct ZipRef<'a> {
+    pub download: Download,
+    pub sha256_hex: &'a str,
+    pub expires: u64,
+    pub signature: &'a str,
 }
 
-/// The real backend: Flint's control plane, engine, asynchronous data plane and store.
+/// Reads the zip a signed URL grants, as the control plane allows.
+pub async fn read_download(
+    control: &ControlPlane,
+    zip: ZipRef<'_>,
+) -> Result<Bytes, DownloadError> {
+    let path = control.download(zip.download, zip.sha256_hex, zip.expires, zip.signature)?;
+    tokio::fs::read(path)
+        .await
+        .map(Bytes::from)
+        .map_err(|_| DownloadError::NotFound)
+}
+
+/// The real backend: Flint's control plane, engine, asynchronous data plane and store. Zips are
+/// served only through the control plane's signed URLs, never from the store by digest.
 pub struct Flint {
     pub control: Arc<ControlPlane>,
     pub engine: Arc<Engine>,
@@ -142,18 +157,8 @@ impl Backend for Flint {
         self.events.enqueue(req).await
     }
 
-    async fn code_zip(&self, zip: ZipRef<'_>) -> Option<Bytes> {
-        let path = match zip {
-            ZipRef::FunctionCode {
-                sha256_hex,
-                expires,
-                signature,
-            } => self
-                .control
-                .code_blob_for_url(sha256_hex, expires, signature)?,
-            ZipRef::LayerContent { sha256_hex } => self.store.blob_path(sha256_hex),
-        };
-        tokio::fs::read(path).await.ok().map(Bytes::from)
+    async fn code_zip(&self, zip: ZipRef<'_>) -> Result<Bytes, DownloadError> {
+        read_download(&self.control, zip).await
     }
 }
 

@@ -105,17 +105,18 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn code_zip(&self, zip: ZipRef<'_>) -> Option<Bytes> {
-        let good = "ab".repeat(32);
-        let found = match zip {
-            ZipRef::FunctionCode {
-                sha256_hex,
-                expires,
-                signature,
-            } => sha256_hex == good && expires == 99 && signature == "sig",
-            ZipRef::LayerContent { sha256_hex } => sha256_hex == good,
-        };
-        found.then(|| Bytes::from_static(b"PK\x03\x04zip"))
+    /// Signed as "sig"; `expires=1` has expired; only the digest `abab…` is stored.
+    async fn code_zip(&self, zip: ZipRef<'_>) -> Result<Bytes, DownloadError> {
+        if zip.signature != "sig" {
+            return Err(DownloadError::BadSignature);
+        }
+        if zip.expires == 1 {
+            return Err(DownloadError::Expired);
+        }
+        if zip.sha256_hex != "ab".repeat(32) {
+            return Err(DownloadError::NotFound);
+        }
+        Ok(Bytes::from_static(b"PK\x03\x04zip"))
     }
 }
 
@@ -579,32 +580,237 @@ async fn code_zips_are_served_by_signed_url_without_sigv4() {
     let fake = Arc::new(Fake::default());
     let get = |path: String| send(app(&fake, ApiConfig::default()), req("GET", &path, b""));
     let good = "ab".repeat(32);
-    let a = get(format!("/_flint/code/{good}?expires=99&signature=sig")).await;
-    assert_eq!(a.status, 200);
-    assert_eq!(a.header("content-type"), Some("application/zip"));
-    assert_eq!(a.body, b"PK\x03\x04zip");
+    for kind in ["code", "layers"] {
+        let a = get(format!("/_flint/{kind}/{good}?expires=99&signature=sig")).await;
+        assert_eq!(a.status, 200, "{kind}");
+        assert_eq!(a.header("content-type"), Some("application/zip"));
+        assert_eq!(a.body, b"PK\x03\x04zip");
+        let other = "cd".repeat(32);
+        let a = get(format!("/_flint/{kind}/{other}?expires=99&signature=sig")).await;
+        assert_eq!(a.status, 404, "{kind}");
+        assert_eq!(a.error_code(), "ResourceNotFoundException");
+        let a = get(format!(
+            "/_flint/{kind}/..%2F..%2Fetc%2Fpasswd?expires=99&signature=sig"
+        ))
+        .await;
+        assert_eq!(a.status, 404, "{kind}");
+    }
+}
+
+fn s3_error(a: &Answer) -> String {
+    String::from_utf8_lossy(&a.body).into_owned()
+}
+
+#[tokio::test]
+async fn bare_tampered_and_expired_download_urls_are_refused_as_s3_does() {
+    let fake = Arc::new(Fake::default());
+    let get = |path: String| send(app(&fake, ApiConfig::default()), req("GET", &path, b""));
+    let good = "ab".repeat(32);
+    for kind in ["code", "layers"] {
+        // A bare digest is no capability: layer contents included.
+        let a = get(format!("/_flint/{kind}/{good}")).await;
+        assert_eq!(a.status, 403, "{kind}");
+        assert_eq!(a.header("content-type"), Some("application/xml"));
+        assert!(
+            s3_error(&a).contains("<Code>AccessDenied</Code>"),
+            "{}",
+            s3_error(&a)
+        );
+        let a = get(format!("/_flint/{kind}/{good}?expires=99&signature=forged")).await;
+        assert_eq!(a.status, 403, "{kind}");
+        assert!(s3_error(&a).contains("<Code>SignatureDoesNotMatch</Code>"));
+        let a = get(format!("/_flint/{kind}/{good}?expires=1&signature=sig")).await;
+        assert_eq!(a.status, 403, "{kind}");
+        assert!(s3_error(&a).contains("<Message>Request has expired</Message>"));
+        let a = get(format!("/_flint/{kind}/{good}?expires=soon&signature=sig")).await;
+        assert_eq!(a.status, 403, "{kind}");
+    }
+}
+
+#[test]
+fn every_model_operation_is_handled_by_one_place_or_listed_as_unsupported() {
+    use flint_control::operations::{DATA_PLANE, HANDLED, UNSUPPORTED};
+    let listed = |name: &str| {
+        [HANDLED, DATA_PLANE, UNSUPPORTED]
+            .iter()
+            .filter(|list| list.contains(&name))
+            .count()
+    };
+    for op in &MODEL.operations {
+        assert_eq!(
+            listed(&op.name),
+            1,
+            "{} must be in exactly one of operations::{{HANDLED, DATA_PLANE, UNSUPPORTED}}",
+            op.name
+        );
+    }
+    for name in HANDLED.iter().chain(DATA_PLANE).chain(UNSUPPORTED) {
+        assert!(
+            MODEL.operations.iter().any(|op| op.name == *name),
+            "{name} is not an operation of the model"
+        );
+    }
+}
+
+/// The api over a real control plane (on a temporary data dir, without an engine).
+struct Real {
+    cp: Arc<ControlPlane>,
+    _dir: tempfile::TempDir,
+}
+
+impl Real {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(flint_store::Store::open(dir.path()).unwrap());
+        let catalog = Arc::new(flint_control::FixedCatalog(vec!["python3.12".into()]));
+        let options = flint_control::ControlOptions {
+            public_base_url: "http://flint.test:9000".into(),
+            ..Default::default()
+        };
+        let cp = ControlPlane::open_with(dir.path(), store, catalog, options).unwrap();
+        Self { cp, _dir: dir }
+    }
+}
+
+impl Backend for Real {
+    async fn execute(
+        &self,
+        scope: &Scope,
+        operation: &str,
+        input: Value,
+    ) -> Result<Value, LambdaError> {
+        self.cp.execute(scope, operation, input).await
+    }
+
+    fn resolve_invoke(
+        &self,
+        scope: &Scope,
+        function_name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(Arc<FunctionSpec>, String), LambdaError> {
+        self.cp.resolve_invoke(scope, function_name, qualifier)
+    }
+
+    async fn invoke(&self, _req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        Err(InvokeError::Service("no engine in this test".into()))
+    }
+
+    async fn enqueue_async(&self, _req: InvokeRequest) -> Result<(), InvokeError> {
+        Err(InvokeError::Service("no engine in this test".into()))
+    }
+
+    async fn code_zip(&self, zip: ZipRef<'_>) -> Result<Bytes, DownloadError> {
+        read_download(&self.cp, zip).await
+    }
+}
+
+fn zip_with(name: &str, content: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(content).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn caller() -> Scope {
+    Scope {
+        account: AKID.into(),
+        region: "us-east-1".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_operation_answers_an_aws_style_error_naming_it() {
+    let real = Arc::new(Real::new());
+    let a = send(
+        router_with(real.clone(), ApiConfig::default()),
+        sign(req("GET", "/2025-11-30/capacity-providers", b"")),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.error_code(), "UnknownOperationException");
     assert_eq!(
-        get(format!("/_flint/code/{good}?expires=99&signature=forged"))
-            .await
-            .status,
-        404
+        a.json(),
+        json!({"Type": "User", "message": "Flint does not support the ListCapacityProviders operation yet"})
     );
-    assert_eq!(get(format!("/_flint/code/{good}")).await.status, 404);
-    let other = "cd".repeat(32);
-    assert_eq!(
-        get(format!("/_flint/code/{other}?expires=99&signature=sig"))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        get("/_flint/code/..%2F..%2Fetc%2Fpasswd?expires=99&signature=sig".into())
-            .await
-            .status,
-        404
-    );
-    assert_eq!(get(format!("/_flint/layers/{good}")).await.status, 200);
-    assert_eq!(get(format!("/_flint/layers/{other}")).await.status, 404);
+}
+
+#[tokio::test]
+async fn signed_urls_download_function_code_and_layer_content_and_nothing_else() {
+    let real = Arc::new(Real::new());
+    let get = |path: &str| {
+        send(
+            router_with(real.clone(), ApiConfig::default()),
+            req("GET", path, b""),
+        )
+    };
+    let function_zip = zip_with("handler.py", b"def handler(e, c):\n    return e\n");
+    real.cp
+        .execute(
+            &caller(),
+            "CreateFunction",
+            json!({"FunctionName": "f", "Runtime": "python3.12", "Handler": "handler.handler",
+                   "Role": "arn:aws:iam::123456789012:role/r",
+                   "Code": {"ZipFile": b64(&function_zip)}}),
+        )
+        .await
+        .unwrap();
+    let layer_zip = zip_with("python/lib.py", b"X = 1");
+    let layer = real
+        .cp
+        .execute(
+            &caller(),
+            "PublishLayerVersion",
+            json!({"LayerName": "l", "Content": {"ZipFile": b64(&layer_zip)}}),
+        )
+        .await
+        .unwrap();
+    let function = send(
+        router_with(real.clone(), ApiConfig::default()),
+        sign(req("GET", "/2015-03-31/functions/f", b"")),
+    )
+    .await
+    .json();
+    let path_of = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .strip_prefix("http://flint.test:9000")
+            .unwrap()
+            .to_string()
+    };
+    let code_path = path_of(&function["Code"]["Location"]);
+    let layer_path = path_of(&layer["Content"]["Location"]);
+
+    let a = get(&code_path).await;
+    assert_eq!((a.status, a.body), (200, function_zip));
+    let a = get(&layer_path).await;
+    assert_eq!((a.status, a.body), (200, layer_zip));
+
+    // The function's zip through the layers' path, and a layer URL's signature on the code path.
+    let swapped = code_path.replacen("/_flint/code/", "/_flint/layers/", 1);
+    assert_eq!(get(&swapped).await.status, 403);
+    let swapped = layer_path.replacen("/_flint/layers/", "/_flint/code/", 1);
+    assert_eq!(get(&swapped).await.status, 403);
+    // Bare digests, and a signature moved to another expiry.
+    for path in [&code_path, &layer_path] {
+        let (bare, query) = path.split_once('?').unwrap();
+        assert_eq!(get(bare).await.status, 403, "{bare}");
+        let (expires, signature) = query
+            .strip_prefix("expires=")
+            .unwrap()
+            .split_once("&signature=")
+            .unwrap();
+        let later: u64 = expires.parse::<u64>().unwrap() + 3600;
+        let a = get(&format!("{bare}?expires={later}&signature={signature}")).await;
+        assert_eq!(a.status, 403);
+        assert!(s3_error(&a).contains("SignatureDoesNotMatch"));
+    }
 }
 
 #[tokio::test]

@@ -414,7 +414,7 @@ fn decode_marker(marker: &str) -> Result<String, LambdaError> {
         .decode(marker)
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
-        .ok_or_else(|| LambdaError::invalid(format!("Invalid marker: {marker}")))
+        .ok_or_else(|| LambdaError::invalid_marker(marker))
 }
 
 pub async fn list(

@@ -8,12 +8,17 @@ use crate::Scope;
 /// Flint only serves the commercial partition.
 pub const PARTITION: &str = "aws";
 
-/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
-pub fn function_arn(scope: &Scope, name: &str) -> String {
+/// `arn:aws:lambda:REGION:ACCOUNT:RESOURCE`: every Lambda resource ARN of a scope.
+pub fn lambda_arn(scope: &Scope, resource: &str) -> String {
     format!(
-        "arn:{PARTITION}:lambda:{}:{}:function:{name}",
+        "arn:{PARTITION}:lambda:{}:{}:{resource}",
         scope.region, scope.account
     )
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
+pub fn function_arn(scope: &Scope, name: &str) -> String {
+    lambda_arn(scope, &format!("function:{name}"))
 }
 
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME:QUALIFIER`.
@@ -27,6 +32,41 @@ pub fn addressed_function_arn(scope: &Scope, name: &str, qualifier: Option<&str>
         Some(q) => qualified_function_arn(scope, name, q),
         None => function_arn(scope, name),
     }
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:layer:NAME`.
+pub fn layer_arn(scope: &Scope, name: &str) -> String {
+    lambda_arn(scope, &format!("layer:{name}"))
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION`.
+pub fn layer_version_arn(scope: &Scope, name: &str, version: u64) -> String {
+    format!("{}:{version}", layer_arn(scope, name))
+}
+
+/// The prefix of the scope's code signing config ARNs (`...:code-signing-config:`).
+pub fn code_signing_config_prefix(scope: &Scope) -> String {
+    lambda_arn(scope, "code-signing-config:")
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:code-signing-config:ID`.
+pub fn code_signing_config_arn(scope: &Scope, id: &str) -> String {
+    format!("{}{id}", code_signing_config_prefix(scope))
+}
+
+/// The prefix of the scope's event source mapping ARNs (`...:event-source-mapping:`).
+pub fn event_source_mapping_prefix(scope: &Scope) -> String {
+    lambda_arn(scope, "event-source-mapping:")
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID`.
+pub fn event_source_mapping_arn(scope: &Scope, uuid: &str) -> String {
+    format!("{}{uuid}", event_source_mapping_prefix(scope))
+}
+
+/// `arn:aws:iam::ACCOUNT:root`: an account as a policy principal.
+pub fn account_root(account: &str) -> String {
+    format!("arn:{PARTITION}:iam::{account}:root")
 }
 
 /// `arn:aws:lambda:REGION::runtime:<64 hex>`. AWS identifies a runtime build by an opaque digest;
@@ -68,6 +108,23 @@ mod tests {
             addressed_function_arn(&scope(), "f", None),
             function_arn(&scope(), "f")
         );
+    }
+
+    #[test]
+    fn resource_arns_name_their_kind() {
+        assert_eq!(
+            layer_version_arn(&scope(), "l", 3),
+            "arn:aws:lambda:eu-west-1:123456789012:layer:l:3"
+        );
+        assert_eq!(
+            code_signing_config_arn(&scope(), "csc-1"),
+            "arn:aws:lambda:eu-west-1:123456789012:code-signing-config:csc-1"
+        );
+        assert_eq!(
+            event_source_mapping_arn(&scope(), "u"),
+            "arn:aws:lambda:eu-west-1:123456789012:event-source-mapping:u"
+        );
+        assert_eq!(account_root("1"), "arn:aws:iam::1:root");
     }
 
     #[test]

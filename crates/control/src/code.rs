@@ -22,9 +22,6 @@ pub const MAX_ZIPPED_SIZE: u64 = 52_428_800;
 /// Lambda's quota on the unpacked size of a function's code and layers.
 pub const MAX_UNZIPPED_SIZE: u64 = 262_144_000;
 
-const UNZIP_FAILED: &str =
-    "Could not unzip uploaded file. Please check your file, then try to upload again.";
-
 /// A deployment package as the function configuration describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -197,11 +194,11 @@ impl CodeStore {
 pub fn decode_zip_file(b64: &str) -> Result<Vec<u8>, LambdaError> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|_| LambdaError::invalid(UNZIP_FAILED))
+        .map_err(|_| unzip_failed())
 }
 
 fn unzip_failed() -> LambdaError {
-    LambdaError::invalid(UNZIP_FAILED)
+    LambdaError::unzip_failed()
 }
 
 fn too_big_unzipped() -> LambdaError {
@@ -389,7 +386,7 @@ mod tests {
             .ingest(b"this is not a zipfile, just a random string")
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
-        assert_eq!(e.message, UNZIP_FAILED);
+        assert_eq!(e.message, LambdaError::unzip_failed().message);
     }
 
     #[test]
@@ -423,11 +420,20 @@ mod tests {
     fn escaping_paths_and_links_are_refused() {
         let (_d, code) = setup();
         let zip = test_zip(&[("../evil", b"x", 0o644)]);
-        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        assert_eq!(
+            code.ingest(&zip).unwrap_err().message,
+            LambdaError::unzip_failed().message
+        );
         let zip = test_zip(&[("link", b"/etc", 0o120777)]);
-        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        assert_eq!(
+            code.ingest(&zip).unwrap_err().message,
+            LambdaError::unzip_failed().message
+        );
         let zip = test_zip(&[("d/link", b"../../etc", 0o120777)]);
-        assert_eq!(code.ingest(&zip).unwrap_err().message, UNZIP_FAILED);
+        assert_eq!(
+            code.ingest(&zip).unwrap_err().message,
+            LambdaError::unzip_failed().message
+        );
         // Nothing half-unpacked is left behind.
         let leftovers: Vec<_> = fs::read_dir(&code.root).unwrap().collect();
         assert!(leftovers.is_empty());
@@ -462,7 +468,10 @@ mod tests {
 
     #[test]
     fn bad_base64_is_an_unzip_error() {
-        assert_eq!(decode_zip_file("%%%").unwrap_err().message, UNZIP_FAILED);
+        assert_eq!(
+            decode_zip_file("%%%").unwrap_err().message,
+            LambdaError::unzip_failed().message
+        );
         assert_eq!(decode_zip_file("aGk=").unwrap(), b"hi");
     }
 }

@@ -35,15 +35,16 @@ impl ErrorCode {
             ValidationException
             | InvalidParameterValueException
             | InvalidRequestContentException
-            | CodeStorageExceededException => 400,
+            | CodeStorageExceededException
+            // An operation this server does not offer: the route exists, the request is fine.
+            | UnknownOperationException => 400,
             AccessDeniedException
             | UnrecognizedClientException
             | InvalidSignatureException
             | MissingAuthenticationTokenException => 403,
             ResourceNotFoundException
             | CodeSigningConfigNotFoundException
-            | ProvisionedConcurrencyConfigNotFoundException
-            | UnknownOperationException => 404,
+            | ProvisionedConcurrencyConfigNotFoundException => 404,
             ResourceConflictException | ResourceInUseException => 409,
             PreconditionFailedException => 412,
             RequestTooLargeException | RequestEntityTooLargeException => 413,
@@ -132,6 +133,10 @@ impl LambdaError {
     pub fn function_not_found(arn: &str) -> Self {
         Self::not_found(format!("Function not found: {arn}"))
     }
+    /// 409 for creating a function whose name is taken.
+    pub fn function_already_exists(name: &str) -> Self {
+        Self::conflict(format!("Function already exist: {name}"))
+    }
     /// 412 for a stale `RevisionId` on a function or alias.
     pub fn stale_function_revision() -> Self {
         Self::precondition(
@@ -152,5 +157,117 @@ impl LambdaError {
             "The operation cannot be performed at this time. \
              The function is currently in the following state: {state}"
         ))
+    }
+
+    /// 404 AWS answers for a resource it names by neither ARN nor id (a layer version read by
+    /// Get*, an event source mapping by UUID, a URL config, a policy target).
+    pub fn resource_not_found() -> Self {
+        Self::not_found("The resource you requested does not exist.")
+    }
+    /// 400 for a version or alias ARN given to an operation on the function itself.
+    pub fn unqualified_only() -> Self {
+        Self::invalid(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not \
+             support this operation. Please specify either a function name or an unqualified \
+             function ARN.",
+        )
+    }
+    /// 400 for a `Marker` this server did not hand out.
+    pub fn invalid_marker(marker: &str) -> Self {
+        Self::invalid(format!("Invalid marker: {marker}"))
+    }
+    /// 400 for code or layer content given by S3 location: Flint has no S3, so no bucket exists.
+    pub fn s3_no_such_bucket() -> Self {
+        Self::invalid(
+            "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
+             specified bucket does not exist",
+        )
+    }
+    /// 400 for a zip that cannot be read (or escapes its directory).
+    pub fn unzip_failed() -> Self {
+        Self::invalid(
+            "Could not unzip uploaded file. Please check your file, then try to upload again.",
+        )
+    }
+    /// 404 for a layer version a layer operation addresses by name and number.
+    pub fn layer_version_not_found(layer_version_arn: &str) -> Self {
+        Self::not_found(format!("Layer version {layer_version_arn} does not exist."))
+    }
+    /// 400 for a layer version a function configuration references.
+    pub fn layer_version_does_not_exist(layer_version_arn: &str) -> Self {
+        Self::invalid(format!("Layer version {layer_version_arn} does not exist."))
+    }
+    /// 400 for a `VersionNumber` (or a layer version ARN's number) below 1.
+    pub fn layer_version_below_one() -> Self {
+        Self::invalid("Layer Version Cannot be less than 1")
+    }
+    /// 404 for GetPolicy / GetLayerVersionPolicy / Remove* on a resource without a policy.
+    pub fn no_policy() -> Self {
+        Self::not_found("No policy is associated with the given resource.")
+    }
+    /// 404 for removing a statement a resource policy does not have.
+    pub fn statement_not_found(sid: &str) -> Self {
+        Self::not_found(format!("Statement {sid} is not found in resource policy."))
+    }
+    /// 409 for adding a statement id a resource policy already has.
+    pub fn statement_exists(sid: &str) -> Self {
+        Self::conflict(format!(
+            "The statement id ({sid}) provided already exists. Please provide a new statement \
+             id, or remove the existing statement."
+        ))
+    }
+    /// 412 for a stale `RevisionId` on a resource policy; `get_api` is the operation AWS tells
+    /// the caller to use (`GetPolicy`, `GetLayerPolicy`).
+    pub fn stale_policy_revision(get_api: &str) -> Self {
+        Self::precondition(format!(
+            "The Revision Id provided does not match the latest Revision Id. Call the {get_api} \
+             API to retrieve the latest Revision Id"
+        ))
+    }
+    /// 403 for changing a resource of another account.
+    pub fn not_authorized(caller_account: &str, action: &str, resource_arn: &str) -> Self {
+        Self::new(
+            ErrorCode::AccessDeniedException,
+            format!(
+                "User: {} is not authorized to perform: {action} on resource: {resource_arn}",
+                crate::arn::account_root(caller_account)
+            ),
+        )
+    }
+    /// 404 of the code-signing-config operations for a configuration that does not exist.
+    pub fn code_signing_config_not_found(arn: &str) -> Self {
+        Self::not_found(format!(
+            "The Lambda code signing configuration {arn} can not be found."
+        ))
+    }
+    /// 404 of the function operations (CreateFunction, Put/…FunctionCodeSigningConfig) for a
+    /// configuration that does not exist: a code of its own.
+    pub fn code_signing_config_not_found_for_function(arn: &str) -> Self {
+        Self::new(
+            ErrorCode::CodeSigningConfigNotFoundException,
+            format!(
+                "The code signing configuration cannot be found. Check that the provided \
+                 configuration is not deleted: {arn}."
+            ),
+        )
+    }
+    /// 404 for an event source mapping addressed by ARN (tags).
+    pub fn event_source_mapping_not_found(arn: &str) -> Self {
+        Self::not_found(format!("Event source mapping not found: {arn}"))
+    }
+    /// 400 for an operation name no API version of Lambda has.
+    pub fn unknown_operation(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::UnknownOperationException,
+            format!("Unknown operation {operation}"),
+        )
+    }
+    /// 400 for an operation of Lambda's API that Flint does not offer (see
+    /// `operations::UNSUPPORTED`): the request is well-formed, this server cannot serve it.
+    pub fn unsupported_operation(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::UnknownOperationException,
+            format!("Flint does not support the {operation} operation yet"),
+        )
     }
 }

@@ -1,27 +1,24 @@
 //! Event source mappings: which queue, stream or broker feeds which function, validated per source
 //! type as Lambda does (defaults, allowed parameters, duplicates), with their state machine
 //! (`Creating` → `Enabled`, `Updating`, `Disabling` → `Disabled`, …). The pollers that read the
-//! sources live in the engine; they read mappings through [`EventSourceMappings::mappings`].
+//! sources live in the engine; they read mappings through [`EventSourceMappings::mappings`]. The
+//! operations are the handlers at the end of the file; [`EventSourceMappings`] holds their state.
 //!
 //! Flint cannot reach SQS, Kinesis, DynamoDB, Kafka, MQ or DocumentDB to check that a source
 //! exists (AWS answers e.g. "Stream not found: ..."): well-formed ARNs are accepted.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use flint_store::{DocKey, Store, StoreError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::error::ErrorCode;
-use crate::resource_util::{
-    epoch_seconds, lambda_arn, list_page, opt_bool, opt_i64, opt_str, opt_str_list, store_error,
-    FunctionDirectory, FunctionLocator,
-};
-use crate::{LambdaError, Scope};
+use crate::resource_util::{epoch_seconds, list_page, store_error};
+use crate::{arn, function_name, ControlPlane, LambdaError, Scope};
 
 const KIND: &str = "event-source-mapping";
 const DEFAULT_LIST_ITEMS: usize = 100;
@@ -30,7 +27,6 @@ const MAX_LIST_ITEMS: usize = 10_000;
 /// reports the settled one, as AWS's take a moment to apply.
 pub const SETTLE_MILLIS: i64 = 500;
 
-const NOT_FOUND: &str = "The resource you requested does not exist.";
 const NO_RECORDS_PROCESSED: &str = "No records processed";
 
 /// The kinds of event source Lambda polls.
@@ -196,106 +192,49 @@ impl EventSourceMapping {
     }
 
     pub fn arn(&self, scope: &Scope) -> String {
-        lambda_arn(scope, &format!("event-source-mapping:{}", self.uuid))
+        arn::event_source_mapping_arn(scope, &self.uuid)
     }
 
-    fn output(&self, scope: &Scope, state: MappingState) -> Value {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_string(), v);
-            }
-        };
-        put("UUID", Some(self.uuid.clone().into()));
-        put(
-            "StartingPosition",
-            self.starting_position.clone().map(Value::from),
-        );
-        put(
-            "StartingPositionTimestamp",
-            self.starting_position_timestamp.map(Value::from),
-        );
-        put("BatchSize", Some(self.batch_size.into()));
-        put(
-            "MaximumBatchingWindowInSeconds",
-            self.maximum_batching_window_in_seconds.map(Value::from),
-        );
-        put(
-            "ParallelizationFactor",
-            self.parallelization_factor.map(Value::from),
-        );
-        put(
-            "EventSourceArn",
-            self.event_source_arn.clone().map(Value::from),
-        );
-        put("FilterCriteria", self.filter_criteria.clone());
-        put("FunctionArn", Some(self.function_arn.clone().into()));
-        put(
-            "LastModified",
-            Some(Value::from(self.last_modified_ms as f64 / 1000.0)),
-        );
-        put(
-            "LastProcessingResult",
-            self.last_processing_result.clone().map(Value::from),
-        );
-        put("State", Some(state.as_str().into()));
-        put(
-            "StateTransitionReason",
-            Some(self.kind.state_transition_reason().into()),
-        );
-        put("DestinationConfig", self.destination_config.clone());
-        put("Topics", self.topics.clone().map(|t| json!(t)));
-        put("Queues", self.queues.clone().map(|q| json!(q)));
-        put(
-            "SourceAccessConfigurations",
-            self.source_access_configurations.clone(),
-        );
-        put(
-            "SelfManagedEventSource",
-            self.self_managed_event_source.clone(),
-        );
-        put(
-            "MaximumRecordAgeInSeconds",
-            self.maximum_record_age_in_seconds.map(Value::from),
-        );
-        put(
-            "BisectBatchOnFunctionError",
-            self.bisect_batch_on_function_error.map(Value::from),
-        );
-        put(
-            "MaximumRetryAttempts",
-            self.maximum_retry_attempts.map(Value::from),
-        );
-        put(
-            "TumblingWindowInSeconds",
-            self.tumbling_window_in_seconds.map(Value::from),
-        );
-        put(
-            "FunctionResponseTypes",
-            self.function_response_types.clone().map(|t| json!(t)),
-        );
-        put(
-            "AmazonManagedKafkaEventSourceConfig",
-            self.amazon_managed_kafka_event_source_config.clone(),
-        );
-        put(
-            "SelfManagedKafkaEventSourceConfig",
-            self.self_managed_kafka_event_source_config.clone(),
-        );
-        put("ScalingConfig", self.scaling_config.clone());
-        put(
-            "DocumentDBEventSourceConfig",
-            self.document_db_event_source_config.clone(),
-        );
-        put("KMSKeyArn", self.kms_key_arn.clone().map(Value::from));
-        put("EventSourceMappingArn", Some(self.arn(scope).into()));
-        put("MetricsConfig", self.metrics_config.clone());
-        put("LoggingConfig", self.logging_config.clone());
-        put(
-            "ProvisionedPollerConfig",
-            self.provisioned_poller_config.clone(),
-        );
-        Value::Object(m)
+    /// The model's `EventSourceMappingConfiguration`, in state `state`.
+    fn output(&self, scope: &Scope, state: MappingState) -> MappingConfiguration {
+        MappingConfiguration {
+            uuid: self.uuid.clone(),
+            starting_position: self.starting_position.clone(),
+            starting_position_timestamp: self.starting_position_timestamp,
+            batch_size: self.batch_size,
+            maximum_batching_window_in_seconds: self.maximum_batching_window_in_seconds,
+            parallelization_factor: self.parallelization_factor,
+            event_source_arn: self.event_source_arn.clone(),
+            filter_criteria: self.filter_criteria.clone(),
+            function_arn: self.function_arn.clone(),
+            last_modified: self.last_modified_ms as f64 / 1000.0,
+            last_processing_result: self.last_processing_result.clone(),
+            state: state.as_str(),
+            state_transition_reason: self.kind.state_transition_reason(),
+            destination_config: self.destination_config.clone(),
+            topics: self.topics.clone(),
+            queues: self.queues.clone(),
+            source_access_configurations: self.source_access_configurations.clone(),
+            self_managed_event_source: self.self_managed_event_source.clone(),
+            maximum_record_age_in_seconds: self.maximum_record_age_in_seconds,
+            bisect_batch_on_function_error: self.bisect_batch_on_function_error,
+            maximum_retry_attempts: self.maximum_retry_attempts,
+            tumbling_window_in_seconds: self.tumbling_window_in_seconds,
+            function_response_types: self.function_response_types.clone(),
+            amazon_managed_kafka_event_source_config: self
+                .amazon_managed_kafka_event_source_config
+                .clone(),
+            self_managed_kafka_event_source_config: self
+                .self_managed_kafka_event_source_config
+                .clone(),
+            scaling_config: self.scaling_config.clone(),
+            document_db_event_source_config: self.document_db_event_source_config.clone(),
+            kms_key_arn: self.kms_key_arn.clone(),
+            event_source_mapping_arn: self.arn(scope),
+            metrics_config: self.metrics_config.clone(),
+            logging_config: self.logging_config.clone(),
+            provisioned_poller_config: self.provisioned_poller_config.clone(),
+        }
     }
 
     /// Kafka sources are identified by their bootstrap servers, the others by their ARN.
@@ -310,17 +249,12 @@ impl EventSourceMapping {
 /// Every mapping of every scope, in memory and durable in the store.
 pub struct EventSourceMappings {
     store: Arc<Store>,
-    functions: Arc<dyn FunctionDirectory>,
     mappings: RwLock<HashMap<String, (Scope, EventSourceMapping)>>,
     changes: watch::Sender<u64>,
 }
 
 impl EventSourceMappings {
-    pub fn open(
-        store: Arc<Store>,
-        _data_dir: &Path,
-        functions: Arc<dyn FunctionDirectory>,
-    ) -> Result<Self, StoreError> {
+    pub fn open(store: Arc<Store>) -> Result<Self, StoreError> {
         let mut mappings = HashMap::new();
         for doc in store.list_all(KIND)? {
             match serde_json::from_str::<EventSourceMapping>(&doc.value) {
@@ -336,26 +270,8 @@ impl EventSourceMappings {
         }
         Ok(Self {
             store,
-            functions,
             mappings: RwLock::new(mappings),
             changes: watch::channel(0).0,
-        })
-    }
-
-    /// Runs one of the event-source-mapping operations; `None` if `operation` is not one of them.
-    pub fn execute(
-        &self,
-        scope: &Scope,
-        operation: &str,
-        input: &Value,
-    ) -> Option<Result<Value, LambdaError>> {
-        Some(match operation {
-            "CreateEventSourceMapping" => self.create(scope, input),
-            "GetEventSourceMapping" => self.get(scope, input),
-            "UpdateEventSourceMapping" => self.update(scope, input),
-            "DeleteEventSourceMapping" => self.delete(scope, input),
-            "ListEventSourceMappings" => self.list(scope, input),
-            _ => return None,
         })
     }
 
@@ -386,7 +302,7 @@ impl EventSourceMappings {
     /// The tags of a mapping (for ListTags), or AWS's 404.
     pub fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
         let mappings = self.mappings.read();
-        self.by_arn(&mappings, scope, arn).map(|m| m.tags.clone())
+        by_arn(&mappings, scope, arn).map(|m| m.tags.clone())
     }
 
     /// Replaces a mapping's tags (TagResource/UntagResource compute the new set).
@@ -397,194 +313,38 @@ impl EventSourceMappings {
         tags: BTreeMap<String, String>,
     ) -> Result<(), LambdaError> {
         let mut mappings = self.mappings.write();
-        let mut m = self.by_arn(&mappings, scope, arn)?.clone();
+        let mut m = by_arn(&mappings, scope, arn)?.clone();
         m.tags = tags;
         persist(&self.store, scope, &m)?;
         mappings.insert(m.uuid.clone(), (scope.clone(), m));
         Ok(())
     }
 
-    fn by_arn<'a>(
-        &self,
-        mappings: &'a HashMap<String, (Scope, EventSourceMapping)>,
-        scope: &Scope,
-        arn: &str,
-    ) -> Result<&'a EventSourceMapping, LambdaError> {
-        let not_found = || LambdaError::not_found(format!("Event source mapping not found: {arn}"));
-        let uuid = arn
-            .strip_prefix(&lambda_arn(scope, "event-source-mapping:"))
-            .ok_or_else(not_found)?;
-        match mappings.get(uuid) {
-            Some((s, m)) if s == scope => Ok(m),
-            _ => Err(not_found()),
+    /// The caller's mapping `uuid`, or AWS's 404.
+    fn get(&self, scope: &Scope, uuid: &str) -> Result<EventSourceMapping, LambdaError> {
+        match self.mappings.read().get(uuid) {
+            Some((s, m)) if s == scope => Ok(m.clone()),
+            _ => Err(LambdaError::resource_not_found()),
         }
     }
 
-    fn create(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let now = now_ms();
-        let kind = source_kind(input)?;
-        let event_source_arn = opt_str(input, "EventSourceArn").map(str::to_string);
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let mut m = EventSourceMapping {
-            uuid: uuid.clone(),
-            kind,
-            event_source_arn,
-            function_arn: String::new(),
-            enabled: opt_bool(input, "Enabled").unwrap_or(true),
-            state: MappingState::Creating,
-            state_since_ms: now,
-            created_ms: now,
-            last_modified_ms: now,
-            last_processing_result: kind
-                .reports_processing_result()
-                .then(|| NO_RECORDS_PROCESSED.to_string()),
-            batch_size: kind.default_batch_size(),
-            maximum_batching_window_in_seconds: None,
-            parallelization_factor: None,
-            starting_position: None,
-            starting_position_timestamp: None,
-            filter_criteria: None,
-            destination_config: None,
-            maximum_record_age_in_seconds: None,
-            bisect_batch_on_function_error: None,
-            maximum_retry_attempts: None,
-            tumbling_window_in_seconds: None,
-            function_response_types: None,
-            topics: None,
-            queues: None,
-            source_access_configurations: None,
-            self_managed_event_source: None,
-            amazon_managed_kafka_event_source_config: None,
-            self_managed_kafka_event_source_config: None,
-            scaling_config: None,
-            document_db_event_source_config: None,
-            kms_key_arn: None,
-            metrics_config: None,
-            logging_config: None,
-            provisioned_poller_config: None,
-            tags: string_map(input.get("Tags")),
-        };
-        apply_defaults(&mut m);
-        apply_create_only(&mut m, input)?;
-        apply_settings(&mut m, input)?;
-        validate(&m)?;
-        let function =
-            FunctionLocator::parse(scope, opt_str(input, "FunctionName").unwrap_or_default());
-        if !self.functions.function_exists(
-            &function.scope,
-            &function.name,
-            function.qualifier.as_deref(),
-        ) {
-            return Err(LambdaError::invalid("Function does not exist"));
-        }
-        m.function_arn = function.arn();
-        if !m.enabled {
-            // AWS reports a mapping created disabled as Disabled at once.
-            m.state = MappingState::Disabled;
-        }
-        let mut mappings = self.mappings.write();
-        check_duplicate(&mappings, scope, &m, &function.name)?;
-        persist(&self.store, scope, &m)?;
-        let out = m.output(scope, m.state);
-        mappings.insert(uuid, (scope.clone(), m));
-        drop(mappings);
+    fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
-        Ok(out)
     }
+}
 
-    fn get(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let uuid = opt_str(input, "UUID").unwrap_or_default();
-        let mappings = self.mappings.read();
-        match mappings.get(uuid) {
-            Some((s, m)) if s == scope => Ok(m.output(scope, m.state_at(now_ms()))),
-            _ => Err(LambdaError::not_found(NOT_FOUND)),
-        }
-    }
-
-    fn update(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let uuid = opt_str(input, "UUID").unwrap_or_default();
-        let now = now_ms();
-        let mut m = match self.mappings.read().get(uuid) {
-            Some((s, m)) if s == scope => m.clone(),
-            _ => return Err(LambdaError::not_found(NOT_FOUND)),
-        };
-        let was_enabled = m.enabled;
-        apply_settings(&mut m, input)?;
-        if let Some(e) = opt_bool(input, "Enabled") {
-            m.enabled = e;
-        }
-        validate(&m)?;
-        if let Some(name) = opt_str(input, "FunctionName") {
-            let f = FunctionLocator::parse(scope, name);
-            if !self
-                .functions
-                .function_exists(&f.scope, &f.name, f.qualifier.as_deref())
-            {
-                return Err(LambdaError::invalid("Function does not exist"));
-            }
-            m.function_arn = f.arn();
-        }
-        m.state = match (was_enabled, m.enabled) {
-            (false, true) => MappingState::Enabling,
-            (true, false) => MappingState::Disabling,
-            _ => MappingState::Updating,
-        };
-        m.state_since_ms = now;
-        m.last_modified_ms = now;
-        let mut mappings = self.mappings.write();
-        // Deleted meanwhile: the update loses.
-        if !mappings.contains_key(uuid) {
-            return Err(LambdaError::not_found(NOT_FOUND));
-        }
-        persist(&self.store, scope, &m)?;
-        let out = m.output(scope, m.state);
-        mappings.insert(uuid.to_string(), (scope.clone(), m));
-        drop(mappings);
-        self.changes.send_modify(|n| *n += 1);
-        Ok(out)
-    }
-
-    fn delete(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let uuid = opt_str(input, "UUID").unwrap_or_default();
-        let mut mappings = self.mappings.write();
-        let m = match mappings.get(uuid) {
-            Some((s, m)) if s == scope => m.clone(),
-            _ => return Err(LambdaError::not_found(NOT_FOUND)),
-        };
-        let k = DocKey {
-            account: &scope.account,
-            region: &scope.region,
-            kind: KIND,
-            key: uuid,
-        };
-        self.store.delete(&k).map_err(store_error)?;
-        mappings.remove(uuid);
-        drop(mappings);
-        self.changes.send_modify(|n| *n += 1);
-        Ok(m.output(scope, MappingState::Deleting))
-    }
-
-    fn list(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let source = opt_str(input, "EventSourceArn");
-        let function =
-            opt_str(input, "FunctionName").map(|f| FunctionLocator::parse(scope, f).arn());
-        let now = now_ms();
-        let mappings = self.mappings.read();
-        let found: Vec<(String, Value)> = mappings
-            .values()
-            .filter(|(s, _)| s == scope)
-            .filter(|(_, m)| source.is_none_or(|a| m.event_source_arn.as_deref() == Some(a)))
-            .filter(|(_, m)| function.as_ref().is_none_or(|f| *f == m.function_arn))
-            .map(|(_, m)| (format!("{:015}-{}", m.created_ms, m.uuid), m))
-            .map(|(k, m)| (k, m.output(scope, m.state_at(now))))
-            .collect();
-        // Oldest first; a marker is the sort key of the first item of its page.
-        Ok(list_page(
-            "EventSourceMappings",
-            found,
-            input,
-            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        ))
+fn by_arn<'a>(
+    mappings: &'a HashMap<String, (Scope, EventSourceMapping)>,
+    scope: &Scope,
+    arn: &str,
+) -> Result<&'a EventSourceMapping, LambdaError> {
+    let not_found = || LambdaError::event_source_mapping_not_found(arn);
+    let uuid = arn
+        .strip_prefix(&arn::event_source_mapping_prefix(scope))
+        .ok_or_else(not_found)?;
+    match mappings.get(uuid) {
+        Some((s, m)) if s == scope => Ok(m),
+        _ => Err(not_found()),
     }
 }
 
@@ -603,39 +363,42 @@ fn persist(store: &Store, scope: &Scope, m: &EventSourceMapping) -> Result<(), L
     store.put(&k, &value).map_err(store_error)
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+fn function_does_not_exist() -> LambdaError {
+    LambdaError::invalid("Function does not exist")
+}
+
+/// The servers a self-managed Kafka source lists (`Endpoints.KAFKA_BOOTSTRAP_SERVERS`).
+fn bootstrap_servers(source: Option<&Value>) -> Vec<String> {
+    source
+        .and_then(|s| s.get("Endpoints"))
+        .and_then(|e| e.get("KAFKA_BOOTSTRAP_SERVERS"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-fn bootstrap_servers(source: Option<&Value>) -> Vec<String> {
-    source
-        .and_then(|s| s.get("Endpoints"))
-        .and_then(|e| opt_str_list(e, "KAFKA_BOOTSTRAP_SERVERS"))
-        .unwrap_or_default()
-}
-
 /// The kind of source a create request names, checked in the order AWS checks.
-fn source_kind(input: &Value) -> Result<SourceKind, LambdaError> {
-    if let Some(dc) = input.get("DestinationConfig") {
+fn source_kind(input: &MappingInput) -> Result<SourceKind, LambdaError> {
+    if let Some(dc) = &input.destination_config {
         if dc.get("OnSuccess").is_some() {
             return Err(unsupported("DestinationConfig"));
         }
     }
-    if input.get("SelfManagedEventSource").is_some() {
-        if input.get("SourceAccessConfigurations").is_none() {
+    if input.self_managed_event_source.is_some() {
+        if input.source_access_configurations.is_none() {
             return Err(LambdaError::invalid(
                 "Required 'sourceAccessConfigurations' parameter is missing.",
             ));
         }
         return Ok(SourceKind::SelfManagedKafka);
     }
-    opt_str(input, "EventSourceArn")
+    input
+        .event_source_arn
+        .as_deref()
         .and_then(SourceKind::of_arn)
         .ok_or_else(|| LambdaError::invalid("Unrecognized event source."))
 }
@@ -664,14 +427,13 @@ fn apply_defaults(m: &mut EventSourceMapping) {
 }
 
 /// Members only `CreateEventSourceMapping` takes.
-fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), LambdaError> {
+fn apply_create_only(m: &mut EventSourceMapping, input: &MappingInput) -> Result<(), LambdaError> {
     let k = m.kind;
-    let given = |name: &str| input.get(name).is_some_and(|v| !v.is_null());
-    if let Some(p) = opt_str(input, "StartingPosition") {
+    if let Some(p) = &input.starting_position {
         if !(k.is_stream() || k.is_kafka() || k == SourceKind::DocumentDb) {
             return Err(unsupported("StartingPosition"));
         }
-        m.starting_position = Some(p.to_string());
+        m.starting_position = Some(p.clone());
     }
     if k.is_stream() && m.starting_position.is_none() {
         return Err(LambdaError::invalid(
@@ -689,10 +451,7 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
             m.event_source_arn.as_deref().unwrap_or_default()
         )));
     }
-    if let Some(ts) = input
-        .get("StartingPositionTimestamp")
-        .filter(|v| !v.is_null())
-    {
+    if let Some(ts) = &input.starting_position_timestamp {
         if m.starting_position.as_deref() != Some("AT_TIMESTAMP") {
             return Err(unsupported("StartingPositionTimestamp"));
         }
@@ -702,75 +461,72 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
             "StartingPositionTimestamp must be provided when StartingPosition is AT_TIMESTAMP.",
         ));
     }
-    if given("Topics") {
+    if input.topics.is_some() {
         if !k.is_kafka() {
             return Err(unsupported("Topics"));
         }
-        m.topics = opt_str_list(input, "Topics");
+        m.topics = input.topics.clone();
     } else if k.is_kafka() {
         return Err(LambdaError::invalid(
             "Required 'topics' parameter is missing.",
         ));
     }
-    if given("Queues") {
+    if input.queues.is_some() {
         if k != SourceKind::Mq {
             return Err(unsupported("Queues"));
         }
-        m.queues = opt_str_list(input, "Queues");
+        m.queues = input.queues.clone();
     } else if k == SourceKind::Mq {
         return Err(LambdaError::invalid(
             "Required 'queues' parameter is missing.",
         ));
     }
-    if k == SourceKind::Mq && !given("SourceAccessConfigurations") {
+    if k == SourceKind::Mq && input.source_access_configurations.is_none() {
         return Err(LambdaError::invalid(
             "Required 'sourceAccessConfigurations' parameter is missing.",
         ));
     }
-    if given("SelfManagedEventSource") {
-        let servers = bootstrap_servers(input.get("SelfManagedEventSource"));
-        if servers.is_empty() {
+    if let Some(source) = &input.self_managed_event_source {
+        if bootstrap_servers(Some(source)).is_empty() {
             return Err(LambdaError::invalid(
                 "Required 'KAFKA_BOOTSTRAP_SERVERS' endpoints are missing.",
             ));
         }
-        m.self_managed_event_source = input.get("SelfManagedEventSource").cloned();
+        m.self_managed_event_source = Some(source.clone());
     }
     // Kafka consumers join a group; AWS names it after the mapping unless told otherwise.
-    let consumer_group = |member: &str| {
-        let mut cfg = input.get(member).cloned().unwrap_or_else(|| json!({}));
-        if cfg.get("ConsumerGroupId").is_none() {
-            cfg["ConsumerGroupId"] = m.uuid.clone().into();
+    let consumer_group = |given: &Option<Value>| {
+        let mut cfg = given.clone().unwrap_or_else(|| json!({}));
+        if let Value::Object(o) = &mut cfg {
+            o.entry("ConsumerGroupId")
+                .or_insert_with(|| m.uuid.clone().into());
         }
         cfg
     };
+    let amazon = input.amazon_managed_kafka_event_source_config.is_some();
+    let self_managed = input.self_managed_kafka_event_source_config.is_some();
     match k {
         SourceKind::Msk => {
-            if given("SelfManagedKafkaEventSourceConfig") {
+            if self_managed {
                 return Err(unsupported("SelfManagedKafkaEventSourceConfig"));
             }
-            m.amazon_managed_kafka_event_source_config =
-                Some(consumer_group("AmazonManagedKafkaEventSourceConfig"));
+            m.amazon_managed_kafka_event_source_config = Some(consumer_group(
+                &input.amazon_managed_kafka_event_source_config,
+            ));
         }
         SourceKind::SelfManagedKafka => {
-            if given("AmazonManagedKafkaEventSourceConfig") {
+            if amazon {
                 return Err(unsupported("AmazonManagedKafkaEventSourceConfig"));
             }
-            m.self_managed_kafka_event_source_config =
-                Some(consumer_group("SelfManagedKafkaEventSourceConfig"));
+            m.self_managed_kafka_event_source_config = Some(consumer_group(
+                &input.self_managed_kafka_event_source_config,
+            ));
         }
-        _ => {
-            for member in [
-                "AmazonManagedKafkaEventSourceConfig",
-                "SelfManagedKafkaEventSourceConfig",
-            ] {
-                if given(member) {
-                    return Err(unsupported(member));
-                }
-            }
-        }
+        _ if amazon => return Err(unsupported("AmazonManagedKafkaEventSourceConfig")),
+        _ if self_managed => return Err(unsupported("SelfManagedKafkaEventSourceConfig")),
+        _ => {}
     }
-    if k == SourceKind::DocumentDb && !given("DocumentDBEventSourceConfig") {
+    if k == SourceKind::DocumentDb && input.document_db_event_source_config.is_none() {
         return Err(LambdaError::invalid(
             "Required 'documentDBEventSourceConfig' parameter is missing.",
         ));
@@ -778,70 +534,104 @@ fn apply_create_only(m: &mut EventSourceMapping, input: &Value) -> Result<(), La
     Ok(())
 }
 
+/// `Some(value)` of a member a source type accepts; AWS's 400 for one it does not.
+fn only_for<T: Clone>(
+    name: &str,
+    given: &Option<T>,
+    allowed: bool,
+) -> Result<Option<T>, LambdaError> {
+    match (given, allowed) {
+        (Some(_), false) => Err(unsupported(name)),
+        (g, _) => Ok(g.clone()),
+    }
+}
+
 /// Members both Create and Update take, checked against the source type.
-fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), LambdaError> {
+fn apply_settings(m: &mut EventSourceMapping, input: &MappingInput) -> Result<(), LambdaError> {
     let k = m.kind;
-    let given = |name: &str| input.get(name).is_some_and(|v| !v.is_null());
-    let only_for = |name: &str, allowed: bool| -> Result<bool, LambdaError> {
-        match (given(name), allowed) {
-            (true, false) => Err(unsupported(name)),
-            (g, _) => Ok(g),
-        }
-    };
-    if let Some(b) = opt_i64(input, "BatchSize") {
+    let stream_or_kafka = k.is_stream() || k.is_kafka();
+    if let Some(b) = input.batch_size {
         m.batch_size = b;
     }
-    if given("MaximumBatchingWindowInSeconds") {
-        m.maximum_batching_window_in_seconds = opt_i64(input, "MaximumBatchingWindowInSeconds");
+    if let Some(w) = input.maximum_batching_window_in_seconds {
+        m.maximum_batching_window_in_seconds = Some(w);
     }
-    if only_for("ParallelizationFactor", k.is_stream())? {
-        m.parallelization_factor = opt_i64(input, "ParallelizationFactor");
+    if let Some(v) = only_for(
+        "ParallelizationFactor",
+        &input.parallelization_factor,
+        k.is_stream(),
+    )? {
+        m.parallelization_factor = Some(v);
     }
-    if only_for("MaximumRecordAgeInSeconds", k.is_stream() || k.is_kafka())? {
-        m.maximum_record_age_in_seconds = opt_i64(input, "MaximumRecordAgeInSeconds");
+    if let Some(v) = only_for(
+        "MaximumRecordAgeInSeconds",
+        &input.maximum_record_age_in_seconds,
+        stream_or_kafka,
+    )? {
+        m.maximum_record_age_in_seconds = Some(v);
     }
-    if only_for("BisectBatchOnFunctionError", k.is_stream() || k.is_kafka())? {
-        m.bisect_batch_on_function_error = opt_bool(input, "BisectBatchOnFunctionError");
+    if let Some(v) = only_for(
+        "BisectBatchOnFunctionError",
+        &input.bisect_batch_on_function_error,
+        stream_or_kafka,
+    )? {
+        m.bisect_batch_on_function_error = Some(v);
     }
-    if only_for("MaximumRetryAttempts", k.is_stream() || k.is_kafka())? {
-        m.maximum_retry_attempts = opt_i64(input, "MaximumRetryAttempts");
+    if let Some(v) = only_for(
+        "MaximumRetryAttempts",
+        &input.maximum_retry_attempts,
+        stream_or_kafka,
+    )? {
+        m.maximum_retry_attempts = Some(v);
     }
-    if only_for("TumblingWindowInSeconds", k.is_stream())? {
-        m.tumbling_window_in_seconds = opt_i64(input, "TumblingWindowInSeconds");
+    if let Some(v) = only_for(
+        "TumblingWindowInSeconds",
+        &input.tumbling_window_in_seconds,
+        k.is_stream(),
+    )? {
+        m.tumbling_window_in_seconds = Some(v);
     }
-    if only_for(
+    if let Some(v) = only_for(
         "FunctionResponseTypes",
+        &input.function_response_types,
         k == SourceKind::Sqs || k.is_stream(),
     )? {
-        m.function_response_types = opt_str_list(input, "FunctionResponseTypes");
+        m.function_response_types = Some(v);
     }
-    if only_for("ScalingConfig", k == SourceKind::Sqs)? {
-        m.scaling_config = input.get("ScalingConfig").cloned();
+    if let Some(v) = only_for("ScalingConfig", &input.scaling_config, k == SourceKind::Sqs)? {
+        m.scaling_config = Some(v);
     }
-    if only_for("DocumentDBEventSourceConfig", k == SourceKind::DocumentDb)? {
-        m.document_db_event_source_config = input.get("DocumentDBEventSourceConfig").cloned();
+    if let Some(v) = only_for(
+        "DocumentDBEventSourceConfig",
+        &input.document_db_event_source_config,
+        k == SourceKind::DocumentDb,
+    )? {
+        m.document_db_event_source_config = Some(v);
     }
-    if only_for(
+    if let Some(v) = only_for(
         "SourceAccessConfigurations",
+        &input.source_access_configurations,
         k.is_kafka() || matches!(k, SourceKind::Mq | SourceKind::DocumentDb),
     )? {
-        m.source_access_configurations = input.get("SourceAccessConfigurations").cloned();
+        m.source_access_configurations = Some(v);
     }
-    if only_for(
+    if let Some(v) = only_for(
         "ProvisionedPollerConfig",
+        &input.provisioned_poller_config,
         k.is_kafka() || k == SourceKind::Sqs,
     )? {
-        m.provisioned_poller_config = input.get("ProvisionedPollerConfig").cloned();
+        m.provisioned_poller_config = Some(v);
     }
-    if given("DestinationConfig") {
-        let dc = &input["DestinationConfig"];
+    if let Some(dc) = &input.destination_config {
         if dc.get("OnSuccess").is_some() {
             return Err(unsupported("DestinationConfig"));
         }
         let on_failure = dc.get("OnFailure").cloned().unwrap_or_else(|| json!({}));
-        let destination = opt_str(&on_failure, "Destination").unwrap_or_default();
-        let supports = k.is_stream() || k.is_kafka();
-        if !destination.is_empty() && !supports {
+        let destination = on_failure
+            .get("Destination")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !destination.is_empty() && !stream_or_kafka {
             return Err(unsupported("DestinationConfig"));
         }
         if !destination.is_empty() && !valid_failure_destination(k, destination) {
@@ -850,12 +640,11 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
                  onFailure=OnFailure(destination={destination})) is invalid."
             )));
         }
-        if supports {
+        if stream_or_kafka {
             m.destination_config = Some(json!({ "OnFailure": on_failure }));
         }
     }
-    if given("FilterCriteria") {
-        let fc = &input["FilterCriteria"];
+    if let Some(fc) = &input.filter_criteria {
         let filters = fc
             .get("Filters")
             .and_then(Value::as_array)
@@ -874,16 +663,14 @@ fn apply_settings(m: &mut EventSourceMapping, input: &Value) -> Result<(), Lambd
         // An empty filter list clears the criteria: AWS then omits the member.
         m.filter_criteria = (!filters.is_empty()).then(|| json!({ "Filters": filters }));
     }
-    if given("KMSKeyArn") {
-        m.kms_key_arn = opt_str(input, "KMSKeyArn")
-            .filter(|a| !a.is_empty())
-            .map(str::to_string);
+    if let Some(key) = &input.kms_key_arn {
+        m.kms_key_arn = (!key.is_empty()).then(|| key.clone());
     }
-    if given("MetricsConfig") {
-        m.metrics_config = input.get("MetricsConfig").cloned();
+    if input.metrics_config.is_some() {
+        m.metrics_config = input.metrics_config.clone();
     }
-    if given("LoggingConfig") {
-        m.logging_config = input.get("LoggingConfig").cloned();
+    if input.logging_config.is_some() {
+        m.logging_config = input.logging_config.clone();
     }
     Ok(())
 }
@@ -1034,53 +821,371 @@ impl crate::tags::ResourceTags for EventSourceMappings {
     }
 }
 
+// ---- Inputs and outputs, as the model names their members ----
+
+/// The members Create and Update take (Update also takes `UUID`); structured members the pollers
+/// rarely need stay JSON, as they are stored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MappingInput {
+    pub event_source_arn: Option<String>,
+    pub function_name: Option<String>,
+    pub enabled: Option<bool>,
+    pub batch_size: Option<i64>,
+    pub filter_criteria: Option<Value>,
+    pub maximum_batching_window_in_seconds: Option<i64>,
+    pub parallelization_factor: Option<i64>,
+    pub starting_position: Option<String>,
+    /// Epoch seconds (SDKs send a number; ISO strings are tolerated).
+    pub starting_position_timestamp: Option<Value>,
+    pub destination_config: Option<Value>,
+    pub maximum_record_age_in_seconds: Option<i64>,
+    pub bisect_batch_on_function_error: Option<bool>,
+    pub maximum_retry_attempts: Option<i64>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub tumbling_window_in_seconds: Option<i64>,
+    pub topics: Option<Vec<String>>,
+    pub queues: Option<Vec<String>>,
+    pub source_access_configurations: Option<Value>,
+    pub self_managed_event_source: Option<Value>,
+    pub function_response_types: Option<Vec<String>>,
+    pub amazon_managed_kafka_event_source_config: Option<Value>,
+    pub self_managed_kafka_event_source_config: Option<Value>,
+    pub scaling_config: Option<Value>,
+    #[serde(rename = "DocumentDBEventSourceConfig")]
+    pub document_db_event_source_config: Option<Value>,
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<String>,
+    pub metrics_config: Option<Value>,
+    pub logging_config: Option<Value>,
+    pub provisioned_poller_config: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateEventSourceMappingInput {
+    #[serde(rename = "UUID", default)]
+    pub uuid: String,
+    #[serde(flatten)]
+    pub mapping: MappingInput,
+}
+
+/// Get/DeleteEventSourceMapping.
+#[derive(Debug, Deserialize)]
+pub struct UuidInput {
+    #[serde(rename = "UUID", default)]
+    pub uuid: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListEventSourceMappingsInput {
+    pub event_source_arn: Option<String>,
+    pub function_name: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+/// The model's `EventSourceMappingConfiguration`: what every mapping operation answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MappingConfiguration {
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_position: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starting_position_timestamp: Option<f64>,
+    pub batch_size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_batching_window_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallelization_factor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_source_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_criteria: Option<Value>,
+    pub function_arn: String,
+    /// Epoch seconds.
+    pub last_modified: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_processing_result: Option<String>,
+    pub state: &'static str,
+    pub state_transition_reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_access_configurations: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_managed_event_source: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_record_age_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bisect_batch_on_function_error: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_retry_attempts: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tumbling_window_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_response_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amazon_managed_kafka_event_source_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_managed_kafka_event_source_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling_config: Option<Value>,
+    #[serde(
+        rename = "DocumentDBEventSourceConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub document_db_event_source_config: Option<Value>,
+    #[serde(rename = "KMSKeyArn", skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    pub event_source_mapping_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_poller_config: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListEventSourceMappingsOutput {
+    pub event_source_mappings: Vec<MappingConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+// ---- The operations ----
+
+/// The function a mapping names, as its ARN (qualified as the caller qualified it), if it
+/// exists: a mapping may name a function of the scope its ARN names.
+fn mapped_function(
+    cp: &ControlPlane,
+    scope: &Scope,
+    name: &str,
+) -> Result<(String, String), LambdaError> {
+    let (owner, f) = function_name::locate(scope, name)?;
+    if !cp.function_exists(&owner, &f.name, f.qualifier.as_deref()) {
+        return Err(function_does_not_exist());
+    }
+    Ok((f.arn(&owner), f.name))
+}
+
+pub async fn create(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: MappingInput,
+) -> Result<MappingConfiguration, LambdaError> {
+    let now = now_ms();
+    let kind = source_kind(&input)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut m = EventSourceMapping {
+        uuid: uuid.clone(),
+        kind,
+        event_source_arn: input.event_source_arn.clone(),
+        function_arn: String::new(),
+        enabled: input.enabled.unwrap_or(true),
+        state: MappingState::Creating,
+        state_since_ms: now,
+        created_ms: now,
+        last_modified_ms: now,
+        last_processing_result: kind
+            .reports_processing_result()
+            .then(|| NO_RECORDS_PROCESSED.to_string()),
+        batch_size: kind.default_batch_size(),
+        maximum_batching_window_in_seconds: None,
+        parallelization_factor: None,
+        starting_position: None,
+        starting_position_timestamp: None,
+        filter_criteria: None,
+        destination_config: None,
+        maximum_record_age_in_seconds: None,
+        bisect_batch_on_function_error: None,
+        maximum_retry_attempts: None,
+        tumbling_window_in_seconds: None,
+        function_response_types: None,
+        topics: None,
+        queues: None,
+        source_access_configurations: None,
+        self_managed_event_source: None,
+        amazon_managed_kafka_event_source_config: None,
+        self_managed_kafka_event_source_config: None,
+        scaling_config: None,
+        document_db_event_source_config: None,
+        kms_key_arn: None,
+        metrics_config: None,
+        logging_config: None,
+        provisioned_poller_config: None,
+        tags: input.tags.clone().unwrap_or_default(),
+    };
+    apply_defaults(&mut m);
+    apply_create_only(&mut m, &input)?;
+    apply_settings(&mut m, &input)?;
+    validate(&m)?;
+    let (function_arn, function_name) = mapped_function(
+        cp,
+        scope,
+        input.function_name.as_deref().unwrap_or_default(),
+    )?;
+    m.function_arn = function_arn;
+    if !m.enabled {
+        // AWS reports a mapping created disabled as Disabled at once.
+        m.state = MappingState::Disabled;
+    }
+    let mappings = &cp.mappings;
+    let mut all = mappings.mappings.write();
+    check_duplicate(&all, scope, &m, &function_name)?;
+    persist(&mappings.store, scope, &m)?;
+    let out = m.output(scope, m.state);
+    all.insert(uuid, (scope.clone(), m));
+    drop(all);
+    mappings.changed();
+    Ok(out)
+}
+
+pub async fn get(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: UuidInput,
+) -> Result<MappingConfiguration, LambdaError> {
+    let m = cp.mappings.get(scope, &input.uuid)?;
+    Ok(m.output(scope, m.state_at(now_ms())))
+}
+
+pub async fn update(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: UpdateEventSourceMappingInput,
+) -> Result<MappingConfiguration, LambdaError> {
+    let now = now_ms();
+    let uuid = input.uuid;
+    let input = input.mapping;
+    let mut m = cp.mappings.get(scope, &uuid)?;
+    let was_enabled = m.enabled;
+    apply_settings(&mut m, &input)?;
+    if let Some(e) = input.enabled {
+        m.enabled = e;
+    }
+    validate(&m)?;
+    if let Some(name) = &input.function_name {
+        m.function_arn = mapped_function(cp, scope, name)?.0;
+    }
+    m.state = match (was_enabled, m.enabled) {
+        (false, true) => MappingState::Enabling,
+        (true, false) => MappingState::Disabling,
+        _ => MappingState::Updating,
+    };
+    m.state_since_ms = now;
+    m.last_modified_ms = now;
+    let mappings = &cp.mappings;
+    let mut all = mappings.mappings.write();
+    // Deleted meanwhile: the update loses.
+    if !all.contains_key(&uuid) {
+        return Err(LambdaError::resource_not_found());
+    }
+    persist(&mappings.store, scope, &m)?;
+    let out = m.output(scope, m.state);
+    all.insert(uuid, (scope.clone(), m));
+    drop(all);
+    mappings.changed();
+    Ok(out)
+}
+
+pub async fn delete(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: UuidInput,
+) -> Result<MappingConfiguration, LambdaError> {
+    let uuid = input.uuid.as_str();
+    let mappings = &cp.mappings;
+    let mut all = mappings.mappings.write();
+    let m = match all.get(uuid) {
+        Some((s, m)) if s == scope => m.clone(),
+        _ => return Err(LambdaError::resource_not_found()),
+    };
+    let k = DocKey {
+        account: &scope.account,
+        region: &scope.region,
+        kind: KIND,
+        key: uuid,
+    };
+    mappings.store.delete(&k).map_err(store_error)?;
+    all.remove(uuid);
+    drop(all);
+    mappings.changed();
+    Ok(m.output(scope, MappingState::Deleting))
+}
+
+pub async fn list(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ListEventSourceMappingsInput,
+) -> Result<ListEventSourceMappingsOutput, LambdaError> {
+    let source = input.event_source_arn.as_deref();
+    let function = input
+        .function_name
+        .as_deref()
+        .map(|f| function_name::locate(scope, f).map(|(owner, f)| f.arn(&owner)))
+        .transpose()?;
+    let now = now_ms();
+    let found: Vec<(String, MappingConfiguration)> = cp
+        .mappings
+        .mappings
+        .read()
+        .values()
+        .filter(|(s, _)| s == scope)
+        .filter(|(_, m)| source.is_none_or(|a| m.event_source_arn.as_deref() == Some(a)))
+        .filter(|(_, m)| function.as_ref().is_none_or(|f| *f == m.function_arn))
+        // Oldest first; a marker is the sort key of the first item of its page.
+        .map(|(_, m)| {
+            let key = format!("{:015}-{}", m.created_ms, m.uuid);
+            (key, m.output(scope, m.state_at(now)))
+        })
+        .collect();
+    let (event_source_mappings, next_marker) = list_page(
+        found,
+        input.marker.as_deref(),
+        input.max_items,
+        (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
+    );
+    Ok(ListEventSourceMappingsOutput {
+        event_source_mappings,
+        next_marker,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sub_resource::test_support::{
+        create_alias, create_function, exec, fixture, publish, reopen, scope, Fixture,
+    };
     use std::collections::HashSet;
 
-    /// Functions (and "name:qualifier"s) that exist.
-    #[derive(Default)]
-    struct FakeFunctions(RwLock<HashSet<String>>);
-
-    impl FunctionDirectory for FakeFunctions {
-        fn function_exists(&self, _scope: &Scope, name: &str, q: Option<&str>) -> bool {
-            let set = self.0.read();
-            match q {
-                None | Some("$LATEST") => set.contains(name),
-                Some(q) => set.contains(&format!("{name}:{q}")),
-            }
-        }
-    }
-
-    const FN_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:fn1";
-    const QUEUE: &str = "arn:aws:sqs:us-east-1:111111111111:q1";
-    const KINESIS: &str = "arn:aws:kinesis:us-east-1:111111111111:stream/s1";
+    const FN_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fn1";
+    const QUEUE: &str = "arn:aws:sqs:us-east-1:000000000000:q1";
+    const KINESIS: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s1";
     const DDB: &str =
-        "arn:aws:dynamodb:us-east-1:111111111111:table/t/stream/2024-01-01T00:00:00.000";
+        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2024-01-01T00:00:00.000";
 
-    fn scope() -> Scope {
-        Scope {
-            account: "111111111111".into(),
-            region: "us-east-1".into(),
-        }
+    /// A control plane with functions `fn1` (with version 1 and alias `myalias`) and `fn2`.
+    async fn open() -> Fixture {
+        let fx = fixture();
+        create_function(&fx.cp, "fn1").await;
+        create_function(&fx.cp, "fn2").await;
+        let v = publish(&fx.cp, "fn1").await;
+        create_alias(&fx.cp, "fn1", "myalias", &v).await;
+        fx
     }
 
-    fn open(dir: &Path) -> EventSourceMappings {
-        let fns = Arc::new(FakeFunctions::default());
-        fns.0.write().extend([
-            "fn1".to_string(),
-            "fn2".into(),
-            "fn1:1".into(),
-            "fn1:myalias".into(),
-        ]);
-        let store = Arc::new(Store::open(dir).unwrap());
-        EventSourceMappings::open(store, dir, fns).unwrap()
-    }
-
-    fn run(e: &EventSourceMappings, op: &str, input: Value) -> Result<Value, LambdaError> {
-        e.execute(&scope(), op, &input)
-            .expect("an event source mapping operation")
+    async fn run(e: &ControlPlane, op: &str, input: Value) -> Result<Value, LambdaError> {
+        exec(e, op, input).await
     }
 
     fn err(r: Result<Value, LambdaError>) -> (ErrorCode, String) {
@@ -1094,19 +1199,20 @@ mod tests {
         k
     }
 
-    fn settle() {
-        std::thread::sleep(std::time::Duration::from_millis(SETTLE_MILLIS as u64 + 50));
+    async fn settle() {
+        tokio::time::sleep(std::time::Duration::from_millis(SETTLE_MILLIS as u64 + 50)).await;
     }
 
-    #[test]
-    fn sqs_mapping_has_aws_defaults_and_shape() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn sqs_mapping_has_aws_defaults_and_shape() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         assert_eq!(
             keys(&out),
@@ -1132,27 +1238,30 @@ mod tests {
         assert_eq!(out["StateTransitionReason"], "USER_INITIATED");
         assert_eq!(
             out["EventSourceMappingArn"],
-            format!("arn:aws:lambda:us-east-1:111111111111:event-source-mapping:{uuid}")
+            format!("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid}")
         );
         assert!(out["LastModified"].as_f64().unwrap() > 1.7e9);
-        settle();
-        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        settle().await;
+        let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
+            .await
+            .unwrap();
         assert_eq!(got["State"], "Enabled");
         assert_eq!(got["LastModified"], out["LastModified"]);
-        assert!(e.mappings()[0].1.is_active(now_ms()));
+        assert!(e.mappings.mappings()[0].1.is_active(now_ms()));
     }
 
-    #[test]
-    fn stream_mappings_have_stream_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn stream_mappings_have_stream_defaults() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": DDB, "StartingPosition": "TRIM_HORIZON",
                    "BatchSize": 1, "MaximumBatchingWindowInSeconds": 1, "MaximumRetryAttempts": 1,
                    "DestinationConfig": {"OnFailure": {"Destination": QUEUE}}}),
         )
+        .await
         .unwrap();
         let mut expected = out.clone();
         for k in ["UUID", "EventSourceMappingArn", "LastModified"] {
@@ -1172,11 +1281,12 @@ mod tests {
             })
         );
         let k = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST",
                    "FilterCriteria": {"Filters": []}}),
         )
+        .await
         .unwrap();
         assert_eq!(k["BatchSize"], 100);
         assert_eq!(k["MaximumRetryAttempts"], -1);
@@ -1184,16 +1294,17 @@ mod tests {
         assert!(k.get("FilterCriteria").is_none());
     }
 
-    #[test]
-    fn stream_starting_position_rules_match_aws() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn stream_starting_position_rules_match_aws() {
+        let fx = open().await;
+        let e = &*fx.cp;
         for arn in [DDB, KINESIS] {
             let r = run(
-                &e,
+                e,
                 "CreateEventSourceMapping",
                 json!({"FunctionName": "fn1", "EventSourceArn": arn}),
-            );
+            )
+            .await;
             assert_eq!(
                 err(r),
                 (
@@ -1205,40 +1316,43 @@ mod tests {
             );
         }
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": DDB, "StartingPosition": "AT_TIMESTAMP",
                    "StartingPositionTimestamp": 1700000000}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             format!("Unsupported starting position for arn type: {DDB}")
         );
         let ok = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "AT_TIMESTAMP",
                    "StartingPositionTimestamp": 1700000000.5}),
-        )
+        ).await
         .unwrap();
         assert_eq!(ok["StartingPositionTimestamp"], 1700000000.5);
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "StartingPosition": "LATEST"}),
-        );
+        )
+        .await;
         assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
     }
 
-    #[test]
-    fn create_errors_match_aws() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn create_errors_match_aws() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "doesnotexist"}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
@@ -1247,10 +1361,11 @@ mod tests {
             )
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "doesnotexist", "EventSourceArn": QUEUE}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
@@ -1259,60 +1374,65 @@ mod tests {
             )
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
                    "DestinationConfig": {"OnSuccess": {"Destination": QUEUE}}}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Unsupported DestinationConfig parameter for given event source mapping type."
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
                    "DestinationConfig": {"OnFailure": {"Destination": QUEUE}}}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Unsupported DestinationConfig parameter for given event source mapping type."
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "BatchSize": 11}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "ParallelizationFactor": 2}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Unsupported ParallelizationFactor parameter for given event source mapping type."
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": "arn:aws:s3:::bucket"}),
-        );
+        )
+        .await;
         assert_eq!(err(r).1, "Unrecognized event source.");
         // Nothing was created.
         assert_eq!(
-            run(&e, "ListEventSourceMappings", json!({})).unwrap(),
+            run(e, "ListEventSourceMappings", json!({})).await.unwrap(),
             json!({"EventSourceMappings": []})
         );
     }
 
-    #[test]
-    fn filter_patterns_must_be_json_patterns() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn filter_patterns_must_be_json_patterns() {
+        let fx = open().await;
+        let e = &*fx.cp;
         for pattern in [
             json!("simple string"),
             json!(r#"[{"eventName": ["INSERT"=123}]"#),
@@ -1325,10 +1445,10 @@ mod tests {
                 filter["Pattern"] = pattern;
             }
             let r = run(
-                &e,
+                e,
                 "CreateEventSourceMapping",
                 json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "FilterCriteria": {"Filters": [filter]}}),
-            );
+            ).await;
             assert_eq!(
                 err(r),
                 (
@@ -1339,11 +1459,12 @@ mod tests {
         }
         let pattern = r#"{"body": {"my-number": [{"numeric": [">", 100]}], "k": ["v"]}}"#;
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
                    "FilterCriteria": {"Filters": [{"Pattern": pattern}]}}),
         )
+        .await
         .unwrap();
         assert_eq!(
             out["FilterCriteria"],
@@ -1351,21 +1472,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn duplicates_are_refused_with_per_type_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn duplicates_are_refused_with_per_type_messages() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let first = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
@@ -1379,28 +1502,32 @@ mod tests {
         );
         // Another qualifier is another function ARN, and another function is fine.
         run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1:1", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn2", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         let k1 = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
         )
+        .await
         .unwrap();
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             format!(
@@ -1411,27 +1538,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn self_managed_kafka_mappings_match_aws() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn self_managed_kafka_mappings_match_aws() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let source = json!({"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:1000"]}});
-        let sac = json!([{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:111111111111:secret:s"}]);
+        let sac = json!([{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s"}]);
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": source}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Required 'sourceAccessConfigurations' parameter is missing."
         );
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": source,
                    "SourceAccessConfigurations": sac}),
         )
+        .await
         .unwrap();
         let uuid = out["UUID"].as_str().unwrap();
         assert_eq!(
@@ -1461,11 +1590,12 @@ mod tests {
         assert_eq!(out["StateTransitionReason"], "USER_INITIATED");
         let two = json!({"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka:1000", "kafka:2000"]}});
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "Topics": ["topic"], "SelfManagedEventSource": two,
                    "SourceAccessConfigurations": sac}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
@@ -1478,12 +1608,13 @@ mod tests {
             )
         );
         let other = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "Topics": ["topic_2"], "SelfManagedEventSource": source,
                    "SourceAccessConfigurations": sac, "BatchSize": 1, "StartingPosition": "LATEST",
                    "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "random_id"}}),
         )
+        .await
         .unwrap();
         assert_eq!(
             other["SelfManagedKafkaEventSourceConfig"],
@@ -1492,10 +1623,10 @@ mod tests {
         assert_eq!(other["StartingPosition"], "LATEST");
     }
 
-    #[test]
-    fn function_name_variations_keep_the_qualifier() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn function_name_variations_keep_the_qualifier() {
+        let fx = open().await;
+        let e = &*fx.cp;
         for (given, arn) in [
             ("fn1", FN_ARN.to_string()),
             ("fn1:$LATEST", format!("{FN_ARN}:$LATEST")),
@@ -1503,83 +1634,97 @@ mod tests {
             ("fn1:myalias", format!("{FN_ARN}:myalias")),
             (FN_ARN, FN_ARN.to_string()),
             (
-                "arn:aws:lambda:us-east-1:111111111111:function:fn1:myalias",
+                "arn:aws:lambda:us-east-1:000000000000:function:fn1:myalias",
                 format!("{FN_ARN}:myalias"),
             ),
         ] {
             let out = run(
-                &e,
+                e,
                 "CreateEventSourceMapping",
                 json!({"FunctionName": given, "EventSourceArn": QUEUE}),
             )
+            .await
             .unwrap();
             assert_eq!(out["FunctionArn"], arn);
-            run(&e, "DeleteEventSourceMapping", json!({"UUID": out["UUID"]})).unwrap();
+            run(e, "DeleteEventSourceMapping", json!({"UUID": out["UUID"]}))
+                .await
+                .unwrap();
         }
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1:nope", "EventSourceArn": QUEUE}),
-        );
+        )
+        .await;
         assert_eq!(err(r).1, "Function does not exist");
     }
 
-    #[test]
-    fn update_get_delete_lifecycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn update_get_delete_lifecycle() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         let uuid = out["UUID"].as_str().unwrap().to_string();
         let r = run(
-            &e,
+            e,
             "UpdateEventSourceMapping",
             json!({"UUID": uuid, "BatchSize": 11}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
         );
         let upd = run(
-            &e,
+            e,
             "UpdateEventSourceMapping",
             json!({"UUID": uuid, "FunctionName": "fn2", "MaximumBatchingWindowInSeconds": 1, "BatchSize": 20}),
-        )
+        ).await
         .unwrap();
         assert_eq!(upd["State"], "Updating");
         assert_eq!(
             upd["FunctionArn"],
-            "arn:aws:lambda:us-east-1:111111111111:function:fn2"
+            "arn:aws:lambda:us-east-1:000000000000:function:fn2"
         );
         assert_eq!(upd["BatchSize"], 20);
-        settle();
+        settle().await;
         assert_eq!(
-            run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap()["State"],
+            run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
+                .await
+                .unwrap()["State"],
             "Enabled"
         );
         let dis = run(
-            &e,
+            e,
             "UpdateEventSourceMapping",
             json!({"UUID": uuid, "Enabled": false}),
         )
+        .await
         .unwrap();
         assert_eq!(dis["State"], "Disabling");
-        settle();
-        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        settle().await;
+        let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
+            .await
+            .unwrap();
         assert_eq!(got["State"], "Disabled");
-        assert!(!e.mappings()[0].1.is_active(now_ms()));
+        assert!(!e.mappings.mappings()[0].1.is_active(now_ms()));
         let en = run(
-            &e,
+            e,
             "UpdateEventSourceMapping",
             json!({"UUID": uuid, "Enabled": true}),
         )
+        .await
         .unwrap();
         assert_eq!(en["State"], "Enabling");
-        let del = run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        let del = run(e, "DeleteEventSourceMapping", json!({"UUID": uuid}))
+            .await
+            .unwrap();
         assert_eq!(del["State"], "Deleting");
         assert_eq!(del["BatchSize"], 20);
         let missing = (
@@ -1587,79 +1732,86 @@ mod tests {
             "The resource you requested does not exist.".to_string(),
         );
         assert_eq!(
-            err(run(&e, "GetEventSourceMapping", json!({"UUID": uuid}))),
+            err(run(e, "GetEventSourceMapping", json!({"UUID": uuid})).await),
             missing
         );
         assert_eq!(
-            err(run(&e, "DeleteEventSourceMapping", json!({"UUID": uuid}))),
+            err(run(e, "DeleteEventSourceMapping", json!({"UUID": uuid})).await),
             missing
         );
         assert_eq!(
             err(run(
-                &e,
+                e,
                 "UpdateEventSourceMapping",
                 json!({"UUID": uuid, "Enabled": false})
-            )),
+            )
+            .await),
             missing
         );
     }
 
-    #[test]
-    fn created_disabled_is_disabled_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn created_disabled_is_disabled_at_once() {
+        let fx = open().await;
+        let e = &*fx.cp;
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "Enabled": false, "BatchSize": 1}),
-        )
+        ).await
         .unwrap();
         assert_eq!(out["State"], "Disabled");
     }
 
-    #[test]
-    fn list_filters_and_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
+    #[tokio::test]
+    async fn list_filters_and_pages() {
+        let fx = open().await;
+        let e = &*fx.cp;
         run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn2", "EventSourceArn": QUEUE}),
         )
+        .await
         .unwrap();
         run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": KINESIS, "StartingPosition": "LATEST"}),
         )
+        .await
         .unwrap();
-        let count = |input: Value| {
-            run(&e, "ListEventSourceMappings", input).unwrap()["EventSourceMappings"]
+        let count = async |input: Value| {
+            run(e, "ListEventSourceMappings", input).await.unwrap()["EventSourceMappings"]
                 .as_array()
                 .unwrap()
                 .len()
         };
-        assert_eq!(count(json!({})), 3);
-        assert_eq!(count(json!({"EventSourceArn": QUEUE})), 2);
-        assert_eq!(count(json!({"FunctionName": "fn1"})), 2);
+        assert_eq!(count(json!({})).await, 3);
+        assert_eq!(count(json!({"EventSourceArn": QUEUE})).await, 2);
+        assert_eq!(count(json!({"FunctionName": "fn1"})).await, 2);
         assert_eq!(
-            count(json!({"FunctionName": FN_ARN, "EventSourceArn": KINESIS})),
+            count(json!({"FunctionName": FN_ARN, "EventSourceArn": KINESIS})).await,
             1
         );
-        assert_eq!(count(json!({"FunctionName": "doesnotexist"})), 0);
-        let p1 = run(&e, "ListEventSourceMappings", json!({"MaxItems": 2})).unwrap();
+        assert_eq!(count(json!({"FunctionName": "doesnotexist"})).await, 0);
+        let p1 = run(e, "ListEventSourceMappings", json!({"MaxItems": 2}))
+            .await
+            .unwrap();
         assert_eq!(p1["EventSourceMappings"].as_array().unwrap().len(), 2);
         let p2 = run(
-            &e,
+            e,
             "ListEventSourceMappings",
             json!({"MaxItems": 2, "Marker": p1["NextMarker"]}),
         )
+        .await
         .unwrap();
         assert_eq!(p2["EventSourceMappings"].as_array().unwrap().len(), 1);
         assert!(p2.get("NextMarker").is_none());
@@ -1678,46 +1830,53 @@ mod tests {
         assert_eq!(uuids.len(), 3);
     }
 
-    #[test]
-    fn mappings_and_tags_survive_reopening_and_notify_pollers() {
-        let dir = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn mappings_and_tags_survive_reopening_and_notify_pollers() {
+        let fx = open().await;
         let (uuid, arn) = {
-            let e = open(dir.path());
-            let rx = e.subscribe();
+            let e = &*fx.cp;
+            let rx = e.mappings.subscribe();
             let out = run(
-                &e,
+                e,
                 "CreateEventSourceMapping",
                 json!({"FunctionName": "fn1", "EventSourceArn": QUEUE, "Tags": {"team": "a"}}),
             )
+            .await
             .unwrap();
             assert!(rx.has_changed().unwrap());
             let uuid = out["UUID"].as_str().unwrap().to_string();
-            e.record_processing_result(&uuid, "OK").unwrap();
+            e.mappings.record_processing_result(&uuid, "OK").unwrap();
             (
                 uuid,
                 out["EventSourceMappingArn"].as_str().unwrap().to_string(),
             )
         };
-        let e = open(dir.path());
-        let got = run(&e, "GetEventSourceMapping", json!({"UUID": uuid})).unwrap();
+        let reopened = reopen(&fx);
+        let e = &*reopened;
+        let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
+            .await
+            .unwrap();
         assert_eq!(got["EventSourceArn"], QUEUE);
         assert_eq!(
-            e.mappings()[0].1.last_processing_result.as_deref(),
+            e.mappings.mappings()[0].1.last_processing_result.as_deref(),
             Some("OK")
         );
         assert_eq!(
-            e.tags(&scope(), &arn)
+            e.mappings
+                .tags(&scope(), &arn)
                 .unwrap()
                 .get("team")
                 .map(String::as_str),
             Some("a")
         );
-        e.set_tags(&scope(), &arn, BTreeMap::new()).unwrap();
-        assert!(e.tags(&scope(), &arn).unwrap().is_empty());
-        let missing = "arn:aws:lambda:us-east-1:111111111111:event-source-mapping:\
+        e.mappings
+            .set_tags(&scope(), &arn, BTreeMap::new())
+            .unwrap();
+        assert!(e.mappings.tags(&scope(), &arn).unwrap().is_empty());
+        let missing = "arn:aws:lambda:us-east-1:000000000000:event-source-mapping:\
                        00000000-0000-0000-0000-000000000000";
         assert_eq!(
-            e.tags(&scope(), missing).unwrap_err().message,
+            e.mappings.tags(&scope(), missing).unwrap_err().message,
             format!("Event source mapping not found: {missing}")
         );
         let other = Scope {
@@ -1725,73 +1884,79 @@ mod tests {
             region: "us-east-1".into(),
         };
         let r = e
-            .execute(&other, "GetEventSourceMapping", &json!({"UUID": uuid}))
-            .unwrap();
+            .execute(&other, "GetEventSourceMapping", json!({"UUID": uuid}))
+            .await;
         assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFoundException);
     }
 
-    #[test]
-    fn other_source_types_need_their_members() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = open(dir.path());
-        let msk = "arn:aws:kafka:us-east-1:111111111111:cluster/c/abc";
+    #[tokio::test]
+    async fn other_source_types_need_their_members() {
+        let fx = open().await;
+        let e = &*fx.cp;
+        let msk = "arn:aws:kafka:us-east-1:000000000000:cluster/c/abc";
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": msk}),
-        );
+        )
+        .await;
         assert_eq!(err(r).1, "Required 'topics' parameter is missing.");
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": msk, "Topics": ["t"]}),
         )
+        .await
         .unwrap();
         assert_eq!(
             out["AmazonManagedKafkaEventSourceConfig"]["ConsumerGroupId"],
             out["UUID"]
         );
-        let mq = "arn:aws:mq:us-east-1:111111111111:broker:b:b-1234";
+        let mq = "arn:aws:mq:us-east-1:000000000000:broker:b:b-1234";
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"]}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Required 'sourceAccessConfigurations' parameter is missing."
         );
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": mq, "Queues": ["q"],
-                   "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:111111111111:secret:s"}]}),
-        )
+                   "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "arn:aws:secretsmanager:us-east-1:000000000000:secret:s"}]}),
+        ).await
         .unwrap();
         assert_eq!(out["Queues"], json!(["q"]));
-        let docdb = "arn:aws:rds:us-east-1:111111111111:cluster:docdb-1";
+        let docdb = "arn:aws:rds:us-east-1:000000000000:cluster:docdb-1";
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": docdb}),
-        );
+        )
+        .await;
         assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
         let out = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn1", "EventSourceArn": docdb,
                    "DocumentDBEventSourceConfig": {"DatabaseName": "db"}}),
         )
+        .await
         .unwrap();
         assert_eq!(
             out["DocumentDBEventSourceConfig"],
             json!({"DatabaseName": "db"})
         );
         let r = run(
-            &e,
+            e,
             "CreateEventSourceMapping",
             json!({"FunctionName": "fn2", "EventSourceArn": QUEUE, "Topics": ["t"]}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r).1,
             "Unsupported Topics parameter for given event source mapping type."

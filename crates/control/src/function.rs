@@ -149,21 +149,20 @@ pub fn resolve_invoke_version<'a>(
     })
 }
 
-/// What other resources (layers, event source mappings, ...) may ask about functions.
-impl crate::resource_util::FunctionDirectory for ControlPlane {
-    fn function_exists(&self, scope: &Scope, name: &str, qualifier: Option<&str>) -> bool {
+impl ControlPlane {
+    /// Whether function `name` exists in `scope` and, when `qualifier` is given, whether it has
+    /// that version (`$LATEST`, a published number) or alias: what other resources (event source
+    /// mappings, ...) ask about functions.
+    pub(crate) fn function_exists(
+        &self,
+        scope: &Scope,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> bool {
         self.index
             .get(scope, name)
             .is_some_and(|f| resolve_version(&f, qualifier).is_some())
     }
-}
-
-fn unqualified_only() -> LambdaError {
-    LambdaError::invalid(
-        "This operation is permitted on Lambda functions only. Aliases and versions do not \
-         support this operation. Please specify either a function name or an unqualified \
-         function ARN.",
-    )
 }
 
 /// Loads, checks and stores the zip of a request, off the async workers.
@@ -175,14 +174,6 @@ async fn ingest_zip(cp: &ControlPlane, b64: String) -> Result<StoredCode, Lambda
     })
     .await
     .map_err(|e| LambdaError::service(format!("code ingestion failed: {e}")))?
-}
-
-/// Code given by S3 location: Flint has no S3, so the bucket never exists.
-fn s3_code_error() -> LambdaError {
-    LambdaError::invalid(
-        "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
-         specified bucket does not exist",
-    )
 }
 
 fn image_error(uri: &str) -> LambdaError {
@@ -230,13 +221,11 @@ pub async fn create(
         cp.resolve_layers(scope, arns)
     })?;
     if cp.index.contains(scope, &name) {
-        return Err(LambdaError::conflict(format!(
-            "Function already exist: {name}"
-        )));
+        return Err(LambdaError::function_already_exists(&name));
     }
     config.code = match (input.code.zip_file, input.code.s3_bucket) {
         (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(s3_code_error()),
+        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
         (None, None) => {
             return Err(LambdaError::invalid(
                 "Please provide a source for function code.",
@@ -259,7 +248,11 @@ pub async fn create(
         tags: input.tags.unwrap_or_default(),
         reserved_concurrency: None,
         aliases: BTreeMap::new(),
-        settings: Default::default(),
+        // In the function's own document, so that it is bound in the same transaction.
+        settings: crate::sub_resource::FunctionSettings {
+            code_signing_config_arn: input.code_signing_config_arn.clone(),
+            ..Default::default()
+        },
     };
     let mut versions = BTreeMap::new();
     let mut published = None;
@@ -283,9 +276,6 @@ pub async fn create(
         }
         None => latest.clone(),
     };
-    if let Some(csc) = &input.code_signing_config_arn {
-        cp.code_signing.bind_function(scope, &name, csc)?;
-    }
     // AWS shows the unqualified ARN in CreateFunction's answer, even when it published.
     Ok(shown.render(scope, &name, arn::function_arn(scope, &name), View::Full))
 }
@@ -331,7 +321,10 @@ pub async fn get(
         configuration: v.render(scope, &fref.name, fref.arn(scope), View::Full),
         code: CodeLocation {
             repository_type: "S3".into(),
-            location: cp.code_location(&v.config.code.sha256_hex),
+            location: cp.download_url(
+                crate::signed_url::Download::FunctionCode,
+                &v.config.code.sha256_hex,
+            ),
         },
         tags: (!f.doc.tags.is_empty()).then(|| f.doc.tags.clone()),
         concurrency: f.doc.reserved_concurrency.map(|n| Concurrency {
@@ -348,7 +341,7 @@ fn encode_marker(key: &ListKey) -> String {
 }
 
 fn decode_marker(marker: &str) -> Result<ListKey, LambdaError> {
-    let bad = || LambdaError::invalid(format!("Invalid marker: {marker}"));
+    let bad = || LambdaError::invalid_marker(marker);
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(marker)
         .map_err(|_| bad())?;
@@ -418,7 +411,7 @@ fn resolve_latest_target(scope: &Scope, function_name: &str) -> Result<FunctionR
     let fref = function_name::resolve(scope, function_name, None)?;
     match fref.qualifier.as_deref() {
         None | Some(LATEST) => Ok(fref),
-        Some(_) => Err(unqualified_only()),
+        Some(_) => Err(LambdaError::unqualified_only()),
     }
 }
 
@@ -504,7 +497,7 @@ pub async fn update_code(
         .check_updatable(&arn::function_arn(scope, &name))?;
     let code = match (input.zip_file, input.s3_bucket) {
         (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(s3_code_error()),
+        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
         (None, None) => {
             return Err(LambdaError::invalid(
                 "Please provide a source for function code.",
@@ -594,7 +587,6 @@ pub async fn delete(
     match fref.qualifier.as_deref() {
         None => {
             cp.index.remove(scope, &name, not_found).await?;
-            cp.code_signing.forget_function(scope, &name)?;
         }
         Some(q) => {
             if cp.index.get(scope, &name).is_none() {

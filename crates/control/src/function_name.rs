@@ -60,6 +60,22 @@ pub fn resolve(
     })
 }
 
+/// Reads `FunctionName` as event source mappings take it: the function may be named by an ARN of
+/// another (account, region), which is returned with it (the caller's scope otherwise); no access
+/// check is made here.
+pub fn locate(caller: &Scope, function_name: &str) -> Result<(Scope, FunctionRef), LambdaError> {
+    let parts = split(function_name)?;
+    let scope = Scope {
+        account: parts.account.unwrap_or(&caller.account).to_string(),
+        region: parts.region.unwrap_or(&caller.region).to_string(),
+    };
+    let fref = FunctionRef {
+        name: parts.name.to_string(),
+        qualifier: parts.qualifier.map(str::to_string),
+    };
+    Ok((scope, fref))
+}
+
 /// Resolves the `FunctionName` of CreateFunction: a name or ARN without a qualifier, whose name
 /// part is at most 64 characters.
 pub fn resolve_for_create(scope: &Scope, function_name: &str) -> Result<String, LambdaError> {
@@ -327,6 +343,28 @@ mod tests {
         for r in ["invalid-region", "us-east", "useast-1", "us-east-12", "f1"] {
             assert!(!is_region(r), "{r}");
         }
+    }
+
+    #[test]
+    fn locate_keeps_the_scope_an_arn_names() {
+        let (s, r) = locate(&scope(), "111111111111:function:g:7").unwrap();
+        assert_eq!(
+            r.arn(&s),
+            "arn:aws:lambda:us-east-1:111111111111:function:g:7"
+        );
+        let (s, r) = locate(
+            &scope(),
+            "arn:aws:lambda:eu-west-1:222222222222:function:h:al",
+        )
+        .unwrap();
+        assert_eq!((s.region.as_str(), r.name.as_str()), ("eu-west-1", "h"));
+        assert_eq!(
+            r.unqualified_arn(&s),
+            "arn:aws:lambda:eu-west-1:222222222222:function:h"
+        );
+        let (s, r) = locate(&scope(), "f:$LATEST").unwrap();
+        assert_eq!(s, scope());
+        assert_eq!(r.qualifier.as_deref(), Some("$LATEST"));
     }
 
     #[test]

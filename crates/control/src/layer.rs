@@ -1,6 +1,7 @@
 //! Lambda layers: published versions (numbered 1, 2, … per layer name, numbers never reused), their
 //! zips stored once by SHA-256 and unpacked under `data_dir/layers/`, their resource policies, and
-//! what functions need from them ([`Layers::resolve_for_function`]).
+//! what functions need from them ([`Layers::resolve_for_function`]). The operations are the
+//! handlers at the end of the file; [`Layers`] holds the state they share.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::code::{decode_zip_file, CodeStore, StoredCode};
-use crate::error::ErrorCode;
-use crate::resource_util::{iso_timestamp, list_page, opt_i64, opt_str, opt_str_list, store_error};
-use crate::{LambdaError, Scope};
+use crate::resource_util::{iso_timestamp, list_page, store_error};
+use crate::signed_url::Download;
+use crate::tags::Empty;
+use crate::{arn, ControlPlane, LambdaError, Scope};
 
 /// Store kind of a layer document (all versions of one layer name, and its version counter).
 const KIND: &str = "layer";
@@ -22,15 +24,6 @@ const KIND: &str = "layer";
 pub const MAX_LAYERS_PER_FUNCTION: usize = 5;
 const DEFAULT_LIST_ITEMS: usize = 50;
 const MAX_LIST_ITEMS: usize = 50;
-
-const RESOURCE_NOT_FOUND: &str = "The resource you requested does not exist.";
-const VERSION_BELOW_ONE: &str = "Layer Version Cannot be less than 1";
-const UNZIP_FAILED: &str =
-    "Could not unzip uploaded file. Please check your file, then try to upload again.";
-const NO_POLICY: &str = "No policy is associated with the given resource.";
-const STALE_POLICY_REVISION: &str =
-    "The Revision Id provided does not match the latest Revision Id. \
-     Call the GetLayerPolicy API to retrieve the latest Revision Id";
 
 /// A layer version a function may use, as the function's configuration and sandbox need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,32 +80,23 @@ impl LayerVersion {
     }
 
     /// The members every layer-version shape shares (`LayerVersionsListItem`).
-    fn list_item(&self, layer_arn: &str) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "LayerVersionArn".into(),
-            format!("{layer_arn}:{}", self.version).into(),
-        );
-        m.insert("Version".into(), self.version.into());
-        m.insert("Description".into(), self.description.clone().into());
-        m.insert("CreatedDate".into(), self.created_date.clone().into());
-        if let Some(r) = &self.compatible_runtimes {
-            m.insert("CompatibleRuntimes".into(), json!(r));
+    fn list_item(&self, owner: &Scope, name: &str) -> LayerVersionItem {
+        LayerVersionItem {
+            layer_version_arn: arn::layer_version_arn(owner, name, self.version),
+            version: self.version,
+            description: self.description.clone(),
+            created_date: self.created_date.clone(),
+            compatible_runtimes: self.compatible_runtimes.clone(),
+            license_info: self.license_info.clone(),
+            compatible_architectures: self.compatible_architectures.clone(),
         }
-        if let Some(l) = &self.license_info {
-            m.insert("LicenseInfo".into(), l.clone().into());
-        }
-        if let Some(a) = &self.compatible_architectures {
-            m.insert("CompatibleArchitectures".into(), json!(a));
-        }
-        m
     }
 
     fn may_be_used_by(&self, owner_account: &str, caller_account: &str) -> bool {
         if owner_account == caller_account {
             return true;
         }
-        let root = format!("arn:aws:iam::{caller_account}:root");
+        let root = arn::account_root(caller_account);
         self.policy.as_ref().is_some_and(|p| {
             p.statements.iter().any(|s| match &s["Principal"] {
                 Value::String(p) => p == "*",
@@ -154,7 +138,6 @@ pub struct Layers {
     store: Arc<Store>,
     code: CodeStore,
     layers: RwLock<HashMap<LayerKey, LayerDoc>>,
-    base_url: RwLock<String>,
 }
 
 impl Layers {
@@ -174,16 +157,10 @@ impl Layers {
             store,
             code,
             layers: RwLock::new(layers),
-            base_url: RwLock::new("http://127.0.0.1:9000".into()),
         })
     }
 
-    /// The public address of the api (for `Content.Location`), without a trailing slash.
-    pub fn set_base_url(&self, url: &str) {
-        *self.base_url.write() = url.trim_end_matches('/').to_string();
-    }
-
-    /// The stored zip of a layer's content (what `Content.Location` serves), if it exists.
+    /// The stored zip of a layer's content (what a signed `Content.Location` serves), if any.
     pub fn blob_path(&self, sha256_hex: &str) -> Option<PathBuf> {
         self.code.blob_path(sha256_hex)
     }
@@ -213,13 +190,11 @@ impl Layers {
         if layer_version_arns.len() > MAX_LAYERS_PER_FUNCTION {
             return Err(LambdaError::invalid("Cannot reference more than 5 layers."));
         }
-        let does_not_exist =
-            |arn: &str| LambdaError::invalid(format!("Layer version {arn} does not exist."));
         let mut parsed = Vec::with_capacity(layer_version_arns.len());
         for arn in layer_version_arns {
             // `arn:aws:lambda:::awslayer:NAME` (AWS-managed layers) do not exist here.
             let Some(r) = LayerVersionRef::parse(arn) else {
-                return Err(does_not_exist(arn));
+                return Err(LambdaError::layer_version_does_not_exist(arn));
             };
             if r.scope.region != scope.region {
                 return Err(LambdaError::invalid(format!(
@@ -252,7 +227,7 @@ impl Layers {
                 });
                 match version {
                     Some(v) if v.may_be_used_by(&r.scope.account, &scope.account) => v.code.clone(),
-                    _ => return Err(does_not_exist(arn)),
+                    _ => return Err(LambdaError::layer_version_does_not_exist(arn)),
                 }
             };
             let unpacked_dir = self.code.ensure_unpacked(&code.sha256_hex)?;
@@ -267,36 +242,19 @@ impl Layers {
         Ok(out)
     }
 
-    /// Runs one of the layer operations; `None` if `operation` is not one of them.
-    /// `PublishLayerVersion` unzips and writes to disk: call this off the async workers.
-    pub fn execute(
+    /// Stores a new version of the caller's layer. Unzips and writes to disk: call it off the
+    /// async workers.
+    fn publish(
         &self,
         scope: &Scope,
-        operation: &str,
-        input: &Value,
-    ) -> Option<Result<Value, LambdaError>> {
-        Some(match operation {
-            "PublishLayerVersion" => self.publish(scope, input),
-            "GetLayerVersion" => self.get_version(scope, input),
-            "GetLayerVersionByArn" => self.get_version_by_arn(scope, input),
-            "ListLayers" => self.list_layers(scope, input),
-            "ListLayerVersions" => self.list_versions(scope, input),
-            "DeleteLayerVersion" => self.delete_version(scope, input),
-            "AddLayerVersionPermission" => self.add_permission(scope, input),
-            "RemoveLayerVersionPermission" => self.remove_permission(scope, input),
-            "GetLayerVersionPolicy" => self.get_policy(scope, input),
-            _ => return None,
-        })
-    }
-
-    fn publish(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = target(scope, input, "lambda:PublishLayerVersion")?;
-        let content = input.get("Content").unwrap_or(&Value::Null);
-        let zip = match opt_str(content, "ZipFile") {
-            Some(b64) => decode_zip_file(b64)?,
+        input: PublishLayerVersionInput,
+    ) -> Result<(Scope, String, LayerVersion), LambdaError> {
+        let (owner, name) = target(scope, &input.layer_name, "lambda:PublishLayerVersion")?;
+        let zip = match (&input.content.zip_file, &input.content.s3_bucket) {
+            (Some(b64), _) => decode_zip_file(b64)?,
             // Flint has no S3, so the bucket never exists (as the functions module says).
-            None if content.get("S3Bucket").is_some() => return Err(s3_content_error()),
-            None => return Err(LambdaError::invalid(UNZIP_FAILED)),
+            (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
+            (None, None) => return Err(LambdaError::unzip_failed()),
         };
         // Unzipping is the slow part: do it before taking the lock.
         let code = self.code.ingest(&zip)?;
@@ -309,13 +267,11 @@ impl Layers {
         let version = doc.last_version + 1;
         let lv = LayerVersion {
             version,
-            description: opt_str(input, "Description")
-                .unwrap_or_default()
-                .to_string(),
+            description: input.description.unwrap_or_default(),
             created_date: iso_timestamp(chrono::Utc::now()),
-            compatible_runtimes: opt_str_list(input, "CompatibleRuntimes"),
-            compatible_architectures: opt_str_list(input, "CompatibleArchitectures"),
-            license_info: opt_str(input, "LicenseInfo").map(str::to_string),
+            compatible_runtimes: input.compatible_runtimes,
+            compatible_architectures: input.compatible_architectures,
+            license_info: input.license_info,
             code,
             policy: None,
         };
@@ -323,237 +279,45 @@ impl Layers {
         doc.versions.insert(version, lv.clone());
         self.persist(&owner, &name, &doc)?;
         layers.insert(k, doc);
-        Ok(self.version_output(&owner, &name, &lv))
+        Ok((owner, name, lv))
     }
 
-    fn get_version(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = layer_of(scope, opt_str(input, "LayerName").unwrap_or_default());
-        let version = version_number(input)?;
-        self.read_version(scope, &owner, &name, version)
-    }
-
-    fn get_version_by_arn(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let arn = opt_str(input, "Arn").unwrap_or_default();
-        let r = LayerVersionRef::parse(arn)
-            .ok_or_else(|| LambdaError::not_found(RESOURCE_NOT_FOUND))?;
-        if r.version < 1 {
-            return Err(LambdaError::invalid(VERSION_BELOW_ONE));
-        }
-        self.read_version(scope, &r.scope, &r.name, r.version as u64)
-    }
-
-    fn read_version(
+    /// A version the caller may read, or AWS's 404.
+    fn readable_version(
         &self,
         caller: &Scope,
         owner: &Scope,
         name: &str,
         version: u64,
-    ) -> Result<Value, LambdaError> {
-        let layers = self.layers.read();
-        let lv = layers
+    ) -> Result<LayerVersion, LambdaError> {
+        self.layers
+            .read()
             .get(&key(owner, name))
             .and_then(|d| d.versions.get(&version))
             .filter(|v| v.may_be_used_by(&owner.account, &caller.account))
-            .ok_or_else(|| LambdaError::not_found(RESOURCE_NOT_FOUND))?;
-        Ok(self.version_output(owner, name, lv))
-    }
-
-    fn list_layers(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let runtime = opt_str(input, "CompatibleRuntime");
-        let arch = opt_str(input, "CompatibleArchitecture");
-        let layers = self.layers.read();
-        let found: Vec<(String, Value)> = layers
-            .iter()
-            .filter(|((a, r, _), _)| *a == scope.account && *r == scope.region)
-            .filter_map(|((_, _, name), doc)| {
-                let latest = doc
-                    .versions
-                    .values()
-                    .rev()
-                    .find(|v| v.matches(runtime, arch))?;
-                let layer_arn = layer_arn(scope, name);
-                let item = json!({
-                    "LayerName": name,
-                    "LayerArn": layer_arn,
-                    "LatestMatchingVersion": latest.list_item(&layer_arn),
-                });
-                Some((name.clone(), item))
-            })
-            .collect();
-        Ok(list_page(
-            "Layers",
-            found,
-            input,
-            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        ))
-    }
-
-    fn list_versions(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = layer_of(scope, opt_str(input, "LayerName").unwrap_or_default());
-        let runtime = opt_str(input, "CompatibleRuntime");
-        let arch = opt_str(input, "CompatibleArchitecture");
-        let layer_arn = layer_arn(&owner, &name);
-        let layers = self.layers.read();
-        // Newest first; the marker key sorts that way.
-        let found: Vec<(String, Value)> = layers
-            .get(&key(&owner, &name))
-            .map(|d| {
-                d.versions
-                    .values()
-                    .rev()
-                    .filter(|v| v.matches(runtime, arch))
-                    .filter(|v| v.may_be_used_by(&owner.account, &scope.account))
-                    // Newest first: the key counts down.
-                    .map(|v| {
-                        let key = format!("{:020}", u64::MAX - v.version);
-                        (key, Value::Object(v.list_item(&layer_arn)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(list_page(
-            "LayerVersions",
-            found,
-            input,
-            (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
-        ))
-    }
-
-    fn delete_version(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = target(scope, input, "lambda:DeleteLayerVersion")?;
-        let version = version_number(input)?;
-        let mut layers = self.layers.write();
-        let k = key(&owner, &name);
-        if let Some(doc) = layers.get(&k) {
-            if doc.versions.contains_key(&version) {
-                let mut doc = doc.clone();
-                doc.versions.remove(&version);
-                // The document stays (with its counter) so that version numbers are not reused.
-                // The content stays too: functions that use this version keep working.
-                self.persist(&owner, &name, &doc)?;
-                layers.insert(k, doc);
-            }
-        }
-        Ok(json!({}))
-    }
-
-    fn add_permission(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = target(scope, input, "lambda:AddLayerVersionPermission")?;
-        let version = version_number(input)?;
-        let sid = opt_str(input, "StatementId").unwrap_or_default();
-        let principal = match opt_str(input, "Principal").unwrap_or_default() {
-            "*" => json!("*"),
-            p if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                json!({ "AWS": format!("arn:aws:iam::{p}:root") })
-            }
-            p => json!({ "AWS": p }),
-        };
-        let mut layers = self.layers.write();
-        let k = key(&owner, &name);
-        let mut doc = layers
-            .get(&k)
             .cloned()
-            .ok_or_else(|| version_missing(&owner, &name, version))?;
-        let lv = doc
-            .versions
-            .get_mut(&version)
-            .ok_or_else(|| version_missing(&owner, &name, version))?;
-        check_revision(lv.policy.as_ref(), opt_str(input, "RevisionId"))?;
-        let policy = lv.policy.get_or_insert_with(|| LayerPolicy {
-            revision_id: String::new(),
-            statements: Vec::new(),
-        });
-        if policy.statements.iter().any(|s| s["Sid"] == sid) {
-            return Err(LambdaError::conflict(format!(
-                "The statement id ({sid}) provided already exists. Please provide a new \
-                 statement id, or remove the existing statement."
-            )));
-        }
-        let mut statement = json!({
-            "Sid": sid,
-            "Effect": "Allow",
-            "Principal": principal,
-            "Action": opt_str(input, "Action").unwrap_or("lambda:GetLayerVersion"),
-            "Resource": format!("{}:{version}", layer_arn(&owner, &name)),
-        });
-        if let Some(org) = opt_str(input, "OrganizationId") {
-            statement["Condition"] = json!({ "StringEquals": { "aws:PrincipalOrgID": org } });
-        }
-        policy.statements.push(statement.clone());
-        policy.revision_id = uuid::Uuid::new_v4().to_string();
-        let revision_id = policy.revision_id.clone();
-        self.persist(&owner, &name, &doc)?;
-        layers.insert(k, doc);
-        Ok(json!({ "Statement": statement.to_string(), "RevisionId": revision_id }))
+            .ok_or_else(LambdaError::resource_not_found)
     }
 
-    fn remove_permission(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = target(scope, input, "lambda:RemoveLayerVersionPermission")?;
-        let version = version_number(input)?;
-        let sid = opt_str(input, "StatementId").unwrap_or_default();
+    /// Changes one version of the caller's layer under the write lock and persists it: `edit` may
+    /// refuse, and a missing version is AWS's 404 naming the version ARN.
+    fn modify_version<R>(
+        &self,
+        owner: &Scope,
+        name: &str,
+        version: u64,
+        edit: impl FnOnce(&mut LayerVersion) -> Result<R, LambdaError>,
+    ) -> Result<R, LambdaError> {
+        let missing =
+            || LambdaError::layer_version_not_found(&arn::layer_version_arn(owner, name, version));
         let mut layers = self.layers.write();
-        let k = key(&owner, &name);
-        let mut doc = layers
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| version_missing(&owner, &name, version))?;
-        let lv = doc
-            .versions
-            .get_mut(&version)
-            .ok_or_else(|| version_missing(&owner, &name, version))?;
-        check_revision(lv.policy.as_ref(), opt_str(input, "RevisionId"))?;
-        let not_found =
-            || LambdaError::not_found(format!("Statement {sid} is not found in resource policy."));
-        let policy = lv.policy.as_mut().ok_or_else(not_found)?;
-        let before = policy.statements.len();
-        policy.statements.retain(|s| s["Sid"] != sid);
-        if policy.statements.len() == before {
-            return Err(not_found());
-        }
-        if policy.statements.is_empty() {
-            lv.policy = None;
-        } else {
-            policy.revision_id = uuid::Uuid::new_v4().to_string();
-        }
-        self.persist(&owner, &name, &doc)?;
+        let k = key(owner, name);
+        let mut doc = layers.get(&k).cloned().ok_or_else(missing)?;
+        let lv = doc.versions.get_mut(&version).ok_or_else(missing)?;
+        let out = edit(lv)?;
+        self.persist(owner, name, &doc)?;
         layers.insert(k, doc);
-        Ok(json!({}))
-    }
-
-    fn get_policy(&self, scope: &Scope, input: &Value) -> Result<Value, LambdaError> {
-        let (owner, name) = layer_of(scope, opt_str(input, "LayerName").unwrap_or_default());
-        let version = version_number(input)?;
-        let layers = self.layers.read();
-        let lv = layers
-            .get(&key(&owner, &name))
-            .and_then(|d| d.versions.get(&version))
-            .ok_or_else(|| version_missing(&owner, &name, version))?;
-        let policy = lv
-            .policy
-            .as_ref()
-            .ok_or_else(|| LambdaError::not_found(NO_POLICY))?;
-        let document = json!({
-            "Version": "2012-10-17",
-            "Id": "default",
-            "Statement": policy.statements,
-        });
-        Ok(json!({ "Policy": document.to_string(), "RevisionId": policy.revision_id }))
-    }
-
-    fn version_output(&self, owner: &Scope, name: &str, lv: &LayerVersion) -> Value {
-        let layer_arn = layer_arn(owner, name);
-        let mut m = serde_json::Map::new();
-        m.insert(
-            "Content".into(),
-            json!({
-                "Location": format!("{}/_flint/layers/{}", self.base_url.read(), lv.code.sha256_hex),
-                "CodeSha256": lv.code.sha256_base64(),
-                "CodeSize": lv.code.size,
-            }),
-        );
-        m.insert("LayerArn".into(), layer_arn.clone().into());
-        m.extend(lv.list_item(&layer_arn));
-        Value::Object(m)
+        Ok(out)
     }
 
     fn persist(&self, owner: &Scope, name: &str, doc: &LayerDoc) -> Result<(), LambdaError> {
@@ -576,13 +340,6 @@ fn key(scope: &Scope, name: &str) -> LayerKey {
     )
 }
 
-fn layer_arn(scope: &Scope, name: &str) -> String {
-    format!(
-        "arn:aws:lambda:{}:{}:layer:{name}",
-        scope.region, scope.account
-    )
-}
-
 /// `LayerName` is a name or a layer ARN (`arn:aws:lambda:REGION:ACCOUNT:layer:NAME`), which may
 /// name another account's layer.
 fn layer_of(scope: &Scope, layer_name: &str) -> (Scope, String) {
@@ -599,55 +356,463 @@ fn layer_of(scope: &Scope, layer_name: &str) -> (Scope, String) {
 }
 
 /// The layer a changing operation targets: only the caller's own.
-fn target(scope: &Scope, input: &Value, action: &str) -> Result<(Scope, String), LambdaError> {
-    let (owner, name) = layer_of(scope, opt_str(input, "LayerName").unwrap_or_default());
+fn target(scope: &Scope, layer_name: &str, action: &str) -> Result<(Scope, String), LambdaError> {
+    let (owner, name) = layer_of(scope, layer_name);
     if owner != *scope {
-        return Err(LambdaError::new(
-            ErrorCode::AccessDeniedException,
-            format!(
-                "User: arn:aws:iam::{}:root is not authorized to perform: {action} on resource: {}",
-                scope.account,
-                layer_arn(&owner, &name)
-            ),
+        return Err(LambdaError::not_authorized(
+            &scope.account,
+            action,
+            &arn::layer_arn(&owner, &name),
         ));
     }
     Ok((owner, name))
 }
 
-fn s3_content_error() -> LambdaError {
-    LambdaError::invalid(
-        "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \
-         specified bucket does not exist",
-    )
-}
-
-fn version_number(input: &Value) -> Result<u64, LambdaError> {
-    match opt_i64(input, "VersionNumber") {
+fn version_number(given: Option<i64>) -> Result<u64, LambdaError> {
+    match given {
         Some(v) if v >= 1 => Ok(v as u64),
-        _ => Err(LambdaError::invalid(VERSION_BELOW_ONE)),
+        _ => Err(LambdaError::layer_version_below_one()),
     }
-}
-
-fn version_missing(owner: &Scope, name: &str, version: u64) -> LambdaError {
-    LambdaError::not_found(format!(
-        "Layer version {}:{version} does not exist.",
-        layer_arn(owner, name)
-    ))
 }
 
 fn check_revision(policy: Option<&LayerPolicy>, given: Option<&str>) -> Result<(), LambdaError> {
     match given {
         Some(r) if policy.is_none_or(|p| p.revision_id != r) => {
-            Err(LambdaError::precondition(STALE_POLICY_REVISION))
+            Err(LambdaError::stale_policy_revision("GetLayerPolicy"))
         }
         _ => Ok(()),
     }
+}
+
+// ---- Inputs and outputs, as the model names their members ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishLayerVersionInput {
+    #[serde(default)]
+    pub layer_name: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub content: LayerContentInput,
+    pub compatible_runtimes: Option<Vec<String>>,
+    pub license_info: Option<String>,
+    pub compatible_architectures: Option<Vec<String>>,
+}
+
+/// `Content` of PublishLayerVersion (`LayerVersionContentInput`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerContentInput {
+    pub s3_bucket: Option<String>,
+    pub s3_key: Option<String>,
+    pub s3_object_version: Option<String>,
+    pub zip_file: Option<String>,
+}
+
+/// GetLayerVersion, DeleteLayerVersion and GetLayerVersionPolicy: a version by layer and number.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerVersionInput {
+    #[serde(default)]
+    pub layer_name: String,
+    pub version_number: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetLayerVersionByArnInput {
+    #[serde(default)]
+    pub arn: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListLayersInput {
+    pub compatible_runtime: Option<String>,
+    pub compatible_architecture: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListLayerVersionsInput {
+    #[serde(default)]
+    pub layer_name: String,
+    pub compatible_runtime: Option<String>,
+    pub compatible_architecture: Option<String>,
+    pub marker: Option<String>,
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddLayerVersionPermissionInput {
+    #[serde(default)]
+    pub layer_name: String,
+    pub version_number: Option<i64>,
+    #[serde(default)]
+    pub statement_id: String,
+    pub action: Option<String>,
+    #[serde(default)]
+    pub principal: String,
+    pub organization_id: Option<String>,
+    pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveLayerVersionPermissionInput {
+    #[serde(default)]
+    pub layer_name: String,
+    pub version_number: Option<i64>,
+    #[serde(default)]
+    pub statement_id: String,
+    pub revision_id: Option<String>,
+}
+
+/// The members every layer-version shape shares (`LayerVersionsListItem`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerVersionItem {
+    pub layer_version_arn: String,
+    pub version: u64,
+    pub description: String,
+    pub created_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatible_runtimes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatible_architectures: Option<Vec<String>>,
+}
+
+/// PublishLayerVersion's, GetLayerVersion's and GetLayerVersionByArn's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerVersionOutput {
+    pub content: LayerContentOutput,
+    pub layer_arn: String,
+    #[serde(flatten)]
+    pub item: LayerVersionItem,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayerContentOutput {
+    /// A signed, short-lived download URL (see `signed_url`).
+    pub location: String,
+    pub code_sha256: String,
+    pub code_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LayersListItem {
+    pub layer_name: String,
+    pub layer_arn: String,
+    pub latest_matching_version: LayerVersionItem,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListLayersOutput {
+    pub layers: Vec<LayersListItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListLayerVersionsOutput {
+    pub layer_versions: Vec<LayerVersionItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddLayerVersionPermissionOutput {
+    pub statement: String,
+    pub revision_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetLayerVersionPolicyOutput {
+    pub policy: String,
+    pub revision_id: String,
+}
+
+fn version_output(
+    cp: &ControlPlane,
+    owner: &Scope,
+    name: &str,
+    lv: &LayerVersion,
+) -> LayerVersionOutput {
+    LayerVersionOutput {
+        content: LayerContentOutput {
+            location: cp.download_url(Download::LayerContent, &lv.code.sha256_hex),
+            code_sha256: lv.code.sha256_base64(),
+            code_size: lv.code.size,
+        },
+        layer_arn: arn::layer_arn(owner, name),
+        item: lv.list_item(owner, name),
+    }
+}
+
+// ---- The operations ----
+
+pub async fn publish_version(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: PublishLayerVersionInput,
+) -> Result<LayerVersionOutput, LambdaError> {
+    // Unzipping and writing a layer is blocking work: keep it off the async workers.
+    let (layers, caller) = (cp.layers.clone(), scope.clone());
+    let (owner, name, lv) = tokio::task::spawn_blocking(move || layers.publish(&caller, input))
+        .await
+        .map_err(|e| LambdaError::service(format!("layer publishing failed: {e}")))??;
+    Ok(version_output(cp, &owner, &name, &lv))
+}
+
+pub async fn get_version(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: LayerVersionInput,
+) -> Result<LayerVersionOutput, LambdaError> {
+    let (owner, name) = layer_of(scope, &input.layer_name);
+    let version = version_number(input.version_number)?;
+    let lv = cp.layers.readable_version(scope, &owner, &name, version)?;
+    Ok(version_output(cp, &owner, &name, &lv))
+}
+
+pub async fn get_version_by_arn(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: GetLayerVersionByArnInput,
+) -> Result<LayerVersionOutput, LambdaError> {
+    let r = LayerVersionRef::parse(&input.arn).ok_or_else(LambdaError::resource_not_found)?;
+    if r.version < 1 {
+        return Err(LambdaError::layer_version_below_one());
+    }
+    let lv = cp
+        .layers
+        .readable_version(scope, &r.scope, &r.name, r.version as u64)?;
+    Ok(version_output(cp, &r.scope, &r.name, &lv))
+}
+
+pub async fn list_layers(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ListLayersInput,
+) -> Result<ListLayersOutput, LambdaError> {
+    let (runtime, arch) = (
+        input.compatible_runtime.as_deref(),
+        input.compatible_architecture.as_deref(),
+    );
+    let found: Vec<(String, LayersListItem)> = cp
+        .layers
+        .layers
+        .read()
+        .iter()
+        .filter(|((a, r, _), _)| *a == scope.account && *r == scope.region)
+        .filter_map(|((_, _, name), doc)| {
+            let latest = doc
+                .versions
+                .values()
+                .rev()
+                .find(|v| v.matches(runtime, arch))?;
+            let item = LayersListItem {
+                layer_name: name.clone(),
+                layer_arn: arn::layer_arn(scope, name),
+                latest_matching_version: latest.list_item(scope, name),
+            };
+            Some((name.clone(), item))
+        })
+        .collect();
+    let (layers, next_marker) = list_page(
+        found,
+        input.marker.as_deref(),
+        input.max_items,
+        (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
+    );
+    Ok(ListLayersOutput {
+        layers,
+        next_marker,
+    })
+}
+
+pub async fn list_versions(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: ListLayerVersionsInput,
+) -> Result<ListLayerVersionsOutput, LambdaError> {
+    let (owner, name) = layer_of(scope, &input.layer_name);
+    let (runtime, arch) = (
+        input.compatible_runtime.as_deref(),
+        input.compatible_architecture.as_deref(),
+    );
+    let found: Vec<(String, LayerVersionItem)> = cp
+        .layers
+        .layers
+        .read()
+        .get(&key(&owner, &name))
+        .map(|d| {
+            d.versions
+                .values()
+                .filter(|v| v.matches(runtime, arch))
+                .filter(|v| v.may_be_used_by(&owner.account, &scope.account))
+                // Newest first: the key counts down.
+                .map(|v| {
+                    let key = format!("{:020}", u64::MAX - v.version);
+                    (key, v.list_item(&owner, &name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (layer_versions, next_marker) = list_page(
+        found,
+        input.marker.as_deref(),
+        input.max_items,
+        (DEFAULT_LIST_ITEMS, MAX_LIST_ITEMS),
+    );
+    Ok(ListLayerVersionsOutput {
+        layer_versions,
+        next_marker,
+    })
+}
+
+pub async fn delete_version(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: LayerVersionInput,
+) -> Result<Empty, LambdaError> {
+    let (owner, name) = target(scope, &input.layer_name, "lambda:DeleteLayerVersion")?;
+    let version = version_number(input.version_number)?;
+    let layers = &cp.layers;
+    let mut all = layers.layers.write();
+    let k = key(&owner, &name);
+    if let Some(doc) = all.get(&k) {
+        if doc.versions.contains_key(&version) {
+            let mut doc = doc.clone();
+            doc.versions.remove(&version);
+            // The document stays (with its counter) so that version numbers are not reused.
+            // The content stays too: functions that use this version keep working.
+            layers.persist(&owner, &name, &doc)?;
+            all.insert(k, doc);
+        }
+    }
+    Ok(Empty {})
+}
+
+pub async fn add_permission(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: AddLayerVersionPermissionInput,
+) -> Result<AddLayerVersionPermissionOutput, LambdaError> {
+    let (owner, name) = target(scope, &input.layer_name, "lambda:AddLayerVersionPermission")?;
+    let version = version_number(input.version_number)?;
+    let sid = input.statement_id;
+    let principal = match input.principal.as_str() {
+        "*" => json!("*"),
+        p if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            json!({ "AWS": arn::account_root(p) })
+        }
+        p => json!({ "AWS": p }),
+    };
+    let mut statement = json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": input.action.as_deref().unwrap_or("lambda:GetLayerVersion"),
+        "Resource": arn::layer_version_arn(&owner, &name, version),
+    });
+    if let Some(org) = &input.organization_id {
+        statement["Condition"] = json!({ "StringEquals": { "aws:PrincipalOrgID": org } });
+    }
+    let revision_id = cp.layers.modify_version(&owner, &name, version, |lv| {
+        check_revision(lv.policy.as_ref(), input.revision_id.as_deref())?;
+        let policy = lv.policy.get_or_insert_with(|| LayerPolicy {
+            revision_id: String::new(),
+            statements: Vec::new(),
+        });
+        if policy.statements.iter().any(|s| s["Sid"] == sid.as_str()) {
+            return Err(LambdaError::statement_exists(&sid));
+        }
+        policy.statements.push(statement.clone());
+        policy.revision_id = uuid::Uuid::new_v4().to_string();
+        Ok(policy.revision_id.clone())
+    })?;
+    Ok(AddLayerVersionPermissionOutput {
+        statement: statement.to_string(),
+        revision_id,
+    })
+}
+
+pub async fn remove_permission(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: RemoveLayerVersionPermissionInput,
+) -> Result<Empty, LambdaError> {
+    let (owner, name) = target(
+        scope,
+        &input.layer_name,
+        "lambda:RemoveLayerVersionPermission",
+    )?;
+    let version = version_number(input.version_number)?;
+    let sid = input.statement_id;
+    cp.layers.modify_version(&owner, &name, version, |lv| {
+        check_revision(lv.policy.as_ref(), input.revision_id.as_deref())?;
+        let not_found = || LambdaError::statement_not_found(&sid);
+        let policy = lv.policy.as_mut().ok_or_else(not_found)?;
+        let before = policy.statements.len();
+        policy.statements.retain(|s| s["Sid"] != sid.as_str());
+        if policy.statements.len() == before {
+            return Err(not_found());
+        }
+        if policy.statements.is_empty() {
+            lv.policy = None;
+        } else {
+            policy.revision_id = uuid::Uuid::new_v4().to_string();
+        }
+        Ok(())
+    })?;
+    Ok(Empty {})
+}
+
+pub async fn get_policy(
+    cp: &ControlPlane,
+    scope: &Scope,
+    input: LayerVersionInput,
+) -> Result<GetLayerVersionPolicyOutput, LambdaError> {
+    let (owner, name) = layer_of(scope, &input.layer_name);
+    let version = version_number(input.version_number)?;
+    let layers = cp.layers.layers.read();
+    let lv = layers
+        .get(&key(&owner, &name))
+        .and_then(|d| d.versions.get(&version))
+        .ok_or_else(|| {
+            LambdaError::layer_version_not_found(&arn::layer_version_arn(&owner, &name, version))
+        })?;
+    let policy = lv.policy.as_ref().ok_or_else(LambdaError::no_policy)?;
+    let document = json!({
+        "Version": "2012-10-17",
+        "Id": "default",
+        "Statement": policy.statements,
+    });
+    Ok(GetLayerVersionPolicyOutput {
+        policy: document.to_string(),
+        revision_id: policy.revision_id.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::code::test_zip;
+    use crate::error::ErrorCode;
+    use crate::sub_resource::test_support::{fixture, reopen};
     use base64::Engine as _;
     use sha2::{Digest, Sha256};
 
@@ -661,11 +826,6 @@ mod tests {
         }
     }
 
-    fn open(dir: &Path) -> Layers {
-        let store = Arc::new(Store::open(dir).unwrap());
-        Layers::open(store, dir).unwrap()
-    }
-
     fn zip() -> Vec<u8> {
         test_zip(&[
             ("python/lib.py", b"X = 1", 0o644),
@@ -677,16 +837,16 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
-    fn run(l: &Layers, op: &str, input: Value) -> Result<Value, LambdaError> {
-        l.execute(&scope(), op, &input).expect("a layer operation")
+    async fn run(cp: &ControlPlane, op: &str, input: Value) -> Result<Value, LambdaError> {
+        cp.execute(&scope(), op, input).await
     }
 
-    fn publish(l: &Layers, name: &str, extra: Value) -> Value {
+    async fn publish(l: &ControlPlane, name: &str, extra: Value) -> Value {
         let mut input = json!({"LayerName": name, "Content": {"ZipFile": b64(&zip())}});
         if let (Value::Object(i), Value::Object(e)) = (&mut input, extra) {
             i.extend(e);
         }
-        run(l, "PublishLayerVersion", input).unwrap()
+        run(l, "PublishLayerVersion", input).await.unwrap()
     }
 
     fn err(r: Result<Value, LambdaError>) -> (ErrorCode, String) {
@@ -694,23 +854,27 @@ mod tests {
         (e.code, e.message)
     }
 
-    #[test]
-    fn publish_numbers_versions_and_describes_the_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        l.set_base_url("http://127.0.0.1:9000/");
+    #[tokio::test]
+    async fn publish_numbers_versions_and_describes_the_content() {
+        let fx = fixture();
+        let l = &*fx.cp;
         let out = publish(
-            &l,
+            l,
             "mylayer",
             json!({"Description": "d", "LicenseInfo": "MIT",
                    "CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]}),
-        );
+        )
+        .await;
         let hex_digest = hex::encode(Sha256::digest(zip()));
+        let location = out["Content"]["Location"].as_str().unwrap();
+        let prefix = format!("http://flint.test:9000/_flint/layers/{hex_digest}?expires=");
+        assert!(location.starts_with(&prefix), "{location}");
+        assert!(location.contains("&signature="), "{location}");
         assert_eq!(
             out,
             json!({
                 "Content": {
-                    "Location": format!("http://127.0.0.1:9000/_flint/layers/{hex_digest}"),
+                    "Location": location,
                     "CodeSha256": b64(&Sha256::digest(zip())),
                     "CodeSize": zip().len(),
                 },
@@ -727,43 +891,45 @@ mod tests {
         let created = out["CreatedDate"].as_str().unwrap();
         assert_eq!(created.len(), "2024-05-01T12:00:00.000+0000".len());
         assert!(created.ends_with("+0000"));
-        let second = publish(&l, "mylayer", json!({}));
+        let second = publish(l, "mylayer", json!({})).await;
         assert_eq!(second["Version"], 2);
         // Not given: absent, not empty lists; Description defaults to "".
         assert!(second.get("CompatibleRuntimes").is_none());
         assert!(second.get("LicenseInfo").is_none());
         assert_eq!(second["Description"], "");
-        let unpacked = l.unpacked_dir(&hex_digest).unwrap();
+        let unpacked = l.layers.unpacked_dir(&hex_digest).unwrap();
         assert_eq!(
             std::fs::read(unpacked.join("python/lib.py")).unwrap(),
             b"X = 1"
         );
-        assert!(l.blob_path(&hex_digest).is_some());
-        assert_eq!(l.total_code_size(&scope()), 2 * zip().len() as u64);
+        assert!(l.layers.blob_path(&hex_digest).is_some());
+        assert_eq!(l.layers.total_code_size(&scope()), 2 * zip().len() as u64);
     }
 
-    #[test]
-    fn empty_compatibility_lists_are_kept_as_given() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
+    #[tokio::test]
+    async fn empty_compatibility_lists_are_kept_as_given() {
+        let fx = fixture();
+        let l = &*fx.cp;
         let out = publish(
-            &l,
+            l,
             "e",
             json!({"CompatibleRuntimes": [], "CompatibleArchitectures": []}),
-        );
+        )
+        .await;
         assert_eq!(out["CompatibleRuntimes"], json!([]));
         assert_eq!(out["CompatibleArchitectures"], json!([]));
     }
 
-    #[test]
-    fn bad_content_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
+    #[tokio::test]
+    async fn bad_content_is_refused() {
+        let fx = fixture();
+        let l = &*fx.cp;
         let r = run(
-            &l,
+            l,
             "PublishLayerVersion",
             json!({"LayerName": "x", "Content": {"ZipFile": b64(b"not a zip")}}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
@@ -774,39 +940,44 @@ mod tests {
         );
         let evil = test_zip(&[("../escape", b"x", 0o644)]);
         let r = run(
-            &l,
+            l,
             "PublishLayerVersion",
             json!({"LayerName": "x", "Content": {"ZipFile": b64(&evil)}}),
-        );
+        )
+        .await;
         assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
         let r = run(
-            &l,
+            l,
             "PublishLayerVersion",
             json!({"LayerName": "x", "Content": {"S3Bucket": "b", "S3Key": "k"}}),
-        );
+        )
+        .await;
         assert_eq!(
             err(r),
             (
                 ErrorCode::InvalidParameterValueException,
-                s3_content_error().message
+                LambdaError::s3_no_such_bucket().message
             )
         );
         // Nothing was published.
-        let out = run(&l, "ListLayerVersions", json!({"LayerName": "x"})).unwrap();
+        let out = run(l, "ListLayerVersions", json!({"LayerName": "x"}))
+            .await
+            .unwrap();
         assert_eq!(out, json!({"LayerVersions": []}));
     }
 
-    #[test]
-    fn get_errors_are_aws_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "l", json!({}));
+    #[tokio::test]
+    async fn get_errors_are_aws_messages() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "l", json!({})).await;
         for v in [0, -1] {
             let r = run(
-                &l,
+                l,
                 "GetLayerVersion",
                 json!({"LayerName": "l", "VersionNumber": v}),
-            );
+            )
+            .await;
             assert_eq!(
                 err(r),
                 (
@@ -820,87 +991,97 @@ mod tests {
             "The resource you requested does not exist.".to_string(),
         );
         let r = run(
-            &l,
+            l,
             "GetLayerVersion",
             json!({"LayerName": "l", "VersionNumber": 2}),
-        );
+        )
+        .await;
         assert_eq!(err(r), missing);
         let r = run(
-            &l,
+            l,
             "GetLayerVersion",
             json!({"LayerName": "nope", "VersionNumber": 1}),
-        );
+        )
+        .await;
         assert_eq!(err(r), missing);
         let r = run(
-            &l,
+            l,
             "GetLayerVersionByArn",
             json!({"Arn": "arn:aws:lambda:us-east-1:111111111111:layer:l:2"}),
-        );
+        )
+        .await;
         assert_eq!(err(r), missing);
         let by_arn = run(
-            &l,
+            l,
             "GetLayerVersionByArn",
             json!({"Arn": "arn:aws:lambda:us-east-1:111111111111:layer:l:1"}),
         )
+        .await
         .unwrap();
         let by_name = run(
-            &l,
+            l,
             "GetLayerVersion",
             json!({"LayerName": "arn:aws:lambda:us-east-1:111111111111:layer:l", "VersionNumber": 1}),
-        )
+        ).await
         .unwrap();
         assert_eq!(by_arn, by_name);
         assert_eq!(by_arn["Version"], 1);
     }
 
-    #[test]
-    fn delete_is_idempotent_and_numbers_are_never_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "l", json!({}));
-        publish(&l, "l", json!({}));
-        let del = |n: i64| {
+    #[tokio::test]
+    async fn delete_is_idempotent_and_numbers_are_never_reused() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "l", json!({})).await;
+        publish(l, "l", json!({})).await;
+        let del = async |n: i64| {
             run(
-                &l,
+                l,
                 "DeleteLayerVersion",
                 json!({"LayerName": "l", "VersionNumber": n}),
             )
+            .await
         };
-        assert_eq!(del(1).unwrap(), json!({}));
-        assert_eq!(del(1).unwrap(), json!({}));
-        assert_eq!(del(7).unwrap(), json!({}));
+        assert_eq!(del(1).await.unwrap(), json!({}));
+        assert_eq!(del(1).await.unwrap(), json!({}));
+        assert_eq!(del(7).await.unwrap(), json!({}));
         assert_eq!(
             run(
-                &l,
+                l,
                 "DeleteLayerVersion",
                 json!({"LayerName": "nope", "VersionNumber": 1})
             )
+            .await
             .unwrap(),
             json!({})
         );
-        assert_eq!(err(del(-1)).1, "Layer Version Cannot be less than 1");
-        del(2).unwrap();
-        let out = run(&l, "ListLayerVersions", json!({"LayerName": "l"})).unwrap();
+        assert_eq!(err(del(-1).await).1, "Layer Version Cannot be less than 1");
+        del(2).await.unwrap();
+        let out = run(l, "ListLayerVersions", json!({"LayerName": "l"}))
+            .await
+            .unwrap();
         assert_eq!(out, json!({"LayerVersions": []}));
-        assert_eq!(publish(&l, "l", json!({}))["Version"], 3);
+        assert_eq!(publish(l, "l", json!({})).await["Version"], 3);
     }
 
-    #[test]
-    fn list_layers_shows_latest_matching_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
+    #[tokio::test]
+    async fn list_layers_shows_latest_matching_version() {
+        let fx = fixture();
+        let l = &*fx.cp;
         publish(
-            &l,
+            l,
             "b",
             json!({"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["x86_64"]}),
-        );
+        )
+        .await;
         publish(
-            &l,
+            l,
             "b",
             json!({"CompatibleRuntimes": ["nodejs20.x"], "CompatibleArchitectures": ["arm64"]}),
-        );
-        publish(&l, "a", json!({"CompatibleRuntimes": ["python3.12"]}));
-        let out = run(&l, "ListLayers", json!({})).unwrap();
+        )
+        .await;
+        publish(l, "a", json!({"CompatibleRuntimes": ["python3.12"]})).await;
+        let out = run(l, "ListLayers", json!({})).await.unwrap();
         let layers = out["Layers"].as_array().unwrap();
         assert_eq!(layers.len(), 2);
         assert_eq!(layers[0]["LayerName"], "a");
@@ -916,7 +1097,9 @@ mod tests {
         assert!(layers[1]["LatestMatchingVersion"].get("Content").is_none());
         assert!(out.get("NextMarker").is_none());
 
-        let out = run(&l, "ListLayers", json!({"CompatibleRuntime": "python3.12"})).unwrap();
+        let out = run(l, "ListLayers", json!({"CompatibleRuntime": "python3.12"}))
+            .await
+            .unwrap();
         let versions: Vec<_> = out["Layers"]
             .as_array()
             .unwrap()
@@ -924,30 +1107,37 @@ mod tests {
             .map(|x| x["LatestMatchingVersion"]["Version"].clone())
             .collect();
         assert_eq!(versions, [json!(1), json!(1)]);
-        let out = run(&l, "ListLayers", json!({"CompatibleArchitecture": "arm64"})).unwrap();
+        let out = run(l, "ListLayers", json!({"CompatibleArchitecture": "arm64"}))
+            .await
+            .unwrap();
         assert_eq!(out["Layers"].as_array().unwrap().len(), 1);
         assert_eq!(out["Layers"][0]["LayerName"], "b");
 
-        let page1 = run(&l, "ListLayers", json!({"MaxItems": 1})).unwrap();
+        let page1 = run(l, "ListLayers", json!({"MaxItems": 1})).await.unwrap();
         assert_eq!(page1["Layers"][0]["LayerName"], "a");
         let marker = page1["NextMarker"].as_str().unwrap().to_string();
-        let page2 = run(&l, "ListLayers", json!({"MaxItems": 1, "Marker": marker})).unwrap();
+        let page2 = run(l, "ListLayers", json!({"MaxItems": 1, "Marker": marker}))
+            .await
+            .unwrap();
         assert_eq!(page2["Layers"][0]["LayerName"], "b");
         assert!(page2.get("NextMarker").is_none());
     }
 
-    #[test]
-    fn list_layer_versions_is_newest_first_filtered_and_paged() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
+    #[tokio::test]
+    async fn list_layer_versions_is_newest_first_filtered_and_paged() {
+        let fx = fixture();
+        let l = &*fx.cp;
         for rt in ["python3.12", "nodejs20.x", "python3.12"] {
             publish(
-                &l,
+                l,
                 "l",
                 json!({"CompatibleRuntimes": [rt], "Description": "x", "LicenseInfo": "MIT"}),
-            );
+            )
+            .await;
         }
-        let out = run(&l, "ListLayerVersions", json!({"LayerName": "l"})).unwrap();
+        let out = run(l, "ListLayerVersions", json!({"LayerName": "l"}))
+            .await
+            .unwrap();
         let items = out["LayerVersions"].as_array().unwrap();
         assert_eq!(
             items
@@ -974,70 +1164,69 @@ mod tests {
             ]
         );
         let out = run(
-            &l,
+            l,
             "ListLayerVersions",
             json!({"LayerName": "l", "CompatibleRuntime": "python3.12", "MaxItems": 1}),
         )
+        .await
         .unwrap();
         assert_eq!(out["LayerVersions"][0]["Version"], 3);
         let marker = out["NextMarker"].as_str().unwrap().to_string();
         let out = run(
-            &l,
+            l,
             "ListLayerVersions",
             json!({"LayerName": "l", "CompatibleRuntime": "python3.12", "MaxItems": 1, "Marker": marker}),
-        )
+        ).await
         .unwrap();
         assert_eq!(out["LayerVersions"][0]["Version"], 1);
         assert!(out.get("NextMarker").is_none());
-        let out = run(
-            &l,
-            "ListLayerVersions",
-            json!({"LayerName": "doesnotexist"}),
-        )
-        .unwrap();
+        let out = run(l, "ListLayerVersions", json!({"LayerName": "doesnotexist"}))
+            .await
+            .unwrap();
         assert_eq!(out, json!({"LayerVersions": []}));
     }
 
-    #[test]
-    fn policy_lifecycle_matches_aws() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "l", json!({}));
-        let get = || {
+    #[tokio::test]
+    async fn policy_lifecycle_matches_aws() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "l", json!({})).await;
+        let get = async || {
             run(
-                &l,
+                l,
                 "GetLayerVersionPolicy",
                 json!({"LayerName": "l", "VersionNumber": 1}),
             )
+            .await
         };
         assert_eq!(
-            err(get()),
+            err(get().await),
             (
                 ErrorCode::ResourceNotFoundException,
                 "No policy is associated with the given resource.".into()
             )
         );
-        let add = |sid: &str, rev: Option<&str>| {
+        let add = async |sid: &str, rev: Option<&str>| {
             let mut input = json!({"LayerName": "l", "VersionNumber": 1, "StatementId": sid,
                                    "Action": "lambda:GetLayerVersion", "Principal": "*"});
             if let Some(r) = rev {
                 input["RevisionId"] = r.into();
             }
-            run(&l, "AddLayerVersionPermission", input)
+            run(l, "AddLayerVersionPermission", input).await
         };
-        let s1 = add("s1", None).unwrap();
+        let s1 = add("s1", None).await.unwrap();
         assert_eq!(
             s1["Statement"],
             r#"{"Sid":"s1","Effect":"Allow","Principal":"*","Action":"lambda:GetLayerVersion","Resource":"arn:aws:lambda:us-east-1:111111111111:layer:l:1"}"#
         );
-        let policy = get().unwrap();
+        let policy = get().await.unwrap();
         assert_eq!(policy["RevisionId"], s1["RevisionId"]);
         assert_eq!(
             policy["Policy"],
             r#"{"Version":"2012-10-17","Id":"default","Statement":[{"Sid":"s1","Effect":"Allow","Principal":"*","Action":"lambda:GetLayerVersion","Resource":"arn:aws:lambda:us-east-1:111111111111:layer:l:1"}]}"#
         );
         assert_eq!(
-            err(add("s1", None)),
+            err(add("s1", None).await),
             (
                 ErrorCode::ResourceConflictException,
                 "The statement id (s1) provided already exists. Please provide a new statement id, \
@@ -1051,80 +1240,87 @@ mod tests {
              API to retrieve the latest Revision Id"
                 .to_string(),
         );
-        assert_eq!(err(add("s2", Some("wrong"))), stale);
-        let s2 = add("s2", policy["RevisionId"].as_str()).unwrap();
+        assert_eq!(err(add("s2", Some("wrong")).await), stale);
+        let s2 = add("s2", policy["RevisionId"].as_str()).await.unwrap();
         assert_ne!(s2["RevisionId"], s1["RevisionId"]);
-        let remove = |sid: &str, rev: Option<&str>| {
+        let remove = async |sid: &str, rev: Option<&str>| {
             let mut input = json!({"LayerName": "l", "VersionNumber": 1, "StatementId": sid});
             if let Some(r) = rev {
                 input["RevisionId"] = r.into();
             }
-            run(&l, "RemoveLayerVersionPermission", input)
+            run(l, "RemoveLayerVersionPermission", input).await
         };
-        assert_eq!(err(remove("s1", Some("wrong"))), stale);
+        assert_eq!(err(remove("s1", Some("wrong")).await), stale);
         assert_eq!(
-            err(remove("doesnotexist", None)),
+            err(remove("doesnotexist", None).await),
             (
                 ErrorCode::ResourceNotFoundException,
                 "Statement doesnotexist is not found in resource policy.".into()
             )
         );
-        assert_eq!(remove("s2", s2["RevisionId"].as_str()).unwrap(), json!({}));
-        let after = get().unwrap();
+        assert_eq!(
+            remove("s2", s2["RevisionId"].as_str()).await.unwrap(),
+            json!({})
+        );
+        let after = get().await.unwrap();
         assert_ne!(after["RevisionId"], s2["RevisionId"]);
         let doc: Value = serde_json::from_str(after["Policy"].as_str().unwrap()).unwrap();
         assert_eq!(doc["Statement"].as_array().unwrap().len(), 1);
-        remove("s1", None).unwrap();
+        remove("s1", None).await.unwrap();
         assert_eq!(
-            err(get()).1,
+            err(get().await).1,
             "No policy is associated with the given resource."
         );
     }
 
-    #[test]
-    fn policy_operations_on_missing_versions_name_the_version_arn() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "l", json!({}));
+    #[tokio::test]
+    async fn policy_operations_on_missing_versions_name_the_version_arn() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "l", json!({})).await;
         for (name, v) in [("l-doesnotexist", 1), ("l", 2)] {
             let want = (
                 ErrorCode::ResourceNotFoundException,
                 format!("Layer version arn:aws:lambda:us-east-1:111111111111:layer:{name}:{v} does not exist."),
             );
             let r = run(
-                &l,
+                l,
                 "AddLayerVersionPermission",
                 json!({"LayerName": name, "VersionNumber": v, "StatementId": "s",
                        "Action": "lambda:GetLayerVersion", "Principal": "*"}),
-            );
+            )
+            .await;
             assert_eq!(err(r), want);
             let r = run(
-                &l,
+                l,
                 "GetLayerVersionPolicy",
                 json!({"LayerName": name, "VersionNumber": v}),
-            );
+            )
+            .await;
             assert_eq!(err(r), want);
             let r = run(
-                &l,
+                l,
                 "RemoveLayerVersionPermission",
                 json!({"LayerName": name, "VersionNumber": v, "StatementId": "s"}),
-            );
+            )
+            .await;
             assert_eq!(err(r), want);
         }
     }
 
-    #[test]
-    fn account_principals_and_organizations_become_aws_statements() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "l", json!({}));
+    #[tokio::test]
+    async fn account_principals_and_organizations_become_aws_statements() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "l", json!({})).await;
         let out = run(
-            &l,
+            l,
             "AddLayerVersionPermission",
             json!({"LayerName": "l", "VersionNumber": 1, "StatementId": "acct",
                    "Action": "lambda:GetLayerVersion", "Principal": "222222222222",
                    "OrganizationId": "o-abcdefghij"}),
         )
+        .await
         .unwrap();
         let st: Value = serde_json::from_str(out["Statement"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -1137,70 +1333,73 @@ mod tests {
         );
     }
 
-    #[test]
-    fn other_accounts_use_a_layer_only_with_permission() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        publish(&l, "shared", json!({}));
+    #[tokio::test]
+    async fn other_accounts_use_a_layer_only_with_permission() {
+        let fx = fixture();
+        let l = &*fx.cp;
+        publish(l, "shared", json!({})).await;
         let other = Scope {
             account: "222222222222".into(),
             region: REGION.into(),
         };
         let arn = "arn:aws:lambda:us-east-1:111111111111:layer:shared:1".to_string();
         let e = l
+            .layers
             .resolve_for_function(&other, std::slice::from_ref(&arn))
             .unwrap_err();
         assert_eq!(e.message, format!("Layer version {arn} does not exist."));
         let get = l
-            .execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn}))
-            .unwrap();
+            .execute(&other, "GetLayerVersionByArn", json!({"Arn": arn}))
+            .await;
         assert_eq!(get.unwrap_err().code, ErrorCode::ResourceNotFoundException);
         // The other account cannot change it either.
         let del = l
             .execute(
                 &other,
                 "DeleteLayerVersion",
-                &json!({"LayerName": "arn:aws:lambda:us-east-1:111111111111:layer:shared", "VersionNumber": 1}),
+                json!({"LayerName": "arn:aws:lambda:us-east-1:111111111111:layer:shared", "VersionNumber": 1}),
             )
-            .unwrap();
+            .await;
         assert_eq!(del.unwrap_err().code, ErrorCode::AccessDeniedException);
         run(
-            &l,
+            l,
             "AddLayerVersionPermission",
             json!({"LayerName": "shared", "VersionNumber": 1, "StatementId": "s",
                    "Action": "lambda:GetLayerVersion", "Principal": "222222222222"}),
         )
+        .await
         .unwrap();
         assert_eq!(
-            l.resolve_for_function(&other, std::slice::from_ref(&arn))
+            l.layers
+                .resolve_for_function(&other, std::slice::from_ref(&arn))
                 .unwrap()
                 .len(),
             1
         );
         let get = l
-            .execute(&other, "GetLayerVersionByArn", &json!({"Arn": arn}))
-            .unwrap();
+            .execute(&other, "GetLayerVersionByArn", json!({"Arn": arn}))
+            .await;
         assert_eq!(get.unwrap()["Version"], 1);
     }
 
-    #[test]
-    fn resolve_for_function_checks_as_aws_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
+    #[tokio::test]
+    async fn resolve_for_function_checks_as_aws_does() {
+        let fx = fixture();
+        let l = &*fx.cp;
         let mut arns = Vec::new();
         for n in 1..=6 {
             arns.push(
-                publish(&l, &format!("l{n}"), json!({}))["LayerVersionArn"]
+                publish(l, &format!("l{n}"), json!({})).await["LayerVersionArn"]
                     .as_str()
                     .unwrap()
                     .to_string(),
             );
         }
-        let v2 = publish(&l, "l1", json!({}))["LayerVersionArn"]
+        let v2 = publish(l, "l1", json!({})).await["LayerVersionArn"]
             .as_str()
             .unwrap()
             .to_string();
-        let e = l.resolve_for_function(&scope(), &arns).unwrap_err();
+        let e = l.layers.resolve_for_function(&scope(), &arns).unwrap_err();
         assert_eq!(
             (e.code, e.message.as_str()),
             (
@@ -1209,6 +1408,7 @@ mod tests {
             )
         );
         let e = l
+            .layers
             .resolve_for_function(&scope(), &[arns[0].clone(), v2.clone()])
             .unwrap_err();
         assert_eq!(
@@ -1218,6 +1418,7 @@ mod tests {
              arn:aws:lambda:us-east-1:111111111111:layer:l1:2 are versions of the same layer."
         );
         let e = l
+            .layers
             .resolve_for_function(&scope(), &[arns[0].clone(), arns[0].clone()])
             .unwrap_err();
         assert!(e
@@ -1228,6 +1429,7 @@ mod tests {
             "arn:aws:lambda:us-east-1:111111111111:layer:l1:9",
         ] {
             let e = l
+                .layers
                 .resolve_for_function(&scope(), &[missing.to_string()])
                 .unwrap_err();
             assert_eq!(
@@ -1239,6 +1441,7 @@ mod tests {
             );
         }
         let e = l
+            .layers
             .resolve_for_function(
                 &scope(),
                 &["arn:aws:lambda:eu-west-1:111111111111:layer:l1:1".into()],
@@ -1249,6 +1452,7 @@ mod tests {
             "Layers are not in the same region as the function. Layers are expected to be in region us-east-1."
         );
         let ok = l
+            .layers
             .resolve_for_function(&scope(), &[v2.clone(), arns[1].clone()])
             .unwrap();
         assert_eq!(ok.len(), 2);
@@ -1257,62 +1461,62 @@ mod tests {
         assert!(ok[0].unpacked_dir.join("bin/tool").is_file());
         // A deleted version stays usable by digest for functions that already reference it.
         run(
-            &l,
+            l,
             "DeleteLayerVersion",
             json!({"LayerName": "l1", "VersionNumber": 2}),
         )
+        .await
         .unwrap();
         assert!(l
+            .layers
             .resolve_for_function(&scope(), std::slice::from_ref(&v2))
             .is_err());
-        assert!(l.unpacked_dir(&ok[0].sha256_hex).unwrap().is_dir());
+        assert!(l.layers.unpacked_dir(&ok[0].sha256_hex).unwrap().is_dir());
     }
 
-    #[test]
-    fn layers_survive_reopening_the_store() {
-        let dir = tempfile::tempdir().unwrap();
+    #[tokio::test]
+    async fn layers_survive_reopening_the_store() {
+        let fx = fixture();
         {
-            let l = open(dir.path());
-            publish(&l, "l", json!({"Description": "kept"}));
-            publish(&l, "l", json!({}));
+            let l = &*fx.cp;
+            publish(l, "l", json!({"Description": "kept"})).await;
+            publish(l, "l", json!({})).await;
             run(
-                &l,
+                l,
                 "AddLayerVersionPermission",
                 json!({"LayerName": "l", "VersionNumber": 1, "StatementId": "s1",
                        "Action": "lambda:GetLayerVersion", "Principal": "*"}),
             )
+            .await
             .unwrap();
             run(
-                &l,
+                l,
                 "DeleteLayerVersion",
                 json!({"LayerName": "l", "VersionNumber": 2}),
             )
+            .await
             .unwrap();
         }
-        let l = open(dir.path());
+        let reopened = reopen(&fx);
+        let l = &*reopened;
         let v1 = run(
-            &l,
+            l,
             "GetLayerVersion",
             json!({"LayerName": "l", "VersionNumber": 1}),
         )
+        .await
         .unwrap();
         assert_eq!(v1["Description"], "kept");
         let policy = run(
-            &l,
+            l,
             "GetLayerVersionPolicy",
             json!({"LayerName": "l", "VersionNumber": 1}),
-        );
+        )
+        .await;
         assert!(policy.unwrap()["Policy"]
             .as_str()
             .unwrap()
             .contains("\"Sid\":\"s1\""));
-        assert_eq!(publish(&l, "l", json!({}))["Version"], 3);
-    }
-
-    #[test]
-    fn unknown_operations_are_not_ours() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = open(dir.path());
-        assert!(l.execute(&scope(), "CreateFunction", &json!({})).is_none());
+        assert_eq!(publish(l, "l", json!({})).await["Version"], 3);
     }
 }

@@ -9,17 +9,20 @@
 //!   model's min/max/pattern/enum/required constraints by the api crate; blobs such as
 //!   `Code.ZipFile` are still base64 strings). The result is a JSON object keyed by the model's
 //!   output member names; the api crate places header-bound members in headers and the rest in the
-//!   body. Unknown operations → `LambdaError` UnknownOperationException.
+//!   body. The operations are listed in `operations.rs`; one that Flint does not offer answers
+//!   `LambdaError::unsupported_operation`, an unknown one `LambdaError::unknown_operation`.
 //! - `ControlPlane::resolve_invoke(scope, function_name, qualifier)`: the hot path for Invoke; no
 //!   disk access, returns the snapshot the engine runs and the ARN the caller invoked.
+//! - `ControlPlane::set_public_base_url(url)` and `ControlPlane::download(...)`: GetFunction's
+//!   `Code.Location` and GetLayerVersion's `Content.Location` are signed URLs
+//!   `{base}/_flint/{code|layers}/{sha256-hex}?expires={unix}&signature={hex}` (`signed_url.rs`);
+//!   the api crate serves those paths (without SigV4) with the file `download` returns once it has
+//!   checked the signature and expiry.
 //!
 //! CONTRACT with the data planes: control depends on none of them. Every change they must act on
 //! is published, once durable, on the change feed (`flint_spec::Change`): `ControlPlane::subscribe`
 //! gives a data plane the state as it stands and then every change (see `publish.rs`). Where
 //! provisioned environments stand comes back on a watch channel (`follow_provisioned_report`).
-//! - `ControlPlane::set_public_base_url(url)` and `ControlPlane::code_blob_for_url(...)`: GetFunction's
-//!   `Code.Location` is `{base}/_flint/code/{sha256-hex}?expires={unix}&signature={hex}`; the api
-//!   crate serves that path (unauthenticated) with the file `code_blob_for_url` returns.
 
 pub mod account;
 pub mod alias;
@@ -35,12 +38,14 @@ pub mod function;
 pub mod function_name;
 pub mod layer;
 pub mod lifecycle;
+pub mod operations;
 pub mod policy;
 mod publish;
 pub mod recursion;
 pub mod resource_util;
 pub mod runtime;
 pub mod runtime_management;
+pub mod signed_url;
 pub mod state;
 pub mod sub_resource;
 pub mod tags;
@@ -53,15 +58,13 @@ pub use error::{ErrorCode, LambdaError};
 pub use flint_spec::Scope;
 pub use runtime::{FixedCatalog, RuntimeCatalog};
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+
+use signed_url::{Download, DownloadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -104,8 +107,8 @@ pub struct ControlPlane {
     pub(crate) code: Arc<code::CodeStore>,
     pub(crate) runtimes: Arc<dyn RuntimeCatalog>,
     pub(crate) options: RwLock<ControlOptions>,
-    /// Signs `Code.Location` URLs; fresh per process (the URLs are short-lived anyway).
-    url_secret: [u8; 32],
+    /// Signs `Code.Location` and `Content.Location` URLs; fresh per process (they are short-lived).
+    urls: signed_url::UrlSigner,
     /// Cross-function state of permissions, URLs, concurrency, ... (see `sub_resource`).
     pub(crate) sub_resources: sub_resource::Registry,
     pub(crate) layers: Arc<layer::Layers>,
@@ -115,19 +118,6 @@ pub struct ControlPlane {
     /// `concurrency`).
     pub(crate) provisioned_report:
         RwLock<Option<tokio::sync::watch::Receiver<flint_spec::ProvisionedReport>>>,
-}
-
-/// The functions as the code-signing and event-source-mapping modules see them; bound to the
-/// control plane once it exists (they are opened before it).
-#[derive(Default)]
-struct LateFunctions(std::sync::OnceLock<Weak<ControlPlane>>);
-
-impl resource_util::FunctionDirectory for LateFunctions {
-    fn function_exists(&self, scope: &Scope, name: &str, qualifier: Option<&str>) -> bool {
-        self.0.get().and_then(Weak::upgrade).is_some_and(|cp| {
-            resource_util::FunctionDirectory::function_exists(&*cp, scope, name, qualifier)
-        })
-    }
 }
 
 impl ControlPlane {
@@ -148,36 +138,26 @@ impl ControlPlane {
     ) -> Result<Arc<Self>, OpenError> {
         let layout = flint_store::Layout::new(data_dir);
         let code = Arc::new(code::CodeStore::open(&layout, store.clone())?);
+        // Before the functions load: earlier releases kept code-signing bindings apart.
+        code_signing::fold_legacy_bindings(&store)?;
         let index = state::Index::load(store.clone(), code.clone(), options.account_concurrency)?;
-        let url_secret: [u8; 32] = rand::random();
         let sub_resources = sub_resource::Registry::load(&index);
-        let functions = Arc::new(LateFunctions::default());
         let layers = Arc::new(layer::Layers::open(store.clone(), data_dir)?);
-        layers.set_base_url(&options.public_base_url);
-        let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(
-            store.clone(),
-            data_dir,
-            functions.clone(),
-        )?);
-        let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(
-            store,
-            data_dir,
-            functions.clone(),
-        )?);
+        let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(store.clone())?);
+        let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(store)?);
         let cp = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             index,
             code,
             runtimes,
             options: RwLock::new(options),
-            url_secret,
+            urls: signed_url::UrlSigner::new(),
             sub_resources,
             layers,
             code_signing: code_signing.clone(),
             mappings: mappings.clone(),
             provisioned_report: RwLock::new(None),
         });
-        let _ = functions.0.set(Arc::downgrade(&cp));
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
         cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
         Ok(cp)
@@ -201,11 +181,6 @@ impl ControlPlane {
             .collect())
     }
 
-    /// The stored zip of a layer version (`Content.Location`), if there is one.
-    pub fn layer_blob(&self, sha256_hex: &str) -> Option<PathBuf> {
-        self.layers.blob_path(sha256_hex)
-    }
-
     /// Event source mappings, for the pollers.
     pub fn event_source_mappings(&self) -> &Arc<event_source_mapping::EventSourceMappings> {
         &self.mappings
@@ -214,7 +189,6 @@ impl ControlPlane {
     /// The base URL clients reach this server at, e.g. `http://127.0.0.1:9000`.
     pub fn set_public_base_url(&self, url: String) {
         let url = url.trim_end_matches('/').to_string();
-        self.layers.set_base_url(&url);
         self.options.write().public_base_url = url;
     }
 
@@ -244,49 +218,7 @@ impl ControlPlane {
         operation: &str,
         input: serde_json::Value,
     ) -> Result<serde_json::Value, LambdaError> {
-        // One line per operation: the handler's typed input and output do the (de)serialising.
-        match operation {
-            "CreateFunction" => call(input, |i| function::create(self, scope, i)).await,
-            "GetFunction" => call(input, |i| function::get(self, scope, i)).await,
-            "GetFunctionConfiguration" => {
-                call(input, |i| function::get_configuration(self, scope, i)).await
-            }
-            "ListFunctions" => call(input, |i| function::list(self, scope, i)).await,
-            "UpdateFunctionCode" => call(input, |i| function::update_code(self, scope, i)).await,
-            "UpdateFunctionConfiguration" => {
-                call(input, |i| function::update_configuration(self, scope, i)).await
-            }
-            "DeleteFunction" => call(input, |i| function::delete(self, scope, i)).await,
-            "PublishVersion" => call(input, |i| version::publish_version(self, scope, i)).await,
-            "ListVersionsByFunction" => {
-                call(input, |i| version::list_versions(self, scope, i)).await
-            }
-            "CreateAlias" => call(input, |i| alias::create(self, scope, i)).await,
-            "GetAlias" => call(input, |i| alias::get(self, scope, i)).await,
-            "UpdateAlias" => call(input, |i| alias::update(self, scope, i)).await,
-            "DeleteAlias" => call(input, |i| alias::delete(self, scope, i)).await,
-            "ListAliases" => call(input, |i| alias::list(self, scope, i)).await,
-            "GetAccountSettings" => {
-                call(input, |i| account::get_account_settings(self, scope, i)).await
-            }
-            op if sub_resource::handles(op) => sub_resource::execute(self, scope, op, input).await,
-            // Unzipping and writing a layer is blocking work: keep it off the async workers.
-            "PublishLayerVersion" => {
-                let (layers, scope) = (self.layers.clone(), scope.clone());
-                tokio::task::spawn_blocking(move || {
-                    layers.execute(&scope, "PublishLayerVersion", &input)
-                })
-                .await
-                .map_err(|e| LambdaError::service(format!("layer publishing failed: {e}")))?
-                .unwrap_or_else(|| Err(unknown_operation(operation)))
-            }
-            op => self
-                .layers
-                .execute(scope, op, &input)
-                .or_else(|| self.code_signing.execute(scope, op, &input))
-                .or_else(|| self.mappings.execute(scope, op, &input))
-                .unwrap_or_else(|| Err(unknown_operation(op))),
-        }
+        operations::execute(self, scope, operation, input).await
     }
 
     /// Returns the snapshot to run and the ARN the caller invoked (qualified if they qualified).
@@ -318,48 +250,38 @@ impl ControlPlane {
         Ok((spec, invoked_arn))
     }
 
-    /// The stored zip a `Code.Location` URL points at, if its signature is valid and unexpired.
-    pub fn code_blob_for_url(
+    /// The stored zip a signed download URL (`Code.Location`, `Content.Location`) grants, once
+    /// its signature and expiry are checked.
+    pub fn download(
         &self,
+        download: Download,
         sha256_hex: &str,
         expires: u64,
         signature: &str,
-    ) -> Option<PathBuf> {
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        if now > expires {
-            return None;
+    ) -> Result<PathBuf, DownloadError> {
+        self.urls.verify(
+            download,
+            sha256_hex,
+            expires,
+            signature,
+            signed_url::now_unix(),
+        )?;
+        match download {
+            Download::FunctionCode => self.code.blob_path(sha256_hex),
+            Download::LayerContent => self.layers.blob_path(sha256_hex),
         }
-        let expected = self.sign_code_url(sha256_hex, expires);
-        let matches = expected.len() == signature.len()
-            && expected
-                .bytes()
-                .zip(signature.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !matches {
-            return None;
-        }
-        self.code.blob_path(sha256_hex)
+        .ok_or(DownloadError::NotFound)
     }
 
-    /// `Code.Location` for a digest.
-    pub(crate) fn code_location(&self, sha256_hex: &str) -> String {
+    /// A signed URL for downloading a zip, valid for `code_url_ttl` (AWS: 10 minutes).
+    pub(crate) fn download_url(&self, download: Download, sha256_hex: &str) -> String {
         let (base, ttl) = {
             let o = self.options.read();
             (o.public_base_url.clone(), o.code_url_ttl)
         };
-        let expires = chrono::Utc::now().timestamp().max(0) as u64 + ttl.as_secs();
-        let signature = self.sign_code_url(sha256_hex, expires);
-        format!("{base}/_flint/code/{sha256_hex}?expires={expires}&signature={signature}")
-    }
-
-    fn sign_code_url(&self, sha256_hex: &str, expires: u64) -> String {
-        let mut h = Sha256::new();
-        h.update(self.url_secret);
-        h.update(sha256_hex.as_bytes());
-        h.update(b":");
-        h.update(expires.to_string().as_bytes());
-        hex::encode(h.finalize())
+        let expires = signed_url::now_unix() + ttl.as_secs();
+        let path = self.urls.path_and_query(download, sha256_hex, expires);
+        format!("{base}{path}")
     }
 
     /// Moves `version` of a function to its settled state (Active / Successful) after `delay`,
@@ -406,32 +328,4 @@ impl ControlPlane {
             }
         });
     }
-}
-
-/// Deserialises an operation's input, runs its handler and serialises its output.
-async fn call<I, O, F>(
-    input: serde_json::Value,
-    handler: impl FnOnce(I) -> F,
-) -> Result<serde_json::Value, LambdaError>
-where
-    I: DeserializeOwned,
-    O: Serialize,
-    F: Future<Output = Result<O, LambdaError>>,
-{
-    let input = if input.is_null() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        input
-    };
-    let typed: I = serde_json::from_value(input)
-        .map_err(|e| LambdaError::new(ErrorCode::InvalidParameterValueException, e.to_string()))?;
-    let output = handler(typed).await?;
-    serde_json::to_value(output).map_err(|e| LambdaError::service(e.to_string()))
-}
-
-fn unknown_operation(operation: &str) -> LambdaError {
-    LambdaError::new(
-        ErrorCode::UnknownOperationException,
-        format!("Unknown operation {operation}"),
-    )
 }

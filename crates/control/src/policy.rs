@@ -180,10 +180,6 @@ pub struct GetPolicyOutput {
     pub revision_id: String,
 }
 
-fn resource_missing() -> LambdaError {
-    LambdaError::not_found("The resource you requested does not exist.")
-}
-
 /// 404 for a version or alias of an existing function that does not exist, as AWS words it.
 pub(crate) fn missing_qualifier(scope: &Scope, fref: &FunctionRef) -> LambdaError {
     match fref.qualifier.as_deref().map(Qualifier::parse) {
@@ -239,10 +235,7 @@ fn check_revision(
         Some(p) if p.revision_id == given || target.as_deref() == Some(given) => Ok(()),
         Some(_) => Err(LambdaError::stale_function_revision()),
         None if target.as_deref() == Some(given) => Ok(()),
-        None => Err(LambdaError::precondition(
-            "The Revision Id provided does not match the latest Revision Id. \
-             Call the GetPolicy API to retrieve the latest Revision Id",
-        )),
+        None => Err(LambdaError::stale_policy_revision("GetPolicy")),
     }
 }
 
@@ -277,7 +270,7 @@ fn principal(value: &str) -> Result<Principal, LambdaError> {
     }
     if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(Principal::Aws {
-            aws: format!("arn:{}:iam::{value}:root", crate::arn::PARTITION),
+            aws: crate::arn::account_root(value),
         });
     }
     if let Some(rest) = value.strip_prefix("arn:") {
@@ -388,11 +381,7 @@ pub async fn add_permission(
             check_revision(input.revision_id.as_deref(), current, &key, existing)?;
             let mut policy = existing.cloned().unwrap_or_default();
             if policy.statements.iter().any(|s| s.sid == statement.sid) {
-                return Err(LambdaError::conflict(format!(
-                    "The statement id ({}) provided already exists. Please provide a new \
-                     statement id, or remove the existing statement.",
-                    statement.sid
-                )));
+                return Err(LambdaError::statement_exists(&statement.sid));
             }
             policy.statements.push(statement.clone());
             let size = policy.document().len();
@@ -427,19 +416,14 @@ pub async fn remove_permission(
         .modify(scope, &fref.name, not_found, |current, draft| {
             check_target(scope, &fref, current)?;
             let Some(existing) = current.doc.settings.policies.get(&key) else {
-                return Err(LambdaError::not_found(
-                    "No policy is associated with the given resource.",
-                ));
+                return Err(LambdaError::no_policy());
             };
             check_revision(input.revision_id.as_deref(), current, &key, Some(existing))?;
             let mut policy = existing.clone();
             let before = policy.statements.len();
             policy.statements.retain(|s| s.sid != input.statement_id);
             if policy.statements.len() == before {
-                return Err(LambdaError::not_found(format!(
-                    "Statement {} is not found in resource policy.",
-                    input.statement_id
-                )));
+                return Err(LambdaError::statement_not_found(&input.statement_id));
             }
             let revision = bump_revision(draft, &key);
             if policy.statements.is_empty() {
@@ -463,14 +447,14 @@ pub async fn get_policy(
     let f = cp
         .index
         .get(scope, &fref.name)
-        .ok_or_else(resource_missing)?;
-    check_target(scope, &fref, &f).map_err(|_| resource_missing())?;
+        .ok_or_else(LambdaError::resource_not_found)?;
+    check_target(scope, &fref, &f).map_err(|_| LambdaError::resource_not_found())?;
     let policy = f
         .doc
         .settings
         .policies
         .get(&policy_key(&fref))
-        .ok_or_else(resource_missing)?;
+        .ok_or_else(LambdaError::resource_not_found)?;
     Ok(GetPolicyOutput {
         policy: policy.document(),
         revision_id: policy.revision_id.clone(),

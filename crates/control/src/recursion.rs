@@ -40,11 +40,7 @@ impl ControlPlane {
 fn unqualified(scope: &Scope, function_name: &str) -> Result<FunctionRef, LambdaError> {
     let fref = function_name::resolve(scope, function_name, None)?;
     if fref.qualifier.is_some() {
-        return Err(LambdaError::invalid(
-            "This operation is permitted on Lambda functions only. Aliases and versions do not \
-             support this operation. Please specify either a function name or an unqualified \
-             function ARN.",
-        ));
+        return Err(LambdaError::unqualified_only());
     }
     Ok(fref)
 }

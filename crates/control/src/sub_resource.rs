@@ -1,7 +1,7 @@
 //! What the per-function sub-resources (permissions, tags, concurrency, event-invoke configs, URL
-//! configs, runtime-management and recursion settings) share: where they are stored (the
-//! function's own document, so they change atomically with it and vanish with it), how a
-//! qualifier designates a version or an alias, and the dispatch of their operations.
+//! configs, runtime-management, recursion and code-signing settings) share: where they are stored
+//! (the function's own document, so they change atomically with it and vanish with it) and how a
+//! qualifier designates a version or an alias. Their operations are in `operations.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,10 +17,7 @@ use crate::runtime_management::RuntimeManagement;
 use crate::state::{Function, FunctionDoc, Index};
 use crate::tags::{ResourceTags, TaggedKind};
 use crate::url_config::UrlConfig;
-use crate::{
-    call, concurrency, event_invoke_config, policy, recursion, runtime_management, tags,
-    url_config, ControlPlane, LambdaError, Scope,
-};
+use crate::{LambdaError, Scope};
 
 /// The input of the List* operations on a function's sub-resources.
 #[derive(Debug, Deserialize)]
@@ -54,6 +51,10 @@ pub struct FunctionSettings {
     /// `Allow` or `Terminate` (None = AWS's default, Terminate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive_loop: Option<String>,
+    /// The code signing configuration the function uses (`code_signing.rs`). Earlier releases
+    /// kept it in a document of its own, folded in here at start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_signing_config_arn: Option<String>,
 }
 
 impl FunctionSettings {
@@ -154,107 +155,6 @@ impl Registry {
     }
 }
 
-/// The operations this module dispatches.
-pub const OPERATIONS: &[&str] = &[
-    "AddPermission",
-    "RemovePermission",
-    "GetPolicy",
-    "TagResource",
-    "UntagResource",
-    "ListTags",
-    "PutFunctionConcurrency",
-    "GetFunctionConcurrency",
-    "DeleteFunctionConcurrency",
-    "PutProvisionedConcurrencyConfig",
-    "GetProvisionedConcurrencyConfig",
-    "DeleteProvisionedConcurrencyConfig",
-    "ListProvisionedConcurrencyConfigs",
-    "PutFunctionEventInvokeConfig",
-    "UpdateFunctionEventInvokeConfig",
-    "GetFunctionEventInvokeConfig",
-    "DeleteFunctionEventInvokeConfig",
-    "ListFunctionEventInvokeConfigs",
-    "CreateFunctionUrlConfig",
-    "GetFunctionUrlConfig",
-    "UpdateFunctionUrlConfig",
-    "DeleteFunctionUrlConfig",
-    "ListFunctionUrlConfigs",
-    "GetRuntimeManagementConfig",
-    "PutRuntimeManagementConfig",
-    "GetFunctionRecursionConfig",
-    "PutFunctionRecursionConfig",
-];
-
-pub fn handles(operation: &str) -> bool {
-    OPERATIONS.contains(&operation)
-}
-
-/// Runs one of [`OPERATIONS`].
-pub async fn execute(
-    cp: &ControlPlane,
-    scope: &Scope,
-    operation: &str,
-    input: serde_json::Value,
-) -> Result<serde_json::Value, LambdaError> {
-    match operation {
-        "AddPermission" => call(input, |i| policy::add_permission(cp, scope, i)).await,
-        "RemovePermission" => call(input, |i| policy::remove_permission(cp, scope, i)).await,
-        "GetPolicy" => call(input, |i| policy::get_policy(cp, scope, i)).await,
-        "TagResource" => call(input, |i| tags::tag_resource(cp, scope, i)).await,
-        "UntagResource" => call(input, |i| tags::untag_resource(cp, scope, i)).await,
-        "ListTags" => call(input, |i| tags::list_tags(cp, scope, i)).await,
-        "PutFunctionConcurrency" => call(input, |i| concurrency::put_reserved(cp, scope, i)).await,
-        "GetFunctionConcurrency" => call(input, |i| concurrency::get_reserved(cp, scope, i)).await,
-        "DeleteFunctionConcurrency" => {
-            call(input, |i| concurrency::delete_reserved(cp, scope, i)).await
-        }
-        "PutProvisionedConcurrencyConfig" => {
-            call(input, |i| concurrency::put_provisioned(cp, scope, i)).await
-        }
-        "GetProvisionedConcurrencyConfig" => {
-            call(input, |i| concurrency::get_provisioned(cp, scope, i)).await
-        }
-        "DeleteProvisionedConcurrencyConfig" => {
-            call(input, |i| concurrency::delete_provisioned(cp, scope, i)).await
-        }
-        "ListProvisionedConcurrencyConfigs" => {
-            call(input, |i| concurrency::list_provisioned(cp, scope, i)).await
-        }
-        "PutFunctionEventInvokeConfig" => {
-            call(input, |i| event_invoke_config::put(cp, scope, i)).await
-        }
-        "UpdateFunctionEventInvokeConfig" => {
-            call(input, |i| event_invoke_config::update(cp, scope, i)).await
-        }
-        "GetFunctionEventInvokeConfig" => {
-            call(input, |i| event_invoke_config::get(cp, scope, i)).await
-        }
-        "DeleteFunctionEventInvokeConfig" => {
-            call(input, |i| event_invoke_config::delete(cp, scope, i)).await
-        }
-        "ListFunctionEventInvokeConfigs" => {
-            call(input, |i| event_invoke_config::list(cp, scope, i)).await
-        }
-        "CreateFunctionUrlConfig" => call(input, |i| url_config::create(cp, scope, i)).await,
-        "GetFunctionUrlConfig" => call(input, |i| url_config::get(cp, scope, i)).await,
-        "UpdateFunctionUrlConfig" => call(input, |i| url_config::update(cp, scope, i)).await,
-        "DeleteFunctionUrlConfig" => call(input, |i| url_config::delete(cp, scope, i)).await,
-        "ListFunctionUrlConfigs" => call(input, |i| url_config::list(cp, scope, i)).await,
-        "GetRuntimeManagementConfig" => {
-            call(input, |i| runtime_management::get(cp, scope, i)).await
-        }
-        "PutRuntimeManagementConfig" => {
-            call(input, |i| runtime_management::put(cp, scope, i)).await
-        }
-        "GetFunctionRecursionConfig" => call(input, |i| recursion::get(cp, scope, i)).await,
-        "PutFunctionRecursionConfig" => call(input, |i| recursion::put(cp, scope, i)).await,
-        _ => Err(LambdaError::new(
-            crate::ErrorCode::UnknownOperationException,
-            format!("Unknown operation {operation}"),
-        )),
-    }
-}
-
 /// `Marker`/`MaxItems` paging over items sorted by an opaque key: the page starting at `marker`
 /// and the marker of the next page.
 pub fn page<T>(
@@ -288,7 +188,7 @@ fn decode_marker(marker: &str) -> Result<String, LambdaError> {
         .decode(marker)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| LambdaError::invalid(format!("Invalid marker: {marker}")))
+        .ok_or_else(|| LambdaError::invalid_marker(marker))
 }
 
 /// Sort key of a qualifier in listings: `$LATEST`, then versions by number, then aliases.

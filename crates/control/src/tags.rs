@@ -138,12 +138,8 @@ fn owner(
 
 fn not_found(kind: TaggedKind, arn: &str) -> LambdaError {
     match kind {
-        TaggedKind::EventSourceMapping => {
-            LambdaError::not_found(format!("Event source mapping not found: {arn}"))
-        }
-        TaggedKind::CodeSigningConfig => LambdaError::not_found(format!(
-            "The Lambda code signing configuration {arn} can not be found."
-        )),
+        TaggedKind::EventSourceMapping => LambdaError::event_source_mapping_not_found(arn),
+        TaggedKind::CodeSigningConfig => LambdaError::code_signing_config_not_found(arn),
     }
 }
 

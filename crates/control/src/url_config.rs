@@ -165,10 +165,6 @@ fn function_missing() -> LambdaError {
     LambdaError::not_found("Function does not exist")
 }
 
-fn resource_missing() -> LambdaError {
-    LambdaError::not_found("The resource you requested does not exist.")
-}
-
 fn check_qualifier(q: &str) -> Result<(), LambdaError> {
     if sub_resource::is_alias_name(q) {
         return Ok(());
@@ -273,16 +269,16 @@ pub async fn get(
     let f = cp
         .index
         .get(scope, &fref.name)
-        .ok_or_else(resource_missing)?;
+        .ok_or_else(LambdaError::resource_not_found)?;
     if !key_exists(&f, &key) {
-        return Err(resource_missing());
+        return Err(LambdaError::resource_not_found());
     }
     let u = f
         .doc
         .settings
         .url_configs
         .get(&key)
-        .ok_or_else(resource_missing)?;
+        .ok_or_else(LambdaError::resource_not_found)?;
     Ok(render(cp, &fref, scope, u))
 }
 
@@ -299,7 +295,7 @@ pub async fn update(
                 return Err(function_missing());
             }
             let Some(existing) = current.doc.settings.url_configs.get(&key) else {
-                return Err(resource_missing());
+                return Err(LambdaError::resource_not_found());
             };
             let mut config = existing.clone();
             if let Some(a) = &input.auth_type {
@@ -335,17 +331,22 @@ pub async fn delete(
     let (fref, key) = url_ref(scope, &input.function_name, input.qualifier.as_deref())?;
     let (_, removed) = cp
         .index
-        .modify(scope, &fref.name, resource_missing, |current, draft| {
-            if !key_exists(current, &key) {
-                return Err(resource_missing());
-            }
-            draft
-                .doc
-                .settings
-                .url_configs
-                .remove(&key)
-                .ok_or_else(resource_missing)
-        })
+        .modify(
+            scope,
+            &fref.name,
+            LambdaError::resource_not_found,
+            |current, draft| {
+                if !key_exists(current, &key) {
+                    return Err(LambdaError::resource_not_found());
+                }
+                draft
+                    .doc
+                    .settings
+                    .url_configs
+                    .remove(&key)
+                    .ok_or_else(LambdaError::resource_not_found)
+            },
+        )
         .await?;
     cp.sub_resources.urls.write().remove(&removed.url_id);
     Ok(Empty {})

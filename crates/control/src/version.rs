@@ -99,14 +99,6 @@ pub struct ListVersionsOutput {
     pub versions: Vec<FunctionConfiguration>,
 }
 
-fn unqualified_only() -> LambdaError {
-    LambdaError::invalid(
-        "This operation is permitted on Lambda functions only. Aliases and versions do not \
-         support this operation. Please specify either a function name or an unqualified \
-         function ARN.",
-    )
-}
-
 pub async fn publish_version(
     cp: &ControlPlane,
     scope: &Scope,
@@ -114,7 +106,7 @@ pub async fn publish_version(
 ) -> Result<FunctionConfiguration, LambdaError> {
     let fref = function_name::resolve(scope, &input.function_name, None)?;
     if fref.qualifier.as_deref().is_some_and(|q| q != LATEST) {
-        return Err(unqualified_only());
+        return Err(LambdaError::unqualified_only());
     }
     if let Some(target) = input.publish_to.as_deref() {
         return Err(LambdaError::invalid(format!(
@@ -174,7 +166,7 @@ fn decode_marker(marker: &str) -> Result<u64, LambdaError> {
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| s.strip_prefix("v:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| LambdaError::invalid(format!("Invalid marker: {marker}")))
+        .ok_or_else(|| LambdaError::invalid_marker(marker))
 }
 
 pub async fn list_versions(

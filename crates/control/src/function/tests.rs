@@ -174,13 +174,15 @@ async fn get_function_returns_configuration_and_a_working_code_location() {
     let query = &location[prefix.len()..];
     let (expires, signature) = query.split_once("&signature=").unwrap();
     let expires: u64 = expires.parse().unwrap();
-    let path = fx.cp.code_blob_for_url(&hex, expires, signature).unwrap();
+    let code = crate::signed_url::Download::FunctionCode;
+    let path = fx.cp.download(code, &hex, expires, signature).unwrap();
     assert_eq!(std::fs::read(path).unwrap(), zip);
-    assert!(fx.cp.code_blob_for_url(&hex, expires, "0000").is_none());
-    assert!(fx
-        .cp
-        .code_blob_for_url(&hex, expires + 1, signature)
-        .is_none());
+    let refused = Err(crate::signed_url::DownloadError::BadSignature);
+    assert_eq!(fx.cp.download(code, &hex, expires, "0000"), refused);
+    assert_eq!(fx.cp.download(code, &hex, expires + 1, signature), refused);
+    // Nor does a function's URL open the layers' path.
+    let layer = crate::signed_url::Download::LayerContent;
+    assert_eq!(fx.cp.download(layer, &hex, expires, signature), refused);
 }
 
 #[tokio::test]
@@ -903,7 +905,6 @@ async fn update_code_with_publish_answers_the_new_version() {
 
 #[tokio::test]
 async fn other_resources_can_ask_whether_a_function_version_exists() {
-    use crate::resource_util::FunctionDirectory;
     let fx = fixture();
     create(&fx.cp, "f1").await;
     assert!(fx.cp.function_exists(&scope(), "f1", None));
