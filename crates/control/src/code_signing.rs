@@ -77,7 +77,8 @@ pub fn fold_legacy_bindings(store: &Store) -> Result<(), StoreError> {
         let binding = match serde_json::from_str::<LegacyBinding>(&legacy.value) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(function = %legacy.key, "unreadable code signing binding left in place: {e}");
+                tracing::error!(function = %legacy.key, "unreadable code signing binding moved aside (table moved_aside): {e}");
+                store.move_aside(&legacy, &e.to_string())?;
                 continue;
             }
         };
@@ -125,13 +126,9 @@ pub struct CodeSigningConfigs {
 impl CodeSigningConfigs {
     pub fn open(store: Arc<Store>) -> Result<Self, StoreError> {
         let mut configs = HashMap::new();
-        for doc in store.list_all(KIND)? {
-            match serde_json::from_str::<CodeSigningConfig>(&doc.value) {
-                Ok(c) => {
-                    configs.insert((doc.account, doc.region, doc.key), c);
-                }
-                Err(e) => tracing::warn!(id = %doc.key, "unreadable code signing config: {e}"),
-            }
+        let format = flint_store::FORMAT_1;
+        for doc in store.load::<CodeSigningConfig>(KIND, format, crate::state::upgrade_unchanged)? {
+            configs.insert((doc.account, doc.region, doc.key), doc.value);
         }
         Ok(Self {
             store,

@@ -165,18 +165,10 @@ pub fn unreserved(cp: &ControlPlane, scope: &Scope) -> u32 {
     crate::publish::unreserved(&cp.index.list(scope), limit)
 }
 
-fn unqualified_only() -> LambdaError {
-    LambdaError::invalid(
-        "This operation is permitted on Lambda functions only. Aliases and versions do not \
-         support this operation. Please specify either a function name or an unqualified \
-         function ARN.",
-    )
-}
-
 fn unqualified(scope: &Scope, function_name: &str) -> Result<FunctionRef, LambdaError> {
     let fref = function_name::resolve(scope, function_name, None)?;
     if fref.qualifier.is_some() {
-        return Err(unqualified_only());
+        return Err(LambdaError::unqualified_only());
     }
     Ok(fref)
 }

@@ -10,15 +10,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use flint_spec::feed::ChangeFeed;
+use flint_spec::{Change, EventSourceMappingSpec};
 use flint_store::{DocKey, Store, StoreError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use crate::error::ErrorCode;
 use crate::resource_util::{epoch_seconds, list_page, store_error};
 use crate::{arn, function_name, ControlPlane, LambdaError, Scope};
+
+/// The record format of stored mappings (format 0, before formats existed, has the same shape).
+const FORMAT: u32 = flint_store::FORMAT_1;
 
 const KIND: &str = "event-source-mapping";
 const DEFAULT_LIST_ITEMS: usize = 100;
@@ -195,6 +199,18 @@ impl EventSourceMapping {
         arn::event_source_mapping_arn(scope, &self.uuid)
     }
 
+    /// The mapping as its poller sees it.
+    pub fn spec(&self, scope: &Scope) -> EventSourceMappingSpec {
+        EventSourceMappingSpec {
+            uuid: self.uuid.clone(),
+            scope: scope.clone(),
+            function_arn: self.function_arn.clone(),
+            event_source_arn: self.event_source_arn.clone(),
+            enabled: self.enabled,
+            config: serde_json::to_value(self).unwrap_or(Value::Null),
+        }
+    }
+
     /// The model's `EventSourceMappingConfiguration`, in state `state`.
     fn output(&self, scope: &Scope, state: MappingState) -> MappingConfiguration {
         MappingConfiguration {
@@ -250,40 +266,45 @@ impl EventSourceMapping {
 pub struct EventSourceMappings {
     store: Arc<Store>,
     mappings: RwLock<HashMap<String, (Scope, EventSourceMapping)>>,
-    changes: watch::Sender<u64>,
+    /// Where every change is published for the pollers (the control plane's change feed).
+    feed: Arc<ChangeFeed>,
 }
 
 impl EventSourceMappings {
-    pub fn open(store: Arc<Store>) -> Result<Self, StoreError> {
+    pub fn open(store: Arc<Store>, feed: Arc<ChangeFeed>) -> Result<Self, StoreError> {
         let mut mappings = HashMap::new();
-        for doc in store.list_all(KIND)? {
-            match serde_json::from_str::<EventSourceMapping>(&doc.value) {
-                Ok(m) => {
-                    let scope = Scope {
-                        account: doc.account,
-                        region: doc.region,
-                    };
-                    mappings.insert(m.uuid.clone(), (scope, m));
-                }
-                Err(e) => tracing::warn!(uuid = %doc.key, "unreadable event source mapping: {e}"),
-            }
+        for doc in
+            store.load::<EventSourceMapping>(KIND, FORMAT, crate::state::upgrade_unchanged)?
+        {
+            let scope = Scope {
+                account: doc.account,
+                region: doc.region,
+            };
+            mappings.insert(doc.value.uuid.clone(), (scope, doc.value));
         }
         Ok(Self {
             store,
             mappings: RwLock::new(mappings),
-            changes: watch::channel(0).0,
+            feed,
         })
+    }
+
+    /// Every mapping as a change, for a new subscriber of the feed (called under its lock).
+    pub(crate) fn current(&self) -> Vec<Change> {
+        self.mappings
+            .read()
+            .iter()
+            .map(|(uuid, (scope, m))| Change::EventSourceMapping {
+                scope: scope.clone(),
+                uuid: uuid.clone(),
+                spec: Some(Arc::new(m.spec(scope))),
+            })
+            .collect()
     }
 
     /// A snapshot of every mapping (for the pollers); see [`EventSourceMapping::is_active`].
     pub fn mappings(&self) -> Vec<(Scope, EventSourceMapping)> {
         self.mappings.read().values().cloned().collect()
-    }
-
-    /// Changes whenever a mapping is created, updated or deleted: pollers wait on it instead of
-    /// rescanning.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
     }
 
     /// What a poller reports after a batch (`LastProcessingResult`, e.g. "OK",
@@ -328,8 +349,22 @@ impl EventSourceMappings {
         }
     }
 
-    fn changed(&self) {
-        self.changes.send_modify(|n| *n += 1);
+    /// Publishes mapping `uuid` as it is now (or its deletion). Reading the current state under
+    /// the feed's lock makes the last publication the latest state, however writers interleave.
+    fn changed(&self, scope: &Scope, uuid: &str) {
+        self.feed.publish_with(|| {
+            let spec = self
+                .mappings
+                .read()
+                .get(uuid)
+                .map(|(s, m)| Arc::new(m.spec(s)));
+            let change = Change::EventSourceMapping {
+                scope: scope.clone(),
+                uuid: uuid.to_string(),
+                spec,
+            };
+            ((), vec![change])
+        });
     }
 }
 
@@ -1043,9 +1078,9 @@ pub async fn create(
     check_duplicate(&all, scope, &m, &function_name)?;
     persist(&mappings.store, scope, &m)?;
     let out = m.output(scope, m.state);
-    all.insert(uuid, (scope.clone(), m));
+    all.insert(uuid.clone(), (scope.clone(), m));
     drop(all);
-    mappings.changed();
+    mappings.changed(scope, &uuid);
     Ok(out)
 }
 
@@ -1091,9 +1126,9 @@ pub async fn update(
     }
     persist(&mappings.store, scope, &m)?;
     let out = m.output(scope, m.state);
-    all.insert(uuid, (scope.clone(), m));
+    all.insert(uuid.clone(), (scope.clone(), m));
     drop(all);
-    mappings.changed();
+    mappings.changed(scope, &uuid);
     Ok(out)
 }
 
@@ -1118,7 +1153,7 @@ pub async fn delete(
     mappings.store.delete(&k).map_err(store_error)?;
     all.remove(uuid);
     drop(all);
-    mappings.changed();
+    mappings.changed(scope, uuid);
     Ok(m.output(scope, MappingState::Deleting))
 }
 
@@ -1835,7 +1870,8 @@ mod tests {
         let fx = open().await;
         let (uuid, arn) = {
             let e = &*fx.cp;
-            let rx = e.mappings.subscribe();
+            let mut feed = e.subscribe();
+            while feed.try_next().is_some() {} // what stood before
             let out = run(
                 e,
                 "CreateEventSourceMapping",
@@ -1843,8 +1879,20 @@ mod tests {
             )
             .await
             .unwrap();
-            assert!(rx.has_changed().unwrap());
             let uuid = out["UUID"].as_str().unwrap().to_string();
+            let published = feed.try_next().expect("the new mapping is published");
+            match &*published {
+                Change::EventSourceMapping {
+                    uuid: u,
+                    spec: Some(spec),
+                    ..
+                } => {
+                    assert_eq!(u, &uuid);
+                    assert_eq!(spec.event_source_arn.as_deref(), Some(QUEUE));
+                    assert!(spec.enabled);
+                }
+                other => panic!("expected the mapping, got {other:?}"),
+            }
             e.mappings.record_processing_result(&uuid, "OK").unwrap();
             (
                 uuid,

@@ -145,13 +145,9 @@ impl Layers {
     pub fn open(store: Arc<Store>, data_dir: &Path) -> Result<Self, StoreError> {
         let code = CodeStore::open_layers(&flint_store::Layout::new(data_dir), store.clone())?;
         let mut layers = HashMap::new();
-        for doc in store.list_all(KIND)? {
-            match serde_json::from_str::<LayerDoc>(&doc.value) {
-                Ok(d) => {
-                    layers.insert((doc.account, doc.region, doc.key), d);
-                }
-                Err(e) => tracing::warn!(layer = %doc.key, "unreadable layer document: {e}"),
-            }
+        let format = flint_store::FORMAT_1;
+        for doc in store.load::<LayerDoc>(KIND, format, crate::state::upgrade_unchanged)? {
+            layers.insert((doc.account, doc.region, doc.key), doc.value);
         }
         Ok(Self {
             store,

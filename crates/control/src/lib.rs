@@ -144,7 +144,10 @@ impl ControlPlane {
         let sub_resources = sub_resource::Registry::load(&index);
         let layers = Arc::new(layer::Layers::open(store.clone(), data_dir)?);
         let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(store.clone())?);
-        let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(store)?);
+        let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(
+            store,
+            index.feed().clone(),
+        )?);
         let cp = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             index,
@@ -200,7 +203,7 @@ impl ControlPlane {
     /// A data plane's subscription to the change feed: the state as it stands (every function,
     /// every scope's unreserved pool), then every change, in order.
     pub fn subscribe(&self) -> flint_spec::feed::Subscription {
-        self.index.subscribe()
+        self.index.subscribe(|| self.mappings.current())
     }
 
     /// Get/ListProvisionedConcurrencyConfigs report where the engine's provisioned environments

@@ -26,8 +26,11 @@ pub const KIND_VERSION: &str = "function-version";
 /// The record format of both kinds. Format 0 (before formats existed) has the same shape.
 pub const FORMAT: u32 = flint_store::FORMAT_1;
 
-/// Format 0 → 1: nothing to change.
-fn upgrade(from: u32, v: serde_json::Value) -> Result<serde_json::Value, String> {
+/// Format 0 → 1 of a kind whose shape did not change when formats began.
+pub(crate) fn upgrade_unchanged(
+    from: u32,
+    v: serde_json::Value,
+) -> Result<serde_json::Value, String> {
     match from {
         0 => Ok(v),
         _ => Err(format!("no upgrade from format {from}")),
@@ -231,7 +234,7 @@ pub struct Index {
     scopes: RwLock<HashMap<Scope, BTreeMap<String, Arc<Slot>>>>,
     /// Where changes are published. Lock order: the feed's lock, then `scopes`, then a slot's
     /// `current`.
-    feed: ChangeFeed,
+    feed: Arc<ChangeFeed>,
     /// The account concurrency limit (for the unreserved pools), and each scope's unreserved
     /// concurrency as last published.
     account_limit: std::sync::atomic::AtomicU32,
@@ -280,7 +283,7 @@ impl Index {
         account_limit: u32,
     ) -> Result<Self, flint_store::StoreError> {
         let mut docs: HashMap<(Scope, String), FunctionDoc> = HashMap::new();
-        for d in store.load::<FunctionDoc>(KIND_FUNCTION, FORMAT, upgrade)? {
+        for d in store.load::<FunctionDoc>(KIND_FUNCTION, FORMAT, upgrade_unchanged)? {
             let scope = Scope {
                 account: d.account,
                 region: d.region,
@@ -288,7 +291,7 @@ impl Index {
             docs.insert((scope, d.key), d.value);
         }
         let mut versions: HashMap<(Scope, String), BTreeMap<u64, VersionRecord>> = HashMap::new();
-        for d in store.load::<VersionRecord>(KIND_VERSION, FORMAT, upgrade)? {
+        for d in store.load::<VersionRecord>(KIND_VERSION, FORMAT, upgrade_unchanged)? {
             let name = d.key.rsplit_once(':').map(|(name, _)| name.to_string());
             let number = d.value.version.parse::<u64>().ok();
             let (Some(name), Some(n)) = (name, number) else {
@@ -350,15 +353,20 @@ impl Index {
             store,
             code,
             scopes: RwLock::new(scopes),
-            feed: ChangeFeed::new(),
+            feed: Arc::new(ChangeFeed::new()),
             account_limit: std::sync::atomic::AtomicU32::new(account_limit),
             unreserved: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The change feed, shared with the other publishers (event source mappings).
+    pub(crate) fn feed(&self) -> &Arc<ChangeFeed> {
+        &self.feed
+    }
+
     /// A subscription to the change feed: every function and every scope's unreserved
-    /// concurrency as they stand, then every change.
-    pub fn subscribe(&self) -> Subscription {
+    /// concurrency as they stand, and what `more` says stands besides, then every change.
+    pub fn subscribe(&self, more: impl FnOnce() -> Vec<flint_spec::Change>) -> Subscription {
         self.feed.subscribe_with(|| {
             let mut changes: Vec<flint_spec::Change> = self
                 .all()
@@ -380,6 +388,7 @@ impl Index {
                     unreserved: n,
                 });
             }
+            changes.extend(more());
             changes
         })
     }
@@ -488,8 +497,7 @@ impl Index {
                 let mut scopes = self.scopes.write();
                 let functions = scopes.entry(scope.clone()).or_default();
                 if functions.get(&name).is_some_and(|s| s.current().is_some()) {
-                    let taken = format!("Function already exist: {name}");
-                    return (Err(LambdaError::conflict(taken)), Vec::new());
+                    return (Err(LambdaError::function_already_exists(&name)), Vec::new());
                 }
                 if let Err(e) = self.store.apply(&changes) {
                     return (Err(store_err(e)), Vec::new());
@@ -521,9 +529,8 @@ impl Index {
         let slot = self.slot(scope, name).ok_or_else(not_found)?;
         let _guard = slot.writer.lock().await;
         let Some(current) = slot.current() else {
-            return Err(LambdaError::not_found(format!(
-                "Function not found: {}",
-                crate::arn::function_arn(scope, name)
+            return Err(LambdaError::function_not_found(&crate::arn::function_arn(
+                scope, name,
             )));
         };
         let mut draft = Draft {
@@ -571,9 +578,8 @@ impl Index {
         let slot = self.slot(scope, name).ok_or_else(not_found)?;
         let _guard = slot.writer.lock().await;
         let Some(current) = slot.current() else {
-            return Err(LambdaError::not_found(format!(
-                "Function not found: {}",
-                crate::arn::function_arn(scope, name)
+            return Err(LambdaError::function_not_found(&crate::arn::function_arn(
+                scope, name,
             )));
         };
         let mut changes = vec![delete(scope, KIND_FUNCTION, name.to_string())];
