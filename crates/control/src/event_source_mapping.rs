@@ -1,7 +1,8 @@
 //! Event source mappings: which queue, stream or broker feeds which function, validated per source
 //! type as Lambda does (defaults, allowed parameters, duplicates), with their state machine
 //! (`Creating` → `Enabled`, `Updating`, `Disabling` → `Disabled`, …). The pollers that read the
-//! sources live in the engine; they read mappings through [`EventSourceMappings::mappings`]. The
+//! sources belong to the asynchronous data plane (`flint-events`); they learn of mappings from the
+//! change feed (`Change::EventSourceMapping`, published after every durable change). The
 //! operations are the handlers at the end of the file; [`EventSourceMappings`] holds their state.
 //!
 //! Flint cannot reach SQS, Kinesis, DynamoDB, Kafka, MQ or DocumentDB to check that a source

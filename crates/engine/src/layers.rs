@@ -1,6 +1,6 @@
 //! Layers: a function's layer directories merged into one tree mounted at /opt, later layers
-//! winning on conflicts as in Lambda. Merged trees are cached under `work_dir/layers/<digest of the
-//! list>` and built once (hard links where possible, copies across file systems).
+//! winning on conflicts as in Lambda. Merged trees are cached under `Layout::merged_layers()/<digest
+//! of the list>` and built once (hard links where possible, copies across file systems).
 
 use std::fs;
 use std::io;

@@ -1,9 +1,10 @@
-//! Provisioned concurrency: the control plane says how many environments each snapshot should
-//! keep initialised (`set`); a background task starts them ahead of invokes (with
+//! Provisioned concurrency: the change feed says how many environments each snapshot should keep
+//! initialised (`Engine::follow` → `set`); a background task starts them ahead of invokes (with
 //! `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`), replaces those that die, and
 //! stops them when their target shrinks or goes away. The pools hold the environments; each
 //! target also remembers whether all its environments were up at once (the allocation is done)
-//! and whether the function's own init keeps failing, which GetProvisionedConcurrencyConfig reports.
+//! and whether the function's own init keeps failing, which GetProvisionedConcurrencyConfig reports
+//! (published on the engine's provisioned report, which the control plane follows).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
