@@ -1235,8 +1235,25 @@ mod tests {
         k
     }
 
-    async fn settle() {
-        tokio::time::sleep(std::time::Duration::from_millis(SETTLE_MILLIS as u64 + 50)).await;
+    /// Waits until the mapping has left its transitional state (what a client polling
+    /// GetEventSourceMapping sees), within a deadline.
+    async fn settle(e: &ControlPlane, uuid: &str) {
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_millis(SETTLE_MILLIS as u64 * 20);
+        loop {
+            let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
+                .await
+                .unwrap();
+            let transitional = ["Creating", "Updating", "Enabling", "Disabling"];
+            if !transitional.contains(&got["State"].as_str().unwrap_or_default()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{uuid} never settled: {got}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
@@ -1277,7 +1294,7 @@ mod tests {
             format!("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid}")
         );
         assert!(out["LastModified"].as_f64().unwrap() > 1.7e9);
-        settle().await;
+        settle(e, &uuid).await;
         let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
             .await
             .unwrap();
@@ -1729,7 +1746,7 @@ mod tests {
             "arn:aws:lambda:us-east-1:000000000000:function:fn2"
         );
         assert_eq!(upd["BatchSize"], 20);
-        settle().await;
+        settle(e, &uuid).await;
         assert_eq!(
             run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
                 .await
@@ -1744,7 +1761,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(dis["State"], "Disabling");
-        settle().await;
+        settle(e, &uuid).await;
         let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
             .await
             .unwrap();
