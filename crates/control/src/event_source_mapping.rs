@@ -1294,7 +1294,7 @@ mod tests {
             format!("arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid}")
         );
         assert!(out["LastModified"].as_f64().unwrap() > 1.7e9);
-        settle(e, &uuid).await;
+        settle(e, uuid).await;
         let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
             .await
             .unwrap();
