@@ -7,6 +7,7 @@ ErrorMessage; a retry's due time survives a crash; functions get AWS_ENDPOINT_UR
 and the endpoints Flint was given."""
 
 import json
+import subprocess
 import time
 import uuid
 
@@ -406,6 +407,11 @@ def test_a_retry_keeps_its_due_time_across_a_crash(flint_bin, tmp_path, callback
         failed_at = time.monotonic()
         first.kill()
         start()
+        # `flint async-queue` shows it waiting for its retry.
+        out = subprocess.run([str(flint_bin), "async-queue", "--data-dir", str(tmp_path / "data"),
+                              name], capture_output=True, text=True, check=True).stdout
+        rows = [line.split() for line in out.splitlines() if name in line]
+        assert len(rows) == 1 and rows[0][3:6] == ["1", "1", "in"], out
         # Before, a restart ran every pending event at once; now the retry waits for its time.
         assert len(wait_attempts(callback_server, token, 2,
                                  failed_at + delay - 1.5 - time.monotonic())) == 1

@@ -200,7 +200,8 @@ impl Pending {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the epoch (the clock due times are stored in).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
