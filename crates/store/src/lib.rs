@@ -452,6 +452,21 @@ mod tests {
     }
 
     #[test]
+    fn a_group_commit_writes_records_and_deletes_together() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = Store::open(dir.path())?;
+        s.put(&key("gone"), "{}")?;
+        s.write_records(
+            &[(key("a"), 2, "{\"a\":1}"), (key("b"), 2, "{}")],
+            &[key("gone")],
+        )?;
+        let docs = s.list("000000000000", "us-east-1", "function")?;
+        let keys: Vec<(&str, u32)> = docs.iter().map(|d| (d.key.as_str(), d.format)).collect();
+        assert_eq!(keys, [("a", 2), ("b", 2)]);
+        Ok(())
+    }
+
+    #[test]
     fn documents_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
