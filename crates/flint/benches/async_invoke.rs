@@ -134,6 +134,7 @@ fn main() {
         let c = common::client(port).await;
         let sink_zip = zip_of(&[("index.py", SINK.as_bytes(), 0o644)]);
         common::create(&c, "async-sink", Runtime::Python311, "index.handler", sink_zip, 30).await;
+        common::wait_active(&c, "async-sink").await;
         c.update_function_configuration()
             .function_name("async-sink")
             .environment(
