@@ -80,11 +80,14 @@ def random_account() -> str:
 class FlintServer:
     """One `flint serve` process on 127.0.0.1:<port> with its own data dir."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None):
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None,
+                 extra_args: Iterable[str] = (), extra_env: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.extra_env = dict(extra_env or {})
         self.proc: Optional[subprocess.Popen] = None
         self._log_file = None
 
@@ -97,9 +100,10 @@ class FlintServer:
         self._log_file = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -206,9 +210,98 @@ def session_tmp() -> Iterable[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Other AWS services: moto's server on loopback
+# --------------------------------------------------------------------------------------------
+
+# The async retry delay of the session's server: AWS waits about a minute before the first retry
+# of a failed asynchronous invocation and two before the second; the suite waits 1 s and 2 s.
+ASYNC_RETRY_DELAY_SECS = 1
+
+
+class AwsServices:
+    """`moto_server` on a free loopback port: SQS, SNS, EventBridge and S3 as Flint reaches them
+    (its resources live in the suite's default account), and boto3 clients for the tests."""
+
+    def __init__(self, binary: str, log_path: Path):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "ab")
+        env = dict(os.environ, MOTO_ACCOUNT_ID=DEFAULT_ACCOUNT)
+        self.proc = subprocess.Popen(
+            [binary, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not listen within 30 s")
+                time.sleep(0.05)
+
+    def client(self, service: str):
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint, region_name=REGION,
+            aws_access_key_id=DEFAULT_ACCOUNT, aws_secret_access_key="flint-test-secret")
+
+    def flint_env(self) -> Dict[str, str]:
+        """What Flint needs to reach these services as the default account."""
+        return {"AWS_ACCESS_KEY_ID": DEFAULT_ACCOUNT,
+                "AWS_SECRET_ACCESS_KEY": "flint-test-secret",
+                "AWS_REGION": REGION}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def moto_server_binary() -> Optional[str]:
+    candidate = Path(sys.executable).parent / "moto_server"
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which("moto_server")
+
+
 @pytest.fixture(scope="session")
-def server(flint_bin: Path, session_tmp: Path) -> Iterable[FlintServer]:
-    srv = FlintServer(flint_bin, session_tmp / "data", session_tmp / "flint-serve.log")
+def _aws_services_or_none(session_tmp: Path) -> Iterable[Optional[AwsServices]]:
+    binary = moto_server_binary()
+    if binary is None:
+        yield None
+        return
+    services = AwsServices(binary, session_tmp / "moto-server.log")
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_services(_aws_services_or_none) -> AwsServices:
+    """moto's server (the tests that need it skip, saying why, when it is not installed)."""
+    if _aws_services_or_none is None:
+        pytest.skip("moto_server not installed (pip install 'moto[server]': tests/requirements.txt)")
+    return _aws_services_or_none
+
+
+@pytest.fixture(scope="session")
+def server(flint_bin: Path, session_tmp: Path,
+           _aws_services_or_none: Optional[AwsServices]) -> Iterable[FlintServer]:
+    args = ["--async-retry-delay-secs", str(ASYNC_RETRY_DELAY_SECS)]
+    env: Dict[str, str] = {}
+    if _aws_services_or_none is not None:
+        args += ["--aws-endpoint-url", _aws_services_or_none.endpoint]
+        env.update(_aws_services_or_none.flint_env())
+    srv = FlintServer(flint_bin, session_tmp / "data", session_tmp / "flint-serve.log",
+                      extra_args=args, extra_env=env)
     try:
         srv.start()
     except Exception as e:  # the whole suite depends on it: say why once, clearly

@@ -287,7 +287,6 @@ SOURCE = make_zip({"index.py": (
     "    return {'ok': event['token']}\n")})
 
 
-@pytest.mark.xfail(strict=True, reason="Known gap: async retries/destinations from the event invoke config belong to the async-queue issue; the engine uses AWS's defaults")
 def test_lambda_destinations_receive_the_invocation_record(lambda_client, callback_server):
     recorder = unique_name("recorder")
     create_function(lambda_client, recorder, zip_bytes=DESTINATION_RECORDER,

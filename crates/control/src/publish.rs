@@ -65,6 +65,10 @@ pub(crate) fn function_state(scope: &Scope, f: &Function) -> FunctionState {
             (q.clone(), config)
         })
         .collect();
+    let dead_letter_targets = f
+        .all_versions()
+        .filter_map(|v| Some((v.version.clone(), v.config.dead_letter_target.clone()?)))
+        .collect();
     FunctionState {
         scope: scope.clone(),
         name: f.name().to_string(),
@@ -79,6 +83,7 @@ pub(crate) fn function_state(scope: &Scope, f: &Function) -> FunctionState {
             .recursive_loop
             .clone()
             .unwrap_or_else(|| crate::recursion::TERMINATE.to_string()),
+        dead_letter_targets,
     }
 }
 

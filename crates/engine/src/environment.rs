@@ -155,7 +155,15 @@ pub(crate) async fn start(
     let api =
         RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
     let log_stream = logs::log_stream_name(&spec.version);
-    let env = environment_variables(spec, &launch.env, api.address(), &log_stream, init_type);
+    let endpoints = inner.service_endpoints.read().clone();
+    let env = environment_variables_with(
+        spec,
+        &launch.env,
+        api.address(),
+        &log_stream,
+        init_type,
+        &endpoints,
+    );
 
     let sandbox_spec = SandboxSpec {
         id: id.clone(),
@@ -318,14 +326,30 @@ const RESERVED: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
-/// The complete environment of the runtime process: Lambda's own variables, then the runtime's,
-/// then the function's (which win, except over the reserved ones).
+/// The complete environment of the runtime process without service endpoints (see
+/// [`environment_variables_with`]).
+#[cfg(test)]
 pub(crate) fn environment_variables(
     spec: &FunctionSpec,
     runtime_env: &[(String, String)],
     runtime_api: &str,
     log_stream: &str,
     init_type: InitType,
+) -> Vec<(String, String)> {
+    environment_variables_with(spec, runtime_env, runtime_api, log_stream, init_type, &[])
+}
+
+/// The complete environment of the runtime process: Lambda's own variables, the service
+/// endpoints Flint was given (`AWS_ENDPOINT_URL_LAMBDA` and the like: the function's own SDK
+/// calls reach Flint and the user's chosen services), then the runtime's, then the function's
+/// (which win, except over the reserved ones).
+pub(crate) fn environment_variables_with(
+    spec: &FunctionSpec,
+    runtime_env: &[(String, String)],
+    runtime_api: &str,
+    log_stream: &str,
+    init_type: InitType,
+    service_endpoints: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::with_capacity(32 + spec.environment.len());
     let mut set = |k: &str, v: String| {
@@ -372,6 +396,9 @@ pub(crate) fn environment_variables(
         // Lambda's default ApplicationLogLevel; a configured level reaches the runtime as the
         // same variable in the function's environment (which wins below).
         set("AWS_LAMBDA_LOG_LEVEL", "INFO".into());
+    }
+    for (k, v) in service_endpoints {
+        set(k, v.clone());
     }
     for (k, v) in runtime_env {
         set(k, v.clone());
@@ -461,6 +488,30 @@ mod tests {
         assert_eq!(m["_HANDLER"], "h.handler");
         assert!(!m.contains_key("AWS_LAMBDA_LOG_FORMAT"));
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+
+    #[test]
+    fn service_endpoints_are_set_and_the_function_may_override_them() {
+        let mut spec = spec();
+        spec.environment.insert(
+            "AWS_ENDPOINT_URL_SQS".to_string(),
+            "http://mine:1".to_string(),
+        );
+        let endpoints = [
+            (
+                "AWS_ENDPOINT_URL_LAMBDA".to_string(),
+                "http://127.0.0.1:9000".to_string(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_SQS".to_string(),
+                "http://127.0.0.1:5000".to_string(),
+            ),
+        ];
+        let vars =
+            environment_variables_with(&spec, &[], "a:1", "s", InitType::OnDemand, &endpoints);
+        let m = as_map(&vars);
+        assert_eq!(m["AWS_ENDPOINT_URL_LAMBDA"], "http://127.0.0.1:9000");
+        assert_eq!(m["AWS_ENDPOINT_URL_SQS"], "http://mine:1");
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub(crate) struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Invocations started (sync and async), for activity-driven host tuning.
     pub(crate) invocations: std::sync::atomic::AtomicU64,
+    /// `AWS_ENDPOINT_URL*` variables every new environment gets.
+    pub(crate) service_endpoints: parking_lot::RwLock<Arc<[(String, String)]>>,
 }
 
 impl Inner {
@@ -236,11 +238,18 @@ impl Engine {
             shutting_down: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             invocations: std::sync::atomic::AtomicU64::new(0),
+            service_endpoints: parking_lot::RwLock::new(Arc::from(Vec::new())),
         });
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
         inner.tasks.lock().extend([reaper, provisioner]);
         Ok(Arc::new(Self { inner }))
+    }
+
+    /// The `AWS_ENDPOINT_URL*` variables environments started from now on get (Flint's own
+    /// API for Lambda, and the endpoints of other services Flint was given).
+    pub fn set_service_endpoints(&self, vars: Vec<(String, String)>) {
+        *self.inner.service_endpoints.write() = Arc::from(vars);
     }
 
     /// Runs one synchronous invoke.

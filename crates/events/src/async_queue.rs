@@ -1,13 +1,20 @@
 //! Asynchronous (`Event`) invokes: each event is written to the store before the caller gets its
-//! 202, then run by a bounded set of background workers with Lambda's retry policy — by default 2
-//! retries after a function error, 1 then 2 minutes apart, and throttles retried with back-off up
-//! to the 6-hour maximum event age; the function's event invoke config
-//! (`MaximumRetryAttempts`, `MaximumEventAgeInSeconds`) replaces the defaults. Events still
-//! pending when Flint stopped are resumed at start-up.
+//! 202 (several accepts share one transaction: group commit), then run by a bounded set of
+//! background workers with Lambda's retry policy — by default 2 retries after a function error,
+//! about 1 then 2 minutes apart, and throttles retried with back-off up to the 6-hour maximum
+//! event age; the event invoke config of the qualifier invoked (`MaximumRetryAttempts`,
+//! `MaximumEventAgeInSeconds`, destinations) replaces the defaults. An event's next due time is
+//! stored, so a restart keeps the schedule. When an event is done its outcome goes to the
+//! configured destination or dead-letter queue ([`crate::destination`]).
 //!
 //! A stored event ([`EventRecord`], format [`FORMAT`]) names the function version it was accepted
 //! for; it never embeds the engine's in-memory spec. Each attempt runs what that version is now.
+//!
+//! Three tasks, so that neither side starves the other: the committer (all writes, batched), the
+//! scheduler (due times, worker slots) and the attempts themselves.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,23 +23,30 @@ use base64::Engine as _;
 use flint_engine::{Engine, InvokeError, InvokeRequest, InvokeResponse};
 use flint_spec::{EventInvokeConfig, Scope};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::destination::{self, Condition};
 use crate::functions::Functions;
+use crate::visibility::Counts;
 
 /// Store document kind of a pending async event.
 pub const KIND: &str = "async-event";
 
 /// The current record format. Format 0 (before formats existed) embedded the whole function
-/// spec under `function`; [`upgrade`] turns it into a reference.
-pub const FORMAT: u32 = 1;
+/// spec under `function`; format 1 had no due time (an event was due at start-up) and kept no
+/// trace of its last failed attempt. [`upgrade`] brings either to this one.
+pub const FORMAT: u32 = 2;
 
-/// Lambda's defaults (MaximumRetryAttempts, MaximumEventAgeInSeconds).
+/// Lambda's defaults (MaximumRetryAttempts, MaximumEventAgeInSeconds, the delay before the
+/// first retry: about a minute, then twice that).
 const DEFAULT_MAX_RETRIES: u32 = 2;
 const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
-const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(120)];
+pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(60);
+const THROTTLE_BACKOFF_START: Duration = Duration::from_secs(1);
 const THROTTLE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Accepts written in one transaction at most.
+const COMMIT_BATCH: usize = 512;
 
 /// A queued event as stored (one document per event, keyed by request id, in the function's
 /// account and region).
@@ -55,16 +69,73 @@ pub struct EventRecord {
     #[serde(default)]
     pub client_context: Option<String>,
     pub enqueued_at_ms: u64,
-    /// Attempts already made (survives a restart).
+    /// Attempts already made that ended in a function or system error (survives a restart).
     #[serde(default)]
     pub attempts: u32,
+    /// When the next attempt is due (ms since the epoch; 0: at once).
+    #[serde(default)]
+    pub due_at_ms: u64,
+    /// The last failed attempt, for the record an `EventAgeExceeded` destination gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<AttemptRecord>,
+}
+
+/// What an attempt answered, as an invocation record reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub status_code: u16,
+    pub executed_version: String,
+    #[serde(default)]
+    pub function_error: Option<String>,
+    /// The response payload, base64.
+    pub payload: String,
+}
+
+impl AttemptRecord {
+    fn of(result: &Result<InvokeResponse, InvokeError>, version: &str) -> Self {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match result {
+            Ok(r) => Self {
+                status_code: 200,
+                executed_version: r.executed_version.clone(),
+                function_error: r.function_error.clone(),
+                payload: b64(&r.payload),
+            },
+            Err(e) => {
+                let (status, kind) = match e {
+                    InvokeError::Throttled { .. } => (429, "TooManyRequestsException"),
+                    InvokeError::InvalidRuntime(_) => (502, "InvalidRuntimeException"),
+                    InvokeError::Service(_) => (500, "ServiceException"),
+                };
+                let body = serde_json::json!({"errorMessage": e.to_string(), "errorType": kind});
+                Self {
+                    status_code: status,
+                    executed_version: version.to_string(),
+                    function_error: None,
+                    payload: b64(body.to_string().as_bytes()),
+                }
+            }
+        }
+    }
+
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.payload)
+            .unwrap_or_default()
+    }
+}
+
+/// Format 0 or 1 → [`FORMAT`].
+pub fn upgrade(from: u32, v: serde_json::Value) -> Result<serde_json::Value, String> {
+    match from {
+        0 => upgrade_1_to_2(upgrade_0_to_1(v)?),
+        1 => upgrade_1_to_2(v),
+        _ => Err(format!("no upgrade from async-event format {from}")),
+    }
 }
 
 /// Format 0 → 1: the embedded spec becomes a reference to the function version.
-pub fn upgrade(from: u32, mut v: serde_json::Value) -> Result<serde_json::Value, String> {
-    if from != 0 {
-        return Err(format!("no upgrade from async-event format {from}"));
-    }
+fn upgrade_0_to_1(mut v: serde_json::Value) -> Result<serde_json::Value, String> {
     let function = v
         .get_mut("function")
         .map(serde_json::Value::take)
@@ -89,8 +160,15 @@ pub fn upgrade(from: u32, mut v: serde_json::Value) -> Result<serde_json::Value,
     Ok(v)
 }
 
+/// Format 1 → 2: a format 1 event was due at start-up, which `due_at_ms: 0` says.
+fn upgrade_1_to_2(mut v: serde_json::Value) -> Result<serde_json::Value, String> {
+    let obj = v.as_object_mut().ok_or("an event is not a JSON object")?;
+    obj.entry("due_at_ms").or_insert(0.into());
+    Ok(v)
+}
+
 /// The qualifier of a function ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME:QUALIFIER`).
-fn qualifier_of(arn: &str) -> Option<String> {
+pub(crate) fn qualifier_of(arn: &str) -> Option<String> {
     arn.split(':').nth(7).map(str::to_string)
 }
 
@@ -99,11 +177,17 @@ fn qualifier_of(arn: &str) -> Option<String> {
 pub struct Pending {
     pub scope: Scope,
     pub record: EventRecord,
+    /// The next throttle back-off (in memory: a restart starts over).
+    throttle_backoff: Duration,
 }
 
 impl Pending {
-    fn age(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.record.enqueued_at_ms))
+    pub fn new(scope: Scope, record: EventRecord) -> Self {
+        Self {
+            scope,
+            record,
+            throttle_backoff: THROTTLE_BACKOFF_START,
+        }
     }
 
     fn key(&self) -> flint_store::DocKey<'_> {
@@ -116,59 +200,97 @@ impl Pending {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch (the clock due times are stored in).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A write for the committer.
+enum Write {
+    Put {
+        event: Pending,
+        /// Told once the write is durable (accepts wait for it).
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    Delete(Pending),
+}
+
 pub(crate) struct Queue {
     engine: Arc<Engine>,
-    store: Arc<flint_store::Store>,
-    functions: Arc<Functions>,
-    tx: mpsc::UnboundedSender<Pending>,
+    pub(crate) functions: Arc<Functions>,
+    pub(crate) connectors: Arc<flint_connectors::Connectors>,
+    pub(crate) counts: Counts,
+    writes: mpsc::UnboundedSender<Write>,
+    schedule: mpsc::UnboundedSender<Pending>,
+    retry_base_delay: Duration,
     stopped: AtomicBool,
 }
 
+/// The receiving ends of the queue's channels, for [`commit`] and [`dispatch`].
+pub(crate) struct Receivers {
+    pub(crate) writes: Writes,
+    pub(crate) schedule: mpsc::UnboundedReceiver<Pending>,
+}
+
+/// The committer's end.
+pub(crate) struct Writes(mpsc::UnboundedReceiver<Write>);
+
 impl Queue {
-    /// The queue and its receiving end.
+    /// The queue and its receiving ends.
     pub(crate) fn open(
         engine: Arc<Engine>,
-        store: Arc<flint_store::Store>,
         functions: Arc<Functions>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Pending>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        connectors: Arc<flint_connectors::Connectors>,
+        retry_base_delay: Duration,
+    ) -> (Arc<Self>, Receivers) {
+        let (writes_tx, writes) = mpsc::unbounded_channel();
+        let (schedule_tx, schedule) = mpsc::unbounded_channel();
         let queue = Arc::new(Self {
             engine,
-            store,
             functions,
-            tx,
+            connectors,
+            counts: Counts::default(),
+            writes: writes_tx,
+            schedule: schedule_tx,
+            retry_base_delay,
             stopped: AtomicBool::new(false),
         });
-        (queue, rx)
+        (
+            queue,
+            Receivers {
+                writes: Writes(writes),
+                schedule,
+            },
+        )
     }
 
+    /// Hands an event that is already stored to the scheduler.
     pub(crate) fn requeue(&self, event: Pending) {
-        let _ = self.tx.send(event);
+        self.counts
+            .queued(&event.scope, &event.record.function_name);
+        let _ = self.schedule.send(event);
     }
 
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
     }
 
-    /// Durably stores the event, then queues it for a worker.
+    /// Durably stores the event (in the next group commit), then queues it for a worker.
     pub(crate) async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(InvokeError::Service("Flint is shutting down".into()));
-        }
         let f = &req.function;
-        let event = Pending {
-            scope: Scope {
+        let event = Pending::new(
+            Scope {
                 account: f.account.clone(),
                 region: f.region.clone(),
             },
-            record: EventRecord {
+            EventRecord {
                 function_name: f.function_name.clone(),
                 version: f.version.clone(),
                 snapshot_id: f.snapshot_id.clone(),
@@ -179,22 +301,38 @@ impl Queue {
                 client_context: req.client_context.clone(),
                 enqueued_at_ms: now_ms(),
                 attempts: 0,
+                due_at_ms: 0,
+                last_attempt: None,
             },
-        };
-        persist(&self.store, &event)
-            .await
-            .map_err(InvokeError::Service)?;
-        self.tx
-            .send(event)
-            .map_err(|_| InvokeError::Service("the async queue is stopped".into()))
+        );
+        self.accept(event).await.map_err(InvokeError::Service)
     }
 
-    /// The request for the next attempt, from what the event's function version is now, and
-    /// the event invoke config that applies; Err: the event cannot run any more.
+    /// Stores a new event and schedules it.
+    pub(crate) async fn accept(&self, event: Pending) -> Result<(), String> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err("Flint is shutting down".into());
+        }
+        let (done, stored) = oneshot::channel();
+        self.writes
+            .send(Write::Put {
+                event: event.clone(),
+                done: Some(done),
+            })
+            .map_err(|_| "the async queue is stopped".to_string())?;
+        stored
+            .await
+            .map_err(|_| "the async queue is stopped".to_string())??;
+        self.requeue(event);
+        Ok(())
+    }
+
+    /// The function version an event runs now, the request for its next attempt and the event
+    /// invoke config that applies; Err: the event cannot run any more.
     fn request(
         &self,
         event: &Pending,
-    ) -> Result<(InvokeRequest, Option<EventInvokeConfig>), String> {
+    ) -> Result<(InvokeRequest, Option<String>, Option<EventInvokeConfig>), String> {
         let r = &event.record;
         let state = self
             .functions
@@ -210,6 +348,7 @@ impl Queue {
             .decode(&r.payload)
             .map_err(|e| format!("stored payload is not base64: {e}"))?;
         let config = state.event_invoke_config(r.qualifier.as_deref()).cloned();
+        let dead_letter = state.dead_letter_targets.get(&r.version).cloned();
         Ok((
             InvokeRequest {
                 function: spec,
@@ -219,66 +358,165 @@ impl Queue {
                 tail_log: false,
                 request_id: r.request_id.clone(),
             },
+            dead_letter,
             config,
         ))
     }
-}
 
-async fn persist(store: &Arc<flint_store::Store>, event: &Pending) -> Result<(), String> {
-    let value = serde_json::to_string(&event.record).map_err(|e| e.to_string())?;
-    let (store, event) = (store.clone(), event.clone());
-    tokio::task::spawn_blocking(move || store.put_record(&event.key(), FORMAT, &value))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("storing the event: {e}"))
-}
+    /// Records a retry's due time (not waited for: losing it in a crash only runs the retry
+    /// early) and schedules it.
+    fn retry_at(&self, event: Pending, persist: bool) {
+        if persist {
+            let _ = self.writes.send(Write::Put {
+                event: event.clone(),
+                done: None,
+            });
+        }
+        let _ = self.schedule.send(event);
+    }
 
-async fn forget(store: &Arc<flint_store::Store>, event: &Pending) {
-    let (store, event) = (store.clone(), event.clone());
-    let deleted = tokio::task::spawn_blocking(move || store.delete(&event.key())).await;
-    if let Ok(Err(e)) = deleted {
-        tracing::warn!("cannot remove finished async event: {e}");
+    pub(crate) fn forget(&self, event: Pending) {
+        self.counts.done(&event.scope, &event.record.function_name);
+        let _ = self.writes.send(Write::Delete(event));
     }
 }
 
-/// Events a previous run left in the store, oldest first (older formats upgraded; unreadable
-/// ones moved aside by the store, never skipped).
-pub fn pending(store: &flint_store::Store) -> Result<Vec<Pending>, flint_store::StoreError> {
-    let mut events: Vec<Pending> = store
-        .load::<EventRecord>(KIND, FORMAT, upgrade)?
-        .into_iter()
-        .map(|l| Pending {
-            scope: Scope {
-                account: l.account,
-                region: l.region,
-            },
-            record: l.value,
+/// Writes what the queue sends, as many writes per transaction as have arrived meanwhile
+/// (group commit): durability costs one fsync per batch, not one per request.
+pub(crate) async fn commit(store: Arc<flint_store::Store>, mut rx: Writes) {
+    let mut batch = Vec::with_capacity(COMMIT_BATCH);
+    while rx.0.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
+        let writes = std::mem::take(&mut batch);
+        let store = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut values = Vec::with_capacity(writes.len());
+            for w in &writes {
+                if let Write::Put { event, .. } = w {
+                    values.push(serde_json::to_string(&event.record).map_err(|e| e.to_string()));
+                }
+            }
+            let result = (|| {
+                let values = values.into_iter().collect::<Result<Vec<_>, _>>()?;
+                let mut puts = Vec::with_capacity(values.len());
+                let mut deletes = Vec::new();
+                let mut value = values.iter();
+                for w in &writes {
+                    match w {
+                        Write::Put { event, .. } => {
+                            if let Some(v) = value.next() {
+                                puts.push((event.key(), FORMAT, v.as_str()));
+                            }
+                        }
+                        Write::Delete(event) => deletes.push(event.key()),
+                    }
+                }
+                store
+                    .write_records(&puts, &deletes)
+                    .map_err(|e| format!("storing async events: {e}"))
+            })();
+            (writes, result)
         })
-        .collect();
-    events.sort_by_key(|e| e.record.enqueued_at_ms);
-    Ok(events)
+        .await;
+        let Ok((writes, result)) = written else {
+            tracing::error!("the async queue's writer panicked");
+            continue;
+        };
+        if let Err(e) = &result {
+            tracing::warn!("{e}");
+        }
+        for w in writes {
+            if let Write::Put {
+                done: Some(done), ..
+            } = w
+            {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
 }
 
-/// Runs queued events with at most `workers` at a time. Workers live in this task's `JoinSet`,
-/// so aborting the dispatcher stops them (their events stay stored and resume next start).
+/// An event waiting for its due time, earliest first.
+struct Later {
+    due: u64,
+    seq: u64,
+    event: Pending,
+}
+
+impl PartialEq for Later {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Later {}
+impl PartialOrd for Later {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Later {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// Runs due events with at most `workers` attempts at a time; events not yet due wait in a
+/// timer heap (no worker is held while an event waits). Attempts live in this task's
+/// `JoinSet`, so aborting the dispatcher stops them (their events stay stored).
 pub(crate) async fn dispatch(
     queue: Weak<Queue>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     workers: usize,
 ) {
     let slots = Arc::new(Semaphore::new(workers.max(1)));
+    let mut later: BinaryHeap<Reverse<Later>> = BinaryHeap::new();
+    let mut ready: VecDeque<Pending> = VecDeque::new();
     let mut running = JoinSet::new();
+    let mut seq = 0u64;
+    let mut arrived = Vec::with_capacity(256);
     loop {
-        tokio::select! {
-            event = rx.recv() => {
-                let Some(event) = event else { break };
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                let queue = queue.clone();
-                running.spawn(async move {
-                    run(queue, event).await;
-                    drop(permit);
-                });
+        let now = now_ms();
+        while later.peek().is_some_and(|l| l.0.due <= now) {
+            if let Some(Reverse(l)) = later.pop() {
+                ready.push_back(l.event);
             }
+        }
+        while !ready.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(event) = ready.pop_front() else {
+                break;
+            };
+            let queue = queue.clone();
+            running.spawn(async move {
+                attempt(queue, event, permit).await;
+            });
+        }
+        let next_due = later.peek().map(|l| l.0.due);
+        let sleep = async {
+            match next_due {
+                Some(due) => {
+                    tokio::time::sleep(Duration::from_millis(due.saturating_sub(now_ms()))).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            n = rx.recv_many(&mut arrived, 256) => {
+                if n == 0 {
+                    break;
+                }
+                let now = now_ms();
+                for event in arrived.drain(..) {
+                    if event.record.due_at_ms <= now {
+                        ready.push_back(event);
+                    } else {
+                        seq += 1;
+                        later.push(Reverse(Later { due: event.record.due_at_ms, seq, event }));
+                    }
+                }
+            }
+            _ = sleep => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
@@ -287,13 +525,14 @@ pub(crate) async fn dispatch(
 
 /// The retry policy of one event: AWS's defaults unless its event invoke config says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Policy {
+pub(crate) struct Policy {
     max_retries: u32,
     max_age: Duration,
+    retry_base_delay: Duration,
 }
 
 impl Policy {
-    fn of(config: Option<&EventInvokeConfig>) -> Self {
+    fn of(config: Option<&EventInvokeConfig>, retry_base_delay: Duration) -> Self {
         Self {
             max_retries: config
                 .and_then(|c| c.maximum_retry_attempts)
@@ -301,6 +540,7 @@ impl Policy {
             max_age: config
                 .and_then(|c| c.maximum_event_age_in_seconds)
                 .map_or(DEFAULT_MAX_EVENT_AGE, |s| Duration::from_secs(s.into())),
+            retry_base_delay,
         }
     }
 }
@@ -331,67 +571,138 @@ fn next_step(
             Step::RetryThrottled(d)
         }
         Ok(_) | Err(_) if attempts >= policy.max_retries => Step::GiveUp,
-        Ok(_) | Err(_) => {
-            Step::Retry(RETRY_DELAYS[(attempts as usize).min(RETRY_DELAYS.len() - 1)])
+        // About a minute, then two (the base delay, then twice it).
+        Ok(_) | Err(_) => Step::Retry(policy.retry_base_delay * (attempts + 1).min(2)),
+    }
+}
+
+/// One attempt of an event, and what follows from it: done (its destination told), or back to
+/// the scheduler with its next due time.
+async fn attempt(
+    queue: Weak<Queue>,
+    mut event: Pending,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let Some(q) = queue.upgrade() else {
+        return;
+    };
+    let (req, dead_letter, config) = match q.request(&event) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(request_id = %event.record.request_id, "async event dropped: {e}");
+            q.forget(event);
+            return;
+        }
+    };
+    let policy = Policy::of(config.as_ref(), q.retry_base_delay);
+    let expires_at = event
+        .record
+        .enqueued_at_ms
+        .saturating_add(ms(policy.max_age));
+    let rid = event.record.request_id.clone();
+    let function = event.record.function_name.clone();
+    if now_ms() >= expires_at {
+        drop(permit);
+        tracing::info!(request_id = %rid, function = %function, attempts = event.record.attempts,
+            "async event expired: older than its maximum event age ({}s)", policy.max_age.as_secs());
+        let last = event.record.last_attempt.clone();
+        let count = event.record.attempts;
+        destination::finish(
+            &q,
+            &event,
+            dead_letter.as_deref(),
+            config.as_ref(),
+            Condition::EventAgeExceeded,
+            count,
+            last.as_ref(),
+        )
+        .await;
+        q.forget(event);
+        return;
+    }
+    let attempt_no = event.record.attempts + 1;
+    q.counts.started(&event.scope, &function);
+    let engine = q.engine.clone();
+    drop(q);
+    let result = engine.invoke_event(req).await;
+    drop(engine);
+    drop(permit);
+    let Some(q) = queue.upgrade() else {
+        return;
+    };
+    q.counts.ended(&event.scope, &function);
+    let outcome = AttemptRecord::of(&result, &event.record.version);
+    let mut backoff = event.throttle_backoff;
+    let step = next_step(&result, event.record.attempts, policy, &mut backoff);
+    event.throttle_backoff = backoff;
+    match step {
+        Step::Done => {
+            tracing::info!(request_id = %rid, function = %function, attempt = attempt_no, "async invocation succeeded");
+            destination::finish(
+                &q,
+                &event,
+                dead_letter.as_deref(),
+                config.as_ref(),
+                Condition::Success,
+                attempt_no,
+                Some(&outcome),
+            )
+            .await;
+            q.forget(event);
+        }
+        Step::GiveUp => {
+            tracing::info!(request_id = %rid, function = %function, attempt = attempt_no,
+                error = outcome.function_error.as_deref().unwrap_or("system"),
+                "async invocation failed; retries exhausted ({} allowed)", policy.max_retries);
+            q.counts.failed(&event.scope, &function);
+            destination::finish(
+                &q,
+                &event,
+                dead_letter.as_deref(),
+                config.as_ref(),
+                Condition::RetriesExhausted,
+                attempt_no,
+                Some(&outcome),
+            )
+            .await;
+            q.forget(event);
+        }
+        Step::Retry(delay) => {
+            let due = now_ms().saturating_add(ms(delay)).min(expires_at);
+            tracing::info!(request_id = %rid, function = %function, attempt = attempt_no,
+                error = outcome.function_error.as_deref().unwrap_or("system"),
+                "async invocation failed; retrying in {:.1}s", Duration::from_millis(due.saturating_sub(now_ms())).as_secs_f64());
+            event.record.attempts = attempt_no;
+            event.record.due_at_ms = due;
+            event.record.last_attempt = Some(outcome);
+            q.retry_at(event, true);
+        }
+        Step::RetryThrottled(delay) => {
+            tracing::debug!(request_id = %rid, function = %function, "async invocation throttled; retrying in {delay:?}");
+            event.record.due_at_ms = now_ms().saturating_add(ms(delay)).min(expires_at);
+            q.retry_at(event, false);
         }
     }
 }
 
-/// Runs one event to completion (success, retries exhausted, too old, or its function gone).
-async fn run(queue: Weak<Queue>, mut event: Pending) {
-    let mut throttle_backoff = Duration::from_secs(1);
-    loop {
-        let Some(q) = queue.upgrade() else {
-            return;
-        };
-        let (req, config) = match q.request(&event) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(request_id = %event.record.request_id, "async event dropped: {e}");
-                break;
-            }
-        };
-        let policy = Policy::of(config.as_ref());
-        if event.age() > policy.max_age {
-            tracing::warn!(request_id = %event.record.request_id, "async event dropped: older than the maximum event age");
-            break;
-        }
-        let engine = q.engine.clone();
-        drop(q);
-        let result = engine.invoke_event(req).await;
-        drop(engine);
-        let delay = match next_step(
-            &result,
-            event.record.attempts,
-            policy,
-            &mut throttle_backoff,
-        ) {
-            Step::Done => break,
-            Step::GiveUp => {
-                tracing::info!(
-                    request_id = %event.record.request_id,
-                    function = %event.record.function_name,
-                    "async event failed after {} retries",
-                    policy.max_retries
-                );
-                break;
-            }
-            Step::RetryThrottled(d) => d,
-            Step::Retry(d) => {
-                event.record.attempts += 1;
-                if let Some(q) = queue.upgrade() {
-                    if let Err(e) = persist(&q.store, &event).await {
-                        tracing::warn!("cannot record an async retry: {e}");
-                    }
-                }
-                d
-            }
-        };
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(q) = queue.upgrade() {
-        forget(&q.store, &event).await;
-    }
+/// Events a previous run left in the store, oldest first (older formats upgraded; unreadable
+/// ones moved aside by the store, never skipped).
+pub fn pending(store: &flint_store::Store) -> Result<Vec<Pending>, flint_store::StoreError> {
+    let mut events: Vec<Pending> = store
+        .load::<EventRecord>(KIND, FORMAT, upgrade)?
+        .into_iter()
+        .map(|l| {
+            Pending::new(
+                Scope {
+                    account: l.account,
+                    region: l.region,
+                },
+                l.value,
+            )
+        })
+        .collect();
+    events.sort_by_key(|e| e.record.enqueued_at_ms);
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -410,13 +721,14 @@ mod tests {
     const DEFAULTS: Policy = Policy {
         max_retries: DEFAULT_MAX_RETRIES,
         max_age: DEFAULT_MAX_EVENT_AGE,
+        retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
     };
 
     #[test]
     fn function_errors_are_retried_twice_one_then_two_minutes_apart() {
         let mut backoff = Duration::from_secs(1);
         let failed = response(Some("Unhandled"));
-        assert_eq!(Policy::of(None), DEFAULTS);
+        assert_eq!(Policy::of(None, DEFAULT_RETRY_BASE_DELAY), DEFAULTS);
         assert_eq!(
             next_step(&failed, 0, DEFAULTS, &mut backoff),
             Step::Retry(Duration::from_secs(60))
@@ -433,13 +745,28 @@ mod tests {
     }
 
     #[test]
+    fn the_base_delay_scales_both_retries() {
+        let policy = Policy::of(None, Duration::from_secs(2));
+        let mut backoff = Duration::from_secs(1);
+        let failed = response(Some("Unhandled"));
+        assert_eq!(
+            next_step(&failed, 0, policy, &mut backoff),
+            Step::Retry(Duration::from_secs(2))
+        );
+        assert_eq!(
+            next_step(&failed, 1, policy, &mut backoff),
+            Step::Retry(Duration::from_secs(4))
+        );
+    }
+
+    #[test]
     fn the_event_invoke_config_replaces_the_defaults() {
         let config = EventInvokeConfig {
             maximum_retry_attempts: Some(0),
             maximum_event_age_in_seconds: Some(60),
             ..Default::default()
         };
-        let policy = Policy::of(Some(&config));
+        let policy = Policy::of(Some(&config), DEFAULT_RETRY_BASE_DELAY);
         assert_eq!(policy.max_age, Duration::from_secs(60));
         let mut backoff = Duration::from_secs(1);
         assert_eq!(
@@ -480,11 +807,14 @@ mod tests {
             client_context: None,
             enqueued_at_ms: at,
             attempts: 0,
+            due_at_ms: 0,
+            last_attempt: None,
         }
     }
 
     #[test]
-    fn pending_events_come_back_oldest_first() -> Result<(), Box<dyn std::error::Error>> {
+    fn pending_events_come_back_oldest_first_with_their_due_times(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let store = flint_store::Store::open(dir.path())?;
         for (key, at) in [("b", 20u64), ("a", 30), ("c", 10)] {
@@ -494,13 +824,31 @@ mod tests {
                 kind: KIND,
                 key,
             };
-            store.put_record(&doc, FORMAT, &serde_json::to_string(&record(key, at))?)?;
+            let r = EventRecord {
+                due_at_ms: at + 60_000,
+                ..record(key, at)
+            };
+            store.put_record(&doc, FORMAT, &serde_json::to_string(&r)?)?;
         }
-        let ids: Vec<String> = pending(&store)?
-            .into_iter()
-            .map(|e| e.record.request_id)
+        let events = pending(&store)?;
+        let ids: Vec<&str> = events
+            .iter()
+            .map(|e| e.record.request_id.as_str())
             .collect();
         assert_eq!(ids, ["c", "b", "a"]);
+        assert_eq!(events[0].record.due_at_ms, 60_010);
+        Ok(())
+    }
+
+    #[test]
+    fn a_format_1_event_is_due_at_once() -> Result<(), Box<dyn std::error::Error>> {
+        let mut v = serde_json::to_value(record("r1", 5))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("due_at_ms");
+            o.remove("last_attempt");
+        }
+        let new: EventRecord = serde_json::from_value(upgrade(1, v)?)?;
+        assert_eq!(new, record("r1", 5));
         Ok(())
     }
 
@@ -537,6 +885,7 @@ mod tests {
             }
         );
         assert!(upgrade(0, serde_json::json!({"payload": "e30="})).is_err());
+        assert!(upgrade(3, serde_json::json!({})).is_err());
         Ok(())
     }
 }

@@ -5,9 +5,12 @@
 //! ([`functions::Functions`]).
 
 pub mod async_queue;
+mod destination;
 pub mod functions;
+mod visibility;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use flint_engine::{Engine, InvokeError, InvokeRequest};
 use flint_spec::feed::Subscription;
@@ -15,6 +18,8 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
 pub use async_queue::{EventRecord, KIND as ASYNC_EVENT_KIND};
+pub use flint_spec::Scope;
+pub use visibility::QueueDepth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -29,13 +34,18 @@ pub enum EventsError {
 pub struct EventsConfig {
     /// Events run at once at most (each is one invoke at a time).
     pub workers: usize,
+    /// The delay before the first retry after a function error (the second waits twice as
+    /// long); AWS waits about a minute.
+    pub retry_base_delay: Duration,
 }
 
 impl EventsConfig {
-    /// As many workers as a quarter of the account's concurrency, between 1 and 16.
+    /// As many workers as a quarter of the account's concurrency, between 1 and 16, and AWS's
+    /// retry delays.
     pub fn for_account_concurrency(account_concurrency: u32) -> Self {
         Self {
             workers: (account_concurrency as usize / 4).clamp(1, 16),
+            retry_base_delay: async_queue::DEFAULT_RETRY_BASE_DELAY,
         }
     }
 }
@@ -49,39 +59,57 @@ pub struct Events {
 impl Events {
     /// Starts the queue's workers and resumes the events a previous run left pending (after
     /// upgrading their stored format if they are older). `changes` is a fresh subscription to
-    /// the change feed. Must be called inside a Tokio runtime.
+    /// the change feed; `connectors` reach the destinations and dead-letter queues. Must be
+    /// called inside a Tokio runtime.
     pub fn start(
         engine: Arc<Engine>,
         store: Arc<flint_store::Store>,
         changes: Subscription,
+        connectors: Arc<flint_connectors::Connectors>,
         config: EventsConfig,
     ) -> Result<Arc<Self>, EventsError> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| EventsError::Runtime("Events::start needs a Tokio runtime".into()))?;
         let functions = Arc::new(functions::Functions::new(changes));
         let pending = async_queue::pending(&store)?;
-        let (queue, rx) = async_queue::Queue::open(engine, store, functions.clone());
+        let (queue, rx) = async_queue::Queue::open(
+            engine,
+            functions.clone(),
+            connectors,
+            config.retry_base_delay,
+        );
         if !pending.is_empty() {
             tracing::info!("resuming {} pending async invocation(s)", pending.len());
         }
         for event in pending {
             queue.requeue(event);
         }
+        let committer = handle.spawn(async_queue::commit(store, rx.writes));
         let dispatcher = handle.spawn(async_queue::dispatch(
             Arc::downgrade(&queue),
-            rx,
+            rx.schedule,
             config.workers,
         ));
         let follower = handle.spawn(functions::keep_up(Arc::downgrade(&functions)));
         Ok(Arc::new(Self {
             queue,
-            tasks: Mutex::new(vec![dispatcher, follower]),
+            tasks: Mutex::new(vec![committer, dispatcher, follower]),
         }))
     }
 
     /// Durably queues an async (Event) invoke; returns once it is safe on disk.
     pub async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
         self.queue.enqueue(req).await
+    }
+
+    /// A function's asynchronous queue: events waiting, attempts running, events failed.
+    pub fn queue_depth(&self, scope: &Scope, function: &str) -> QueueDepth {
+        self.queue.counts.get(scope, function)
+    }
+
+    /// Every function that had asynchronous events since start-up, with its numbers.
+    pub fn queue_depths(&self) -> Vec<(Scope, String, QueueDepth)> {
+        self.queue.counts.all()
     }
 
     /// Stops the workers; events not finished stay stored and resume at the next start.

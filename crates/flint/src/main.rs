@@ -1,7 +1,8 @@
 //! The `flint` command: `flint serve` runs the Lambda-compatible server, `flint runtimes` lists how
-//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs. The
+//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs, `flint async-queue` shows pending async events. The
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
+mod async_queue;
 mod cpu_latency;
 mod logs;
 mod serve;
@@ -32,6 +33,8 @@ enum Command {
     Runtimes,
     /// Print a function's logs (START/END/REPORT lines and everything it wrote).
     Logs(logs::LogsArgs),
+    /// Show the asynchronous queue: events pending per function, retrying, next due.
+    AsyncQueue(async_queue::AsyncQueueArgs),
 }
 
 /// Where Flint keeps its state unless told otherwise.
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Logs(args) => logs::run(args),
+        Command::AsyncQueue(args) => async_queue::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -41,6 +41,17 @@ pub struct ServeArgs {
     /// on VMs whose idle vCPUs halt, each costs ~40 µs), `on` holds it always, `off` never asks.
     #[arg(long, value_enum, default_value_t = crate::cpu_latency::Mode::Auto, env = "FLINT_CPU_LATENCY_QOS")]
     cpu_latency_qos: crate::cpu_latency::Mode,
+    /// Where other AWS services live (SQS, SNS, EventBridge, S3: destinations and dead-letter
+    /// queues), e.g. an emulator's `http://127.0.0.1:5000`. Without it, the AWS SDK's own
+    /// configuration applies: `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, the profile, or
+    /// real AWS. A per-service variable still wins over this. Functions get it as
+    /// `AWS_ENDPOINT_URL`.
+    #[arg(long, env = "FLINT_AWS_ENDPOINT_URL")]
+    aws_endpoint_url: Option<String>,
+    /// Seconds before the first retry of a failed asynchronous invocation (the second waits
+    /// twice as long). AWS waits about a minute; less is handy in tests and development.
+    #[arg(long, default_value_t = 60, env = "FLINT_ASYNC_RETRY_DELAY_SECS")]
+    async_retry_delay_secs: u64,
     /// Threads serving the API and the Runtime APIs. Default: half the CPUs (at least one) —
     /// the functions need the rest, and fewer threads mean fewer hand-offs per invoke.
     #[arg(long, env = "FLINT_WORKER_THREADS")]
@@ -161,13 +172,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtimes,
     )
     .context("starting the engine")?;
+    engine.set_service_endpoints(service_endpoints(
+        args.listen,
+        args.aws_endpoint_url.as_deref(),
+        std::env::vars(),
+    ));
     engine.follow(control.subscribe());
     control.follow_provisioned_report(engine.provisioned_report());
+    let connectors = Arc::new(
+        flint_connectors::Connectors::load(flint_connectors::ConnectorOptions {
+            endpoint_url: args.aws_endpoint_url.clone(),
+        })
+        .await,
+    );
     let events = flint_events::Events::start(
         engine.clone(),
         store.clone(),
         control.subscribe(),
-        flint_events::EventsConfig::for_account_concurrency(args.account_concurrency),
+        connectors,
+        flint_events::EventsConfig {
+            retry_base_delay: Duration::from_secs(args.async_retry_delay_secs),
+            ..flint_events::EventsConfig::for_account_concurrency(args.account_concurrency)
+        },
     )
     .context("starting the async queue")?;
     report_moved_aside(&store, &layout);
@@ -237,6 +263,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The `AWS_ENDPOINT_URL*` variables every function gets: Flint's own API for Lambda (an
+/// unspecified listen address is reached on loopback), `--aws-endpoint-url` as
+/// `AWS_ENDPOINT_URL`, and the endpoint variables Flint itself was started with.
+fn service_endpoints(
+    listen: SocketAddr,
+    aws_endpoint_url: Option<&str>,
+    flint_env: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut lambda = listen;
+    if lambda.ip().is_unspecified() {
+        lambda.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut vars: Vec<(String, String)> = flint_env
+        .filter(|(k, _)| {
+            (k == "AWS_ENDPOINT_URL" || k.starts_with("AWS_ENDPOINT_URL_"))
+                && k != "AWS_ENDPOINT_URL_LAMBDA"
+        })
+        .collect();
+    if let Some(url) = aws_endpoint_url {
+        vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        vars.push(("AWS_ENDPOINT_URL".into(), url.to_string()));
+    }
+    vars.push(("AWS_ENDPOINT_URL_LAMBDA".into(), format!("http://{lambda}")));
+    vars.sort();
+    vars
+}
+
 /// Holds `flint.lock` for as long as the server runs: two servers on one data dir would each
 /// start the other's functions' async events and fight over the sandboxes' state.
 fn lock_data_dir(layout: &flint_store::Layout) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
@@ -291,5 +344,32 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_reach_flint_for_lambda_and_the_given_endpoints_for_the_rest() {
+        let env = [
+            ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5001"),
+            ("AWS_ENDPOINT_URL_LAMBDA", "http://elsewhere"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5002"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let listen: SocketAddr = "0.0.0.0:9000".parse().unwrap_or_else(|_| unreachable!());
+        let vars = service_endpoints(listen, Some("http://127.0.0.1:5000"), env.into_iter());
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9000"),
+                ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5001"),
+            ]
+        );
     }
 }

@@ -119,6 +119,10 @@ pub struct FunctionState {
     pub url_configs: BTreeMap<String, UrlConfig>,
     /// `Allow` or `Terminate` (`PutFunctionRecursionConfig`).
     pub recursive_loop: String,
+    /// By version key: `DeadLetterConfig.TargetArn` (an SQS queue or SNS topic), where that
+    /// version's asynchronous events go when their retries run out and no OnFailure
+    /// destination takes them.
+    pub dead_letter_targets: BTreeMap<String, String>,
 }
 
 impl FunctionState {

@@ -332,6 +332,29 @@ impl Store {
         Ok(())
     }
 
+    /// Writes records (key, format, value) and deletes documents in one transaction: one
+    /// fsync for the lot (group commit). All or none are durable.
+    pub fn write_records(
+        &self,
+        puts: &[(DocKey<'_>, u32, &str)],
+        deletes: &[DocKey<'_>],
+    ) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        for (k, format, value) in puts {
+            tx.prepare_cached(UPSERT)?
+                .execute(params![k.account, k.region, k.kind, k.key, format, value])?;
+        }
+        for k in deletes {
+            tx.prepare_cached(
+                "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4",
+            )?
+            .execute(params![k.account, k.region, k.kind, k.key])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every document of one kind in one scope, ordered by key.
     pub fn list(&self, account: &str, region: &str, kind: &str) -> Result<Vec<Doc>> {
         let conn = self.conn.lock();
@@ -426,6 +449,21 @@ mod tests {
             kind: "function",
             key: k,
         }
+    }
+
+    #[test]
+    fn a_group_commit_writes_records_and_deletes_together() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = Store::open(dir.path())?;
+        s.put(&key("gone"), "{}")?;
+        s.write_records(
+            &[(key("a"), 2, "{\"a\":1}"), (key("b"), 2, "{}")],
+            &[key("gone")],
+        )?;
+        let docs = s.list("000000000000", "us-east-1", "function")?;
+        let keys: Vec<(&str, u32)> = docs.iter().map(|d| (d.key.as_str(), d.format)).collect();
+        assert_eq!(keys, [("a", 2), ("b", 2)]);
+        Ok(())
     }
 
     #[test]
