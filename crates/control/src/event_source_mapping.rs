@@ -1238,8 +1238,8 @@ mod tests {
     /// Waits until the mapping has left its transitional state (what a client polling
     /// GetEventSourceMapping sees), within a deadline.
     async fn settle(e: &ControlPlane, uuid: &str) {
-        let deadline = std::time::Instant::now()
-            + std::time::Duration::from_millis(SETTLE_MILLIS as u64 * 20);
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(SETTLE_MILLIS as u64 * 20);
         loop {
             let got = run(e, "GetEventSourceMapping", json!({"UUID": uuid}))
                 .await
