@@ -188,6 +188,22 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         .layer(axum::middleware::from_fn(access_log::access_log))
 }
 
+/// SigV4 authentication of a request outside the Lambda REST API (a function URL with
+/// `AuthType: AWS_IAM`), exactly as the API authenticates its own: the caller's scope.
+pub fn authenticate(
+    config: &ApiConfig,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Scope, ApiError> {
+    sigv4::authenticate(
+        config.credentials.as_ref(),
+        config.max_clock_skew,
+        parts,
+        body,
+        SystemTime::now(),
+    )
+}
+
 /// The largest request body an operation accepts.
 fn body_limit(op: Option<&str>) -> usize {
     match op {

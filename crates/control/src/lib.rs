@@ -24,6 +24,7 @@
 //! gives a data plane the state as it stands and then every change (see `publish.rs`). Where
 //! provisioned environments stand comes back on a watch channel (`follow_provisioned_report`).
 
+pub mod access;
 pub mod account;
 pub mod alias;
 pub mod arn;
