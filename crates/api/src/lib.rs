@@ -84,6 +84,14 @@ pub trait Backend: Send + Sync + 'static {
         req: InvokeRequest,
     ) -> impl Future<Output = Result<InvokeResponse, InvokeError>> + Send;
 
+    /// An invoke whose response may stream (InvokeWithResponseStream); by default, buffered.
+    fn invoke_streaming(
+        &self,
+        req: InvokeRequest,
+    ) -> impl Future<Output = Result<flint_engine::Invoked, InvokeError>> + Send {
+        async move { self.invoke(req).await.map(flint_engine::Invoked::Buffered) }
+    }
+
     fn enqueue_async(
         &self,
         req: InvokeRequest,
@@ -151,6 +159,13 @@ impl Backend for Flint {
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         self.engine.invoke(req).await
+    }
+
+    async fn invoke_streaming(
+        &self,
+        req: InvokeRequest,
+    ) -> Result<flint_engine::Invoked, InvokeError> {
+        self.engine.invoke_streaming(req).await
     }
 
     async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {

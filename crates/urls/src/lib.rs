@@ -10,6 +10,7 @@ mod error;
 mod event;
 mod response;
 mod routes;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use axum::Router;
 use bytes::Bytes;
 use flint_control::access::Access;
 use flint_control::ControlPlane;
-use flint_engine::{Engine, InvokeError, InvokeRequest};
+use flint_engine::{Engine, InvokeError, InvokeRequest, Invoked};
 use flint_spec::feed::Subscription;
 use http::HeaderValue;
 use http_body_util::BodyExt;
@@ -121,20 +122,25 @@ impl FunctionUrls {
                 now: chrono::Utc::now(),
             },
         );
-        let result = self
-            .engine
-            .invoke(InvokeRequest {
-                function: spec,
-                invoked_arn: route.invoked_arn(),
-                payload: Bytes::from(payload),
-                client_context: None,
-                tail_log: false,
-                request_id: request_id.clone(),
-            })
-            .await;
+        let invoke = InvokeRequest {
+            function: spec,
+            invoked_arn: route.invoked_arn(),
+            payload: Bytes::from(payload),
+            client_context: None,
+            tail_log: false,
+            request_id: request_id.clone(),
+        };
+        let result = if route.config.invoke_mode == "RESPONSE_STREAM" {
+            self.engine.invoke_streaming(invoke).await
+        } else {
+            self.engine.invoke(invoke).await.map(Invoked::Buffered)
+        };
         let mut resp = match result {
-            Ok(r) if r.function_error.is_some() => Err(function_error(&r.payload)),
-            Ok(r) => response::map(r.payload),
+            Ok(Invoked::Buffered(r)) if r.function_error.is_some() => {
+                Err(function_error(&r.payload))
+            }
+            Ok(Invoked::Buffered(r)) => response::map(r.payload),
+            Ok(Invoked::Streamed(s)) => stream::respond(s).await,
             Err(InvokeError::Throttled { .. }) => Err(UrlError::Throttled),
             Err(e) => Err(UrlError::Service(e.to_string())),
         }
