@@ -5,8 +5,20 @@
 //! does not carry fails, as in IAM.
 
 use crate::configuration::LATEST;
+use crate::error::ErrorCode;
+use crate::function_name;
 use crate::policy::{Principal, Statement};
-use crate::{ControlPlane, Scope};
+use crate::{ControlPlane, LambdaError, Scope};
+
+/// The operations another account may call on a function a statement shares, and the action
+/// each needs.
+pub fn cross_account_action(operation: &str) -> Option<&'static str> {
+    match operation {
+        "GetFunction" => Some("lambda:GetFunction"),
+        "GetFunctionConfiguration" => Some("lambda:GetFunctionConfiguration"),
+        _ => None,
+    }
+}
 
 /// One request to act on a function, as its resource policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +105,56 @@ pub fn allowed_by(statements: &[Statement], access: &Access<'_>) -> bool {
 }
 
 impl ControlPlane {
+    /// When `function_name` is an ARN of another account (in the caller's region): that
+    /// account's scope if its policy allows the caller `action`, else AWS's
+    /// `AccessDeniedException`. `None` for the caller's own functions.
+    pub fn cross_account_owner(
+        &self,
+        caller: &Scope,
+        function_name: Option<&str>,
+        qualifier: Option<&str>,
+        action: &str,
+    ) -> Result<Option<Scope>, LambdaError> {
+        let Some(name) = function_name else {
+            return Ok(None);
+        };
+        let Ok((owner, fref)) = function_name::locate(caller, name) else {
+            return Ok(None);
+        };
+        if owner.account == caller.account || owner.region != caller.region {
+            return Ok(None);
+        }
+        let qualifier = fref.qualifier.as_deref().or(qualifier);
+        let access = Access {
+            caller_account: Some(&caller.account),
+            action,
+            url_auth_type: None,
+            via_function_url: false,
+        };
+        let shared = self.index.get(&owner, &fref.name).is_some_and(|f| {
+            let key = match qualifier {
+                None | Some(LATEST) => "",
+                Some(q) => q,
+            };
+            f.doc
+                .settings
+                .policies
+                .get(key)
+                .is_some_and(|p| allowed_by(&p.statements, &access))
+        });
+        if !shared {
+            return Err(LambdaError::new(
+                ErrorCode::AccessDeniedException,
+                format!(
+                    "User: arn:aws:iam::{}:root is not authorized to perform: {action} on resource: {} because no resource-based policy allows the {action} action",
+                    caller.account,
+                    fref.arn(&owner)
+                ),
+            ));
+        }
+        Ok(Some(owner))
+    }
+
     /// Whether `access` to the function `name` in `scope`, through `qualifier` (a version or
     /// alias; `None` or `$LATEST` for the function itself), is allowed. A missing function is
     /// allowed here: the caller's own not-found error says the rest.
