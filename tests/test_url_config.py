@@ -6,6 +6,7 @@ really reaches its function over plain HTTP. Messages are those recorded against
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import botocore.exceptions
@@ -236,16 +237,22 @@ URL_HANDLER = make_zip({"index.py": (
     "            'body': json.dumps(event)}\n")})
 
 
-@pytest.mark.xfail(strict=True, reason="Known gap: Function URL configs are stored and their URL is reserved, but serving HTTP on them is the function-URL issue's work")
 def test_function_url_reaches_the_function_over_http(lambda_client):
     name = unique_name("urlhttp")
     create_function(lambda_client, name, zip_bytes=URL_HANDLER)
     url = lambda_client.create_function_url_config(FunctionName=name,
                                                    AuthType="NONE")["FunctionUrl"]
-    # AuthType NONE still needs a public resource-based policy, as on AWS.
+    # AuthType NONE still needs a public resource-based policy, as on AWS (both actions for URLs
+    # created since October 2025).
     lambda_client.add_permission(FunctionName=name, StatementId="public-url",
                                  Action="lambda:InvokeFunctionUrl", Principal="*",
                                  FunctionUrlAuthType="NONE")
+    lambda_client.add_permission(FunctionName=name, StatementId="public-invoke",
+                                 Action="lambda:InvokeFunction", Principal="*",
+                                 InvokedViaFunctionUrl=True)
+    # Python does not resolve *.localhost (browsers and curl do): the path form, same port.
+    parts = urllib.parse.urlsplit(url)
+    url = f"http://127.0.0.1:{parts.port}/_flint/url/{parts.hostname.split('.')[0]}/"
     req = urllib.request.Request(url + "some/path?q=1", data=b"hello", method="POST",
                                  headers={"Content-Type": "text/plain"})
     try:

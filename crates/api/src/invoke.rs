@@ -132,7 +132,19 @@ pub(crate) async fn invoke<B: Backend>(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         InvocationType::RequestResponse if streaming => {
-            let out = backend.invoke(req).await?;
+            let out = match backend.invoke_streaming(req).await? {
+                flint_engine::Invoked::Buffered(out) => out,
+                flint_engine::Invoked::Streamed(s) => {
+                    let version = s.executed_version.clone();
+                    let mut resp = Response::new(response_stream::stream(s));
+                    resp.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+                    );
+                    header(&mut resp, "X-Amz-Executed-Version", &version);
+                    return Ok(resp);
+                }
+            };
             let body = response_stream::encode(
                 &out.payload,
                 out.function_error.as_deref(),

@@ -84,6 +84,14 @@ pub trait Backend: Send + Sync + 'static {
         req: InvokeRequest,
     ) -> impl Future<Output = Result<InvokeResponse, InvokeError>> + Send;
 
+    /// An invoke whose response may stream (InvokeWithResponseStream); by default, buffered.
+    fn invoke_streaming(
+        &self,
+        req: InvokeRequest,
+    ) -> impl Future<Output = Result<flint_engine::Invoked, InvokeError>> + Send {
+        async move { self.invoke(req).await.map(flint_engine::Invoked::Buffered) }
+    }
+
     fn enqueue_async(
         &self,
         req: InvokeRequest,
@@ -153,6 +161,13 @@ impl Backend for Flint {
         self.engine.invoke(req).await
     }
 
+    async fn invoke_streaming(
+        &self,
+        req: InvokeRequest,
+    ) -> Result<flint_engine::Invoked, InvokeError> {
+        self.engine.invoke_streaming(req).await
+    }
+
     async fn enqueue_async(&self, req: InvokeRequest) -> Result<(), InvokeError> {
         self.events.enqueue(req).await
     }
@@ -186,6 +201,22 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         .fallback(dispatch::<B>)
         .with_state(state)
         .layer(axum::middleware::from_fn(access_log::access_log))
+}
+
+/// SigV4 authentication of a request outside the Lambda REST API (a function URL with
+/// `AuthType: AWS_IAM`), exactly as the API authenticates its own: the caller's scope.
+pub fn authenticate(
+    config: &ApiConfig,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Scope, ApiError> {
+    sigv4::authenticate(
+        config.credentials.as_ref(),
+        config.max_clock_skew,
+        parts,
+        body,
+        SystemTime::now(),
+    )
 }
 
 /// The largest request body an operation accepts.

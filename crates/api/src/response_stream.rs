@@ -1,6 +1,7 @@
-//! InvokeWithResponseStream, buffered: the function runs as an ordinary invoke and its whole
-//! result goes back as one `PayloadChunk` event followed by `InvokeComplete`, framed in AWS's
-//! event-stream encoding (`application/vnd.amazon.eventstream`), so SDK streaming clients work.
+//! InvokeWithResponseStream's body in AWS's event-stream encoding
+//! (`application/vnd.amazon.eventstream`): a `PayloadChunk` event per chunk the function streams,
+//! sent as it arrives, then `InvokeComplete` with the error and log tail. A function that answers
+//! buffered gets one chunk with its whole result.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::json;
@@ -33,6 +34,40 @@ fn message(event_type: &str, content_type: &str, payload: &[u8]) -> Bytes {
     crc.update(&out);
     out.put_u32(crc.sum());
     out.freeze()
+}
+
+/// One `PayloadChunk` event.
+pub(crate) fn chunk(payload: &[u8]) -> Bytes {
+    message("PayloadChunk", "application/octet-stream", payload)
+}
+
+/// The body of a streamed invoke: each chunk as an event as soon as it arrives, then the
+/// completion once the invocation has ended.
+pub(crate) fn stream(s: flint_engine::StreamedResponse) -> axum::body::Body {
+    use futures::StreamExt as _;
+    let flint_engine::StreamedResponse { chunks, done, .. } = s;
+    let chunks = futures::stream::unfold(chunks, |mut rx| async move {
+        let c = rx.recv().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(chunk(&c)), rx))
+    });
+    let complete = futures::stream::once(async move {
+        let end = done.await.ok();
+        let (payload, error, log) = match &end {
+            Some(r) => (
+                r.payload.clone(),
+                r.function_error.clone(),
+                r.log_result.clone(),
+            ),
+            None => (Bytes::new(), None, None),
+        };
+        // The chunks already went out: only the completion is encoded here.
+        let body = match error {
+            Some(code) => encode(&payload, Some(&code), log.as_deref()),
+            None => encode(b"", None, log.as_deref()),
+        };
+        Ok(body)
+    });
+    axum::body::Body::from_stream(chunks.chain(complete))
 }
 
 /// The response body for a finished invoke: the payload (unless the function failed) and the

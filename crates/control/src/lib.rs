@@ -24,6 +24,7 @@
 //! gives a data plane the state as it stands and then every change (see `publish.rs`). Where
 //! provisioned environments stand comes back on a watch channel (`follow_provisioned_report`).
 
+pub mod access;
 pub mod account;
 pub mod alias;
 pub mod arn;
@@ -221,6 +222,15 @@ impl ControlPlane {
         operation: &str,
         input: serde_json::Value,
     ) -> Result<serde_json::Value, LambdaError> {
+        // Operations a resource policy can open to other accounts run in the owner's scope once
+        // the policy allows the caller.
+        if let Some(action) = access::cross_account_action(operation) {
+            let name = input.get("FunctionName").and_then(|v| v.as_str());
+            let qualifier = input.get("Qualifier").and_then(|v| v.as_str());
+            if let Some(owner) = self.cross_account_owner(scope, name, qualifier, action)? {
+                return operations::execute(self, &owner, operation, input).await;
+            }
+        }
         operations::execute(self, scope, operation, input).await
     }
 
@@ -231,6 +241,13 @@ impl ControlPlane {
         function_name: &str,
         qualifier: Option<&str>,
     ) -> Result<(Arc<flint_spec::FunctionSpec>, String), LambdaError> {
+        let owner = self.cross_account_owner(
+            scope,
+            Some(function_name),
+            qualifier,
+            "lambda:InvokeFunction",
+        )?;
+        let scope = owner.as_ref().unwrap_or(scope);
         let fref = function_name::resolve(scope, function_name, qualifier)?;
         let invoked_arn = fref.arn(scope);
         // AWS names the version it looked for: an unqualified invoke reports `...:$LATEST`.

@@ -1,7 +1,7 @@
 //! Function URLs: Create, Get, Update, Delete and ListFunctionUrlConfigs on a function or an
-//! alias, with AWS's shapes and messages. A URL is `{public base URL}/_flint/url/{url-id}/`: it
-//! works without DNS; [`ControlPlane::function_url_target`] tells the api crate which function
-//! (and with which auth type and CORS settings) a URL id reaches.
+//! alias, with AWS's shapes and messages. A URL is `http://{url-id}.lambda-url.{region}.localhost:{port}/`
+//! (browsers and curl resolve `*.localhost` to loopback), also served under the path form
+//! `{public base URL}/_flint/url/{url-id}/` for clients that do not; the `urls` crate serves both.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,10 +140,29 @@ impl ControlPlane {
         live
     }
 
-    /// The address of a URL id on this server.
-    pub fn function_url(&self, url_id: &str) -> String {
+    /// The address of a URL id on this server: AWS's host form under this server's port.
+    pub fn function_url(&self, region: &str, url_id: &str) -> String {
         let base = self.options.read().public_base_url.clone();
-        format!("{base}{URL_PATH_PREFIX}{url_id}/")
+        host_form_url(&base, region, url_id)
+    }
+}
+
+/// `http://{id}.lambda-url.{region}.localhost:{port}/` for a server addressed by IP address or
+/// `localhost`; `http://{id}.lambda-url.{region}.{host}/` for one with a DNS name (which then
+/// needs a wildcard record, as AWS's `*.lambda-url.{region}.on.aws`).
+pub fn host_form_url(base: &str, region: &str, url_id: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip_or_localhost = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok();
+    let domain = if ip_or_localhost { "localhost" } else { host };
+    match port {
+        Some(p) => format!("{scheme}://{url_id}.lambda-url.{region}.{domain}:{p}/"),
+        None => format!("{scheme}://{url_id}.lambda-url.{region}.{domain}/"),
     }
 }
 
@@ -201,7 +220,7 @@ fn key_exists(f: &Function, key: &str) -> bool {
 
 fn render(cp: &ControlPlane, fref: &FunctionRef, scope: &Scope, u: &UrlConfig) -> UrlConfigOutput {
     UrlConfigOutput {
-        function_url: cp.function_url(&u.url_id),
+        function_url: cp.function_url(&scope.region, &u.url_id),
         function_arn: fref.arn(scope),
         auth_type: u.auth_type.clone(),
         cors: u.cors.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use flint_runtime_api::{Invocation, Outcome, Readiness};
+use flint_runtime_api::{Invocation, Outcome, Readiness, ResponseStream};
 use tokio::sync::oneshot;
 
 use crate::environment::{self, Environment, InitType, StartError};
@@ -17,7 +17,9 @@ use crate::function_error as fe;
 use crate::logs::{self, Report};
 use crate::pool::Pool;
 use crate::throttle::{self, Class};
-use crate::{Inner, InvokeError, InvokeRequest, InvokeResponse, ThrottleReason};
+use crate::{
+    Inner, InvokeError, InvokeRequest, InvokeResponse, Invoked, StreamedResponse, ThrottleReason,
+};
 
 /// How long a runtime may take to initialise (Lambda's limit for on-demand init).
 pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +31,8 @@ struct Ending {
     /// REPORT `Status:` (timeout, error) when the platform ended the invoke.
     status: Option<&'static str>,
     error_type: Option<&'static str>,
+    /// The runtime began a streamed response: the invocation goes on until it ends.
+    stream: Option<ResponseStream>,
 }
 
 impl Ending {
@@ -38,22 +42,26 @@ impl Ending {
             function_error: false,
             status: None,
             error_type: None,
+            stream: None,
         }
     }
     fn failed(payload: Bytes) -> Self {
         Self {
-            payload,
             function_error: true,
-            status: None,
-            error_type: None,
+            ..Self::ok(payload)
         }
     }
     fn platform(payload: Bytes, status: &'static str, error_type: &'static str) -> Self {
         Self {
-            payload,
-            function_error: true,
             status: Some(status),
             error_type: Some(error_type),
+            ..Self::failed(payload)
+        }
+    }
+    fn streaming(stream: ResponseStream) -> Self {
+        Self {
+            stream: Some(stream),
+            ..Self::ok(Bytes::new())
         }
     }
 }
@@ -62,7 +70,7 @@ pub(crate) async fn invoke(
     inner: &Arc<Inner>,
     req: InvokeRequest,
     class: Class,
-) -> Result<InvokeResponse, InvokeError> {
+) -> Result<Invoked, InvokeError> {
     let spec = &req.function;
     inner
         .invocations
@@ -106,7 +114,7 @@ pub(crate) async fn invoke(
             None => match cold_start(inner, &pool, &req).await? {
                 Ok((env, init)) => (env, Some(init), lease),
                 Err((env, ending)) => {
-                    return Ok(conclude(
+                    return Ok(Invoked::Buffered(conclude(
                         &pool,
                         env,
                         &req,
@@ -114,7 +122,7 @@ pub(crate) async fn invoke(
                         None,
                         ending,
                         false,
-                    ))
+                    )))
                 }
             },
         }
@@ -129,10 +137,26 @@ pub(crate) async fn invoke(
         started: Instant::now(),
         deadline: tokio::time::Instant::now(),
         outcome: None,
+        done: None,
     };
-    let ending = run.run(&env).await;
+    let mut ending = run.run(&env).await;
     drop(env);
-    Ok(run.conclude(ending))
+    if let Some(stream) = ending.stream.take() {
+        // The response has begun: the caller reads it as it arrives while the invocation runs
+        // on (deadline included) in the background; its ending comes on `done`.
+        let (done_tx, done) = oneshot::channel();
+        run.outcome = Some(stream.end);
+        run.done = Some(done_tx);
+        let executed_version = req.function.version.clone();
+        drop(run);
+        return Ok(Invoked::Streamed(StreamedResponse {
+            content_type: stream.content_type,
+            chunks: stream.chunks,
+            done,
+            executed_version,
+        }));
+    }
+    Ok(Invoked::Buffered(run.conclude(ending)))
 }
 
 /// An environment checked out of its pool for one invocation. When the caller stops waiting
@@ -147,6 +171,8 @@ struct Checkout<'a> {
     started: Instant,
     deadline: tokio::time::Instant,
     outcome: Option<oneshot::Receiver<Outcome>>,
+    /// Where the ending of a streamed response goes.
+    done: Option<oneshot::Sender<InvokeResponse>>,
 }
 
 impl Checkout<'_> {
@@ -202,11 +228,25 @@ impl Drop for Checkout<'_> {
         };
         let pool = self.pool.clone();
         let req = self.req.clone();
-        let (started, init, deadline, lease) =
-            (self.started, self.init, self.deadline, self.lease.take());
+        let (started, init, deadline, lease, done) = (
+            self.started,
+            self.init,
+            self.deadline,
+            self.lease.take(),
+            self.done.take(),
+        );
         handle.spawn(async move {
-            let ending = wait_for_outcome(&pool, &env, &mut outcome, deadline, &req).await;
-            conclude(&pool, Some(env), &req, started, init, ending, true);
+            let mut ending = wait_for_outcome(&pool, &env, &mut outcome, deadline, &req).await;
+            // A stream nobody reads any more still runs to its end (or its deadline).
+            while let Some(stream) = ending.stream.take() {
+                drop(stream.chunks);
+                let mut end = stream.end;
+                ending = wait_for_outcome(&pool, &env, &mut end, deadline, &req).await;
+            }
+            let response = conclude(&pool, Some(env), &req, started, init, ending, true);
+            if let Some(done) = done {
+                let _ = done.send(response);
+            }
             // The slot stays taken until the function is done.
             drop(lease);
         });
@@ -229,6 +269,7 @@ async fn wait_for_outcome(
     };
     match outcome {
         Some(Outcome::Response(body)) => Ending::ok(body),
+        Some(Outcome::Streaming(stream)) => Ending::streaming(stream),
         // The runtime reported the error and carries on: the environment stays warm.
         Some(Outcome::Error { error_type, body }) => {
             Ending::failed(fe::reported(error_type.as_deref(), body))

@@ -64,6 +64,63 @@ pub struct InvokeResponse {
     pub executed_version: String,
 }
 
+/// A response the function streams (`Lambda-Runtime-Function-Response-Mode: streaming`), handed
+/// to the caller as soon as it begins.
+pub struct StreamedResponse {
+    /// The runtime's `Content-Type` (AWS's HTTP integration prelude type for URL responses).
+    pub content_type: Option<String>,
+    /// The chunks, as the function writes them.
+    pub chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    /// How the invocation ended, once it has (error trailers, timeout, log tail); `payload` holds
+    /// the error document when `function_error` is set, else nothing.
+    pub done: tokio::sync::oneshot::Receiver<InvokeResponse>,
+    pub executed_version: String,
+}
+
+/// What [`Engine::invoke_streaming`] returns: a whole response, or one that is still arriving.
+pub enum Invoked {
+    Buffered(InvokeResponse),
+    Streamed(StreamedResponse),
+}
+
+impl Invoked {
+    /// The whole response, waiting for a stream to end (the chunks joined, up to `limit` bytes;
+    /// past it the invoke fails as a too-large response does).
+    pub async fn buffered(self, limit: usize) -> InvokeResponse {
+        let mut s = match self {
+            Invoked::Buffered(r) => return r,
+            Invoked::Streamed(s) => s,
+        };
+        let mut body = bytes::BytesMut::new();
+        let mut too_large = false;
+        while let Some(chunk) = s.chunks.recv().await {
+            if body.len() + chunk.len() > limit {
+                too_large = true;
+                // Stop reading: the function's next write ends its stream's reader.
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        drop(s.chunks);
+        let mut done = match s.done.await {
+            Ok(r) => r,
+            Err(_) => InvokeResponse {
+                payload: bytes::Bytes::new(),
+                function_error: None,
+                log_result: None,
+                executed_version: s.executed_version,
+            },
+        };
+        if too_large && done.function_error.is_none() {
+            done.function_error = Some(function_error::UNHANDLED.to_string());
+            done.payload = function_error::response_too_large();
+        } else if done.function_error.is_none() {
+            done.payload = body.freeze();
+        }
+        done
+    }
+}
+
 /// Why an invoke did not reach a function's code (each maps to an AWS error in the api crate).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InvokeError {
@@ -252,8 +309,17 @@ impl Engine {
         *self.inner.service_endpoints.write() = Arc::from(vars);
     }
 
-    /// Runs one synchronous invoke.
+    /// Runs one synchronous invoke (a streamed response is collected whole).
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let invoked = invoke::invoke(&self.inner, req, Class::Sync).await?;
+        Ok(invoked
+            .buffered(flint_runtime_api::MAX_RESPONSE_BYTES)
+            .await)
+    }
+
+    /// Runs one synchronous invoke whose response may stream: a function that streams is
+    /// answered as soon as its first bytes are written.
+    pub async fn invoke_streaming(&self, req: InvokeRequest) -> Result<Invoked, InvokeError> {
         invoke::invoke(&self.inner, req, Class::Sync).await
     }
 
@@ -261,7 +327,10 @@ impl Engine {
     /// as Lambda counts asynchronous invocations (a function with no reservation is not throttled
     /// by its own limit). The caller owns retries.
     pub async fn invoke_event(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
-        invoke::invoke(&self.inner, req, Class::Async).await
+        let invoked = invoke::invoke(&self.inner, req, Class::Async).await?;
+        Ok(invoked
+            .buffered(flint_runtime_api::MAX_RESPONSE_BYTES)
+            .await)
     }
 
     /// Follows the control plane's change feed until it closes or the engine stops: snapshots

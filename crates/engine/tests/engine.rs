@@ -979,7 +979,7 @@ async fn runtime_sees_lambdas_environment_and_headers(h: Arc<Harness>) -> TestRe
 }
 
 /// The asynchronous data plane (flint-events) over this engine, knowing the one function `f`.
-fn events_for(
+async fn events_for(
     engine: &Arc<Engine>,
     store: &Arc<flint_store::Store>,
     f: &Arc<FunctionSpec>,
@@ -1003,11 +1003,17 @@ fn events_for(
             retired: Vec::new(),
         }]
     });
+    // No destinations here: the connectors are never used.
+    let connectors = flint_connectors::Connectors::load(Default::default()).await;
     flint_events::Events::start(
         engine.clone(),
         store.clone(),
         changes,
-        flint_events::EventsConfig { workers: 4 },
+        Arc::new(connectors),
+        flint_events::EventsConfig {
+            workers: 4,
+            ..flint_events::EventsConfig::for_account_concurrency(1000)
+        },
     )
     .map_err(|e| e.to_string())
 }
@@ -1016,7 +1022,7 @@ async fn async_event_survives_an_engine_restart(h: Arc<Harness>) -> TestResult {
     let f = py_function(&h, "async")?;
     let store =
         Arc::new(flint_store::Store::open(&h.path().join("data")).map_err(|e| e.to_string())?);
-    let events = events_for(&h.engine, &store, &f)?;
+    let events = events_for(&h.engine, &store, &f).await?;
     // The event is still running (held at the gate) when the engine stops.
     let gate = Gate::new().await?;
     let req = request(&f, &gate.hold(), false);
@@ -1043,7 +1049,7 @@ async fn async_event_survives_an_engine_restart(h: Arc<Harness>) -> TestResult {
         h.runtimes.clone(),
     )
     .map_err(|e| e.to_string())?;
-    let events = events_for(&engine, &store, &f)?;
+    let events = events_for(&engine, &store, &f).await?;
     let done = wait_for(
         || pending_events(&store).map(|n| n == 0).unwrap_or(false),
         Duration::from_secs(15),

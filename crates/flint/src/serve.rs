@@ -203,6 +203,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         credentials,
         ..flint_api::ApiConfig::default()
     };
+    // Function URLs (by Host or the path form) in front of the Lambda API, on its listener.
+    let urls = flint_urls::FunctionUrls::new(
+        control.subscribe(),
+        engine.clone(),
+        control.clone(),
+        url_authenticator(config.clone()),
+    );
     let app = flint_api::router(
         flint_api::Flint {
             control,
@@ -212,6 +219,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         config,
     );
+    let app = flint_urls::in_front_of(app, urls);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -231,11 +239,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .into_future(),
     );
     let served = tokio::select! {
         r = &mut server => Some(r),
@@ -288,6 +299,15 @@ fn service_endpoints(
     vars.push(("AWS_ENDPOINT_URL_LAMBDA".into(), format!("http://{lambda}")));
     vars.sort();
     vars
+}
+
+/// `AWS_IAM` function URLs authenticate their callers as the Lambda API does.
+fn url_authenticator(config: flint_api::ApiConfig) -> flint_urls::Authenticate {
+    Arc::new(move |parts, body| {
+        flint_api::authenticate(&config, parts, body)
+            .map(|scope| scope.account)
+            .map_err(|e| e.message)
+    })
 }
 
 /// Holds `flint.lock` for as long as the server runs: two servers on one data dir would each

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use server::new_trace_id;
 
@@ -38,11 +38,47 @@ pub struct Invocation {
     pub payload: Bytes,
 }
 
+/// Largest streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`): 200 MB, as
+/// AWS allows since July 2025.
+pub const MAX_STREAMED_RESPONSE_BYTES: usize = 200 * 1024 * 1024;
+
+/// A response the runtime streams: its chunks as they arrive, and how it ends.
+pub struct ResponseStream {
+    /// The `Content-Type` the runtime posted (`application/vnd.awslambda.http-integration-response`
+    /// when a status/headers prelude comes first).
+    pub content_type: Option<String>,
+    /// The body's chunks, as the runtime wrote them (bounded: a slow reader slows the function).
+    pub chunks: mpsc::Receiver<Bytes>,
+    /// How the stream ended: `Response` (empty) when the body ended cleanly, `Error` for the
+    /// `Lambda-Runtime-Function-Error-Type`/`-Body` trailers or a broken stream,
+    /// `ResponseTooLarge` past [`MAX_STREAMED_RESPONSE_BYTES`].
+    pub end: oneshot::Receiver<Outcome>,
+}
+
+impl std::fmt::Debug for ResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseStream")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two streams are never the same stream.
+impl PartialEq for ResponseStream {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+impl Eq for ResponseStream {}
+
 /// How an invocation ended, as far as the Runtime API can tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// `POST /invocation/{id}/response`.
     Response(Bytes),
+    /// `POST /invocation/{id}/response` with `Lambda-Runtime-Function-Response-Mode: streaming`:
+    /// the response has begun and goes on arriving.
+    Streaming(ResponseStream),
     /// `POST /invocation/{id}/error`: the body as posted and `Lambda-Runtime-Function-Error-Type`.
     Error {
         error_type: Option<String>,

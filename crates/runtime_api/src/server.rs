@@ -31,6 +31,11 @@ const H_TRACE: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
 const H_CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
 const H_COGNITO: HeaderName = HeaderName::from_static("lambda-runtime-cognito-identity");
 const H_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+const H_ERROR_BODY: &str = "lambda-runtime-function-error-body";
+const H_RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+
+/// Chunks of a streamed response buffered between the runtime and the reader.
+const STREAM_BUFFER: usize = 16;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -143,7 +148,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, In
                     PostKind::Response => None,
                 };
                 let ack = Ack::for_client(&parts.headers);
-                post_result(&shared, &id, kind, error_type, body, ack).await
+                let streaming = parts
+                    .headers
+                    .get(H_RESPONSE_MODE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+                if streaming && kind == PostKind::Response {
+                    let content_type = parts
+                        .headers
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    post_stream(&shared, &id, content_type, body, ack).await
+                } else {
+                    post_result(&shared, &id, kind, error_type, body, ack).await
+                }
             }
             None => not_found(),
         },
@@ -276,6 +294,112 @@ async fn post_result(
         Ok(()) => accepted(),
         Err(_) => invalid_request_id(),
     }
+}
+
+/// A streamed `/response`: the invocation's outcome is the stream itself, handed over as soon as
+/// the request's head arrives; each chunk follows as the runtime writes it, and the trailers (or
+/// a broken connection) say how it ended.
+async fn post_stream(
+    shared: &Shared,
+    id: &str,
+    content_type: Option<String>,
+    mut body: Incoming,
+    ack: Ack,
+) -> Reply {
+    let (chunk_tx, chunks) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    let (end_tx, end) = tokio::sync::oneshot::channel();
+    let stream = crate::ResponseStream {
+        content_type,
+        chunks,
+        end,
+    };
+    if shared.complete(id, Outcome::Streaming(stream)).is_err() {
+        let _ = body.collect().await;
+        return invalid_request_id();
+    }
+    let mut total = 0usize;
+    let mut reader_gone = false;
+    let ending = loop {
+        match body.frame().await {
+            None => break Outcome::Response(Bytes::new()),
+            Some(Err(_)) => {
+                break Outcome::Error {
+                    error_type: Some("Runtime.TruncatedResponse".into()),
+                    body: Bytes::from_static(
+                        br#"{"errorType":"Runtime.TruncatedResponse","errorMessage":"The response stream was interrupted."}"#,
+                    ),
+                }
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    total += data.len();
+                    if total > crate::MAX_STREAMED_RESPONSE_BYTES {
+                        break Outcome::ResponseTooLarge;
+                    }
+                    // A reader that went away (client disconnect) no longer gets chunks; the
+                    // function still runs to its end.
+                    if !reader_gone && !data.is_empty() && chunk_tx.send(data).await.is_err() {
+                        reader_gone = true;
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        if let Some(t) = error_type_header(&trailers) {
+                            break Outcome::Error {
+                                body: trailer_error_body(&trailers, &t),
+                                error_type: Some(t),
+                            };
+                        }
+                    }
+                }
+            },
+        }
+    };
+    drop(chunk_tx);
+    let too_large = ending == Outcome::ResponseTooLarge;
+    let _ = end_tx.send(ending);
+    if too_large {
+        return too_large_streamed();
+    }
+    match ack {
+        Ack::Empty => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::ACCEPTED;
+            resp
+        }
+        Ack::StatusOk => accepted(),
+    }
+}
+
+/// `Lambda-Runtime-Function-Error-Body` is base64 of the error document; without it, one is built
+/// from the error type.
+fn trailer_error_body(trailers: &http::HeaderMap, error_type: &str) -> Bytes {
+    use base64::Engine as _;
+    trailers
+        .get(H_ERROR_BODY)
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+        })
+        .map(Bytes::from)
+        .unwrap_or_else(|| {
+            Bytes::from(
+                serde_json::json!({"errorType": error_type, "errorMessage": error_type})
+                    .to_string(),
+            )
+        })
+}
+
+fn too_large_streamed() -> Reply {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!(
+            "Exceeded maximum allowed payload size ({} bytes).",
+            crate::MAX_STREAMED_RESPONSE_BYTES
+        ),
+    )
 }
 
 enum BodyError {

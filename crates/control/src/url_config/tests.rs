@@ -6,9 +6,25 @@ use crate::sub_resource::test_support::*;
 use crate::ErrorCode;
 
 fn url_id(url: &str) -> &str {
-    url.strip_prefix("http://flint.test:9000/_flint/url/")
-        .and_then(|s| s.strip_suffix('/'))
+    url.strip_prefix("http://")
+        .and_then(|s| s.strip_suffix(".lambda-url.us-east-1.flint.test:9000/"))
         .unwrap()
+}
+
+#[test]
+fn a_url_is_the_host_form_under_the_servers_port() {
+    assert_eq!(
+        super::host_form_url("http://127.0.0.1:9000", "eu-west-1", "abc"),
+        "http://abc.lambda-url.eu-west-1.localhost:9000/"
+    );
+    assert_eq!(
+        super::host_form_url("http://[::1]:80", "us-east-1", "abc"),
+        "http://abc.lambda-url.us-east-1.localhost:80/"
+    );
+    assert_eq!(
+        super::host_form_url("https://flint.example.com", "us-east-1", "abc"),
+        "https://abc.lambda-url.us-east-1.flint.example.com/"
+    );
 }
 
 #[tokio::test]
