@@ -10,6 +10,7 @@ mod code;
 mod credentials;
 mod error;
 mod invoke;
+pub mod listener;
 mod model;
 mod request;
 mod response;
@@ -197,6 +198,9 @@ fn body_limit(op: Option<&str>) -> usize {
     }
 }
 
+/// How long a request's body may take to arrive (6 MB at 100 kB/s).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// AWS's answer to a body over [`body_limit`].
 fn too_large(op: Option<&str>) -> ApiError {
     let name = match op {
@@ -266,10 +270,17 @@ async fn handle<B: Backend>(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(op_name));
     }
-    let body = match read_body(body, limit).await {
-        Ok(b) => b,
-        Err(None) => return Err(too_large(op_name)),
-        Err(Some(e)) => {
+    // A client trickling its body must not hold a connection (and its slot) forever.
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(None)) => return Err(too_large(op_name)),
+        Err(_) => {
+            return Err(ApiError::lambda(
+                flint_control::ErrorCode::InvalidRequestContentException,
+                "Could not read the request body in time",
+            ))
+        }
+        Ok(Err(Some(e))) => {
             return Err(ApiError::lambda(
                 flint_control::ErrorCode::InvalidRequestContentException,
                 format!("Could not read the request body: {e}"),

@@ -5,7 +5,6 @@
 //! connects the engine's provisioned-concurrency report back to the control plane, and serves the
 //! Lambda API until SIGINT/SIGTERM, then stops the data planes and every sandbox.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +44,15 @@ pub struct ServeArgs {
     /// the functions need the rest, and fewer threads mean fewer hand-offs per invoke.
     #[arg(long, env = "FLINT_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    // --- isolation (issue 12): limits of the API listener ---
+    /// Seconds a client has to send a request's headers; also how long a kept-alive API
+    /// connection may stay idle.
+    #[arg(long, default_value_t = 30, env = "FLINT_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: u64,
+    /// API connections served at once (further clients wait to be accepted).
+    #[arg(long, default_value_t = 4096, env = "FLINT_MAX_CONNECTIONS")]
+    max_connections: usize,
+    // --- end isolation ---
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -204,13 +212,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    let limits = flint_api::listener::ListenerLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        max_connections: args.max_connections,
+    };
+    let mut server = tokio::spawn(async move {
+        flint_api::listener::serve::<()>(listener, app, limits, None, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
+    });
     let served = tokio::select! {
         r = &mut server => Some(r),
         _ = shutdown_signal() => None,
