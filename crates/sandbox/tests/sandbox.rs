@@ -520,6 +520,52 @@ async fn isolated_network_has_only_loopback(ctx: &Ctx) -> Result<(), String> {
     ensure(out == "lo\n", format!("interfaces {out:?}"))
 }
 
+/// An isolated sandbox reaches Flint only through the listeners PID 1 made at 169.254.100.1,
+/// and nothing on the host's loopback.
+async fn an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback(
+    ctx: &Ctx,
+) -> Result<(), String> {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = host.local_addr().map_err(|e| e.to_string())?.port();
+    let mut spec = ctx.shell(&format!(
+        "exec bash -c 'echo hello > /dev/tcp/169.254.100.1/9001 && echo sent; \
+         echo api > /dev/tcp/169.254.100.1/9000 && echo api-sent; \
+         (echo x > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo HOST-REACHED || echo host-unreachable'"
+    ));
+    spec.isolate_network = true;
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&spec)
+        .map_err(|e| format!("spawn: {e}"))?;
+    let listeners = sb.take_listeners().ok_or("no listeners")?;
+    ensure(sb.take_listeners().is_none(), "listeners handed out twice")?;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut texts = Vec::new();
+        for l in [&listeners.runtime_api, &listeners.lambda_api] {
+            let (mut conn, _) = l.accept().map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut conn, &mut text).map_err(|e| e.to_string())?;
+            texts.push(text);
+        }
+        Ok::<_, String>(texts)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (out, err) = read_output(&mut sb).await;
+    ensure(
+        got == ["hello\n", "api\n"],
+        format!("listeners got {got:?}"),
+    )?;
+    ensure(
+        out == "sent\napi-sent\nhost-unreachable\n",
+        format!("stdout {out:?}, stderr {err:?}"),
+    )?;
+    ensure(
+        host.set_nonblocking(true).is_ok() && host.accept().is_err(),
+        "the host's listener saw a connection",
+    )
+}
+
 async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
@@ -1265,6 +1311,7 @@ fn cases() -> Vec<Case> {
         wait_wakes_a_caller_that_polls_new_futures,
         extra_binds_and_layers_are_read_only,
         isolated_network_has_only_loopback,
+        an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback,
         tmp_size_limits_a_single_file,
         tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
         concurrent_spawns_are_independent,
