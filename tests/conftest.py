@@ -26,7 +26,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import boto3
 import botocore.exceptions
@@ -80,7 +80,14 @@ def random_account() -> str:
 class FlintServer:
     """One `flint serve` process on 127.0.0.1:<port> with its own data dir."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None):
+    # The suite's functions call back to servers on the host's loopback (callback_server, TCP
+    # barriers): they run on the host's network. tests/test_network_isolation.py starts servers
+    # with Flint's default (`isolated`) by passing `extra_args=()`.
+    HOST_NETWORK = ("--function-network", "host")
+
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None,
+                 extra_args: Sequence[str] = HOST_NETWORK):
+        self.extra_args = list(extra_args)
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
@@ -99,7 +106,7 @@ class FlintServer:
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

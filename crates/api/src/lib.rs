@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub credentials: Option<Credentials>,
     /// How far a signature's `X-Amz-Date` may be from now (AWS allows 5 minutes).
     pub max_clock_skew: Duration,
+    /// Credentials Flint issued to its execution environments: verified in every mode.
+    pub issued: Option<flint_engine::IssuedCredentials>,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +61,7 @@ impl Default for ApiConfig {
         Self {
             credentials: None,
             max_clock_skew: Duration::from_secs(300),
+            issued: None,
         }
     }
 }
@@ -288,13 +291,21 @@ async fn handle<B: Backend>(
         }
     };
 
-    let scope = sigv4::authenticate(
+    let scope = sigv4::authenticate_with(
         st.config.credentials.as_ref(),
+        st.config.issued.as_ref(),
         st.config.max_clock_skew,
         &parts,
         &body,
         SystemTime::now(),
     )?;
+    // Through an environment's own listener: only with the credentials issued to it (so only
+    // within its account).
+    if let Some(caller) = parts.extensions.get::<flint_engine::SandboxCaller>() {
+        if sigv4::access_key_of(&parts) != Some(caller.access_key_id.as_str()) {
+            return Err(sigv4::unrecognized_client());
+        }
+    }
     let (Some(m), Some(op)) = (matched.as_ref(), op) else {
         return Err(ApiError::unknown_operation());
     };

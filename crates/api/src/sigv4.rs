@@ -120,6 +120,16 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Authorization<'_>, ApiE
     })
 }
 
+/// The access key id a request was signed with (after a successful `authenticate_with`).
+pub(crate) fn access_key_of(parts: &http::request::Parts) -> Option<&str> {
+    let header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    parse_authorization(header).ok().map(|a| a.access_key_id)
+}
+
 /// The caller's scope: a 12-digit access key id names the account.
 pub(crate) fn scope_of(auth: &Authorization<'_>) -> Scope {
     let account = if auth.access_key_id.len() == 12
@@ -137,8 +147,22 @@ pub(crate) fn scope_of(auth: &Authorization<'_>) -> Scope {
 
 /// The authentication step for one request: parses (and, with credentials, verifies) its
 /// signature. `body` is needed only when verifying.
+#[cfg(test)]
 pub(crate) fn authenticate(
     credentials: Option<&Credentials>,
+    max_skew: Duration,
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Scope, ApiError> {
+    authenticate_with(credentials, None, max_skew, parts, body, now)
+}
+
+/// [`authenticate`], also knowing the credentials Flint issued to its environments: a request
+/// signed with one of those is verified in every mode and acts in its environment's account.
+pub(crate) fn authenticate_with(
+    credentials: Option<&Credentials>,
+    issued: Option<&flint_engine::IssuedCredentials>,
     max_skew: Duration,
     parts: &http::request::Parts,
     body: &[u8],
@@ -152,10 +176,37 @@ pub(crate) fn authenticate(
         .map_err(|_| incomplete("Authorization header is not valid text."))?;
     let auth = parse_authorization(header)?;
     check_scope(&auth, parts)?;
+    if let Some(issued) = issued.and_then(|i| i.get(auth.access_key_id)) {
+        let token = parts
+            .headers
+            .get("x-amz-security-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(token.ct_eq(issued.session_token.as_bytes())) {
+            return Err(unrecognized_client());
+        }
+        verify(&issued.secret_access_key, max_skew, &auth, parts, body, now)?;
+        return Ok(Scope {
+            account: issued.account,
+            region: auth.region.to_string(),
+        });
+    }
     if let Some(creds) = credentials {
-        verify(creds, max_skew, &auth, parts, body, now)?;
+        let Some(secret) = creds.secret(auth.access_key_id) else {
+            return Err(unrecognized_client());
+        };
+        verify(secret, max_skew, &auth, parts, body, now)?;
     }
     Ok(scope_of(&auth))
+}
+
+/// The access key is not one Flint knows (or its session token is not the one issued with it).
+pub(crate) fn unrecognized_client() -> ApiError {
+    ApiError::new(
+        "UnrecognizedClientException",
+        StatusCode::FORBIDDEN,
+        "The security token included in the request is invalid.",
+    )
 }
 
 /// The service this endpoint answers for: a signature scoped to another is not one for Lambda.
@@ -197,20 +248,13 @@ fn check_scope(auth: &Authorization<'_>, parts: &http::request::Parts) -> Result
 }
 
 fn verify(
-    creds: &Credentials,
+    secret: &str,
     max_skew: Duration,
     auth: &Authorization<'_>,
     parts: &http::request::Parts,
     body: &[u8],
     now: SystemTime,
 ) -> Result<(), ApiError> {
-    let Some(secret) = creds.secret(auth.access_key_id) else {
-        return Err(ApiError::new(
-            "UnrecognizedClientException",
-            StatusCode::FORBIDDEN,
-            "The security token included in the request is invalid.",
-        ));
-    };
     let amz_date = parts
         .headers
         .get("x-amz-date")

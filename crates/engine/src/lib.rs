@@ -16,11 +16,16 @@ mod function_error;
 mod invoke;
 mod layers;
 mod logs;
+mod network;
 mod pool;
 mod provisioned;
 mod throttle;
 
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
+pub use network::{
+    lambda_endpoint_in_namespace, FunctionNetwork, Issued, IssuedCredentials, SandboxCaller,
+    ServeApiInNamespace,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +113,8 @@ pub struct EngineConfig {
     pub idle_timeout: std::time::Duration,
     /// Account-wide concurrency limit (AWS default 1000).
     pub account_concurrency: u32,
+    /// A network namespace per environment, or the host's network.
+    pub function_network: FunctionNetwork,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +153,10 @@ pub(crate) struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Invocations started (sync and async), for activity-driven host tuning.
     pub(crate) invocations: std::sync::atomic::AtomicU64,
+    /// Credentials of the live environments.
+    pub(crate) issued: IssuedCredentials,
+    /// How Flint's API is served inside an isolated environment (set by the binary).
+    pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
 }
 
 impl Inner {
@@ -236,11 +247,27 @@ impl Engine {
             shutting_down: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             invocations: std::sync::atomic::AtomicU64::new(0),
+            issued: IssuedCredentials::default(),
+            api_in_namespace: std::sync::OnceLock::new(),
         });
+        inner
+            .sandboxes
+            .set_pool_network(inner.config.function_network == FunctionNetwork::Isolated);
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
         inner.tasks.lock().extend([reaper, provisioner]);
         Ok(Arc::new(Self { inner }))
+    }
+
+    /// The credentials issued to live environments (the API verifies requests signed with them).
+    pub fn issued_credentials(&self) -> IssuedCredentials {
+        self.inner.issued.clone()
+    }
+
+    /// How to serve Flint's API inside each isolated environment (once, before invokes; without
+    /// it, an isolated function cannot reach Flint's API).
+    pub fn serve_api_in_environments(&self, serve: ServeApiInNamespace) {
+        let _ = self.inner.api_in_namespace.set(serve);
     }
 
     /// Runs one synchronous invoke.

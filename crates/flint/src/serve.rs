@@ -52,7 +52,60 @@ pub struct ServeArgs {
     /// API connections served at once (further clients wait to be accepted).
     #[arg(long, default_value_t = 4096, env = "FLINT_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Where functions run on the network: `isolated` gives each execution environment a
+    /// network namespace of its own (the host's loopback services are out of reach; Flint's API
+    /// is at AWS_ENDPOINT_URL_LAMBDA), `host` shares the host's network with every function (for
+    /// local development against services on the host's loopback).
+    #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Isolated, env = "FLINT_FUNCTION_NETWORK")]
+    function_network: FunctionNetworkArg,
     // --- end isolation ---
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FunctionNetworkArg {
+    Isolated,
+    Host,
+}
+
+impl From<FunctionNetworkArg> for flint_engine::FunctionNetwork {
+    fn from(arg: FunctionNetworkArg) -> Self {
+        match arg {
+            FunctionNetworkArg::Isolated => Self::Isolated,
+            FunctionNetworkArg::Host => Self::Host,
+        }
+    }
+}
+
+/// Serves `app` inside each isolated environment, as that environment (issue 12).
+fn serve_api_in_environments(engine: &flint_engine::Engine, app: axum::Router) {
+    let limits = flint_api::listener::ListenerLimits {
+        header_read_timeout: Duration::from_secs(30),
+        // One function's connections: the Lambda API is all it reaches there.
+        max_connections: 64,
+    };
+    engine.serve_api_in_environments(Arc::new(move |listener, caller| {
+        let app = app.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            match listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            {
+                Ok(listener) => {
+                    flint_api::listener::serve(
+                        listener,
+                        app,
+                        limits,
+                        Some(caller),
+                        std::future::pending(),
+                    )
+                    .await
+                }
+                Err(e) => tracing::warn!("cannot serve the API inside an environment: {e}"),
+            }
+        })
+        .abort_handle()
+    }));
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -164,6 +217,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             layout: layout.clone(),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             account_concurrency: args.account_concurrency,
+            function_network: args.function_network.into(),
         },
         sandboxes.clone(),
         runtimes,
@@ -183,6 +237,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let config = flint_api::ApiConfig {
         credentials,
+        issued: Some(engine.issued_credentials()),
         ..flint_api::ApiConfig::default()
     };
     let app = flint_api::router(
@@ -194,6 +249,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         config,
     );
+    serve_api_in_environments(&engine, app.clone());
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
