@@ -46,6 +46,8 @@ pub(crate) struct Environment {
     /// Started for provisioned concurrency (kept while idle, never reaped).
     pub(crate) provisioned: bool,
     scratch_dir: PathBuf,
+    /// Whether the environment is in use, and frozen (see `freeze.rs`).
+    freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
     _credentials: Credentials,
     /// Flint's API inside the environment's namespace; stopped with it.
@@ -102,6 +104,33 @@ impl InitType {
 impl Environment {
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+    }
+
+    /// Before an invocation: marks the environment in use, thawing it if it was frozen.
+    pub(crate) fn begin_use(&self) {
+        let mut st = self.freeze.lock();
+        st.busy = true;
+        if st.frozen {
+            self.sandbox.lock().thaw();
+            st.frozen = false;
+        }
+    }
+
+    /// Back in its pool, idle: it may be frozen after a while.
+    pub(crate) fn end_use(&self) {
+        let mut st = self.freeze.lock();
+        st.busy = false;
+        st.idle_since = Instant::now();
+    }
+
+    /// Freezes the environment if it has been idle for `after` (true if it froze it now).
+    pub(crate) fn freeze_if_idle(&self, after: Duration, now: Instant) -> bool {
+        let mut st = self.freeze.lock();
+        if st.busy || st.frozen || now.duration_since(st.idle_since) < after || !self.is_healthy() {
+            return false;
+        }
+        st.frozen = self.sandbox.lock().freeze();
+        st.frozen
     }
 
     /// Asks the runtime to stop (SIGTERM to the program); `kill` if it does not.
@@ -310,6 +339,7 @@ pub(crate) async fn start(
         sandbox_time,
         provisioned: init_type == InitType::Provisioned,
         scratch_dir,
+        freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,
         api_server: ApiServer(api_server),
     });

@@ -12,6 +12,7 @@
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
 mod environment;
+mod freeze;
 mod function_error;
 mod invoke;
 mod layers;
@@ -196,6 +197,11 @@ impl Inner {
         }
     }
 
+    /// Every live environment, idle or busy (a snapshot: the lock is not held afterwards).
+    pub(crate) fn live_environments(&self) -> Vec<Arc<Environment>> {
+        self.envs.lock().values().cloned().collect()
+    }
+
     pub(crate) fn deregister(&self, id: &str) {
         self.envs.lock().remove(id);
     }
@@ -255,7 +261,8 @@ impl Engine {
             .set_pool_network(inner.config.function_network == FunctionNetwork::Isolated);
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
-        inner.tasks.lock().extend([reaper, provisioner]);
+        let freezer = handle.spawn(freeze::freeze_idle(Arc::downgrade(&inner)));
+        inner.tasks.lock().extend([reaper, provisioner, freezer]);
         Ok(Arc::new(Self { inner }))
     }
 

@@ -262,6 +262,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sandboxes.summary(),
         qos
     );
+    match args.function_network {
+        FunctionNetworkArg::Isolated => tracing::info!(
+            "functions run in network namespaces of their own: Flint's API at {} from inside, \
+             nothing of this host's loopback (--function-network host to share it)",
+            flint_engine::lambda_endpoint_in_namespace()
+        ),
+        FunctionNetworkArg::Host => tracing::warn!(
+            "functions share this host's network (--function-network host): they reach every \
+             service on its loopback, Flint's API included"
+        ),
+    }
     tracing::info!(
         "try: aws --endpoint-url http://{} lambda list-functions",
         args.listen

@@ -340,6 +340,8 @@ struct ExecPlan {
     drop_groups: bool,
     data_limit: Option<u64>,
     file_size_limit: Option<u64>,
+    /// The default seccomp filter, compiled before the fork.
+    seccomp: seccompiler::BpfProgram,
 }
 
 impl ExecPlan {
@@ -369,6 +371,7 @@ impl ExecPlan {
             drop_groups: req.drop_groups,
             data_limit: req.data_limit,
             file_size_limit: req.file_size_limit,
+            seccomp: crate::seccomp::default_filter()?,
         })
     }
 }
@@ -631,6 +634,9 @@ fn exec_program(exec: &ExecPlan) -> i32 {
         clear_capabilities();
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return errno();
+        }
+        if crate::seccomp::install(&exec.seccomp).is_err() {
+            return libc::EPERM;
         }
 
         let mut argv: Vec<*const libc::c_char> = exec.argv.iter().map(|a| a.as_ptr()).collect();

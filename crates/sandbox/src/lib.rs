@@ -52,6 +52,7 @@ mod mounts;
 #[allow(unsafe_code)]
 mod netns;
 mod pool;
+mod seccomp;
 #[allow(unsafe_code)]
 mod socket_owner;
 #[allow(unsafe_code)]

@@ -631,6 +631,8 @@ impl Sandbox {
         if self.exit.is_some() {
             return;
         }
+        // A frozen program would not see SIGTERM until thawed.
+        self.thaw();
         if let Some(control) = &self.control {
             let _ = control.get_ref().write_all(&[crate::handshake::TERMINATE]);
         }
@@ -661,6 +663,19 @@ impl Sandbox {
     /// fallback) or it was taken already.
     pub fn take_tmp(&mut self) -> Option<KeptTmp> {
         self.tmp.take().map(KeptTmp)
+    }
+
+    /// Stops every process of the sandbox (cgroup freezer) until [`Sandbox::thaw`]; false where
+    /// the host offers no freezer. An idle environment runs nothing, as on Lambda.
+    pub fn freeze(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|cg| cg.freeze())
+    }
+
+    /// Lets a frozen sandbox's processes run again.
+    pub fn thaw(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.thaw();
+        }
     }
 
     /// SIGKILL everything inside; idempotent, does not block.

@@ -566,6 +566,61 @@ async fn an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback(
     )
 }
 
+/// A frozen sandbox makes no progress (its output stops) until thawed, and a frozen sandbox can
+/// still be killed.
+async fn a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed(
+    ctx: &Ctx,
+) -> Result<(), String> {
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&ctx.shell("while :; do echo t; sleep 0.01; done"))
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut out = sb.stdout.take().ok_or("no stdout")?;
+    let mut buf = [0u8; 4096];
+    let first = tokio::time::timeout(Duration::from_secs(10), out.read(&mut buf)).await;
+    ensure(
+        matches!(first, Ok(Ok(n)) if n > 0),
+        "the program printed nothing",
+    )?;
+    ensure(sb.freeze(), "freeze refused")?;
+    // What was written before the freeze took hold.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), out.read(&mut buf)).await
+    {
+        ensure(n > 0, "stdout closed while frozen")?;
+    }
+    let frozen = tokio::time::timeout(Duration::from_millis(500), out.read(&mut buf)).await;
+    ensure(frozen.is_err(), format!("output while frozen: {frozen:?}"))?;
+    sb.thaw();
+    let resumed = tokio::time::timeout(Duration::from_secs(5), out.read(&mut buf)).await;
+    ensure(
+        matches!(resumed, Ok(Ok(n)) if n > 0),
+        "no output after thaw",
+    )?;
+    ensure(sb.freeze(), "second freeze refused")?;
+    sb.kill();
+    let exit = tokio::time::timeout(Duration::from_secs(5), sb.wait())
+        .await
+        .map_err(|_| "a frozen sandbox did not die of kill")?;
+    ensure(exit.signal == Some(9), format!("exit {exit:?}"))
+}
+
+/// The default seccomp filter: keyctl (allowed to any process without one) fails with EPERM.
+async fn the_default_seccomp_filter_denies_keyrings_and_mounts(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell(
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d ' \t'; \
+         python3 -c 'import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); \
+         r = libc.syscall(250, 0, -3, 0); print(\"keyctl\", r, os.strerror(ctypes.get_errno()))'",
+    );
+    spec.env
+        .push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out == "NoNewPrivs:1\nSeccomp:2\nkeyctl -1 Operation not permitted\n",
+        format!("stdout {out:?}"),
+    )
+}
+
 async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
@@ -1312,6 +1367,8 @@ fn cases() -> Vec<Case> {
         extra_binds_and_layers_are_read_only,
         isolated_network_has_only_loopback,
         an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback,
+        a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed if memory_cgroup,
+        the_default_seccomp_filter_denies_keyrings_and_mounts if python_on_x86_64,
         tmp_size_limits_a_single_file,
         tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
         concurrent_spawns_are_independent,
@@ -1331,6 +1388,18 @@ fn python_and_memory_cgroup(ctx: &Ctx) -> Result<(), String> {
         "no /usr/bin/python3",
     )?;
     ensure(ctx.cgroups, "no memory cgroup")
+}
+
+fn python_on_x86_64(_: &Ctx) -> Result<(), String> {
+    ensure(cfg!(target_arch = "x86_64"), "keyctl's number is x86-64's")?;
+    ensure(
+        Path::new("/usr/bin/python3").exists(),
+        "no /usr/bin/python3",
+    )
+}
+
+fn memory_cgroup(ctx: &Ctx) -> Result<(), String> {
+    ensure(ctx.cgroups, "no cgroups")
 }
 
 fn cgroup_v1_cpu_controller(_: &Ctx) -> Result<(), String> {
