@@ -93,3 +93,61 @@ def test_connections_past_the_cap_wait_and_are_served_once_idle_ones_are_closed(
     finally:
         for h in hogs:
             h.close()
+
+
+FD_HOG = r'''
+import os, socket, time
+
+
+def handler(event, context):
+    children = []
+    for _ in range(event["procs"]):
+        pid = os.fork()
+        if pid == 0:
+            keep = [os.pipe() for _ in range(450)]
+            time.sleep(600)
+            os._exit(0)
+        children.append(pid)
+    time.sleep(1)  # let the children open their descriptors
+    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    deadline = time.monotonic() + event["seconds"]
+    attempts = 0
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError:
+            pass
+        attempts += 1
+    return {"attempts": attempts}
+'''
+
+
+def test_a_descriptor_heavy_function_does_not_slow_other_functions(lambda_client, python_fn):
+    """With the host's network (the suite's mode) each Runtime API connection is traced to the
+    environment's processes: a function with ~100 processes x 900 descriptors that connects in a
+    loop must not stall the server (the check is bounded and runs off the async workers)."""
+    import concurrent.futures
+    import json
+
+    hog = unique_name("fdhog")
+    create_function(lambda_client, hog, zip_bytes=make_zip({"index.py": FD_HOG}),
+                    MemorySize=1024, Timeout=60)
+    invoke_json(lambda_client, python_fn, {})  # warm
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            running = pool.submit(invoke_json, lambda_client, hog,
+                                  {"procs": 100, "seconds": 6})
+            time.sleep(1.5)  # the hog's children are up and it is connecting
+            latencies = []
+            while not running.done():
+                started = time.monotonic()
+                invoke_json(lambda_client, python_fn, {})
+                latencies.append(time.monotonic() - started)
+            _, out = running.result()
+        assert out.get("attempts", 0) > 0, out
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99) - 1] if len(latencies) > 1 else latencies[0]
+        assert len(latencies) >= 20 and p99 < 0.25, \
+            f"{len(latencies)} invokes, p99 {p99 * 1e3:.1f} ms, max {latencies[-1] * 1e3:.1f} ms"
+    finally:
+        lambda_client.delete_function(FunctionName=hog)
