@@ -79,13 +79,33 @@ pub(crate) fn plan(
             rw: false,
         },
     ];
+    // Amazon Linux's /bin/sh is bash (bootstraps use `set -o pipefail`, which dash refuses).
+    if let (Ok(sh), true) = (
+        std::fs::canonicalize("/usr/bin/sh"),
+        Path::new("/usr/bin/bash").is_file(),
+    ) {
+        if sh.starts_with("/usr/") && !sh.ends_with("bash") {
+            if let Ok(target) = sh.strip_prefix("/") {
+                entries.push(Entry::Bind {
+                    source: "/usr/bin/bash".into(),
+                    target: target.to_path_buf(),
+                    rw: false,
+                });
+            }
+        }
+    }
     for (source, name) in etc_overlays {
-        if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(format!("invalid /etc overlay name {name:?}"));
+        let target = Path::new(name);
+        let plain = !name.is_empty()
+            && target.components().all(
+                |c| matches!(c, Component::Normal(n) if !n.as_encoded_bytes().starts_with(b".")),
+            );
+        if !plain {
+            return Err(format!("invalid root file {name:?}"));
         }
         entries.push(Entry::Bind {
             source: source.clone(),
-            target: Path::new("etc").join(name),
+            target: target.to_path_buf(),
             rw: false,
         });
     }
@@ -411,7 +431,7 @@ mod tests {
 
     #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
-        let overlays = [(PathBuf::from("/state/passwd"), "passwd".to_string())];
+        let overlays = [(PathBuf::from("/state/passwd"), "etc/passwd".to_string())];
         let entries = plan(
             Path::new("/code"),
             None,

@@ -621,6 +621,21 @@ async fn the_default_seccomp_filter_denies_keyrings_and_mounts(ctx: &Ctx) -> Res
     )
 }
 
+/// Shaped like Lambda's root: /bin/sh is bash (`set -o pipefail` works), /lambda-entrypoint.sh
+/// is there.
+async fn bin_sh_is_bash_and_the_lambda_entrypoint_is_present(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell(
+        "set -o pipefail && echo pipefail; test -x /lambda-entrypoint.sh && \
+         sed -n 2p /lambda-entrypoint.sh; /lambda-entrypoint.sh; echo rc=$?",
+    );
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out == "pipefail\n# Copyright 2020 Amazon.com, Inc. or its affiliates. All Rights Reserved.\nrc=142\n",
+        format!("stdout {out:?}, stderr {err:?}"),
+    )
+}
+
 async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
@@ -1369,6 +1384,7 @@ fn cases() -> Vec<Case> {
         an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback,
         a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed if memory_cgroup,
         the_default_seccomp_filter_denies_keyrings_and_mounts if python_on_x86_64,
+        bin_sh_is_bash_and_the_lambda_entrypoint_is_present if host_has_bash,
         tmp_size_limits_a_single_file,
         tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
         concurrent_spawns_are_independent,
@@ -1396,6 +1412,10 @@ fn python_on_x86_64(_: &Ctx) -> Result<(), String> {
         Path::new("/usr/bin/python3").exists(),
         "no /usr/bin/python3",
     )
+}
+
+fn host_has_bash(_: &Ctx) -> Result<(), String> {
+    ensure(Path::new("/usr/bin/bash").is_file(), "no /usr/bin/bash")
 }
 
 fn memory_cgroup(ctx: &Ctx) -> Result<(), String> {
