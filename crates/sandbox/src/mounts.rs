@@ -31,6 +31,16 @@ struct MountAttr {
 
 /// Device nodes bound from the host (mknod is refused in a user namespace).
 const DEV_NODES: [&str; 5] = ["null", "zero", "random", "urandom", "full"];
+/// /proc files about the host (its boot command line, kernel memory and keys, timers,
+/// scheduler state) shown empty inside.
+const PROC_MASKED: [&str; 6] = [
+    "cmdline",
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "sysrq-trigger",
+];
 /// Top-level host entries of a usr-merged system that are symlinks (or, on older hosts, dirs).
 const USR_MERGE: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Paths owned by the sandbox layout; an extra bind may not land on or under them.
@@ -297,6 +307,20 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
         None::<&str>,
     )
     .map_err(|e| format!("mount /proc: {e}"))?;
+    // What /proc tells of the host rather than of the sandbox: empty, as Docker masks it.
+    for file in PROC_MASKED {
+        let target = Path::new("proc").join(file);
+        if target.exists() {
+            mount(
+                Some("dev/null"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("mask /{}: {e}", target.display()))?;
+        }
+    }
     create_dirs(Path::new("dev/shm"))?;
     mount(
         Some("tmpfs"),

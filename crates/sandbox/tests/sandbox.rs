@@ -636,6 +636,20 @@ async fn bin_sh_is_bash_and_the_lambda_entrypoint_is_present(ctx: &Ctx) -> Resul
     )
 }
 
+/// /proc files about the host read empty.
+async fn proc_files_about_the_host_are_masked(ctx: &Ctx) -> Result<(), String> {
+    let (exit, out, err) = run(
+        ctx,
+        &ctx.shell("wc -c < /proc/cmdline; cat /proc/self/cmdline | tr '\\0' ' '"),
+    )
+    .await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out.starts_with("0\ncat /proc/self/cmdline"),
+        format!("stdout {out:?}"),
+    )
+}
+
 async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
@@ -1385,6 +1399,7 @@ fn cases() -> Vec<Case> {
         a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed if memory_cgroup,
         the_default_seccomp_filter_denies_keyrings_and_mounts if python_on_x86_64,
         bin_sh_is_bash_and_the_lambda_entrypoint_is_present if host_has_bash,
+        proc_files_about_the_host_are_masked,
         tmp_size_limits_a_single_file,
         tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
         concurrent_spawns_are_independent,
