@@ -26,7 +26,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import boto3
 import botocore.exceptions
@@ -80,8 +80,14 @@ def random_account() -> str:
 class FlintServer:
     """One `flint serve` process on 127.0.0.1:<port> with its own data dir."""
 
+    # The suite's functions call back to servers on the host's loopback (callback_server, TCP
+    # barriers): they run on the host's network (also Flint's default for now).
+    # tests/test_network_isolation.py starts servers with `--function-network isolated`.
+    HOST_NETWORK = ("--function-network", "host")
+
     def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None,
-                 extra_args: Iterable[str] = (), extra_env: Optional[Dict[str, str]] = None):
+                 extra_args: Sequence[str] = HOST_NETWORK,
+                 extra_env: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path

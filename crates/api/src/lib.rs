@@ -10,6 +10,7 @@ mod code;
 mod credentials;
 mod error;
 mod invoke;
+pub mod listener;
 mod model;
 mod request;
 mod response;
@@ -51,6 +52,8 @@ pub struct ApiConfig {
     pub credentials: Option<Credentials>,
     /// How far a signature's `X-Amz-Date` may be from now (AWS allows 5 minutes).
     pub max_clock_skew: Duration,
+    /// Credentials Flint issued to its execution environments: verified in every mode.
+    pub issued: Option<flint_engine::IssuedCredentials>,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +61,7 @@ impl Default for ApiConfig {
         Self {
             credentials: None,
             max_clock_skew: Duration::from_secs(300),
+            issued: None,
         }
     }
 }
@@ -210,8 +214,9 @@ pub fn authenticate(
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Result<Scope, ApiError> {
-    sigv4::authenticate(
+    sigv4::authenticate_with(
         config.credentials.as_ref(),
+        config.issued.as_ref(),
         config.max_clock_skew,
         parts,
         body,
@@ -227,6 +232,9 @@ fn body_limit(op: Option<&str>) -> usize {
         _ => CONTROL_REQUEST_LIMIT,
     }
 }
+
+/// How long a request's body may take to arrive (6 MB at 100 kB/s).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// AWS's answer to a body over [`body_limit`].
 fn too_large(op: Option<&str>) -> ApiError {
@@ -297,10 +305,17 @@ async fn handle<B: Backend>(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(op_name));
     }
-    let body = match read_body(body, limit).await {
-        Ok(b) => b,
-        Err(None) => return Err(too_large(op_name)),
-        Err(Some(e)) => {
+    // A client trickling its body must not hold a connection (and its slot) forever.
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(None)) => return Err(too_large(op_name)),
+        Err(_) => {
+            return Err(ApiError::lambda(
+                flint_control::ErrorCode::InvalidRequestContentException,
+                "Could not read the request body in time",
+            ))
+        }
+        Ok(Err(Some(e))) => {
             return Err(ApiError::lambda(
                 flint_control::ErrorCode::InvalidRequestContentException,
                 format!("Could not read the request body: {e}"),
@@ -308,13 +323,21 @@ async fn handle<B: Backend>(
         }
     };
 
-    let scope = sigv4::authenticate(
+    let scope = sigv4::authenticate_with(
         st.config.credentials.as_ref(),
+        st.config.issued.as_ref(),
         st.config.max_clock_skew,
         &parts,
         &body,
         SystemTime::now(),
     )?;
+    // Through an environment's own listener: only with the credentials issued to it (so only
+    // within its account).
+    if let Some(caller) = parts.extensions.get::<flint_engine::SandboxCaller>() {
+        if sigv4::access_key_of(&parts) != Some(caller.access_key_id.as_str()) {
+            return Err(sigv4::unrecognized_client());
+        }
+    }
     let (Some(m), Some(op)) = (matched.as_ref(), op) else {
         return Err(ApiError::unknown_operation());
     };

@@ -120,6 +120,16 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Authorization<'_>, ApiE
     })
 }
 
+/// The access key id a request was signed with (after a successful `authenticate_with`).
+pub(crate) fn access_key_of(parts: &http::request::Parts) -> Option<&str> {
+    let header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    parse_authorization(header).ok().map(|a| a.access_key_id)
+}
+
 /// The caller's scope: a 12-digit access key id names the account.
 pub(crate) fn scope_of(auth: &Authorization<'_>) -> Scope {
     let account = if auth.access_key_id.len() == 12
@@ -137,8 +147,22 @@ pub(crate) fn scope_of(auth: &Authorization<'_>) -> Scope {
 
 /// The authentication step for one request: parses (and, with credentials, verifies) its
 /// signature. `body` is needed only when verifying.
+#[cfg(test)]
 pub(crate) fn authenticate(
     credentials: Option<&Credentials>,
+    max_skew: Duration,
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Scope, ApiError> {
+    authenticate_with(credentials, None, max_skew, parts, body, now)
+}
+
+/// [`authenticate`], also knowing the credentials Flint issued to its environments: a request
+/// signed with one of those is verified in every mode and acts in its environment's account.
+pub(crate) fn authenticate_with(
+    credentials: Option<&Credentials>,
+    issued: Option<&flint_engine::IssuedCredentials>,
     max_skew: Duration,
     parts: &http::request::Parts,
     body: &[u8],
@@ -151,27 +175,86 @@ pub(crate) fn authenticate(
         .to_str()
         .map_err(|_| incomplete("Authorization header is not valid text."))?;
     let auth = parse_authorization(header)?;
+    check_scope(&auth, parts)?;
+    if let Some(issued) = issued.and_then(|i| i.get(auth.access_key_id)) {
+        let token = parts
+            .headers
+            .get("x-amz-security-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(token.ct_eq(issued.session_token.as_bytes())) {
+            return Err(unrecognized_client());
+        }
+        verify(&issued.secret_access_key, max_skew, &auth, parts, body, now)?;
+        return Ok(Scope {
+            account: issued.account,
+            region: auth.region.to_string(),
+        });
+    }
     if let Some(creds) = credentials {
-        verify(creds, max_skew, &auth, parts, body, now)?;
+        let Some(secret) = creds.secret(auth.access_key_id) else {
+            return Err(unrecognized_client());
+        };
+        verify(secret, max_skew, &auth, parts, body, now)?;
     }
     Ok(scope_of(&auth))
 }
 
+/// The access key is not one Flint knows (or its session token is not the one issued with it).
+pub(crate) fn unrecognized_client() -> ApiError {
+    ApiError::new(
+        "UnrecognizedClientException",
+        StatusCode::FORBIDDEN,
+        "The security token included in the request is invalid.",
+    )
+}
+
+/// The service this endpoint answers for: a signature scoped to another is not one for Lambda.
+const SERVICE: &str = "lambda";
+
+/// What AWS checks of a signature before looking at keys: the scope names Lambda, its date is
+/// the day of `X-Amz-Date`, and `host` is signed (otherwise a signature could be replayed
+/// against another endpoint).
+fn check_scope(auth: &Authorization<'_>, parts: &http::request::Parts) -> Result<(), ApiError> {
+    if auth.service != SERVICE {
+        return Err(invalid_signature(format!(
+            "Credential should be scoped to correct service: '{SERVICE}'. "
+        )));
+    }
+    if !auth
+        .signed_headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("host"))
+    {
+        return Err(invalid_signature(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    if let Some(amz_date) = parts
+        .headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+    {
+        let day = amz_date.get(..8).unwrap_or(amz_date);
+        if day != auth.date {
+            return Err(invalid_signature(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+                 from HTTP: '{}' != '{day}', from '{amz_date}'.",
+                auth.date
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn verify(
-    creds: &Credentials,
+    secret: &str,
     max_skew: Duration,
     auth: &Authorization<'_>,
     parts: &http::request::Parts,
     body: &[u8],
     now: SystemTime,
 ) -> Result<(), ApiError> {
-    let Some(secret) = creds.secret(auth.access_key_id) else {
-        return Err(ApiError::new(
-            "UnrecognizedClientException",
-            StatusCode::FORBIDDEN,
-            "The security token included in the request is invalid.",
-        ));
-    };
     let amz_date = parts
         .headers
         .get("x-amz-date")
@@ -186,15 +269,15 @@ fn verify(
         .and_utc();
     check_skew(signed_at, DateTime::<Utc>::from(now), max_skew)?;
 
-    // The hash the client signed: its x-amz-content-sha256 if it sent one (which must then be
-    // the body's), else the body's.
+    // Lambda signs the body itself: the hash is always the body's. An `x-amz-content-sha256`
+    // must match it (`UNSIGNED-PAYLOAD` is S3's, and would let a signed request carry any body).
     let body_hash = hex::encode(Sha256::digest(body));
     let claimed = parts
         .headers
         .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok());
+        .map(|v| v.to_str().unwrap_or_default());
     if let Some(c) = claimed {
-        if c != "UNSIGNED-PAYLOAD" && !c.eq_ignore_ascii_case(&body_hash) {
+        if !c.eq_ignore_ascii_case(&body_hash) {
             return Err(invalid_signature(
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             ));
@@ -496,6 +579,133 @@ pub(crate) mod tests {
             e.message
         );
         assert!(e.message.ends_with(" - 5 min.)"), "{}", e.message);
+    }
+
+    /// The request's Authorization header with `from` replaced by `to`.
+    fn rewrite_authorization(req: &mut http::Request<Vec<u8>>, from: &str, to: &str) {
+        let auth = req.headers()[http::header::AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .replace(from, to);
+        req.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&auth).unwrap(),
+        );
+    }
+
+    fn refusal(req: http::Request<Vec<u8>>, creds: Option<&Credentials>) -> ApiError {
+        let (p, b) = parts_of(req);
+        authenticate(creds, Duration::from_secs(300), &p, &b, SystemTime::now()).unwrap_err()
+    }
+
+    #[test]
+    fn a_signature_scoped_to_another_service_is_refused() {
+        let mut req = signed(
+            request("/2015-03-31/functions", ""),
+            "123456789012",
+            "s",
+            "us-east-1",
+            SystemTime::now(),
+        );
+        rewrite_authorization(&mut req, "/lambda/aws4_request", "/s3/aws4_request");
+        let e = refusal(req, None);
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                "InvalidSignatureException",
+                "Credential should be scoped to correct service: 'lambda'. "
+            )
+        );
+    }
+
+    #[test]
+    fn a_credential_date_other_than_x_amz_date_is_refused() {
+        let now = SystemTime::now();
+        let mut req = signed(
+            request("/2015-03-31/functions", ""),
+            "123456789012",
+            "s",
+            "us-east-1",
+            now,
+        );
+        let day = DateTime::<Utc>::from(now).format("%Y%m%d").to_string();
+        rewrite_authorization(&mut req, &format!("/{day}/"), "/20000101/");
+        let e = refusal(req, None);
+        assert_eq!(e.code, "InvalidSignatureException");
+        assert!(
+            e.message.starts_with(&format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20000101' != '{day}', from '{day}T"
+            )),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn host_must_be_a_signed_header() {
+        let mut req = signed(
+            request("/2015-03-31/functions", ""),
+            "123456789012",
+            "s",
+            "us-east-1",
+            SystemTime::now(),
+        );
+        rewrite_authorization(
+            &mut req,
+            "SignedHeaders=content-type;host;",
+            "SignedHeaders=content-type;",
+        );
+        let e = refusal(req, None);
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                "InvalidSignatureException",
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+            )
+        );
+    }
+
+    #[test]
+    fn an_unsigned_payload_cannot_carry_a_swapped_body() {
+        let creds = Credentials::new([("AKIDEXAMPLE".to_string(), "secret".to_string())]);
+        let now = SystemTime::now();
+        let mut req = request("/2015-03-31/functions/f/invocations", "{\"a\":1}");
+        req.headers_mut().insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost:9000"),
+        );
+        req.headers_mut().insert(
+            "x-amz-content-sha256",
+            http::HeaderValue::from_static("UNSIGNED-PAYLOAD"),
+        );
+        let identity =
+            aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "t").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("lambda")
+            .time(now)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let signable = SignableRequest::new(
+            "POST",
+            "http://localhost:9000/2015-03-31/functions/f/invocations",
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::UnsignedPayload,
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        *req.body_mut() = b"{\"swapped\":true}".to_vec();
+        let e = refusal(req, Some(&creds));
+        assert_eq!(e.code, "InvalidSignatureException");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::logs::{self, EnvLog, Stream};
-use crate::{layers, FunctionSpec, Inner};
+use crate::{layers, FunctionNetwork, FunctionSpec, Inner};
 
 /// Why a cold start failed before the runtime ran.
 #[derive(Debug)]
@@ -46,6 +46,41 @@ pub(crate) struct Environment {
     /// Started for provisioned concurrency (kept while idle, never reaped).
     pub(crate) provisioned: bool,
     scratch_dir: PathBuf,
+    /// Whether the environment is in use, and frozen (see `freeze.rs`).
+    freeze: Mutex<crate::freeze::FreezeState>,
+    /// Revoked when the environment is dropped.
+    _credentials: Credentials,
+    /// Flint's API inside the environment's namespace; stopped with it.
+    api_server: ApiServer,
+}
+
+/// An environment's issued credentials, valid for as long as it lives.
+struct Credentials {
+    issued: crate::Issued,
+    registry: crate::IssuedCredentials,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        self.registry.revoke(&self.issued.access_key_id);
+    }
+}
+
+/// The task serving Flint's API inside an environment's namespace, aborted with it.
+struct ApiServer(Option<tokio::task::AbortHandle>);
+
+impl ApiServer {
+    fn stop(&self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// How an environment's init came about (`AWS_LAMBDA_INITIALIZATION_TYPE`).
@@ -69,6 +104,33 @@ impl InitType {
 impl Environment {
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+    }
+
+    /// Before an invocation: marks the environment in use, thawing it if it was frozen.
+    pub(crate) fn begin_use(&self) {
+        let mut st = self.freeze.lock();
+        st.busy = true;
+        if st.frozen {
+            self.sandbox.lock().thaw();
+            st.frozen = false;
+        }
+    }
+
+    /// Back in its pool, idle: it may be frozen after a while.
+    pub(crate) fn end_use(&self) {
+        let mut st = self.freeze.lock();
+        st.busy = false;
+        st.idle_since = Instant::now();
+    }
+
+    /// Freezes the environment if it has been idle for `after` (true if it froze it now).
+    pub(crate) fn freeze_if_idle(&self, after: Duration, now: Instant) -> bool {
+        let mut st = self.freeze.lock();
+        if st.busy || st.frozen || now.duration_since(st.idle_since) < after || !self.is_healthy() {
+            return false;
+        }
+        st.frozen = self.sandbox.lock().freeze();
+        st.frozen
     }
 
     /// Asks the runtime to stop (SIGTERM to the program); `kill` if it does not.
@@ -151,12 +213,27 @@ pub(crate) async fn start(
     make_tmp_dir(&tmp_dir)
         .map_err(|e| StartError::Service(format!("creating {}: {e}", tmp_dir.display())))?;
 
-    // Held shut until the sandbox exists: then only its own processes may connect.
-    let api =
-        RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?;
+    // --- isolation: the environment's network and credentials ---
+    let isolated = inner.config.function_network == FunctionNetwork::Isolated;
+    let api = if isolated {
+        // Served on a listener inside the environment's namespace once the sandbox exists.
+        RuntimeApi::in_namespace(std::net::SocketAddr::from((
+            flint_sandbox::NAMESPACE_HOST,
+            flint_sandbox::RUNTIME_API_PORT,
+        )))
+    } else {
+        // Held shut until the sandbox exists: then only its own processes may connect.
+        RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?
+    };
+    let credentials = Credentials {
+        issued: inner.issued.issue(&spec.account),
+        registry: inner.issued.clone(),
+    };
+    let lambda_endpoint = isolated.then(crate::network::lambda_endpoint_in_namespace);
+    // --- end isolation ---
     let log_stream = logs::log_stream_name(&spec.version);
     let endpoints = inner.service_endpoints.read().clone();
-    let env = environment_variables_with(
+    let mut env = environment_variables_with(
         spec,
         &launch.env,
         api.address(),
@@ -164,6 +241,7 @@ pub(crate) async fn start(
         init_type,
         &endpoints,
     );
+    set_credentials(&mut env, &credentials.issued, lambda_endpoint.as_deref());
 
     let sandbox_spec = SandboxSpec {
         id: id.clone(),
@@ -177,9 +255,7 @@ pub(crate) async fn start(
         tmp_dir,
         tmp_size_mb: spec.ephemeral_storage_mb,
         memory_mb: spec.memory_mb,
-        // Functions share the host's network until the Runtime API is reachable inside a
-        // namespace of their own (the sandbox can already unshare one).
-        isolate_network: false,
+        isolate_network: isolated,
     };
     let spawned_at = Instant::now();
     // Spawning waits for the sandbox's set-up handshake (milliseconds, up to seconds on a busy
@@ -207,11 +283,31 @@ pub(crate) async fn start(
         }
     };
 
-    let check = sandbox.connection_check();
-    if check.is_none() {
-        tracing::debug!("environment {id}: no cgroup to tell its processes by; its Runtime API is open to any local process");
+    let mut api_server = None;
+    if isolated {
+        let Some(listeners) = sandbox.take_listeners() else {
+            remove_scratch(scratch_dir);
+            return Err(StartError::Service(
+                "starting sandbox: no listeners in its network namespace".into(),
+            ));
+        };
+        api.attach(listeners.runtime_api);
+        if let Some(serve) = inner.api_in_namespace.get() {
+            api_server = Some(serve(
+                listeners.lambda_api,
+                crate::SandboxCaller {
+                    account: spec.account.clone(),
+                    access_key_id: credentials.issued.access_key_id.clone(),
+                },
+            ));
+        }
+    } else {
+        let check = sandbox.connection_check();
+        if check.is_none() {
+            tracing::debug!("environment {id}: no cgroup to tell its processes by; its Runtime API is open to any local process");
+        }
+        api.admit(check);
     }
-    api.admit(check);
 
     let stdout = sandbox
         .stdout
@@ -251,6 +347,9 @@ pub(crate) async fn start(
         sandbox_time,
         provisioned: init_type == InitType::Provisioned,
         scratch_dir,
+        freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
+        _credentials: credentials,
+        api_server: ApiServer(api_server),
     });
     inner.register(&env);
     tokio::spawn(supervise(env.clone(), Arc::downgrade(inner)));
@@ -281,6 +380,7 @@ async fn supervise(env: Arc<Environment>, inner: Weak<Inner>) {
     env.healthy.store(false, Ordering::Release);
     env.exit.send_replace(Some(info));
     env.api.close();
+    env.api_server.stop();
     env.log.drain();
     env.log.close();
     // Make sure nothing is left behind in the sandbox (children of a dead init, its cgroup).
@@ -387,10 +487,6 @@ pub(crate) fn environment_variables_with(
         "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
             .into(),
     );
-    let (key_id, secret, token) = dummy_credentials();
-    set("AWS_ACCESS_KEY_ID", key_id);
-    set("AWS_SECRET_ACCESS_KEY", secret);
-    set("AWS_SESSION_TOKEN", token);
     if spec.log_format.eq_ignore_ascii_case("json") {
         set("AWS_LAMBDA_LOG_FORMAT", "JSON".into());
         // Lambda's default ApplicationLogLevel; a configured level reaches the runtime as the
@@ -411,19 +507,23 @@ pub(crate) fn environment_variables_with(
     vars
 }
 
-/// Credentials shaped like STS session credentials (SDKs validate the shape, not the value).
-fn dummy_credentials() -> (String, String, String) {
-    const KEY_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let pick = |set: &[u8], n: usize| -> String {
-        (0..n)
-            .map(|_| set[rand::random::<usize>() % set.len()] as char)
-            .collect()
+/// The environment's issued credentials, and where it reaches Flint's API (isolated network);
+/// set last, so that the function's own variables cannot replace them.
+fn set_credentials(
+    vars: &mut Vec<(String, String)>,
+    issued: &crate::Issued,
+    lambda_endpoint: Option<&str>,
+) {
+    let mut set = |k: &str, v: &str| {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v.to_string()));
     };
-    let key_id = format!("ASIA{}", pick(KEY_CHARS, 16));
-    let secret = pick(SECRET_CHARS, 40);
-    let token = format!("IQoJb3JpZ2luX2Vj{}", pick(SECRET_CHARS, 300));
-    (key_id, secret, token)
+    set("AWS_ACCESS_KEY_ID", &issued.access_key_id);
+    set("AWS_SECRET_ACCESS_KEY", &issued.secret_access_key);
+    set("AWS_SESSION_TOKEN", &issued.session_token);
+    if let Some(url) = lambda_endpoint {
+        set("AWS_ENDPOINT_URL_LAMBDA", url);
+    }
 }
 
 /// Lookup of every variable as a map (tests and diagnostics).
@@ -539,10 +639,20 @@ mod tests {
     }
 
     #[test]
-    fn dummy_credentials_look_like_sts_ones() {
-        let (k, s, t) = dummy_credentials();
-        assert!(k.starts_with("ASIA") && k.len() == 20);
-        assert_eq!(s.len(), 40);
-        assert!(t.len() > 100);
+    fn issued_credentials_and_the_endpoint_replace_the_functions_own() {
+        let mut vars = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), "mine".to_string()),
+            (
+                "AWS_ENDPOINT_URL_LAMBDA".to_string(),
+                "http://x".to_string(),
+            ),
+        ];
+        let issued = crate::IssuedCredentials::default().issue("000000000000");
+        set_credentials(&mut vars, &issued, Some("http://169.254.100.1:9000"));
+        let m = as_map(&vars);
+        assert_eq!(m["AWS_ACCESS_KEY_ID"], issued.access_key_id);
+        assert_eq!(m["AWS_SESSION_TOKEN"], issued.session_token);
+        assert_eq!(m["AWS_ENDPOINT_URL_LAMBDA"], "http://169.254.100.1:9000");
+        assert_eq!(vars.len(), m.len(), "no variable is listed twice");
     }
 }

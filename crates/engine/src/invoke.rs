@@ -182,6 +182,7 @@ impl Checkout<'_> {
         let spec = &req.function;
         env.log.begin(&req.request_id, &spec.version, req.tail_log);
         let timeout = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
+        env.begin_use();
         self.started = Instant::now();
         self.deadline = tokio::time::Instant::now() + timeout;
         let outcome = self.outcome.insert(env.api.deliver(Invocation {

@@ -12,15 +12,21 @@
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
 mod environment;
+mod freeze;
 mod function_error;
 mod invoke;
 mod layers;
 mod logs;
+mod network;
 mod pool;
 mod provisioned;
 mod throttle;
 
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
+pub use network::{
+    lambda_endpoint_in_namespace, FunctionNetwork, Issued, IssuedCredentials, SandboxCaller,
+    ServeApiInNamespace,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -165,6 +171,8 @@ pub struct EngineConfig {
     pub idle_timeout: std::time::Duration,
     /// Account-wide concurrency limit (AWS default 1000).
     pub account_concurrency: u32,
+    /// A network namespace per environment, or the host's network.
+    pub function_network: FunctionNetwork,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +213,10 @@ pub(crate) struct Inner {
     pub(crate) invocations: std::sync::atomic::AtomicU64,
     /// `AWS_ENDPOINT_URL*` variables every new environment gets.
     pub(crate) service_endpoints: parking_lot::RwLock<Arc<[(String, String)]>>,
+    /// Credentials of the live environments.
+    pub(crate) issued: IssuedCredentials,
+    /// How Flint's API is served inside an isolated environment (set by the binary).
+    pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
 }
 
 impl Inner {
@@ -242,6 +254,11 @@ impl Inner {
         if self.is_shutting_down() {
             env.kill();
         }
+    }
+
+    /// Every live environment, idle or busy (a snapshot: the lock is not held afterwards).
+    pub(crate) fn live_environments(&self) -> Vec<Arc<Environment>> {
+        self.envs.lock().values().cloned().collect()
     }
 
     pub(crate) fn deregister(&self, id: &str) {
@@ -296,11 +313,28 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
             invocations: std::sync::atomic::AtomicU64::new(0),
             service_endpoints: parking_lot::RwLock::new(Arc::from(Vec::new())),
+            issued: IssuedCredentials::default(),
+            api_in_namespace: std::sync::OnceLock::new(),
         });
+        inner
+            .sandboxes
+            .set_pool_network(inner.config.function_network == FunctionNetwork::Isolated);
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
-        inner.tasks.lock().extend([reaper, provisioner]);
+        let freezer = handle.spawn(freeze::freeze_idle(Arc::downgrade(&inner)));
+        inner.tasks.lock().extend([reaper, provisioner, freezer]);
         Ok(Arc::new(Self { inner }))
+    }
+
+    /// The credentials issued to live environments (the API verifies requests signed with them).
+    pub fn issued_credentials(&self) -> IssuedCredentials {
+        self.inner.issued.clone()
+    }
+
+    /// How to serve Flint's API inside each isolated environment (once, before invokes; without
+    /// it, an isolated function cannot reach Flint's API).
+    pub fn serve_api_in_environments(&self, serve: ServeApiInNamespace) {
+        let _ = self.inner.api_in_namespace.set(serve);
     }
 
     /// The `AWS_ENDPOINT_URL*` variables environments started from now on get (Flint's own

@@ -58,7 +58,7 @@ impl LogWriter {
 const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
 fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
-    let mut files: HashMap<Arc<PathBuf>, BufWriter<File>> = HashMap::new();
+    let mut files: HashMap<Arc<PathBuf>, OpenStream> = HashMap::new();
     let mut failed: std::collections::HashSet<Arc<PathBuf>> = Default::default();
     loop {
         std::thread::sleep(WRITE_INTERVAL);
@@ -84,7 +84,7 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
                 }
                 WriterMsg::Close(path) => {
                     if let Some(mut f) = files.remove(&path) {
-                        let _ = f.flush();
+                        let _ = f.file.flush();
                     }
                     failed.remove(&path);
                 }
@@ -92,7 +92,7 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
             }
         }
         for f in files.values_mut() {
-            let _ = f.flush();
+            let _ = f.file.flush();
         }
         for ack in acks {
             let _ = ack.send(());
@@ -103,10 +103,30 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
     }
 }
 
+/// A log stream (one environment's output) stops growing at this size: Flint's disk is not the
+/// function's to fill. What follows is dropped, noted once in the stream.
+pub(crate) const MAX_STREAM_BYTES: u64 = 100 * 1024 * 1024;
+
+/// An open log stream file and how much it holds.
+struct OpenStream {
+    file: BufWriter<File>,
+    size: u64,
+    truncated: bool,
+}
+
 fn append(
-    files: &mut HashMap<Arc<PathBuf>, BufWriter<File>>,
+    files: &mut HashMap<Arc<PathBuf>, OpenStream>,
     path: &Arc<PathBuf>,
     bytes: &[u8],
+) -> std::io::Result<()> {
+    append_capped(files, path, bytes, MAX_STREAM_BYTES)
+}
+
+fn append_capped(
+    files: &mut HashMap<Arc<PathBuf>, OpenStream>,
+    path: &Arc<PathBuf>,
+    bytes: &[u8],
+    cap: u64,
 ) -> std::io::Result<()> {
     if !files.contains_key(path) {
         if let Some(dir) = path.parent() {
@@ -116,12 +136,31 @@ fn append(
             .create(true)
             .append(true)
             .open(path.as_path())?;
-        files.insert(path.clone(), BufWriter::new(f));
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        files.insert(
+            path.clone(),
+            OpenStream {
+                file: BufWriter::new(f),
+                size,
+                truncated: false,
+            },
+        );
     }
-    match files.get_mut(path) {
-        Some(f) => f.write_all(bytes),
-        None => Ok(()),
+    let Some(s) = files.get_mut(path) else {
+        return Ok(());
+    };
+    if s.truncated {
+        return Ok(());
     }
+    if s.size.saturating_add(bytes.len() as u64) > cap {
+        s.truncated = true;
+        return writeln!(
+            s.file,
+            "[flint] log stream truncated: it reached {cap} bytes; later output is dropped"
+        );
+    }
+    s.size += bytes.len() as u64;
+    s.file.write_all(bytes)
 }
 
 /// `YYYY/MM/DD/[<version>]<32 hex>`, as Lambda names an environment's log stream.
@@ -487,6 +526,25 @@ pub(crate) fn timeout_line(request_id: &str, timeout_secs: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_stream_stops_growing_at_its_cap_and_says_so() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = Arc::new(dir.path().join("stream"));
+        let mut files = HashMap::new();
+        for _ in 0..10 {
+            append_capped(&mut files, &path, &[b'x'; 100], 350)?;
+        }
+        for f in files.values_mut() {
+            f.file.flush()?;
+        }
+        let text = std::fs::read_to_string(path.as_path())?;
+        assert!(text.starts_with(&"x".repeat(300)), "{text}");
+        assert!(text.ends_with("later output is dropped\n"), "{text}");
+        assert_eq!(text.matches("truncated").count(), 1);
+        assert!(text.len() < 450);
+        Ok(())
+    }
 
     #[test]
     fn log_stream_names_follow_lambdas_format() {

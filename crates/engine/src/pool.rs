@@ -131,11 +131,13 @@ impl Pool {
         if env.provisioned {
             // Still wanted unless provisioned concurrency was lowered meanwhile.
             if st.provisioned.members.iter().any(|m| Arc::ptr_eq(m, &env)) {
+                env.end_use();
                 st.provisioned.idle.push(env);
                 return None;
             }
             return Some(env);
         }
+        env.end_use();
         st.idle.push((env, Instant::now()));
         None
     }
@@ -268,6 +270,7 @@ impl Pool {
                     return Some(env);
                 }
                 p.members.push(env.clone());
+                env.end_use();
                 p.idle.push(env);
                 None
             }

@@ -154,6 +154,7 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
         layout: flint_store::Layout::new(dir),
         idle_timeout,
         account_concurrency: 1000,
+        function_network: flint_engine::FunctionNetwork::Host,
     }
 }
 

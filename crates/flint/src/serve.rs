@@ -5,7 +5,6 @@
 //! connects the engine's provisioned-concurrency report back to the control plane, and serves the
 //! Lambda API until SIGINT/SIGTERM, then stops the data planes and every sandbox.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +55,70 @@ pub struct ServeArgs {
     /// the functions need the rest, and fewer threads mean fewer hand-offs per invoke.
     #[arg(long, env = "FLINT_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    // --- isolation (issue 12): limits of the API listener ---
+    /// Seconds a client has to send a request's headers; also how long a kept-alive API
+    /// connection may stay idle.
+    #[arg(long, default_value_t = 30, env = "FLINT_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: u64,
+    /// API connections served at once (further clients wait to be accepted).
+    #[arg(long, default_value_t = 4096, env = "FLINT_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Where functions run on the network: `isolated` gives each execution environment a
+    /// network namespace of its own (the host's loopback services and other environments are out
+    /// of reach; Flint's API is at AWS_ENDPOINT_URL_LAMBDA and answers only the environment's
+    /// issued credentials) but, for now, no route to other machines either; `host` (the default
+    /// until isolated environments can reach the network) shares the host's network with every
+    /// function. Use `isolated` for code you do not trust.
+    #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Host, env = "FLINT_FUNCTION_NETWORK")]
+    function_network: FunctionNetworkArg,
+    // --- end isolation ---
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FunctionNetworkArg {
+    Isolated,
+    Host,
+}
+
+impl From<FunctionNetworkArg> for flint_engine::FunctionNetwork {
+    fn from(arg: FunctionNetworkArg) -> Self {
+        match arg {
+            FunctionNetworkArg::Isolated => Self::Isolated,
+            FunctionNetworkArg::Host => Self::Host,
+        }
+    }
+}
+
+/// Serves `app` inside each isolated environment, as that environment (issue 12).
+fn serve_api_in_environments(engine: &flint_engine::Engine, app: axum::Router) {
+    let limits = flint_api::listener::ListenerLimits {
+        header_read_timeout: Duration::from_secs(30),
+        // One function's connections: the Lambda API is all it reaches there.
+        max_connections: 64,
+    };
+    engine.serve_api_in_environments(Arc::new(move |listener, caller| {
+        let app = app.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            match listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            {
+                Ok(listener) => {
+                    flint_api::listener::serve(
+                        listener,
+                        app,
+                        limits,
+                        Some(caller),
+                        std::future::pending(),
+                    )
+                    .await
+                }
+                Err(e) => tracing::warn!("cannot serve the API inside an environment: {e}"),
+            }
+        })
+        .abort_handle()
+    }));
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -167,6 +230,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             layout: layout.clone(),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             account_concurrency: args.account_concurrency,
+            function_network: args.function_network.into(),
         },
         sandboxes.clone(),
         runtimes,
@@ -201,6 +265,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let config = flint_api::ApiConfig {
         credentials,
+        issued: Some(engine.issued_credentials()),
         ..flint_api::ApiConfig::default()
     };
     // Function URLs (by Host or the path form) in front of the Lambda API, on its listener.
@@ -220,6 +285,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config,
     );
     let app = flint_urls::in_front_of(app, urls);
+    serve_api_in_environments(&engine, app.clone());
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -232,22 +298,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sandboxes.summary(),
         qos
     );
+    match args.function_network {
+        FunctionNetworkArg::Isolated => tracing::info!(
+            "functions run in network namespaces of their own: Flint's API at {} from inside, \
+             nothing of this host's loopback (--function-network host to share it)",
+            flint_engine::lambda_endpoint_in_namespace()
+        ),
+        FunctionNetworkArg::Host => tracing::warn!(
+            "functions share this host's network (--function-network host): they reach every \
+             service on its loopback, Flint's API included"
+        ),
+    }
     tracing::info!(
         "try: aws --endpoint-url http://{} lambda list-functions",
         args.listen
     );
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+    let limits = flint_api::listener::ListenerLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        max_connections: args.max_connections,
+    };
+    let mut server = tokio::spawn(async move {
+        flint_api::listener::serve::<()>(listener, app, limits, None, async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         })
-        .into_future(),
-    );
+        .await;
+        Ok::<(), std::io::Error>(())
+    });
     let served = tokio::select! {
         r = &mut server => Some(r),
         _ = shutdown_signal() => None,

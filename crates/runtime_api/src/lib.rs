@@ -135,6 +135,8 @@ pub struct RuntimeApi {
     readiness: watch::Receiver<Readiness>,
     gate: watch::Sender<Gate>,
     server: tokio::task::JoinHandle<()>,
+    /// Where the listener of an `in_namespace` endpoint goes once it exists.
+    listener: parking_lot::Mutex<Option<oneshot::Sender<std::net::TcpListener>>>,
 }
 
 impl RuntimeApi {
@@ -166,7 +168,47 @@ impl RuntimeApi {
             readiness,
             gate,
             server,
+            listener: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// An endpoint whose listener comes later ([`RuntimeApi::attach`]): one made inside the
+    /// environment's own network namespace, where only its processes can connect, at `address`
+    /// (`169.254.100.1:9001`). Must be called inside a Tokio runtime.
+    pub fn in_namespace(address: std::net::SocketAddr) -> Self {
+        let (shared, readiness) = state::Shared::new();
+        let shared = Arc::new(shared);
+        let (gate, gate_rx) = watch::channel(Gate::Open);
+        let (listener_tx, listener_rx) = oneshot::channel::<std::net::TcpListener>();
+        let serving = shared.clone();
+        let server = tokio::spawn(async move {
+            let Ok(std_listener) = listener_rx.await else {
+                return;
+            };
+            let listener = std_listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(std_listener));
+            match listener {
+                Ok(l) => server::serve(l, serving, gate_rx).await,
+                Err(e) => tracing::warn!("runtime api: cannot serve the namespace's listener: {e}"),
+            }
+        });
+        Self {
+            addr: address,
+            address: address.to_string(),
+            shared,
+            readiness,
+            gate,
+            server,
+            listener: parking_lot::Mutex::new(Some(listener_tx)),
+        }
+    }
+
+    /// Serves an [`RuntimeApi::in_namespace`] endpoint on `listener` (once).
+    pub fn attach(&self, listener: std::net::TcpListener) {
+        if let Some(tx) = self.listener.lock().take() {
+            let _ = tx.send(listener);
+        }
     }
 
     /// Opens a gated endpoint: to connections that pass `check`, or to every local process

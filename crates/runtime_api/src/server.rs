@@ -47,6 +47,7 @@ const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watch::Receiver<Gate>) {
     let mut conns = JoinSet::new();
     let warned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checking = Arc::new(tokio::sync::Mutex::new(()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -56,8 +57,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watc
                     let shared = shared.clone();
                     let mut gate = gate.clone();
                     let warned = warned.clone();
+                    let checking = checking.clone();
                     conns.spawn(async move {
-                        if !admitted(&mut gate, &stream, peer).await {
+                        if !admitted(&mut gate, &checking, &stream, peer).await {
                             // Once per environment: a function knocking in a loop must not flood
                             // Flint's own log.
                             if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -88,6 +90,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watc
 /// Whether the connection may talk to this endpoint (waits for the gate to be decided).
 async fn admitted(
     gate: &mut watch::Receiver<Gate>,
+    checking: &tokio::sync::Mutex<()>,
     stream: &tokio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) -> bool {
@@ -104,9 +107,13 @@ async fn admitted(
     let Ok(local) = stream.local_addr() else {
         return false;
     };
-    // One netlink lookup and a few /proc reads (tens of µs), once per connection: cheaper than a
-    // hop to the blocking pool on the cold-start path.
-    check(peer, local)
+    // Only with the host's network (`--function-network host`): a netlink lookup and /proc
+    // reads, bounded, on the blocking pool so that no async worker waits for them, and one at
+    // a time per environment so that a flood of connections costs only that environment.
+    let _turn = checking.lock().await;
+    tokio::task::spawn_blocking(move || check(peer, local))
+        .await
+        .unwrap_or(false)
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {

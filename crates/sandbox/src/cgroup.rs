@@ -41,6 +41,9 @@ pub(crate) struct Layout {
     pub memory: Option<Place>,
     pub pids: Option<Place>,
     pub cpu: Option<Place>,
+    /// Where idle sandboxes are frozen: the v1 freezer hierarchy, or the v2 dir (whose
+    /// `cgroup.freeze` needs no controller).
+    pub freezer: Option<Place>,
     /// cgroup v1 `memory.memsw.*` exists (swap accounting), so swap can be limited too.
     pub memsw: bool,
     /// Why a controller is unavailable (logged once, shown in the summary).
@@ -97,6 +100,34 @@ impl Layout {
                     .push(format!("{controller} controller: {reason}")),
             }
         }
+        layout.freezer = match v1_dir(&mounts, &memberships, "freezer") {
+            Some(own_dir) => {
+                let dir = own_dir.join(PARENT_NAME).join(instance);
+                match fs::create_dir_all(&dir) {
+                    Ok(()) => Some(Place {
+                        version: Version::V1,
+                        dir,
+                    }),
+                    Err(e) => {
+                        layout
+                            .problems
+                            .push(format!("freezer: cannot create {}: {e}", dir.display()));
+                        None
+                    }
+                }
+            }
+            None => [&layout.memory, &layout.pids, &layout.cpu]
+                .into_iter()
+                .flatten()
+                .find(|p| p.version == Version::V2)
+                .cloned(),
+        };
+        if layout.freezer.is_none() {
+            layout.problems.push(
+                "freezer: no v1 freezer hierarchy nor a v2 cgroup (idle environments keep running)"
+                    .into(),
+            );
+        }
         layout.memsw = layout.memory.as_ref().is_some_and(|p| {
             p.version == Version::V1 && p.dir.join("memory.memsw.limit_in_bytes").exists()
         });
@@ -106,7 +137,7 @@ impl Layout {
     /// Distinct instance dirs (a v2 hierarchy holds all controllers in one dir).
     fn instance_dirs(&self) -> Vec<&Place> {
         let mut seen = BTreeSet::new();
-        [&self.memory, &self.pids, &self.cpu]
+        [&self.memory, &self.pids, &self.cpu, &self.freezer]
             .into_iter()
             .flatten()
             .filter(|p| seen.insert(p.dir.clone()))
@@ -262,6 +293,19 @@ impl Layout {
                 write_file(&dir.join("pids.max"), &PIDS_MAX.to_string())?;
             }
         }
+        if let Some(place) = &self.freezer {
+            if let Some(dir) = cg.dir_in(place) {
+                let file = match place.version {
+                    Version::V1 => dir.join("freezer.state"),
+                    Version::V2 => dir.join("cgroup.freeze"),
+                };
+                cg.freezer = fs::OpenOptions::new()
+                    .write(true)
+                    .open(file)
+                    .ok()
+                    .map(|f| (place.version, f));
+            }
+        }
         if let Some(place) = &self.cpu {
             if let Some(dir) = cg.dir_in(place) {
                 match place.version {
@@ -300,6 +344,8 @@ pub(crate) struct SandboxCgroup {
     /// v1 `memory.max_usage_in_bytes`, opened at the first read and kept: every invoke's REPORT
     /// reads it, and a path lookup in the cgroup filesystem costs more than the read.
     v1_peak_file: std::sync::OnceLock<Option<fs::File>>,
+    /// `freezer.state` (v1) or `cgroup.freeze` (v2), held open: written at every freeze/thaw.
+    freezer: Option<(Version, fs::File)>,
 }
 
 impl SandboxCgroup {
@@ -380,6 +426,29 @@ impl SandboxCgroup {
         for d in &self.dirs {
             kill_cgroup(d.version, &d.path);
         }
+    }
+
+    /// Stops every process of the sandbox until `thaw` (false where no freezer is available).
+    pub fn freeze(&self) -> bool {
+        self.write_freezer(true)
+    }
+
+    pub fn thaw(&self) -> bool {
+        self.write_freezer(false)
+    }
+
+    fn write_freezer(&self, frozen: bool) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some((version, file)) = &self.freezer else {
+            return false;
+        };
+        let value: &[u8] = match (version, frozen) {
+            (Version::V1, true) => b"FROZEN",
+            (Version::V1, false) => b"THAWED",
+            (Version::V2, true) => b"1",
+            (Version::V2, false) => b"0",
+        };
+        file.write_at(value, 0).is_ok()
     }
 
     /// Kills what is inside and removes the cgroup dirs before returning (waiting up to `patience`
@@ -499,6 +568,11 @@ fn kill_cgroup(version: Version, dir: &Path) {
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         }
     }
+    // A frozen process dies only once thawed.
+    let _ = match version {
+        Version::V1 => write_file(&dir.join("freezer.state"), "THAWED"),
+        Version::V2 => write_file(&dir.join("cgroup.freeze"), "0"),
+    };
 }
 
 pub(crate) fn write_file(path: &Path, value: &str) -> io::Result<()> {

@@ -44,7 +44,8 @@ pub(crate) struct LaunchRequest {
     /// RLIMIT_FSIZE in bytes: the /tmp size as a per-file limit.
     pub file_size_limit: Option<u64>,
     pub hostname: String,
-    /// Host files shown read-only at `/etc/<name>` (passwd and group naming the sandbox user).
+    /// Host files shown read-only at a path relative to the root (`etc/passwd` and `etc/group`
+    /// naming the sandbox user, `lambda-entrypoint.sh`).
     pub etc_overlays: Vec<(PathBuf, String)>,
 }
 

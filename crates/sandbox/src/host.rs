@@ -112,10 +112,36 @@ pub(crate) fn write_etc_overlays(dir: &Path) -> std::io::Result<Vec<(std::path::
         let path = dir.join(name);
         std::fs::write(&path, content)?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        out.push((path, name.to_string()));
+        out.push((path, format!("etc/{name}")));
     }
+    // As in AWS's environments (and its base images' ENTRYPOINT).
+    let entrypoint = dir.join("lambda-entrypoint.sh");
+    std::fs::write(&entrypoint, LAMBDA_ENTRYPOINT)?;
+    std::fs::set_permissions(
+        &entrypoint,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    out.push((entrypoint, "lambda-entrypoint.sh".to_string()));
     Ok(out)
 }
+
+/// AWS's `/lambda-entrypoint.sh`: runs the runtime's bootstrap with the handler as `_HANDLER`.
+const LAMBDA_ENTRYPOINT: &str = r#"#!/bin/sh
+# Copyright 2020 Amazon.com, Inc. or its affiliates. All Rights Reserved.
+
+if [ $# -ne 1 ]; then
+  echo "entrypoint requires the handler name to be the first argument" 1>&2
+  exit 142
+fi
+export _HANDLER="$1"
+
+RUNTIME_ENTRYPOINT=/var/runtime/bootstrap
+if [ -z "${AWS_LAMBDA_RUNTIME_API}" ]; then
+  exec /usr/local/bin/aws-lambda-rie $RUNTIME_ENTRYPOINT
+else
+  exec $RUNTIME_ENTRYPOINT
+fi
+"#;
 
 /// The file with `line` appended, or None when some entry already has that numeric id.
 fn with_entry(file: &str, line: &str, id: u32) -> Option<String> {

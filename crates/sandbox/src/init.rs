@@ -340,6 +340,8 @@ struct ExecPlan {
     drop_groups: bool,
     data_limit: Option<u64>,
     file_size_limit: Option<u64>,
+    /// The default seccomp filter, compiled before the fork.
+    seccomp: seccompiler::BpfProgram,
 }
 
 impl ExecPlan {
@@ -369,6 +371,7 @@ impl ExecPlan {
             drop_groups: req.drop_groups,
             data_limit: req.data_limit,
             file_size_limit: req.file_size_limit,
+            seccomp: crate::seccomp::default_filter()?,
         })
     }
 }
@@ -378,6 +381,24 @@ fn pid1(prep: &PrepareRequest, ready: OwnedFd, go: OwnedFd) -> i32 {
     // If the supervisor dies, so do we (and with us the whole pid namespace).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if prep.isolate_network {
+        // Before "ready": Flint takes the listeners before the supervisor's "prepared".
+        match crate::netns::set_up_inside() {
+            Ok(listeners) => {
+                let raw: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+                if crate::netns::send_fds(CONTROL_FD, crate::netns::LISTENERS, &raw).is_err() {
+                    return 125;
+                }
+            }
+            Err(reason) => {
+                let _ = crate::netns::send_fds(CONTROL_FD, crate::netns::FAILED, &[]);
+                report(&InitReport::SetupFailed {
+                    reason: format!("network namespace: {reason}"),
+                });
+                return 125;
+            }
+        }
+    }
     if write_fd(&ready, b"r") != 1 {
         return 125;
     }
@@ -463,35 +484,12 @@ fn build_sandbox(
         // and a function has no use for them. Per-namespace limit, so the host is untouched.
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
-    if prep.isolate_network {
-        loopback_up();
-    }
     std::env::set_current_dir("/var/task").map_err(|e| {
         format!(
             "chdir /var/task: {e} (the code dir must be readable by uid {})",
             req.uid
         )
     })
-}
-
-/// A fresh network namespace has its loopback down; Lambda functions expect 127.0.0.1 to work.
-fn loopback_up() {
-    // SAFETY: ioctl on a throwaway datagram socket with a zeroed, correctly sized ifreq.
-    unsafe {
-        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            return;
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
-            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            libc::ioctl(sock, libc::SIOCSIFFLAGS, &ifr);
-        }
-        libc::close(sock);
-    }
 }
 
 fn start_program_and_reap(exec: &ExecPlan) -> i32 {
@@ -636,6 +634,9 @@ fn exec_program(exec: &ExecPlan) -> i32 {
         clear_capabilities();
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return errno();
+        }
+        if crate::seccomp::install(&exec.seccomp).is_err() {
+            return libc::EPERM;
         }
 
         let mut argv: Vec<*const libc::c_char> = exec.argv.iter().map(|a| a.as_ptr()).collect();

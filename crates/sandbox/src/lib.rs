@@ -49,7 +49,10 @@ mod host;
 mod init;
 #[allow(unsafe_code)]
 mod mounts;
+#[allow(unsafe_code)]
+mod netns;
 mod pool;
+mod seccomp;
 #[allow(unsafe_code)]
 mod socket_owner;
 #[allow(unsafe_code)]
@@ -58,6 +61,7 @@ mod spawn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use netns::{NamespaceListeners, LAMBDA_API_PORT, NAMESPACE_HOST, RUNTIME_API_PORT};
 pub use spawn::{KeptTmp, Sandbox};
 
 /// argv[1] of the re-executed flint binary that becomes a sandbox's init.
@@ -89,7 +93,8 @@ pub struct SandboxSpec {
     pub tmp_size_mb: u32,
     /// Memory limit in MB (MemorySize); enforced by the cgroup.
     pub memory_mb: u32,
-    /// Give the sandbox its own network namespace (no network but its own loopback).
+    /// Give the sandbox its own network namespace: its own loopback, and 169.254.100.1 where
+    /// Flint listens for it (`Sandbox::take_listeners`); no other network.
     pub isolate_network: bool,
 }
 
@@ -255,6 +260,13 @@ impl Sandboxes {
         if !matches!(self.launcher.isolation, host::Isolation::Unavailable(_)) {
             self.pool.set_size(size);
         }
+    }
+
+    /// Which kind of sandbox the pool prepares: with a network namespace of their own or not
+    /// (the engine uses one setting for every function; a spec of the other kind still starts,
+    /// from scratch).
+    pub fn set_pool_network(&self, isolate_network: bool) {
+        self.pool.prepare_kind(isolate_network);
     }
 
     /// How many prepared sandboxes are ready right now (a spawn takes one when there is one).

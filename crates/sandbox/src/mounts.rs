@@ -31,6 +31,16 @@ struct MountAttr {
 
 /// Device nodes bound from the host (mknod is refused in a user namespace).
 const DEV_NODES: [&str; 5] = ["null", "zero", "random", "urandom", "full"];
+/// /proc files about the host (its boot command line, kernel memory and keys, timers,
+/// scheduler state) shown empty inside.
+const PROC_MASKED: [&str; 6] = [
+    "cmdline",
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "sysrq-trigger",
+];
 /// Top-level host entries of a usr-merged system that are symlinks (or, on older hosts, dirs).
 const USR_MERGE: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Paths owned by the sandbox layout; an extra bind may not land on or under them.
@@ -79,13 +89,33 @@ pub(crate) fn plan(
             rw: false,
         },
     ];
+    // Amazon Linux's /bin/sh is bash (bootstraps use `set -o pipefail`, which dash refuses).
+    if let (Ok(sh), true) = (
+        std::fs::canonicalize("/usr/bin/sh"),
+        Path::new("/usr/bin/bash").is_file(),
+    ) {
+        if sh.starts_with("/usr/") && !sh.ends_with("bash") {
+            if let Ok(target) = sh.strip_prefix("/") {
+                entries.push(Entry::Bind {
+                    source: "/usr/bin/bash".into(),
+                    target: target.to_path_buf(),
+                    rw: false,
+                });
+            }
+        }
+    }
     for (source, name) in etc_overlays {
-        if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(format!("invalid /etc overlay name {name:?}"));
+        let target = Path::new(name);
+        let plain = !name.is_empty()
+            && target.components().all(
+                |c| matches!(c, Component::Normal(n) if !n.as_encoded_bytes().starts_with(b".")),
+            );
+        if !plain {
+            return Err(format!("invalid root file {name:?}"));
         }
         entries.push(Entry::Bind {
             source: source.clone(),
-            target: Path::new("etc").join(name),
+            target: target.to_path_buf(),
             rw: false,
         });
     }
@@ -277,6 +307,20 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
         None::<&str>,
     )
     .map_err(|e| format!("mount /proc: {e}"))?;
+    // What /proc tells of the host rather than of the sandbox: empty, as Docker masks it.
+    for file in PROC_MASKED {
+        let target = Path::new("proc").join(file);
+        if target.exists() {
+            mount(
+                Some("dev/null"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("mask /{}: {e}", target.display()))?;
+        }
+    }
     create_dirs(Path::new("dev/shm"))?;
     mount(
         Some("tmpfs"),
@@ -411,7 +455,7 @@ mod tests {
 
     #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
-        let overlays = [(PathBuf::from("/state/passwd"), "passwd".to_string())];
+        let overlays = [(PathBuf::from("/state/passwd"), "etc/passwd".to_string())];
         let entries = plan(
             Path::new("/code"),
             None,

@@ -126,6 +126,20 @@ impl Pool {
         taken
     }
 
+    /// Prepares sandboxes of this kind from now on (the ones of the other kind are dropped).
+    pub fn prepare_kind(&self, isolate_network: bool) {
+        let stale: Vec<Prepared> = {
+            let mut state = self.shared.lock();
+            if state.isolate_network == isolate_network {
+                return;
+            }
+            state.isolate_network = isolate_network;
+            state.ready.drain(..).collect()
+        };
+        self.shared.wake.notify_all();
+        drop(stale);
+    }
+
     /// Stops the refill thread and ends every prepared sandbox, cgroups removed, before returning.
     pub fn shutdown(&self) {
         self.shared.lock().shutdown = true;

@@ -18,19 +18,40 @@ pub(crate) fn connected_from(procs_file: &Path, peer: SocketAddr, local: SocketA
         return false;
     };
     let wanted = format!("socket:[{inode}]");
-    procs
+    let mut pids: Vec<u32> = procs
         .lines()
         .filter_map(|l| l.trim().parse::<u32>().ok())
-        .any(|pid| holds(pid, &wanted))
+        .collect();
+    // The runtime (which makes the connections) is among the first processes of the sandbox;
+    // whatever it forks later comes after it.
+    pids.sort_unstable();
+    let mut budget = MAX_DESCRIPTORS_EXAMINED;
+    pids.into_iter().any(|pid| holds(pid, &wanted, &mut budget))
 }
 
+/// Descriptors looked at per connection, at most: a function with thousands of processes and
+/// descriptors must not make each of its connections cost Flint seconds (past the budget the
+/// connection is refused, which only harms that function).
+const MAX_DESCRIPTORS_EXAMINED: usize = 4096;
+
 /// Whether process `pid` has a descriptor that links to `wanted` (`socket:[<inode>]`).
-fn holds(pid: u32, wanted: &str) -> bool {
+fn holds(pid: u32, wanted: &str, budget: &mut usize) -> bool {
+    if *budget == 0 {
+        return false;
+    }
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted))
+    for fd in fds.flatten() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        if std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The inode of the socket whose local address is `from` and remote address is `to`.

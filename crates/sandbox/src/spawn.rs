@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::cgroup::{Layout, SandboxCgroup};
 use crate::handshake::{request_line, InitReport, LaunchRequest, PrepareRequest};
 use crate::host::{Identity, Isolation, SANDBOX_GID, SANDBOX_UID};
+use crate::netns::NamespaceListeners;
 use crate::{ExitInfo, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
 
 /// Longest wait for a sandbox to report that its program runs (a healthy one takes milliseconds).
@@ -121,6 +122,9 @@ impl Launcher {
             let mut lines = request_line(&self.prepare_request(&cgroup, spec.isolate_network))?;
             lines.extend(request_line(&self.launch_request(spec, &cgroup))?);
             started.control.get_mut().write_all(&lines)?;
+            if spec.isolate_network {
+                started.receive_listeners(&spec.program)?;
+            }
             wait_for(&mut started.control, Stage::Running, &spec.program)?;
             Ok(started)
         })();
@@ -143,12 +147,16 @@ impl Launcher {
             let mut started = Started::start(&self.init_program)?;
             let line = request_line(&self.prepare_request(&cgroup, isolate_network))?;
             started.control.get_mut().write_all(&line)?;
-            wait_for(&mut started.control, Stage::Prepared, Path::new(INIT_ARG)).map_err(|e| {
-                match e {
-                    SandboxError::Io(e) => e,
-                    other => io::Error::other(other.to_string()),
-                }
-            })?;
+            let as_io = |e| match e {
+                SandboxError::Io(e) => e,
+                other => io::Error::other(other.to_string()),
+            };
+            if isolate_network {
+                started
+                    .receive_listeners(Path::new(INIT_ARG))
+                    .map_err(as_io)?;
+            }
+            wait_for(&mut started.control, Stage::Prepared, Path::new(INIT_ARG)).map_err(as_io)?;
             Ok(started)
         })();
         match result {
@@ -256,6 +264,8 @@ struct Started {
     control: BufReader<UnixStream>,
     stdout: Option<std::process::ChildStdout>,
     stderr: Option<std::process::ChildStderr>,
+    /// The listeners PID 1 made in the sandbox's own network namespace.
+    listeners: Option<NamespaceListeners>,
 }
 
 impl Started {
@@ -278,7 +288,34 @@ impl Started {
             control: BufReader::new(ours),
             stdout,
             stderr,
+            listeners: None,
         })
+    }
+
+    /// Takes the listeners PID 1 sends (first thing on the control socket for an isolated
+    /// network), or the reason it could not make them.
+    fn receive_listeners(&mut self, program: &Path) -> Result<(), SandboxError> {
+        let socket = self.control.get_ref();
+        socket.set_read_timeout(Some(START_TIMEOUT))?;
+        let (byte, fds) = crate::netns::recv_fds(socket.as_raw_fd(), 2).map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                io::Error::new(io::ErrorKind::TimedOut, "sandbox did not start within 10 s")
+            } else {
+                e
+            }
+        })?;
+        if byte == crate::netns::LISTENERS {
+            self.listeners = Some(NamespaceListeners::from_fds(fds)?);
+            return Ok(());
+        }
+        // PID 1 failed (its report follows), or the supervisor reported first.
+        match wait_for(&mut self.control, Stage::Running, program) {
+            Err(e) => Err(e),
+            Ok(()) => Err(io::Error::other("sandbox network namespace: no listeners").into()),
+        }
     }
 
     fn into_sandbox(mut self, id: String, cgroup: SandboxCgroup) -> Result<Sandbox, SandboxError> {
@@ -307,6 +344,7 @@ impl Started {
         Ok(Sandbox {
             stdout,
             stderr,
+            listeners: self.listeners.take(),
             id,
             supervisor: self.supervisor,
             control: Some(self.control),
@@ -549,6 +587,8 @@ fn hostname(id: &str) -> String {
 pub struct Sandbox {
     pub stdout: Option<tokio::process::ChildStdout>,
     pub stderr: Option<tokio::process::ChildStderr>,
+    /// Listeners in the sandbox's own network namespace (`isolate_network`), for Flint to serve.
+    listeners: Option<NamespaceListeners>,
     id: String,
     /// The sandbox's supervisor (`__sandbox-init` in the host namespaces).
     supervisor: Supervisor,
@@ -591,6 +631,8 @@ impl Sandbox {
         if self.exit.is_some() {
             return;
         }
+        // A frozen program would not see SIGTERM until thawed.
+        self.thaw();
         if let Some(control) = &self.control {
             let _ = control.get_ref().write_all(&[crate::handshake::TERMINATE]);
         }
@@ -610,11 +652,30 @@ impl Sandbox {
         }))
     }
 
+    /// The listeners inside the sandbox's own network namespace (once; `None` without
+    /// `isolate_network`): the Runtime API's at 169.254.100.1:9001, Flint's API's at :9000.
+    pub fn take_listeners(&mut self) -> Option<NamespaceListeners> {
+        self.listeners.take()
+    }
+
     /// Takes this sandbox's /tmp out of it, so that stopping the sandbox leaves it in place for
     /// `Sandboxes::spawn_reusing_tmp`. `None` where /tmp is not a volume of its own (the per-file
     /// fallback) or it was taken already.
     pub fn take_tmp(&mut self) -> Option<KeptTmp> {
         self.tmp.take().map(KeptTmp)
+    }
+
+    /// Stops every process of the sandbox (cgroup freezer) until [`Sandbox::thaw`]; false where
+    /// the host offers no freezer. An idle environment runs nothing, as on Lambda.
+    pub fn freeze(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|cg| cg.freeze())
+    }
+
+    /// Lets a frozen sandbox's processes run again.
+    pub fn thaw(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.thaw();
+        }
     }
 
     /// SIGKILL everything inside; idempotent, does not block.

@@ -520,6 +520,136 @@ async fn isolated_network_has_only_loopback(ctx: &Ctx) -> Result<(), String> {
     ensure(out == "lo\n", format!("interfaces {out:?}"))
 }
 
+/// An isolated sandbox reaches Flint only through the listeners PID 1 made at 169.254.100.1,
+/// and nothing on the host's loopback.
+async fn an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback(
+    ctx: &Ctx,
+) -> Result<(), String> {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = host.local_addr().map_err(|e| e.to_string())?.port();
+    let mut spec = ctx.shell(&format!(
+        "exec bash -c 'echo hello > /dev/tcp/169.254.100.1/9001 && echo sent; \
+         echo api > /dev/tcp/169.254.100.1/9000 && echo api-sent; \
+         (echo x > /dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo HOST-REACHED || echo host-unreachable'"
+    ));
+    spec.isolate_network = true;
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&spec)
+        .map_err(|e| format!("spawn: {e}"))?;
+    let listeners = sb.take_listeners().ok_or("no listeners")?;
+    ensure(sb.take_listeners().is_none(), "listeners handed out twice")?;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut texts = Vec::new();
+        for l in [&listeners.runtime_api, &listeners.lambda_api] {
+            let (mut conn, _) = l.accept().map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut conn, &mut text).map_err(|e| e.to_string())?;
+            texts.push(text);
+        }
+        Ok::<_, String>(texts)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (out, err) = read_output(&mut sb).await;
+    ensure(
+        got == ["hello\n", "api\n"],
+        format!("listeners got {got:?}"),
+    )?;
+    ensure(
+        out == "sent\napi-sent\nhost-unreachable\n",
+        format!("stdout {out:?}, stderr {err:?}"),
+    )?;
+    ensure(
+        host.set_nonblocking(true).is_ok() && host.accept().is_err(),
+        "the host's listener saw a connection",
+    )
+}
+
+/// A frozen sandbox makes no progress (its output stops) until thawed, and a frozen sandbox can
+/// still be killed.
+async fn a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed(
+    ctx: &Ctx,
+) -> Result<(), String> {
+    let mut sb = ctx
+        .sandboxes
+        .spawn(&ctx.shell("while :; do echo t; sleep 0.01; done"))
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut out = sb.stdout.take().ok_or("no stdout")?;
+    let mut buf = [0u8; 4096];
+    let first = tokio::time::timeout(Duration::from_secs(10), out.read(&mut buf)).await;
+    ensure(
+        matches!(first, Ok(Ok(n)) if n > 0),
+        "the program printed nothing",
+    )?;
+    ensure(sb.freeze(), "freeze refused")?;
+    // What was written before the freeze took hold.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), out.read(&mut buf)).await
+    {
+        ensure(n > 0, "stdout closed while frozen")?;
+    }
+    let frozen = tokio::time::timeout(Duration::from_millis(500), out.read(&mut buf)).await;
+    ensure(frozen.is_err(), format!("output while frozen: {frozen:?}"))?;
+    sb.thaw();
+    let resumed = tokio::time::timeout(Duration::from_secs(5), out.read(&mut buf)).await;
+    ensure(
+        matches!(resumed, Ok(Ok(n)) if n > 0),
+        "no output after thaw",
+    )?;
+    ensure(sb.freeze(), "second freeze refused")?;
+    sb.kill();
+    let exit = tokio::time::timeout(Duration::from_secs(5), sb.wait())
+        .await
+        .map_err(|_| "a frozen sandbox did not die of kill")?;
+    ensure(exit.signal == Some(9), format!("exit {exit:?}"))
+}
+
+/// The default seccomp filter: keyctl (allowed to any process without one) fails with EPERM.
+async fn the_default_seccomp_filter_denies_keyrings_and_mounts(ctx: &Ctx) -> Result<(), String> {
+    let mut spec = ctx.shell(
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d ' \t'; \
+         python3 -c 'import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); \
+         r = libc.syscall(250, 0, -3, 0); print(\"keyctl\", r, os.strerror(ctypes.get_errno()))'",
+    );
+    spec.env
+        .push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out == "NoNewPrivs:1\nSeccomp:2\nkeyctl -1 Operation not permitted\n",
+        format!("stdout {out:?}"),
+    )
+}
+
+/// Shaped like Lambda's root: /bin/sh is bash (`set -o pipefail` works), /lambda-entrypoint.sh
+/// is there.
+async fn bin_sh_is_bash_and_the_lambda_entrypoint_is_present(ctx: &Ctx) -> Result<(), String> {
+    let spec = ctx.shell(
+        "set -o pipefail && echo pipefail; test -x /lambda-entrypoint.sh && \
+         sed -n 2p /lambda-entrypoint.sh; /lambda-entrypoint.sh; echo rc=$?",
+    );
+    let (exit, out, err) = run(ctx, &spec).await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out == "pipefail\n# Copyright 2020 Amazon.com, Inc. or its affiliates. All Rights Reserved.\nrc=142\n",
+        format!("stdout {out:?}, stderr {err:?}"),
+    )
+}
+
+/// /proc files about the host read empty.
+async fn proc_files_about_the_host_are_masked(ctx: &Ctx) -> Result<(), String> {
+    let (exit, out, err) = run(
+        ctx,
+        &ctx.shell("wc -c < /proc/cmdline; cat /proc/self/cmdline | tr '\\0' ' '"),
+    )
+    .await?;
+    ensure(exit.code == Some(0), format!("exit {exit:?}, stderr {err}"))?;
+    ensure(
+        out.starts_with("0\ncat /proc/self/cmdline"),
+        format!("stdout {out:?}"),
+    )
+}
+
 async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
     let mut spec =
         ctx.shell("head -c 3000000 /dev/zero > /tmp/big; echo rc=$?; stat -c %s /tmp/big");
@@ -1265,6 +1395,11 @@ fn cases() -> Vec<Case> {
         wait_wakes_a_caller_that_polls_new_futures,
         extra_binds_and_layers_are_read_only,
         isolated_network_has_only_loopback,
+        an_isolated_sandbox_reaches_its_listeners_and_not_the_hosts_loopback,
+        a_frozen_sandbox_runs_nothing_until_thawed_and_can_be_killed if memory_cgroup,
+        the_default_seccomp_filter_denies_keyrings_and_mounts if python_on_x86_64,
+        bin_sh_is_bash_and_the_lambda_entrypoint_is_present if host_has_bash,
+        proc_files_about_the_host_are_masked,
         tmp_size_limits_a_single_file,
         tmp_size_limits_tmp_as_a_whole_not_memory if tmp_volume,
         concurrent_spawns_are_independent,
@@ -1284,6 +1419,22 @@ fn python_and_memory_cgroup(ctx: &Ctx) -> Result<(), String> {
         "no /usr/bin/python3",
     )?;
     ensure(ctx.cgroups, "no memory cgroup")
+}
+
+fn python_on_x86_64(_: &Ctx) -> Result<(), String> {
+    ensure(cfg!(target_arch = "x86_64"), "keyctl's number is x86-64's")?;
+    ensure(
+        Path::new("/usr/bin/python3").exists(),
+        "no /usr/bin/python3",
+    )
+}
+
+fn host_has_bash(_: &Ctx) -> Result<(), String> {
+    ensure(Path::new("/usr/bin/bash").is_file(), "no /usr/bin/bash")
+}
+
+fn memory_cgroup(ctx: &Ctx) -> Result<(), String> {
+    ensure(ctx.cgroups, "no cgroups")
 }
 
 fn cgroup_v1_cpu_controller(_: &Ctx) -> Result<(), String> {
