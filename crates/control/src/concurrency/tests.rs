@@ -273,14 +273,7 @@ async fn provisioned_configs_become_ready_conflict_across_alias_and_version_and_
         "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned \
          version"
     );
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    let got = exec(
-        &fx.cp,
-        "GetProvisionedConcurrencyConfig",
-        json!({"FunctionName": "f", "Qualifier": v}),
-    )
-    .await
-    .unwrap();
+    let got = until_ready(&fx.cp, &v).await;
     assert_eq!(got["Status"], "READY");
     assert_eq!(got["AvailableProvisionedConcurrentExecutions"], 1);
     assert_eq!(got["AllocatedProvisionedConcurrentExecutions"], 1);
@@ -313,7 +306,7 @@ async fn provisioned_configs_become_ready_conflict_across_alias_and_version_and_
     assert_eq!(targets[0].spec.version, v);
     assert_eq!(unreserved(&fx.cp).await, 997);
 
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    until_ready(&fx.cp, "live").await;
     let cp = reopen(&fx);
     let list = exec(
         &cp,
@@ -749,4 +742,24 @@ async fn the_feed_carries_every_change_and_only_changes() {
     let deleted = ["deleted f retired=1", "unreserved 1000"];
     assert_eq!(drain(&mut feed), deleted);
     assert_eq!(drain(&mut late), deleted);
+}
+
+/// GetProvisionedConcurrencyConfig of `q`, polled until its Status is READY (with no engine
+/// attached, once the settle delay has passed), within a deadline.
+async fn until_ready(cp: &crate::ControlPlane, q: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = exec(
+            cp,
+            "GetProvisionedConcurrencyConfig",
+            json!({"FunctionName": "f", "Qualifier": q}),
+        )
+        .await
+        .unwrap();
+        if got["Status"] == "READY" {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "never READY: {got}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
