@@ -144,27 +144,6 @@ impl CodeSigningConfigs {
             .ok_or_else(|| LambdaError::code_signing_config_not_found_for_function(csc_arn))
     }
 
-    /// The tags of a configuration (for ListTags), or 404 if there is no such configuration.
-    pub fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
-        self.find(scope, arn)
-            .map(|c| c.tags)
-            .ok_or_else(|| LambdaError::code_signing_config_not_found(arn))
-    }
-
-    /// Replaces a configuration's tags (TagResource/UntagResource compute the new set).
-    pub fn set_tags(
-        &self,
-        scope: &Scope,
-        arn: &str,
-        tags: BTreeMap<String, String>,
-    ) -> Result<(), LambdaError> {
-        self.modify(scope, arn, |c| {
-            c.tags = tags;
-            Ok(true)
-        })
-        .map(|_| ())
-    }
-
     fn find(&self, scope: &Scope, arn: &str) -> Option<CodeSigningConfig> {
         let id = own_id(scope, arn)?;
         self.configs.read().get(&key(scope, &id)).cloned()
@@ -202,17 +181,25 @@ impl CodeSigningConfigs {
 
 /// TagResource/UntagResource/ListTags reach these through the tags module.
 impl crate::tags::ResourceTags for CodeSigningConfigs {
+    /// The tags of a configuration (for ListTags), or 404 if there is no such configuration.
     fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
-        CodeSigningConfigs::tags(self, scope, arn)
+        self.find(scope, arn)
+            .map(|c| c.tags)
+            .ok_or_else(|| LambdaError::code_signing_config_not_found(arn))
     }
 
+    /// Replaces a configuration's tags (TagResource/UntagResource compute the new set).
     fn set_tags(
         &self,
         scope: &Scope,
         arn: &str,
         tags: BTreeMap<String, String>,
     ) -> Result<(), LambdaError> {
-        CodeSigningConfigs::set_tags(self, scope, arn, tags)
+        self.modify(scope, arn, |c| {
+            c.tags = tags;
+            Ok(true)
+        })
+        .map(|_| ())
     }
 }
 
@@ -624,6 +611,7 @@ mod tests {
     use crate::sub_resource::test_support::{
         create_function, exec, fixture, reopen, scope, Fixture,
     };
+    use crate::tags::ResourceTags as _;
     use serde_json::{json, Value};
 
     const PREFIX: &str = "arn:aws:lambda:us-east-1:000000000000:";

@@ -321,27 +321,6 @@ impl EventSourceMappings {
         Ok(())
     }
 
-    /// The tags of a mapping (for ListTags), or AWS's 404.
-    pub fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
-        let mappings = self.mappings.read();
-        by_arn(&mappings, scope, arn).map(|m| m.tags.clone())
-    }
-
-    /// Replaces a mapping's tags (TagResource/UntagResource compute the new set).
-    pub fn set_tags(
-        &self,
-        scope: &Scope,
-        arn: &str,
-        tags: BTreeMap<String, String>,
-    ) -> Result<(), LambdaError> {
-        let mut mappings = self.mappings.write();
-        let mut m = by_arn(&mappings, scope, arn)?.clone();
-        m.tags = tags;
-        persist(&self.store, scope, &m)?;
-        mappings.insert(m.uuid.clone(), (scope.clone(), m));
-        Ok(())
-    }
-
     /// The caller's mapping `uuid`, or AWS's 404.
     fn get(&self, scope: &Scope, uuid: &str) -> Result<EventSourceMapping, LambdaError> {
         match self.mappings.read().get(uuid) {
@@ -843,17 +822,25 @@ fn check_duplicate(
 
 /// TagResource/UntagResource/ListTags reach these through the tags module.
 impl crate::tags::ResourceTags for EventSourceMappings {
+    /// The tags of a mapping (for ListTags), or AWS's 404.
     fn tags(&self, scope: &Scope, arn: &str) -> Result<BTreeMap<String, String>, LambdaError> {
-        EventSourceMappings::tags(self, scope, arn)
+        let mappings = self.mappings.read();
+        by_arn(&mappings, scope, arn).map(|m| m.tags.clone())
     }
 
+    /// Replaces a mapping's tags (TagResource/UntagResource compute the new set).
     fn set_tags(
         &self,
         scope: &Scope,
         arn: &str,
         tags: BTreeMap<String, String>,
     ) -> Result<(), LambdaError> {
-        EventSourceMappings::set_tags(self, scope, arn, tags)
+        let mut mappings = self.mappings.write();
+        let mut m = by_arn(&mappings, scope, arn)?.clone();
+        m.tags = tags;
+        persist(&self.store, scope, &m)?;
+        mappings.insert(m.uuid.clone(), (scope.clone(), m));
+        Ok(())
     }
 }
 
@@ -1202,6 +1189,7 @@ mod tests {
     use crate::sub_resource::test_support::{
         create_alias, create_function, exec, fixture, publish, reopen, scope, Fixture,
     };
+    use crate::tags::ResourceTags as _;
     use std::collections::HashSet;
 
     const FN_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fn1";
