@@ -629,6 +629,25 @@ async fn attempt(
             return;
         }
     };
+    if req.function.reserved_concurrency == Some(0) {
+        // AWS does not keep retrying a throttled function whose concurrency is 0: the event
+        // goes to its on-failure destination (or DLQ) at once, never attempted.
+        drop(permit);
+        tracing::info!(request_id = %event.record.request_id, function = %event.record.function_name,
+            "async event not run: the function's reserved concurrency is 0");
+        destination::finish(
+            &q,
+            &event,
+            dead_letter.as_deref(),
+            config.as_ref(),
+            Condition::ZeroReservedConcurrency,
+            0,
+            None,
+        )
+        .await;
+        q.forget(event);
+        return;
+    }
     if recursive_loop {
         drop(permit);
         tracing::warn!(request_id = %event.record.request_id, function = %event.record.function_name,

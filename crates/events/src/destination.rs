@@ -21,6 +21,8 @@ pub(crate) enum Condition {
     Success,
     RetriesExhausted,
     EventAgeExceeded,
+    /// The function's reserved concurrency is 0: the event is never attempted.
+    ZeroReservedConcurrency,
 }
 
 impl Condition {
@@ -29,6 +31,7 @@ impl Condition {
             Self::Success => "Success",
             Self::RetriesExhausted => "RetriesExhausted",
             Self::EventAgeExceeded => "EventAgeExceeded",
+            Self::ZeroReservedConcurrency => "ZeroReservedConcurrency",
         }
     }
 }
