@@ -236,6 +236,10 @@ mod tests {
         FilterSet::parse(&json!({ "Filters": filters })).unwrap()
     }
 
+    fn one(pattern: &Value) -> FilterSet {
+        set(std::slice::from_ref(pattern))
+    }
+
     fn sqs(body: &str) -> Value {
         json!({"messageId": "059f36b4", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
                "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-2"})
@@ -373,7 +377,7 @@ mod tests {
                 json!({"test2": "eu-1-48454"}),
             ),
         ] {
-            let s = set(&[pattern.clone()]);
+            let s = one(&pattern);
             assert!(
                 s.matches(Source::Sqs, &sqs(&matching.to_string())),
                 "{pattern} {matching}"
@@ -443,16 +447,10 @@ mod tests {
             json!({"dynamodb": {"NewImage": {"numericFilter": {"N": [{"numeric": [">", 10]}]}}}}),
         ];
         for p in yes {
-            assert!(
-                set(&[p.clone()]).matches(Source::DynamoDbStreams, &record),
-                "{p}"
-            );
+            assert!(one(&p).matches(Source::DynamoDbStreams, &record), "{p}");
         }
         for p in no {
-            assert!(
-                !set(&[p.clone()]).matches(Source::DynamoDbStreams, &record),
-                "{p}"
-            );
+            assert!(!one(&p).matches(Source::DynamoDbStreams, &record), "{p}");
         }
     }
 

@@ -126,7 +126,7 @@ impl AnythingBut {
             AnythingBut::Suffix(excluded) => !excluded.iter().any(|p| s.ends_with(p.as_str())),
             AnythingBut::IgnoreCase(excluded) => {
                 let lower = s.to_lowercase();
-                !excluded.iter().any(|x| *x == lower)
+                !excluded.contains(&lower)
             }
             AnythingBut::Wildcard(excluded) => !excluded.iter().any(|w| w.matches(s)),
         }
