@@ -420,6 +420,18 @@ export const neverEnds = awslambda.streamifyResponse(async (event, responseStrea
 
 export const neverSettles = awslambda.streamifyResponse(async () => new Promise(() => {}));
 
+export const throwsLater = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('before ');
+  setTimeout(() => { throw new EvalError('uncaught'); }, 5);
+  await new Promise((r) => setTimeout(r, 60_000));
+});
+
+export const lingers = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  context.callbackWaitsForEmptyEventLoop = event.wait;
+  setTimeout(() => fs.writeFileSync(event.mark, ''), event.ms);
+  responseStream.end('done');
+});
+
 export const sourceFails = awslambda.streamifyResponse(async (event, responseStream) => {
   await pipelineAsync(Readable.from((async function* () {
     yield 'some ';
@@ -614,6 +626,44 @@ fn node_streaming_handler_that_never_ends_its_stream_fails_when_the_loop_empties
     };
     let post = f.invoke("n2", "{}");
     assert_eq!(trailer_error(&post)["errorType"], "Runtime.NodeJsExit");
+}
+
+#[test]
+fn node_streaming_takes_the_next_event_once_the_loop_empties_unless_told_not_to() {
+    let Some(f) = streaming("lingers") else {
+        return;
+    };
+    let wait_for_next = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while f.api.nexts() < n {
+            assert!(Instant::now() < deadline, "no /next number {n}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let mark = f.task_path().join("timer-fired");
+    let event = |wait: bool, ms: u64| {
+        serde_json::json!({ "wait": wait, "ms": ms, "mark": mark }).to_string()
+    };
+    // Waiting (the default): the response is whole at once, the next /next after the timer.
+    assert_eq!(f.invoke("w1", &event(true, 100)).body, b"done");
+    wait_for_next(2);
+    assert!(mark.exists(), "/next came before the event loop emptied");
+    std::fs::remove_file(&mark).expect("reset");
+    // Not waiting: the next /next while the (long) timer is still pending.
+    assert_eq!(f.invoke("w2", &event(false, 10_000)).body, b"done");
+    wait_for_next(3);
+    assert!(!mark.exists());
+}
+
+#[test]
+fn node_streaming_uncaught_exception_ends_the_stream_with_it_and_exits() {
+    let Some(mut f) = streaming("throwsLater") else {
+        return;
+    };
+    let post = f.invoke("u1", "{}");
+    assert_eq!(post.body, b"before ");
+    assert_eq!(trailer_error(&post)["errorType"], "EvalError");
+    assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(129));
 }
 
 #[test]
