@@ -4,7 +4,8 @@
  * Speaks the Lambda Runtime API 2018-06-01 at $AWS_LAMBDA_RUNTIME_API through one keep-alive
  * socket, loads the handler named by $_HANDLER from $LAMBDA_TASK_ROOT (CommonJS or ES module, in
  * the order AWS's runtime tries them), and runs invocations with the callback and promise models,
- * context, console format and error payloads of AWS's Node.js runtime. No dependencies.
+ * context, console format and error payloads of AWS's Node.js runtime, and streams the responses
+ * of `awslambda.streamifyResponse` handlers as they are written. No dependencies.
  */
 
 import { createRequire } from 'node:module';
@@ -291,7 +292,8 @@ function patchConsole() {
 // Runtime API client: a minimal HTTP/1.1 client over one kept-alive socket. node's `http` costs
 // ~300 µs of CPU per next+post pair here (AWS's runtime uses a native client for the same
 // reason); this one parses only what the Runtime API sends. The socket is ref'd only while a
-// request is in flight, so an idle connection never keeps `beforeExit` from firing.
+// request is in flight, so an idle connection never keeps `beforeExit` from firing (a streamed
+// response's body is not counted: its pending writes keep node alive themselves).
 // ---------------------------------------------------------------------------------------------
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
