@@ -1,0 +1,1144 @@
+//! What the Kinesis and DynamoDB Streams pollers share, as Lambda's stream pollers behave: one
+//! reader per shard (parents read to their end before their children), batches gathered by
+//! `BatchSize`, `MaximumBatchingWindowInSeconds` and the 6 MB payload limit, the last processed
+//! sequence number of every shard checkpointed durably, and failures handled as AWS does —
+//! the shard is blocked while a batch is retried (`MaximumRetryAttempts`,
+//! `MaximumRecordAgeInSeconds`, `BisectBatchOnFunctionError`, `ReportBatchItemFailures`), then
+//! the batch is described to the `DestinationConfig.OnFailure` target and skipped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use flint_connectors::{IteratorStart, Shard, StreamError, Target, TargetArn};
+use flint_engine::InvokeResponse;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{InvokeFailure, Mapping};
+
+/// The largest invoke payload (synchronous invocation): a batch stops growing before it.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// AWS's default `BatchSize` for streams.
+const DEFAULT_BATCH_SIZE: usize = 100;
+/// How often an idle shard is polled (AWS polls each shard about once a second).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the shard list is read again (for splits, merges, and DynamoDB's shard roll-over).
+const SHARD_LISTING_INTERVAL: Duration = Duration::from_secs(10);
+/// Back-off between failed calls to the stream, and between retries of a batch.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Kinesis GetRecords returns at most 10,000 records.
+const MAX_RECORDS_PER_READ: usize = 10_000;
+
+/// `LastProcessingResult` values, as AWS words them.
+pub(crate) const RESULT_OK: &str = "OK";
+pub(crate) const RESULT_FUNCTION_FAILED: &str = "PROBLEM: Function call failed";
+const RESULT_NONE: &str = "No records processed";
+
+/// Which stream service a mapping reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    Kinesis,
+    DynamoDb,
+}
+
+impl StreamKind {
+    /// The member of the on-failure record that describes the batch.
+    fn batch_info_member(self) -> &'static str {
+        match self {
+            Self::Kinesis => "KinesisBatchInfo",
+            Self::DynamoDb => "DDBStreamBatchInfo",
+        }
+    }
+
+    /// AWS writes Kinesis arrival times with milliseconds and DynamoDB's without.
+    fn batch_info_time(self, secs: f64) -> String {
+        let format = match self {
+            Self::Kinesis => "%Y-%m-%dT%H:%M:%S%.3fZ",
+            Self::DynamoDb => "%Y-%m-%dT%H:%M:%SZ",
+        };
+        timestamp(secs, format)
+    }
+
+    /// What AWS reports when the stream cannot be found.
+    fn not_found_problem(self) -> &'static str {
+        match self {
+            Self::Kinesis => "PROBLEM: Stream not found. Please check your event source.",
+            Self::DynamoDb => "PROBLEM: Stream not found. Please check your event source.",
+        }
+    }
+}
+
+fn timestamp(secs: f64, format: &str) -> String {
+    let millis = (secs * 1000.0).round() as i64;
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .format(format)
+        .to_string()
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// One record read from a shard, ready to go into an event.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StreamRecord {
+    pub sequence: String,
+    /// When the record reached the stream (epoch seconds): its age, and the batch info.
+    pub arrival: f64,
+    /// The member of the event's `Records`.
+    pub event: Value,
+    /// The length of `event` as JSON.
+    pub size: usize,
+    /// It passes the mapping's `FilterCriteria` (one that does not is skipped, not sent).
+    pub matched: bool,
+}
+
+impl StreamRecord {
+    pub(crate) fn new(sequence: String, arrival: f64, event: Value, filters: &Value) -> Self {
+        let size = event.to_string().len();
+        // TODO(filter): flint_filter::FilterSet::parse(filters)?.matches(Source::Kinesis |
+        // Source::DynamoDbStreams, &event) once the crate lands.
+        let matched = matches_filters(filters, &event);
+        Self {
+            sequence,
+            arrival,
+            event,
+            size,
+            matched,
+        }
+    }
+}
+
+/// The mapping's settings a stream poller honours, with AWS's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settings {
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    /// -1: until the record expires.
+    pub max_retry_attempts: i64,
+    /// -1: no limit.
+    pub max_record_age_secs: i64,
+    pub bisect: bool,
+    pub report_batch_item_failures: bool,
+    pub starting_position: IteratorStart,
+    pub on_failure: Option<String>,
+    pub tumbling_window_secs: i64,
+    pub parallelization_factor: i64,
+    pub filters: Value,
+}
+
+impl Settings {
+    pub(crate) fn of(config: &Value) -> Self {
+        let int = |name: &str| config.get(name).and_then(Value::as_i64);
+        let starting_position = match config.get("StartingPosition").and_then(Value::as_str) {
+            Some("TRIM_HORIZON") => IteratorStart::TrimHorizon,
+            Some("AT_TIMESTAMP") => IteratorStart::AtTimestamp(
+                config
+                    .get("StartingPositionTimestamp")
+                    .and_then(Value::as_f64)
+                    .unwrap_or_default(),
+            ),
+            _ => IteratorStart::Latest,
+        };
+        Self {
+            batch_size: int("BatchSize")
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
+            batching_window: Duration::from_secs(
+                int("MaximumBatchingWindowInSeconds")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+            ),
+            max_retry_attempts: int("MaximumRetryAttempts").unwrap_or(-1),
+            max_record_age_secs: int("MaximumRecordAgeInSeconds").unwrap_or(-1),
+            bisect: config
+                .get("BisectBatchOnFunctionError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            report_batch_item_failures: config
+                .get("FunctionResponseTypes")
+                .and_then(Value::as_array)
+                .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures")),
+            starting_position,
+            on_failure: config
+                .pointer("/DestinationConfig/OnFailure/Destination")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            tumbling_window_secs: int("TumblingWindowInSeconds").unwrap_or(0),
+            parallelization_factor: int("ParallelizationFactor").unwrap_or(1),
+            filters: config.get("FilterCriteria").cloned().unwrap_or(Value::Null),
+        }
+    }
+
+    /// Retries used up: `invokes` attempts were made, the first one not being a retry.
+    fn retries_exhausted(&self, retries: u32) -> bool {
+        self.max_retry_attempts >= 0 && i64::from(retries) >= self.max_retry_attempts
+    }
+}
+
+/// A stream's reads, by service.
+pub(crate) struct Source {
+    pub kind: StreamKind,
+    pub arn: String,
+    pub mapping: Mapping,
+    pub settings: Settings,
+    /// What `LastProcessingResult` last said, restored once a problem is over.
+    last_result: Mutex<&'static str>,
+}
+
+impl Source {
+    async fn shards(&self) -> Result<Vec<Shard>, StreamError> {
+        let c = &self.mapping.ctx.connectors;
+        match self.kind {
+            StreamKind::Kinesis => c.kinesis_shards(&self.arn).await,
+            StreamKind::DynamoDb => c.dynamodb_stream_shards(&self.arn).await,
+        }
+    }
+
+    async fn iterator(&self, shard: &str, start: &IteratorStart) -> Result<String, StreamError> {
+        let c = &self.mapping.ctx.connectors;
+        match self.kind {
+            StreamKind::Kinesis => c.kinesis_iterator(&self.arn, shard, start).await,
+            StreamKind::DynamoDb => c.dynamodb_stream_iterator(&self.arn, shard, start).await,
+        }
+    }
+
+    /// Up to `limit` records, shaped as the event carries them.
+    async fn read(
+        &self,
+        shard: &str,
+        iterator: &str,
+        limit: usize,
+    ) -> Result<(Vec<StreamRecord>, Option<String>), StreamError> {
+        let c = &self.mapping.ctx.connectors;
+        let limit = i32::try_from(limit.clamp(1, MAX_RECORDS_PER_READ)).unwrap_or(1);
+        let filters = &self.settings.filters;
+        match self.kind {
+            StreamKind::Kinesis => {
+                let page = c.kinesis_records(&self.arn, iterator, limit).await?;
+                let identity = super::kinesis::invoke_identity_arn(&self.mapping);
+                let region = self.mapping.spec.scope.region.clone();
+                let records = page
+                    .records
+                    .into_iter()
+                    .map(|r| {
+                        let event =
+                            super::kinesis::event_record(&r, shard, &self.arn, &region, &identity);
+                        StreamRecord::new(r.sequence_number, r.arrival, event, filters)
+                    })
+                    .collect();
+                Ok((records, page.next_iterator))
+            }
+            StreamKind::DynamoDb => {
+                let page = c
+                    .dynamodb_stream_records(&self.arn, iterator, limit)
+                    .await?;
+                let records = page
+                    .records
+                    .into_iter()
+                    .map(|r| {
+                        let event = super::dynamodb_streams::event_record(&r, &self.arn);
+                        StreamRecord::new(r.sequence_number, r.created, event, filters)
+                    })
+                    .collect();
+                Ok((records, page.next_iterator))
+            }
+        }
+    }
+
+    fn set_result(&self, result: &'static str) {
+        *self.last_result.lock() = result;
+        self.mapping.report_result(result);
+    }
+
+    /// The source can be read again: drop the problem, keep the last processing result.
+    fn clear_problem(&self) {
+        let last = *self.last_result.lock();
+        self.mapping.report_result(last);
+    }
+
+    fn report_stream_error(&self, what: &str, e: &StreamError) {
+        tracing::warn!(mapping = %self.mapping.uuid(), stream = %self.arn, "{what}: {e}");
+        match e {
+            StreamError::NotFound(_) => self.mapping.report_problem(self.kind.not_found_problem()),
+            StreamError::Throttled(_) | StreamError::ExpiredIterator(_) => {}
+            StreamError::Other(_) => self.mapping.report_problem(
+                "PROBLEM: Connection error. Please check your event source connection configuration.",
+            ),
+        }
+    }
+
+    /// Sleeps for `d`, or returns false at once if the mapping stops meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.mapping.stopped() => false,
+            _ = tokio::time::sleep(d) => !self.mapping.is_stopped(),
+        }
+    }
+}
+
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(BACKOFF_MAX)
+}
+
+/// The stored position of one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Checkpoint {
+    /// The last sequence number processed (sent and succeeded, skipped, or discarded).
+    sequence: Option<String>,
+    /// The shard is closed and every record of it was processed.
+    finished: bool,
+}
+
+fn checkpoint_name(shard: &str) -> String {
+    format!("shard/{shard}")
+}
+
+fn load_checkpoint(mapping: &Mapping, shard: &str) -> Option<Checkpoint> {
+    let v = mapping.checkpoint(&checkpoint_name(shard))?;
+    Some(Checkpoint {
+        sequence: v
+            .get("sequenceNumber")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        finished: v.get("finished").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+async fn save_checkpoint(mapping: &Mapping, shard: &str, checkpoint: &Checkpoint) {
+    let value = json!({"sequenceNumber": checkpoint.sequence, "finished": checkpoint.finished});
+    if let Err(e) = mapping
+        .save_checkpoint(&checkpoint_name(shard), &value)
+        .await
+    {
+        // The records will be delivered again after a restart: at least once, as on AWS.
+        tracing::error!(mapping = %mapping.uuid(), shard, "cannot save the shard's checkpoint: {e}");
+    }
+}
+
+/// Polls the stream until the mapping stops.
+pub(crate) async fn run(mapping: Mapping, kind: StreamKind) {
+    let Some(arn) = mapping.spec.event_source_arn.clone() else {
+        mapping.report_problem("PROBLEM: The event source mapping has no EventSourceArn.");
+        mapping.stopped().await;
+        return;
+    };
+    let settings = Settings::of(mapping.config());
+    if settings.tumbling_window_secs > 0 {
+        // A function written for tumbling windows depends on `state` and the final invoke of
+        // each window; running it without them would be silently wrong.
+        tracing::error!(mapping = %mapping.uuid(),
+            "TumblingWindowInSeconds is not supported by Flint yet: the mapping does not poll");
+        mapping.report_problem(
+            "PROBLEM: Flint does not support TumblingWindowInSeconds yet; the mapping does not poll.",
+        );
+        mapping.stopped().await;
+        return;
+    }
+    if settings.parallelization_factor > 1 {
+        tracing::info!(mapping = %mapping.uuid(),
+            "ParallelizationFactor {} is processed one batch at a time per shard (order kept)",
+            settings.parallelization_factor);
+    }
+    let source = Arc::new(Source {
+        kind,
+        arn,
+        mapping,
+        settings,
+        last_result: Mutex::new(RESULT_NONE),
+    });
+    supervise_shards(source).await;
+}
+
+/// Keeps one reader per readable shard: lists the shards now and then, and starts a child's
+/// reader only once its parents are read to their end.
+async fn supervise_shards(source: Arc<Source>) {
+    let mapping = &source.mapping;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut readers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut first_listing = true;
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let wait = match source.shards().await {
+            Ok(shards) => {
+                source.clear_problem();
+                backoff = BACKOFF_FIRST;
+                let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+                for shard in &shards {
+                    if readers.contains_key(&shard.id) || finished.contains(&shard.id) {
+                        continue;
+                    }
+                    let checkpoint = load_checkpoint(mapping, &shard.id);
+                    if checkpoint.as_ref().is_some_and(|c| c.finished) {
+                        finished.insert(shard.id.clone());
+                        continue;
+                    }
+                    // A parent no longer listed has expired from the stream: nothing to wait for.
+                    let parent_done = |p: &Option<String>| {
+                        p.as_ref()
+                            .is_none_or(|p| finished.contains(p) || !listed.contains(p.as_str()))
+                    };
+                    if !parent_done(&shard.parent) || !parent_done(&shard.adjacent_parent) {
+                        continue;
+                    }
+                    let start = match checkpoint.and_then(|c| c.sequence) {
+                        Some(seq) => IteratorStart::AfterSequence(seq),
+                        None => match start_without_checkpoint(
+                            &source.settings.starting_position,
+                            shard,
+                            &listed,
+                            first_listing,
+                        ) {
+                            Some(start) => start,
+                            None => {
+                                // A closed shard and LATEST: nothing will ever be read from it.
+                                finished.insert(shard.id.clone());
+                                continue;
+                            }
+                        },
+                    };
+                    let reader = tokio::spawn(read_shard(
+                        source.clone(),
+                        shard.id.clone(),
+                        start,
+                        done_tx.clone(),
+                    ));
+                    readers.insert(shard.id.clone(), reader);
+                }
+                first_listing = false;
+                SHARD_LISTING_INTERVAL
+            }
+            Err(e) => {
+                source.report_stream_error("cannot list the stream's shards", &e);
+                let wait = backoff;
+                backoff = next_backoff(backoff);
+                wait
+            }
+        };
+        tokio::select! {
+            _ = mapping.stopped() => break,
+            _ = tokio::time::sleep(wait) => {}
+            Some(shard) = done_rx.recv() => {
+                // A shard read to its end: its children can start now.
+                readers.remove(&shard);
+                finished.insert(shard);
+            }
+        }
+        readers.retain(|_, r| !r.is_finished());
+    }
+    for (_, reader) in readers {
+        let _ = reader.await;
+    }
+}
+
+/// Where a shard with no checkpoint starts: the mapping's `StartingPosition` for the shards the
+/// stream had when the poller started, the beginning for those that appeared since (children
+/// of a split or merge, whose records follow their parents'). None: nothing to read.
+fn start_without_checkpoint(
+    configured: &IteratorStart,
+    shard: &Shard,
+    listed: &HashSet<&str>,
+    first_listing: bool,
+) -> Option<IteratorStart> {
+    let has_listed_parent = [&shard.parent, &shard.adjacent_parent]
+        .into_iter()
+        .flatten()
+        .any(|p| listed.contains(p.as_str()));
+    if !first_listing || has_listed_parent && *configured == IteratorStart::TrimHorizon {
+        return Some(IteratorStart::TrimHorizon);
+    }
+    if shard.closed && *configured == IteratorStart::Latest {
+        return None;
+    }
+    Some(configured.clone())
+}
+
+/// Reads one shard until it ends (then reports it on `done`) or the mapping stops.
+async fn read_shard(
+    source: Arc<Source>,
+    shard: String,
+    start: IteratorStart,
+    done: mpsc::UnboundedSender<String>,
+) {
+    let mapping = &source.mapping;
+    let settings = &source.settings;
+    tracing::info!(mapping = %mapping.uuid(), shard, "reading shard from {start:?}");
+    let mut position = start;
+    let mut iterator: Option<String> = None;
+    let mut pending: VecDeque<StreamRecord> = VecDeque::new();
+    let mut ended = false;
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        // Gather a batch: full, the batching window over, the payload limit, or the shard's end.
+        let mut window_ends: Option<Instant> =
+            (!pending.is_empty()).then(|| Instant::now() + settings.batching_window);
+        while !ended && !batch_ready(&pending, settings, window_ends) {
+            let it = match &iterator {
+                Some(it) => it.clone(),
+                None => match source.iterator(&shard, &position).await {
+                    Ok(it) => it,
+                    Err(e) => {
+                        source.report_stream_error("cannot get a shard iterator", &e);
+                        if !source.pause(backoff).await {
+                            return;
+                        }
+                        backoff = next_backoff(backoff);
+                        continue;
+                    }
+                },
+            };
+            let room = settings.batch_size.saturating_sub(matched_count(&pending));
+            match source.read(&shard, &it, room.max(1)).await {
+                Ok((records, next)) => {
+                    backoff = BACKOFF_FIRST;
+                    if next.is_none() {
+                        ended = true;
+                    }
+                    iterator = next;
+                    let got = !records.is_empty();
+                    if let Some(last) = records.last() {
+                        position = IteratorStart::AfterSequence(last.sequence.clone());
+                    }
+                    pending.extend(records);
+                    if got && window_ends.is_none() {
+                        window_ends = Some(Instant::now() + settings.batching_window);
+                    }
+                    if got || ended {
+                        continue;
+                    }
+                    // Nothing new: poll again in a second, or when the window closes.
+                    let wait = match window_ends {
+                        Some(end) => end
+                            .saturating_duration_since(Instant::now())
+                            .min(POLL_INTERVAL),
+                        None => POLL_INTERVAL,
+                    };
+                    if !source.pause(wait).await {
+                        return;
+                    }
+                }
+                Err(StreamError::ExpiredIterator(e)) => {
+                    tracing::info!(mapping = %mapping.uuid(), shard, "iterator expired, getting a new one: {e}");
+                    iterator = None;
+                }
+                Err(e) => {
+                    source.report_stream_error("cannot read the shard", &e);
+                    iterator = None;
+                    if !source.pause(backoff).await {
+                        return;
+                    }
+                    backoff = next_backoff(backoff);
+                }
+            }
+        }
+        if pending.is_empty() {
+            if ended {
+                let last = load_checkpoint(mapping, &shard).and_then(|c| c.sequence);
+                save_checkpoint(
+                    mapping,
+                    &shard,
+                    &Checkpoint {
+                        sequence: last,
+                        finished: true,
+                    },
+                )
+                .await;
+                tracing::info!(mapping = %mapping.uuid(), shard, "shard read to its end");
+                let _ = done.send(shard);
+                return;
+            }
+            continue;
+        }
+        let batch = take_batch(&mut pending, settings.batch_size);
+        if !process(source.as_ref(), settings, &shard, batch).await {
+            return;
+        }
+    }
+}
+
+fn matched_count(pending: &VecDeque<StreamRecord>) -> usize {
+    pending.iter().filter(|r| r.matched).count()
+}
+
+/// The payload size of an event holding `records` (`{"Records":[…]}`).
+fn payload_size<'a>(records: impl Iterator<Item = &'a StreamRecord>) -> usize {
+    records
+        .filter(|r| r.matched)
+        .map(|r| r.size + 1)
+        .sum::<usize>()
+        + 13
+}
+
+fn batch_ready(
+    pending: &VecDeque<StreamRecord>,
+    settings: &Settings,
+    window_ends: Option<Instant>,
+) -> bool {
+    if pending.is_empty() {
+        return false;
+    }
+    matched_count(pending) >= settings.batch_size
+        || payload_size(pending.iter()) >= MAX_PAYLOAD_BYTES
+        || window_ends.is_some_and(|end| Instant::now() >= end)
+}
+
+/// The next batch: records from the front, up to `batch_size` that pass the filters and within
+/// the payload limit (always at least one). Records filtered out ride along to be checkpointed
+/// past.
+pub(crate) fn take_batch(
+    pending: &mut VecDeque<StreamRecord>,
+    batch_size: usize,
+) -> Vec<StreamRecord> {
+    let mut batch = Vec::new();
+    let mut matched = 0;
+    let mut size = 13;
+    while let Some(next) = pending.front() {
+        if next.matched {
+            if matched == batch_size || (matched > 0 && size + next.size + 1 > MAX_PAYLOAD_BYTES) {
+                break;
+            }
+            matched += 1;
+            size += next.size + 1;
+        }
+        if let Some(r) = pending.pop_front() {
+            batch.push(r);
+        }
+    }
+    batch
+}
+
+/// The event for the records that pass the filters.
+fn event_payload(records: &[StreamRecord]) -> Bytes {
+    let members: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.matched)
+        .map(|r| &r.event)
+        .collect();
+    Bytes::from(json!({ "Records": members }).to_string())
+}
+
+/// What a function's answer says about its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BatchOutcome {
+    Success,
+    /// `ReportBatchItemFailures`: the batch failed from this record (index into the records
+    /// sent) on.
+    FailedFrom(usize),
+    /// The whole batch failed (a function error, or a partial response that is not valid).
+    Failed,
+}
+
+/// Reads a `ReportBatchItemFailures` answer as AWS does: no failures listed (an empty or null
+/// list, an empty object, any non-object) is success; an identifier that is empty, missing or
+/// not in the batch fails the whole batch; otherwise the batch is retried from the lowest
+/// failed record.
+pub(crate) fn batch_item_failures(payload: &[u8], sequences: &[&str]) -> BatchOutcome {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return BatchOutcome::Success;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        return BatchOutcome::Failed;
+    };
+    let Some(object) = v.as_object() else {
+        return BatchOutcome::Success;
+    };
+    let failures = match object.get("batchItemFailures") {
+        None | Some(Value::Null) => return BatchOutcome::Success,
+        Some(Value::Array(failures)) => failures,
+        Some(_) => return BatchOutcome::Failed,
+    };
+    let mut lowest: Option<usize> = None;
+    for failure in failures {
+        let id = failure
+            .get("itemIdentifier")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty());
+        let Some(index) = id.and_then(|id| sequences.iter().position(|s| *s == id)) else {
+            return BatchOutcome::Failed;
+        };
+        lowest = Some(lowest.map_or(index, |l| l.min(index)));
+    }
+    match lowest {
+        None => BatchOutcome::Success,
+        Some(i) => BatchOutcome::FailedFrom(i),
+    }
+}
+
+/// Why a batch is discarded (`requestContext.condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Discard {
+    RetryAttemptsExhausted,
+    RecordAgeExceeded,
+}
+
+impl Discard {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Self::RecordAgeExceeded => "RecordAgeExceeded",
+        }
+    }
+}
+
+/// One (sub-)batch and its attempts so far.
+struct Work {
+    records: Vec<StreamRecord>,
+    /// Invokes made with these records (`approximateInvokeCount`).
+    invokes: u32,
+    /// Retries counted against `MaximumRetryAttempts` (a bisection is not one).
+    retries: u32,
+}
+
+/// Processes one batch until it succeeds or is discarded, checkpointing as it goes. False when
+/// the mapping stopped first (the unprocessed records will be read again).
+async fn process<S: ShardIo>(
+    source: &S,
+    settings: &Settings,
+    shard: &str,
+    batch: Vec<StreamRecord>,
+) -> bool {
+    let mut stack = vec![Work {
+        records: batch,
+        invokes: 0,
+        retries: 0,
+    }];
+    let mut backoff = BACKOFF_FIRST;
+    while let Some(mut work) = stack.pop() {
+        loop {
+            if !work.records.iter().any(|r| r.matched) {
+                // Everything left was filtered out: skipped, as AWS does.
+                if let Some(last) = work.records.last() {
+                    source.checkpoint(shard, &last.sequence).await;
+                }
+                break;
+            }
+            if settings.max_record_age_secs >= 0 {
+                let oldest_allowed = now_secs() - settings.max_record_age_secs as f64;
+                let expired = work
+                    .records
+                    .iter()
+                    .take_while(|r| r.arrival < oldest_allowed)
+                    .count();
+                if expired > 0 {
+                    let rest = work.records.split_off(expired);
+                    let old = std::mem::replace(&mut work.records, rest);
+                    source
+                        .discard(
+                            shard,
+                            &old,
+                            Discard::RecordAgeExceeded,
+                            work.invokes.max(1),
+                            None,
+                        )
+                        .await;
+                    continue;
+                }
+            }
+            let payload = event_payload(&work.records);
+            work.invokes += 1;
+            let outcome = match source.invoke(payload).await {
+                Err(e) => {
+                    // Not an invoke of the function's code (throttled, missing, Flint's own
+                    // fault): retried until the records expire, not counted as a retry.
+                    work.invokes -= 1;
+                    tracing::warn!(shard, "cannot invoke the function: {e}");
+                    if let InvokeFailure::FunctionMissing(_) = e {
+                        source.set_result(RESULT_FUNCTION_FAILED);
+                    }
+                    if !source.pause(backoff).await {
+                        return false;
+                    }
+                    backoff = next_backoff(backoff);
+                    continue;
+                }
+                Ok(response) => (classify(&response, &work.records, settings), response),
+            };
+            match outcome {
+                (BatchOutcome::Success, _) => {
+                    if let Some(last) = work.records.last() {
+                        source.checkpoint(shard, &last.sequence).await;
+                    }
+                    source.set_result(RESULT_OK);
+                    backoff = BACKOFF_FIRST;
+                    break;
+                }
+                (BatchOutcome::FailedFrom(index), response) => {
+                    // The records before the lowest failure succeeded: checkpoint them, retry
+                    // from the failure.
+                    source.set_result(RESULT_FUNCTION_FAILED);
+                    let sent: Vec<usize> = (0..work.records.len())
+                        .filter(|i| work.records[*i].matched)
+                        .collect();
+                    let from = sent.get(index).copied().unwrap_or(0);
+                    if from > 0 {
+                        source
+                            .checkpoint(shard, &work.records[from - 1].sequence)
+                            .await;
+                        work.records.drain(..from);
+                    }
+                    if settings.retries_exhausted(work.retries) {
+                        source
+                            .discard(
+                                shard,
+                                &work.records,
+                                Discard::RetryAttemptsExhausted,
+                                work.invokes,
+                                Some(&response),
+                            )
+                            .await;
+                        break;
+                    }
+                    work.retries += 1;
+                }
+                (BatchOutcome::Failed, response) => {
+                    source.set_result(RESULT_FUNCTION_FAILED);
+                    let sent = work.records.iter().filter(|r| r.matched).count();
+                    if settings.bisect && sent > 1 {
+                        // Split by the records sent; the halves keep the retries counted so far.
+                        let half = work
+                            .records
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.matched)
+                            .nth(sent / 2)
+                            .map(|(i, _)| i)
+                            .unwrap_or(work.records.len() / 2);
+                        let second = work.records.split_off(half);
+                        stack.push(Work {
+                            records: second,
+                            invokes: work.invokes,
+                            retries: work.retries,
+                        });
+                        stack.push(Work {
+                            records: std::mem::take(&mut work.records),
+                            invokes: work.invokes,
+                            retries: work.retries,
+                        });
+                        break;
+                    }
+                    if settings.retries_exhausted(work.retries) {
+                        source
+                            .discard(
+                                shard,
+                                &work.records,
+                                Discard::RetryAttemptsExhausted,
+                                work.invokes,
+                                Some(&response),
+                            )
+                            .await;
+                        break;
+                    }
+                    work.retries += 1;
+                }
+            }
+            if !source.pause(backoff).await {
+                return false;
+            }
+            backoff = next_backoff(backoff);
+        }
+    }
+    true
+}
+
+fn classify(
+    response: &InvokeResponse,
+    records: &[StreamRecord],
+    settings: &Settings,
+) -> BatchOutcome {
+    if response.function_error.is_some() {
+        return BatchOutcome::Failed;
+    }
+    if !settings.report_batch_item_failures {
+        return BatchOutcome::Success;
+    }
+    let sequences: Vec<&str> = records
+        .iter()
+        .filter(|r| r.matched)
+        .map(|r| r.sequence.as_str())
+        .collect();
+    batch_item_failures(&response.payload, &sequences)
+}
+
+/// What processing a batch needs from the world: the function, the checkpoint store, the
+/// on-failure destination, the mapping's status and the clock (a fake in the tests).
+pub(crate) trait ShardIo: Sync {
+    fn invoke(
+        &self,
+        payload: Bytes,
+    ) -> impl std::future::Future<Output = Result<InvokeResponse, InvokeFailure>> + Send;
+    /// Saves `sequence` as the shard's last processed record.
+    fn checkpoint(
+        &self,
+        shard: &str,
+        sequence: &str,
+    ) -> impl std::future::Future<Output = ()> + Send;
+    /// Gives up on `records`: describes them to the on-failure destination (if any) and
+    /// checkpoints past them.
+    fn discard(
+        &self,
+        shard: &str,
+        records: &[StreamRecord],
+        why: Discard,
+        invokes: u32,
+        response: Option<&InvokeResponse>,
+    ) -> impl std::future::Future<Output = ()> + Send;
+    fn set_result(&self, result: &'static str);
+    /// Sleeps for `d`; false if the mapping stopped meanwhile.
+    fn pause(&self, d: Duration) -> impl std::future::Future<Output = bool> + Send;
+}
+
+impl ShardIo for Source {
+    async fn invoke(&self, payload: Bytes) -> Result<InvokeResponse, InvokeFailure> {
+        self.mapping.invoke(payload).await
+    }
+
+    async fn checkpoint(&self, shard: &str, sequence: &str) {
+        let checkpoint = Checkpoint {
+            sequence: Some(sequence.to_string()),
+            finished: false,
+        };
+        save_checkpoint(&self.mapping, shard, &checkpoint).await;
+    }
+
+    async fn discard(
+        &self,
+        shard: &str,
+        records: &[StreamRecord],
+        why: Discard,
+        invokes: u32,
+        response: Option<&InvokeResponse>,
+    ) {
+        let Some(last) = records.last() else { return };
+        tracing::warn!(mapping = %self.mapping.uuid(), shard, first = %records[0].sequence,
+            last = %last.sequence, "discarding {} record(s): {}", records.len(), why.as_str());
+        if let Some(destination) = &self.settings.on_failure {
+            if records.iter().any(|r| r.matched) {
+                let record = failure_record(
+                    self.kind,
+                    &self.arn,
+                    &self.mapping.spec.function_arn,
+                    shard,
+                    records,
+                    why,
+                    invokes,
+                    response,
+                    &now_timestamp(),
+                );
+                send_failure_record(self, destination, shard, record, records).await;
+            }
+        }
+        self.checkpoint(shard, &last.sequence).await;
+    }
+
+    fn set_result(&self, result: &'static str) {
+        Source::set_result(self, result)
+    }
+
+    async fn pause(&self, d: Duration) -> bool {
+        Source::pause(self, d).await
+    }
+}
+
+fn now_timestamp() -> String {
+    timestamp(now_secs(), "%Y-%m-%dT%H:%M:%S%.3fZ")
+}
+
+/// AWS's record of a discarded stream batch (version 1.0), members in AWS's order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn failure_record(
+    kind: StreamKind,
+    stream_arn: &str,
+    function_arn: &str,
+    shard: &str,
+    records: &[StreamRecord],
+    why: Discard,
+    invokes: u32,
+    response: Option<&InvokeResponse>,
+    timestamp: &str,
+) -> Value {
+    let sent: Vec<&StreamRecord> = records.iter().filter(|r| r.matched).collect();
+    let (first, last) = match (sent.first(), sent.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => return Value::Null,
+    };
+    let mut record = serde_json::Map::new();
+    record.insert(
+        "requestContext".into(),
+        json!({
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "functionArn": function_arn,
+            "condition": why.as_str(),
+            "approximateInvokeCount": invokes,
+        }),
+    );
+    if let Some(r) = response {
+        record.insert(
+            "responseContext".into(),
+            json!({
+                "statusCode": 200,
+                "executedVersion": r.executed_version,
+                "functionError": r.function_error,
+            }),
+        );
+    }
+    record.insert("version".into(), json!("1.0"));
+    record.insert("timestamp".into(), json!(timestamp));
+    record.insert(
+        kind.batch_info_member().into(),
+        json!({
+            "shardId": shard,
+            "startSequenceNumber": first.sequence,
+            "endSequenceNumber": last.sequence,
+            "approximateArrivalOfFirstRecord": kind.batch_info_time(first.arrival),
+            "approximateArrivalOfLastRecord": kind.batch_info_time(last.arrival),
+            "batchSize": sent.len(),
+            "streamArn": stream_arn,
+        }),
+    );
+    Value::Object(record)
+}
+
+/// Delivery attempts of a failure record, with the waits between them (then it is dropped,
+/// logged, and the shard moves on).
+const DELIVERY_BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+async fn send_failure_record(
+    source: &Source,
+    destination: &str,
+    shard: &str,
+    mut record: Value,
+    records: &[StreamRecord],
+) {
+    let mapping = &source.mapping;
+    let target = match TargetArn::parse(destination) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(mapping = %mapping.uuid(), "on-failure destination: {e}");
+            return;
+        }
+    };
+    if target.target == Target::S3 {
+        // An S3 destination also gets the batch itself.
+        if let Some(obj) = record.as_object_mut() {
+            let payload: Value =
+                serde_json::from_slice(&event_payload(records)).unwrap_or(Value::Null);
+            obj.insert("payload".into(), payload);
+        }
+    }
+    let body = record.to_string();
+    let c = &mapping.ctx.connectors;
+    for (attempt, wait) in std::iter::once(None)
+        .chain(DELIVERY_BACKOFF.iter().map(Some))
+        .enumerate()
+    {
+        if let Some(wait) = wait {
+            if !source.pause(*wait).await {
+                return;
+            }
+        }
+        let sent = match target.target {
+            Target::Sqs => c.sqs_send(&target, &body, &[], None).await,
+            Target::Sns => c.sns_publish(&target, &body, &[]).await,
+            Target::S3 => {
+                let key = s3_key(mapping.uuid(), shard, chrono::Utc::now());
+                c.s3_put(&target, &key, body.clone().into_bytes()).await
+            }
+            Target::Lambda | Target::EventBus => {
+                tracing::error!(mapping = %mapping.uuid(),
+                    "{destination}: a stream's on-failure destination must be an SQS queue, SNS topic or S3 bucket");
+                return;
+            }
+        };
+        match sent {
+            Ok(()) => {
+                tracing::info!(mapping = %mapping.uuid(), shard, "failure record sent to {destination}");
+                return;
+            }
+            Err(e) => tracing::warn!(mapping = %mapping.uuid(), attempt = attempt + 1,
+                "cannot send the failure record to {destination}: {e}"),
+        }
+    }
+    tracing::error!(mapping = %mapping.uuid(), shard, "failure record dropped: {destination} refused it");
+}
+
+/// `aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<random UUID>`, as AWS
+/// names the objects of an S3 on-failure destination.
+pub(crate) fn s3_key(uuid: &str, shard: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "aws/lambda/{uuid}/{shard}/{}/{}-{}",
+        now.format("%Y/%m/%d"),
+        now.format("%Y-%m-%dT%H.%M.%S"),
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// Base64 as the events carry binary data.
+pub(crate) fn base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Stand-in for the `flint-filter` crate until it lands: `FilterCriteria` patterns with exact
+/// values and `exists`, nested keys, and a Kinesis record's `data` read as JSON when it is
+/// JSON. A record passes if any filter matches; an operator it does not know matches nothing
+/// (records are skipped rather than sent unfiltered).
+fn matches_filters(criteria: &Value, record: &Value) -> bool {
+    let Some(filters) = criteria.get("Filters").and_then(Value::as_array) else {
+        return true;
+    };
+    if filters.is_empty() {
+        return true;
+    }
+    let mut record = record.clone();
+    if let Some(data) = record.pointer_mut("/kinesis/data") {
+        let decoded = data
+            .as_str()
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        if let Some(decoded) = decoded {
+            *data = decoded;
+        }
+    }
+    filters.iter().any(|f| {
+        f.get("Pattern")
+            .and_then(Value::as_str)
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .is_some_and(|pattern| pattern_matches(&pattern, Some(&record)))
+    })
+}
+
+fn pattern_matches(pattern: &Value, value: Option<&Value>) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, p)| pattern_matches(p, value.and_then(|v| v.get(k)))),
+        Value::Array(alternatives) => alternatives.iter().any(|alt| match alt {
+            Value::Object(op) => match op.get("exists").and_then(Value::as_bool) {
+                Some(exists) if op.len() == 1 => value.is_some() == exists,
+                _ => false,
+            },
+            _ => match value {
+                Some(Value::Array(items)) => items.contains(alt),
+                Some(v) => v == alt,
+                None => false,
+            },
+        }),
+        _ => false,
+    }
+}
