@@ -1105,8 +1105,9 @@ fn matches_filters(criteria: &Value, record: &Value) -> bool {
     if filters.is_empty() {
         return true;
     }
-    let mut record = record.clone();
-    if let Some(data) = record.pointer_mut("/kinesis/data") {
+    // Kinesis patterns apply to the record's `kinesis` member (`partitionKey`, `data`, …).
+    let mut record = record.get("kinesis").unwrap_or(record).clone();
+    if let Some(data) = record.get_mut("data") {
         let decoded = data
             .as_str()
             .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
@@ -1140,5 +1141,460 @@ fn pattern_matches(pattern: &Value, value: Option<&Value>) -> bool {
             },
         }),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flint_engine::{InvokeError, ThrottleReason};
+
+    fn record(seq: u32) -> StreamRecord {
+        StreamRecord::new(
+            seq.to_string(),
+            now_secs(),
+            json!({"kinesis": {"sequenceNumber": seq.to_string(), "data": "e30="}}),
+            &Value::Null,
+        )
+    }
+
+    fn records(seqs: std::ops::RangeInclusive<u32>) -> Vec<StreamRecord> {
+        seqs.map(record).collect()
+    }
+
+    /// What the function answers, invoke after invoke (the last one repeats).
+    #[derive(Clone)]
+    enum Answer {
+        Ok(&'static str),
+        Error,
+        /// Fails when the batch holds the record with this sequence number.
+        ErrorWith(&'static str),
+        Throttled,
+    }
+
+    #[derive(Default)]
+    struct Fake {
+        answers: Mutex<VecDeque<Answer>>,
+        /// Sequence numbers of every batch sent.
+        invokes: Mutex<Vec<Vec<String>>>,
+        checkpoints: Mutex<Vec<String>>,
+        /// (first, last, why, invoke count) of every discarded batch.
+        discarded: Mutex<Vec<(String, String, Discard, u32)>>,
+        results: Mutex<Vec<&'static str>>,
+    }
+
+    impl Fake {
+        fn answering(answers: &[Answer]) -> Self {
+            let f = Self::default();
+            f.answers.lock().extend(answers.iter().cloned());
+            f
+        }
+    }
+
+    fn response(payload: &str, error: bool) -> InvokeResponse {
+        InvokeResponse {
+            payload: Bytes::from(payload.to_string()),
+            function_error: error.then(|| "Unhandled".to_string()),
+            log_result: None,
+            executed_version: "$LATEST".into(),
+        }
+    }
+
+    impl ShardIo for Fake {
+        async fn invoke(&self, payload: Bytes) -> Result<InvokeResponse, InvokeFailure> {
+            let event: Value = serde_json::from_slice(&payload).unwrap_or_default();
+            let seqs: Vec<String> = event["Records"]
+                .as_array()
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| {
+                            r["kinesis"]["sequenceNumber"]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.invokes.lock().push(seqs.clone());
+            let answer = {
+                let mut answers = self.answers.lock();
+                if answers.len() > 1 {
+                    answers.pop_front()
+                } else {
+                    answers.front().cloned()
+                }
+            };
+            match answer.unwrap_or(Answer::Ok("null")) {
+                Answer::Ok(payload) => Ok(response(payload, false)),
+                Answer::Error => Ok(response("{}", true)),
+                Answer::ErrorWith(bad) => Ok(response("{}", seqs.iter().any(|s| s == bad))),
+                Answer::Throttled => Err(InvokeFailure::Invoke(InvokeError::Throttled {
+                    reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
+                })),
+            }
+        }
+
+        async fn checkpoint(&self, _shard: &str, sequence: &str) {
+            self.checkpoints.lock().push(sequence.to_string());
+        }
+
+        async fn discard(
+            &self,
+            shard: &str,
+            records: &[StreamRecord],
+            why: Discard,
+            invokes: u32,
+            _response: Option<&InvokeResponse>,
+        ) {
+            if let (Some(first), Some(last)) = (records.first(), records.last()) {
+                self.discarded.lock().push((
+                    first.sequence.clone(),
+                    last.sequence.clone(),
+                    why,
+                    invokes,
+                ));
+                self.checkpoint(shard, &last.sequence).await;
+            }
+        }
+
+        fn set_result(&self, result: &'static str) {
+            self.results.lock().push(result);
+        }
+
+        async fn pause(&self, _d: Duration) -> bool {
+            true
+        }
+    }
+
+    fn settings(config: Value) -> Settings {
+        Settings::of(&config)
+    }
+
+    #[tokio::test]
+    async fn a_successful_batch_is_checkpointed_at_its_last_record() {
+        let fake = Fake::answering(&[Answer::Ok("null")]);
+        assert!(process(&fake, &settings(json!({})), "s", records(1..=3)).await);
+        assert_eq!(*fake.invokes.lock(), [vec!["1", "2", "3"]]);
+        assert_eq!(*fake.checkpoints.lock(), ["3"]);
+        assert_eq!(*fake.results.lock(), [RESULT_OK]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_is_retried_then_discarded_after_maximum_retry_attempts() {
+        let fake = Fake::answering(&[Answer::Error]);
+        let s = settings(json!({"MaximumRetryAttempts": 2}));
+        assert!(process(&fake, &s, "s", records(1..=2)).await);
+        assert_eq!(fake.invokes.lock().len(), 3);
+        assert_eq!(
+            *fake.discarded.lock(),
+            [(
+                "1".to_string(),
+                "2".to_string(),
+                Discard::RetryAttemptsExhausted,
+                3
+            )]
+        );
+        assert_eq!(*fake.checkpoints.lock(), ["2"]);
+        assert_eq!(fake.results.lock().last(), Some(&RESULT_FUNCTION_FAILED));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_succeeds_on_retry_is_not_discarded() {
+        let fake = Fake::answering(&[Answer::Error, Answer::Ok("")]);
+        assert!(process(&fake, &settings(json!({})), "s", records(1..=2)).await);
+        assert_eq!(fake.invokes.lock().len(), 2);
+        assert!(fake.discarded.lock().is_empty());
+        assert_eq!(*fake.checkpoints.lock(), ["2"]);
+    }
+
+    #[tokio::test]
+    async fn throttles_are_retried_without_using_the_retry_quota() {
+        let fake = Fake::answering(&[Answer::Throttled, Answer::Throttled, Answer::Ok("{}")]);
+        let s = settings(json!({"MaximumRetryAttempts": 0}));
+        assert!(process(&fake, &s, "s", records(1..=1)).await);
+        assert!(fake.discarded.lock().is_empty());
+        assert_eq!(*fake.checkpoints.lock(), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn bisection_isolates_the_bad_record_without_using_the_retry_quota() {
+        let fake = Fake::answering(&[Answer::ErrorWith("3")]);
+        let s = settings(json!({"BisectBatchOnFunctionError": true, "MaximumRetryAttempts": 0}));
+        assert!(process(&fake, &s, "s", records(1..=4)).await);
+        assert_eq!(
+            *fake.invokes.lock(),
+            [
+                vec!["1", "2", "3", "4"],
+                vec!["1", "2"],
+                vec!["3", "4"],
+                vec!["3"],
+                vec!["4"]
+            ]
+        );
+        assert_eq!(
+            *fake.discarded.lock(),
+            [(
+                "3".to_string(),
+                "3".to_string(),
+                Discard::RetryAttemptsExhausted,
+                3
+            )]
+        );
+        assert_eq!(*fake.checkpoints.lock(), ["2", "3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_failure_checkpoints_before_the_lowest_failed_record() {
+        let fake = Fake::answering(&[
+            Answer::Ok(
+                r#"{"batchItemFailures": [{"itemIdentifier": "4"}, {"itemIdentifier": "3"}]}"#,
+            ),
+            Answer::Ok(r#"{"batchItemFailures": []}"#),
+        ]);
+        let s = settings(json!({"FunctionResponseTypes": ["ReportBatchItemFailures"]}));
+        assert!(process(&fake, &s, "s", records(1..=5)).await);
+        assert_eq!(
+            *fake.invokes.lock(),
+            [vec!["1", "2", "3", "4", "5"], vec!["3", "4", "5"]]
+        );
+        assert_eq!(*fake.checkpoints.lock(), ["2", "5"]);
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_failure_that_persists_is_discarded_from_the_failed_record() {
+        let fake = Fake::answering(&[Answer::Ok(
+            r#"{"batchItemFailures": [{"itemIdentifier": "3"}]}"#,
+        )]);
+        let s = settings(json!({"FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "MaximumRetryAttempts": 1}));
+        assert!(process(&fake, &s, "s", records(1..=3)).await);
+        assert_eq!(*fake.invokes.lock(), [vec!["1", "2", "3"], vec!["3"]]);
+        assert_eq!(
+            *fake.discarded.lock(),
+            [(
+                "3".to_string(),
+                "3".to_string(),
+                Discard::RetryAttemptsExhausted,
+                2
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_maximum_age_are_discarded_unsent() {
+        let fake = Fake::answering(&[Answer::Ok("null")]);
+        let mut batch = records(1..=3);
+        batch[0].arrival -= 120.0;
+        batch[1].arrival -= 120.0;
+        let s = settings(json!({"MaximumRecordAgeInSeconds": 60}));
+        assert!(process(&fake, &s, "s", batch).await);
+        assert_eq!(
+            *fake.discarded.lock(),
+            [(
+                "1".to_string(),
+                "2".to_string(),
+                Discard::RecordAgeExceeded,
+                1
+            )]
+        );
+        assert_eq!(*fake.invokes.lock(), [vec!["3"]]);
+        assert_eq!(*fake.checkpoints.lock(), ["2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn records_filtered_out_are_skipped_and_checkpointed_past() {
+        let fake = Fake::answering(&[Answer::Ok("null")]);
+        let mut batch = records(1..=3);
+        batch[2].matched = false;
+        assert!(process(&fake, &settings(json!({})), "s", batch).await);
+        assert_eq!(*fake.invokes.lock(), [vec!["1", "2"]]);
+        assert_eq!(*fake.checkpoints.lock(), ["3"]);
+
+        let fake = Fake::default();
+        let mut batch = records(1..=2);
+        batch.iter_mut().for_each(|r| r.matched = false);
+        assert!(process(&fake, &settings(json!({})), "s", batch).await);
+        assert!(fake.invokes.lock().is_empty());
+        assert_eq!(*fake.checkpoints.lock(), ["2"]);
+    }
+
+    #[test]
+    fn partial_batch_responses_are_read_as_aws_reads_them() {
+        let seqs = ["1", "2", "3"];
+        for ok in [
+            "",
+            "null",
+            "{}",
+            "\"\"",
+            r#"{"batchItemFailures": []}"#,
+            r#"{"batchItemFailures": null}"#,
+            "[]",
+        ] {
+            assert_eq!(
+                batch_item_failures(ok.as_bytes(), &seqs),
+                BatchOutcome::Success,
+                "{ok}"
+            );
+        }
+        for failed in [
+            r#"{"batchItemFailures": [{"itemIdentifier": ""}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": null}]}"#,
+            r#"{"batchItemFailures": [{"foo": "2"}]}"#,
+            r#"{"batchItemFailures": [{"foo": null}]}"#,
+            r#"{"batchItemFailures": [{"itemIdentifier": "9"}]}"#,
+            r#"{"batchItemFailures": "2"}"#,
+            "not json",
+        ] {
+            assert_eq!(
+                batch_item_failures(failed.as_bytes(), &seqs),
+                BatchOutcome::Failed,
+                "{failed}"
+            );
+        }
+        let partial =
+            r#"{"batchItemFailures": [{"itemIdentifier": "3"}, {"itemIdentifier": "2"}]}"#;
+        assert_eq!(
+            batch_item_failures(partial.as_bytes(), &seqs),
+            BatchOutcome::FailedFrom(1)
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_batch_size_and_the_payload_limit() {
+        let mut pending: VecDeque<StreamRecord> = records(1..=5).into();
+        pending[1].matched = false;
+        let batch = take_batch(&mut pending, 2);
+        let seqs: Vec<&str> = batch.iter().map(|r| r.sequence.as_str()).collect();
+        assert_eq!(seqs, ["1", "2", "3"]);
+        assert_eq!(pending.len(), 2);
+
+        let mut big: VecDeque<StreamRecord> = records(1..=3).into();
+        big.iter_mut().for_each(|r| r.size = 4 * 1024 * 1024);
+        assert_eq!(take_batch(&mut big, 100).len(), 1);
+        assert_eq!(big.len(), 2);
+    }
+
+    #[test]
+    fn the_failure_record_has_awss_shape() {
+        let mut batch = records(7..=8);
+        batch[0].arrival = 1_657_720_081.0;
+        batch[1].arrival = 1_657_720_082.5;
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+        let r = failure_record(
+            StreamKind::Kinesis,
+            arn,
+            "arn:aws:lambda:us-east-1:000000000000:function:f",
+            "shardId-000000000000",
+            &batch,
+            Discard::RetryAttemptsExhausted,
+            2,
+            Some(&response("{}", true)),
+            "2022-07-13T13:48:01.000Z",
+        );
+        let members: Vec<&String> = r
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            members,
+            [
+                "requestContext",
+                "responseContext",
+                "version",
+                "timestamp",
+                "KinesisBatchInfo"
+            ]
+        );
+        assert_eq!(r["requestContext"]["condition"], "RetryAttemptsExhausted");
+        assert_eq!(r["requestContext"]["approximateInvokeCount"], 2);
+        assert_eq!(
+            r["responseContext"],
+            json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"})
+        );
+        assert_eq!(
+            r["KinesisBatchInfo"],
+            json!({"shardId": "shardId-000000000000", "startSequenceNumber": "7",
+                "endSequenceNumber": "8",
+                "approximateArrivalOfFirstRecord": "2022-07-13T13:48:01.000Z",
+                "approximateArrivalOfLastRecord": "2022-07-13T13:48:02.500Z",
+                "batchSize": 2, "streamArn": arn})
+        );
+        let ddb = failure_record(
+            StreamKind::DynamoDb,
+            arn,
+            "f",
+            "s",
+            &batch,
+            Discard::RecordAgeExceeded,
+            1,
+            None,
+            "t",
+        );
+        assert!(ddb.get("responseContext").is_none());
+        assert_eq!(
+            ddb["DDBStreamBatchInfo"]["approximateArrivalOfFirstRecord"],
+            "2022-07-13T13:48:01Z"
+        );
+    }
+
+    #[test]
+    fn settings_default_as_aws_does() {
+        let s = settings(json!({}));
+        assert_eq!(s.batch_size, 100);
+        assert_eq!((s.max_retry_attempts, s.max_record_age_secs), (-1, -1));
+        assert_eq!(s.starting_position, IteratorStart::Latest);
+        let s = settings(
+            json!({"StartingPosition": "AT_TIMESTAMP", "StartingPositionTimestamp": 1.5e9,
+            "DestinationConfig": {"OnFailure": {}}}),
+        );
+        assert_eq!(s.starting_position, IteratorStart::AtTimestamp(1.5e9));
+        assert_eq!(s.on_failure, None);
+    }
+
+    #[test]
+    fn children_of_a_split_are_read_from_their_start() {
+        let shard = |id: &str, parent: Option<&str>, closed| Shard {
+            id: id.into(),
+            parent: parent.map(str::to_string),
+            adjacent_parent: None,
+            closed,
+        };
+        let listed: HashSet<&str> = ["p", "c"].into_iter().collect();
+        let latest = IteratorStart::Latest;
+        assert_eq!(
+            start_without_checkpoint(&latest, &shard("p", None, true), &listed, true),
+            None
+        );
+        assert_eq!(
+            start_without_checkpoint(&latest, &shard("c", Some("p"), false), &listed, true),
+            Some(IteratorStart::Latest)
+        );
+        assert_eq!(
+            start_without_checkpoint(&latest, &shard("c", Some("p"), false), &listed, false),
+            Some(IteratorStart::TrimHorizon)
+        );
+    }
+
+    #[test]
+    fn filters_match_exact_values_in_kinesis_data() {
+        let criteria = json!({"Filters": [{"Pattern": r#"{"data": {"kind": ["a"]}}"#}]});
+        let with = |data: &str| json!({"kinesis": {"data": base64(data.as_bytes())}});
+        assert!(matches_filters(&criteria, &with(r#"{"kind": "a"}"#)));
+        assert!(!matches_filters(&criteria, &with(r#"{"kind": "b"}"#)));
+        assert!(matches_filters(&Value::Null, &with("x")));
+        let ddb = json!({"Filters": [{"Pattern": r#"{"eventName": ["INSERT"]}"#}]});
+        assert!(matches_filters(&ddb, &json!({"eventName": "INSERT"})));
+        assert!(!matches_filters(&ddb, &json!({"eventName": "REMOVE"})));
+    }
+
+    #[test]
+    fn s3_objects_are_named_as_aws_names_them() {
+        let at = chrono::DateTime::from_timestamp(1_657_720_081, 0).unwrap_or_default();
+        let key = s3_key("u", "shardId-1", at);
+        assert!(
+            key.starts_with("aws/lambda/u/shardId-1/2022/07/13/2022-07-13T13.48.01-"),
+            "{key}"
+        );
     }
 }
