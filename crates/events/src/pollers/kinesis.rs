@@ -59,7 +59,7 @@ mod tests {
             sequence_number: "4959".into(),
             partition_key: "test_0".into(),
             data: b"hello".to_vec(),
-            arrival: 1_700_000_000.1234,
+            arrival: 1_700_000_000.123_4,
         };
         let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
         let e = event_record(
