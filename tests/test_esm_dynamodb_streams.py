@@ -232,3 +232,20 @@ def test_an_s3_on_failure_destination_gets_the_batch_too(lambda_client, aws_serv
         assert body["DDBStreamBatchInfo"]["batchSize"] == 1
     finally:
         lambda_client.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_records_the_filter_criteria_reject_are_skipped(lambda_client, table, callback_server):
+    ddb, name, stream_arn = table
+    fn = Recorder(lambda_client, callback_server)
+    for i, kind in enumerate(["keep", "drop", "keep", "drop"]):
+        put(ddb, name, f"item{i}", kind={"S": kind})
+    pattern = {"dynamodb": {"NewImage": {"kind": {"S": ["keep"]}}}}
+    m = lambda_client.create_event_source_mapping(
+        FunctionName=fn.name, EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON",
+        BatchSize=1, FilterCriteria={"Filters": [{"Pattern": json.dumps(pattern)}]})
+    try:
+        put(ddb, name, "last", kind={"S": "keep"})
+        records = fn.wait(fn.records, 3)
+        assert [r["dynamodb"]["Keys"]["id"]["S"] for r in records] == ["item0", "item2", "last"]
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=m["UUID"])

@@ -104,11 +104,9 @@ pub(crate) struct StreamRecord {
 }
 
 impl StreamRecord {
-    pub(crate) fn new(sequence: String, arrival: f64, event: Value, filters: &Value) -> Self {
+    pub(crate) fn new(sequence: String, arrival: f64, event: Value, filters: &Filters) -> Self {
         let size = event.to_string().len();
-        // TODO(filter): flint_filter::FilterSet::parse(filters)?.matches(Source::Kinesis |
-        // Source::DynamoDbStreams, &event) once the crate lands.
-        let matched = matches_filters(filters, &event);
+        let matched = filters.set.matches(filters.source, &event);
         Self {
             sequence,
             arrival,
@@ -119,8 +117,28 @@ impl StreamRecord {
     }
 }
 
+/// The mapping's `FilterCriteria`, and how its records are read for matching.
+#[derive(Debug, Clone)]
+pub(crate) struct Filters {
+    pub set: flint_filter::FilterSet,
+    pub source: flint_filter::Source,
+}
+
+impl Filters {
+    fn of(config: &Value, kind: StreamKind) -> Result<Self, flint_filter::FilterError> {
+        let criteria = config.get("FilterCriteria").unwrap_or(&Value::Null);
+        Ok(Self {
+            set: flint_filter::FilterSet::parse(criteria)?,
+            source: match kind {
+                StreamKind::Kinesis => flint_filter::Source::Kinesis,
+                StreamKind::DynamoDb => flint_filter::Source::DynamoDbStreams,
+            },
+        })
+    }
+}
+
 /// The mapping's settings a stream poller honours, with AWS's defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub batch_size: usize,
     pub batching_window: Duration,
@@ -134,7 +152,7 @@ pub(crate) struct Settings {
     pub on_failure: Option<String>,
     pub tumbling_window_secs: i64,
     pub parallelization_factor: i64,
-    pub filters: Value,
+    pub filters: Filters,
 }
 
 impl Settings {
@@ -178,7 +196,11 @@ impl Settings {
                 .map(str::to_string),
             tumbling_window_secs: int("TumblingWindowInSeconds").unwrap_or(0),
             parallelization_factor: int("ParallelizationFactor").unwrap_or(1),
-            filters: config.get("FilterCriteria").cloned().unwrap_or(Value::Null),
+            // Parsed by `run` (it can fail); none until then.
+            filters: Filters {
+                set: flint_filter::FilterSet::default(),
+                source: flint_filter::Source::Kinesis,
+            },
         }
     }
 
@@ -335,7 +357,18 @@ pub(crate) async fn run(mapping: Mapping, kind: StreamKind) {
         mapping.stopped().await;
         return;
     };
-    let settings = Settings::of(mapping.config());
+    let mut settings = Settings::of(mapping.config());
+    match Filters::of(mapping.config(), kind) {
+        Ok(filters) => settings.filters = filters,
+        Err(e) => {
+            // The control plane validates FilterCriteria; a stored one that no longer parses
+            // must not let every record through.
+            tracing::error!(mapping = %mapping.uuid(), "FilterCriteria cannot be used: {e}");
+            mapping.report_problem(&format!("PROBLEM: Invalid FilterCriteria: {e}"));
+            mapping.stopped().await;
+            return;
+        }
+    }
     if settings.tumbling_window_secs > 0 {
         // A function written for tumbling windows depends on `state` and the final invoke of
         // each window; running it without them would be silently wrong.
@@ -1094,56 +1127,6 @@ pub(crate) fn base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Stand-in for the `flint-filter` crate until it lands: `FilterCriteria` patterns with exact
-/// values and `exists`, nested keys, and a Kinesis record's `data` read as JSON when it is
-/// JSON. A record passes if any filter matches; an operator it does not know matches nothing
-/// (records are skipped rather than sent unfiltered).
-fn matches_filters(criteria: &Value, record: &Value) -> bool {
-    let Some(filters) = criteria.get("Filters").and_then(Value::as_array) else {
-        return true;
-    };
-    if filters.is_empty() {
-        return true;
-    }
-    // Kinesis patterns apply to the record's `kinesis` member (`partitionKey`, `data`, …).
-    let mut record = record.get("kinesis").unwrap_or(record).clone();
-    if let Some(data) = record.get_mut("data") {
-        let decoded = data
-            .as_str()
-            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-        if let Some(decoded) = decoded {
-            *data = decoded;
-        }
-    }
-    filters.iter().any(|f| {
-        f.get("Pattern")
-            .and_then(Value::as_str)
-            .and_then(|p| serde_json::from_str::<Value>(p).ok())
-            .is_some_and(|pattern| pattern_matches(&pattern, Some(&record)))
-    })
-}
-
-fn pattern_matches(pattern: &Value, value: Option<&Value>) -> bool {
-    match pattern {
-        Value::Object(fields) => fields
-            .iter()
-            .all(|(k, p)| pattern_matches(p, value.and_then(|v| v.get(k)))),
-        Value::Array(alternatives) => alternatives.iter().any(|alt| match alt {
-            Value::Object(op) => match op.get("exists").and_then(Value::as_bool) {
-                Some(exists) if op.len() == 1 => value.is_some() == exists,
-                _ => false,
-            },
-            _ => match value {
-                Some(Value::Array(items)) => items.contains(alt),
-                Some(v) => v == alt,
-                None => false,
-            },
-        }),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1154,7 +1137,7 @@ mod tests {
             seq.to_string(),
             now_secs(),
             json!({"kinesis": {"sequenceNumber": seq.to_string(), "data": "e30="}}),
-            &Value::Null,
+            &Filters::of(&Value::Null, StreamKind::Kinesis).unwrap_or_else(|e| panic!("{e}")),
         )
     }
 
@@ -1577,15 +1560,24 @@ mod tests {
     }
 
     #[test]
-    fn filters_match_exact_values_in_kinesis_data() {
-        let criteria = json!({"Filters": [{"Pattern": r#"{"data": {"kind": ["a"]}}"#}]});
+    fn records_are_matched_against_the_filter_criteria_by_source() {
+        let config = |pattern: &str| json!({"FilterCriteria": {"Filters": [{"Pattern": pattern}]}});
+        let kinesis = Filters::of(&config(r#"{"data": {"kind": ["a"]}}"#), StreamKind::Kinesis)
+            .unwrap_or_else(|e| panic!("{e}"));
         let with = |data: &str| json!({"kinesis": {"data": base64(data.as_bytes())}});
-        assert!(matches_filters(&criteria, &with(r#"{"kind": "a"}"#)));
-        assert!(!matches_filters(&criteria, &with(r#"{"kind": "b"}"#)));
-        assert!(matches_filters(&Value::Null, &with("x")));
-        let ddb = json!({"Filters": [{"Pattern": r#"{"eventName": ["INSERT"]}"#}]});
-        assert!(matches_filters(&ddb, &json!({"eventName": "INSERT"})));
-        assert!(!matches_filters(&ddb, &json!({"eventName": "REMOVE"})));
+        let record = |event: Value, filters: &Filters| {
+            StreamRecord::new("1".into(), 0.0, event, filters).matched
+        };
+        assert!(record(with(r#"{"kind": "a"}"#), &kinesis));
+        assert!(!record(with(r#"{"kind": "b"}"#), &kinesis));
+        let ddb = Filters::of(
+            &config(r#"{"eventName": ["INSERT"]}"#),
+            StreamKind::DynamoDb,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(record(json!({"eventName": "INSERT"}), &ddb));
+        assert!(!record(json!({"eventName": "REMOVE"}), &ddb));
+        assert!(Filters::of(&config("not json"), StreamKind::DynamoDb).is_err());
     }
 
     #[test]
