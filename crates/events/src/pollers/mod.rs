@@ -211,6 +211,7 @@ impl Mapping {
             tail_log: false,
             request_id: uuid::Uuid::new_v4().to_string(),
             trace_header: Some(hop.trace_header),
+            async_attempt: None,
         };
         Ok(self.ctx.engine.invoke(req).await?)
     }
