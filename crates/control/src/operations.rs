@@ -138,6 +138,9 @@ pub const UNSUPPORTED: &[&str] = &[
     "SendDurableExecutionCallbackSuccess",
     "SendDurableExecutionCallbackFailure",
     "SendDurableExecutionCallbackHeartbeat",
+    "DeleteDurableExecution",
+    "PauseDurableExecution",
+    "ResumeDurableExecution",
 ];
 
 /// Deserialises an operation's input, runs its handler and serialises its output.
