@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use flint_spec::feed::ChangeFeed;
-use flint_spec::{Change, EventSourceMappingSpec};
+use flint_spec::{Change, EventSourceMappingSpec, MappingReport};
 use flint_store::{DocKey, Store, StoreError};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -227,7 +227,7 @@ impl EventSourceMapping {
             last_modified: self.last_modified_ms as f64 / 1000.0,
             last_processing_result: self.last_processing_result.clone(),
             state: state.as_str(),
-            state_transition_reason: self.kind.state_transition_reason(),
+            state_transition_reason: self.kind.state_transition_reason().to_string(),
             destination_config: self.destination_config.clone(),
             topics: self.topics.clone(),
             queues: self.queues.clone(),
@@ -269,6 +269,8 @@ pub struct EventSourceMappings {
     mappings: RwLock<HashMap<String, (Scope, EventSourceMapping)>>,
     /// Where every change is published for the pollers (the control plane's change feed).
     feed: Arc<ChangeFeed>,
+    /// What the pollers say of each mapping (None: no pollers run).
+    report: RwLock<Option<tokio::sync::watch::Receiver<MappingReport>>>,
 }
 
 impl EventSourceMappings {
@@ -287,6 +289,7 @@ impl EventSourceMappings {
             store,
             mappings: RwLock::new(mappings),
             feed,
+            report: RwLock::new(None),
         })
     }
 
@@ -306,6 +309,40 @@ impl EventSourceMappings {
     /// A snapshot of every mapping (for the pollers); see [`EventSourceMapping::is_active`].
     pub fn mappings(&self) -> Vec<(Scope, EventSourceMapping)> {
         self.mappings.read().values().cloned().collect()
+    }
+
+    pub(crate) fn follow_report(&self, report: tokio::sync::watch::Receiver<MappingReport>) {
+        *self.report.write() = Some(report);
+    }
+
+    /// The mapping as the API shows it: its configuration, in `state`, with what its poller
+    /// last reported.
+    fn output(
+        &self,
+        scope: &Scope,
+        m: &EventSourceMapping,
+        state: MappingState,
+    ) -> MappingConfiguration {
+        let mut out = m.output(scope, state);
+        let report = self.report.read();
+        let Some(status) = report
+            .as_ref()
+            .and_then(|r| r.borrow().get(&m.uuid).cloned())
+        else {
+            return out;
+        };
+        if m.kind.reports_processing_result() {
+            if let Some(result) = status.last_processing_result {
+                out.last_processing_result = Some(result);
+            }
+        }
+        if let Some(problem) = status.problem {
+            if m.kind.reports_processing_result() {
+                out.last_processing_result = Some(problem.clone());
+            }
+            out.state_transition_reason = problem;
+        }
+        out
     }
 
     /// What a poller reports after a batch (`LastProcessingResult`, e.g. "OK",
@@ -933,7 +970,7 @@ pub struct MappingConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_processing_result: Option<String>,
     pub state: &'static str,
-    pub state_transition_reason: &'static str,
+    pub state_transition_reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination_config: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1078,7 +1115,7 @@ pub async fn get(
     input: UuidInput,
 ) -> Result<MappingConfiguration, LambdaError> {
     let m = cp.mappings.get(scope, &input.uuid)?;
-    Ok(m.output(scope, m.state_at(now_ms())))
+    Ok(cp.mappings.output(scope, &m, m.state_at(now_ms())))
 }
 
 pub async fn update(
@@ -1168,7 +1205,7 @@ pub async fn list(
         // Oldest first; a marker is the sort key of the first item of its page.
         .map(|(_, m)| {
             let key = format!("{:015}-{}", m.created_ms, m.uuid);
-            (key, m.output(scope, m.state_at(now)))
+            (key, cp.mappings.output(scope, m, m.state_at(now)))
         })
         .collect();
     let (event_source_mappings, next_marker) = list_page(

@@ -216,6 +216,15 @@ impl ControlPlane {
         *self.provisioned_report.write() = Some(report);
     }
 
+    /// Get/ListEventSourceMappings report what the pollers last said of each mapping
+    /// (`LastProcessingResult`, a source they cannot reach), as they publish it.
+    pub fn follow_mapping_report(
+        &self,
+        report: tokio::sync::watch::Receiver<flint_spec::MappingReport>,
+    ) {
+        self.mappings.follow_report(report);
+    }
+
     pub async fn execute(
         &self,
         scope: &Scope,

@@ -1010,6 +1010,7 @@ async fn events_for(
         engine.clone(),
         store.clone(),
         changes,
+        feed.subscribe_with(Vec::new),
         Arc::new(connectors),
         flint_events::EventsConfig {
             workers: 4,

@@ -7,6 +7,9 @@
 pub mod async_queue;
 mod destination;
 pub mod functions;
+// The sources' modules, which use the whole API, land one at a time.
+#[allow(dead_code)]
+mod pollers;
 mod visibility;
 
 use std::sync::Arc;
@@ -53,18 +56,21 @@ impl EventsConfig {
 /// The asynchronous data plane. Cheap to share.
 pub struct Events {
     queue: Arc<async_queue::Queue>,
+    pollers: Arc<pollers::Context>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Events {
     /// Starts the queue's workers and resumes the events a previous run left pending (after
-    /// upgrading their stored format if they are older). `changes` is a fresh subscription to
-    /// the change feed; `connectors` reach the destinations and dead-letter queues. Must be
-    /// called inside a Tokio runtime.
+    /// upgrading their stored format if they are older), and a poller for every enabled event
+    /// source mapping. `changes` and `mapping_changes` are two fresh subscriptions to the change
+    /// feed; `connectors` reach the destinations, dead-letter queues and event sources. Must
+    /// be called inside a Tokio runtime.
     pub fn start(
         engine: Arc<Engine>,
         store: Arc<flint_store::Store>,
         changes: Subscription,
+        mapping_changes: Subscription,
         connectors: Arc<flint_connectors::Connectors>,
         config: EventsConfig,
     ) -> Result<Arc<Self>, EventsError> {
@@ -72,6 +78,12 @@ impl Events {
             .map_err(|_| EventsError::Runtime("Events::start needs a Tokio runtime".into()))?;
         let functions = Arc::new(functions::Functions::new(changes));
         let pending = async_queue::pending(&store)?;
+        let pollers = pollers::Context::new(
+            engine.clone(),
+            store.clone(),
+            connectors.clone(),
+            functions.clone(),
+        );
         let (queue, rx) = async_queue::Queue::open(
             engine,
             functions.clone(),
@@ -91,9 +103,11 @@ impl Events {
             config.workers,
         ));
         let follower = handle.spawn(functions::keep_up(Arc::downgrade(&functions)));
+        let supervisor = handle.spawn(pollers::supervise(pollers.clone(), mapping_changes));
         Ok(Arc::new(Self {
             queue,
-            tasks: Mutex::new(vec![committer, dispatcher, follower]),
+            pollers,
+            tasks: Mutex::new(vec![committer, dispatcher, follower, supervisor]),
         }))
     }
 
@@ -110,6 +124,11 @@ impl Events {
     /// Every function that had asynchronous events since start-up, with its numbers.
     pub fn queue_depths(&self) -> Vec<(Scope, String, QueueDepth)> {
         self.queue.counts.all()
+    }
+
+    /// What the event source pollers say of each mapping, whenever it changes.
+    pub fn mapping_report(&self) -> tokio::sync::watch::Receiver<flint_spec::MappingReport> {
+        self.pollers.report()
     }
 
     /// Stops the workers; events not finished stay stored and resume at the next start.

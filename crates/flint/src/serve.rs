@@ -253,6 +253,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         engine.clone(),
         store.clone(),
         control.subscribe(),
+        control.subscribe(),
         connectors,
         flint_events::EventsConfig {
             retry_base_delay: Duration::from_secs(args.async_retry_delay_secs),
@@ -260,6 +261,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .context("starting the async queue")?;
+    control.follow_mapping_report(events.mapping_report());
     report_moved_aside(&store, &layout);
     let qos = crate::cpu_latency::start(args.cpu_latency_qos, engine.clone());
 

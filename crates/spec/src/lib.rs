@@ -195,3 +195,18 @@ pub struct ProvisionedAllocation {
 /// What the engine reports back: every snapshot's provisioned allocation (published on a
 /// `tokio::sync::watch` channel whenever one changes).
 pub type ProvisionedReport = HashMap<String, ProvisionedAllocation>;
+
+/// How an event source mapping's poller is doing, as GetEventSourceMapping reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingStatus {
+    /// `LastProcessingResult` ("OK", "PROBLEM: Function call failed", …), for the sources that
+    /// report one.
+    pub last_processing_result: Option<String>,
+    /// Why the poller cannot read its source (e.g. "PROBLEM: Connection error. …"); None while it
+    /// can. Reported as `StateTransitionReason`.
+    pub problem: Option<String>,
+}
+
+/// What the pollers report back: every running mapping's status by UUID (published on a
+/// `tokio::sync::watch` channel whenever one changes).
+pub type MappingReport = HashMap<String, MappingStatus>;
