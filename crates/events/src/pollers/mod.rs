@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 use crate::functions::Functions;
 use crate::EventsError;
 
+mod brokers;
+mod kafka;
+mod mq;
+
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
 const CHECKPOINT_KIND: &str = "event-source-checkpoint";
 
@@ -336,6 +340,8 @@ async fn run(mapping: Mapping) {
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
     match SourceKind::of(&mapping.spec) {
+        Some(SourceKind::Kafka) => kafka::run(mapping.clone()).await,
+        Some(SourceKind::Mq) => mq::run(mapping.clone()).await,
         Some(kind) => {
             let what = format!("{kind:?}");
             mapping.report_problem(&format!(
