@@ -245,8 +245,6 @@ def test_latest_skips_what_was_there_before_the_mapping(client, kafka, recorder,
     assert values == {b"new"}
 
 
-@pytest.mark.xfail(strict=True, reason="FilterCriteria waits for crate flint-filter "
-                                       "(crates/events/src/pollers/brokers.rs, Filters)")
 def test_filter_criteria_drop_records_that_do_not_match(client, kafka, recorder,
                                                         callback_server, mappings):
     topic = unique_name("filter")

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use flint_filter::FilterSet;
+pub(crate) use flint_filter::Source;
 use serde_json::Value;
 
 use super::{InvokeFailure, Mapping};
@@ -106,35 +108,26 @@ impl BatchLimits {
     }
 }
 
-/// The mapping's `FilterCriteria`.
-// FILTER: replace with `flint_filter::FilterSet` (`FilterSet::parse(criteria)` and
-// `FilterSet::matches(Source::Kafka | Source::RabbitMq, record)`) once crate `flint-filter`
-// is on main; until then every record passes, as with no FilterCriteria.
-pub(crate) struct Filters {
-    _criteria: Option<Value>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FilterSource {
-    Kafka,
-    RabbitMq,
-}
+/// The mapping's `FilterCriteria` (validated by the control plane when it was set).
+pub(crate) struct Filters(FilterSet);
 
 impl Filters {
     pub(crate) fn of(mapping: &Mapping) -> Self {
-        Self {
-            _criteria: mapping
-                .config()
-                .get("FilterCriteria")
-                .filter(|c| !c.is_null())
-                .cloned(),
-        }
+        let criteria = mapping
+            .config()
+            .get("FilterCriteria")
+            .unwrap_or(&Value::Null);
+        Self(FilterSet::parse(criteria).unwrap_or_else(|e| {
+            // Stored criteria were checked when they were set; never drop records over them.
+            tracing::warn!(mapping = %mapping.uuid(), "FilterCriteria ignored: {e}");
+            FilterSet::default()
+        }))
     }
 
     /// Whether `record` (as the event carries it) goes to the function; records that do not
     /// are dropped (acknowledged / committed) as AWS drops them.
-    pub(crate) fn keep(&self, _source: FilterSource, _record: &Value) -> bool {
-        true
+    pub(crate) fn keep(&self, source: Source, record: &Value) -> bool {
+        self.0.matches(source, record)
     }
 }
 
@@ -163,6 +156,11 @@ pub(crate) async fn deliver(mapping: &Mapping, event: &Value) -> Outcome {
         Err(InvokeFailure::FunctionMissing(m)) => {
             mapping.report_problem(&format!("PROBLEM: {m}"));
             Outcome::Retry
+        }
+        Err(e @ InvokeFailure::RecursiveLoop) => {
+            // Only batches carrying a trace header can be stopped so; AWS drops them.
+            mapping.report_result(&format!("PROBLEM: {e}"));
+            Outcome::Done
         }
         Err(InvokeFailure::Invoke(e)) => {
             tracing::info!(mapping = %mapping.uuid(), "invoke failed: {e}");

@@ -11,8 +11,8 @@ use flint_connectors::kafka::{
 use serde_json::{json, Map, Value};
 
 use super::brokers::{
-    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits,
-    FilterSource, Filters, Outcome, CONNECTION_PROBLEM, ENDPOINTS_VAR,
+    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits, Filters,
+    Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
 };
 use super::Mapping;
 use base64::Engine as _;
@@ -69,7 +69,7 @@ pub(crate) async fn run(mapping: Mapping) {
         };
         let kept: Vec<&KafkaRecord> = batch
             .iter()
-            .filter(|r| filters.keep(FilterSource::Kafka, &record(r)))
+            .filter(|r| filters.keep(Source::Kafka, &record(r)))
             .collect();
         if !kept.is_empty() {
             let event = event(&source, &kept);

@@ -8,8 +8,8 @@ use flint_connectors::amqp::{AmqpConsumer, AmqpMessage, AmqpSettings};
 use serde_json::{json, Value};
 
 use super::brokers::{
-    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits,
-    FilterSource, Filters, Outcome, CONNECTION_PROBLEM, ENDPOINTS_VAR,
+    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits, Filters,
+    Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
 };
 use super::Mapping;
 use base64::Engine as _;
@@ -59,7 +59,7 @@ async fn consume(
         *failures = 0;
         let kept: Vec<&AmqpMessage> = batch
             .iter()
-            .filter(|m| filters.keep(FilterSource::RabbitMq, &message(m)))
+            .filter(|m| filters.keep(Source::RabbitMq, &message(m)))
             .collect();
         if kept.is_empty() {
             consumer.ack(&batch).await?;
