@@ -88,6 +88,10 @@ impl KafkaSettings {
                 },
             )
             .set("enable.partition.eof", "false")
+            // A member that vanished (Flint killed) leaves the group within 10 s, not librdkafka's
+            // 45 s; heartbeats come from librdkafka's own thread, so a long invoke is no risk.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
             .set("log_level", "4");
         let sasl = !matches!(self.auth, KafkaAuth::None);
         let protocol = match (sasl, self.tls.is_some()) {
