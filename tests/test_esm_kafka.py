@@ -263,3 +263,16 @@ def test_filter_criteria_drop_records_that_do_not_match(client, kafka, recorder,
     values = [json.loads(base64.b64decode(r["value"]))
               for r in records_of(events_for(callback_server, topic))]
     assert values == [{"kind": "keep"}]
+
+
+def test_a_batch_stays_under_the_6_mb_invoke_payload_limit(client, kafka, recorder,
+                                                            callback_server, mappings):
+    topic = unique_name("big")
+    kafka.create_topic(topic)
+    big = 900_000  # 1.2 MB in base64: at most four fit in one 6 MB event
+    kafka.produce(topic, [{"value": bytes([65 + i]) * big} for i in range(8)])
+    mappings.append(self_managed(client, recorder, kafka, topic, BatchSize=100)["UUID"])
+    events = wait_events(callback_server, topic, lambda e: len(records_of(e)) >= 8)
+    assert len(events) >= 2
+    assert all(len(json.dumps(e)) <= 6 * 1024 * 1024 for e in events)
+    assert [r["offset"] for r in records_of(events)] == list(range(8))

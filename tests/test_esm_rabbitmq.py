@@ -239,3 +239,17 @@ def test_filter_criteria_drop_messages_that_do_not_match(
         time.sleep(0.2)
     assert [json.loads(base64.b64decode(m["data"]))
             for m in messages_of(events_for(callback_server, key), key)] == [{"kind": "keep"}]
+
+
+def test_a_batch_stays_under_the_6_mb_invoke_payload_limit(
+        client, rabbit, secret, recorder, callback_server, mappings):
+    queue = unique_name("q")
+    declare(rabbit, queue)
+    publish(rabbit, queue, [bytes([65 + i]) * 900_000 for i in range(8)])
+    mappings.append(mapping(client, recorder, queue, secret, BatchSize=100)["UUID"])
+    key = f"{queue}::/"
+    events = wait_events(callback_server, key, lambda e: len(messages_of(e, key)) >= 8)
+    assert len(events) >= 2
+    assert all(len(json.dumps(e)) <= 6 * 1024 * 1024 for e in events)
+    assert [base64.b64decode(m["data"])[:1] for m in messages_of(events, key)] == \
+        [bytes([65 + i]) for i in range(8)]
