@@ -180,7 +180,9 @@ class RabbitBroker:
             RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
             RABBITMQ_MNESIA_BASE=str(base / "mnesia"), RABBITMQ_LOG_BASE=str(base / "log"),
             RABBITMQ_PID_FILE=str(base / "pid"), RABBITMQ_DIST_PORT=str(free_port()),
-            RABBITMQ_LOGS="-")
+            RABBITMQ_LOGS="-",
+            # Its own Erlang port mapper, ended with the broker (a shared one outlives it).
+            ERL_EPMD_PORT=str(free_port()))
         self._log = open(tmp / "rabbitmq.log", "ab")
         self.proc = subprocess.Popen(
             [str(bin_dir / "rabbitmq-server")], env=self.env, stdout=self._log,
@@ -209,4 +211,7 @@ class RabbitBroker:
             except ProcessLookupError:
                 pass
         stop(self.proc)
+        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+        subprocess.run([epmd, "-port", self.env["ERL_EPMD_PORT"], "-kill"], env=self.env,
+                       capture_output=True, timeout=30, check=False)
         self._log.close()
