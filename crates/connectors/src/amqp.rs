@@ -9,7 +9,8 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, Bas
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
+
+use crate::batch::{gather, Limits};
 
 /// Why the consumer could not connect or went away.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +86,7 @@ impl AmqpMessage {
 pub struct AmqpConsumer {
     _connection: Connection,
     channel: Channel,
-    consumer: Consumer,
+    consumer: tokio::sync::Mutex<Consumer>,
     queue: String,
 }
 
@@ -108,48 +109,24 @@ impl AmqpConsumer {
         Ok(Self {
             _connection: connection,
             channel,
-            consumer,
+            consumer: tokio::sync::Mutex::new(consumer),
             queue: settings.queue.clone(),
         })
     }
 
-    /// Up to `max_messages` messages, at most `max_bytes` of payload: waits for the first as
-    /// long as it takes, then gathers more for at most `window`. A message that would
-    /// overflow `max_bytes` is kept for the next batch (`pending`).
+    /// One batch (see [`crate::batch::gather`]); a message that would overflow
+    /// `limits.bytes` is kept in `pending` for the next batch.
     pub async fn next_batch(
-        &mut self,
+        &self,
         pending: &mut Option<AmqpMessage>,
-        max_messages: usize,
-        max_bytes: usize,
-        window: Duration,
+        limits: Limits,
     ) -> Result<Vec<AmqpMessage>, AmqpError> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        let first = match pending.take() {
-            Some(m) => m,
-            None => self.recv().await?,
-        };
-        bytes += first.payload_size();
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + window;
-        while batch.len() < max_messages {
-            let next = match tokio::time::timeout_at(deadline, self.recv()).await {
-                Ok(m) => m?,
-                Err(_) => break,
-            };
-            let size = next.payload_size();
-            if bytes + size > max_bytes {
-                *pending = Some(next);
-                break;
-            }
-            bytes += size;
-            batch.push(next);
-        }
-        Ok(batch)
+        gather(pending, limits, AmqpMessage::payload_size, || self.recv()).await
     }
 
-    async fn recv(&mut self) -> Result<AmqpMessage, AmqpError> {
-        match self.consumer.next().await {
+    async fn recv(&self) -> Result<AmqpMessage, AmqpError> {
+        // Cancel-safe: a delivery is taken from the stream only when it is returned.
+        match self.consumer.lock().await.next().await {
             Some(Ok(d)) => Ok(AmqpMessage {
                 delivery_tag: d.delivery_tag,
                 redelivered: d.redelivered,

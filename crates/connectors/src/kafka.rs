@@ -9,7 +9,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+
+use crate::batch::{gather, Limits};
 
 /// Why the consumer could not be made or used.
 #[derive(Debug, thiserror::Error)]
@@ -200,41 +201,14 @@ impl KafkaConsumer {
         })
     }
 
-    /// Reads up to `max_records` records, at most `max_bytes` of payload: waits for the first
-    /// one as long as it takes, then gathers more for at most `window` (batching window). A
-    /// record that would overflow `max_bytes` is kept for the next batch (`pending`).
+    /// One batch (see [`crate::batch::gather`]); a record that would overflow `limits.bytes`
+    /// is kept in `pending` for the next batch.
     pub async fn next_batch(
         &self,
         pending: &mut Option<KafkaRecord>,
-        max_records: usize,
-        max_bytes: usize,
-        window: Duration,
+        limits: Limits,
     ) -> Result<Vec<KafkaRecord>, KafkaError> {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        if let Some(r) = pending.take() {
-            bytes += r.payload_size();
-            batch.push(r);
-        } else {
-            let first = self.recv().await?;
-            bytes += first.payload_size();
-            batch.push(first);
-        }
-        let deadline = tokio::time::Instant::now() + window;
-        while batch.len() < max_records {
-            let next = match tokio::time::timeout_at(deadline, self.recv()).await {
-                Ok(r) => r?,
-                Err(_) => break,
-            };
-            let size = next.payload_size();
-            if bytes + size > max_bytes {
-                *pending = Some(next);
-                break;
-            }
-            bytes += size;
-            batch.push(next);
-        }
-        Ok(batch)
+        gather(pending, limits, KafkaRecord::payload_size, || self.recv()).await
     }
 
     async fn recv(&self) -> Result<KafkaRecord, KafkaError> {

@@ -13,6 +13,7 @@
 
 pub mod amqp;
 mod arn;
+pub mod batch;
 pub mod kafka;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use flint_connectors::batch::Limits;
 use flint_filter::FilterSet;
 pub(crate) use flint_filter::Source;
 use serde_json::Value;
@@ -78,33 +79,24 @@ pub(crate) fn credentials(secret: &Value, arn: &str) -> Result<(String, String),
     Ok((field("username")?, field("password")?))
 }
 
-/// A batch's limits from the mapping's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BatchLimits {
-    pub records: usize,
-    pub bytes: usize,
-    pub window: Duration,
+/// A batch's limits from the mapping's configuration: `BatchSize` (100 by default),
+/// `MaximumBatchingWindowInSeconds` (500 ms when 0 or unset) and the payload limit.
+pub(crate) fn batch_limits(mapping: &Mapping) -> Limits {
+    limits_of(
+        mapping.config_i64("BatchSize"),
+        mapping.config_i64("MaximumBatchingWindowInSeconds"),
+    )
 }
 
-impl BatchLimits {
-    pub(crate) fn of(mapping: &Mapping) -> Self {
-        Self::from_config(
-            mapping.config_i64("BatchSize"),
-            mapping.config_i64("MaximumBatchingWindowInSeconds"),
-        )
-    }
-
-    fn from_config(batch_size: Option<i64>, window: Option<i64>) -> Self {
-        let records = batch_size.unwrap_or(100).clamp(1, 10_000) as usize;
-        let window = match window {
-            Some(s) if s > 0 => Duration::from_secs(s as u64),
-            _ => DEFAULT_WINDOW,
-        };
-        Self {
-            records,
-            bytes: MAX_PAYLOAD_BYTES - ENVELOPE_BYTES,
-            window,
-        }
+fn limits_of(batch_size: Option<i64>, window: Option<i64>) -> Limits {
+    let window = match window {
+        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        _ => DEFAULT_WINDOW,
+    };
+    Limits {
+        items: batch_size.unwrap_or(100).clamp(1, 10_000) as usize,
+        bytes: MAX_PAYLOAD_BYTES - ENVELOPE_BYTES,
+        window,
     }
 }
 
@@ -222,12 +214,12 @@ mod tests {
 
     #[test]
     fn batching_defaults_to_a_500_ms_window_under_the_6_mb_payload_limit() {
-        let l = BatchLimits::from_config(None, Some(0));
-        assert_eq!(l.records, 100);
+        let l = limits_of(None, Some(0));
+        assert_eq!(l.items, 100);
         assert_eq!(l.window, Duration::from_millis(500));
         assert!(l.bytes < MAX_PAYLOAD_BYTES);
-        let l = BatchLimits::from_config(Some(5), Some(2));
-        assert_eq!((l.records, l.window), (5, Duration::from_secs(2)));
+        let l = limits_of(Some(5), Some(2));
+        assert_eq!((l.items, l.window), (5, Duration::from_secs(2)));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use flint_connectors::kafka::{
 use serde_json::{json, Map, Value};
 
 use super::brokers::{
-    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits, Filters,
-    Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
+    access, backoff, batch_limits, credentials, deliver, endpoints_for, pause, secret_json,
+    Filters, Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
 };
 use super::Mapping;
 use base64::Engine as _;
@@ -43,14 +43,14 @@ pub(crate) async fn run(mapping: Mapping) {
             }
         }
     };
-    let limits = BatchLimits::of(&mapping);
+    let limits = batch_limits(&mapping);
     let filters = Filters::of(&mapping);
     let mut pending = None;
     let mut failures = 0;
     loop {
         let read = tokio::select! {
             _ = mapping.stopped() => return,
-            r = consumer.next_batch(&mut pending, limits.records, limits.bytes, limits.window) => r,
+            r = consumer.next_batch(&mut pending, limits) => r,
         };
         let batch = match read {
             Ok(b) => {

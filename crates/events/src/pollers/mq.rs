@@ -8,8 +8,8 @@ use flint_connectors::amqp::{AmqpConsumer, AmqpMessage, AmqpSettings};
 use serde_json::{json, Value};
 
 use super::brokers::{
-    access, backoff, credentials, deliver, endpoints_for, pause, secret_json, BatchLimits, Filters,
-    Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
+    access, backoff, batch_limits, credentials, deliver, endpoints_for, pause, secret_json,
+    Filters, Outcome, Source, CONNECTION_PROBLEM, ENDPOINTS_VAR,
 };
 use super::Mapping;
 use base64::Engine as _;
@@ -45,16 +45,15 @@ async fn consume(
     settings: &AmqpSettings,
     failures: &mut u32,
 ) -> Result<(), flint_connectors::amqp::AmqpError> {
-    let limits = BatchLimits::of(mapping);
+    let limits = batch_limits(mapping);
     let filters = Filters::of(mapping);
     let arn = mapping.spec.event_source_arn.clone().unwrap_or_default();
-    let mut consumer =
-        AmqpConsumer::connect(settings, &format!("flint-{}", mapping.uuid())).await?;
+    let consumer = AmqpConsumer::connect(settings, &format!("flint-{}", mapping.uuid())).await?;
     let mut pending = None;
     loop {
         let batch = tokio::select! {
             _ = mapping.stopped() => return Ok(()),
-            r = consumer.next_batch(&mut pending, limits.records, limits.bytes, limits.window) => r?,
+            r = consumer.next_batch(&mut pending, limits) => r?,
         };
         *failures = 0;
         let kept: Vec<&AmqpMessage> = batch
@@ -108,14 +107,14 @@ async fn settings(mapping: &Mapping) -> Result<AmqpSettings, String> {
         .to_string();
     let secret_arn = access(config, "BASIC_AUTH").ok_or("the mapping has no BASIC_AUTH secret")?;
     let (username, password) = credentials(&secret_json(mapping, &secret_arn).await?, &secret_arn)?;
-    let limits = BatchLimits::of(mapping);
+    let limits = batch_limits(mapping);
     Ok(AmqpSettings {
         endpoint,
         virtual_host: access(config, "VIRTUAL_HOST").unwrap_or_else(|| "/".into()),
         username,
         password,
         queue,
-        prefetch: u16::try_from(limits.records).unwrap_or(u16::MAX),
+        prefetch: u16::try_from(limits.items).unwrap_or(u16::MAX),
     })
 }
 
