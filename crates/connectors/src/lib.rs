@@ -14,13 +14,19 @@
 pub mod amqp;
 mod arn;
 pub mod batch;
+mod dynamodb_streams;
 pub mod kafka;
+mod kinesis;
+mod streams;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
 pub use arn::{Target, TargetArn};
+pub use dynamodb_streams::DynamoDbStreamRecord;
+pub use kinesis::KinesisRecord;
+pub use streams::{IteratorStart, Page, Shard, StreamError};
 
 /// Why a message could not be delivered. The caller logs it and keeps the event for retry.
 #[derive(Debug, thiserror::Error)]

@@ -27,8 +27,11 @@ use crate::functions::Functions;
 use crate::EventsError;
 
 mod brokers;
+mod dynamodb_streams;
 mod kafka;
+mod kinesis;
 mod mq;
+mod stream;
 
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
 const CHECKPOINT_KIND: &str = "event-source-checkpoint";
@@ -365,6 +368,8 @@ async fn run(mapping: Mapping) {
     match SourceKind::of(&mapping.spec) {
         Some(SourceKind::Kafka) => kafka::run(mapping.clone()).await,
         Some(SourceKind::Mq) => mq::run(mapping.clone()).await,
+        Some(SourceKind::Kinesis) => kinesis::run(mapping.clone()).await,
+        Some(SourceKind::DynamoDbStreams) => dynamodb_streams::run(mapping.clone()).await,
         Some(kind) => {
             let what = format!("{kind:?}");
             mapping.report_problem(&format!(
