@@ -21,6 +21,8 @@ pub enum KafkaError {
     /// The blocking commit task could not finish (the runtime is shutting down).
     #[error("Kafka commit task failed: {0}")]
     Join(String),
+    #[error("Kafka consumer closed")]
+    Closed,
 }
 
 /// Where a group without committed offsets starts (`StartingPosition`).
@@ -186,7 +188,8 @@ impl KafkaRecord {
 
 /// One member of the mapping's consumer group.
 pub struct KafkaConsumer {
-    inner: Arc<StreamConsumer>,
+    /// Always `Some` until dropped (taken by `Drop`, which closes it off the async workers).
+    inner: Option<Arc<StreamConsumer>>,
 }
 
 impl KafkaConsumer {
@@ -197,7 +200,7 @@ impl KafkaConsumer {
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {
-            inner: Arc::new(consumer),
+            inner: Some(Arc::new(consumer)),
         })
     }
 
@@ -212,7 +215,10 @@ impl KafkaConsumer {
     }
 
     async fn recv(&self) -> Result<KafkaRecord, KafkaError> {
-        let m = self.inner.recv().await?;
+        let Some(inner) = &self.inner else {
+            return Err(KafkaError::Closed);
+        };
+        let m = inner.recv().await?;
         let (timestamp, timestamp_type) = match m.timestamp() {
             Timestamp::NotAvailable => (-1, TimestampType::NoTimestampType),
             Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
@@ -252,12 +258,24 @@ impl KafkaConsumer {
         for ((topic, partition), offset) in next {
             tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
         }
-        let inner = Arc::clone(&self.inner);
+        let Some(inner) = self.inner.clone() else {
+            return Err(KafkaError::Closed);
+        };
         // A synchronous commit blocks in librdkafka: keep it off the async workers.
         tokio::task::spawn_blocking(move || inner.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| KafkaError::Join(e.to_string()))??;
         Ok(())
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // librdkafka's close leaves the group and waits for the broker: keep that wait off the
+        // async workers when there is a runtime to hand it to.
+        if let (Some(inner), Ok(rt)) = (self.inner.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn_blocking(move || drop(inner));
+        }
     }
 }
 
