@@ -4,12 +4,18 @@
 //! credential chain — plus one explicit override (`flint serve --aws-endpoint-url`). Unset, the
 //! calls go to real AWS. Flint never emulates these services; it only talks to them.
 //!
+//! Also the brokers event source mappings read from: Kafka (`kafka`, librdkafka) and RabbitMQ
+//! (`amqp`, lapin), with their credentials from Secrets Manager (`secret_string`).
+//!
 //! Kept in its own crate: the SDK crates are slow to compile.
 
 #![forbid(unsafe_code)]
 
+pub mod amqp;
 mod arn;
+pub mod batch;
 mod dynamodb_streams;
+pub mod kafka;
 mod kinesis;
 mod streams;
 
@@ -284,6 +290,28 @@ impl Connectors {
             .await
             .map_err(|e| call_error("S3", "PutObject", &bucket.arn, e))?;
         Ok(())
+    }
+
+    /// The `SecretString` of a Secrets Manager secret (`arn`): how event source mappings get
+    /// broker credentials (`SourceAccessConfigurations` name secrets, as on AWS).
+    pub async fn secret_string(&self, arn: &str) -> Result<String, ConnectorError> {
+        // arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME
+        let region = arn.split(':').nth(3).unwrap_or_default();
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&self.config)
+            .region(self.region(region))
+            .build();
+        let out = aws_sdk_secretsmanager::Client::from_conf(conf)
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| call_error("Secrets Manager", "GetSecretValue", arn, e))?;
+        out.secret_string.ok_or_else(|| ConnectorError::Call {
+            service: "Secrets Manager",
+            operation: "GetSecretValue",
+            target: arn.to_string(),
+            message: "the secret has no SecretString".into(),
+        })
     }
 }
 

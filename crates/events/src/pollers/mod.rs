@@ -26,8 +26,11 @@ use tokio::task::JoinHandle;
 use crate::functions::Functions;
 use crate::EventsError;
 
+mod brokers;
 mod dynamodb_streams;
+mod kafka;
 mod kinesis;
+mod mq;
 mod stream;
 
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
@@ -364,6 +367,8 @@ async fn run(mapping: Mapping) {
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
     match SourceKind::of(&mapping.spec) {
+        Some(SourceKind::Kafka) => kafka::run(mapping.clone()).await,
+        Some(SourceKind::Mq) => mq::run(mapping.clone()).await,
         Some(SourceKind::Kinesis) => kinesis::run(mapping.clone()).await,
         Some(SourceKind::DynamoDbStreams) => dynamodb_streams::run(mapping.clone()).await,
         Some(kind) => {
