@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod arn;
+pub mod sqs;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use parking_lot::Mutex;
