@@ -174,7 +174,11 @@ impl Connectors {
 impl SqsQueue {
     /// ReceiveMessage: up to `max` (≤ 10) messages, waiting up to `wait_seconds` (≤ 20) for the
     /// first, with every system attribute and message attribute.
-    pub async fn receive(&self, max: usize, wait_seconds: u32) -> Result<Vec<SqsMessage>, SqsError> {
+    pub async fn receive(
+        &self,
+        max: usize,
+        wait_seconds: u32,
+    ) -> Result<Vec<SqsMessage>, SqsError> {
         let out = self
             .client
             .receive_message()

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 use crate::functions::Functions;
 use crate::EventsError;
 
+mod sqs;
+
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
 const CHECKPOINT_KIND: &str = "event-source-checkpoint";
 
@@ -151,6 +153,15 @@ impl Mapping {
 
     pub(crate) fn is_stopped(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// Whether the mapping's function (and the version or alias it names) exists now.
+    pub(crate) fn function_exists(&self) -> bool {
+        let (name, qualifier) = function_of(&self.spec.function_arn);
+        self.ctx
+            .functions
+            .get(&self.spec.scope, name)
+            .is_some_and(|state| state.version_of(qualifier.unwrap_or(LATEST)).is_some())
     }
 
     /// Invokes the mapping's function synchronously with one batch, as any client would: it
@@ -336,16 +347,20 @@ async fn run(mapping: Mapping) {
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
     match SourceKind::of(&mapping.spec) {
+        Some(SourceKind::Sqs) => sqs::run(mapping).await,
         Some(kind) => {
             let what = format!("{kind:?}");
             mapping.report_problem(&format!(
                 "PROBLEM: Flint does not poll {what} event sources yet."
             ));
             tracing::warn!(mapping = %uuid, "Flint does not poll {what} event sources yet");
+            mapping.stopped().await;
         }
-        None => mapping.report_problem("PROBLEM: Unknown event source."),
+        None => {
+            mapping.report_problem("PROBLEM: Unknown event source.");
+            mapping.stopped().await;
+        }
     }
-    mapping.stopped().await;
     tracing::info!(mapping = %uuid, "event source poller stopped");
 }
 
