@@ -374,15 +374,31 @@ impl Poller {
                 }
             };
             let room = (settings.batch_size - batch.held.len()).min(MAX_RECEIVE);
+            let queue = self.queue.clone();
+            let mut receive = Box::pin(async move { queue.receive(room, wait).await });
             let received = tokio::select! {
                 _ = self.mapping.stopped() => {
+                    // SQS goes on with a long poll whose caller went away, and would hide what
+                    // it finds: the poll is left to finish, and gives back what it got.
+                    let queue = self.queue.clone();
+                    tokio::spawn(async move {
+                        if let Ok(messages) = receive.await {
+                            let receipts: Vec<Receipt> = messages.into_iter().map(|m| Receipt {
+                                message_id: m.message_id,
+                                receipt_handle: m.receipt_handle,
+                            }).collect();
+                            if !receipts.is_empty() {
+                                let _ = queue.change_visibility(&receipts, 0).await;
+                            }
+                        }
+                    });
                     let mut receipts = batch.receipts();
                     receipts.extend(carry.drain(..).map(|h| h.receipt));
                     self.release(receipts).await;
                     self.delete_dropped(&batch.dropped).await;
                     return Ok(Gathered::Stopped);
                 }
-                r = self.queue.receive(room, wait) => r,
+                r = &mut receive => r,
             };
             let messages = match received {
                 Ok(messages) => messages,
@@ -481,9 +497,10 @@ impl Poller {
         {
             self.mapping.report_result("OK");
         }
-        let done = settle(&batch.held, &outcome, self.queue.fifo);
-        if !done.is_empty() {
-            match self.queue.delete(&done).await {
+        let Settled { delete, release } = settle(&batch.held, &outcome, self.queue.fifo);
+        self.release(release).await;
+        if !delete.is_empty() {
+            match self.queue.delete(&delete).await {
                 Ok(failed) if !failed.is_empty() => {
                     tracing::warn!(mapping = %self.mapping.uuid(), "SQS did not delete {} message(s) of {}", failed.len(), self.queue.arn);
                 }
@@ -580,16 +597,32 @@ fn batch_item_failures(payload: &[u8], ids: &HashSet<&str>) -> Outcome {
     }
 }
 
+/// What to do with a batch's messages after the function ran.
+#[derive(Debug, Default)]
+struct Settled {
+    /// Done with: deleted.
+    delete: Vec<Receipt>,
+    /// Not run because an earlier message of their FIFO group failed: visible again now, behind
+    /// the failed one (which SQS keeps in flight until its visibility timeout), so the group's
+    /// order holds.
+    release: Vec<Receipt>,
+}
+
 /// The messages to delete after `outcome`. In a FIFO queue a failed message holds back the rest
 /// of its message group in the batch (they go back to the queue with it, keeping the order).
-fn settle(held: &[Held], outcome: &Outcome, fifo: bool) -> Vec<Receipt> {
+fn settle(held: &[Held], outcome: &Outcome, fifo: bool) -> Settled {
     let failed = match outcome {
-        Outcome::AllSucceeded => return held.iter().map(|h| h.receipt.clone()).collect(),
-        Outcome::AllFailed => return Vec::new(),
+        Outcome::AllSucceeded => {
+            return Settled {
+                delete: held.iter().map(|h| h.receipt.clone()).collect(),
+                release: Vec::new(),
+            }
+        }
+        Outcome::AllFailed => return Settled::default(),
         Outcome::Failed(failed) => failed,
     };
     let mut blocked: HashSet<&str> = HashSet::new();
-    let mut done = Vec::new();
+    let mut settled = Settled::default();
     for h in held {
         let group = h.group.as_deref().filter(|_| fifo);
         if failed.contains(&h.receipt.message_id) {
@@ -599,11 +632,12 @@ fn settle(held: &[Held], outcome: &Outcome, fifo: bool) -> Vec<Receipt> {
             continue;
         }
         if group.is_some_and(|g| blocked.contains(g)) {
+            settled.release.push(h.receipt.clone());
             continue;
         }
-        done.push(h.receipt.clone());
+        settled.delete.push(h.receipt.clone());
     }
-    done
+    settled
 }
 
 /// The order of the system attributes in Lambda's event.
@@ -854,25 +888,22 @@ mod tests {
             held("g1-3", Some("g1")),
         ];
         let outcome = Outcome::Failed(["g1-2".to_string()].into_iter().collect());
-        assert_eq!(
-            ids(&settle(&batch, &outcome, true)),
-            ["g1-1", "g2-1", "g2-2"]
-        );
+        let fifo = settle(&batch, &outcome, true);
+        assert_eq!(ids(&fifo.delete), ["g1-1", "g2-1", "g2-2"]);
+        assert_eq!(ids(&fifo.release), ["g1-3"]);
         // A standard queue keeps no order: only the failed message stays.
-        assert_eq!(
-            ids(&settle(&batch, &outcome, false)),
-            ["g1-1", "g2-1", "g2-2", "g1-3"]
-        );
+        let standard = settle(&batch, &outcome, false);
+        assert_eq!(ids(&standard.delete), ["g1-1", "g2-1", "g2-2", "g1-3"]);
+        assert!(standard.release.is_empty());
     }
 
     #[test]
     fn a_whole_batch_is_deleted_on_success_and_kept_on_failure() {
         let batch = [held("a", None), held("b", None)];
-        assert_eq!(
-            ids(&settle(&batch, &Outcome::AllSucceeded, false)),
-            ["a", "b"]
-        );
-        assert!(settle(&batch, &Outcome::AllFailed, true).is_empty());
+        let ok = settle(&batch, &Outcome::AllSucceeded, false);
+        assert_eq!(ids(&ok.delete), ["a", "b"]);
+        let failed = settle(&batch, &Outcome::AllFailed, true);
+        assert!(failed.delete.is_empty() && failed.release.is_empty());
     }
 
     #[test]
