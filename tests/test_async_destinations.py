@@ -458,3 +458,30 @@ def test_an_event_older_than_its_maximum_age_goes_to_on_failure(flint_bin, tmp_p
                      condition="EventAgeExceeded", count=1)
     finally:
         srv.stop()
+
+
+def test_zero_reserved_concurrency_sends_the_event_to_on_failure_unattempted(
+        lambda_client, queue, callback_server):
+    sqs, url, queue_arn = queue
+    name = unique_name("zero")
+    create_function(lambda_client, name, zip_bytes=probe_zip())
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    lambda_client.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+    token = uuid.uuid4().hex
+    event = {"url": callback_server.url, "token": token}
+    rid = send_event(lambda_client, name, event)
+    message = receive(sqs, url)
+    assert message is not None, "nothing reached the on-failure destination"
+    record = json.loads(message["Body"])
+    # Recorded (TestLambdaConcurrency::test_reserved_concurrency): no response, no attempt.
+    assert record["requestContext"] == {
+        "requestId": rid,
+        "functionArn": arn(name, "$LATEST"),
+        "condition": "ZeroReservedConcurrency",
+        "approximateInvokeCount": 0,
+    }
+    assert record["requestPayload"] == event
+    assert set(record) == {"version", "timestamp", "requestContext", "requestPayload"}
+    assert not attempts_of(callback_server, token)

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flint_control::{ErrorCode, Scope};
-use flint_engine::InvokeRequest;
+use flint_engine::{FunctionSpec, InvokeRequest};
 use http::{HeaderValue, StatusCode};
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -49,6 +49,39 @@ fn checked_payload(body: Bytes) -> Result<Bytes, ApiError> {
 fn str_of<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
     input.get(key).and_then(Value::as_str)
 }
+
+/// The caller's X-Ray trace header (`X-Amzn-Trace-Id`), which the invocation carries on: the
+/// AWS SDKs inside functions send it, and with it the lineage recursion detection counts.
+fn trace_header(parts: &http::request::Parts) -> Option<String> {
+    let value = parts.headers.get("x-amzn-trace-id")?.to_str().ok()?;
+    (value.starts_with("Root=") && value.len() <= MAX_TRACE_HEADER).then(|| value.to_string())
+}
+
+/// The trace header this invocation carries: the caller's, with the function's count in its
+/// recursion lineage raised; a chain that invoked the function too often is stopped unless the
+/// function allows recursive loops.
+fn next_hop<B: Backend>(
+    backend: &B,
+    scope: &Scope,
+    function: &FunctionSpec,
+    parts: &http::request::Parts,
+    refuse_loop: bool,
+) -> Result<String, ApiError> {
+    let hop =
+        flint_engine::lineage::next_hop(trace_header(parts).as_deref(), &function.function_arn);
+    if refuse_loop && hop.is_loop() && !backend.recursion_allowed(scope, &function.function_name) {
+        tracing::warn!(function = %function.function_name,
+            "recursive invocation loop stopped after {} invocations", flint_engine::lineage::MAX_INVOCATIONS);
+        return Err(ApiError::lambda(
+            ErrorCode::RecursiveInvocationException,
+            "Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.",
+        ));
+    }
+    Ok(hop.trace_header)
+}
+
+/// Longer trace headers are ignored (a fresh one is made) rather than stored with each event.
+const MAX_TRACE_HEADER: usize = 1024;
 
 fn header(resp: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
@@ -116,6 +149,10 @@ pub(crate) async fn invoke<B: Backend>(
     let name = str_of(&input, "FunctionName").unwrap_or_default();
     let qualifier = str_of(&input, "Qualifier");
     let (function, invoked_arn) = backend.resolve_invoke(scope, name, qualifier)?;
+    // An Event invoke that closes a loop is accepted; the async queue stops it (its DLQ or
+    // on-failure destination gets it), as AWS does.
+    let refuse_loop = invocation_type != InvocationType::Event;
+    let trace_header = next_hop(backend, scope, &function, parts, refuse_loop)?;
     let req = InvokeRequest {
         function,
         invoked_arn,
@@ -123,6 +160,7 @@ pub(crate) async fn invoke<B: Backend>(
         client_context,
         tail_log: str_of(&input, "LogType") == Some("Tail"),
         request_id: request_id.to_string(),
+        trace_header: Some(trace_header),
     };
 
     match invocation_type {
@@ -209,6 +247,7 @@ pub(crate) async fn invoke_async<B: Backend>(
     let payload = checked_payload(body)?;
     let name = str_of(&input, "FunctionName").unwrap_or_default();
     let (function, invoked_arn) = backend.resolve_invoke(scope, name, None)?;
+    let trace_header = next_hop(backend, scope, &function, parts, false)?;
     backend
         .enqueue_async(InvokeRequest {
             function,
@@ -217,6 +256,7 @@ pub(crate) async fn invoke_async<B: Backend>(
             client_context: None,
             tail_log: false,
             request_id: request_id.to_string(),
+            trace_header: Some(trace_header),
         })
         .await?;
     let mut resp = Response::new(Body::from(r#"{"Status":202}"#));

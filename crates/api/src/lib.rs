@@ -101,6 +101,11 @@ pub trait Backend: Send + Sync + 'static {
         req: InvokeRequest,
     ) -> impl Future<Output = Result<(), InvokeError>> + Send;
 
+    /// Whether the function may run in a recursive loop (its recursion config says `Allow`).
+    fn recursion_allowed(&self, _scope: &Scope, _function_name: &str) -> bool {
+        false
+    }
+
     /// The zip a `Code.Location` / `Content.Location` URL names, once the control plane has
     /// checked its signature and expiry (digests are already checked to be 64 lowercase hex
     /// digits).
@@ -159,6 +164,10 @@ impl Backend for Flint {
         qualifier: Option<&str>,
     ) -> Result<(Arc<FunctionSpec>, String), LambdaError> {
         self.control.resolve_invoke(scope, function_name, qualifier)
+    }
+
+    fn recursion_allowed(&self, scope: &Scope, function_name: &str) -> bool {
+        self.control.recursion_allowed(scope, function_name)
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {

@@ -26,6 +26,7 @@ pub enum ErrorCode {
     InvalidSignatureException,
     MissingAuthenticationTokenException,
     UnknownOperationException,
+    RecursiveInvocationException,
 }
 
 impl ErrorCode {
@@ -37,7 +38,8 @@ impl ErrorCode {
             | InvalidRequestContentException
             | CodeStorageExceededException
             // An operation this server does not offer: the route exists, the request is fine.
-            | UnknownOperationException => 400,
+            | UnknownOperationException
+            | RecursiveInvocationException => 400,
             AccessDeniedException
             | UnrecognizedClientException
             | InvalidSignatureException
@@ -60,6 +62,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             ValidationException => "ValidationException",
+            RecursiveInvocationException => "RecursiveInvocationException",
             InvalidParameterValueException => "InvalidParameterValueException",
             InvalidRequestContentException => "InvalidRequestContentException",
             ResourceNotFoundException => "ResourceNotFoundException",

@@ -702,16 +702,9 @@ fn apply_settings(m: &mut EventSourceMapping, input: &MappingInput) -> Result<()
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for f in &filters {
-            let valid = f
-                .get("Pattern")
-                .and_then(Value::as_str)
-                .and_then(|p| serde_json::from_str::<Value>(p).ok())
-                .is_some_and(|p| valid_pattern(&p));
-            if !valid {
-                return Err(LambdaError::invalid("Invalid filter pattern definition."));
-            }
-        }
+        // Validated as AWS validates patterns; the pollers parse the stored criteria again.
+        flint_filter::FilterSet::parse(&json!({ "Filters": filters }))
+            .map_err(|e| LambdaError::invalid(e.to_string()))?;
         // An empty filter list clears the criteria: AWS then omits the member.
         m.filter_criteria = (!filters.is_empty()).then(|| json!({ "Filters": filters }));
     }
@@ -762,33 +755,6 @@ fn valid_failure_destination(kind: SourceKind, destination: &str) -> bool {
         return true;
     }
     matches!(destination.split(':').nth(2), Some("sqs" | "sns" | "s3"))
-}
-
-/// An event filter pattern: a JSON object whose leaves are arrays of values or matchers.
-fn valid_pattern(p: &Value) -> bool {
-    fn field(v: &Value) -> bool {
-        match v {
-            Value::Object(o) => !o.is_empty() && o.values().all(field),
-            Value::Array(a) => {
-                !a.is_empty()
-                    && a.iter().all(|x| {
-                        matches!(
-                            x,
-                            Value::Object(_)
-                                | Value::String(_)
-                                | Value::Number(_)
-                                | Value::Bool(_)
-                                | Value::Null
-                        )
-                    })
-            }
-            _ => false,
-        }
-    }
-    match p {
-        Value::Object(o) => o.values().all(field),
-        _ => false,
-    }
 }
 
 /// `StartingPositionTimestamp` as epoch seconds (SDKs send a number; tolerate ISO strings).
@@ -1547,6 +1513,66 @@ mod tests {
         assert_eq!(
             out["FilterCriteria"],
             json!({"Filters": [{"Pattern": pattern}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn filter_patterns_are_validated_as_aws_validates_them() {
+        let fx = open().await;
+        let e = &*fx.cp;
+        for pattern in [
+            r#"{"body": {"n": [{"numeric": [">", 0, ">", 5]}]}}"#,
+            r#"{"body": {"n": [{"NUMERIC": ["=", 5]}]}}"#,
+            r#"{"body": {"ip": [{"cidr": "10.0.0.0"}]}}"#,
+            r#"{"body": {"s": [{"anything-but": null}]}}"#,
+            r#"{"$or": [{"body": {"a": ["x"]}}]}"#,
+        ] {
+            let r = run(
+                e,
+                "CreateEventSourceMapping",
+                json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                       "FilterCriteria": {"Filters": [{"Pattern": pattern}]}}),
+            )
+            .await;
+            assert_eq!(
+                err(r),
+                (
+                    ErrorCode::InvalidParameterValueException,
+                    "Invalid filter pattern definition.".into()
+                ),
+                "{pattern}"
+            );
+        }
+        let filter = json!({"Pattern": r#"{"body": {"a": [{"prefix": "x"}]}}"#});
+        let r = run(
+            e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                   "FilterCriteria": {"Filters": vec![filter.clone(); 6]}}),
+        )
+        .await;
+        assert_eq!(err(r).0, ErrorCode::InvalidParameterValueException);
+        let uuid = run(
+            e,
+            "CreateEventSourceMapping",
+            json!({"FunctionName": "fn1", "EventSourceArn": QUEUE,
+                   "FilterCriteria": {"Filters": vec![filter; 5]}}),
+        )
+        .await
+        .unwrap()["UUID"]
+            .clone();
+        let r = run(
+            e,
+            "UpdateEventSourceMapping",
+            json!({"UUID": uuid, "FilterCriteria": {"Filters": [{"Pattern": "{\"body\": []}"}]}}),
+        )
+        .await;
+        assert_eq!(
+            err(r),
+            (
+                ErrorCode::InvalidParameterValueException,
+                "Invalid filter pattern definition.".into()
+            )
         );
     }
 

@@ -189,7 +189,10 @@ impl Checkout<'_> {
             request_id: req.request_id.clone(),
             deadline_ms: epoch_ms() + timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
-            trace_id: flint_runtime_api::new_trace_id(),
+            trace_id: match &req.trace_header {
+                Some(t) if t.starts_with("Root=") => t.clone(),
+                _ => flint_runtime_api::new_trace_id(),
+            },
             client_context: req.client_context.as_deref().map(decode_client_context),
             cognito_identity: None,
             payload: req.payload.clone(),

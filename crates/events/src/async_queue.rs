@@ -78,6 +78,9 @@ pub struct EventRecord {
     /// The last failed attempt, for the record an `EventAgeExceeded` destination gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<AttemptRecord>,
+    /// The X-Ray trace header the event came with (its recursion lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
 }
 
 /// What an attempt answered, as an invocation record reports it.
@@ -92,6 +95,20 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
+    /// What an event stopped for being in a recursive loop reports (AWS's 400 and error).
+    pub(crate) fn recursive_loop(version: &str) -> Self {
+        let error = serde_json::json!({
+            "errorType": "RecursiveInvocationException",
+            "errorMessage": "Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.",
+        });
+        Self {
+            status_code: 400,
+            executed_version: version.to_string(),
+            function_error: None,
+            payload: base64::engine::general_purpose::STANDARD.encode(error.to_string()),
+        }
+    }
+
     fn of(result: &Result<InvokeResponse, InvokeError>, version: &str) -> Self {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         match result {
@@ -303,6 +320,7 @@ impl Queue {
                 attempts: 0,
                 due_at_ms: 0,
                 last_attempt: None,
+                trace_header: req.trace_header.clone(),
             },
         );
         self.accept(event).await.map_err(InvokeError::Service)
@@ -329,10 +347,7 @@ impl Queue {
 
     /// The function version an event runs now, the request for its next attempt and the event
     /// invoke config that applies; Err: the event cannot run any more.
-    fn request(
-        &self,
-        event: &Pending,
-    ) -> Result<(InvokeRequest, Option<String>, Option<EventInvokeConfig>), String> {
+    fn request(&self, event: &Pending) -> Result<NextAttempt, String> {
         let r = &event.record;
         let state = self
             .functions
@@ -349,18 +364,23 @@ impl Queue {
             .map_err(|e| format!("stored payload is not base64: {e}"))?;
         let config = state.event_invoke_config(r.qualifier.as_deref()).cloned();
         let dead_letter = state.dead_letter_targets.get(&r.version).cloned();
-        Ok((
-            InvokeRequest {
+        let recursive_loop = state.recursive_loop != "Allow"
+            && flint_engine::lineage::count(r.trace_header.as_deref(), &state.arn)
+                > flint_engine::lineage::MAX_INVOCATIONS;
+        Ok(NextAttempt {
+            req: InvokeRequest {
                 function: spec,
                 invoked_arn: r.invoked_arn.clone(),
                 payload: payload.into(),
                 client_context: r.client_context.clone(),
                 tail_log: false,
                 request_id: r.request_id.clone(),
+                trace_header: r.trace_header.clone(),
             },
             dead_letter,
             config,
-        ))
+            recursive_loop,
+        })
     }
 
     /// Records a retry's due time (not waited for: losing it in a crash only runs the retry
@@ -545,6 +565,16 @@ impl Policy {
     }
 }
 
+/// What an event's next attempt runs, and what is configured around it.
+struct NextAttempt {
+    req: InvokeRequest,
+    /// The version's dead-letter target.
+    dead_letter: Option<String>,
+    config: Option<EventInvokeConfig>,
+    /// The event's chain has invoked the function too often, and it does not allow loops.
+    recursive_loop: bool,
+}
+
 /// What to do after an attempt.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
@@ -586,7 +616,12 @@ async fn attempt(
     let Some(q) = queue.upgrade() else {
         return;
     };
-    let (req, dead_letter, config) = match q.request(&event) {
+    let NextAttempt {
+        req,
+        dead_letter,
+        config,
+        recursive_loop,
+    } = match q.request(&event) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(request_id = %event.record.request_id, "async event dropped: {e}");
@@ -594,6 +629,44 @@ async fn attempt(
             return;
         }
     };
+    if req.function.reserved_concurrency == Some(0) {
+        // AWS does not keep retrying a throttled function whose concurrency is 0: the event
+        // goes to its on-failure destination (or DLQ) at once, never attempted.
+        drop(permit);
+        tracing::info!(request_id = %event.record.request_id, function = %event.record.function_name,
+            "async event not run: the function's reserved concurrency is 0");
+        destination::finish(
+            &q,
+            &event,
+            dead_letter.as_deref(),
+            config.as_ref(),
+            Condition::ZeroReservedConcurrency,
+            0,
+            None,
+        )
+        .await;
+        q.forget(event);
+        return;
+    }
+    if recursive_loop {
+        drop(permit);
+        tracing::warn!(request_id = %event.record.request_id, function = %event.record.function_name,
+            "async invocation stopped: the function is in a recursive loop (invoked more than {} times by one chain of events)",
+            flint_engine::lineage::MAX_INVOCATIONS);
+        let stopped = AttemptRecord::recursive_loop(&event.record.version);
+        destination::finish(
+            &q,
+            &event,
+            dead_letter.as_deref(),
+            config.as_ref(),
+            Condition::RetriesExhausted,
+            event.record.attempts,
+            Some(&stopped),
+        )
+        .await;
+        q.forget(event);
+        return;
+    }
     let policy = Policy::of(config.as_ref(), q.retry_base_delay);
     let expires_at = event
         .record
@@ -809,6 +882,7 @@ mod tests {
             attempts: 0,
             due_at_ms: 0,
             last_attempt: None,
+            trace_header: None,
         }
     }
 

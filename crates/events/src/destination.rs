@@ -21,6 +21,8 @@ pub(crate) enum Condition {
     Success,
     RetriesExhausted,
     EventAgeExceeded,
+    /// The function's reserved concurrency is 0: the event is never attempted.
+    ZeroReservedConcurrency,
 }
 
 impl Condition {
@@ -29,6 +31,7 @@ impl Condition {
             Self::Success => "Success",
             Self::RetriesExhausted => "RetriesExhausted",
             Self::EventAgeExceeded => "EventAgeExceeded",
+            Self::ZeroReservedConcurrency => "ZeroReservedConcurrency",
         }
     }
 }
@@ -181,10 +184,11 @@ async fn send_record(
 ) -> Result<(), DeliveryError> {
     let target = TargetArn::parse(arn)?;
     let body = record.to_string();
+    let trace = event.record.trace_header.as_deref();
     let c = &q.connectors;
     match target.target {
-        Target::Lambda => invoke_function(q, &target, body).await,
-        Target::Sqs => Ok(c.sqs_send(&target, &body, &[], None).await?),
+        Target::Lambda => invoke_function(q, &target, body, trace).await,
+        Target::Sqs => Ok(c.sqs_send(&target, &body, &[], trace).await?),
         Target::Sns => Ok(c.sns_publish(&target, &body, &[]).await?),
         Target::EventBus => {
             let detail_type = match condition {
@@ -222,7 +226,12 @@ fn s3_key(function: &str, id: &str) -> String {
 }
 
 /// A function destination: the record becomes a new asynchronous invoke of it.
-async fn invoke_function(q: &Queue, target: &TargetArn, body: String) -> Result<(), DeliveryError> {
+async fn invoke_function(
+    q: &Queue,
+    target: &TargetArn,
+    body: String,
+    trace_header: Option<&str>,
+) -> Result<(), DeliveryError> {
     let no_function = || DeliveryError::NoFunction(target.arn.clone());
     let mut name_and_qualifier = target
         .resource
@@ -253,6 +262,10 @@ async fn invoke_function(q: &Queue, target: &TargetArn, body: String) -> Result<
             attempts: 0,
             due_at_ms: 0,
             last_attempt: None,
+            // The destination's invocation continues the event's chain (and its lineage).
+            trace_header: Some(
+                flint_engine::lineage::next_hop(trace_header, &spec.function_arn).trace_header,
+            ),
         },
     );
     q.accept(event).await.map_err(DeliveryError::Queue)
@@ -271,7 +284,7 @@ async fn send_to_dlq(
     match target.target {
         Target::Sqs => Ok(q
             .connectors
-            .sqs_send(&target, &body, &attributes, None)
+            .sqs_send(&target, &body, &attributes, r.trace_header.as_deref())
             .await?),
         Target::Sns => Ok(q
             .connectors
@@ -318,6 +331,7 @@ mod tests {
             attempts: 0,
             due_at_ms: 0,
             last_attempt: None,
+            trace_header: None,
         }
     }
 

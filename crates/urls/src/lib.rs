@@ -123,6 +123,7 @@ impl FunctionUrls {
             },
         );
         let invoke = InvokeRequest {
+            trace_header: None,
             function: spec,
             invoked_arn: route.invoked_arn(),
             payload: Bytes::from(payload),

@@ -115,6 +115,10 @@ pub(crate) enum InvokeFailure {
     /// The mapping's function (or its version or alias) does not exist (any more).
     #[error("{0}")]
     FunctionMissing(String),
+    /// The batch's chain of events has invoked the function more than AWS allows, and the
+    /// function does not allow recursive loops: the records are handled as failed ones.
+    #[error("Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function's invocation.")]
+    RecursiveLoop,
     /// The engine refused or failed the invoke (throttled, a runtime that cannot run, Flint's
     /// own fault); the batch should be retried later.
     #[error(transparent)]
@@ -168,6 +172,17 @@ impl Mapping {
     /// counts against the function's concurrency (a throttle comes back as an error), runs the
     /// version or alias the mapping names, and is logged as an invoke of the function.
     pub(crate) async fn invoke(&self, payload: Bytes) -> Result<InvokeResponse, InvokeFailure> {
+        self.invoke_traced(payload, None).await
+    }
+
+    /// [`Mapping::invoke`] for a batch that carries a trace header (an SQS message's
+    /// `AWSTraceHeader`): the invocation continues its trace, and a chain of events that keeps
+    /// invoking the function is stopped as a recursive loop (see `flint_engine::lineage`).
+    pub(crate) async fn invoke_traced(
+        &self,
+        payload: Bytes,
+        trace_header: Option<&str>,
+    ) -> Result<InvokeResponse, InvokeFailure> {
         let (name, qualifier) = function_of(&self.spec.function_arn);
         let state = self
             .ctx
@@ -188,6 +203,13 @@ impl Mapping {
                     self.spec.function_arn
                 ))
             })?;
+        let hop = flint_engine::lineage::next_hop(trace_header, &state.arn);
+        if hop.is_loop() && state.recursive_loop != "Allow" {
+            tracing::warn!(mapping = %self.uuid(), function = %state.name,
+                "batch not delivered: the function is in a recursive loop (invoked more than {} times by one chain of events)",
+                flint_engine::lineage::MAX_INVOCATIONS);
+            return Err(InvokeFailure::RecursiveLoop);
+        }
         let req = InvokeRequest {
             function,
             invoked_arn: self.spec.function_arn.clone(),
@@ -195,6 +217,7 @@ impl Mapping {
             client_context: None,
             tail_log: false,
             request_id: uuid::Uuid::new_v4().to_string(),
+            trace_header: Some(hop.trace_header),
         };
         Ok(self.ctx.engine.invoke(req).await?)
     }
