@@ -401,3 +401,19 @@ def test_a_missing_queue_is_reported_as_aws_reports_it(lambda_client, sqs, callb
     wait_records(callback_server, token, 1, timeout=45)
     wait_until(lambda: lambda_client.get_event_source_mapping(UUID=mapping)[
         "StateTransitionReason"] == "USER_INITIATED", 20, "the problem to clear")
+
+
+def test_filtered_out_messages_are_deleted_without_running_the_function(
+        lambda_client, sqs, callback_server, mappings):
+    url, queue_arn = make_queue(sqs)
+    fn = make_function(lambda_client, callback_server)
+    token = uuid.uuid4().hex
+    map_queue(lambda_client, mappings, fn, queue_arn, BatchSize=10, FilterCriteria={
+        "Filters": [{"Pattern": json.dumps({"body": {"kind": ["keep"]}})}]})
+    for i, kind in enumerate(["drop", "keep", "drop", "keep"]):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(
+            {"token": token, "kind": kind, "i": i}))
+    records = wait_records(callback_server, token, 2)
+    wait_empty(sqs, url)
+    assert sorted(json.loads(r["body"])["i"] for r in records_of(callback_server, token)) == [
+        1, 3]

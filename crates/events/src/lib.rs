@@ -7,7 +7,7 @@
 pub mod async_queue;
 mod destination;
 pub mod functions;
-// The sources' modules, which use the whole API, land one at a time.
+// Checkpoints (and `Mapping::invoke` without a trace) wait for the stream sources.
 #[allow(dead_code)]
 mod pollers;
 mod visibility;

@@ -16,6 +16,7 @@ use flint_connectors::sqs::{
 };
 use flint_connectors::TargetArn;
 use flint_engine::InvokeError;
+use flint_filter::{FilterSet, Source};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -86,23 +87,22 @@ impl Settings {
 
 /// The mapping's `FilterCriteria`.
 #[derive(Debug, Clone)]
-struct Filters {
-    criteria: Option<Value>,
-}
+struct Filters(FilterSet);
 
 impl Filters {
     fn of(criteria: Option<&Value>) -> Self {
-        Self {
-            criteria: criteria.filter(|c| !c.is_null()).cloned(),
-        }
+        let criteria = criteria.unwrap_or(&Value::Null);
+        // The control plane validated the criteria; one it stored that does not parse now lets
+        // every message through rather than delete messages nobody asked to drop.
+        Self(FilterSet::parse(criteria).unwrap_or_else(|e| {
+            tracing::warn!("ignoring FilterCriteria that do not parse: {e}");
+            FilterSet::default()
+        }))
     }
 
     /// Whether the record goes to the function (a record filtered out is deleted, as AWS does).
     fn passes_filters(&self, record: &Value) -> bool {
-        let _ = (&self.criteria, record);
-        // TODO(filter): flint_filter::FilterSet::parse(criteria) once, then
-        // `set.is_empty() || set.matches(flint_filter::Source::Sqs, record)`.
-        true
+        self.0.matches(Source::Sqs, record)
     }
 }
 
@@ -216,6 +216,8 @@ struct Held {
     receipt: Receipt,
     /// `MessageGroupId` (FIFO queues).
     group: Option<String>,
+    /// `AWSTraceHeader`: the chain of events the message belongs to (loop detection).
+    trace: Option<String>,
     /// The message's record of the event, serialized.
     record: Vec<u8>,
     received: Instant,
@@ -431,6 +433,7 @@ impl Poller {
                 let held = Held {
                     receipt,
                     group: m.attributes.get("MessageGroupId").cloned(),
+                    trace: m.attributes.get("AWSTraceHeader").cloned(),
                     record: record.to_string().into_bytes(),
                     received: now,
                 };
@@ -455,9 +458,17 @@ impl Poller {
     async fn process(&self, batch: Batch) -> Processed {
         self.delete_dropped(&batch.dropped).await;
         let payload = batch.payload();
+        // The batch continues the longest chain of events among its messages, so a message
+        // going round in a loop is caught whatever its companions.
+        let function = &self.mapping.spec.function_arn;
+        let trace = batch
+            .held
+            .iter()
+            .filter_map(|h| h.trace.as_deref())
+            .max_by_key(|t| flint_engine::lineage::count(Some(t), function));
         let mut backoff = THROTTLE_FIRST;
         let outcome = loop {
-            match self.mapping.invoke(payload.clone()).await {
+            match self.mapping.invoke_traced(payload.clone(), trace).await {
                 Ok(response) if response.function_error.is_some() => break Outcome::AllFailed,
                 Ok(response) if self.settings.report_item_failures => {
                     let ids: HashSet<&str> = batch
@@ -468,6 +479,8 @@ impl Poller {
                     break batch_item_failures(&response.payload, &ids);
                 }
                 Ok(_) => break Outcome::AllSucceeded,
+                // Handled as a failed batch: the queue's redrive policy ends the loop.
+                Err(InvokeFailure::RecursiveLoop) => break Outcome::AllFailed,
                 Err(InvokeFailure::FunctionMissing(why)) => {
                     tracing::warn!(mapping = %self.mapping.uuid(), "{why}");
                     self.function_missing.store(true, Ordering::SeqCst);
@@ -737,6 +750,7 @@ mod tests {
                 receipt_handle: format!("rh-{id}"),
             },
             group: group.map(str::to_string),
+            trace: None,
             record: b"{}".to_vec(),
             received: Instant::now(),
         }
