@@ -235,14 +235,14 @@ struct Batch {
 
 impl Batch {
     /// Adds `held` unless the payload would pass 6 MB (then it is given back).
-    fn push(&mut self, held: Held) -> Result<(), Held> {
+    fn push(&mut self, held: Held) -> Option<Held> {
         let added = held.record.len() + usize::from(!self.held.is_empty());
         if !self.held.is_empty() && ENVELOPE + self.bytes + added > MAX_PAYLOAD {
-            return Err(held);
+            return Some(held);
         }
         self.bytes += added;
         self.held.push(held);
-        Ok(())
+        None
     }
 
     fn payload(&self) -> Bytes {
@@ -354,7 +354,7 @@ impl Poller {
                 full = true;
                 break;
             }
-            if let Err(h) = batch.push(h) {
+            if let Some(h) = batch.push(h) {
                 carry.push_front(h);
                 full = true;
                 break;
@@ -439,7 +439,7 @@ impl Poller {
                 };
                 if full {
                     carry.push_back(held);
-                } else if let Err(held) = batch.push(held) {
+                } else if let Some(held) = batch.push(held) {
                     carry.push_back(held);
                     full = true;
                 }
@@ -929,7 +929,7 @@ mod tests {
         let mut batch = Batch::default();
         let mut refused = None;
         for i in 0..7 {
-            if let Err(h) = batch.push(big(&i.to_string())) {
+            if let Some(h) = batch.push(big(&i.to_string())) {
                 refused = Some(h);
                 break;
             }
@@ -953,7 +953,7 @@ mod tests {
                 record: record.to_string().into_bytes(),
                 ..held(id, None)
             };
-            assert!(batch.push(h).is_ok());
+            assert!(batch.push(h).is_none());
         }
         let payload: Value = serde_json::from_slice(&batch.payload()).unwrap_or_default();
         let records = payload["Records"].as_array().cloned().unwrap_or_default();
