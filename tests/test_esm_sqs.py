@@ -417,3 +417,25 @@ def test_filtered_out_messages_are_deleted_without_running_the_function(
     wait_empty(sqs, url)
     assert sorted(json.loads(r["body"])["i"] for r in records_of(callback_server, token)) == [
         1, 3]
+
+
+def test_a_deleted_function_is_reported_and_its_messages_wait_for_it(
+        lambda_client, sqs, callback_server, mappings):
+    url, queue_arn = make_queue(sqs)
+    fn = make_function(lambda_client, callback_server)
+    mapping = map_queue(lambda_client, mappings, fn, queue_arn)
+    wait_enabled(lambda_client, mapping)
+    lambda_client.delete_function(FunctionName=fn)
+    token = uuid.uuid4().hex
+    sqs.send_message(QueueUrl=url, MessageBody=token)
+    wait_until(lambda: lambda_client.get_event_source_mapping(UUID=mapping)[
+        "StateTransitionReason"] == "PROBLEM: Function not found.", 20, "the problem reported")
+    assert sum(queue_counts(sqs, url)) == 1
+    # The same function again: the waiting message runs, and the problem clears.
+    create_function(lambda_client, fn, zip_bytes=make_zip({"index.py": RECORDER}),
+                    Environment={"Variables": {"CALLBACK_URL": callback_server.url,
+                                               "MODE": "ok"}})
+    wait_records(callback_server, token, 1, timeout=45)
+    wait_empty(sqs, url)
+    wait_until(lambda: lambda_client.get_event_source_mapping(UUID=mapping)[
+        "StateTransitionReason"] == "USER_INITIATED", 20, "the problem to clear")
