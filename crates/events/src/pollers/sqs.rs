@@ -445,6 +445,12 @@ impl Poller {
                 }
             }
             first = first.or_else(|| batch.held.first().map(|h| h.received));
+            if first.is_none() && !batch.dropped.is_empty() {
+                // Only filtered-out messages so far: delete them now, not after a long poll
+                // that could outlast their visibility timeout.
+                self.delete_dropped(&batch.dropped).await;
+                batch.dropped.clear();
+            }
         }
         if batch.held.is_empty() {
             self.delete_dropped(&batch.dropped).await;
