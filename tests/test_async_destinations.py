@@ -485,3 +485,26 @@ def test_zero_reserved_concurrency_sends_the_event_to_on_failure_unattempted(
     assert record["requestPayload"] == event
     assert set(record) == {"version", "timestamp", "requestContext", "requestPayload"}
     assert not attempts_of(callback_server, token)
+
+
+def test_the_function_log_records_each_attempt_and_its_outcome(
+        lambda_client, flint_bin, server, callback_server):
+    name = unique_name("attempts")
+    create_function(lambda_client, name, zip_bytes=probe_zip())
+    lambda_client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1)
+    token = uuid.uuid4().hex
+    rid = send_event(lambda_client, name, {"url": callback_server.url, "token": token,
+                                           "fail": True})
+    assert len(wait_attempts(callback_server, token, 2, 15 + 2 * ASYNC_RETRY_DELAY_SECS)) == 2
+    wanted = [f"ASYNC RequestId: {rid}\tAttempt: 1\tOutcome: error",
+              f"ASYNC RequestId: {rid}\tAttempt: 2\tOutcome: error"]
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run([str(flint_bin), "logs", name, "--data-dir", str(server.data_dir)],
+                             capture_output=True, text=True, timeout=30).stdout
+        if all(w in out for w in wanted) or time.monotonic() > deadline:
+            break
+        callback_server.wait_for(lambda b: False, timeout=0.2)
+    assert all(w in out for w in wanted), out[-2000:]
+    # A synchronous invoke writes no such line.
+    assert out.count("ASYNC RequestId") == 2

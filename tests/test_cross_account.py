@@ -75,3 +75,121 @@ def test_a_source_account_condition_does_not_admit_direct_callers(make_client):
     oc.add_permission(FunctionName=name, StatementId="s3", Principal="s3.amazonaws.com",
                       Action="lambda:InvokeFunction", SourceAccount=other)
     denied(xc.invoke, FunctionName=arn(owner, name), Payload=b"{}")
+
+
+def layer_zip(text):
+    from conftest import make_zip
+    return make_zip({"python/shared_lib.py": f"VALUE = {text!r}\n"})
+
+
+LAYER_READER = b"""
+def handler(event, context):
+    import shared_lib
+    return shared_lib.VALUE
+"""
+
+
+def test_another_account_reads_and_uses_a_layer_version_only_when_its_policy_shares_it(
+        make_client):
+    from conftest import make_zip
+    owner, other, third = random_account(), random_account(), random_account()
+    oc, xc, tc = make_client(owner), make_client(other), make_client(third)
+    name = unique_name("sharedlayer")
+    published = oc.publish_layer_version(LayerName=name, Content={"ZipFile": layer_zip("v1")},
+                                         CompatibleRuntimes=["python3.11"])
+    version_arn = published["LayerVersionArn"]
+    layer_arn = version_arn.rsplit(":", 1)[0]
+    reader = make_zip({"index.py": LAYER_READER.decode()})
+
+    message = denied(xc.get_layer_version_by_arn, Arn=version_arn)
+    assert message == (f"User: arn:aws:iam::{other}:root is not authorized to perform: "
+                       f"lambda:GetLayerVersion on resource: {version_arn} because no "
+                       "resource-based policy allows the lambda:GetLayerVersion action")
+    denied(xc.get_layer_version, LayerName=layer_arn, VersionNumber=1)
+    # Another account's versions are not disclosed, existing or not.
+    denied(xc.get_layer_version, LayerName=layer_arn, VersionNumber=7)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        create_function(xc, unique_name("uselayer"), zip_bytes=reader, Layers=[version_arn])
+    assert client_error(e)["code"] == "AccessDeniedException"
+
+    oc.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="share",
+                                    Action="lambda:GetLayerVersion", Principal=other)
+    got = xc.get_layer_version_by_arn(Arn=version_arn)
+    assert got["LayerVersionArn"] == version_arn
+    assert xc.get_layer_version(LayerName=layer_arn, VersionNumber=1)["Version"] == 1
+    fn = unique_name("uselayer")
+    create_function(xc, fn, zip_bytes=reader, Layers=[version_arn])
+    resp = xc.invoke(FunctionName=fn, Payload=b"{}")
+    assert json.loads(resp["Payload"].read()) == "v1"
+    # Only that account.
+    denied(tc.get_layer_version_by_arn, Arn=version_arn)
+
+    oc.remove_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="share")
+    denied(xc.get_layer_version_by_arn, Arn=version_arn)
+
+
+def test_an_organisation_scoped_layer_grant_admits_no_direct_caller(make_client):
+    owner, other = random_account(), random_account()
+    oc, xc = make_client(owner), make_client(other)
+    name = unique_name("orglayer")
+    version_arn = oc.publish_layer_version(
+        LayerName=name, Content={"ZipFile": layer_zip("org")})["LayerVersionArn"]
+    oc.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="org",
+                                    Action="lambda:GetLayerVersion", Principal="*",
+                                    OrganizationId="o-abcdefghij")
+    denied(xc.get_layer_version_by_arn, Arn=version_arn)
+    oc.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="public",
+                                    Action="lambda:GetLayerVersion", Principal="*")
+    assert xc.get_layer_version_by_arn(Arn=version_arn)["Version"] == 1
+
+
+def todays_client(server, account):
+    """A Lambda client that knows today's API (Flint's embedded model) even when the installed
+    botocore is older than PutResourcePolicy."""
+    import os
+    import shutil
+    import tempfile
+
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+    model = os.path.join(os.path.dirname(__file__), "..", "crates", "api", "model",
+                         "lambda-2015-03-31.json.gz")
+    data = tempfile.mkdtemp(prefix="flint-model-")
+    os.makedirs(os.path.join(data, "lambda", "2015-03-31"))
+    shutil.copy(model, os.path.join(data, "lambda", "2015-03-31", "service-2.json.gz"))
+    core = botocore.session.get_session()
+    core.get_component("data_loader").search_paths.insert(0, data)
+    return boto3.session.Session(botocore_session=core).client(
+        "lambda", endpoint_url=server.endpoint, region_name=REGION,
+        aws_access_key_id=account, aws_secret_access_key="flint-test-secret",
+        config=Config(retries={"total_max_attempts": 1}))
+
+
+def test_a_whole_policy_document_shares_a_function_like_its_statements(server, make_client):
+    owner, other = random_account(), random_account()
+    oc, xc = todays_client(server, owner), make_client(other)
+    name = unique_name("docshare")
+    create_function(oc, name)
+    target = arn(owner, name)
+    denied(xc.invoke, FunctionName=target, Payload=b"{}")
+    document = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "doc", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{other}:root"},
+        "Action": "lambda:InvokeFunction", "Resource": target}]}
+    put = oc.put_resource_policy(ResourceArn=target, Policy=json.dumps(document))
+    assert json.loads(put["Policy"])["Statement"][0]["Sid"] == "doc"
+    got = oc.get_resource_policy(ResourceArn=target)
+    assert got["RevisionId"] == put["RevisionId"]
+    assert oc.get_policy(FunctionName=name)["RevisionId"] == put["RevisionId"]
+    resp = xc.invoke(FunctionName=target, Payload=json.dumps({"x": 2}))
+    assert json.loads(resp["Payload"].read()) == {"x": 2}
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        oc.delete_resource_policy(ResourceArn=target,
+                                  RevisionId="00000000-0000-0000-0000-000000000000")
+    assert client_error(e)["code"] == "PreconditionFailedException"
+    oc.delete_resource_policy(ResourceArn=target, RevisionId=got["RevisionId"])
+    denied(xc.invoke, FunctionName=target, Payload=b"{}")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        oc.get_resource_policy(ResourceArn=target)
+    assert client_error(e)["code"] == "ResourceNotFoundException"

@@ -161,6 +161,7 @@ pub(crate) async fn invoke<B: Backend>(
         tail_log: str_of(&input, "LogType") == Some("Tail"),
         request_id: request_id.to_string(),
         trace_header: Some(trace_header),
+        async_attempt: None,
     };
 
     match invocation_type {
@@ -257,6 +258,7 @@ pub(crate) async fn invoke_async<B: Backend>(
             tail_log: false,
             request_id: request_id.to_string(),
             trace_header: Some(trace_header),
+            async_attempt: None,
         })
         .await?;
     let mut resp = Response::new(Body::from(r#"{"Status":202}"#));

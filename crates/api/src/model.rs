@@ -10,12 +10,33 @@ use serde::Deserialize;
 
 static MODEL_GZ: &[u8] = include_bytes!("../model/lambda-2015-03-31.json.gz");
 
-/// AWS's service checks regions in ARNs with an optional `eusc-` prefix that botocore's model
-/// leaves out; its messages quote the patterns with it. Applied to every pattern.
+/// AWS's service checks regions in ARNs with an optional `eusc-` prefix that older botocore
+/// models leave out; its messages quote the patterns with it. Applied to every pattern that
+/// lacks it (botocore 1.44 writes it in most patterns already).
 const REGION_PATTERN: (&str, &str) = (
     r"[a-z]{2}((-gov)|(-iso([a-z]?)))?-",
     r"(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-",
 );
+
+/// `pattern` with every region left without the `eusc-` prefix given it.
+fn with_eusc_regions(pattern: &str) -> String {
+    let (bare, prefixed) = REGION_PATTERN;
+    let already = prefixed.len() - bare.len();
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(at) = rest.find(bare) {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        if out.ends_with(&prefixed[..already]) {
+            out.push_str(bare);
+        } else {
+            out.push_str(prefixed);
+        }
+        rest = &after[bare.len()..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// A constraint AWS's service enforces (and quotes) differently from botocore's model.
 struct ShapePatch {
@@ -321,10 +342,7 @@ impl Model {
             let patch = SHAPE_PATCHES.iter().find(|p| p.shape == name.as_str());
             let pattern = match patch.and_then(|p| p.pattern) {
                 Some(p) => Some(p.to_string()),
-                None => rs
-                    .pattern
-                    .as_ref()
-                    .map(|p| p.replace(REGION_PATTERN.0, REGION_PATTERN.1)),
+                None => rs.pattern.as_ref().map(|p| with_eusc_regions(p)),
             };
             let pattern = pattern.as_ref().and_then(|p| {
                 match fancy_regex::Regex::new(&format!("^(?:{p})$")) {
@@ -431,6 +449,14 @@ mod tests {
         );
         let create = m.operation("CreateFunction").unwrap();
         assert_eq!(create.response_code, 201);
+    }
+
+    #[test]
+    fn regions_get_the_eusc_prefix_once() {
+        let bare = r"arn:aws:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:x";
+        let with = r"arn:aws:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:x";
+        assert_eq!(with_eusc_regions(bare), with);
+        assert_eq!(with_eusc_regions(with), with);
     }
 
     #[test]

@@ -652,6 +652,50 @@ fn every_model_operation_is_handled_by_one_place_or_listed_as_unsupported() {
     }
 }
 
+#[test]
+fn every_runtime_of_the_model_is_known_to_the_control_plane() {
+    use flint_control::runtime::{AWS_RUNTIMES, AWS_RUNTIMES_NEWER, DEPRECATED_RUNTIMES};
+    let runtimes = MODEL
+        .shape_named("Runtime")
+        .and_then(|s| s.enum_values.clone())
+        .unwrap_or_default();
+    assert!(runtimes.len() > 40, "the model's Runtime enum is missing");
+    for r in &runtimes {
+        assert!(
+            [AWS_RUNTIMES, AWS_RUNTIMES_NEWER, DEPRECATED_RUNTIMES]
+                .iter()
+                .any(|list| list.contains(&r.as_str())),
+            "runtime {r} of the model is in none of control::runtime's lists"
+        );
+    }
+}
+
+#[test]
+fn every_enum_value_of_the_model_was_reviewed() {
+    let known: std::collections::HashMap<&str, Vec<&str>> =
+        include_str!("../model/known-enums.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(shape, values)| (shape.trim(), values.split_whitespace().collect()))
+            .collect();
+    let mut unknown = Vec::new();
+    for shape in &MODEL.shapes {
+        for v in shape.enum_values.iter().flatten() {
+            let listed = known
+                .get(shape.name.as_str())
+                .is_some_and(|vs| vs.contains(&v.as_str()));
+            if !listed {
+                unknown.push(format!("{}: {v}", shape.name));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "enum values of the model Flint was not reviewed against (model/known-enums.txt): {unknown:?}"
+    );
+}
+
 /// The api over a real control plane (on a temporary data dir, without an engine).
 struct Real {
     cp: Arc<ControlPlane>,

@@ -9,13 +9,19 @@
 #![forbid(unsafe_code)]
 
 mod arn;
+mod dynamodb_streams;
+mod kinesis;
 pub mod sqs;
+mod streams;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
 pub use arn::{Target, TargetArn};
+pub use dynamodb_streams::DynamoDbStreamRecord;
+pub use kinesis::KinesisRecord;
+pub use streams::{IteratorStart, Page, Shard, StreamError};
 
 /// Why a message could not be delivered. The caller logs it and keeps the event for retry.
 #[derive(Debug, thiserror::Error)]

@@ -104,7 +104,22 @@ pub struct VersionConfig {
     #[serde(default)]
     pub file_system_configs: Vec<FileSystemConfig>,
     pub code: StoredCode,
+    /// Members Flint stores and returns but does not act on yet ([`UNHONOURED_MEMBERS`]), as
+    /// the caller gave them, by member name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unhonoured: BTreeMap<String, serde_json::Value>,
 }
+
+/// Configuration members of today's API that Flint accepts, stores with the version and returns
+/// in `FunctionConfiguration` as given, without acting on them: tenant isolation, Lambda Managed
+/// Instances, durable functions, customer-managed runtimes and accelerators.
+pub const UNHONOURED_MEMBERS: &[&str] = &[
+    "TenancyConfig",
+    "CapacityProviderConfig",
+    "DurableConfig",
+    "RuntimeConfig",
+    "AcceleratorConfig",
+];
 
 /// One version of a function: `$LATEST` (mutable) or a published number (immutable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +160,12 @@ pub struct ConfigInput {
     pub ephemeral_storage: Option<EphemeralStorage>,
     pub snap_start: Option<SnapStart>,
     pub logging_config: Option<LoggingConfigInput>,
+    // The members of `UNHONOURED_MEMBERS` (TenancyConfig is CreateFunction's only).
+    pub tenancy_config: Option<serde_json::Value>,
+    pub capacity_provider_config: Option<serde_json::Value>,
+    pub durable_config: Option<serde_json::Value>,
+    pub runtime_config: Option<serde_json::Value>,
+    pub accelerator_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -217,6 +238,7 @@ impl VersionConfig {
             layer_details: Vec::new(),
             file_system_configs: Vec::new(),
             code,
+            unhonoured: BTreeMap::new(),
         }
     }
 
@@ -250,7 +272,24 @@ impl VersionConfig {
             ephemeral_storage,
             snap_start,
             logging_config,
+            tenancy_config,
+            capacity_provider_config,
+            durable_config,
+            runtime_config,
+            accelerator_config,
         } = input;
+        let unhonoured = [
+            tenancy_config,
+            capacity_provider_config,
+            durable_config,
+            runtime_config,
+            accelerator_config,
+        ];
+        for (name, value) in UNHONOURED_MEMBERS.iter().zip(unhonoured) {
+            if let Some(v) = value.filter(|v| !v.is_null()) {
+                self.unhonoured.insert((*name).to_string(), v);
+            }
+        }
         if let Some(v) = runtime {
             self.runtime = Some(v);
         }
@@ -458,6 +497,9 @@ pub struct FunctionConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_version_config: Option<RuntimeVersionConfig>,
     pub logging_config: LoggingConfig,
+    /// `TenancyConfig`, `DurableConfig`, ... as stored ([`UNHONOURED_MEMBERS`]).
+    #[serde(flatten)]
+    pub unhonoured: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -588,6 +630,7 @@ impl VersionRecord {
                 }
             }),
             logging_config: c.logging.clone(),
+            unhonoured: c.unhonoured.clone(),
         }
     }
 }
@@ -710,6 +753,32 @@ mod tests {
         assert!(e
             .message
             .ends_with("Reserved keys used in this request: AWS_REGION"));
+    }
+
+    #[test]
+    fn members_flint_does_not_honour_are_stored_and_returned_as_given() {
+        let mut c = base();
+        let input: ConfigInput = serde_json::from_value(serde_json::json!({
+            "TenancyConfig": {"TenantIsolationMode": "PER_TENANT"},
+            "DurableConfig": {"RetentionPeriodInDays": 7, "ExecutionTimeout": 3600},
+        }))
+        .unwrap();
+        c.apply(input, &catalog(), &missing_layers).unwrap();
+        let later: ConfigInput = serde_json::from_value(serde_json::json!({
+            "DurableConfig": {"RetentionPeriodInDays": 14},
+        }))
+        .unwrap();
+        c.apply(later, &catalog(), &missing_layers).unwrap();
+        let stored: VersionConfig =
+            serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(stored, c, "kept in the stored document");
+        assert_eq!(
+            serde_json::Value::Object(c.unhonoured.clone().into_iter().collect()),
+            serde_json::json!({
+                "TenancyConfig": {"TenantIsolationMode": "PER_TENANT"},
+                "DurableConfig": {"RetentionPeriodInDays": 14},
+            })
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::code::{decode_zip_file, CodeStore, StoredCode};
+use crate::error::ErrorCode;
 use crate::resource_util::{iso_timestamp, list_page, store_error};
 use crate::signed_url::Download;
 use crate::tags::Empty;
@@ -92,18 +93,52 @@ impl LayerVersion {
         }
     }
 
+    /// Whether `caller_account` may read and use this version: its owner always; another
+    /// account when a statement of the version's policy allows it `lambda:GetLayerVersion`
+    /// (AddLayerVersionPermission's principal, the account or `*`). A statement with a condition
+    /// (`aws:PrincipalOrgID`) never admits a direct caller: Flint has no organisations.
     fn may_be_used_by(&self, owner_account: &str, caller_account: &str) -> bool {
         if owner_account == caller_account {
             return true;
         }
-        let root = arn::account_root(caller_account);
         self.policy.as_ref().is_some_and(|p| {
-            p.statements.iter().any(|s| match &s["Principal"] {
-                Value::String(p) => p == "*",
-                other => other["AWS"].as_str() == Some(root.as_str()),
-            })
+            p.statements
+                .iter()
+                .any(|s| statement_admits(s, caller_account))
         })
     }
+}
+
+/// One layer-version statement (as AddLayerVersionPermission writes it) evaluated for a caller
+/// of another account asking `lambda:GetLayerVersion`.
+fn statement_admits(s: &Value, caller_account: &str) -> bool {
+    let action = s["Action"].as_str().unwrap_or("");
+    let action_ok =
+        action == "*" || action == "lambda:*" || action.eq_ignore_ascii_case(LAYER_READ_ACTION);
+    let principal_ok = match &s["Principal"] {
+        Value::String(p) => p == "*",
+        other => other["AWS"].as_str().is_some_and(|aws| {
+            aws == "*" || aws == caller_account || aws.split(':').nth(4) == Some(caller_account)
+        }),
+    };
+    s["Effect"] == "Allow" && action_ok && principal_ok && s.get("Condition").is_none()
+}
+
+/// The action a layer version permission grants, and that reading or using a layer needs.
+const LAYER_READ_ACTION: &str = "lambda:GetLayerVersion";
+
+/// AWS's 403 for another account's layer version its policy does not share with the caller
+/// (whether or not that version exists: another account's layers are not disclosed).
+fn layer_access_denied(caller: &Scope, layer_version_arn: &str) -> LambdaError {
+    LambdaError::new(
+        ErrorCode::AccessDeniedException,
+        format!(
+            "User: {} is not authorized to perform: {LAYER_READ_ACTION} on resource: \
+             {layer_version_arn} because no resource-based policy allows the \
+             {LAYER_READ_ACTION} action",
+            arn::account_root(&caller.account)
+        ),
+    )
 }
 
 /// (account, region, layer name).
@@ -223,6 +258,9 @@ impl Layers {
                 });
                 match version {
                     Some(v) if v.may_be_used_by(&r.scope.account, &scope.account) => v.code.clone(),
+                    _ if r.scope.account != scope.account => {
+                        return Err(layer_access_denied(scope, arn))
+                    }
                     _ => return Err(LambdaError::layer_version_does_not_exist(arn)),
                 }
             };
@@ -286,13 +324,21 @@ impl Layers {
         name: &str,
         version: u64,
     ) -> Result<LayerVersion, LambdaError> {
-        self.layers
+        let found = self
+            .layers
             .read()
             .get(&key(owner, name))
             .and_then(|d| d.versions.get(&version))
             .filter(|v| v.may_be_used_by(&owner.account, &caller.account))
-            .cloned()
-            .ok_or_else(LambdaError::resource_not_found)
+            .cloned();
+        match found {
+            Some(v) => Ok(v),
+            None if owner.account != caller.account => Err(layer_access_denied(
+                caller,
+                &arn::layer_version_arn(owner, name, version),
+            )),
+            None => Err(LambdaError::resource_not_found()),
+        }
     }
 
     /// Changes one version of the caller's layer under the write lock and persists it: `edit` may
@@ -1343,11 +1389,42 @@ mod tests {
             .layers
             .resolve_for_function(&other, std::slice::from_ref(&arn))
             .unwrap_err();
-        assert_eq!(e.message, format!("Layer version {arn} does not exist."));
+        assert_eq!(e.code, ErrorCode::AccessDeniedException);
+        assert_eq!(
+            e.message,
+            format!(
+                "User: arn:aws:iam::222222222222:root is not authorized to perform: \
+                 lambda:GetLayerVersion on resource: {arn} because no resource-based policy \
+                 allows the lambda:GetLayerVersion action"
+            )
+        );
         let get = l
             .execute(&other, "GetLayerVersionByArn", json!({"Arn": arn}))
             .await;
-        assert_eq!(get.unwrap_err().code, ErrorCode::ResourceNotFoundException);
+        assert_eq!(get.unwrap_err().code, ErrorCode::AccessDeniedException);
+        // Nor does a version that does not exist say so to another account.
+        let missing = l
+            .execute(
+                &other,
+                "GetLayerVersion",
+                json!({"LayerName": "arn:aws:lambda:us-east-1:111111111111:layer:shared", "VersionNumber": 9}),
+            )
+            .await;
+        assert_eq!(missing.unwrap_err().code, ErrorCode::AccessDeniedException);
+        // An organisation-scoped grant admits no direct caller (Flint has no organisations).
+        run(
+            l,
+            "AddLayerVersionPermission",
+            json!({"LayerName": "shared", "VersionNumber": 1, "StatementId": "org",
+                   "Action": "lambda:GetLayerVersion", "Principal": "*",
+                   "OrganizationId": "o-abcdefghij"}),
+        )
+        .await
+        .unwrap();
+        let get = l
+            .execute(&other, "GetLayerVersionByArn", json!({"Arn": arn}))
+            .await;
+        assert_eq!(get.unwrap_err().code, ErrorCode::AccessDeniedException);
         // The other account cannot change it either.
         let del = l
             .execute(

@@ -43,6 +43,7 @@ pub mod operations;
 pub mod policy;
 mod publish;
 pub mod recursion;
+pub mod resource_policy;
 pub mod resource_util;
 pub mod runtime;
 pub mod runtime_management;

@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::error::ErrorCode;
 use crate::{
     account, alias, code_signing, concurrency, event_invoke_config, event_source_mapping, function,
-    layer, policy, recursion, runtime_management, tags, url_config, version, ControlPlane,
-    LambdaError, Scope,
+    layer, policy, recursion, resource_policy, runtime_management, tags, url_config, version,
+    ControlPlane, LambdaError, Scope,
 };
 
 /// Defines [`HANDLED`] and [`execute`] from one list, so the two cannot disagree.
@@ -62,6 +62,9 @@ operations! {
     "AddPermission" => policy::add_permission,
     "RemovePermission" => policy::remove_permission,
     "GetPolicy" => policy::get_policy,
+    "PutResourcePolicy" => resource_policy::put,
+    "GetResourcePolicy" => resource_policy::get,
+    "DeleteResourcePolicy" => resource_policy::delete,
     "TagResource" => tags::tag_resource,
     "UntagResource" => tags::untag_resource,
     "ListTags" => tags::list_tags,
@@ -138,6 +141,9 @@ pub const UNSUPPORTED: &[&str] = &[
     "SendDurableExecutionCallbackSuccess",
     "SendDurableExecutionCallbackFailure",
     "SendDurableExecutionCallbackHeartbeat",
+    "DeleteDurableExecution",
+    "PauseDurableExecution",
+    "ResumeDurableExecution",
 ];
 
 /// Deserialises an operation's input, runs its handler and serialises its output.

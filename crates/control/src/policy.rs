@@ -27,7 +27,7 @@ pub struct Policy {
 
 /// A policy statement, its members in AWS's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Statement {
     pub sid: String,
     pub effect: String,
@@ -54,6 +54,7 @@ pub enum Principal {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Condition {
     #[serde(
         rename = "StringEquals",
@@ -68,6 +69,7 @@ pub struct Condition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StringEquals {
     #[serde(
         rename = "AWS:SourceAccount",
@@ -96,12 +98,14 @@ pub struct StringEquals {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArnLike {
     #[serde(rename = "AWS:SourceArn")]
     pub source_arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BoolCondition {
     #[serde(rename = "lambda:InvokedViaFunctionUrl")]
     pub invoked_via_function_url: String,
@@ -191,7 +195,11 @@ pub(crate) fn missing_qualifier(scope: &Scope, fref: &FunctionRef) -> LambdaErro
 }
 
 /// Checks the caller's qualifier designates a version or alias of `f`.
-fn check_target(scope: &Scope, fref: &FunctionRef, f: &Function) -> Result<(), LambdaError> {
+pub(crate) fn check_target(
+    scope: &Scope,
+    fref: &FunctionRef,
+    f: &Function,
+) -> Result<(), LambdaError> {
     match fref.qualifier.as_deref() {
         None => Ok(()),
         Some(q) if crate::sub_resource::qualifier_exists(f, q) => Ok(()),
@@ -200,7 +208,7 @@ fn check_target(scope: &Scope, fref: &FunctionRef, f: &Function) -> Result<(), L
 }
 
 /// The policy key of a qualifier: `""` for the function itself (and `$LATEST`).
-fn policy_key(fref: &FunctionRef) -> String {
+pub(crate) fn policy_key(fref: &FunctionRef) -> String {
     match fref.qualifier.as_deref() {
         None | Some(LATEST) => String::new(),
         Some(q) => q.to_string(),
@@ -221,7 +229,7 @@ fn target_revision(f: &Function, key: &str) -> Option<String> {
 
 /// A RevisionId precondition: the policy's current revision or, before the first statement, the
 /// revision of the version or alias it guards. AWS words the two failures differently.
-fn check_revision(
+pub(crate) fn check_revision(
     given: Option<&str>,
     f: &Function,
     key: &str,
@@ -241,7 +249,7 @@ fn check_revision(
 
 /// Gives the policy a new RevisionId and — as AWS does — the version it guards the same one.
 /// A version still being created or updated keeps its revision: its settling is keyed by it.
-fn bump_revision(draft: &mut Draft, key: &str) -> String {
+pub(crate) fn bump_revision(draft: &mut Draft, key: &str) -> String {
     let revision = uuid::Uuid::new_v4().to_string();
     let record = if key.is_empty() {
         Some(&mut draft.doc.latest)

@@ -33,8 +33,17 @@ pub const AWS_RUNTIMES: &[&str] = &[
     "java8.al2",
 ];
 
-/// Runtimes in the API model that AWS accepts but newer than the list quoted in its error.
-const AWS_RUNTIMES_NEWER: &[&str] = &["ruby4.0"];
+/// Runtimes in the API model that AWS accepts but newer than the list quoted in its error
+/// (`custom` is a customer-managed runtime named by `RuntimeConfig`).
+pub const AWS_RUNTIMES_NEWER: &[&str] = &[
+    "ruby4.0",
+    "python3.15",
+    "nodejs26.x",
+    "java8.al2023",
+    "java11.al2023",
+    "java17.al2023",
+    "custom",
+];
 
 /// Runtimes AWS no longer allows creating or updating functions with.
 pub const DEPRECATED_RUNTIMES: &[&str] = &[

@@ -436,6 +436,19 @@ fn conclude(
             error_type: ending.error_type,
         };
         log.platform(&logs::report_line(log.is_json(), &req.request_id, &report));
+        if let Some(attempt) = req.async_attempt {
+            let outcome = match (ending.status, ending.function_error) {
+                (Some(status), _) => status,
+                (None, true) => "error",
+                (None, false) => "success",
+            };
+            log.platform(&logs::async_attempt_line(
+                log.is_json(),
+                &req.request_id,
+                attempt,
+                outcome,
+            ));
+        }
         tail = log.finish();
         if let Some(env) = pool.put_back(env) {
             env.kill();

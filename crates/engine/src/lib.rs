@@ -62,6 +62,9 @@ pub struct InvokeRequest {
     /// `AWSTraceHeader`, …), handed to the runtime as `Lambda-Runtime-Trace-Id` so that the
     /// function's own SDK calls pass it on (with its recursion lineage). None: a fresh one.
     pub trace_header: Option<String>,
+    /// The attempt number of an asynchronous event (1 for the first try): the function's log
+    /// then records the attempt and its outcome after the REPORT line.
+    pub async_attempt: Option<u32>,
 }
 
 /// What a sync invoke returns (HTTP 200 in all these cases).

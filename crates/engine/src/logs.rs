@@ -450,6 +450,27 @@ pub(crate) fn start_line(json: bool, request_id: &str, version: &str) -> String 
     }
 }
 
+/// Flint's own record of an asynchronous attempt (AWS's logs have none; its console shows
+/// them as metrics): which attempt of the event this was and how it ended.
+pub(crate) fn async_attempt_line(
+    json: bool,
+    request_id: &str,
+    attempt: u32,
+    outcome: &str,
+) -> String {
+    if json {
+        serde_json::json!({
+            "time": now_rfc3339(),
+            "type": "flint.asyncAttempt",
+            "record": { "requestId": request_id, "attempt": attempt, "outcome": outcome },
+        })
+        .to_string()
+            + "\n"
+    } else {
+        format!("ASYNC RequestId: {request_id}\tAttempt: {attempt}\tOutcome: {outcome}\n")
+    }
+}
+
 pub(crate) fn end_line(json: bool, request_id: &str) -> Option<String> {
     // The JSON format has no END record: platform.report closes the invocation.
     (!json).then(|| format!("END RequestId: {request_id}\n"))

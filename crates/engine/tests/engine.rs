@@ -267,6 +267,7 @@ fn py_function(h: &Harness, name: &str) -> Result<Arc<FunctionSpec>, String> {
 fn request(f: &Arc<FunctionSpec>, payload: &str, tail: bool) -> InvokeRequest {
     InvokeRequest {
         trace_header: None,
+        async_attempt: None,
         function: f.clone(),
         invoked_arn: f.function_arn.clone(),
         payload: Bytes::from(payload.to_string()),

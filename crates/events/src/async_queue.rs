@@ -376,6 +376,7 @@ impl Queue {
                 tail_log: false,
                 request_id: r.request_id.clone(),
                 trace_header: r.trace_header.clone(),
+                async_attempt: Some(r.attempts + 1),
             },
             dead_letter,
             config,

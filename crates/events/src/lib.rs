@@ -7,8 +7,6 @@
 pub mod async_queue;
 mod destination;
 pub mod functions;
-// Checkpoints (and `Mapping::invoke` without a trace) wait for the stream sources.
-#[allow(dead_code)]
 mod pollers;
 mod visibility;
 

@@ -7,6 +7,7 @@
 //! is gone. The hand-off is a short `parking_lot` critical section plus a one-shot channel; no lock
 //! is ever held across an await.
 
+pub mod bandwidth;
 mod server;
 mod state;
 

@@ -326,6 +326,7 @@ async fn post_stream(
     }
     let mut total = 0usize;
     let mut reader_gone = false;
+    let mut pacer = crate::bandwidth::StreamPacer::new();
     let ending = loop {
         match body.frame().await {
             None => break Outcome::Response(Bytes::new()),
@@ -345,8 +346,9 @@ async fn post_stream(
                     }
                     // A reader that went away (client disconnect) no longer gets chunks; the
                     // function still runs to its end.
-                    if !reader_gone && !data.is_empty() && chunk_tx.send(data).await.is_err() {
-                        reader_gone = true;
+                    if !reader_gone && !data.is_empty() {
+                        pacer.pace(data.len()).await;
+                        reader_gone = chunk_tx.send(data).await.is_err();
                     }
                 }
                 Err(frame) => {

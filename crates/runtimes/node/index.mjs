@@ -4,7 +4,8 @@
  * Speaks the Lambda Runtime API 2018-06-01 at $AWS_LAMBDA_RUNTIME_API through one keep-alive
  * socket, loads the handler named by $_HANDLER from $LAMBDA_TASK_ROOT (CommonJS or ES module, in
  * the order AWS's runtime tries them), and runs invocations with the callback and promise models,
- * context, console format and error payloads of AWS's Node.js runtime. No dependencies.
+ * context, console format and error payloads of AWS's Node.js runtime, and streams the responses
+ * of `awslambda.streamifyResponse` handlers as they are written. No dependencies.
  */
 
 import { createRequire } from 'node:module';
@@ -67,6 +68,7 @@ class HandlerNotFound extends Error {}
 class MalformedHandlerName extends Error {}
 class UserCodeSyntaxError extends Error {}
 class MalformedStreamingHandler extends Error {}
+class InvalidStreamingOperation extends Error {}
 class CallbackHandlerDeprecated extends Error {}
 class UnhandledPromiseRejection extends Error {
   constructor(reason, promise) {
@@ -90,6 +92,7 @@ for (const e of [
   MalformedHandlerName,
   UserCodeSyntaxError,
   MalformedStreamingHandler,
+  InvalidStreamingOperation,
   CallbackHandlerDeprecated,
   UnhandledPromiseRejection,
   NodeJsExit,
@@ -289,7 +292,8 @@ function patchConsole() {
 // Runtime API client: a minimal HTTP/1.1 client over one kept-alive socket. node's `http` costs
 // ~300 µs of CPU per next+post pair here (AWS's runtime uses a native client for the same
 // reason); this one parses only what the Runtime API sends. The socket is ref'd only while a
-// request is in flight, so an idle connection never keeps `beforeExit` from firing.
+// request is in flight, so an idle connection never keeps `beforeExit` from firing (a streamed
+// response's body is not counted: its pending writes keep node alive themselves).
 // ---------------------------------------------------------------------------------------------
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -363,6 +367,23 @@ class RuntimeClient {
       }
       callback();
     });
+  }
+
+  /**
+   * Starts a request whose body the caller then writes to `this.socket` itself (a streamed
+   * response); `callback(err, res)` once answered. A body in flight is never resent.
+   */
+  stream(head, callback) {
+    if (this.current !== null || this.queue.length > 0) {
+      throw new Error('Runtime API client is busy: cannot start a response stream');
+    }
+    this.current = { bytes: null, callback, retried: true };
+    this.received = false;
+    this.buffer = EMPTY;
+    if (this.socket === null) {
+      this.connect();
+    }
+    this.socket.write(head);
   }
 
   request(method, urlPath, headers, body, callback) {
@@ -506,6 +527,7 @@ function trySerializeResponse(body) {
 
 const FUNCTION_EXPR = /^([^.]*)\.(.*)$/;
 const HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HANDLER_HIGHWATERMARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
 const STREAM_RESPONSE = 'response';
 
 function moduleRootAndHandler(fullHandlerString) {
@@ -641,7 +663,13 @@ function handlerMetadata(handler) {
   } catch (_err) {
     isAsync = false;
   }
-  return { streaming: streaming === STREAM_RESPONSE, isAsync, argsNum: handler.length };
+  const highWaterMark = parseInt(handler[HANDLER_HIGHWATERMARK]);
+  return {
+    streaming: streaming === STREAM_RESPONSE,
+    isAsync,
+    argsNum: handler.length,
+    highWaterMark: isNaN(highWaterMark) ? undefined : highWaterMark,
+  };
 }
 
 function executionEnvMajor() {
@@ -650,33 +678,242 @@ function executionEnvMajor() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Response streaming (awslambda.streamifyResponse): the stream is collected and sent as one
-// response, so streaming handlers run unchanged; the bytes arrive when the handler is done.
+// Response streaming (awslambda.streamifyResponse), as AWS's runtime client streams: the
+// handler's writes go out as the chunks of one chunked POST /response
+// (`Lambda-Runtime-Function-Response-Mode: streaming`) as they are written. The request head goes
+// with the first write, so `setContentType` works until then; an error ends the stream with the
+// `Lambda-Runtime-Function-Error-Type`/`-Body` trailers, before any write as well (an empty
+// stream with the trailers, as AWS's client sends it).
 // ---------------------------------------------------------------------------------------------
 
 const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+const DEFAULT_STREAM_CONTENT_TYPE = 'application/octet-stream';
+const RESPONSE_MODE_HEADER = 'Lambda-Runtime-Function-Response-Mode';
+const ERROR_BODY_TRAILER = 'Lambda-Runtime-Function-Error-Body';
+const CRLF = Buffer.from('\r\n');
+const PRELUDE_DELIMITER_LEN = 8;
+// What a stream destroyed before its end reports: what Flint's Runtime API says of a cut stream.
+const DESTROYED_STREAM_ERROR = {
+  errorType: 'Runtime.TruncatedResponse',
+  errorMessage: 'The response stream was destroyed before it ended.',
+  trace: [],
+};
 
-function createBufferedResponseStream() {
-  const chunks = [];
-  let contentType = 'application/octet-stream';
-  const { Writable } = builtin('node:stream');
-  const stream = new Writable({
-    write(chunk, encoding, callback) {
-      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
-      callback();
-    },
-  });
-  stream.setContentType = (value) => {
-    contentType = value;
+/** The trailers that end a stream with `error`, as AWS's client writes them. */
+function errorTrailers(error) {
+  const response = error === DESTROYED_STREAM_ERROR ? error : toRapidResponse(error);
+  return {
+    [ERROR_TYPE_HEADER]: headerSafe(response.errorType),
+    [ERROR_BODY_TRAILER]: Buffer.from(JSON.stringify(response)).toString('base64'),
   };
-  return { stream, body: () => Buffer.concat(chunks), contentType: () => contentType };
+}
+
+/**
+ * The transport of one streamed response on the client's socket: the head (sent once, with the
+ * content type as it is then), body chunks in HTTP/1.1 chunked framing, the last chunk with
+ * optional trailers, then the Runtime API's answer.
+ */
+class StreamingPost {
+  constructor(client, urlPath) {
+    this.client = client;
+    this.urlPath = urlPath;
+    this.contentType = DEFAULT_STREAM_CONTENT_TYPE;
+    this.begun = false;
+    this.ended = false;
+    this.answered = false;
+    this.waiting = [];
+  }
+
+  begin() {
+    if (this.begun) {
+      return;
+    }
+    this.begun = true;
+    const head =
+      `POST ${this.urlPath} HTTP/1.1\r\nHost: ${this.client.hostPort}\r\n` +
+      `Content-Type: ${headerSafe(this.contentType)}\r\n${RESPONSE_MODE_HEADER}: streaming\r\n` +
+      `Trailer: ${ERROR_TYPE_HEADER}, ${ERROR_BODY_TRAILER}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    this.client.stream(head, (err, res) => {
+      if (err) {
+        process.stderr.write(`Runtime API request ${this.urlPath} failed: ${err}\n`);
+        process.exit(1);
+      }
+      if (res.status !== 202) {
+        process.stderr.write(
+          `Runtime API answered the response stream with ${res.status}: ${res.body.toString('utf8')}\n`,
+        );
+      }
+      this.answered = true;
+      for (const then of this.waiting.splice(0)) {
+        then();
+      }
+    });
+  }
+
+  /** Sends `buffers` (`size` bytes) as one chunk; `callback` once the socket takes more. */
+  write(buffers, size, callback) {
+    this.begin();
+    const socket = this.client.socket;
+    // Answered early (too large) or the connection is gone: the rest goes nowhere.
+    if (size === 0 || this.ended || this.answered || socket === null) {
+      callback();
+      return;
+    }
+    socket.cork();
+    socket.write(size.toString(16) + '\r\n');
+    for (const b of buffers) {
+      socket.write(b);
+    }
+    const more = socket.write(CRLF);
+    socket.uncork();
+    if (more) {
+      callback();
+      return;
+    }
+    const resume = () => {
+      socket.off('drain', resume);
+      socket.off('close', resume);
+      callback();
+    };
+    socket.on('drain', resume);
+    socket.on('close', resume);
+  }
+
+  /** Sends the last chunk (once), with `trailers` when given, and awaits the answer. */
+  end(trailers) {
+    if (this.ended) {
+      return;
+    }
+    this.begin();
+    this.ended = true;
+    const socket = this.client.socket;
+    if (this.answered || socket === null) {
+      return;
+    }
+    let last = '0\r\n';
+    for (const name in trailers) {
+      last += `${name}: ${trailers[name]}\r\n`;
+    }
+    socket.ref(); // until the answer: the invocation is not over before it
+    socket.write(last + '\r\n');
+  }
+
+  /** Calls `then` once the Runtime API answered the stream. */
+  whenAnswered(then) {
+    if (this.answered) {
+      then();
+    } else {
+      this.waiting.push(then);
+    }
+  }
+}
+
+const STREAM_POST = Symbol('post');
+const STREAM_FAILURE = Symbol('failure');
+const STREAM_WRITTEN = Symbol('written');
+let ResponseStream = null;
+
+/**
+ * The `responseStream` a streaming handler gets: a Writable (highWaterMark, 'drain', pipeline)
+ * with AWS's additions, `setContentType` and `_onBeforeFirstWrite`. Defined on first use: only
+ * streaming handlers load `node:stream`.
+ */
+function responseStreamClass() {
+  if (ResponseStream !== null) {
+    return ResponseStream;
+  }
+  const { Writable } = builtin('node:stream');
+  ResponseStream = class ResponseStream extends Writable {
+    constructor(post, highWaterMark) {
+      super(highWaterMark === undefined ? {} : { highWaterMark });
+      this[STREAM_POST] = post;
+      this[STREAM_FAILURE] = undefined;
+      this[STREAM_WRITTEN] = false;
+      this._onBeforeFirstWrite = undefined;
+    }
+
+    setContentType(contentType) {
+      if (this[STREAM_WRITTEN]) {
+        throw new InvalidStreamingOperation('Cannot set content-type, too late.');
+      }
+      this[STREAM_POST].contentType = contentType;
+    }
+
+    write(chunk, encoding, callback) {
+      if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk) && chunk?.constructor !== Uint8Array) {
+        chunk = JSON.stringify(chunk); // as AWS's stream takes objects
+      }
+      if (this.beforeFirstWrite()) {
+        // The prelude and the first write go out as one chunk.
+        const ret = super.write(chunk, encoding, callback);
+        this.uncork();
+        return ret;
+      }
+      return super.write(chunk, encoding, callback);
+    }
+
+    end(chunk, encoding, callback) {
+      // Unlike AWS's client (aws-lambda-nodejs-runtime-interface-client#97), a prelude set by
+      // HttpResponseStream.from goes out when the stream is only ended, too.
+      this.beforeFirstWrite();
+      return super.end(chunk, encoding, callback);
+    }
+
+    /** Marks the content type fixed; runs `_onBeforeFirstWrite` corked (true) if there is one. */
+    beforeFirstWrite() {
+      if (this[STREAM_WRITTEN]) {
+        return false;
+      }
+      this[STREAM_WRITTEN] = true;
+      if (typeof this._onBeforeFirstWrite !== 'function' || this.writableEnded) {
+        return false;
+      }
+      this.cork();
+      this._onBeforeFirstWrite((ch) => super.write(ch));
+      return true;
+    }
+
+    _write(chunk, _encoding, callback) {
+      this[STREAM_POST].write([chunk], chunk.length, callback);
+    }
+
+    _writev(chunks, callback) {
+      let size = 0;
+      const buffers = chunks.map(({ chunk }) => {
+        size += chunk.length;
+        return chunk;
+      });
+      this[STREAM_POST].write(buffers, size, callback);
+    }
+
+    _final(callback) {
+      this[STREAM_POST].end(this[STREAM_FAILURE]);
+      callback();
+    }
+
+    _destroy(err, callback) {
+      // Destroyed before its end (a pipeline whose source failed): the stream ends with the
+      // error, and the handler's own failure, if any, comes too late to change it.
+      const post = this[STREAM_POST];
+      if (!post.ended) {
+        post.end(errorTrailers(err ?? DESTROYED_STREAM_ERROR));
+      }
+      callback(err);
+    }
+  };
+  return ResponseStream;
 }
 
 class HttpResponseStream {
+  /** Sends `prelude` (status, headers, cookies) before the body, as AWS's runtime does. */
   static from(underlyingStream, prelude) {
-    underlyingStream.setContentType?.(HTTP_INTEGRATION_CONTENT_TYPE);
-    underlyingStream.write(JSON.stringify(prelude));
-    underlyingStream.write(Buffer.alloc(8)); // the delimiter between prelude and body
+    underlyingStream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+    // JSON has no NUL byte, so the 8 NUL bytes after it are an unambiguous end.
+    const metadataPrelude = JSON.stringify(prelude);
+    underlyingStream._onBeforeFirstWrite = (write) => {
+      write(metadataPrelude);
+      write(new Uint8Array(PRELUDE_DELIMITER_LEN));
+    };
     return underlyingStream;
   }
 }
@@ -687,8 +924,11 @@ function installAwsLambdaGlobal() {
     return;
   }
   globalThis.awslambda = {
-    streamifyResponse: (handler, _options) => {
+    streamifyResponse: (handler, options) => {
       handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+      if (typeof options?.highWaterMark === 'number') {
+        handler[HANDLER_HIGHWATERMARK] = parseInt(options.highWaterMark);
+      }
       return handler;
     },
     HttpResponseStream,
@@ -886,43 +1126,79 @@ class Runtime {
     }
     globalThis[REQUEST_ID_SYMBOL] = invokeId;
     globalThis[TENANT_ID_SYMBOL] = headers['lambda-runtime-aws-tenant-id'];
-    this.setErrorCallbacks(invokeId);
-    BeforeExitListener.set(() => this.scheduleIteration());
+
+    const post = new StreamingPost(
+      this.client,
+      `${RUNTIME_PATH}/invocation/${encodeURIComponent(invokeId)}/response`,
+    );
+    const stream = new (responseStreamClass())(post, this.metadata.highWaterMark);
+    let waitForEmptyEventLoop = true;
+    const streamingContext = {
+      get callbackWaitsForEmptyEventLoop() {
+        return waitForEmptyEventLoop;
+      },
+      set callbackWaitsForEmptyEventLoop(value) {
+        waitForEmptyEventLoop = value;
+      },
+    };
+    // The next invocation once this one is over, after the event loop empties unless told not
+    // to (AWS's streaming context honours callbackWaitsForEmptyEventLoop).
+    let over = false;
     const scheduleNext = () => {
+      if (over) {
+        return;
+      }
+      over = true;
       BeforeExitListener.reset();
-      this.scheduleIteration();
+      if (!waitForEmptyEventLoop) {
+        this.scheduleIteration();
+      } else {
+        BeforeExitListener.set(() => setImmediate(() => this.scheduleIteration()));
+      }
     };
-    const fail = (err) => {
+    // Ends the stream with `err` in the trailers (after what was written, unless it has ended
+    // already: then the response stands), then `then()` once the Runtime API answered.
+    const endWithError = (err, then) => {
+      if (!stream.writableEnded && !stream.destroyed) {
+        stream[STREAM_FAILURE] = errorTrailers(err);
+        stream.end();
+      } else if (!post.ended) {
+        post.end(errorTrailers(err));
+      }
+      post.whenAnswered(then);
+    };
+    const fail = (err, then) => {
       structuredConsole.logError('Invoke Error', err);
-      this.client.postInvocationError(intoError(err), invokeId, scheduleNext);
+      endWithError(err, then);
     };
-    const buffered = createBufferedResponseStream();
+    this.errorCallbacks.uncaughtException = (error) => endWithError(error, () => process.exit(129));
+    this.errorCallbacks.unhandledRejection = (error) => endWithError(error, () => process.exit(128));
+
+    // Nothing left to run (the Runtime API socket is ref'd only while an answer is awaited): the
+    // handler's promise can no longer settle, or the stream can no longer end.
+    let settled = false;
+    BeforeExitListener.set(() => {
+      BeforeExitListener.reset();
+      fail(settled ? 'Response stream is not finished.' : new NodeJsExit(), scheduleNext);
+    });
     try {
-      const context = buildContext(headers, {});
-      const result = this.handler(JSON.parse(bodyJson), buffered.stream, context);
+      const context = buildContext(headers, streamingContext);
+      const result = this.handler(JSON.parse(bodyJson), stream, context);
       if (!isPromise(result)) {
-        fail(new Error('Streaming does not support non-async handlers.'));
+        fail('Streaming does not support non-async handlers.', scheduleNext);
         return;
       }
       const value = await result;
+      settled = true;
       if (typeof value !== 'undefined') {
         console.warn('Streaming handlers ignore return values.');
       }
-      if (!buffered.stream.writableEnded) {
-        fail(new Error('Response stream is not finished.'));
-        return;
-      }
-      if (!buffered.stream.writableFinished) {
-        await new Promise((resolve) => buffered.stream.once('finish', resolve));
-      }
-      this.client.post(
-        `${RUNTIME_PATH}/invocation/${encodeURIComponent(invokeId)}/response`,
-        buffered.body(),
-        { 'Content-Type': buffered.contentType() },
-        scheduleNext,
-      );
+      // The invocation is over when the stream has ended (now or later, e.g. by a pipeline the
+      // handler did not await) and the Runtime API has answered.
+      post.whenAnswered(scheduleNext);
     } catch (err) {
-      fail(err);
+      settled = true;
+      fail(err, scheduleNext);
     }
   }
 

@@ -46,10 +46,12 @@ pub(crate) const SUPPORTED: &[RuntimeId] = &[
     python("python3.12", 12),
     python("python3.13", 13),
     python("python3.14", 14),
+    python("python3.15", 15),
     node("nodejs18.x", 18),
     node("nodejs20.x", 20),
     node("nodejs22.x", 22),
     node("nodejs24.x", 24),
+    node("nodejs26.x", 26),
     provided("provided"),
     provided("provided.al2"),
     provided("provided.al2023"),
@@ -65,8 +67,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lookup_knows_every_python_from_3_8_to_3_14() {
-        for minor in 8..=14 {
+    fn lookup_knows_every_python_from_3_8_to_3_15() {
+        for minor in 8..=15 {
             let id = format!("python3.{minor}");
             let r = lookup(&id).expect("supported");
             assert_eq!(r.family, Family::Python);

@@ -336,28 +336,346 @@ fn node_reads_chunked_events_and_parses_client_context() {
     assert_eq!(body["identity"]["cognitoIdentityId"], "id-1");
 }
 
-#[test]
-fn node_streaming_handler_output_is_sent_whole() {
-    let Some(launch) = launch_of(RUNTIME) else {
-        return;
-    };
-    let app = r#"
-export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+const STREAMING: &str = r#"
+import fs from 'node:fs';
+import { once } from 'node:events';
+import { Readable, pipeline } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
+
+const until = (file) => new Promise((resolve) => {
+  const t = setInterval(() => { if (fs.existsSync(file)) { clearInterval(t); resolve(); } }, 5);
+});
+
+export const waits = awslambda.streamifyResponse(async (event, responseStream, context) => {
   responseStream.setContentType('text/plain');
-  responseStream.write('hello ');
-  await new Promise((r) => setTimeout(r, 10));
+  responseStream.write('first ');
+  await until(event.go);
   responseStream.write(context.awsRequestId);
   responseStream.end();
 });
+
+export const failsAfterWriting = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('partial');
+  await new Promise((r) => setTimeout(r, 10));
+  throw new TypeError('broke mid-stream');
+});
+
+export const failsAtOnce = awslambda.streamifyResponse(async () => {
+  throw new RangeError('nothing written');
+});
+
+export const prelude = awslambda.streamifyResponse(async (event, responseStream) => {
+  const http = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: 201,
+    headers: { 'x-flint': 'yes' },
+    cookies: ['a=1'],
+  });
+  if (event.body) {
+    http.write(event.body);
+  }
+  http.end();
+});
+
+export const tooLate = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('x');
+  try {
+    responseStream.setContentType('text/html');
+  } catch (e) {
+    responseStream.write(` ${e.name}: ${e.message}`);
+  }
+  responseStream.write({ object: 'as JSON' });
+  responseStream.end();
+});
+
+const MB = 1024 * 1024;
+const block = (i) => Buffer.alloc(64 * 1024, 97 + (i % 26));
+
+export const large = awslambda.streamifyResponse(async (event, responseStream) => {
+  let drains = 0;
+  let i = 0;
+  for (; i < (4 * MB) / (64 * 1024); i++) {
+    if (!responseStream.write(block(i))) {
+      drains++;
+      await once(responseStream, 'drain');
+    }
+  }
+  async function* rest() {
+    for (; i < (event.mb * MB) / (64 * 1024); i++) yield block(i);
+  }
+  await pipelineAsync(Readable.from(rest()), responseStream);
+  console.log(`drains=${drains} hwm=${responseStream.writableHighWaterMark}`);
+}, { highWaterMark: 32 * 1024 });
+
+export const endsLater = awslambda.streamifyResponse(async (event, responseStream) => {
+  pipeline(Readable.from((async function* () {
+    await new Promise((r) => setTimeout(r, 30));
+    yield 'piped ';
+    yield 'later';
+  })()), responseStream, () => {});
+});
+
+export const neverEnds = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('unfinished');
+});
+
+export const neverSettles = awslambda.streamifyResponse(async () => new Promise(() => {}));
+
+export const throwsLater = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.write('before ');
+  setTimeout(() => { throw new EvalError('uncaught'); }, 5);
+  await new Promise((r) => setTimeout(r, 60_000));
+});
+
+export const lingers = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  context.callbackWaitsForEmptyEventLoop = event.wait;
+  setTimeout(() => fs.writeFileSync(event.mark, ''), event.ms);
+  responseStream.end('done');
+});
+
+export const sourceFails = awslambda.streamifyResponse(async (event, responseStream) => {
+  await pipelineAsync(Readable.from((async function* () {
+    yield 'some ';
+    throw new SyntaxError('bad source');
+  })()), responseStream);
+});
 "#;
-    let f = Function::start(&launch, "app.handler", &[("app.mjs", app)], &[]);
-    let post = f.invoke("s1", "{}");
+
+fn streaming(handler: &str) -> Option<Function> {
+    let launch = launch_of(RUNTIME)?;
+    Some(Function::start(
+        &launch,
+        &format!("app.{handler}"),
+        &[("app.mjs", STREAMING)],
+        &[],
+    ))
+}
+
+fn header<'a>(post: &'a support::Post, name: &str) -> Option<&'a str> {
+    post.headers.get(name).map(String::as_str)
+}
+
+/// The error document of a stream's `Lambda-Runtime-Function-Error-Body` trailer.
+fn trailer_error(post: &support::Post) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = post
+        .trailers
+        .get("lambda-runtime-function-error-body")
+        .unwrap_or_else(|| panic!("no error body trailer: {post:?}"));
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64");
+    serde_json::from_slice(&raw).expect("json")
+}
+
+#[test]
+fn node_streaming_chunks_reach_the_runtime_api_before_the_handler_finishes() {
+    let Some(f) = streaming("waits") else {
+        return;
+    };
+    let go = f.task_path().join("go");
+    let event = serde_json::json!({ "go": go }).to_string();
+    f.api.push(Invocation::json("s1", &event));
+    // The first write arrives while the handler waits for the test's signal.
+    let chunks = f.api.wait_chunks(1, Duration::from_secs(20));
+    assert_eq!(chunks.concat(), b"first ");
+    assert_eq!(f.api.post_count(), 0, "the stream must still be open");
+    std::fs::write(&go, "").expect("signal");
+    let post = f.api.wait_posts(1, Duration::from_secs(20))[0].clone();
     assert_eq!(post.kind, PostKind::Response("s1".into()));
     assert_eq!(
-        post.headers.get("content-type").map(String::as_str),
-        Some("text/plain")
+        header(&post, "lambda-runtime-function-response-mode"),
+        Some("streaming")
     );
-    assert_eq!(post.body, b"hello s1");
+    assert_eq!(header(&post, "transfer-encoding"), Some("chunked"));
+    assert_eq!(header(&post, "content-type"), Some("text/plain"));
+    assert_eq!(post.body, b"first s1");
+    assert!(post.trailers.is_empty(), "{:?}", post.trailers);
+    // The environment goes on serving, on the same connection.
+    std::fs::remove_file(&go).expect("reset");
+    f.api.push(Invocation::json("s2", &event));
+    f.api.wait_chunks(2, Duration::from_secs(20));
+    std::fs::write(&go, "").expect("signal");
+    assert_eq!(
+        f.api.wait_posts(2, Duration::from_secs(20))[1].body,
+        b"first s2"
+    );
+    assert_eq!(f.api.connections(), 1);
+}
+
+#[test]
+fn node_streaming_error_after_a_write_ends_the_stream_with_error_trailers() {
+    let Some(f) = streaming("failsAfterWriting") else {
+        return;
+    };
+    let post = f.invoke("e1", "{}");
+    assert_eq!(post.kind, PostKind::Response("e1".into()));
+    assert_eq!(post.body, b"partial");
+    assert_eq!(
+        post.trailers
+            .get("lambda-runtime-function-error-type")
+            .map(String::as_str),
+        Some("TypeError")
+    );
+    let error = trailer_error(&post);
+    assert_eq!(error["errorType"], "TypeError");
+    assert_eq!(error["errorMessage"], "broke mid-stream");
+    assert_eq!(error["trace"][0], "TypeError: broke mid-stream");
+    assert!(f
+        .stdout_with("\te1\tERROR\tInvoke Error ")
+        .contains("\te1\tERROR\tInvoke Error "));
+    assert_eq!(f.invoke("e2", "{}").body, b"partial");
+}
+
+#[test]
+fn node_streaming_error_before_any_write_is_an_empty_stream_with_error_trailers() {
+    let Some(f) = streaming("failsAtOnce") else {
+        return;
+    };
+    let post = f.invoke("e1", "{}");
+    assert_eq!(post.kind, PostKind::Response("e1".into()));
+    assert_eq!(
+        header(&post, "lambda-runtime-function-response-mode"),
+        Some("streaming")
+    );
+    assert!(post.body.is_empty());
+    assert_eq!(trailer_error(&post)["errorType"], "RangeError");
+    assert_eq!(trailer_error(&post)["errorMessage"], "nothing written");
+}
+
+#[test]
+fn node_http_response_stream_sends_the_prelude_before_the_body() {
+    let Some(f) = streaming("prelude") else {
+        return;
+    };
+    let post = f.invoke("p1", r#"{"body": "hello"}"#);
+    assert_eq!(
+        header(&post, "content-type"),
+        Some("application/vnd.awslambda.http-integration-response")
+    );
+    let prelude = br#"{"statusCode":201,"headers":{"x-flint":"yes"},"cookies":["a=1"]}"#;
+    let mut expected = prelude.to_vec();
+    expected.extend_from_slice(&[0; 8]);
+    assert_eq!(post.body, [expected.as_slice(), b"hello"].concat());
+    // Ended without a write, the prelude still goes (AWS's client drops it: its issue #97).
+    assert_eq!(f.invoke("p2", "{}").body, expected);
+}
+
+#[test]
+fn node_streaming_content_type_is_fixed_by_the_first_write_and_objects_go_as_json() {
+    let Some(f) = streaming("tooLate") else {
+        return;
+    };
+    let post = f.invoke("t1", "{}");
+    assert_eq!(
+        header(&post, "content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&post.body),
+        r#"x Runtime.InvalidStreamingOperation: Cannot set content-type, too late.{"object":"as JSON"}"#
+    );
+}
+
+#[test]
+fn node_streaming_respects_backpressure_and_pipes_a_large_body() {
+    let Some(f) = streaming("large") else {
+        return;
+    };
+    let mb = 8;
+    let post = f.invoke("big", &format!(r#"{{"mb": {mb}}}"#));
+    assert!(post.trailers.is_empty(), "{:?}", post.trailers);
+    assert_eq!(post.body.len(), mb * 1024 * 1024);
+    for (i, block) in post.body.chunks(64 * 1024).enumerate() {
+        let expected = b'a' + (i % 26) as u8;
+        assert!(block.iter().all(|&b| b == expected), "block {i}");
+    }
+    let out = f.stdout_with("drains=");
+    let line = out
+        .lines()
+        .find(|l| l.contains("drains="))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(line.ends_with("hwm=32768"), "{line}");
+    assert!(
+        !line.contains("drains=0 "),
+        "write() never asked to wait: {line}"
+    );
+}
+
+#[test]
+fn node_streaming_invocation_ends_when_the_stream_does_after_the_handler_returned() {
+    let Some(f) = streaming("endsLater") else {
+        return;
+    };
+    let post = f.invoke("l1", "{}");
+    assert_eq!(post.body, b"piped later");
+    assert!(post.trailers.is_empty(), "{:?}", post.trailers);
+}
+
+#[test]
+fn node_streaming_handler_that_never_ends_its_stream_fails_when_the_loop_empties() {
+    let Some(f) = streaming("neverEnds") else {
+        return;
+    };
+    let post = f.invoke("n1", "{}");
+    assert_eq!(post.body, b"unfinished");
+    let error = trailer_error(&post);
+    assert_eq!(error["errorType"], "string");
+    assert_eq!(error["errorMessage"], "Response stream is not finished.");
+    let Some(f) = streaming("neverSettles") else {
+        return;
+    };
+    let post = f.invoke("n2", "{}");
+    assert_eq!(trailer_error(&post)["errorType"], "Runtime.NodeJsExit");
+}
+
+#[test]
+fn node_streaming_takes_the_next_event_once_the_loop_empties_unless_told_not_to() {
+    let Some(f) = streaming("lingers") else {
+        return;
+    };
+    let wait_for_next = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while f.api.nexts() < n {
+            assert!(Instant::now() < deadline, "no /next number {n}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let mark = f.task_path().join("timer-fired");
+    let event = |wait: bool, ms: u64| {
+        serde_json::json!({ "wait": wait, "ms": ms, "mark": mark }).to_string()
+    };
+    // Waiting (the default): the response is whole at once, the next /next after the timer.
+    assert_eq!(f.invoke("w1", &event(true, 100)).body, b"done");
+    wait_for_next(2);
+    assert!(mark.exists(), "/next came before the event loop emptied");
+    std::fs::remove_file(&mark).expect("reset");
+    // Not waiting: the next /next while the (long) timer is still pending.
+    assert_eq!(f.invoke("w2", &event(false, 10_000)).body, b"done");
+    wait_for_next(3);
+    assert!(!mark.exists());
+}
+
+#[test]
+fn node_streaming_uncaught_exception_ends_the_stream_with_it_and_exits() {
+    let Some(mut f) = streaming("throwsLater") else {
+        return;
+    };
+    let post = f.invoke("u1", "{}");
+    assert_eq!(post.body, b"before ");
+    assert_eq!(trailer_error(&post)["errorType"], "EvalError");
+    assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(129));
+}
+
+#[test]
+fn node_streaming_pipeline_whose_source_fails_ends_with_the_sources_error() {
+    let Some(f) = streaming("sourceFails") else {
+        return;
+    };
+    let post = f.invoke("f1", "{}");
+    assert_eq!(post.body, b"some ");
+    assert_eq!(trailer_error(&post)["errorType"], "SyntaxError");
+    assert_eq!(trailer_error(&post)["errorMessage"], "bad source");
+    assert_eq!(f.invoke("f2", "{}").body, b"some ");
 }
 
 #[test]

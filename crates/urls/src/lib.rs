@@ -124,6 +124,7 @@ impl FunctionUrls {
         );
         let invoke = InvokeRequest {
             trace_header: None,
+            async_attempt: None,
             function: spec,
             invoked_arn: route.invoked_arn(),
             payload: Bytes::from(payload),

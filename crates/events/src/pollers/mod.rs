@@ -26,7 +26,10 @@ use tokio::task::JoinHandle;
 use crate::functions::Functions;
 use crate::EventsError;
 
+mod dynamodb_streams;
+mod kinesis;
 mod sqs;
+mod stream;
 
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
 const CHECKPOINT_KIND: &str = "event-source-checkpoint";
@@ -218,6 +221,7 @@ impl Mapping {
             tail_log: false,
             request_id: uuid::Uuid::new_v4().to_string(),
             trace_header: Some(hop.trace_header),
+            async_attempt: None,
         };
         Ok(self.ctx.engine.invoke(req).await?)
     }
@@ -370,20 +374,19 @@ async fn run(mapping: Mapping) {
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
     match SourceKind::of(&mapping.spec) {
-        Some(SourceKind::Sqs) => sqs::run(mapping).await,
+        Some(SourceKind::Sqs) => sqs::run(mapping.clone()).await,
+        Some(SourceKind::Kinesis) => kinesis::run(mapping.clone()).await,
+        Some(SourceKind::DynamoDbStreams) => dynamodb_streams::run(mapping.clone()).await,
         Some(kind) => {
             let what = format!("{kind:?}");
             mapping.report_problem(&format!(
                 "PROBLEM: Flint does not poll {what} event sources yet."
             ));
             tracing::warn!(mapping = %uuid, "Flint does not poll {what} event sources yet");
-            mapping.stopped().await;
         }
-        None => {
-            mapping.report_problem("PROBLEM: Unknown event source.");
-            mapping.stopped().await;
-        }
+        None => mapping.report_problem("PROBLEM: Unknown event source."),
     }
+    mapping.stopped().await;
     tracing::info!(mapping = %uuid, "event source poller stopped");
 }
 

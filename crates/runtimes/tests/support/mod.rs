@@ -48,6 +48,8 @@ pub struct Post {
     /// Lower-cased header names.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// Trailers of a chunked body (lower-cased names).
+    pub trailers: HashMap<String, String>,
 }
 
 impl Post {
@@ -67,6 +69,8 @@ struct State {
     posts: Vec<Post>,
     connections: usize,
     nexts: usize,
+    /// Every chunk of a chunked POST, as it arrived (before the post itself is complete).
+    chunks: Vec<Vec<u8>>,
 }
 
 struct Shared {
@@ -128,6 +132,28 @@ impl FakeRuntimeApi {
         state.posts.clone()
     }
 
+    /// Waits until at least `n` chunks of chunked posts arrived (panics after `timeout`) and
+    /// returns them all: what a streaming runtime has sent so far.
+    pub fn wait_chunks(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock().expect("lock");
+        while state.chunks.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {n} chunks, got {:?}",
+                state.chunks
+            );
+            state = self.shared.cv.wait_timeout(state, left).expect("wait").0;
+        }
+        state.chunks.clone()
+    }
+
+    /// How many posts have arrived so far.
+    pub fn post_count(&self) -> usize {
+        self.shared.state.lock().expect("lock").posts.len()
+    }
+
     pub fn set_chunked_next(&self, on: bool) {
         self.shared
             .chunked_next
@@ -173,11 +199,11 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
-        let body = if headers
+        let (body, trailers) = if headers
             .get("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
         {
-            read_chunked(&mut reader)
+            read_chunked(&mut reader, &shared)
         } else {
             let len: usize = headers
                 .get("content-length")
@@ -187,7 +213,7 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             if reader.read_exact(&mut body).is_err() {
                 return;
             }
-            body
+            (body, HashMap::new())
         };
         let prefix = "/2018-06-01/runtime/";
         let route = path.strip_prefix(prefix).unwrap_or("");
@@ -227,6 +253,7 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
                         kind,
                         headers,
                         body,
+                        trailers,
                     });
                     shared.cv.notify_all();
                     accepted()
@@ -242,25 +269,42 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Vec<u8> {
+/// A chunked body and its trailers; each chunk is recorded in `shared` as it arrives.
+fn read_chunked(
+    reader: &mut BufReader<TcpStream>,
+    shared: &Shared,
+) -> (Vec<u8>, HashMap<String, String>) {
     let mut body = Vec::new();
+    let mut trailers = HashMap::new();
     loop {
         let mut size = String::new();
         if reader.read_line(&mut size).unwrap_or(0) == 0 {
-            return body;
+            return (body, trailers);
         }
         let n =
             usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
         if n == 0 {
-            let mut end = String::new();
-            let _ = reader.read_line(&mut end);
-            return body;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return (body, trailers);
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    return (body, trailers);
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    trailers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
         }
         let mut chunk = vec![0; n];
         if reader.read_exact(&mut chunk).is_err() {
-            return body;
+            return (body, trailers);
         }
         body.extend_from_slice(&chunk);
+        shared.state.lock().expect("lock").chunks.push(chunk);
+        shared.cv.notify_all();
         let mut crlf = String::new();
         let _ = reader.read_line(&mut crlf);
     }
