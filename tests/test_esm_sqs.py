@@ -10,6 +10,7 @@ within a second (long polling).
 The function POSTs every event it gets to the suite's callback server; each test's messages
 carry a token of their own, so tests only see their own events."""
 
+import collections
 import json
 import os
 import time
@@ -212,7 +213,8 @@ def test_batches_hold_at_most_batch_size_messages(lambda_client, sqs, callback_s
         {"Id": str(i), "MessageBody": f"{token}-{i}"} for i in range(7)])
     map_queue(lambda_client, mappings, fn, queue_arn, BatchSize=3)
     records = wait_records(callback_server, token, 7)
-    assert sorted(r["body"] for r in records) == sorted(f"{token}-{i}" for i in range(7))
+    # A standard queue delivers at least once (moto, like SQS, may hand a message out twice).
+    assert {r["body"] for r in records} == {f"{token}-{i}" for i in range(7)}
     sizes = [len(e["Records"]) for e in events_of(callback_server, token)]
     assert max(sizes) <= 3
     assert max(sizes) > 1, sizes
@@ -244,8 +246,10 @@ def test_batch_sizes_above_ten_gather_several_receives(lambda_client, sqs, callb
     map_queue(lambda_client, mappings, fn, queue_arn, BatchSize=100,
               MaximumBatchingWindowInSeconds=1, ScalingConfig={"MaximumConcurrency": 2})
     wait_records(callback_server, token, 30)
+    wait_empty(sqs, url)
     sizes = [len(e["Records"]) for e in events_of(callback_server, token)]
-    assert sum(sizes) == 30
+    bodies = {r["body"] for r in records_of(callback_server, token)}
+    assert bodies == {f"{token}-{c}-{i}" for c in range(3) for i in range(10)}
     assert max(sizes) > 10, sizes
     wait_empty(sqs, url)
 
@@ -291,10 +295,11 @@ def test_report_batch_item_failures_deletes_only_what_succeeded(lambda_client, s
         "Messages"), 20, "the failed message in the dead-letter queue")
     assert [m["Body"] for m in got] == [f"{token}-fail-1"]
     wait_empty(sqs, url)
-    bodies = [r["body"] for r in records_of(callback_server, token)]
-    # The succeeded ones ran once; the failed one once per receive the redrive policy allows.
-    assert sorted(bodies) == sorted([f"{token}-ok-0", f"{token}-ok-2", f"{token}-fail-1",
-                                     f"{token}-fail-1"])
+    runs = collections.Counter(r["body"] for r in records_of(callback_server, token))
+    # The succeeded ones were deleted after their run (not retried: a standard queue may still
+    # hand a message out twice); the failed one ran once per receive the redrive policy allows.
+    assert set(runs) == {f"{token}-ok-0", f"{token}-ok-2", f"{token}-fail-1"}
+    assert runs[f"{token}-fail-1"] == 2
 
 
 def test_a_function_error_leaves_the_whole_batch_on_the_queue(lambda_client, sqs,
