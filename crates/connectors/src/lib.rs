@@ -17,6 +17,7 @@ pub mod batch;
 mod dynamodb_streams;
 pub mod kafka;
 mod kinesis;
+pub mod sqs;
 mod streams;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

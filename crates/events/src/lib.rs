@@ -7,8 +7,6 @@
 pub mod async_queue;
 mod destination;
 pub mod functions;
-// The sources' modules, which use the whole API, land one at a time.
-#[allow(dead_code)]
 mod pollers;
 mod visibility;
 

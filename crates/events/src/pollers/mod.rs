@@ -31,6 +31,7 @@ mod dynamodb_streams;
 mod kafka;
 mod kinesis;
 mod mq;
+mod sqs;
 mod stream;
 
 /// The store kind of pollers' checkpoints; keys are `<uuid>/<name>`.
@@ -162,6 +163,15 @@ impl Mapping {
 
     pub(crate) fn is_stopped(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// Whether the mapping's function (and the version or alias it names) exists now.
+    pub(crate) fn function_exists(&self) -> bool {
+        let (name, qualifier) = function_of(&self.spec.function_arn);
+        self.ctx
+            .functions
+            .get(&self.spec.scope, name)
+            .is_some_and(|state| state.version_of(qualifier.unwrap_or(LATEST)).is_some())
     }
 
     /// Invokes the mapping's function synchronously with one batch, as any client would: it
@@ -367,6 +377,7 @@ async fn run(mapping: Mapping) {
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
     match SourceKind::of(&mapping.spec) {
+        Some(SourceKind::Sqs) => sqs::run(mapping.clone()).await,
         Some(SourceKind::Kafka) => kafka::run(mapping.clone()).await,
         Some(SourceKind::Mq) => mq::run(mapping.clone()).await,
         Some(SourceKind::Kinesis) => kinesis::run(mapping.clone()).await,
