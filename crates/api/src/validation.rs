@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::model::{Kind, Location, Model, ShapeId};
+use crate::model::{Kind, Location, Member, Model, ShapeId};
 use flint_control::ErrorCode;
 
 /// Runtimes AWS lists (in its order) when it rejects a function's runtime or a layer's
@@ -72,6 +72,11 @@ const ALL_RUNTIMES: &[&str] = &[
     "python3.6",
     "python2.7",
 ];
+
+/// Pairs of members AWS validates in this order whatever order the model lists them in
+/// (botocore 1.44 moved `CompatibleArchitectures` before `CompatibleRuntimes`; AWS still reports
+/// the runtimes first, as recorded).
+const AWS_MEMBER_ORDER: &[(&str, &str)] = &[("CompatibleRuntimes", "CompatibleArchitectures")];
 
 /// Enum sets AWS prints in its own order (recorded against AWS), by shape and where the value
 /// came from. Other enums print in the model's order.
@@ -175,10 +180,20 @@ pub(crate) fn validate(
     // AWS reports query-string members before the others (GetFunction: qualifier, then
     // functionName); within each group the model's order.
     let members = model.members(input_shape);
-    let ordered = members
+    let mut ordered: Vec<&Member> = members
         .iter()
         .filter(|m| m.location == Location::Query)
-        .chain(members.iter().filter(|m| m.location != Location::Query));
+        .chain(members.iter().filter(|m| m.location != Location::Query))
+        .collect();
+    // Where a newer model reordered members, AWS still reports them in its own order (recorded).
+    for (first, then) in AWS_MEMBER_ORDER {
+        let at = |name: &str| ordered.iter().position(|m| m.name == name);
+        if let (Some(a), Some(b)) = (at(first), at(then)) {
+            if a > b {
+                ordered.swap(a, b);
+            }
+        }
+    }
     for m in ordered {
         let v = obj.get(&m.name).unwrap_or(&Value::Null);
         if v.is_null() {
@@ -782,8 +797,9 @@ mod tests {
             json!({"LayerName": "l", "Content": {}, "CompatibleRuntimes": ["invalidruntime"], "CompatibleArchitectures": ["invalidarch"]}),
         );
         assert_eq!(code, "ValidationException");
-        // In the model's member order (botocore 1.44 lists CompatibleArchitectures first).
-        assert_eq!(msg, "2 validation errors detected: Value '[invalidarch]' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]; Value '[invalidruntime]' at 'compatibleRuntimes' failed to satisfy constraint: Member must satisfy enum value set: [nodejs20.x, python3.14, provided.al2023, python3.12, python3.13, nodejs24.x, nodejs22.x, java25, python3.10, python3.11, java21, ruby3.3, ruby3.4, ruby3.2, python3.8, python3.9, java17, nodejs16.x, dotnet10, dotnet8, java11, dotnet6, nodejs18.x, provided.al2, java8.al2]");
+        // In AWS's order (recorded), not the model's (botocore 1.44 lists CompatibleArchitectures
+        // first).
+        assert_eq!(msg, "2 validation errors detected: Value '[invalidruntime]' at 'compatibleRuntimes' failed to satisfy constraint: Member must satisfy enum value set: [nodejs20.x, python3.14, provided.al2023, python3.12, python3.13, nodejs24.x, nodejs22.x, java25, python3.10, python3.11, java21, ruby3.3, ruby3.4, ruby3.2, python3.8, python3.9, java17, nodejs16.x, dotnet10, dotnet8, java11, dotnet6, nodejs18.x, provided.al2, java8.al2]; Value '[invalidarch]' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]");
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl Events {
     /// Stops the workers; events not finished stay stored and resume at the next start.
     pub fn shutdown(&self) {
         self.queue.stop();
+        self.pollers.shutdown();
         for task in self.tasks.lock().drain(..) {
             task.abort();
         }

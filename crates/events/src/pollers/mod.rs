@@ -44,6 +44,8 @@ pub(crate) struct Context {
     pub connectors: Arc<Connectors>,
     pub functions: Arc<Functions>,
     report: watch::Sender<MappingReport>,
+    /// Flint is stopping: every poller stops.
+    shutdown: watch::Sender<bool>,
 }
 
 impl Context {
@@ -59,7 +61,13 @@ impl Context {
             connectors,
             functions,
             report: watch::Sender::new(MappingReport::new()),
+            shutdown: watch::Sender::new(false),
         })
+    }
+
+    /// Stops every poller (at its next wait): Flint is shutting down.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     pub(crate) fn report(&self) -> watch::Receiver<MappingReport> {
@@ -158,11 +166,15 @@ impl Mapping {
     /// of a poller selects on it.
     pub(crate) async fn stopped(&self) {
         let mut stop = self.stop.clone();
-        let _ = stop.wait_for(|stopped| *stopped).await;
+        let mut shutdown = self.ctx.shutdown.subscribe();
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => {}
+        }
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
-        *self.stop.borrow()
+        *self.stop.borrow() || *self.ctx.shutdown.borrow()
     }
 
     /// Whether the mapping's function (and the version or alias it names) exists now.
