@@ -10,11 +10,12 @@ The function POSTs every event it gets to the suite's callback server, tagged wi
 
 import json
 import time
-import uuid
 
 import pytest
 
-from conftest import REGION, create_function, make_zip, unique_name
+import esm_recorder
+
+from conftest import REGION, unique_name
 
 RECORDER = '''
 import json, os, urllib.request
@@ -41,34 +42,8 @@ def handler(event, context):
 '''
 
 
-class Recorder:
-    def __init__(self, client, callback_server, mode="raise"):
-        self.token = uuid.uuid4().hex
-        self.name = unique_name("ddb-fn")
-        self.callback_server = callback_server
-        create_function(client, self.name, zip_bytes=make_zip({"index.py": RECORDER}),
-                        Environment={"Variables": {"TOKEN": self.token, "MODE": mode,
-                                                   "CALLBACK_URL": callback_server.url}})
-
-    def events(self):
-        out = []
-        for body in list(self.callback_server.received):
-            if self.token in body:
-                msg = json.loads(body)
-                if msg["token"] == self.token:
-                    out.append(msg["event"])
-        return out
-
-    def records(self):
-        return [r for e in self.events() for r in e["Records"]]
-
-    def wait(self, count, n, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(count()) >= n:
-                break
-            self.callback_server.wait_for(lambda b: False, timeout=0.2)
-        return count()
+def Recorder(client, callback_server, mode="raise"):
+    return esm_recorder.Recorder(client, callback_server, RECORDER, "ddb-fn", mode)
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ The function POSTs every event it gets to the suite's callback server, tagged wi
 import base64
 import json
 import time
-import uuid
 
 import pytest
+
+import esm_recorder
 
 from conftest import (
     DEFAULT_ACCOUNT,
     REGION,
     FlintServer,
-    create_function,
-    make_zip,
     unique_name,
 )
 
@@ -53,45 +52,8 @@ RECORD_MEMBERS = {"kinesis", "eventSource", "eventVersion", "eventID", "eventNam
                   "invokeIdentityArn", "awsRegion", "eventSourceARN"}
 
 
-class Recorder:
-    """A function that reports its events to the callback server."""
-
-    def __init__(self, client, callback_server, mode="raise"):
-        self.token = uuid.uuid4().hex
-        self.name = unique_name("kinesis-fn")
-        self.callback_server = callback_server
-        create_function(client, self.name, zip_bytes=make_zip({"index.py": RECORDER}),
-                        Environment={"Variables": {"TOKEN": self.token, "MODE": mode,
-                                                   "CALLBACK_URL": callback_server.url}})
-
-    def events(self):
-        out = []
-        for body in list(self.callback_server.received):
-            if self.token in body:
-                msg = json.loads(body)
-                if msg["token"] == self.token:
-                    out.append(msg["event"])
-        return out
-
-    def records(self):
-        return [r for e in self.events() for r in e["Records"]]
-
-    def wait_records(self, n, timeout=30):
-        """Waits until the function got `n` records in all (returns them)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.records()) >= n:
-                return self.records()
-            self.callback_server.wait_for(lambda b: False, timeout=0.2)
-        return self.records()
-
-    def wait_events(self, n, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.events()) >= n:
-                return self.events()
-            self.callback_server.wait_for(lambda b: False, timeout=0.2)
-        return self.events()
+def Recorder(client, callback_server, mode="raise"):
+    return esm_recorder.Recorder(client, callback_server, RECORDER, "kinesis-fn", mode)
 
 
 @pytest.fixture
