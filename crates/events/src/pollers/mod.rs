@@ -388,6 +388,9 @@ async fn run(mapping: Mapping) {
     let uuid = mapping.uuid().to_string();
     tracing::info!(mapping = %uuid, source = ?mapping.spec.event_source_arn, function = %mapping.spec.function_arn,
         "event source poller starting");
+    if let Some(kind) = SourceKind::of(&mapping.spec) {
+        warn_unhonoured(&mapping, kind);
+    }
     match SourceKind::of(&mapping.spec) {
         Some(SourceKind::Sqs) => sqs::run(mapping.clone()).await,
         Some(SourceKind::Kafka) => kafka::run(mapping.clone()).await,
@@ -405,6 +408,31 @@ async fn run(mapping: Mapping) {
     }
     mapping.stopped().await;
     tracing::info!(mapping = %uuid, "event source poller stopped");
+}
+
+/// Settings a mapping may carry that this source's poller does not act on: said once at start
+/// (in Flint's log), never ignored silently.
+fn warn_unhonoured(mapping: &Mapping, kind: SourceKind) {
+    let source_specific: &[&str] = match kind {
+        SourceKind::Kafka | SourceKind::Mq => &[
+            "DestinationConfig",
+            "MaximumRetryAttempts",
+            "MaximumRecordAgeInSeconds",
+            "BisectBatchOnFunctionError",
+        ],
+        _ => &[],
+    };
+    let everywhere = ["MetricsConfig", "ProvisionedPollerConfig"];
+    for name in source_specific.iter().chain(everywhere.iter()) {
+        let set = mapping
+            .config()
+            .get(*name)
+            .is_some_and(|v| !v.is_null() && *v != Value::Object(Default::default()));
+        if set {
+            tracing::warn!(mapping = %mapping.uuid(),
+                "{name} is stored but Flint's {kind:?} poller does not act on it yet");
+        }
+    }
 }
 
 fn delete_checkpoints(store: &Store, scope: &Scope, uuid: &str) {
