@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use crate::streams::{region_of, IteratorStart, Page, Shard, StreamError};
-use crate::{call_error, ConnectorError, Connectors};
+use crate::streams::{region_of, sdk_error, IteratorStart, Page, Shard, StreamError};
+use crate::{ConnectorError, Connectors};
 
 /// One DynamoDB stream record, as GetRecords returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,22 +29,6 @@ pub struct DynamoDbStreamRecord {
     /// The item's key as JSON text (records of one item stay in order under
     /// `ParallelizationFactor`).
     pub key: String,
-}
-
-fn stream_error<E, R>(
-    operation: &'static str,
-    arn: &str,
-    e: aws_sdk_dynamodbstreams::error::SdkError<E, R>,
-) -> StreamError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let code = e.code().map(str::to_string);
-    StreamError::classify(
-        code.as_deref(),
-        call_error("DynamoDB Streams", operation, arn, e),
-    )
 }
 
 /// An attribute value in DynamoDB's JSON.
@@ -147,7 +130,7 @@ impl Connectors {
                 .set_exclusive_start_shard_id(start.clone())
                 .send()
                 .await
-                .map_err(|e| stream_error("DescribeStream", stream_arn, e))?;
+                .map_err(|e| sdk_error("DynamoDB Streams", "DescribeStream", stream_arn, e))?;
             let Some(description) = out.stream_description else {
                 return Ok(shards);
             };
@@ -194,7 +177,7 @@ impl Connectors {
         let out = call
             .send()
             .await
-            .map_err(|e| stream_error("GetShardIterator", stream_arn, e))?;
+            .map_err(|e| sdk_error("DynamoDB Streams", "GetShardIterator", stream_arn, e))?;
         out.shard_iterator.ok_or_else(|| {
             StreamError::Other(ConnectorError::Call {
                 service: "DynamoDB Streams",
@@ -219,7 +202,7 @@ impl Connectors {
             .limit(limit.clamp(1, 1000))
             .send()
             .await
-            .map_err(|e| stream_error("GetRecords", stream_arn, e))?;
+            .map_err(|e| sdk_error("DynamoDB Streams", "GetRecords", stream_arn, e))?;
         Ok(Page {
             records: out
                 .records

@@ -2,11 +2,10 @@
 //! event source poller. Calls name the stream by ARN, so a stream of another account works as
 //! on AWS.
 
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::types::ShardIteratorType;
 
-use crate::streams::{region_of, IteratorStart, Page, Shard, StreamError};
-use crate::{call_error, Connectors};
+use crate::streams::{region_of, sdk_error, IteratorStart, Page, Shard, StreamError};
+use crate::Connectors;
 
 /// One Kinesis record, as GetRecords returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,19 +15,6 @@ pub struct KinesisRecord {
     pub data: Vec<u8>,
     /// `ApproximateArrivalTimestamp`, epoch seconds.
     pub arrival: f64,
-}
-
-fn stream_error<E, R>(
-    operation: &'static str,
-    arn: &str,
-    e: aws_sdk_kinesis::error::SdkError<E, R>,
-) -> StreamError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let code = e.code().map(str::to_string);
-    StreamError::classify(code.as_deref(), call_error("Kinesis", operation, arn, e))
 }
 
 impl Connectors {
@@ -53,7 +39,7 @@ impl Connectors {
             let out = call
                 .send()
                 .await
-                .map_err(|e| stream_error("ListShards", stream_arn, e))?;
+                .map_err(|e| sdk_error("Kinesis", "ListShards", stream_arn, e))?;
             for s in out.shards.unwrap_or_default() {
                 shards.push(Shard {
                     closed: s
@@ -97,7 +83,7 @@ impl Connectors {
         let out = call
             .send()
             .await
-            .map_err(|e| stream_error("GetShardIterator", stream_arn, e))?;
+            .map_err(|e| sdk_error("Kinesis", "GetShardIterator", stream_arn, e))?;
         out.shard_iterator.ok_or_else(|| {
             StreamError::Other(crate::ConnectorError::Call {
                 service: "Kinesis",
@@ -123,7 +109,7 @@ impl Connectors {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| stream_error("GetRecords", stream_arn, e))?;
+            .map_err(|e| sdk_error("Kinesis", "GetRecords", stream_arn, e))?;
         let records = out
             .records
             .into_iter()

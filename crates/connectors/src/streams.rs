@@ -75,3 +75,23 @@ impl StreamError {
 pub(crate) fn region_of(arn: &str) -> &str {
     arn.split(':').nth(3).unwrap_or_default()
 }
+
+/// A failed SDK call of a stream service, classified (the Kinesis and DynamoDB Streams SDKs share
+/// smithy's `SdkError`, re-exported by each).
+pub(crate) fn sdk_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    arn: &str,
+    e: aws_sdk_kinesis::error::SdkError<E, R>,
+) -> StreamError
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+    let code = e.code().map(str::to_string);
+    StreamError::classify(
+        code.as_deref(),
+        crate::call_error(service, operation, arn, e),
+    )
+}
