@@ -229,6 +229,20 @@ fn target_revision(f: &Function, key: &str) -> Option<String> {
 
 /// A RevisionId precondition: the policy's current revision or, before the first statement, the
 /// revision of the version or alias it guards. AWS words the two failures differently.
+/// AWS's limit on a function's whole policy document.
+pub(crate) fn check_size(policy: &Policy) -> Result<(), LambdaError> {
+    let size = policy.document().len();
+    if size > MAX_POLICY_BYTES {
+        return Err(LambdaError::new(
+            ErrorCode::PolicyLengthExceededException,
+            format!(
+                "The final policy size ({size}) is bigger than the limit ({MAX_POLICY_BYTES})."
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_revision(
     given: Option<&str>,
     f: &Function,
@@ -392,16 +406,7 @@ pub async fn add_permission(
                 return Err(LambdaError::statement_exists(&statement.sid));
             }
             policy.statements.push(statement.clone());
-            let size = policy.document().len();
-            if size > MAX_POLICY_BYTES {
-                return Err(LambdaError::new(
-                    ErrorCode::PolicyLengthExceededException,
-                    format!(
-                        "The final policy size ({size}) is bigger than the limit \
-                         ({MAX_POLICY_BYTES})."
-                    ),
-                ));
-            }
+            check_size(&policy)?;
             policy.revision_id = bump_revision(draft, &key);
             draft.doc.settings.policies.insert(key.clone(), policy);
             Ok(())

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::configuration::LATEST;
-use crate::error::ErrorCode;
 use crate::function_name::{self, FunctionRef};
-use crate::policy::{self, Empty, Policy, Statement, MAX_POLICY_BYTES};
+use crate::policy::{self, Empty, Policy, Statement};
 use crate::{ControlPlane, LambdaError, Scope};
 
 #[derive(Debug, Deserialize)]
@@ -121,16 +120,7 @@ pub async fn put(
                 revision_id: String::new(),
                 statements: statements.clone(),
             };
-            let size = policy.document().len();
-            if size > MAX_POLICY_BYTES {
-                return Err(LambdaError::new(
-                    ErrorCode::PolicyLengthExceededException,
-                    format!(
-                        "The final policy size ({size}) is bigger than the limit \
-                         ({MAX_POLICY_BYTES})."
-                    ),
-                ));
-            }
+            policy::check_size(&policy)?;
             policy.revision_id = policy::bump_revision(draft, &key);
             out = Some(ResourcePolicyOutput {
                 policy: policy.document(),
