@@ -159,3 +159,16 @@ def test_create_in_one_account_does_not_conflict_with_the_default_account(
     # The default account's function is still its own.
     conf = lambda_client.get_function_configuration(FunctionName=python_fn)
     assert conf["FunctionArn"].split(":")[4] == DEFAULT_ACCOUNT
+
+
+def test_creating_a_function_under_another_accounts_arn_is_a_bare_403(lambda_client):
+    # Recorded against AWS (TestLambdaFunction::test_function_arns): 403 AccessDeniedException
+    # with no message and no "Type" in the body.
+    arn = f"arn:aws:lambda:us-east-1:{random_account()}:function:{unique_name('elsewhere')}"
+    with pytest.raises(lambda_client.exceptions.ClientError) as e:
+        lambda_client.create_function(FunctionName=arn, Runtime="python3.11",
+                                      Handler="index.handler", Role=ROLE,
+                                      Code={"ZipFile": python_zip()})
+    err = client_error(e)
+    assert (err["status"], err["code"]) == (403, "AccessDeniedException")
+    assert err["message"] is None and "Type" not in err["response"], err["response"]

@@ -15,6 +15,7 @@ from conftest import (
     create_function,
     python_zip,
     unique_name,
+    wait_active,
 )
 
 RESOURCE_PATTERN = (
@@ -105,6 +106,40 @@ def test_get_function_follows_tag_changes_and_drops_empty_tags(lambda_client):
     assert "Tags" not in got
     # Tags are not part of the function's configuration.
     assert "Tags" not in got["Configuration"]
+
+
+def test_every_tag_change_gives_latest_a_new_revision_id(lambda_client):
+    # AWS (recorded, TestLambdaTags::test_tag_lifecycle): each TagResource / UntagResource moves
+    # $LATEST's RevisionId; LastModified stays.
+    name = unique_name("tagrev")
+    create_function(lambda_client, name, Tags={"key_a": "value_a"})
+    seen = []
+
+    def revision():
+        config = lambda_client.get_function(FunctionName=name)["Configuration"]
+        seen.append(config["RevisionId"])
+        return config
+
+    before = revision()
+    lambda_client.tag_resource(Resource=arn(name), Tags={"key_b": "value_b"})
+    revision()
+    lambda_client.untag_resource(Resource=arn(name), TagKeys=["key_a"])
+    after = revision()
+    assert len(set(seen)) == 3, seen
+    assert after["LastModified"] == before["LastModified"]
+
+
+def test_tagging_a_pending_function_does_not_keep_it_pending(lambda_client):
+    name = unique_name("tagpending")
+    create_function(lambda_client, name, wait=False)
+    lambda_client.tag_resource(Resource=arn(name), Tags={"during": "create"})
+    assert wait_active(lambda_client, name)["State"] == "Active"
+    lambda_client.update_function_configuration(FunctionName=name, Description="changed")
+    lambda_client.tag_resource(Resource=arn(name), Tags={"during": "update"})
+    waiter = lambda_client.get_waiter("function_updated_v2")
+    waiter.wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    config = lambda_client.get_function_configuration(FunctionName=name)
+    assert config["LastUpdateStatus"] == "Successful"
 
 
 def test_tags_are_not_allowed_on_versions_and_aliases(lambda_client, tagged_fn):

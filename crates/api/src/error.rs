@@ -1,6 +1,7 @@
 //! The one place errors become HTTP responses, as AWS Lambda renders them: the status, an
 //! `x-amzn-ErrorType: <Code>` header (what SDKs read the code from) and a JSON body
-//! `{"Type": "User"|"Server", "message": ...}` — `Message` for the exceptions the model spells so.
+//! `{"Type": "User"|"Server", "message": ...}` — `Message` for the exceptions the model spells so;
+//! a few errors come without `Type` ([`LambdaError::typed`]), an empty message is `null`.
 
 use axum::response::{IntoResponse, Response};
 use flint_control::{ErrorCode, LambdaError};
@@ -18,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra top-level body fields (`Reason` on throttles).
     pub extra: Vec<(&'static str, String)>,
+    /// `"Type": "User"|"Server"` in the body (most of AWS's errors; see [`LambdaError::typed`]).
+    pub typed: bool,
 }
 
 impl ApiError {
@@ -27,6 +30,7 @@ impl ApiError {
             status,
             message: message.into(),
             extra: Vec::new(),
+            typed: true,
         }
     }
 
@@ -71,6 +75,7 @@ impl From<LambdaError> for ApiError {
     fn from(e: LambdaError) -> Self {
         let mut out = ApiError::lambda(e.code, e.message);
         out.extra = e.extra;
+        out.typed = e.typed;
         out
     }
 }
@@ -100,8 +105,17 @@ impl IntoResponse for ApiError {
             "User"
         };
         let mut body = serde_json::Map::new();
-        body.insert("Type".into(), kind.into());
-        body.insert(message_key.into(), self.message.into());
+        if self.typed {
+            body.insert("Type".into(), kind.into());
+        }
+        // Where AWS has no message it sends `null` (AccessDeniedException for another account's
+        // function ARN at CreateFunction: SDKs then read no message, not an empty one).
+        let message = if self.message.is_empty() {
+            serde_json::Value::Null
+        } else {
+            self.message.into()
+        };
+        body.insert(message_key.into(), message);
         for (k, v) in self.extra {
             body.insert(k.into(), v.into());
         }
@@ -178,5 +192,26 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(code, "ValidationException");
         assert_eq!(body["message"], "1 validation error detected: x");
+    }
+
+    #[tokio::test]
+    async fn untyped_errors_and_empty_messages_are_rendered_as_aws_does() {
+        let e = LambdaError::invalid(
+            "$LATEST is not supported for an alias pointing to more than 1 version",
+        )
+        .untyped();
+        let (status, _, body) = render(e.into()).await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            serde_json::json!({"message": "$LATEST is not supported for an alias pointing to more than 1 version"})
+        );
+        let e = LambdaError::new(ErrorCode::AccessDeniedException, "").untyped();
+        let (status, code, body) = render(e.into()).await;
+        assert_eq!(
+            (status.as_u16(), code.as_str()),
+            (403, "AccessDeniedException")
+        );
+        assert_eq!(body, serde_json::json!({"message": null}));
     }
 }

@@ -228,7 +228,8 @@ fn validate_routing(
     if function_version == LATEST {
         return Err(LambdaError::invalid(
             "$LATEST is not supported for an alias pointing to more than 1 version",
-        ));
+        )
+        .untyped());
     }
     if version == function_version {
         return Err(LambdaError::invalid(format!(

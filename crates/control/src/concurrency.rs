@@ -190,7 +190,8 @@ pub async fn put_reserved(
                 return Err(LambdaError::invalid(format!(
                     " ReservedConcurrentExecutions  {n} should not be lower than function's \
                      total provisioned concurrency [{provisioned}]."
-                )));
+                ))
+                .untyped());
             }
             let limit = account_limit(cp);
             let others = claims_of_others(cp, scope, &fref.name);
@@ -199,7 +200,8 @@ pub async fn put_reserved(
                 return Err(LambdaError::invalid(format!(
                     "Specified ReservedConcurrentExecutions for function decreases account's \
                      UnreservedConcurrentExecution below its minimum value of [{min}]."
-                )));
+                ))
+                .untyped());
             }
             draft.doc.reserved_concurrency = Some(n);
             Ok(())
@@ -462,14 +464,16 @@ pub async fn put_provisioned(
                         return Err(LambdaError::invalid(format!(
                             "Specified ConcurrentExecutions for function is greater than \
                              account's unreserved concurrency [{available}]."
-                        )));
+                        ))
+                        .untyped());
                     }
                     let min = min_unreserved(limit);
                     if limit < others + total + min {
                         return Err(LambdaError::invalid(format!(
                             "Specified ConcurrentExecutions for function decreases account's \
                              UnreservedConcurrentExecution below its minimum value of [{min}]."
-                        )));
+                        ))
+                        .untyped());
                     }
                 }
             }

@@ -98,6 +98,10 @@ pub struct LambdaError {
     pub message: String,
     /// Extra top-level body fields some errors carry (e.g. `Reason` on TooManyRequestsException).
     pub extra: Vec<(&'static str, String)>,
+    /// Whether the body carries `"Type": "User"|"Server"`. AWS sends it with most errors but not
+    /// all: the concurrency-limit and routing-config `InvalidParameterValueException`s and the
+    /// code-signing-config 404s come without it (recorded in AWS's answers).
+    pub typed: bool,
 }
 
 impl LambdaError {
@@ -106,10 +110,16 @@ impl LambdaError {
             code,
             message: message.into(),
             extra: Vec::new(),
+            typed: true,
         }
     }
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((key, value.into()));
+        self
+    }
+    /// The same error, answered without the `Type` field (as AWS answers it).
+    pub fn untyped(mut self) -> Self {
+        self.typed = false;
         self
     }
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -242,6 +252,7 @@ impl LambdaError {
         Self::not_found(format!(
             "The Lambda code signing configuration {arn} can not be found."
         ))
+        .untyped()
     }
     /// 404 of the function operations (CreateFunction, Put/…FunctionCodeSigningConfig) for a
     /// configuration that does not exist: a code of its own.

@@ -268,10 +268,10 @@ pub async fn create(
     let f = cp.index.insert(scope, doc, versions)?;
     let (create_settle, _) = settle_delays(cp);
     let latest = &f.doc.latest;
-    cp.schedule_settle(scope, &name, LATEST, &latest.revision_id, create_settle);
+    cp.schedule_settle(scope, &name, LATEST, &latest.snapshot_id, create_settle);
     let shown = match published {
         Some(v) => {
-            cp.schedule_settle(scope, &name, &v.version, &v.revision_id, create_settle);
+            cp.schedule_settle(scope, &name, &v.version, &v.snapshot_id, create_settle);
             v
         }
         None => latest.clone(),
@@ -454,13 +454,13 @@ fn finish_update(
 ) -> FunctionConfiguration {
     let (create_settle, update_settle) = settle_delays(cp);
     let latest = &f.doc.latest;
-    cp.schedule_settle(scope, name, LATEST, &latest.revision_id, update_settle);
+    cp.schedule_settle(scope, name, LATEST, &latest.snapshot_id, update_settle);
     if shown.version != LATEST {
         cp.schedule_settle(
             scope,
             name,
             &shown.version,
-            &shown.revision_id,
+            &shown.snapshot_id,
             create_settle,
         );
     }

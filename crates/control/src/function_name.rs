@@ -106,7 +106,7 @@ fn check_scope(scope: &Scope, parts: &Parts<'_>) -> Result<(), LambdaError> {
     if let Some(account) = parts.account {
         if account != scope.account {
             // AWS answers a cross-account name without a resource policy with a bare 403.
-            return Err(LambdaError::new(ErrorCode::AccessDeniedException, ""));
+            return Err(LambdaError::new(ErrorCode::AccessDeniedException, "").untyped());
         }
     }
     Ok(())

@@ -315,23 +315,24 @@ impl ControlPlane {
     }
 
     /// Moves `version` of a function to its settled state (Active / Successful) after `delay`,
-    /// unless it changed meanwhile (its RevisionId is the token).
+    /// unless its code or configuration changed meanwhile (its snapshot id is the token: the
+    /// RevisionId also moves on changes that leave the pending transition alone, such as tags).
     pub(crate) fn schedule_settle(
         &self,
         scope: &Scope,
         name: &str,
         version: &str,
-        revision_id: &str,
+        snapshot_id: &str,
         delay: Duration,
     ) {
         let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
             return;
         };
-        let (scope, name, version, revision) = (
+        let (scope, name, version, snapshot) = (
             scope.clone(),
             name.to_string(),
             version.to_string(),
-            revision_id.to_string(),
+            snapshot_id.to_string(),
         );
         rt.spawn(async move {
             tokio::time::sleep(delay).await;
@@ -345,7 +346,7 @@ impl ControlPlane {
                         version.parse().ok().and_then(|n| draft.version_mut(n))
                     };
                     match record {
-                        Some(r) if r.revision_id == revision => {
+                        Some(r) if r.snapshot_id == snapshot && !r.status.is_settled() => {
                             state::settle_record(r);
                             Ok(())
                         }

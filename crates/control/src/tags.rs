@@ -147,7 +147,8 @@ fn capacity_provider_missing(arn: &str) -> LambdaError {
     LambdaError::not_found(format!("Capacity provider not found: {arn}"))
 }
 
-/// Applies `change` to a resource's tags (under the function's lock for functions).
+/// Applies `change` to a resource's tags (under the function's lock for functions; a function's
+/// `$LATEST` gets a new RevisionId).
 async fn change_tags(
     cp: &ControlPlane,
     scope: &Scope,
@@ -159,7 +160,10 @@ async fn change_tags(
             let not_found = || LambdaError::function_not_found(arn);
             cp.index
                 .modify(scope, &name, not_found, |_, draft| {
-                    change(&mut draft.doc.tags)
+                    change(&mut draft.doc.tags)?;
+                    // AWS gives `$LATEST` a new RevisionId on every tag change (recorded).
+                    draft.doc.latest.revision_id = uuid::Uuid::new_v4().to_string();
+                    Ok(())
                 })
                 .await?;
             Ok(())
