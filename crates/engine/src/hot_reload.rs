@@ -72,7 +72,11 @@ impl HotReload {
                         "hot reload: {} changed, retiring its environments",
                         dir.display()
                     );
-                    crate::retire(&inner, id);
+                    // The pool only: the snapshot lives on (its concurrency counters and
+                    // provisioned target stay), its next environments load the new files.
+                    for env in inner.pools.retire(id) {
+                        env.kill();
+                    }
                 }
             }
         }))
