@@ -5,7 +5,7 @@
 //! (interpreted runtimes keep modules loaded: a running environment would not see the edit).
 //!
 //! Changes arriving together (an editor's write-and-rename, a build writing many files) are
-//! handled as one batch. Reads do not count: the function's own cold start opens the files.
+//! handled as one batch, once the tree has been quiet for 50 ms (debounce). Reads do not count: the function's own cold start opens the files.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,11 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::Inner;
+
+/// How long a hot-reloaded tree must be quiet before its environments are retired.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest a batch of changes is held back.
+const MAX_BATCH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the engine knows of hot-reloaded snapshots.
 #[derive(Default)]
@@ -60,8 +65,15 @@ impl HotReload {
         drop(st);
         Some(tokio::spawn(async move {
             while let Some(mut paths) = rx.recv().await {
-                // One batch: whatever else already arrived.
-                while let Ok(more) = rx.try_recv() {
+                // One batch: everything until the tree has been quiet for QUIET (a build
+                // writing a binary, an editor's write-and-rename), at most MAX_BATCH long.
+                let until = tokio::time::Instant::now() + MAX_BATCH;
+                while let Ok(Some(more)) = tokio::time::timeout_at(
+                    until.min(tokio::time::Instant::now() + QUIET),
+                    rx.recv(),
+                )
+                .await
+                {
                     paths.extend(more);
                 }
                 let Some(inner) = inner.upgrade() else { return };
