@@ -93,6 +93,7 @@ def test_a_missing_bucket_key_or_version_is_s3s_error(lambda_client, bucket, wha
     err = client_error(e)
     assert err["status"] == 400
     assert err["code"] == "InvalidParameterValueException"
+    assert err["type"] == "User"
     if expected:
         assert err["message"] == expected
     else:

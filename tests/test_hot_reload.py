@@ -91,6 +91,46 @@ def test_an_edit_shows_at_the_next_invoke(lambda_client, server, session_tmp,
     assert invoke_json(lambda_client, name, {})[1] == "second"
 
 
+BOOTSTRAP = '''#!/usr/bin/python3
+import os, urllib.request
+API = "http://%s/2018-06-01/runtime" % os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    with urllib.request.urlopen(API + "/invocation/next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        r.read()
+    urllib.request.urlopen(urllib.request.Request(
+        API + "/invocation/%s/response" % rid, data=b'"ANSWER"', method="POST")).read()
+'''
+
+
+def test_a_rebuilt_bootstrap_runs_at_the_next_invoke(lambda_client, server, session_tmp):
+    """`cargo lambda build`'s layout: target/lambda/<name>/bootstrap, replaced by each build
+    (a stand-in bootstrap here: the Runtime API loop in Python)."""
+    d = hot_dir(session_tmp, {})
+    out = d / "target" / "lambda" / "my-fn"
+    out.mkdir(parents=True)
+    for p in (d / "target", d / "target" / "lambda", out):
+        os.chmod(p, 0o755)
+
+    def build(answer):
+        tmp = out / ".bootstrap.tmp"
+        tmp.write_text(BOOTSTRAP.replace("ANSWER", answer))
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out / "bootstrap")
+
+    build("built once")
+    name = unique_name("hotrust")
+    lambda_client.create_function(
+        FunctionName=name, Runtime="provided.al2023", Handler="bootstrap", Role=ROLE,
+        Code={"S3Bucket": HOT, "S3Key": str(out)})
+    wait_active(lambda_client, name)
+    assert invoke_json(lambda_client, name, {})[1] == "built once"
+    start = server.log_size()
+    build("built twice")
+    wait_for_log(server, start, f"hot reload: {out} changed")
+    assert invoke_json(lambda_client, name, {})[1] == "built twice"
+
+
 def test_update_function_code_switches_between_zip_and_hot_reload(lambda_client, server,
                                                                   session_tmp):
     d = hot_dir(session_tmp, {"index.py": python_handler("hot")})
