@@ -515,6 +515,27 @@ mod tests {
     }
 
     #[test]
+    fn hot_reload_code_is_stored_as_its_directory_and_old_records_still_read() {
+        let hot = StoredCode::hot_reload(PathBuf::from("/src/fn"));
+        assert_eq!(hot.sha256_base64(), HOT_RELOAD_SHA256);
+        assert_eq!((hot.size, hot.unzipped_size), (0, 0));
+        let json = serde_json::to_value(&hot).unwrap();
+        assert_eq!(json["HotReloadDir"], "/src/fn");
+        assert_eq!(serde_json::from_value::<StoredCode>(json).unwrap(), hot);
+        // Records written before hot reload existed have no such member.
+        let old: StoredCode = serde_json::from_value(serde_json::json!({
+            "Sha256Hex": "00".repeat(32), "Size": 1, "UnzippedSize": 2
+        }))
+        .unwrap();
+        assert_eq!(old.hot_reload_dir, None);
+        let zipped = serde_json::to_value(&old).unwrap();
+        assert!(zipped.get("HotReloadDir").is_none());
+        let (_d, code) = setup();
+        assert_eq!(code.dir_of(&hot), PathBuf::from("/src/fn"));
+        assert_eq!(code.dir_of(&old), code.code_dir(&old.sha256_hex));
+    }
+
+    #[test]
     fn bad_base64_is_an_unzip_error() {
         assert_eq!(
             decode_zip_file("%%%").unwrap_err().message,
