@@ -138,7 +138,15 @@ impl ControlPlane {
         let key = src.s3_key.unwrap_or_default();
         let hot_bucket = self.options.read().hot_reload_bucket.clone();
         if hot_bucket.as_deref() == Some(bucket.as_str()) {
-            return Ok(Package::HotReload(hot_reload_dir(&key, &self.data_dir)?));
+            let dir = hot_reload_dir(&key, &self.data_dir)?;
+            // Never silent: which account had which host directory mounted.
+            tracing::info!(
+                account = %scope.account,
+                region = %scope.region,
+                "hot reload: mounting host directory {} as code",
+                dir.display()
+            );
+            return Ok(Package::HotReload(dir));
         }
         let Some(objects) = self.objects.read().clone() else {
             return Err(LambdaError::s3_no_such_bucket());
