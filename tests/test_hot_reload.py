@@ -14,7 +14,15 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from conftest import ROLE, client_error, invoke_json, make_zip, unique_name, wait_active
+from conftest import (
+    ROLE,
+    FlintServer,
+    client_error,
+    invoke_json,
+    make_zip,
+    unique_name,
+    wait_active,
+)
 
 HOT = "hot-reload"
 
@@ -188,3 +196,49 @@ def test_flints_data_dir_cannot_be_mounted(lambda_client, server):
             FunctionName=unique_name("hotdata"), Runtime="python3.12", Handler="index.handler",
             Role=ROLE, Code={"S3Bucket": HOT, "S3Key": str(server.data_dir)})
     assert "Flint's data directory" in client_error(e)["message"]
+
+
+def test_hot_reload_survives_a_restart_and_can_be_turned_off(flint_bin, tmp_path,
+                                                             aws_services):
+    """The directory is stored, watched again after a restart; `--hot-reload-bucket ''` makes
+    `hot-reload` an ordinary bucket (here: missing from moto's S3)."""
+    d = hot_dir(tmp_path, {"index.py": python_handler("before restart")})
+    servers = []
+
+    def start(*args):
+        extra = list(FlintServer.HOST_NETWORK) + list(args)
+        extra += ["--aws-endpoint-url", aws_services.endpoint]
+        srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log",
+                          extra_args=extra, extra_env=aws_services.flint_env())
+        servers.append(srv)
+        srv.start()
+        return srv
+
+    try:
+        first = start()
+        client = first.client()
+        name = unique_name("hotrestart")
+        client.create_function(FunctionName=name, Runtime="python3.12",
+                               Handler="index.handler", Role=ROLE,
+                               Code={"S3Bucket": HOT, "S3Key": str(d)})
+        wait_active(client, name)
+        assert invoke_json(client, name, {})[1] == "before restart"
+        first.stop()
+
+        second = start()
+        client = second.client()
+        assert client.get_function(FunctionName=name)["Code"]["Location"] == f"file://{d}"
+        assert invoke_json(client, name, {})[1] == "before restart"
+        edit(second, d, "index.py", python_handler("after restart"))
+        assert invoke_json(client, name, {})[1] == "after restart"
+        second.stop()
+
+        off = start("--hot-reload-bucket", "")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            off.client().create_function(
+                FunctionName=unique_name("hotoff"), Runtime="python3.12",
+                Handler="index.handler", Role=ROLE, Code={"S3Bucket": HOT, "S3Key": str(d)})
+        assert "S3 Error Code: NoSuchBucket" in client_error(e)["message"]
+    finally:
+        for srv in servers:
+            srv.stop()
