@@ -49,6 +49,7 @@ impl Backend for Echo {
             handler: "echo".into(),
             code_dir: "/nonexistent".into(),
             layer_dirs: Vec::new(),
+            hot_reload_dirs: Vec::new(),
             memory_mb: 128,
             timeout_secs: 3,
             ephemeral_storage_mb: 512,

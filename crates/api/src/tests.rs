@@ -32,6 +32,7 @@ fn spec(name: &str) -> Arc<FunctionSpec> {
         handler: "h.h".into(),
         code_dir: "/nonexistent".into(),
         layer_dirs: vec![],
+        hot_reload_dirs: vec![],
         memory_mb: 128,
         timeout_secs: 3,
         ephemeral_storage_mb: 512,

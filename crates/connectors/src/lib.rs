@@ -17,6 +17,7 @@ pub mod batch;
 mod dynamodb_streams;
 pub mod kafka;
 mod kinesis;
+pub mod s3;
 pub mod sqs;
 mod streams;
 
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 pub use arn::{Target, TargetArn};
 pub use dynamodb_streams::DynamoDbStreamRecord;
 pub use kinesis::KinesisRecord;
+pub use s3::GetObjectError;
 pub use streams::{IteratorStart, Page, Shard, StreamError};
 
 /// Why a message could not be delivered. The caller logs it and keeps the event for retry.

@@ -32,11 +32,31 @@ pub struct StoredCode {
     pub size: u64,
     /// Sum of the unpacked files' sizes.
     pub unzipped_size: u64,
+    /// Hot reload (`S3Bucket` = the hot-reload bucket): the host directory mounted as it is
+    /// instead of an unpacked zip. No digest, no blob; sizes are 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_reload_dir: Option<PathBuf>,
 }
 
+/// `CodeSha256` of hot-reloaded code: what LocalStack reports, so tools written for it agree.
+pub const HOT_RELOAD_SHA256: &str = "hot-reloading-hash-not-available";
+
 impl StoredCode {
+    /// Code mounted from a host directory (hot reload).
+    pub fn hot_reload(dir: PathBuf) -> Self {
+        Self {
+            sha256_hex: String::new(),
+            size: 0,
+            unzipped_size: 0,
+            hot_reload_dir: Some(dir),
+        }
+    }
+
     /// `CodeSha256` as AWS reports it: base64 of the zip's SHA-256.
     pub fn sha256_base64(&self) -> String {
+        if self.hot_reload_dir.is_some() {
+            return HOT_RELOAD_SHA256.into();
+        }
         let raw = hex::decode(&self.sha256_hex).unwrap_or_default();
         base64::engine::general_purpose::STANDARD.encode(raw)
     }
@@ -80,7 +100,9 @@ impl CodeStore {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp-") {
+                // Half-finished unpacks (directories) and downloads (files).
                 let _ = fs::remove_dir_all(entry.path());
+                let _ = fs::remove_file(entry.path());
             } else if is_hex_digest(&name) {
                 unpacked.insert(name);
             }
@@ -104,7 +126,22 @@ impl CodeStore {
         self.layer_root.join(sha256_hex)
     }
 
-    /// Checks, stores and unpacks a zip. Blocking (disk and CPU): run it off the async workers.
+    /// What the engine mounts for this code: the hot-reload directory, or the unpacked zip.
+    pub fn dir_of(&self, code: &StoredCode) -> PathBuf {
+        match &code.hot_reload_dir {
+            Some(dir) => dir.clone(),
+            None => self.code_dir(&code.sha256_hex),
+        }
+    }
+
+    /// A fresh path for a download on its way in (removed at the next start if left behind).
+    pub fn download_path(&self) -> PathBuf {
+        self.root
+            .join(format!(".tmp-download-{}", uuid::Uuid::new_v4()))
+    }
+
+    /// Checks, stores and unpacks a zip uploaded directly (`ZipFile`). Blocking (disk and CPU):
+    /// run it off the async workers.
     pub fn ingest(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
         if zip.len() as u64 > MAX_ZIPPED_SIZE {
             return Err(LambdaError::new(
@@ -112,6 +149,16 @@ impl CodeStore {
                 format!("Zipped size must be smaller than {MAX_ZIPPED_SIZE} bytes"),
             ));
         }
+        self.ingest_unchecked_size(zip)
+    }
+
+    /// [`CodeStore::ingest`] for a zip fetched from S3: no 50 MB limit on the zip (AWS has none
+    /// for S3 objects); the unzipped limit still applies.
+    pub fn ingest_fetched(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
+        self.ingest_unchecked_size(zip)
+    }
+
+    fn ingest_unchecked_size(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
         let sha256_hex = hex::encode(Sha256::digest(zip));
         let unzipped_size = declared_unzipped_size(zip, self.max_unzipped)?;
         let dir = self.code_dir(&sha256_hex);
@@ -132,6 +179,7 @@ impl CodeStore {
             sha256_hex,
             size: zip.len() as u64,
             unzipped_size,
+            hot_reload_dir: None,
         })
     }
 
@@ -201,7 +249,7 @@ fn unzip_failed() -> LambdaError {
     LambdaError::unzip_failed()
 }
 
-fn too_big_unzipped() -> LambdaError {
+pub(crate) fn too_big_unzipped() -> LambdaError {
     LambdaError::invalid(format!(
         "Unzipped size must be smaller than {MAX_UNZIPPED_SIZE} bytes"
     ))
@@ -464,6 +512,27 @@ mod tests {
         let dir = code.ensure_unpacked(&stored.sha256_hex).unwrap();
         assert!(dir.join("index.js").is_file());
         assert!(code.is_unpacked(&stored.sha256_hex));
+    }
+
+    #[test]
+    fn hot_reload_code_is_stored_as_its_directory_and_old_records_still_read() {
+        let hot = StoredCode::hot_reload(PathBuf::from("/src/fn"));
+        assert_eq!(hot.sha256_base64(), HOT_RELOAD_SHA256);
+        assert_eq!((hot.size, hot.unzipped_size), (0, 0));
+        let json = serde_json::to_value(&hot).unwrap();
+        assert_eq!(json["HotReloadDir"], "/src/fn");
+        assert_eq!(serde_json::from_value::<StoredCode>(json).unwrap(), hot);
+        // Records written before hot reload existed have no such member.
+        let old: StoredCode = serde_json::from_value(serde_json::json!({
+            "Sha256Hex": "00".repeat(32), "Size": 1, "UnzippedSize": 2
+        }))
+        .unwrap();
+        assert_eq!(old.hot_reload_dir, None);
+        let zipped = serde_json::to_value(&old).unwrap();
+        assert!(zipped.get("HotReloadDir").is_none());
+        let (_d, code) = setup();
+        assert_eq!(code.dir_of(&hot), PathBuf::from("/src/fn"));
+        assert_eq!(code.dir_of(&old), code.code_dir(&old.sha256_hex));
     }
 
     #[test]

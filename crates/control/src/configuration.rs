@@ -531,6 +531,9 @@ pub struct LayerDetail {
     pub arn: String,
     pub code_size: u64,
     pub sha256_hex: String,
+    /// A hot-reloaded layer: the host directory mounted as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_reload_dir: Option<std::path::PathBuf>,
 }
 
 /// Resolves layer version ARNs (existence, limits, region) for the function being configured.
@@ -662,6 +665,7 @@ mod tests {
             sha256_hex: "00".repeat(32),
             size: 10,
             unzipped_size: 20,
+            hot_reload_dir: None,
         }
     }
 

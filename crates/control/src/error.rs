@@ -189,7 +189,8 @@ impl LambdaError {
     pub fn invalid_marker(marker: &str) -> Self {
         Self::invalid(format!("Invalid marker: {marker}"))
     }
-    /// 400 for code or layer content given by S3 location: Flint has no S3, so no bucket exists.
+    /// 400 for code or layer content given by S3 location when no S3 connection is plugged in
+    /// (`ControlPlane::set_object_source`): no bucket exists then.
     pub fn s3_no_such_bucket() -> Self {
         Self::invalid(
             "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The \

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::code::{self, StoredCode};
+use crate::code::StoredCode;
+use crate::code_source::CodeSource;
 use crate::configuration::{
     now_timestamp, ConfigInput, FunctionConfiguration, VersionConfig, VersionRecord, View, LATEST,
 };
@@ -165,15 +166,22 @@ impl ControlPlane {
     }
 }
 
-/// Loads, checks and stores the zip of a request, off the async workers.
-async fn ingest_zip(cp: &ControlPlane, b64: String) -> Result<StoredCode, LambdaError> {
+/// Loads, checks and stores the code of a request (a zip, an S3 object or a hot-reload
+/// directory); the zip work runs off the async workers.
+async fn ingest_code(
+    cp: &ControlPlane,
+    scope: &Scope,
+    src: CodeSource,
+) -> Result<StoredCode, LambdaError> {
+    let package = cp
+        .fetch_package(scope, src, cp.code.download_path(), || {
+            LambdaError::invalid("Please provide a source for function code.")
+        })
+        .await?;
     let store = cp.code.clone();
-    tokio::task::spawn_blocking(move || {
-        let zip = code::decode_zip_file(&b64)?;
-        store.ingest(&zip)
-    })
-    .await
-    .map_err(|e| LambdaError::service(format!("code ingestion failed: {e}")))?
+    tokio::task::spawn_blocking(move || package.store(&store))
+        .await
+        .map_err(|e| LambdaError::service(format!("code ingestion failed: {e}")))?
 }
 
 fn image_error(uri: &str) -> LambdaError {
@@ -212,6 +220,7 @@ pub async fn create(
         sha256_hex: String::new(),
         size: 0,
         unzipped_size: 0,
+        hot_reload_dir: None,
     };
     let mut config = VersionConfig::defaults(&name, role, placeholder);
     if let Some(a) = input.architectures.clone() {
@@ -223,15 +232,13 @@ pub async fn create(
     if cp.index.contains(scope, &name) {
         return Err(LambdaError::function_already_exists(&name));
     }
-    config.code = match (input.code.zip_file, input.code.s3_bucket) {
-        (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
-        (None, None) => {
-            return Err(LambdaError::invalid(
-                "Please provide a source for function code.",
-            ))
-        }
+    let src = CodeSource {
+        zip_file: input.code.zip_file,
+        s3_bucket: input.code.s3_bucket,
+        s3_key: input.code.s3_key,
+        s3_object_version: input.code.s3_object_version,
     };
+    config.code = ingest_code(cp, scope, src).await?;
     let latest = VersionRecord {
         version: LATEST.into(),
         snapshot_id: new_id(),
@@ -321,10 +328,14 @@ pub async fn get(
         configuration: v.render(scope, &fref.name, fref.arn(scope), View::Full),
         code: CodeLocation {
             repository_type: "S3".into(),
-            location: cp.download_url(
-                crate::signed_url::Download::FunctionCode,
-                &v.config.code.sha256_hex,
-            ),
+            location: match &v.config.code.hot_reload_dir {
+                // What LocalStack answers for a hot-reloaded function.
+                Some(dir) => format!("file://{}", dir.display()),
+                None => cp.download_url(
+                    crate::signed_url::Download::FunctionCode,
+                    &v.config.code.sha256_hex,
+                ),
+            },
         },
         tags: (!f.doc.tags.is_empty()).then(|| f.doc.tags.clone()),
         concurrency: f.doc.reserved_concurrency.map(|n| Concurrency {
@@ -495,15 +506,13 @@ pub async fn update_code(
         .latest
         .status
         .check_updatable(&arn::function_arn(scope, &name))?;
-    let code = match (input.zip_file, input.s3_bucket) {
-        (Some(zip), _) => ingest_zip(cp, zip).await?,
-        (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
-        (None, None) => {
-            return Err(LambdaError::invalid(
-                "Please provide a source for function code.",
-            ))
-        }
+    let src = CodeSource {
+        zip_file: input.zip_file,
+        s3_bucket: input.s3_bucket,
+        s3_key: input.s3_key,
+        s3_object_version: input.s3_object_version,
     };
+    let code = ingest_code(cp, scope, src).await?;
     let architectures = input.architectures;
     if input.dry_run == Some(true) {
         let mut shown = current.doc.latest.clone();

@@ -12,7 +12,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::code::{decode_zip_file, CodeStore, StoredCode};
+use crate::code::{CodeStore, StoredCode};
+use crate::code_source::{CodeSource, Package};
 use crate::error::ErrorCode;
 use crate::resource_util::{iso_timestamp, list_page, store_error};
 use crate::signed_url::Download;
@@ -40,6 +41,8 @@ pub struct ResolvedLayer {
     pub sha256_hex: String,
     /// Where the content is unpacked (merged read-only at /opt by the sandbox).
     pub unpacked_dir: PathBuf,
+    /// A hot-reloaded layer's host directory.
+    pub hot_reload_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,13 +267,17 @@ impl Layers {
                     _ => return Err(LambdaError::layer_version_does_not_exist(arn)),
                 }
             };
-            let unpacked_dir = self.code.ensure_unpacked(&code.sha256_hex)?;
+            let unpacked_dir = match &code.hot_reload_dir {
+                Some(dir) => dir.clone(),
+                None => self.code.ensure_unpacked(&code.sha256_hex)?,
+            };
             out.push(ResolvedLayer {
                 arn: arn.clone(),
                 code_size: code.size,
                 unzipped_size: code.unzipped_size,
                 sha256_hex: code.sha256_hex,
                 unpacked_dir,
+                hot_reload_dir: code.hot_reload_dir,
             });
         }
         Ok(out)
@@ -282,16 +289,11 @@ impl Layers {
         &self,
         scope: &Scope,
         input: PublishLayerVersionInput,
+        package: Package,
     ) -> Result<(Scope, String, LayerVersion), LambdaError> {
         let (owner, name) = target(scope, &input.layer_name, "lambda:PublishLayerVersion")?;
-        let zip = match (&input.content.zip_file, &input.content.s3_bucket) {
-            (Some(b64), _) => decode_zip_file(b64)?,
-            // Flint has no S3, so the bucket never exists (as the functions module says).
-            (None, Some(_)) => return Err(LambdaError::s3_no_such_bucket()),
-            (None, None) => return Err(LambdaError::unzip_failed()),
-        };
         // Unzipping is the slow part: do it before taking the lock.
-        let code = self.code.ingest(&zip)?;
+        let code = package.store(&self.code)?;
         let mut layers = self.layers.write();
         let k = key(&owner, &name);
         let mut doc = layers.get(&k).cloned().unwrap_or(LayerDoc {
@@ -594,7 +596,10 @@ fn version_output(
 ) -> LayerVersionOutput {
     LayerVersionOutput {
         content: LayerContentOutput {
-            location: cp.download_url(Download::LayerContent, &lv.code.sha256_hex),
+            location: match &lv.code.hot_reload_dir {
+                Some(dir) => format!("file://{}", dir.display()),
+                None => cp.download_url(Download::LayerContent, &lv.code.sha256_hex),
+            },
             code_sha256: lv.code.sha256_base64(),
             code_size: lv.code.size,
         },
@@ -608,13 +613,31 @@ fn version_output(
 pub async fn publish_version(
     cp: &ControlPlane,
     scope: &Scope,
-    input: PublishLayerVersionInput,
+    mut input: PublishLayerVersionInput,
 ) -> Result<LayerVersionOutput, LambdaError> {
+    // Only the caller's own layers, before any download.
+    target(scope, &input.layer_name, "lambda:PublishLayerVersion")?;
+    let content = std::mem::take(&mut input.content);
+    let src = CodeSource {
+        zip_file: content.zip_file,
+        s3_bucket: content.s3_bucket,
+        s3_key: content.s3_key,
+        s3_object_version: content.s3_object_version,
+    };
+    let package = cp
+        .fetch_package(
+            scope,
+            src,
+            cp.layers.code.download_path(),
+            LambdaError::unzip_failed,
+        )
+        .await?;
     // Unzipping and writing a layer is blocking work: keep it off the async workers.
     let (layers, caller) = (cp.layers.clone(), scope.clone());
-    let (owner, name, lv) = tokio::task::spawn_blocking(move || layers.publish(&caller, input))
-        .await
-        .map_err(|e| LambdaError::service(format!("layer publishing failed: {e}")))??;
+    let (owner, name, lv) =
+        tokio::task::spawn_blocking(move || layers.publish(&caller, input, package))
+            .await
+            .map_err(|e| LambdaError::service(format!("layer publishing failed: {e}")))??;
     Ok(version_output(cp, &owner, &name, &lv))
 }
 

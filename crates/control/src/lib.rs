@@ -30,6 +30,7 @@ pub mod alias;
 pub mod arn;
 pub mod code;
 pub mod code_signing;
+pub mod code_source;
 pub mod concurrency;
 pub mod configuration;
 pub mod error;
@@ -89,6 +90,9 @@ pub struct ControlOptions {
     pub account_concurrency: u32,
     /// Lifetime of a `Code.Location` URL (AWS: 10 minutes).
     pub code_url_ttl: Duration,
+    /// The `S3Bucket` whose `S3Key` names a host directory to mount as it is (hot reload,
+    /// LocalStack's convention); None: hot reload is off.
+    pub hot_reload_bucket: Option<String>,
 }
 
 impl Default for ControlOptions {
@@ -99,6 +103,7 @@ impl Default for ControlOptions {
             update_settle: Duration::from_millis(50),
             account_concurrency: 1000,
             code_url_ttl: Duration::from_secs(600),
+            hot_reload_bucket: None,
         }
     }
 }
@@ -120,6 +125,10 @@ pub struct ControlPlane {
     /// `concurrency`).
     pub(crate) provisioned_report:
         RwLock<Option<tokio::sync::watch::Receiver<flint_spec::ProvisionedReport>>>,
+    /// Flint's S3 connection, for code named by S3 location (see `code_source`).
+    pub(crate) objects: RwLock<Option<Arc<dyn code_source::ObjectSource>>>,
+    /// The data dir (hot-reload directories may not show it).
+    pub(crate) data_dir: PathBuf,
 }
 
 impl ControlPlane {
@@ -162,6 +171,8 @@ impl ControlPlane {
             code_signing: code_signing.clone(),
             mappings: mappings.clone(),
             provisioned_report: RwLock::new(None),
+            objects: RwLock::new(None),
+            data_dir: data_dir.to_path_buf(),
         });
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
         cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
@@ -182,6 +193,7 @@ impl ControlPlane {
                 arn: l.arn,
                 code_size: l.code_size,
                 sha256_hex: l.sha256_hex,
+                hot_reload_dir: l.hot_reload_dir,
             })
             .collect())
     }
@@ -274,7 +286,8 @@ impl ControlPlane {
             .cloned()
             .ok_or_else(|| LambdaError::service("function snapshot missing"))?;
         // Only after a lost code dir (restored data dir) does this touch the disk.
-        if !self.code.is_unpacked(&version.config.code.sha256_hex) {
+        let code = &version.config.code;
+        if code.hot_reload_dir.is_none() && !self.code.is_unpacked(&code.sha256_hex) {
             self.code.ensure_unpacked(&version.config.code.sha256_hex)?;
         }
         Ok((spec, invoked_arn))

@@ -167,11 +167,25 @@ fn build_spec(
         function_arn: crate::arn::function_arn(scope, &doc.name),
         runtime: c.runtime.clone().unwrap_or_default(),
         handler: c.handler.clone().unwrap_or_default(),
-        code_dir: code.code_dir(&c.code.sha256_hex),
+        code_dir: code.dir_of(&c.code),
         layer_dirs: c
             .layer_details
             .iter()
-            .map(|l| code.layer_dir(&l.sha256_hex))
+            .map(|l| match &l.hot_reload_dir {
+                Some(dir) => dir.clone(),
+                None => code.layer_dir(&l.sha256_hex),
+            })
+            .collect(),
+        hot_reload_dirs: c
+            .code
+            .hot_reload_dir
+            .iter()
+            .chain(
+                c.layer_details
+                    .iter()
+                    .filter_map(|l| l.hot_reload_dir.as_ref()),
+            )
+            .cloned()
             .collect(),
         memory_mb: c.memory_size,
         timeout_secs: c.timeout,

@@ -181,10 +181,15 @@ pub(crate) async fn start(
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.layer_dirs.is_empty() {
         None
+    } else if let [only] = spec.layer_dirs.as_slice() {
+        // One layer is /opt as it is (a hot-reloaded one then shows edits as they happen).
+        Some(only.clone())
     } else {
         let root = inner.config.layout.merged_layers();
         let dirs = spec.layer_dirs.clone();
-        let merged = tokio::task::spawn_blocking(move || layers::merged(&root, &dirs))
+        // A hot-reloaded layer changed: merge again rather than reuse the earlier tree.
+        let generation = inner.hot_reload.generation(&spec.hot_reload_dirs);
+        let merged = tokio::task::spawn_blocking(move || layers::merged(&root, &dirs, generation))
             .await
             .map_err(|e| StartError::Service(format!("merging layers: {e}")))?
             .map_err(|e| StartError::Service(format!("merging layers: {e}")))?;
@@ -549,6 +554,7 @@ mod tests {
             handler: "h.handler".into(),
             code_dir: "/nonexistent".into(),
             layer_dirs: vec![],
+            hot_reload_dirs: vec![],
             memory_mb: 256,
             timeout_secs: 3,
             ephemeral_storage_mb: 512,

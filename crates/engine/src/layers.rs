@@ -8,9 +8,17 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The merged /opt tree for `layer_dirs` (built on first use).
-pub(crate) fn merged(layers_root: &Path, layer_dirs: &[PathBuf]) -> io::Result<PathBuf> {
+/// The merged /opt tree for `layer_dirs` (built on first use); `generation` tells apart the
+/// states of hot-reloaded layer directories (0 when there are none).
+pub(crate) fn merged(
+    layers_root: &Path,
+    layer_dirs: &[PathBuf],
+    generation: u64,
+) -> io::Result<PathBuf> {
     let mut h = Sha256::new();
+    if generation != 0 {
+        h.update(generation.to_le_bytes());
+    }
     for d in layer_dirs {
         h.update(d.as_os_str().as_encoded_bytes());
         h.update([0u8]);
@@ -99,11 +107,11 @@ mod tests {
         fs::write(a.join("only_a"), "a")?;
         fs::write(b.join("python/x.py"), "b")?;
         let root = t.path().join("layers");
-        let m = merged(&root, &[a.clone(), b.clone()])?;
+        let m = merged(&root, &[a.clone(), b.clone()], 0)?;
         assert_eq!(fs::read_to_string(m.join("python/x.py"))?, "b");
         assert_eq!(fs::read_to_string(m.join("only_a"))?, "a");
-        assert_eq!(merged(&root, &[a.clone(), b.clone()])?, m);
-        let reversed = merged(&root, &[b, a])?;
+        assert_eq!(merged(&root, &[a.clone(), b.clone()], 0)?, m);
+        let reversed = merged(&root, &[b, a], 0)?;
         assert_ne!(reversed, m);
         assert_eq!(fs::read_to_string(reversed.join("python/x.py"))?, "a");
         Ok(())

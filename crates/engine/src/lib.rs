@@ -14,6 +14,7 @@
 mod environment;
 mod freeze;
 mod function_error;
+mod hot_reload;
 mod invoke;
 mod layers;
 pub mod lineage;
@@ -225,6 +226,8 @@ pub(crate) struct Inner {
     pub(crate) issued: IssuedCredentials,
     /// How Flint's API is served inside an isolated environment (set by the binary).
     pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
+    /// Watches hot-reloaded code directories (see `hot_reload`).
+    pub(crate) hot_reload: hot_reload::HotReload,
 }
 
 impl Inner {
@@ -323,6 +326,7 @@ impl Engine {
             service_endpoints: parking_lot::RwLock::new(Arc::from(Vec::new())),
             issued: IssuedCredentials::default(),
             api_in_namespace: std::sync::OnceLock::new(),
+            hot_reload: hot_reload::HotReload::default(),
         });
         inner
             .sandboxes
@@ -380,6 +384,9 @@ impl Engine {
     /// kept as configured. The current state arrives first (see [`Subscription`]).
     pub fn follow(&self, mut changes: Subscription) {
         let inner = Arc::downgrade(&self.inner);
+        if let Some(task) = self.inner.hot_reload.start(inner.clone()) {
+            self.inner.tasks.lock().push(task);
+        }
         let task = tokio::spawn(async move {
             let mut provisioned = ProvisionedByFunction::new();
             while let Some(change) = changes.next().await {
@@ -573,6 +580,8 @@ fn apply_change(inner: &Inner, provisioned: &mut ProvisionedByFunction, change: 
             for id in retired {
                 retire(inner, id);
             }
+            let specs = state.iter().flat_map(|s| s.versions.values());
+            inner.hot_reload.track(specs, retired);
             let key = (scope.clone(), name.clone());
             let targets: Vec<(Arc<FunctionSpec>, u32)> = state
                 .iter()
@@ -646,6 +655,7 @@ pub(crate) mod tests {
             handler: "h".into(),
             code_dir: "/nonexistent".into(),
             layer_dirs: vec![],
+            hot_reload_dirs: vec![],
             memory_mb: 128,
             timeout_secs: 3,
             ephemeral_storage_mb: 512,

@@ -247,6 +247,7 @@ fn spec(name: &str, code_dir: PathBuf) -> FunctionSpec {
         handler: "handler".into(),
         code_dir,
         layer_dirs: vec![],
+        hot_reload_dirs: vec![],
         memory_mb: 128,
         timeout_secs: 10,
         ephemeral_storage_mb: 512,

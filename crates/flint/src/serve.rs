@@ -72,6 +72,53 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Host, env = "FLINT_FUNCTION_NETWORK")]
     function_network: FunctionNetworkArg,
     // --- end isolation ---
+    /// Hot reload (LocalStack's convention): CreateFunction, UpdateFunctionCode and
+    /// PublishLayerVersion with this `S3Bucket` take `S3Key` as an absolute directory on this
+    /// host, mounted read-only as the function's code (or layer) instead of a copy; edits show at
+    /// the next invoke. Any caller who may create functions can then have any directory Flint can
+    /// read mounted into them: default `hot-reload` without --credentials-file (a local
+    /// development server), off with it unless named here; an empty value turns it off.
+    #[arg(long, env = "FLINT_HOT_RELOAD_BUCKET")]
+    hot_reload_bucket: Option<String>,
+}
+
+/// The hot-reload bucket in force: as given (empty: off), else LocalStack's `hot-reload` unless
+/// the server authenticates its callers (several users: mounting host paths is not for them).
+fn hot_reload_bucket(given: Option<&str>, authenticated: bool) -> Option<String> {
+    match given {
+        Some("") => None,
+        Some(name) => Some(name.to_string()),
+        None if authenticated => None,
+        None => Some(flint_control::code_source::DEFAULT_HOT_RELOAD_BUCKET.to_string()),
+    }
+}
+
+/// Code named by S3 location, fetched through Flint's outbound S3 connection.
+struct S3Objects(Arc<flint_connectors::Connectors>);
+
+impl flint_control::code_source::ObjectSource for S3Objects {
+    fn get_object_to_file<'a>(
+        &'a self,
+        region: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        version: Option<&'a str>,
+        dest: &'a std::path::Path,
+        limit: u64,
+    ) -> flint_control::code_source::ObjectFuture<'a> {
+        use flint_connectors::GetObjectError as E;
+        use flint_control::code_source::ObjectError;
+        Box::pin(async move {
+            self.0
+                .s3_get_object_to_file(region, bucket, key, version, dest, limit)
+                .await
+                .map_err(|e| match e {
+                    E::S3 { code, message } => ObjectError::S3 { code, message },
+                    E::TooLarge { .. } => ObjectError::TooLarge,
+                    E::Other(why) => ObjectError::Unavailable(why),
+                })
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -220,6 +267,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         flint_control::ControlOptions {
             account_concurrency: args.account_concurrency,
             public_base_url: format!("http://{}", args.listen),
+            hot_reload_bucket: hot_reload_bucket(
+                args.hot_reload_bucket.as_deref(),
+                args.credentials_file.is_some(),
+            ),
             ..flint_control::ControlOptions::default()
         },
     )
@@ -249,6 +300,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await,
     );
+    control.set_object_source(Arc::new(S3Objects(connectors.clone())));
     let events = flint_events::Events::start(
         engine.clone(),
         store.clone(),
@@ -310,6 +362,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "functions share this host's network (--function-network host): they reach every \
              service on its loopback, Flint's API included"
         ),
+    }
+    let hot_bucket = hot_reload_bucket(
+        args.hot_reload_bucket.as_deref(),
+        args.credentials_file.is_some(),
+    );
+    if let Some(bucket) = hot_bucket {
+        tracing::info!(
+            "hot reload: S3Bucket {bucket:?} with S3Key = an absolute host directory mounts it              as the code (--hot-reload-bucket '' turns this off)"
+        );
     }
     tracing::info!(
         "try: aws --endpoint-url http://{} lambda list-functions",
@@ -449,6 +510,20 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hot_reload_is_on_by_default_only_without_credentials() {
+        assert_eq!(
+            super::hot_reload_bucket(None, false).as_deref(),
+            Some("hot-reload")
+        );
+        assert_eq!(super::hot_reload_bucket(None, true), None);
+        assert_eq!(super::hot_reload_bucket(Some(""), false), None);
+        assert_eq!(
+            super::hot_reload_bucket(Some("mine"), true).as_deref(),
+            Some("mine")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -43,6 +43,10 @@ pub struct FunctionSpec {
     pub code_dir: PathBuf,
     /// Host directories of the layers' unpacked contents, in order (later wins at /opt).
     pub layer_dirs: Vec<PathBuf>,
+    /// Hot reload: those of `code_dir` and `layer_dirs` that are host directories mounted as
+    /// they are; a change under one retires the snapshot's environments.
+    #[serde(default)]
+    pub hot_reload_dirs: Vec<PathBuf>,
     pub memory_mb: u32,
     pub timeout_secs: u32,
     pub ephemeral_storage_mb: u32,
