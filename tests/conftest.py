@@ -81,7 +81,7 @@ class FlintServer:
     """One `flint serve` process on 127.0.0.1:<port> with its own data dir."""
 
     # The suite's functions call back to servers on the host's loopback (callback_server, TCP
-    # barriers): they run on the host's network (also Flint's default for now).
+    # barriers): they run on the host's network, not in Flint's default (`isolated`) one.
     # tests/test_network_isolation.py starts servers with `--function-network isolated`.
     HOST_NETWORK = ("--function-network", "host")
 
