@@ -125,18 +125,24 @@ impl HostNat {
         }
         let ip_program = find_program("ip").ok_or("iproute2's `ip` is not installed")?;
         let nft = find_program("nft").ok_or("`nft` (Debian package nftables) is not installed")?;
-        remove_stale_tables(&nft);
         let table = format!("{TABLE_PREFIX}{}", std::process::id());
-        let forward_was_on = std::fs::read_to_string(IP_FORWARD)
+        let forward_on = std::fs::read_to_string(IP_FORWARD)
             .map(|v| v.trim() == "1")
             .map_err(|e| format!("{IP_FORWARD}: {e}"))?;
+        // On, but by another (or a dead) Flint, which leaves turning it off to the last one.
+        let forward_was_on = forward_on
+            && !flint_tables(&nft)
+                .iter()
+                .any(|t| forwards_only_ours(&nft, t));
+        // After the look at their tables: a dead Flint's that turned forwarding on counts.
+        remove_stale_tables(&nft);
         run_nft(&nft, &ruleset(&table, !forward_was_on))?;
         let nat = HostNat {
             nft,
             table,
             restore_forward: !forward_was_on,
         };
-        if !forward_was_on {
+        if !forward_on {
             // Dropping `nat` deletes the table again.
             std::fs::write(IP_FORWARD, "1").map_err(|e| format!("{IP_FORWARD}: {e}"))?;
         }
@@ -234,6 +240,18 @@ fn flint_tables(nft: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether `table` is one a Flint made after turning `ip_forward` on itself.
+fn forwards_only_ours(nft: &Path, table: &str) -> bool {
+    Command::new(nft)
+        .args(["list", "table", "inet", table])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains(FORWARD_ONLY_OURS_MARK))
+        .unwrap_or(false)
+}
+
+/// What [`ruleset`] writes, and nft lists, when the table forwards only the sandboxes' traffic.
+const FORWARD_ONLY_OURS_MARK: &str = "iifname != \"flintv*\" oifname != \"flintv*\" drop";
+
 /// Tables of Flints that died without removing theirs.
 fn remove_stale_tables(nft: &Path) {
     for table in flint_tables(nft) {
@@ -283,7 +301,7 @@ mod tests {
     #[test]
     fn the_ruleset_forwards_only_ours_when_it_turned_forwarding_on() {
         let with = ruleset("flint_1", true);
-        assert!(with.contains("iifname != \"flintv*\" oifname != \"flintv*\" drop"));
+        assert!(with.contains(FORWARD_ONLY_OURS_MARK));
         assert!(with.contains("ip saddr 10.201.0.0/16 oifname != \"flintv*\" masquerade"));
         assert!(with.contains("ip daddr 169.254.0.0/16 drop"));
         let without = ruleset("flint_1", false);
