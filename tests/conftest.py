@@ -81,18 +81,23 @@ class FlintServer:
     """One `flint serve` process on 127.0.0.1:<port> with its own data dir."""
 
     # The suite's functions call back to servers on the host's loopback (callback_server, TCP
-    # barriers): they run on the host's network (also Flint's default for now).
+    # barriers): they run on the host's network, not in Flint's default (`isolated`) one.
     # tests/test_network_isolation.py starts servers with `--function-network isolated`.
-    HOST_NETWORK = ("--function-network", "host")
+    # A server started without `--function-network` in its arguments gets this
+    # (FLINT_TEST_FUNCTION_NETWORK=isolated runs those servers in Flint's default instead, to see
+    # which tests need the host's loopback).
+    HOST_NETWORK = ("--function-network", os.environ.get("FLINT_TEST_FUNCTION_NETWORK", "host"))
 
     def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: Optional[int] = None,
-                 extra_args: Sequence[str] = HOST_NETWORK,
+                 extra_args: Sequence[str] = (),
                  extra_env: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
         self.extra_args = list(extra_args)
+        if "--function-network" not in self.extra_args:
+            self.extra_args = [*self.HOST_NETWORK, *self.extra_args]
         self.extra_env = dict(extra_env or {})
         self.proc: Optional[subprocess.Popen] = None
         self._log_file = None

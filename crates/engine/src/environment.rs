@@ -67,11 +67,13 @@ impl Drop for Credentials {
 }
 
 /// The task serving Flint's API inside an environment's namespace, aborted with it.
-struct ApiServer(Option<tokio::task::AbortHandle>);
+/// The tasks serving an isolated environment's namespace: Flint's API, endpoint forwarders, the
+/// X-Ray daemon address.
+struct ApiServer(Vec<tokio::task::AbortHandle>);
 
 impl ApiServer {
     fn stop(&self) {
-        if let Some(h) = &self.0 {
+        for h in &self.0 {
             h.abort();
         }
     }
@@ -235,6 +237,8 @@ pub(crate) async fn start(
         registry: inner.issued.clone(),
     };
     let lambda_endpoint = isolated.then(crate::network::lambda_endpoint_in_namespace);
+    // Endpoints on the host's loopback become forwarders inside the namespace.
+    let in_namespace = isolated.then(|| inner.namespace_endpoints.read().clone());
     // --- end isolation ---
     let log_stream = logs::log_stream_name(&spec.version);
     let endpoints = inner.service_endpoints.read().clone();
@@ -244,7 +248,9 @@ pub(crate) async fn start(
         api.address(),
         &log_stream,
         init_type,
-        &endpoints,
+        in_namespace
+            .as_ref()
+            .map_or(&endpoints[..], |ns| &ns.vars[..]),
     );
     set_credentials(&mut env, &credentials.issued, lambda_endpoint.as_deref());
 
@@ -288,7 +294,7 @@ pub(crate) async fn start(
         }
     };
 
-    let mut api_server = None;
+    let mut api_server = Vec::new();
     if isolated {
         let Some(listeners) = sandbox.take_listeners() else {
             remove_scratch(scratch_dir);
@@ -297,8 +303,19 @@ pub(crate) async fn start(
             ));
         };
         api.attach(listeners.runtime_api);
+        let forwards = in_namespace
+            .as_deref()
+            .map_or(&[][..], |ns| &ns.forwards[..]);
+        for (port, listener) in listeners.tcp {
+            if let Some(f) = forwards.iter().find(|f| f.inside_port == port) {
+                api_server.push(crate::network::forward(listener, f.target));
+            }
+        }
+        for (_, socket) in listeners.udp {
+            api_server.push(crate::network::accept_xray_segments(socket));
+        }
         if let Some(serve) = inner.api_in_namespace.get() {
-            api_server = Some(serve(
+            api_server.push(serve(
                 listeners.lambda_api,
                 crate::SandboxCaller {
                     account: spec.account.clone(),
@@ -528,6 +545,12 @@ fn set_credentials(
     set("AWS_SESSION_TOKEN", &issued.session_token);
     if let Some(url) = lambda_endpoint {
         set("AWS_ENDPOINT_URL_LAMBDA", url);
+        // The X-Ray daemon's address (isolated network: Flint accepts segments there).
+        let host = flint_sandbox::NAMESPACE_HOST;
+        let port = crate::network::XRAY_DAEMON_PORT;
+        set("AWS_XRAY_DAEMON_ADDRESS", &format!("{host}:{port}"));
+        set("_AWS_XRAY_DAEMON_ADDRESS", &host.to_string());
+        set("_AWS_XRAY_DAEMON_PORT", &port.to_string());
     }
 }
 

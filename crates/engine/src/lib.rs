@@ -222,6 +222,9 @@ pub(crate) struct Inner {
     pub(crate) invocations: std::sync::atomic::AtomicU64,
     /// `AWS_ENDPOINT_URL*` variables every new environment gets.
     pub(crate) service_endpoints: parking_lot::RwLock<Arc<[(String, String)]>>,
+    /// What isolated environments get instead: endpoints on the host's loopback rewritten to
+    /// forwarders in their namespace.
+    pub(crate) namespace_endpoints: parking_lot::RwLock<Arc<network::NamespaceEndpoints>>,
     /// Credentials of the live environments.
     pub(crate) issued: IssuedCredentials,
     /// How Flint's API is served inside an isolated environment (set by the binary).
@@ -324,13 +327,17 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
             invocations: std::sync::atomic::AtomicU64::new(0),
             service_endpoints: parking_lot::RwLock::new(Arc::from(Vec::new())),
+            namespace_endpoints: Default::default(),
             issued: IssuedCredentials::default(),
             api_in_namespace: std::sync::OnceLock::new(),
             hot_reload: hot_reload::HotReload::default(),
         });
-        inner
-            .sandboxes
-            .set_pool_network(inner.config.function_network == FunctionNetwork::Isolated);
+        let isolated = inner.config.function_network == FunctionNetwork::Isolated;
+        if isolated {
+            let ports = inner.namespace_endpoints.read().ports();
+            inner.sandboxes.set_namespace_ports(ports);
+        }
+        inner.sandboxes.set_pool_network(isolated);
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
         let freezer = handle.spawn(freeze::freeze_idle(Arc::downgrade(&inner)));
@@ -352,6 +359,21 @@ impl Engine {
     /// The `AWS_ENDPOINT_URL*` variables environments started from now on get (Flint's own
     /// API for Lambda, and the endpoints of other services Flint was given).
     pub fn set_service_endpoints(&self, vars: Vec<(String, String)>) {
+        let in_namespace = network::endpoints_in_namespace(&vars);
+        if self.inner.config.function_network == FunctionNetwork::Isolated {
+            for f in &in_namespace.forwards {
+                tracing::info!(
+                    "isolated functions reach {} at {}:{} (forwarded by Flint)",
+                    f.target,
+                    flint_sandbox::NAMESPACE_HOST,
+                    f.inside_port
+                );
+            }
+            self.inner
+                .sandboxes
+                .set_namespace_ports(in_namespace.ports());
+        }
+        *self.inner.namespace_endpoints.write() = Arc::new(in_namespace);
         *self.inner.service_endpoints.write() = Arc::from(vars);
     }
 

@@ -6,6 +6,7 @@
 //! through an environment's own listener acts as that environment ([`SandboxCaller`]).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -29,6 +30,190 @@ pub fn lambda_endpoint_in_namespace() -> String {
         flint_sandbox::NAMESPACE_HOST,
         flint_sandbox::LAMBDA_API_PORT
     )
+}
+
+/// The X-Ray daemon's UDP port at [`flint_sandbox::NAMESPACE_HOST`] in an isolated environment
+/// (`AWS_XRAY_DAEMON_ADDRESS`): Flint accepts the segments sent there and drops them.
+pub const XRAY_DAEMON_PORT: u16 = 2000;
+
+/// Ports inside the namespace that a forwarded endpoint may not take (Flint's own listeners).
+const RESERVED_PORTS: [u16; 2] = [
+    flint_sandbox::RUNTIME_API_PORT,
+    flint_sandbox::LAMBDA_API_PORT,
+];
+/// Where forwarded endpoints go when their own port is taken.
+const FIRST_SPARE_PORT: u16 = 9100;
+
+/// An AWS endpoint on the host's loopback as an isolated environment reaches it: a listener at
+/// `169.254.100.1:inside_port` in its namespace, whose connections Flint forwards to `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointForward {
+    pub inside_port: u16,
+    pub target: SocketAddr,
+}
+
+/// The `AWS_ENDPOINT_URL*` variables of isolated environments, and the forwarders they need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NamespaceEndpoints {
+    pub vars: Vec<(String, String)>,
+    pub forwards: Vec<EndpointForward>,
+}
+
+impl NamespaceEndpoints {
+    /// The sockets every isolated sandbox needs for these (and the X-Ray daemon address).
+    pub fn ports(&self) -> flint_sandbox::NamespacePorts {
+        flint_sandbox::NamespacePorts {
+            tcp: self.forwards.iter().map(|f| f.inside_port).collect(),
+            udp: vec![XRAY_DAEMON_PORT],
+        }
+    }
+}
+
+/// Rewrites endpoints on the host's loopback (which an isolated environment cannot reach) to
+/// forwarders at `169.254.100.1`, keeping their port where it is free. Other endpoints (another
+/// machine, real AWS) are reached through the environment's outbound route, unchanged.
+pub(crate) fn endpoints_in_namespace(vars: &[(String, String)]) -> NamespaceEndpoints {
+    let mut out = NamespaceEndpoints::default();
+    for (name, value) in vars {
+        let Some(url) = LoopbackUrl::parse(value) else {
+            out.vars.push((name.clone(), value.clone()));
+            continue;
+        };
+        let port = match out.forwards.iter().find(|f| f.target == url.target) {
+            Some(f) => f.inside_port,
+            None => {
+                let taken = |p: u16| {
+                    RESERVED_PORTS.contains(&p) || out.forwards.iter().any(|f| f.inside_port == p)
+                };
+                let mut port = url.target.port();
+                if taken(port) {
+                    port = (FIRST_SPARE_PORT..u16::MAX)
+                        .find(|p| !taken(*p))
+                        .unwrap_or(0);
+                }
+                out.forwards.push(EndpointForward {
+                    inside_port: port,
+                    target: url.target,
+                });
+                port
+            }
+        };
+        out.vars.push((
+            name.clone(),
+            format!(
+                "{}://{}:{port}{}",
+                url.scheme,
+                flint_sandbox::NAMESPACE_HOST,
+                url.rest
+            ),
+        ));
+    }
+    out
+}
+
+/// An `http(s)://` URL whose host is the local machine's loopback.
+struct LoopbackUrl<'a> {
+    scheme: &'a str,
+    target: SocketAddr,
+    /// Path, query and fragment, as given.
+    rest: &'a str,
+}
+
+impl<'a> LoopbackUrl<'a> {
+    fn parse(url: &'a str) -> Option<Self> {
+        let (scheme, after) = url.split_once("://")?;
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let (authority, rest) = after.split_at(end);
+        if authority.contains('@') {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().ok()?),
+            _ => (authority, default_port),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            host.parse().ok()?
+        };
+        ip.is_loopback().then_some(LoopbackUrl {
+            scheme,
+            target: SocketAddr::new(ip, port),
+            rest,
+        })
+    }
+}
+
+/// Forwards each connection made to `listener` (in an environment's namespace) to `target` on
+/// the host, until aborted (the environment ended: its open connections end too).
+pub(crate) fn forward(
+    listener: std::net::TcpListener,
+    target: SocketAddr,
+) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("cannot forward to {target} from an environment: {e}");
+                return;
+            }
+        };
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let (mut inside, _) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("forwarder to {target}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            while connections.try_join_next().is_some() {}
+            connections.spawn(async move {
+                match tokio::net::TcpStream::connect(target).await {
+                    Ok(mut outside) => {
+                        let _ = inside.set_nodelay(true);
+                        let _ = outside.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inside, &mut outside).await;
+                    }
+                    // The function sees its connection closed, as if the service were down.
+                    Err(e) => tracing::debug!("forwarder: cannot connect to {target}: {e}"),
+                }
+            });
+        }
+    })
+    .abort_handle()
+}
+
+/// Takes the UDP datagrams sent to the X-Ray daemon's address and drops them (Flint keeps no
+/// traces; the SDKs' segments are accepted instead of refused).
+pub(crate) fn accept_xray_segments(socket: std::net::UdpSocket) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        let socket = match socket
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UdpSocket::from_std(socket))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot serve the X-Ray daemon address: {e}");
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = socket.recv(&mut buf).await {
+            tracing::trace!("dropped an X-Ray segment of {n} bytes");
+        }
+    })
+    .abort_handle()
 }
 
 /// The environment a request came from, added to every request that arrives on the listener in
@@ -108,6 +293,63 @@ impl IssuedCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn loopback_endpoints_become_forwarders_at_the_namespace_address() {
+        let ns = endpoints_in_namespace(&vars(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_SQS", "http://localhost:5000/"),
+            ("AWS_ENDPOINT_URL_S3", "https://[::1]:9000/path?x=1"),
+            ("AWS_ENDPOINT_URL_SNS", "http://127.0.0.2"),
+            (
+                "AWS_ENDPOINT_URL_STS",
+                "https://sts.us-east-1.amazonaws.com",
+            ),
+            ("AWS_ENDPOINT_URL_KINESIS", "http://192.0.2.9:4567"),
+            ("AWS_ENDPOINT_URL_SES", "http://user@127.0.0.1:1"),
+        ]));
+        assert_eq!(
+            ns.vars,
+            vars(&[
+                ("AWS_ENDPOINT_URL", "http://169.254.100.1:5000"),
+                ("AWS_ENDPOINT_URL_SQS", "http://169.254.100.1:5000/"),
+                ("AWS_ENDPOINT_URL_S3", "https://169.254.100.1:9100/path?x=1"),
+                ("AWS_ENDPOINT_URL_SNS", "http://169.254.100.1:80"),
+                (
+                    "AWS_ENDPOINT_URL_STS",
+                    "https://sts.us-east-1.amazonaws.com"
+                ),
+                ("AWS_ENDPOINT_URL_KINESIS", "http://192.0.2.9:4567"),
+                ("AWS_ENDPOINT_URL_SES", "http://user@127.0.0.1:1"),
+            ])
+        );
+        assert_eq!(
+            ns.forwards,
+            vec![
+                EndpointForward {
+                    inside_port: 5000,
+                    target: "127.0.0.1:5000".parse().unwrap()
+                },
+                EndpointForward {
+                    inside_port: 9100,
+                    target: "[::1]:9000".parse().unwrap()
+                },
+                EndpointForward {
+                    inside_port: 80,
+                    target: "127.0.0.2:80".parse().unwrap()
+                },
+            ]
+        );
+        assert_eq!(ns.ports().tcp, vec![5000, 9100, 80]);
+        assert_eq!(ns.ports().udp, vec![XRAY_DAEMON_PORT]);
+    }
 
     #[test]
     fn issued_credentials_look_like_sts_ones_and_end_with_their_environment() {

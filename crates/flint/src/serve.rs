@@ -63,13 +63,17 @@ pub struct ServeArgs {
     /// API connections served at once (further clients wait to be accepted).
     #[arg(long, default_value_t = 4096, env = "FLINT_MAX_CONNECTIONS")]
     max_connections: usize,
-    /// Where functions run on the network: `isolated` gives each execution environment a
-    /// network namespace of its own (the host's loopback services and other environments are out
-    /// of reach; Flint's API is at AWS_ENDPOINT_URL_LAMBDA and answers only the environment's
-    /// issued credentials) but, for now, no route to other machines either; `host` (the default
-    /// until isolated environments can reach the network) shares the host's network with every
-    /// function. Use `isolated` for code you do not trust.
-    #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Host, env = "FLINT_FUNCTION_NETWORK")]
+    /// Where functions run on the network. `isolated` (the default) gives each execution
+    /// environment a network namespace of its own: the Runtime API at 169.254.100.1:9001,
+    /// Flint's API at AWS_ENDPOINT_URL_LAMBDA (answering only the environment's issued
+    /// credentials), the AWS endpoints Flint was given that sit on this host's loopback at
+    /// 169.254.100.1 (forwarded by Flint; AWS_ENDPOINT_URL* say where), the X-Ray daemon
+    /// address; other machines through a veth pair and NAT; nothing else of this host (its
+    /// loopback services, its own addresses) nor other environments. Outbound access needs
+    /// Flint to run as root with `ip` (iproute2) and `nft` (nftables) installed; otherwise
+    /// Flint says so at start and isolated functions reach only Flint. `host` shares this
+    /// host's network with every function (any local service is then in reach).
+    #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Isolated, env = "FLINT_FUNCTION_NETWORK")]
     function_network: FunctionNetworkArg,
     // --- end isolation ---
     /// Hot reload (LocalStack's convention): CreateFunction, UpdateFunctionCode and
@@ -353,11 +357,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         qos
     );
     match args.function_network {
-        FunctionNetworkArg::Isolated => tracing::info!(
-            "functions run in network namespaces of their own: Flint's API at {} from inside, \
-             nothing of this host's loopback (--function-network host to share it)",
-            flint_engine::lambda_endpoint_in_namespace()
-        ),
+        FunctionNetworkArg::Isolated => match sandboxes.enable_outbound() {
+            Ok(table) => tracing::info!(
+                "functions run in network namespaces of their own: Flint's API at {} from \
+                 inside, other machines through NAT (nftables table inet {table}, sandbox \
+                 addresses {}/{}), nothing of this host's loopback (--function-network host \
+                 to share it)",
+                flint_engine::lambda_endpoint_in_namespace(),
+                flint_sandbox::OUTBOUND_SUBNET,
+                flint_sandbox::OUTBOUND_SUBNET_PREFIX,
+            ),
+            Err(reason) => tracing::warn!(
+                "functions run in network namespaces of their own WITHOUT outbound access: \
+                 {reason}. They reach only Flint's API ({}) and the AWS endpoints Flint \
+                 forwards; run Flint as root with iproute2 and nftables installed for outbound \
+                 access, or --function-network host to share this host's network",
+                flint_engine::lambda_endpoint_in_namespace()
+            ),
+        },
         FunctionNetworkArg::Host => tracing::warn!(
             "functions share this host's network (--function-network host): they reach every \
              service on its loopback, Flint's API included"
@@ -400,6 +417,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     events.shutdown();
     tracing::info!("shutting down: stopping execution environments");
     engine.shutdown().await;
+    // The host-wide NAT rules go with the last sandbox.
+    sandboxes.disable_outbound();
     let served = match served {
         Some(r) => Some(r),
         None => tokio::time::timeout(Duration::from_millis(500), &mut server)

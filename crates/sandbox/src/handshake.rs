@@ -19,6 +19,11 @@ pub(crate) struct PrepareRequest {
     pub user_namespace: bool,
     /// Give the sandbox its own network namespace.
     pub isolate_network: bool,
+    /// With `isolate_network`: the sockets PID 1 opens there besides the two fixed listeners.
+    pub namespace_ports: crate::netns::NamespacePorts,
+    /// With `isolate_network`: connect the namespace to the host (veth + NAT) for outbound
+    /// access; without it the sandbox reaches nothing but Flint's listeners.
+    pub veth: Option<crate::outbound::VethPlan>,
     /// `/proc/<pid>/uid_map` and `gid_map` contents written by the init for the sandbox.
     pub uid_map: String,
     pub gid_map: String,

@@ -175,6 +175,12 @@ fn supervise(req: &PrepareRequest, control: &mut BufReader<ControlFd>) -> Result
     if read_fd(&ready_r, &mut byte) != 1 {
         return kill_child("sandbox PID 1 died before start".into());
     }
+    if let (true, Some(veth)) = (req.isolate_network, &req.veth) {
+        // The namespace exists (and PID 1 holds it): connect it to the host's network.
+        if let Err(e) = crate::outbound::connect(pid as i32, veth) {
+            return kill_child(format!("outbound network: {e}"));
+        }
+    }
     report(&InitReport::Prepared);
     // The launch request: already here for a sandbox started for a spec, or much later for one
     // waiting in Flint's pool. End of file means Flint no longer wants this sandbox.
@@ -383,7 +389,7 @@ fn pid1(prep: &PrepareRequest, ready: OwnedFd, go: OwnedFd) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if prep.isolate_network {
         // Before "ready": Flint takes the listeners before the supervisor's "prepared".
-        match crate::netns::set_up_inside() {
+        match crate::netns::set_up_inside(&prep.namespace_ports) {
             Ok(listeners) => {
                 let raw: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
                 if crate::netns::send_fds(CONTROL_FD, crate::netns::LISTENERS, &raw).is_err() {

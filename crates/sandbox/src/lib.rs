@@ -51,6 +51,7 @@ mod init;
 mod mounts;
 #[allow(unsafe_code)]
 mod netns;
+mod outbound;
 mod pool;
 mod seccomp;
 #[allow(unsafe_code)]
@@ -61,7 +62,10 @@ mod spawn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use netns::{NamespaceListeners, LAMBDA_API_PORT, NAMESPACE_HOST, RUNTIME_API_PORT};
+pub use netns::{
+    NamespaceListeners, NamespacePorts, LAMBDA_API_PORT, NAMESPACE_HOST, RUNTIME_API_PORT,
+};
+pub use outbound::{SUBNET as OUTBOUND_SUBNET, SUBNET_PREFIX as OUTBOUND_SUBNET_PREFIX};
 pub use spawn::{KeptTmp, Sandbox};
 
 /// argv[1] of the re-executed flint binary that becomes a sandbox's init.
@@ -125,6 +129,8 @@ pub struct Sandboxes {
     /// Where each sandbox's /tmp comes from.
     tmp: ephemeral_storage::TmpStorage,
     summary: String,
+    /// NAT and filter for isolated sandboxes' outbound access, while enabled.
+    host_nat: std::sync::Mutex<Option<outbound::HostNat>>,
 }
 
 impl std::fmt::Debug for Sandboxes {
@@ -212,12 +218,14 @@ impl Sandboxes {
             identity,
             cgroups,
             etc_overlays,
+            net: Default::default(),
         });
         Ok(Sandboxes {
             pool: pool::Pool::new(launcher.clone(), pool_size),
             launcher,
             tmp,
             summary,
+            host_nat: std::sync::Mutex::new(None),
         })
     }
 
@@ -269,6 +277,58 @@ impl Sandboxes {
         self.pool.prepare_kind(isolate_network);
     }
 
+    /// Gives isolated sandboxes outbound access to other machines (a veth pair each, NAT on the
+    /// host; see the `outbound` module) from now on. Root only, with iproute2 and nftables
+    /// installed: otherwise the reason, and isolated sandboxes keep reaching nothing but Flint.
+    /// Returns the nftables table it made (removed when `Sandboxes` is dropped).
+    pub fn enable_outbound(&self) -> Result<String, String> {
+        if let host::Isolation::Unavailable(reason) = &self.launcher.isolation {
+            return Err(reason.clone());
+        }
+        let mut held = self.host_nat.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(nat) = held.as_ref() {
+            return Ok(nat.table().to_string());
+        }
+        let (nat, plan) = outbound::HostNat::enable()?;
+        let table = nat.table().to_string();
+        *held = Some(nat);
+        let mut net = (*self.launcher.net()).clone();
+        net.veth = Some(plan);
+        self.launcher.set_net(net);
+        self.pool.flush();
+        Ok(table)
+    }
+
+    /// Removes the host-wide NAT and filter of [`Self::enable_outbound`] (at shutdown, once the
+    /// sandboxes have stopped: dropping `Sandboxes` does it too, but a server may exit before
+    /// the last reference goes). Sandboxes prepared from now on get no outbound access.
+    pub fn disable_outbound(&self) {
+        let nat = self
+            .host_nat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if nat.is_some() {
+            let mut net = (*self.launcher.net()).clone();
+            net.veth = None;
+            self.launcher.set_net(net);
+            self.pool.flush();
+        }
+        drop(nat);
+    }
+
+    /// The sockets every isolated sandbox gets at 169.254.100.1 besides the Runtime API and
+    /// Lambda API listeners (`NamespaceListeners::tcp` and `udp`), from now on.
+    pub fn set_namespace_ports(&self, ports: NamespacePorts) {
+        let mut net = (*self.launcher.net()).clone();
+        if net.ports == ports {
+            return;
+        }
+        net.ports = ports;
+        self.launcher.set_net(net);
+        self.pool.flush();
+    }
+
     /// How many prepared sandboxes are ready right now (a spawn takes one when there is one).
     pub fn pool_ready(&self) -> usize {
         self.pool.ready()
@@ -292,6 +352,13 @@ impl Drop for Sandboxes {
         self.pool.shutdown();
         // Only succeeds once every sandbox is gone (a cgroup with children cannot be removed).
         self.launcher.cgroups.remove_instance_dirs();
+        // The NAT rules last: live sandboxes' pairs vanish with their namespaces.
+        drop(
+            self.host_nat
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 }
 

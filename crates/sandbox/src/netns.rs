@@ -21,6 +21,23 @@ pub const LAMBDA_API_PORT: u16 = 9000;
 pub(crate) const LISTENERS: u8 = b'L';
 pub(crate) const FAILED: u8 = b'E';
 
+/// Extra sockets at [`NAMESPACE_HOST`] in every isolated sandbox, besides the Runtime API and
+/// Lambda API listeners: TCP listeners (e.g. forwarders to AWS endpoints on the host's loopback)
+/// and UDP sockets (e.g. the X-Ray daemon's address). Set once for all sandboxes
+/// ([`crate::Sandboxes::set_namespace_ports`]); PID 1 opens them before the sandbox is prepared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamespacePorts {
+    pub tcp: Vec<u16>,
+    pub udp: Vec<u16>,
+}
+
+impl NamespacePorts {
+    /// How many descriptors PID 1 sends: the two fixed listeners, then these.
+    pub(crate) fn descriptors(&self) -> usize {
+        2 + self.tcp.len() + self.udp.len()
+    }
+}
+
 /// Listening sockets inside an isolated sandbox's network namespace, for Flint to serve.
 #[derive(Debug)]
 pub struct NamespaceListeners {
@@ -28,22 +45,33 @@ pub struct NamespaceListeners {
     pub runtime_api: std::net::TcpListener,
     /// `169.254.100.1:9000`: Flint's Lambda API, as reached from this sandbox.
     pub lambda_api: std::net::TcpListener,
+    /// `169.254.100.1:<port>` for each of [`NamespacePorts::tcp`], in that order.
+    pub tcp: Vec<(u16, std::net::TcpListener)>,
+    /// `169.254.100.1:<port>` (UDP) for each of [`NamespacePorts::udp`], in that order.
+    pub udp: Vec<(u16, std::net::UdpSocket)>,
 }
 
-/// In PID 1, inside the new namespace: loopback up with the link-local address, and the two
-/// listeners (in this order: Runtime API, Lambda API).
-pub(crate) fn set_up_inside() -> Result<[OwnedFd; 2], String> {
+/// In PID 1, inside the new namespace: loopback up with the link-local address, and the
+/// listeners (in this order: Runtime API, Lambda API, `ports.tcp`, `ports.udp`).
+pub(crate) fn set_up_inside(ports: &NamespacePorts) -> Result<Vec<OwnedFd>, String> {
     let sock = socket(libc::SOCK_DGRAM).map_err(|e| format!("socket: {e}"))?;
     interface_up(&sock, "lo").map_err(|e| format!("loopback up: {e}"))?;
-    add_address(&sock, "lo:1", NAMESPACE_HOST)
+    add_address(&sock, "lo:1", NAMESPACE_HOST, Ipv4Addr::BROADCAST)
         .map_err(|e| format!("address {NAMESPACE_HOST}: {e}"))?;
     drop(sock);
-    let runtime_api = listen(SocketAddrV4::new(NAMESPACE_HOST, RUNTIME_API_PORT))?;
-    let lambda_api = listen(SocketAddrV4::new(NAMESPACE_HOST, LAMBDA_API_PORT))?;
-    Ok([runtime_api, lambda_api])
+    let mut fds = Vec::with_capacity(ports.descriptors());
+    fds.push(listen(SocketAddrV4::new(NAMESPACE_HOST, RUNTIME_API_PORT))?);
+    fds.push(listen(SocketAddrV4::new(NAMESPACE_HOST, LAMBDA_API_PORT))?);
+    for port in &ports.tcp {
+        fds.push(listen(SocketAddrV4::new(NAMESPACE_HOST, *port))?);
+    }
+    for port in &ports.udp {
+        fds.push(bind_udp(SocketAddrV4::new(NAMESPACE_HOST, *port))?);
+    }
+    Ok(fds)
 }
 
-fn socket(kind: libc::c_int) -> io::Result<OwnedFd> {
+pub(crate) fn socket(kind: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) with constant arguments; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -62,7 +90,7 @@ fn ifreq(name: &str) -> libc::ifreq {
     ifr
 }
 
-fn interface_up(sock: &OwnedFd, name: &str) -> io::Result<()> {
+pub(crate) fn interface_up(sock: &OwnedFd, name: &str) -> io::Result<()> {
     let mut ifr = ifreq(name);
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS with a correctly sized ifreq on an owned socket.
     unsafe {
@@ -88,12 +116,15 @@ fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     }
 }
 
-/// Adds `ip/32` to an interface through an alias label (`lo:1`): ioctls, no netlink needed.
-fn add_address(sock: &OwnedFd, label: &str, ip: Ipv4Addr) -> io::Result<()> {
-    for (request, value) in [
-        (libc::SIOCSIFADDR, ip),
-        (libc::SIOCSIFNETMASK, Ipv4Addr::BROADCAST),
-    ] {
+/// Sets `ip` with `netmask` on an interface, or adds it through an alias label (`lo:1`):
+/// ioctls, no netlink needed.
+pub(crate) fn add_address(
+    sock: &OwnedFd,
+    label: &str,
+    ip: Ipv4Addr,
+    netmask: Ipv4Addr,
+) -> io::Result<()> {
+    for (request, value) in [(libc::SIOCSIFADDR, ip), (libc::SIOCSIFNETMASK, netmask)] {
         let mut ifr = ifreq(label);
         let addr = sockaddr(value, 0);
         // SAFETY: sockaddr_in fits in the ifreq union's sockaddr (both 16 bytes).
@@ -109,6 +140,43 @@ fn add_address(sock: &OwnedFd, label: &str, ip: Ipv4Addr) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A default route through `gateway` (an address on a directly connected link).
+pub(crate) fn add_default_route(sock: &OwnedFd, gateway: Ipv4Addr) -> io::Result<()> {
+    // SAFETY: rtentry is plain data; all zeroes is a valid value (no device, no metric).
+    let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+    let as_sockaddr = |ip: Ipv4Addr| {
+        let addr = sockaddr(ip, 0);
+        // SAFETY: sockaddr_in and sockaddr have the same size (16 bytes); plain data.
+        unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(addr) }
+    };
+    route.rt_dst = as_sockaddr(Ipv4Addr::UNSPECIFIED);
+    route.rt_genmask = as_sockaddr(Ipv4Addr::UNSPECIFIED);
+    route.rt_gateway = as_sockaddr(gateway);
+    route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    // SAFETY: SIOCADDRT with a fully initialised rtentry on an owned socket.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCADDRT, &route) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn bind_udp(at: SocketAddrV4) -> Result<OwnedFd, String> {
+    let sock = socket(libc::SOCK_DGRAM).map_err(|e| format!("socket: {e}"))?;
+    let addr = sockaddr(*at.ip(), at.port());
+    // SAFETY: bind on an owned socket with a correctly sized address.
+    let bound = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if bound != 0 {
+        return Err(format!("bind udp {at}: {}", io::Error::last_os_error()));
+    }
+    Ok(sock)
 }
 
 fn listen(at: SocketAddrV4) -> Result<OwnedFd, String> {
@@ -245,17 +313,34 @@ pub(crate) fn recv_fds(sock: RawFd, max: usize) -> io::Result<(u8, Vec<OwnedFd>)
 }
 
 impl NamespaceListeners {
-    pub(crate) fn from_fds(fds: Vec<OwnedFd>) -> io::Result<Self> {
-        let mut fds = fds.into_iter();
-        let (Some(runtime_api), Some(lambda_api), None) = (fds.next(), fds.next(), fds.next())
-        else {
+    /// The descriptors PID 1 sent, in [`set_up_inside`]'s order.
+    pub(crate) fn from_fds(fds: Vec<OwnedFd>, ports: &NamespacePorts) -> io::Result<Self> {
+        if fds.len() != ports.descriptors() {
             return Err(io::Error::other(
                 "the sandbox init sent the wrong number of listeners",
             ));
+        }
+        let mut fds = fds.into_iter();
+        let mut tcp = || fds.next().map(std::net::TcpListener::from);
+        let (Some(runtime_api), Some(lambda_api)) = (tcp(), tcp()) else {
+            return Err(io::Error::other("the sandbox init sent no listeners"));
         };
+        let tcp_ports: Vec<(u16, std::net::TcpListener)> = ports
+            .tcp
+            .iter()
+            .filter_map(|p| Some((*p, tcp()?)))
+            .collect();
+        let udp: Vec<(u16, std::net::UdpSocket)> = ports
+            .udp
+            .iter()
+            .zip(fds)
+            .map(|(p, fd)| (*p, std::net::UdpSocket::from(fd)))
+            .collect();
         Ok(Self {
-            runtime_api: std::net::TcpListener::from(runtime_api),
-            lambda_api: std::net::TcpListener::from(lambda_api),
+            runtime_api,
+            lambda_api,
+            tcp: tcp_ports,
+            udp,
         })
     }
 }

@@ -114,8 +114,13 @@ impl Pool {
                 return None;
             }
             state.last_take = Some(Instant::now());
+            let current = self.shared.launcher.net();
             if state.isolate_network != isolate_network {
                 state.isolate_network = isolate_network;
+                (None, state.ready.drain(..).collect::<Vec<_>>())
+            } else if isolate_network && state.ready.iter().any(|p| !Arc::ptr_eq(&p.net, &current))
+            {
+                // Prepared before the network set-up changed.
                 (None, state.ready.drain(..).collect::<Vec<_>>())
             } else {
                 (state.ready.pop_front(), Vec::new())
@@ -136,6 +141,13 @@ impl Pool {
             state.isolate_network = isolate_network;
             state.ready.drain(..).collect()
         };
+        self.shared.wake.notify_all();
+        drop(stale);
+    }
+
+    /// Ends the prepared sandboxes (the launcher's set-up changed); the pool refills.
+    pub fn flush(&self) {
+        let stale: Vec<Prepared> = self.shared.lock().ready.drain(..).collect();
         self.shared.wake.notify_all();
         drop(stale);
     }
@@ -205,6 +217,7 @@ fn refill(shared: &Shared) {
                     let mut state = shared.lock();
                     if state.shutdown
                         || state.isolate_network != prepared.isolate_network
+                        || !Arc::ptr_eq(&prepared.net, &shared.launcher.net())
                         || state.ready.len() >= state.size
                     {
                         Some(prepared)

@@ -16,8 +16,10 @@ use std::time::Duration;
 use crate::cgroup::{Layout, SandboxCgroup};
 use crate::handshake::{request_line, InitReport, LaunchRequest, PrepareRequest};
 use crate::host::{Identity, Isolation, SANDBOX_GID, SANDBOX_UID};
-use crate::netns::NamespaceListeners;
+use crate::netns::{NamespaceListeners, NamespacePorts};
+use crate::outbound::VethPlan;
 use crate::{ExitInfo, SandboxError, SandboxSpec, Sandboxes, INIT_ARG};
+use std::sync::Arc;
 
 /// Longest wait for a sandbox to report that its program runs (a healthy one takes milliseconds).
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,6 +76,16 @@ pub(crate) struct Launcher {
     pub cgroups: Layout,
     /// passwd/group naming the sandbox user, bound over the host's in /etc.
     pub etc_overlays: Vec<(PathBuf, String)>,
+    /// What an isolated sandbox's namespace gets (changed rarely: at start-up).
+    pub net: std::sync::RwLock<Arc<NetSetup>>,
+}
+
+/// The network set-up of isolated sandboxes: a prepared sandbox keeps the one it was made with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct NetSetup {
+    pub ports: NamespacePorts,
+    /// Outbound access (veth + NAT), when the host allows it.
+    pub veth: Option<VethPlan>,
 }
 
 /// Why starting a spec in a prepared sandbox failed.
@@ -86,11 +98,27 @@ enum LaunchFailure {
 }
 
 impl Launcher {
-    fn prepare_request(&self, cgroup: &SandboxCgroup, isolate_network: bool) -> PrepareRequest {
+    /// The current network set-up of isolated sandboxes.
+    pub(crate) fn net(&self) -> Arc<NetSetup> {
+        self.net.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_net(&self, net: NetSetup) {
+        *self.net.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(net);
+    }
+
+    fn prepare_request(
+        &self,
+        cgroup: &SandboxCgroup,
+        isolate_network: bool,
+        net: &NetSetup,
+    ) -> PrepareRequest {
         let identity = &self.identity;
         PrepareRequest {
             user_namespace: self.isolation == Isolation::UserNamespace,
             isolate_network,
+            namespace_ports: net.ports.clone(),
+            veth: net.veth.clone(),
             uid_map: identity.uid_map(),
             gid_map: identity.gid_map(),
             deny_setgroups: !identity.privileged,
@@ -119,11 +147,13 @@ impl Launcher {
         let cgroup = self.cgroups.create(&spec.id, spec.memory_mb)?;
         let result = (|| {
             let mut started = Started::start(&self.init_program)?;
-            let mut lines = request_line(&self.prepare_request(&cgroup, spec.isolate_network))?;
+            let net = self.net();
+            let mut lines =
+                request_line(&self.prepare_request(&cgroup, spec.isolate_network, &net))?;
             lines.extend(request_line(&self.launch_request(spec, &cgroup))?);
             started.control.get_mut().write_all(&lines)?;
             if spec.isolate_network {
-                started.receive_listeners(&spec.program)?;
+                started.receive_listeners(&spec.program, &net.ports)?;
             }
             wait_for(&mut started.control, Stage::Running, &spec.program)?;
             Ok(started)
@@ -143,9 +173,10 @@ impl Launcher {
     /// supervisor runs, PID 1 sits in new namespaces and in a fresh cgroup named `name`.
     pub(crate) fn prepare(&self, name: &str, isolate_network: bool) -> io::Result<Prepared> {
         let cgroup = self.cgroups.create_for_pool(name)?;
+        let net = self.net();
         let result = (|| {
             let mut started = Started::start(&self.init_program)?;
-            let line = request_line(&self.prepare_request(&cgroup, isolate_network))?;
+            let line = request_line(&self.prepare_request(&cgroup, isolate_network, &net))?;
             started.control.get_mut().write_all(&line)?;
             let as_io = |e| match e {
                 SandboxError::Io(e) => e,
@@ -153,7 +184,7 @@ impl Launcher {
             };
             if isolate_network {
                 started
-                    .receive_listeners(Path::new(INIT_ARG))
+                    .receive_listeners(Path::new(INIT_ARG), &net.ports)
                     .map_err(as_io)?;
             }
             wait_for(&mut started.control, Stage::Prepared, Path::new(INIT_ARG)).map_err(as_io)?;
@@ -164,6 +195,7 @@ impl Launcher {
                 started: Some(started),
                 cgroup: Some(cgroup),
                 isolate_network,
+                net,
             }),
             Err(e) => {
                 cgroup.kill_all();
@@ -232,6 +264,8 @@ pub(crate) struct Prepared {
     started: Option<Started>,
     cgroup: Option<SandboxCgroup>,
     pub isolate_network: bool,
+    /// The network set-up it was prepared with (stale once the launcher's changes).
+    pub net: Arc<NetSetup>,
 }
 
 impl Prepared {
@@ -294,10 +328,15 @@ impl Started {
 
     /// Takes the listeners PID 1 sends (first thing on the control socket for an isolated
     /// network), or the reason it could not make them.
-    fn receive_listeners(&mut self, program: &Path) -> Result<(), SandboxError> {
+    fn receive_listeners(
+        &mut self,
+        program: &Path,
+        ports: &NamespacePorts,
+    ) -> Result<(), SandboxError> {
         let socket = self.control.get_ref();
         socket.set_read_timeout(Some(START_TIMEOUT))?;
-        let (byte, fds) = crate::netns::recv_fds(socket.as_raw_fd(), 2).map_err(|e| {
+        let wanted = ports.descriptors();
+        let (byte, fds) = crate::netns::recv_fds(socket.as_raw_fd(), wanted).map_err(|e| {
             if matches!(
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -308,7 +347,7 @@ impl Started {
             }
         })?;
         if byte == crate::netns::LISTENERS {
-            self.listeners = Some(NamespaceListeners::from_fds(fds)?);
+            self.listeners = Some(NamespaceListeners::from_fds(fds, ports)?);
             return Ok(());
         }
         // PID 1 failed (its report follows), or the supervisor reported first.
