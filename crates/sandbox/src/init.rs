@@ -107,8 +107,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 fn supervise(req: &PrepareRequest, control: &mut BufReader<ControlFd>) -> Result<i32, String> {
-    // No core files from our processes (the supervisor re-raises PID 1's signal on itself).
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    // No core files from our processes (the supervisor re-raises PID 1's signal on itself). Only
+    // the soft limit: the hard one stays, so the function's program can get Lambda's 10 GiB (a
+    // hard limit cannot be raised again inside the user namespace).
+    let core_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
+        .map_or(0, |(_, hard)| hard);
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, core_hard);
     // We may run before Rust's runtime ignores SIGPIPE (see `BECOME_INIT_IF_ASKED`): a PID 1 that
     // died must show up as a failed write, not kill us. The program gets default dispositions.
     // SAFETY: setting a signal disposition to SIG_IGN.
@@ -603,8 +607,15 @@ fn exec_program(exec: &ExecPlan) -> i32 {
             }
         }
 
-        // Lambda: 1,024 file descriptors.
+        // Lambda's limits (recorded on AWS, test_runtime_ulimits): 1,024 file descriptors, 742
+        // processes (counted per user of the sandbox's own user namespace, so one environment's
+        // processes do not count against another's), 64 KiB of locked memory, 10 GiB core files
+        // and an 8 MiB stack (soft; the hard limit stays unlimited, as AWS's).
         set_rlimit(libc::RLIMIT_NOFILE, 1024);
+        set_rlimit(libc::RLIMIT_NPROC, 742);
+        set_rlimit(libc::RLIMIT_MEMLOCK, 65_536);
+        set_rlimit(libc::RLIMIT_CORE, 10_737_418_240);
+        set_rlimit_soft_hard(libc::RLIMIT_STACK, 8 * 1024 * 1024, libc::RLIM_INFINITY);
         if let Some(limit) = exec.data_limit {
             set_rlimit(libc::RLIMIT_DATA, limit);
         }
@@ -655,9 +666,13 @@ fn exec_program(exec: &ExecPlan) -> i32 {
 }
 
 fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) {
+    set_rlimit_soft_hard(resource, value, value);
+}
+
+fn set_rlimit_soft_hard(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) {
     let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: setrlimit with a valid struct.
     unsafe { libc::setrlimit(resource, &lim) };
