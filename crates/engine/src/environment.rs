@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::logs::{self, EnvLog, Stream};
-use crate::{layers, FunctionNetwork, FunctionSpec, Inner};
+use crate::{extensions, layers, FunctionNetwork, FunctionSpec, Inner};
 
 /// Why a cold start failed before the runtime ran.
 #[derive(Debug)]
@@ -45,6 +45,7 @@ pub(crate) struct Environment {
     pub(crate) sandbox_time: Duration,
     /// Started for provisioned concurrency (kept while idle, never reaped).
     pub(crate) provisioned: bool,
+    pub(crate) init_type: InitType,
     scratch_dir: PathBuf,
     /// Whether the environment is in use, and frozen (see `freeze.rs`).
     freeze: Mutex<crate::freeze::FreezeState>,
@@ -144,6 +145,29 @@ impl Environment {
         self.sandbox.lock().take_tmp()
     }
 
+    /// Retires the environment as Lambda does: extensions subscribed to `SHUTDOWN` get it and
+    /// AWS's deadline (2 s) to finish, then everything is stopped. Without such extensions
+    /// this is [`Environment::kill`].
+    pub(crate) fn retire(self: &Arc<Self>, reason: flint_runtime_api::ShutdownReason) {
+        if !self.api.has_external_extensions() {
+            self.kill();
+            return;
+        }
+        self.healthy.store(false, Ordering::Release);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.kill();
+            return;
+        };
+        let env = self.clone();
+        handle.spawn(async move {
+            env.begin_use();
+            env.api
+                .shut_down_extensions(reason, extensions::SHUTDOWN_DEADLINE)
+                .await;
+            env.kill();
+        });
+    }
+
     /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
     pub(crate) fn kill(&self) {
         self.healthy.store(false, Ordering::Release);
@@ -206,6 +230,13 @@ pub(crate) async fn start(
         }
         _ => launch,
     };
+    // External extensions (layers' /opt/extensions) start first, through the launcher.
+    let extension_names = extensions::discover(opt_dir.as_deref());
+    let launch = if extension_names.is_empty() {
+        launch
+    } else {
+        extensions::with_launcher(launch, &extension_names)
+    };
 
     let id = format!("{:016x}", rand::random::<u64>());
     let scratch_dir = inner.config.layout.environments().join(&id);
@@ -225,6 +256,18 @@ pub(crate) async fn start(
         // Held shut until the sandbox exists: then only its own processes may connect.
         RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?
     };
+    api.set_function(flint_runtime_api::FunctionInfo {
+        function_name: spec.function_name.clone(),
+        function_version: spec.version.clone(),
+        handler: spec.handler.clone(),
+        account_id: spec.account.clone(),
+    });
+    if !extension_names.is_empty() {
+        api.expect_extensions(extension_names);
+    }
+    if isolated {
+        api.telemetry_unreachable();
+    }
     let credentials = Credentials {
         issued: inner.issued.issue(&spec.account),
         registry: inner.issued.clone(),
@@ -322,15 +365,18 @@ pub(crate) async fn start(
         &log_stream,
     );
     let json = spec.log_format.eq_ignore_ascii_case("json");
-    let log = Arc::new(EnvLog::new(
-        &inner.log_writer,
-        log_path,
-        json,
-        stdout,
-        stderr,
-        capture_tail,
-        logs::init_start_line(json, &spec.runtime, &spec.region),
-    ));
+    let log = Arc::new(
+        EnvLog::new(
+            &inner.log_writer,
+            log_path,
+            json,
+            stdout,
+            stderr,
+            capture_tail,
+            logs::init_start_line(json, &spec.runtime, &spec.region),
+        )
+        .with_telemetry(api.telemetry()),
+    );
     tokio::spawn(log.clone().pump(Stream::Stdout));
     tokio::spawn(log.clone().pump(Stream::Stderr));
 
@@ -346,6 +392,7 @@ pub(crate) async fn start(
         prepare_time: spawned_at.duration_since(begun),
         sandbox_time,
         provisioned: init_type == InitType::Provisioned,
+        init_type,
         scratch_dir,
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,

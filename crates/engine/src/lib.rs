@@ -12,6 +12,7 @@
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
 mod environment;
+mod extensions;
 mod freeze;
 mod function_error;
 mod invoke;
@@ -612,7 +613,7 @@ fn retire(inner: &Inner, snapshot_id: &str) {
     inner.provisioner.forget(snapshot_id);
     inner.throttle.forget(snapshot_id);
     for env in inner.pools.retire(snapshot_id) {
-        env.kill();
+        env.retire(flint_runtime_api::ShutdownReason::Spindown);
     }
 }
 
@@ -625,7 +626,7 @@ async fn reap(inner: Weak<Inner>, idle_timeout: Duration) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         for env in inner.pools.reap(idle_timeout) {
-            env.kill();
+            env.retire(flint_runtime_api::ShutdownReason::Spindown);
         }
     }
 }

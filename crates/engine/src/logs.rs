@@ -195,6 +195,8 @@ pub(crate) struct EnvLog {
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
     capture: Mutex<Capture>,
+    /// Where the function's lines go as `function` telemetry events (when subscribed).
+    telemetry: Option<flint_runtime_api::TelemetrySink>,
 }
 
 #[derive(Default)]
@@ -230,7 +232,14 @@ impl EnvLog {
             stdout,
             stderr,
             capture: Mutex::new(capture),
+            telemetry: None,
         }
+    }
+
+    /// Also hands the function's lines to the environment's telemetry subscribers.
+    pub(crate) fn with_telemetry(mut self, sink: flint_runtime_api::TelemetrySink) -> Self {
+        self.telemetry = Some(sink);
+        self
     }
 
     pub(crate) fn is_json(&self) -> bool {
@@ -303,10 +312,12 @@ impl EnvLog {
         };
         let (complete, rest) = data.split_at(last_nl + 1);
         if cap.partial[idx].is_empty() {
+            self.function_lines(complete);
             self.emit(cap, complete);
         } else {
             let mut line = std::mem::take(&mut cap.partial[idx]);
             line.extend_from_slice(complete);
+            self.function_lines(&line);
             self.emit(cap, &line);
         }
         cap.partial[idx].extend_from_slice(rest);
@@ -318,7 +329,36 @@ impl EnvLog {
         }
         let mut line = std::mem::take(&mut cap.partial[idx]);
         line.push(b'\n');
+        self.function_lines(&line);
         self.emit(cap, &line);
+    }
+
+    /// The function's complete lines, as `function` telemetry events (a JSON-format line's
+    /// record is its object, as AWS sends it).
+    fn function_lines(&self, bytes: &[u8]) {
+        use flint_runtime_api::Category;
+        let Some(sink) = self
+            .telemetry
+            .as_ref()
+            .filter(|s| s.wants(Category::Function))
+        else {
+            return;
+        };
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let text = String::from_utf8_lossy(line);
+            let record = if self.json {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| serde_json::Value::from(text.as_ref()))
+            } else {
+                serde_json::Value::from(text.as_ref())
+            };
+            sink.emit(
+                Category::Function,
+                flint_runtime_api::telemetry_event("function", record),
+            );
+        }
     }
 
     fn emit(&self, cap: &mut Capture, bytes: &[u8]) {
@@ -404,6 +444,28 @@ fn now_rfc3339() -> String {
 /// The first line of a log stream: `INIT_START Runtime Version: python:3.12.v1\tRuntime Version
 /// ARN: arn:aws:lambda:<region>::runtime:<64 hex>`.
 pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String {
+    let (version, arn) = runtime_version(runtime, region);
+    if json {
+        serde_json::json!({
+            "time": now_rfc3339(),
+            "type": "platform.initStart",
+            "record": {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "runtimeVersion": version,
+                "runtimeVersionArn": arn,
+            },
+        })
+        .to_string()
+            + "\n"
+    } else {
+        format!("INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}\n")
+    }
+}
+
+/// The runtime's version and version ARN as Lambda names them (`python:3.12.v1`,
+/// `arn:aws:lambda:<region>::runtime:<64 hex>`).
+pub(crate) fn runtime_version(runtime: &str, region: &str) -> (String, String) {
     use sha2::{Digest, Sha256};
     // python3.12 → python:3.12, nodejs20.x → nodejs:20, provided.al2023 → provided:al2023.
     let version = if let Some(v) = runtime.strip_prefix("python") {
@@ -417,23 +479,10 @@ pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let arn = format!("arn:aws:lambda:{region}::runtime:{digest}");
-    if json {
-        serde_json::json!({
-            "time": now_rfc3339(),
-            "type": "platform.initStart",
-            "record": {
-                "initializationType": "on-demand",
-                "phase": "init",
-                "runtimeVersion": format!("{version}.v1"),
-                "runtimeVersionArn": arn,
-            },
-        })
-        .to_string()
-            + "\n"
-    } else {
-        format!("INIT_START Runtime Version: {version}.v1\tRuntime Version ARN: {arn}\n")
-    }
+    (
+        format!("{version}.v1"),
+        format!("arn:aws:lambda:{region}::runtime:{digest}"),
+    )
 }
 
 pub(crate) fn start_line(json: bool, request_id: &str, version: &str) -> String {
