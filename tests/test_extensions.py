@@ -7,8 +7,11 @@ is retired. An extension that crashes or reports an init error fails Init as AWS
 
 import base64
 import json
+import os
 import re
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from conftest import (
     CallbackServer,
     FIXTURES,
     create_function,
+    free_port,
     invoke_json,
     make_zip,
     request_id,
@@ -210,6 +214,67 @@ def test_functions_without_extensions_find_the_extensions_api_empty(lambda_clien
     assert status == 403 and body["errorType"] == "Extension.RegistrationClosed"
     status, body = payload["unknown"]
     assert status == 403 and body["errorType"] == "Extension.UnknownExtensionIdentifier"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def rust_extension() -> Path:
+    """The `lambda-extension` crate's extension (tests/fixtures/rust-bootstrap/src/bin):
+    `FLINT_RUST_EXTENSION`, else target/fixtures/release/extension, built when missing."""
+    override = os.environ.get("FLINT_RUST_EXTENSION")
+    if override:
+        return Path(override)
+    target = REPO / "target" / "fixtures"
+    binary = target / "release" / "extension"
+    if not binary.is_file():
+        subprocess.run(
+            ["cargo", "build", "--release", "--manifest-path",
+             str(FIXTURES / "rust-bootstrap" / "Cargo.toml")],
+            cwd=REPO, env=dict(os.environ, CARGO_TARGET_DIR=str(target)), check=True)
+    return binary
+
+
+def test_an_extension_built_with_awss_lambda_extension_crate_gets_events_and_telemetry(
+        lambda_client, callback_server, rust_extension):
+    """AWS's own client library parses every event and telemetry record into its typed schema:
+    a record shaped differently from AWS's would not reach the report."""
+    zip_bytes = make_zip({"extensions/rust-recorder": (rust_extension.read_bytes(), 0o755)})
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name("rust-ext"), Content={"ZipFile": zip_bytes})["LayerVersionArn"]
+    name = unique_name("rust-ext-fn")
+    create_function(
+        lambda_client, name, runtime="python3.12", zip_bytes=make_zip({"index.py": HANDLER}),
+        Layers=[layer], Timeout=10,
+        Environment={"Variables": {"RECORDER_URL": callback_server.url,
+                                   "EXT_TELEMETRY_PORT": str(free_port())}})
+    resp, payload = invoke_json(lambda_client, name, {})
+    assert payload == {"ok": True}
+    rid = request_id(resp)
+    inv = wait_record(callback_server, lambda r: r["kind"] == "event"
+                      and r["eventType"] == "INVOKE")
+    assert inv["requestId"] == rid and inv["invokedFunctionArn"].endswith(f":function:{name}")
+
+    def seen(kind, ident=None):
+        return wait_record(callback_server, lambda r: r["kind"] == "telemetry" and any(
+            e["type"] == kind and (ident is None or e["id"] == ident) for e in r["events"]))
+
+    seen("platform.initStart")
+    seen("platform.initRuntimeDone")
+    seen("platform.initReport")
+    seen("platform.extension", "rust-recorder")
+    seen("platform.telemetrySubscription", "rust-recorder")
+    seen("platform.start", rid)
+    seen("platform.runtimeDone", rid)
+    seen("platform.report:128", rid)
+    wait_record(callback_server, lambda r: r["kind"] == "telemetry" and any(
+        e["type"] == "function" and "hello from the function" in e["id"] for e in r["events"]))
+
+    lambda_client.update_function_configuration(FunctionName=name, Description="changed")
+    shutdown = wait_record(callback_server, lambda r: r["kind"] == "event"
+                           and r["eventType"] == "SHUTDOWN")
+    assert shutdown["shutdownReason"] == "spindown"
 
 
 @pytest.fixture

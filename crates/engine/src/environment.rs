@@ -140,6 +140,31 @@ impl Environment {
         self.sandbox.lock().terminate();
     }
 
+    /// Flint is stopping: extensions subscribed to `SHUTDOWN` get it (spindown) and their
+    /// deadline, then the runtime is asked to stop ([`Environment::terminate`]).
+    pub(crate) fn shut_down(self: &Arc<Self>) {
+        if !self.api.has_external_extensions() {
+            self.terminate();
+            return;
+        }
+        self.healthy.store(false, Ordering::Release);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.terminate();
+            return;
+        };
+        let env = self.clone();
+        handle.spawn(async move {
+            env.begin_use();
+            env.api
+                .shut_down_extensions(
+                    flint_runtime_api::ShutdownReason::Spindown,
+                    extensions::SHUTDOWN_DEADLINE,
+                )
+                .await;
+            env.terminate();
+        });
+    }
+
     /// Takes the environment's /tmp out of it (before it is stopped), for a successor.
     pub(crate) fn take_tmp(&self) -> Option<flint_sandbox::KeptTmp> {
         self.sandbox.lock().take_tmp()

@@ -457,10 +457,16 @@ impl Engine {
         self.inner.sandboxes.set_pool_size(0);
         let envs = self.inner.begin_shutdown();
         for env in &envs {
-            env.terminate();
+            env.shut_down();
         }
         let start = tokio::time::Instant::now();
-        if !self.wait_for_environments(start + SHUTDOWN_GRACE).await {
+        // Extensions' SHUTDOWN takes up to its deadline before the runtime's SIGTERM.
+        let grace = if envs.iter().any(|e| e.api.has_external_extensions()) {
+            SHUTDOWN_GRACE + extensions::SHUTDOWN_DEADLINE
+        } else {
+            SHUTDOWN_GRACE
+        };
+        if !self.wait_for_environments(start + grace).await {
             let left: Vec<Arc<Environment>> = self.inner.envs.lock().values().cloned().collect();
             tracing::info!(
                 "{} execution environment(s) did not stop on SIGTERM; killing them",
@@ -469,7 +475,7 @@ impl Engine {
             for env in left {
                 env.kill();
             }
-            self.wait_for_environments(start + SHUTDOWN_GRACE + Duration::from_secs(1))
+            self.wait_for_environments(start + grace + Duration::from_secs(1))
                 .await;
         }
         let inner = self.inner.clone();
