@@ -122,6 +122,11 @@ def test_an_extension_from_a_layer_receives_invoke_telemetry_and_shutdown(
     assert start["record"]["requestId"] == rid and start["record"]["version"] == "$LATEST"
     wait_telemetry(callback_server, lambda e: e["type"] == "function"
                    and "hello from the function" in e["record"])
+    # The extension's own output is `extension`, not the function's.
+    own = wait_telemetry(callback_server, lambda e: e["type"] == "extension")
+    assert own["record"] == "[recorder] ready"
+    assert not [e for e in telemetry_events(callback_server)
+                if e["type"] == "function" and "[recorder]" in e["record"]]
     done = wait_telemetry(callback_server, lambda e: e["type"] == "platform.runtimeDone")
     assert done["record"]["requestId"] == rid and done["record"]["status"] == "success"
     assert done["record"]["metrics"]["durationMs"] >= 0
@@ -135,7 +140,7 @@ def test_an_extension_from_a_layer_receives_invoke_telemetry_and_shutdown(
     sub_event = wait_telemetry(
         callback_server, lambda e: e["type"] == "platform.telemetrySubscription")
     assert sub_event["record"] == {"name": "recorder", "state": "Subscribed",
-                                   "types": ["platform", "function"]}
+                                   "types": ["platform", "function", "extension"]}
     ext = wait_telemetry(callback_server, lambda e: e["type"] == "platform.extension")
     assert ext["record"] == {"name": "recorder", "state": "Ready",
                              "events": ["INVOKE", "SHUTDOWN"]}
@@ -182,6 +187,7 @@ def test_an_extension_crashing_during_init_fails_it_with_extension_crash(
     assert payload["errorMessage"] == f"RequestId: {request_id(resp)} Error: exit status 3"
     tail = base64.b64decode(resp["LogResult"]).decode()
     assert "Status: error\tError Type: Extension.Crash" in tail
+    assert "[recorder] crashing on purpose\n" in tail and "\x1e" not in tail
 
 
 def test_an_extension_init_error_fails_init_with_its_error_type(lambda_client, callback_server):

@@ -287,7 +287,8 @@ pub(crate) async fn start(
         handler: spec.handler.clone(),
         account_id: spec.account.clone(),
     });
-    if !extension_names.is_empty() {
+    let has_extensions = !extension_names.is_empty();
+    if has_extensions {
         api.expect_extensions(extension_names);
     }
     if isolated {
@@ -390,18 +391,21 @@ pub(crate) async fn start(
         &log_stream,
     );
     let json = spec.log_format.eq_ignore_ascii_case("json");
-    let log = Arc::new(
-        EnvLog::new(
-            &inner.log_writer,
-            log_path,
-            json,
-            stdout,
-            stderr,
-            capture_tail,
-            logs::init_start_line(json, &spec.runtime, &spec.region),
-        )
-        .with_telemetry(api.telemetry()),
-    );
+    let log = EnvLog::new(
+        &inner.log_writer,
+        log_path,
+        json,
+        stdout,
+        stderr,
+        capture_tail,
+        logs::init_start_line(json, &spec.runtime, &spec.region),
+    )
+    .with_telemetry(api.telemetry());
+    let log = Arc::new(if has_extensions {
+        log.with_extensions()
+    } else {
+        log
+    });
     tokio::spawn(log.clone().pump(Stream::Stdout));
     tokio::spawn(log.clone().pump(Stream::Stderr));
 

@@ -37,6 +37,9 @@ pub(crate) fn discover(opt_dir: Option<&Path>) -> Vec<String> {
     names
 }
 
+/// Marks a line of an extension's output: `\x1e<name>\x1e<line>`.
+pub(crate) const TAG: u8 = 0x1e;
+
 /// The launcher: starts each extension (reporting its exit to Flint), waits until Flint says
 /// every one registered, then execs the runtime. Arguments: count, extension paths, the
 /// runtime's program and arguments. Amazon Linux's /bin/sh is bash (so is the sandbox's).
@@ -46,7 +49,11 @@ n=$1; shift
 while [ "$n" -gt 0 ]; do
   ext=$1; shift; n=$((n-1))
   (
-    "$ext"; code=$?
+    # Its output, line by line, tagged with its name for Flint's log reader (`extension` telemetry).
+    "$ext" 2>&1 </dev/null | while IFS= read -r line || [ -n "$line" ]; do
+      printf '\036%s\036%s\n' "${ext##*/}" "$line"
+    done
+    code=${PIPESTATUS[0]}
     exec 3<>"/dev/tcp/$host/$port" || exit 0
     printf 'POST /flint/extensions/exited HTTP/1.1\r\nHost: %s\r\nLambda-Extension-Name: %s\r\nFlint-Exit-Code: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' "$api" "${ext##*/}" "$code" >&3
     read -r _ <&3

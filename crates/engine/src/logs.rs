@@ -197,6 +197,8 @@ pub(crate) struct EnvLog {
     capture: Mutex<Capture>,
     /// Where the function's lines go as `function` telemetry events (when subscribed).
     telemetry: Option<flint_runtime_api::TelemetrySink>,
+    /// External extensions run: their output lines arrive tagged (see `extensions::TAG`).
+    tagged: bool,
 }
 
 #[derive(Default)]
@@ -233,7 +235,14 @@ impl EnvLog {
             stderr,
             capture: Mutex::new(capture),
             telemetry: None,
+            tagged: false,
         }
+    }
+
+    /// The environment runs external extensions: lines tagged as theirs are told apart.
+    pub(crate) fn with_extensions(mut self) -> Self {
+        self.tagged = true;
+        self
     }
 
     /// Also hands the function's lines to the environment's telemetry subscribers.
@@ -312,13 +321,11 @@ impl EnvLog {
         };
         let (complete, rest) = data.split_at(last_nl + 1);
         if cap.partial[idx].is_empty() {
-            self.function_lines(complete);
-            self.emit(cap, complete);
+            self.output(cap, complete);
         } else {
             let mut line = std::mem::take(&mut cap.partial[idx]);
             line.extend_from_slice(complete);
-            self.function_lines(&line);
-            self.emit(cap, &line);
+            self.output(cap, &line);
         }
         cap.partial[idx].extend_from_slice(rest);
     }
@@ -329,8 +336,54 @@ impl EnvLog {
         }
         let mut line = std::mem::take(&mut cap.partial[idx]);
         line.push(b'\n');
-        self.function_lines(&line);
-        self.emit(cap, &line);
+        self.output(cap, &line);
+    }
+
+    /// Complete lines of the environment's output: the function's, and (tagged) its
+    /// extensions', which go to the log untagged and to telemetry as `extension` records.
+    fn output(&self, cap: &mut Capture, bytes: &[u8]) {
+        if !self.tagged || !bytes.contains(&crate::extensions::TAG) {
+            self.function_lines(bytes);
+            self.emit(cap, bytes);
+            return;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let body = line
+                .strip_prefix(&[crate::extensions::TAG])
+                .and_then(|rest| {
+                    let end = rest.iter().position(|&b| b == crate::extensions::TAG)?;
+                    Some(&rest[end + 1..])
+                });
+            match body {
+                Some(body) => {
+                    self.extension_line(body);
+                    out.extend_from_slice(body);
+                }
+                None => {
+                    self.function_lines(line);
+                    out.extend_from_slice(line);
+                }
+            }
+        }
+        self.emit(cap, &out);
+    }
+
+    fn extension_line(&self, line: &[u8]) {
+        use flint_runtime_api::Category;
+        let Some(sink) = self
+            .telemetry
+            .as_ref()
+            .filter(|s| s.wants(Category::Extension))
+        else {
+            return;
+        };
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\n');
+        sink.emit(
+            Category::Extension,
+            flint_runtime_api::telemetry_event("extension", serde_json::Value::from(text)),
+        );
     }
 
     /// The function's complete lines, as `function` telemetry events (a JSON-format line's
