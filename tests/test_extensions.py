@@ -29,8 +29,10 @@ from conftest import (
 )
 
 HANDLER = (
+    "import time\n"
     "def handler(event, context):\n"
     "    print('hello from the function')\n"
+    "    time.sleep(event.get('sleep', 0))\n"
     "    return {'ok': True}\n"
 )
 
@@ -176,6 +178,17 @@ def test_the_invocation_lasts_until_the_extension_asks_for_its_next_event(
     done = wait_telemetry(callback_server, lambda e: e["type"] == "platform.runtimeDone"
                           and e["record"]["requestId"] == rid)
     assert done["record"]["metrics"]["durationMs"] < duration
+
+
+def test_an_invoke_timeout_sends_shutdown_with_reason_timeout(lambda_client, callback_server):
+    name = function_with_extension(lambda_client, callback_server)
+    lambda_client.update_function_configuration(FunctionName=name, Timeout=1)
+    wait_active(lambda_client, name)
+    resp, payload = invoke_json(lambda_client, name, {"sleep": 5})
+    assert payload["errorType"] == "Sandbox.Timedout"
+    shutdown = wait_record(callback_server, lambda r: r["kind"] == "event"
+                           and r["event"]["eventType"] == "SHUTDOWN")["event"]
+    assert shutdown["shutdownReason"] == "timeout"
 
 
 def test_an_extension_crashing_during_init_fails_it_with_extension_crash(

@@ -38,6 +38,8 @@ pub(crate) struct Environment {
     exit: watch::Sender<Option<ExitInfo>>,
     /// False once the environment must not be reused (timed out, died, retired).
     healthy: AtomicBool,
+    /// Its extensions were sent SHUTDOWN: it is stopped once they are done.
+    retiring: AtomicBool,
     pub(crate) spawned_at: Instant,
     /// Cold-start phases before the runtime's own init: preparing (runtime dir, layers, /tmp,
     /// Runtime API) and the sandbox up to the exec of its program.
@@ -183,18 +185,31 @@ impl Environment {
             self.kill();
             return;
         };
+        // Until SHUTDOWN is done, a `kill` from elsewhere (the pool refusing an unhealthy
+        // environment) waits for it.
+        if self.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let env = self.clone();
         handle.spawn(async move {
             env.begin_use();
             env.api
                 .shut_down_extensions(reason, extensions::SHUTDOWN_DEADLINE)
                 .await;
-            env.kill();
+            env.stop_now();
         });
     }
 
-    /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
+    /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up. An
+    /// environment whose extensions are handling SHUTDOWN stops when they are done.
     pub(crate) fn kill(&self) {
+        self.healthy.store(false, Ordering::Release);
+        if !self.retiring.load(Ordering::Acquire) {
+            self.sandbox.lock().kill();
+        }
+    }
+
+    fn stop_now(&self) {
         self.healthy.store(false, Ordering::Release);
         self.sandbox.lock().kill();
     }
@@ -417,6 +432,7 @@ pub(crate) async fn start(
         sandbox: Mutex::new(sandbox),
         exit,
         healthy: AtomicBool::new(true),
+        retiring: AtomicBool::new(false),
         spawned_at,
         prepare_time: spawned_at.duration_since(begun),
         sandbox_time,

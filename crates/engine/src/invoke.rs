@@ -215,7 +215,7 @@ struct Checkout<'a> {
 
 impl Checkout<'_> {
     /// Hands the event to the runtime and waits for how it ends.
-    async fn run(&mut self, env: &Environment) -> Ending {
+    async fn run(&mut self, env: &Arc<Environment>) -> Ending {
         let req = self.req;
         let spec = &req.function;
         env.log.begin(&req.request_id, &spec.version, req.tail_log);
@@ -311,7 +311,7 @@ async fn post_runtime(env: &Environment, deadline: tokio::time::Instant) {
 /// Waits for the runtime's answer, the deadline (the environment is stopped) or its exit.
 async fn wait_for_outcome(
     pool: &Pool,
-    env: &Environment,
+    env: &Arc<Environment>,
     outcome: &mut oneshot::Receiver<Outcome>,
     deadline: tokio::time::Instant,
     req: &InvokeRequest,
@@ -340,7 +340,8 @@ async fn wait_for_outcome(
             if let Some(tmp) = env.take_tmp() {
                 pool.keep_tmp(tmp);
             }
-            env.kill();
+            // Its extensions hear of it (SHUTDOWN, reason timeout) before it is stopped.
+            env.retire(flint_runtime_api::ShutdownReason::Timeout);
             env.log
                 .platform(&logs::timeout_line(&req.request_id, spec.timeout_secs));
             Ending::platform(
