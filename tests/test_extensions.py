@@ -18,6 +18,7 @@ import pytest
 from conftest import (
     DEFAULT_ACCOUNT,
     CallbackServer,
+    FlintServer,
     FIXTURES,
     create_function,
     free_port,
@@ -189,6 +190,21 @@ def test_an_invoke_timeout_sends_shutdown_with_reason_timeout(lambda_client, cal
     shutdown = wait_record(callback_server, lambda r: r["kind"] == "event"
                            and r["event"]["eventType"] == "SHUTDOWN")["event"]
     assert shutdown["shutdownReason"] == "timeout"
+
+
+def test_stopping_flint_sends_shutdown_to_extensions_first(
+        flint_bin, tmp_path, callback_server):
+    srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log").start()
+    try:
+        client = srv.client()
+        name = function_with_extension(client, callback_server)
+        _, payload = invoke_json(client, name, {})
+        assert payload == {"ok": True}
+    finally:
+        srv.stop()
+    shutdown = wait_record(callback_server, lambda r: r["kind"] == "event"
+                           and r["event"]["eventType"] == "SHUTDOWN", timeout=5)["event"]
+    assert shutdown["shutdownReason"] == "spindown"
 
 
 def test_an_extension_crashing_during_init_fails_it_with_extension_crash(

@@ -154,6 +154,10 @@ impl Environment {
             self.terminate();
             return;
         };
+        // Being retired already: that SHUTDOWN ends with the environment stopped.
+        if self.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let env = self.clone();
         handle.spawn(async move {
             env.begin_use();
@@ -163,6 +167,8 @@ impl Environment {
                     extensions::SHUTDOWN_DEADLINE,
                 )
                 .await;
+            // From here on a `kill` (the engine's, after its grace) stops it at once.
+            env.retiring.store(false, Ordering::Release);
             env.terminate();
         });
     }
