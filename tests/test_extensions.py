@@ -207,6 +207,27 @@ def test_stopping_flint_sends_shutdown_to_extensions_first(
     assert shutdown["shutdownReason"] == "spindown"
 
 
+def test_extensions_run_in_isolated_environments(flint_bin, tmp_path):
+    """An isolated environment's extensions register and take part in every invoke (telemetry
+    cannot reach into its namespace yet: the subscription is refused, which the extension
+    survives)."""
+    srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log",
+                      extra_args=("--function-network", "isolated")).start()
+    try:
+        client = srv.client()
+        name = unique_name("ext-iso")
+        create_function(client, name, runtime="python3.12",
+                        zip_bytes=make_zip({"index.py": HANDLER}),
+                        Layers=[extension_layer(client)], Timeout=10)
+        for _ in range(2):
+            resp, payload = invoke_json(client, name, {}, LogType="Tail")
+            assert payload == {"ok": True}, payload
+        tail = base64.b64decode(resp["LogResult"]).decode()
+        assert "hello from the function" in tail
+    finally:
+        srv.stop()
+
+
 def test_an_extension_crashing_during_init_fails_it_with_extension_crash(
         lambda_client, callback_server):
     name = function_with_extension(lambda_client, callback_server, RECORDER_FAIL="crash")
