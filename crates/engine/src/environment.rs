@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::logs::{self, EnvLog, Stream};
-use crate::{layers, FunctionNetwork, FunctionSpec, Inner};
+use crate::{extensions, layers, FunctionNetwork, FunctionSpec, Inner};
 
 /// Why a cold start failed before the runtime ran.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub(crate) struct Environment {
     exit: watch::Sender<Option<ExitInfo>>,
     /// False once the environment must not be reused (timed out, died, retired).
     healthy: AtomicBool,
+    /// Its extensions were sent SHUTDOWN: it is stopped once they are done.
+    retiring: AtomicBool,
     pub(crate) spawned_at: Instant,
     /// Cold-start phases before the runtime's own init: preparing (runtime dir, layers, /tmp,
     /// Runtime API) and the sandbox up to the exec of its program.
@@ -45,6 +47,7 @@ pub(crate) struct Environment {
     pub(crate) sandbox_time: Duration,
     /// Started for provisioned concurrency (kept while idle, never reaped).
     pub(crate) provisioned: bool,
+    pub(crate) init_type: InitType,
     scratch_dir: PathBuf,
     /// Whether the environment is in use, and frozen (see `freeze.rs`).
     freeze: Mutex<crate::freeze::FreezeState>,
@@ -141,13 +144,80 @@ impl Environment {
         self.sandbox.lock().terminate();
     }
 
+    /// Flint is stopping: extensions subscribed to `SHUTDOWN` get it (spindown) and their
+    /// deadline, then the runtime is asked to stop ([`Environment::terminate`]).
+    pub(crate) fn shut_down(self: &Arc<Self>) {
+        if !self.api.has_external_extensions() {
+            self.terminate();
+            return;
+        }
+        self.healthy.store(false, Ordering::Release);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.terminate();
+            return;
+        };
+        // Being retired already: that SHUTDOWN ends with the environment stopped.
+        if self.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let env = self.clone();
+        handle.spawn(async move {
+            env.begin_use();
+            env.api
+                .shut_down_extensions(
+                    flint_runtime_api::ShutdownReason::Spindown,
+                    extensions::SHUTDOWN_DEADLINE,
+                )
+                .await;
+            // From here on a `kill` (the engine's, after its grace) stops it at once.
+            env.retiring.store(false, Ordering::Release);
+            env.terminate();
+        });
+    }
+
     /// Takes the environment's /tmp out of it (before it is stopped), for a successor.
     pub(crate) fn take_tmp(&self) -> Option<flint_sandbox::KeptTmp> {
         self.sandbox.lock().take_tmp()
     }
 
-    /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up.
+    /// Retires the environment as Lambda does: extensions subscribed to `SHUTDOWN` get it and
+    /// AWS's deadline (2 s) to finish, then everything is stopped. Without such extensions
+    /// this is [`Environment::kill`].
+    pub(crate) fn retire(self: &Arc<Self>, reason: flint_runtime_api::ShutdownReason) {
+        if !self.api.has_external_extensions() {
+            self.kill();
+            return;
+        }
+        self.healthy.store(false, Ordering::Release);
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.kill();
+            return;
+        };
+        // Until SHUTDOWN is done, a `kill` from elsewhere (the pool refusing an unhealthy
+        // environment) waits for it.
+        if self.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let env = self.clone();
+        handle.spawn(async move {
+            env.begin_use();
+            env.api
+                .shut_down_extensions(reason, extensions::SHUTDOWN_DEADLINE)
+                .await;
+            env.stop_now();
+        });
+    }
+
+    /// Stops the environment (SIGKILL of everything inside); the supervisor cleans up. An
+    /// environment whose extensions are handling SHUTDOWN stops when they are done.
     pub(crate) fn kill(&self) {
+        self.healthy.store(false, Ordering::Release);
+        if !self.retiring.load(Ordering::Acquire) {
+            self.sandbox.lock().kill();
+        }
+    }
+
+    fn stop_now(&self) {
         self.healthy.store(false, Ordering::Release);
         self.sandbox.lock().kill();
     }
@@ -213,6 +283,13 @@ pub(crate) async fn start(
         }
         _ => launch,
     };
+    // External extensions (layers' /opt/extensions) start first, through the launcher.
+    let extension_names = extensions::discover(opt_dir.as_deref());
+    let launch = if extension_names.is_empty() {
+        launch
+    } else {
+        extensions::with_launcher(launch, &extension_names)
+    };
 
     let id = format!("{:016x}", rand::random::<u64>());
     let scratch_dir = inner.config.layout.environments().join(&id);
@@ -232,6 +309,19 @@ pub(crate) async fn start(
         // Held shut until the sandbox exists: then only its own processes may connect.
         RuntimeApi::bind_gated().map_err(|e| StartError::Service(format!("runtime api: {e}")))?
     };
+    api.set_function(flint_runtime_api::FunctionInfo {
+        function_name: spec.function_name.clone(),
+        function_version: spec.version.clone(),
+        handler: spec.handler.clone(),
+        account_id: spec.account.clone(),
+    });
+    let has_extensions = !extension_names.is_empty();
+    if has_extensions {
+        api.expect_extensions(extension_names);
+    }
+    if isolated {
+        api.telemetry_unreachable();
+    }
     let credentials = Credentials {
         issued: inner.issued.issue(&spec.account),
         registry: inner.issued.clone(),
@@ -344,7 +434,7 @@ pub(crate) async fn start(
         &log_stream,
     );
     let json = spec.log_format.eq_ignore_ascii_case("json");
-    let log = Arc::new(EnvLog::new(
+    let log = EnvLog::new(
         &inner.log_writer,
         log_path,
         json,
@@ -352,7 +442,13 @@ pub(crate) async fn start(
         stderr,
         capture_tail,
         logs::init_start_line(json, &spec.runtime, &spec.region),
-    ));
+    )
+    .with_telemetry(api.telemetry());
+    let log = Arc::new(if has_extensions {
+        log.with_extensions()
+    } else {
+        log
+    });
     tokio::spawn(log.clone().pump(Stream::Stdout));
     tokio::spawn(log.clone().pump(Stream::Stderr));
 
@@ -364,10 +460,12 @@ pub(crate) async fn start(
         sandbox: Mutex::new(sandbox),
         exit,
         healthy: AtomicBool::new(true),
+        retiring: AtomicBool::new(false),
         spawned_at,
         prepare_time: spawned_at.duration_since(begun),
         sandbox_time,
         provisioned: init_type == InitType::Provisioned,
+        init_type,
         scratch_dir,
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,

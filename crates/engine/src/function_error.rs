@@ -23,6 +23,37 @@ fn payload(error_type: &str, message: &str) -> Bytes {
     Bytes::from(out)
 }
 
+pub(crate) const EXTENSION_CRASH: &str = "Extension.Crash";
+pub(crate) const EXTENSION_INIT_ERROR: &str = "Extension.InitError";
+
+/// An extension that failed during Init: `Extension.Crash` when its process ended, else the
+/// type it posted to `init/error` (the REPORT line's type is then `Extension.InitError`).
+pub(crate) fn extension_failed(
+    request_id: &str,
+    f: &flint_runtime_api::ExtensionFailure,
+) -> (Bytes, &'static str) {
+    if f.error_type == EXTENSION_CRASH {
+        (
+            payload(
+                EXTENSION_CRASH,
+                &format!("RequestId: {request_id} Error: {}", f.detail),
+            ),
+            EXTENSION_CRASH,
+        )
+    } else {
+        (
+            payload(
+                &f.error_type,
+                &format!(
+                    "RequestId: {request_id} Error: extension {} failed to initialize: {}",
+                    f.name, f.error_type
+                ),
+            ),
+            EXTENSION_INIT_ERROR,
+        )
+    }
+}
+
 pub(crate) fn timed_out(request_id: &str, timeout_secs: u32) -> Bytes {
     payload(
         SANDBOX_TIMEDOUT,

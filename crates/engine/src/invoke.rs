@@ -13,6 +13,7 @@ use flint_runtime_api::{Invocation, Outcome, Readiness, ResponseStream};
 use tokio::sync::oneshot;
 
 use crate::environment::{self, Environment, InitType, StartError};
+use crate::extensions;
 use crate::function_error as fe;
 use crate::logs::{self, Report};
 use crate::pool::Pool;
@@ -56,6 +57,14 @@ impl Ending {
             status: Some(status),
             error_type: Some(error_type),
             ..Self::failed(payload)
+        }
+    }
+    /// The `status` of `platform.runtimeDone`.
+    fn telemetry_status(&self) -> &'static str {
+        match (self.status, self.function_error) {
+            (Some(s), _) => s,
+            (None, true) => "error",
+            (None, false) => "success",
         }
     }
     fn streaming(stream: ResponseStream) -> Self {
@@ -140,6 +149,35 @@ pub(crate) async fn invoke(
         done: None,
     };
     let mut ending = run.run(&env).await;
+    let runtime_duration = run.started.elapsed();
+    extensions::runtime_done(
+        &env.api,
+        &req.request_id,
+        ending.telemetry_status(),
+        ending.error_type,
+        runtime_duration,
+        ending.payload.len(),
+    );
+    if ending.stream.is_none() && env.api.has_invoke_extensions() && env.is_healthy() {
+        if !req.tail_log {
+            // The caller has its answer now; the post-runtime phase (extensions finishing
+            // with the event), the REPORT and the return to the pool follow in the background.
+            let response = answer(&req, &ending, None);
+            let (pool, req) = (pool.clone(), req.clone());
+            let (started, init, deadline) = (run.started, run.init, run.deadline);
+            let lease = run.lease.take();
+            run.outcome = None;
+            if let Some(env) = run.env.take() {
+                tokio::spawn(async move {
+                    post_runtime(&env, deadline).await;
+                    conclude(&pool, Some(env), &req, started, init, ending, true);
+                    drop(lease);
+                });
+            }
+            return Ok(Invoked::Buffered(response));
+        }
+        post_runtime(&env, run.deadline).await;
+    }
     drop(env);
     if let Some(stream) = ending.stream.take() {
         // The response has begun: the caller reads it as it arrives while the invocation runs
@@ -177,7 +215,7 @@ struct Checkout<'a> {
 
 impl Checkout<'_> {
     /// Hands the event to the runtime and waits for how it ends.
-    async fn run(&mut self, env: &Environment) -> Ending {
+    async fn run(&mut self, env: &Arc<Environment>) -> Ending {
         let req = self.req;
         let spec = &req.function;
         env.log.begin(&req.request_id, &spec.version, req.tail_log);
@@ -185,14 +223,16 @@ impl Checkout<'_> {
         env.begin_use();
         self.started = Instant::now();
         self.deadline = tokio::time::Instant::now() + timeout;
+        let trace_id = match &req.trace_header {
+            Some(t) if t.starts_with("Root=") => t.clone(),
+            _ => flint_runtime_api::new_trace_id(),
+        };
+        extensions::start(&env.api, &req.request_id, &spec.version, &trace_id);
         let outcome = self.outcome.insert(env.api.deliver(Invocation {
             request_id: req.request_id.clone(),
             deadline_ms: epoch_ms() + timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
-            trace_id: match &req.trace_header {
-                Some(t) if t.starts_with("Root=") => t.clone(),
-                _ => flint_runtime_api::new_trace_id(),
-            },
+            trace_id,
             client_context: req.client_context.as_deref().map(decode_client_context),
             cognito_identity: None,
             payload: req.payload.clone(),
@@ -257,10 +297,21 @@ impl Drop for Checkout<'_> {
     }
 }
 
+/// AWS's post-runtime phase: the invocation is over once every extension handed its `INVOKE`
+/// has asked for its next event. One still busy at the deadline costs the environment.
+async fn post_runtime(env: &Environment, deadline: tokio::time::Instant) {
+    if tokio::time::timeout_at(deadline, env.api.extensions_idle())
+        .await
+        .is_err()
+    {
+        env.kill();
+    }
+}
+
 /// Waits for the runtime's answer, the deadline (the environment is stopped) or its exit.
 async fn wait_for_outcome(
     pool: &Pool,
-    env: &Environment,
+    env: &Arc<Environment>,
     outcome: &mut oneshot::Receiver<Outcome>,
     deadline: tokio::time::Instant,
     req: &InvokeRequest,
@@ -289,7 +340,8 @@ async fn wait_for_outcome(
             if let Some(tmp) = env.take_tmp() {
                 pool.keep_tmp(tmp);
             }
-            env.kill();
+            // Its extensions hear of it (SHUTDOWN, reason timeout) before it is stopped.
+            env.retire(flint_runtime_api::ShutdownReason::Timeout);
             env.log
                 .platform(&logs::timeout_line(&req.request_id, spec.timeout_secs));
             Ending::platform(
@@ -348,7 +400,32 @@ async fn cold_start(
                 init.saturating_sub(env.sandbox_time).as_secs_f64() * 1e3,
                 init.as_secs_f64() * 1e3,
             );
+            extensions::init_done(
+                &env.api,
+                &req.function,
+                env.init_type.as_str(),
+                init,
+                "success",
+                None,
+            );
+            let lines = extensions::extension_lines(&env.api, env.log.is_json());
+            if !lines.is_empty() {
+                env.log.platform(&lines);
+            }
             return Ok(Ok((env, init)));
+        }
+        Ok(Readiness::ExtensionFailed(f)) => {
+            env.kill();
+            let (payload, error_type) = fe::extension_failed(&req.request_id, &f);
+            extensions::init_done(
+                &env.api,
+                &req.function,
+                env.init_type.as_str(),
+                env.spawned_at.elapsed(),
+                "error",
+                Some(error_type),
+            );
+            Ending::platform(payload, "error", error_type)
         }
         Ok(Readiness::InitFailed(err)) => {
             // The environment is discarded; the next invoke runs init again.
@@ -436,6 +513,7 @@ fn conclude(
             error_type: ending.error_type,
         };
         log.platform(&logs::report_line(log.is_json(), &req.request_id, &report));
+        extensions::report(&env.api, &req.request_id, &report);
         if let Some(attempt) = req.async_attempt {
             let outcome = match (ending.status, ending.function_error) {
                 (Some(status), _) => status,
@@ -469,15 +547,20 @@ fn conclude(
         t.push_str(&logs::report_line(false, &req.request_id, &report));
         tail = Some(t.into_bytes());
     }
+    answer(req, &ending, tail)
+}
+
+/// The caller's answer.
+fn answer(req: &InvokeRequest, ending: &Ending, tail: Option<Vec<u8>>) -> InvokeResponse {
     InvokeResponse {
-        payload: ending.payload,
+        payload: ending.payload.clone(),
         function_error: ending.function_error.then(|| fe::UNHANDLED.to_string()),
         log_result: if req.tail_log {
             Some(base64::engine::general_purpose::STANDARD.encode(tail.unwrap_or_default()))
         } else {
             None
         },
-        executed_version: spec.version.clone(),
+        executed_version: req.function.version.clone(),
     }
 }
 

@@ -12,6 +12,7 @@
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
 mod environment;
+mod extensions;
 mod freeze;
 mod function_error;
 mod hot_reload;
@@ -485,10 +486,16 @@ impl Engine {
         self.inner.sandboxes.set_pool_size(0);
         let envs = self.inner.begin_shutdown();
         for env in &envs {
-            env.terminate();
+            env.shut_down();
         }
         let start = tokio::time::Instant::now();
-        if !self.wait_for_environments(start + SHUTDOWN_GRACE).await {
+        // Extensions' SHUTDOWN takes up to its deadline before the runtime's SIGTERM.
+        let grace = if envs.iter().any(|e| e.api.has_external_extensions()) {
+            SHUTDOWN_GRACE + extensions::SHUTDOWN_DEADLINE
+        } else {
+            SHUTDOWN_GRACE
+        };
+        if !self.wait_for_environments(start + grace).await {
             let left: Vec<Arc<Environment>> = self.inner.envs.lock().values().cloned().collect();
             tracing::info!(
                 "{} execution environment(s) did not stop on SIGTERM; killing them",
@@ -497,7 +504,7 @@ impl Engine {
             for env in left {
                 env.kill();
             }
-            self.wait_for_environments(start + SHUTDOWN_GRACE + Duration::from_secs(1))
+            self.wait_for_environments(start + grace + Duration::from_secs(1))
                 .await;
         }
         let inner = self.inner.clone();
@@ -643,7 +650,7 @@ fn retire(inner: &Inner, snapshot_id: &str) {
     inner.provisioner.forget(snapshot_id);
     inner.throttle.forget(snapshot_id);
     for env in inner.pools.retire(snapshot_id) {
-        env.kill();
+        env.retire(flint_runtime_api::ShutdownReason::Spindown);
     }
 }
 
@@ -656,7 +663,7 @@ async fn reap(inner: Weak<Inner>, idle_timeout: Duration) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         for env in inner.pools.reap(idle_timeout) {
-            env.kill();
+            env.retire(flint_runtime_api::ShutdownReason::Spindown);
         }
     }
 }

@@ -195,6 +195,10 @@ pub(crate) struct EnvLog {
     stdout: Option<pipe::Receiver>,
     stderr: Option<pipe::Receiver>,
     capture: Mutex<Capture>,
+    /// Where the function's lines go as `function` telemetry events (when subscribed).
+    telemetry: Option<flint_runtime_api::TelemetrySink>,
+    /// External extensions run: their output lines arrive tagged (see `extensions::TAG`).
+    tagged: bool,
 }
 
 #[derive(Default)]
@@ -230,7 +234,21 @@ impl EnvLog {
             stdout,
             stderr,
             capture: Mutex::new(capture),
+            telemetry: None,
+            tagged: false,
         }
+    }
+
+    /// The environment runs external extensions: lines tagged as theirs are told apart.
+    pub(crate) fn with_extensions(mut self) -> Self {
+        self.tagged = true;
+        self
+    }
+
+    /// Also hands the function's lines to the environment's telemetry subscribers.
+    pub(crate) fn with_telemetry(mut self, sink: flint_runtime_api::TelemetrySink) -> Self {
+        self.telemetry = Some(sink);
+        self
     }
 
     pub(crate) fn is_json(&self) -> bool {
@@ -303,11 +321,11 @@ impl EnvLog {
         };
         let (complete, rest) = data.split_at(last_nl + 1);
         if cap.partial[idx].is_empty() {
-            self.emit(cap, complete);
+            self.output(cap, complete);
         } else {
             let mut line = std::mem::take(&mut cap.partial[idx]);
             line.extend_from_slice(complete);
-            self.emit(cap, &line);
+            self.output(cap, &line);
         }
         cap.partial[idx].extend_from_slice(rest);
     }
@@ -318,7 +336,82 @@ impl EnvLog {
         }
         let mut line = std::mem::take(&mut cap.partial[idx]);
         line.push(b'\n');
-        self.emit(cap, &line);
+        self.output(cap, &line);
+    }
+
+    /// Complete lines of the environment's output: the function's, and (tagged) its
+    /// extensions', which go to the log untagged and to telemetry as `extension` records.
+    fn output(&self, cap: &mut Capture, bytes: &[u8]) {
+        if !self.tagged || !bytes.contains(&crate::extensions::TAG) {
+            self.function_lines(bytes);
+            self.emit(cap, bytes);
+            return;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let body = line
+                .strip_prefix(&[crate::extensions::TAG])
+                .and_then(|rest| {
+                    let end = rest.iter().position(|&b| b == crate::extensions::TAG)?;
+                    Some(&rest[end + 1..])
+                });
+            match body {
+                Some(body) => {
+                    self.extension_line(body);
+                    out.extend_from_slice(body);
+                }
+                None => {
+                    self.function_lines(line);
+                    out.extend_from_slice(line);
+                }
+            }
+        }
+        self.emit(cap, &out);
+    }
+
+    fn extension_line(&self, line: &[u8]) {
+        use flint_runtime_api::Category;
+        let Some(sink) = self
+            .telemetry
+            .as_ref()
+            .filter(|s| s.wants(Category::Extension))
+        else {
+            return;
+        };
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches('\n');
+        sink.emit(
+            Category::Extension,
+            flint_runtime_api::telemetry_event("extension", serde_json::Value::from(text)),
+        );
+    }
+
+    /// The function's complete lines, as `function` telemetry events (a JSON-format line's
+    /// record is its object, as AWS sends it).
+    fn function_lines(&self, bytes: &[u8]) {
+        use flint_runtime_api::Category;
+        let Some(sink) = self
+            .telemetry
+            .as_ref()
+            .filter(|s| s.wants(Category::Function))
+        else {
+            return;
+        };
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let text = String::from_utf8_lossy(line);
+            let record = if self.json {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .unwrap_or_else(|| serde_json::Value::from(text.as_ref()))
+            } else {
+                serde_json::Value::from(text.as_ref())
+            };
+            sink.emit(
+                Category::Function,
+                flint_runtime_api::telemetry_event("function", record),
+            );
+        }
     }
 
     fn emit(&self, cap: &mut Capture, bytes: &[u8]) {
@@ -404,6 +497,28 @@ fn now_rfc3339() -> String {
 /// The first line of a log stream: `INIT_START Runtime Version: python:3.12.v1\tRuntime Version
 /// ARN: arn:aws:lambda:<region>::runtime:<64 hex>`.
 pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String {
+    let (version, arn) = runtime_version(runtime, region);
+    if json {
+        serde_json::json!({
+            "time": now_rfc3339(),
+            "type": "platform.initStart",
+            "record": {
+                "initializationType": "on-demand",
+                "phase": "init",
+                "runtimeVersion": version,
+                "runtimeVersionArn": arn,
+            },
+        })
+        .to_string()
+            + "\n"
+    } else {
+        format!("INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}\n")
+    }
+}
+
+/// The runtime's version and version ARN as Lambda names them (`python:3.12.v1`,
+/// `arn:aws:lambda:<region>::runtime:<64 hex>`).
+pub(crate) fn runtime_version(runtime: &str, region: &str) -> (String, String) {
     use sha2::{Digest, Sha256};
     // python3.12 → python:3.12, nodejs20.x → nodejs:20, provided.al2023 → provided:al2023.
     let version = if let Some(v) = runtime.strip_prefix("python") {
@@ -417,23 +532,10 @@ pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let arn = format!("arn:aws:lambda:{region}::runtime:{digest}");
-    if json {
-        serde_json::json!({
-            "time": now_rfc3339(),
-            "type": "platform.initStart",
-            "record": {
-                "initializationType": "on-demand",
-                "phase": "init",
-                "runtimeVersion": format!("{version}.v1"),
-                "runtimeVersionArn": arn,
-            },
-        })
-        .to_string()
-            + "\n"
-    } else {
-        format!("INIT_START Runtime Version: {version}.v1\tRuntime Version ARN: {arn}\n")
-    }
+    (
+        format!("{version}.v1"),
+        format!("arn:aws:lambda:{region}::runtime:{digest}"),
+    )
 }
 
 pub(crate) fn start_line(json: bool, request_id: &str, version: &str) -> String {

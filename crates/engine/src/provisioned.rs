@@ -376,6 +376,13 @@ async fn init(
                 String::from_utf8_lossy(&err.body)
             )))
         }
+        Ok(Readiness::ExtensionFailed(f)) => {
+            env.kill();
+            Err(StartFailure::Function(format!(
+                "init failed: {} (extension {}) {}",
+                f.error_type, f.name, f.detail
+            )))
+        }
         Ok(Readiness::Closed | Readiness::Starting) => {
             let info = env.exit_info().await;
             Err(StartFailure::Function(format!(

@@ -8,8 +8,11 @@
 //! is ever held across an await.
 
 pub mod bandwidth;
+mod extension_server;
+mod extensions;
 mod server;
 mod state;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +20,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use extensions::{
+    ExtensionFailure, ExtensionSummary, FunctionInfo, ShutdownReason, MAX_EXTENSIONS,
+};
 pub use server::new_trace_id;
+pub use telemetry::{event as telemetry_event, Category};
 
 /// Largest response (or error) body a runtime may post: 6 MB as AWS counts it.
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
@@ -107,8 +114,25 @@ pub enum Readiness {
     Ready,
     /// Reported `/runtime/init/error`.
     InitFailed(InitError),
+    /// An extension failed during Init (crashed, or reported `init/error`/`exit/error`).
+    ExtensionFailed(ExtensionFailure),
     /// The environment is gone.
     Closed,
+}
+
+/// Emits telemetry events of one environment (see [`RuntimeApi::telemetry`]).
+#[derive(Clone)]
+pub struct TelemetrySink(Arc<state::Shared>);
+
+impl TelemetrySink {
+    /// Whether any subscriber wants events of `category` (cheap: one atomic load).
+    pub fn wants(&self, category: Category) -> bool {
+        self.0.telemetry.wants(category)
+    }
+
+    pub fn emit(&self, category: Category, event: Bytes) {
+        self.0.telemetry.emit(category, event);
+    }
 }
 
 /// Decides whether a connection to the Runtime API comes from the environment's own processes,
@@ -250,6 +274,82 @@ impl RuntimeApi {
     /// and returns where its outcome will arrive. One invocation at a time per environment.
     pub fn deliver(&self, invocation: Invocation) -> oneshot::Receiver<Outcome> {
         self.shared.deliver(invocation)
+    }
+
+    /// Says what the Extensions API's register answers carry.
+    pub fn set_function(&self, info: FunctionInfo) {
+        self.shared.extensions.set_function(info);
+    }
+
+    /// The external extensions this environment starts (executables of `/opt/extensions`):
+    /// Init waits for each to register and ask for its first event.
+    pub fn expect_extensions(&self, names: Vec<String>) {
+        self.shared.extensions.expect(names);
+    }
+
+    /// Telemetry cannot reach listeners inside an isolated network namespace yet: there,
+    /// subscriptions are refused rather than silently never delivered.
+    pub fn telemetry_unreachable(&self) {
+        self.shared
+            .telemetry
+            .set_reach(telemetry::Reach::Unreachable);
+    }
+
+    /// Whether an invocation has a post-runtime phase (an extension subscribed to `INVOKE`).
+    pub fn has_invoke_extensions(&self) -> bool {
+        self.shared.extensions.has_invoke_subscribers()
+    }
+
+    /// The post-runtime phase: resolves once every extension handed the invocation's `INVOKE`
+    /// has asked for its next event (or failed).
+    pub async fn extensions_idle(&self) {
+        self.shared.extensions.idle().await;
+    }
+
+    /// Whether any external extension registered (it gets `SHUTDOWN`).
+    pub fn has_external_extensions(&self) -> bool {
+        self.shared.extensions.has_external()
+    }
+
+    /// Delivers buffered telemetry, sends `SHUTDOWN` to the extensions subscribed to it and
+    /// waits (until `within` has passed) for each to finish; false when none subscribed.
+    pub async fn shut_down_extensions(
+        &self,
+        reason: ShutdownReason,
+        within: std::time::Duration,
+    ) -> bool {
+        let started = tokio::time::Instant::now();
+        self.shared.telemetry.flush(within / 2).await;
+        let left = within.saturating_sub(started.elapsed());
+        if !self
+            .shared
+            .extensions
+            .shutdown(reason, left.as_millis() as u64)
+        {
+            return false;
+        }
+        let _ = tokio::time::timeout(left, self.shared.extensions.idle()).await;
+        true
+    }
+
+    /// The registered extensions (for the `EXTENSION` log lines and `platform.extension`).
+    pub fn extensions(&self) -> Vec<ExtensionSummary> {
+        self.shared.extensions.summary()
+    }
+
+    /// A handle for whoever emits telemetry without holding the endpoint (the log pump).
+    pub fn telemetry(&self) -> TelemetrySink {
+        TelemetrySink(self.shared.clone())
+    }
+
+    /// Whether any subscriber wants events of `category` (cheap: one atomic load).
+    pub fn telemetry_wants(&self, category: Category) -> bool {
+        self.shared.telemetry.wants(category)
+    }
+
+    /// Queues an event (see [`telemetry_event`]) for the subscribers of `category`.
+    pub fn emit_telemetry(&self, category: Category, event: Bytes) {
+        self.shared.telemetry.emit(category, event);
     }
 
     /// Marks the environment gone: the current invocation (if any) ends with [`Outcome::Closed`],

@@ -37,7 +37,7 @@ const H_RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 /// Chunks of a streamed response buffered between the runtime and the reader.
 const STREAM_BUFFER: usize = 16;
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
 /// How long a connection waits for the environment's gate to be decided before it is dropped.
 const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -119,7 +119,7 @@ async fn admitted(
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let (parts, body) = req.into_parts();
     let Some(rest) = parts.uri.path().strip_prefix(PREFIX) else {
-        return Ok(not_found());
+        return Ok(crate::extension_server::handle(&shared, parts, body).await);
     };
     let reply = match rest {
         "invocation/next" => {
@@ -411,12 +411,12 @@ fn too_large_streamed() -> Reply {
     )
 }
 
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     Broken,
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
     match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
         // A single-chunk body comes out without a copy.
         Ok(collected) => Ok(collected.to_bytes()),
@@ -432,7 +432,7 @@ fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn json(status: StatusCode, body: Bytes) -> Reply {
+pub(crate) fn json(status: StatusCode, body: Bytes) -> Reply {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -447,7 +447,7 @@ fn accepted() -> Reply {
     )
 }
 
-fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
+pub(crate) fn error(status: StatusCode, error_type: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string();
     json(status, Bytes::from(body))
 }
@@ -468,7 +468,7 @@ fn too_large() -> Reply {
     )
 }
 
-fn closed() -> Reply {
+pub(crate) fn closed() -> Reply {
     error(
         StatusCode::GONE,
         "EnvironmentClosed",
@@ -476,7 +476,7 @@ fn closed() -> Reply {
     )
 }
 
-fn not_found() -> Reply {
+pub(crate) fn not_found() -> Reply {
     error(
         StatusCode::NOT_FOUND,
         "InvalidURL",
@@ -484,7 +484,7 @@ fn not_found() -> Reply {
     )
 }
 
-fn method_not_allowed() -> Reply {
+pub(crate) fn method_not_allowed() -> Reply {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",

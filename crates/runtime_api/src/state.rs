@@ -6,11 +6,15 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
 
+use crate::extensions::Extensions;
+use crate::telemetry::Telemetry;
 use crate::{InitError, Invocation, Outcome, Readiness};
 
 pub(crate) struct Shared {
     state: Mutex<State>,
     readiness: watch::Sender<Readiness>,
+    pub(crate) extensions: Extensions,
+    pub(crate) telemetry: Telemetry,
 }
 
 #[derive(Default)]
@@ -58,12 +62,15 @@ impl Shared {
             Self {
                 state: Mutex::new(State::default()),
                 readiness,
+                extensions: Extensions::new(),
+                telemetry: Telemetry::new(),
             },
             rx,
         )
     }
 
     pub(crate) fn deliver(&self, invocation: Invocation) -> oneshot::Receiver<Outcome> {
+        self.extensions.invoke(&invocation);
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         if st.closed {
@@ -96,14 +103,8 @@ impl Shared {
         }
         if !st.ready {
             st.ready = true;
-            // An init error reported before stays the verdict.
-            self.readiness.send_if_modified(|r| {
-                let starting = *r == Readiness::Starting;
-                if starting {
-                    *r = Readiness::Ready;
-                }
-                starting
-            });
+            self.extensions.runtime_ready();
+            self.refresh(&st);
         }
         if let Some(inv) = st.pending.take() {
             return Next::Now(inv);
@@ -111,6 +112,33 @@ impl Shared {
         let (tx, rx) = oneshot::channel();
         st.next_waiter = Some(tx);
         Next::Wait(rx)
+    }
+
+    /// Init is over when the runtime asked for its first event and every extension for its
+    /// first; an extension's failure ends it at once. An init error reported before stays the
+    /// verdict.
+    fn refresh(&self, st: &State) {
+        let failure = self.extensions.failure();
+        let ready = st.ready && self.extensions.is_initialized();
+        self.readiness.send_if_modified(|r| {
+            if *r != Readiness::Starting {
+                return false;
+            }
+            if let Some(f) = failure {
+                *r = Readiness::ExtensionFailed(f);
+                return true;
+            }
+            if ready {
+                *r = Readiness::Ready;
+            }
+            ready
+        });
+    }
+
+    /// An extension registered, asked for an event or failed: Init may be over.
+    pub(crate) fn extensions_changed(&self) {
+        let st = self.state.lock();
+        self.refresh(&st);
     }
 
     /// Completes the current invocation if `request_id` names it.
@@ -156,6 +184,8 @@ impl Shared {
             (st.current.take(), st.next_waiter.take())
         };
         drop(waiter);
+        self.extensions.close();
+        self.telemetry.close();
         if let Some(c) = current {
             let _ = c.tx.send(Outcome::Closed);
         }
@@ -164,7 +194,7 @@ impl Shared {
                 *r = Readiness::Closed;
                 true
             }
-            Readiness::InitFailed(_) | Readiness::Closed => false,
+            Readiness::InitFailed(_) | Readiness::ExtensionFailed(_) | Readiness::Closed => false,
         });
     }
 }

@@ -114,6 +114,20 @@ pub(crate) fn write_etc_overlays(dir: &Path) -> std::io::Result<Vec<(std::path::
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         out.push((path, format!("etc/{name}")));
     }
+    // `sandbox.localdomain` names the environment itself, as in AWS's: extensions bind their
+    // Telemetry API listeners there.
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if !hosts.contains("sandbox.localdomain") {
+        let mut content = hosts;
+        if !content.is_empty() && !content.ends_with('\n') {
+            content.push('\n');
+        }
+        content.push_str("127.0.0.1\tsandbox.localdomain sandbox\n");
+        let path = dir.join("hosts");
+        std::fs::write(&path, content)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        out.push((path, "etc/hosts".to_string()));
+    }
     // As in AWS's environments (and its base images' ENTRYPOINT).
     let entrypoint = dir.join("lambda-entrypoint.sh");
     std::fs::write(&entrypoint, LAMBDA_ENTRYPOINT)?;

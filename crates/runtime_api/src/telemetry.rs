@@ -1,0 +1,509 @@
+//! The Telemetry API (2022-07-01) and the older Logs API (2020-08-15) of one environment:
+//! extensions subscribe (`PUT`) with the `types` they want (platform, function, extension), a
+//! buffering (`maxItems`, `maxBytes`, `timeoutMs`) and an HTTP destination under
+//! `sandbox.localdomain`; Flint buffers each subscriber's events and POSTs them as a JSON array,
+//! one batch at a time. A subscriber that does not keep up loses events, and its next batch
+//! starts with `platform.logsDropped`. With no subscriber, emitting costs one atomic load.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+/// What an event is, as `types` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Platform = 1,
+    Function = 2,
+    Extension = 4,
+}
+
+/// Which API a subscription came through (their events differ only in the subscription
+/// notice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    Telemetry,
+    Logs,
+}
+
+/// AWS's buffering limits and defaults (Telemetry API reference).
+const MAX_ITEMS: (u64, u64, u64) = (1_000, 10_000, 10_000);
+const MAX_BYTES: (u64, u64, u64) = (262_144, 1_048_576, 262_144);
+const TIMEOUT_MS: (u64, u64, u64) = (25, 30_000, 1_000);
+/// Telemetry API schema versions AWS accepts.
+const SCHEMA_VERSIONS: [&str; 3] = ["2022-07-01", "2022-12-13", "2025-01-29"];
+/// How long one delivery may take before it counts as failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscribeRequest {
+    schema_version: Option<String>,
+    types: Vec<String>,
+    #[serde(default)]
+    buffering: Buffering,
+    destination: Destination,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Buffering {
+    max_items: Option<u64>,
+    max_bytes: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Destination {
+    protocol: String,
+    #[serde(rename = "URI")]
+    uri: Option<String>,
+}
+
+/// A refused subscription (`400 ValidationError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct SubscribeError(pub String);
+
+/// The limits of one subscriber's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    max_items: usize,
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+fn within(
+    name: &str,
+    v: Option<u64>,
+    (min, max, default): (u64, u64, u64),
+) -> Result<u64, SubscribeError> {
+    match v {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(SubscribeError(format!(
+            "buffering.{name} must be between {min} and {max}, got {v}"
+        ))),
+    }
+}
+
+/// A parsed, valid subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Subscription {
+    types: u8,
+    type_names: Vec<String>,
+    limits: Limits,
+    port: u16,
+    path: String,
+}
+
+fn parse(body: &[u8], api: Api) -> Result<Subscription, SubscribeError> {
+    let req: SubscribeRequest = serde_json::from_slice(body)
+        .map_err(|e| SubscribeError(format!("Invalid request body: {e}")))?;
+    if api == Api::Telemetry {
+        match req.schema_version.as_deref() {
+            Some(v) if SCHEMA_VERSIONS.contains(&v) => {}
+            other => {
+                return Err(SubscribeError(format!(
+                    "schemaVersion must be one of {SCHEMA_VERSIONS:?}, got {other:?}"
+                )))
+            }
+        }
+    }
+    if req.types.is_empty() {
+        return Err(SubscribeError("types must not be empty".into()));
+    }
+    let mut types = 0u8;
+    for t in &req.types {
+        types |= match t.as_str() {
+            "platform" => Category::Platform as u8,
+            "function" => Category::Function as u8,
+            "extension" => Category::Extension as u8,
+            other => return Err(SubscribeError(format!("Unknown type {other}"))),
+        };
+    }
+    let limits = Limits {
+        max_items: within("maxItems", req.buffering.max_items, MAX_ITEMS)? as usize,
+        max_bytes: within("maxBytes", req.buffering.max_bytes, MAX_BYTES)? as usize,
+        timeout: Duration::from_millis(within("timeoutMs", req.buffering.timeout_ms, TIMEOUT_MS)?),
+    };
+    if !req.destination.protocol.eq_ignore_ascii_case("HTTP") {
+        return Err(SubscribeError(format!(
+            "Unsupported destination protocol {}: only HTTP is supported",
+            req.destination.protocol
+        )));
+    }
+    let uri: http::Uri = req
+        .destination
+        .uri
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| SubscribeError(format!("Invalid destination URI: {e}")))?;
+    let host = uri.host().unwrap_or_default();
+    if host != "sandbox.localdomain" && host != "sandbox" {
+        return Err(SubscribeError(
+            "destination.URI host must be sandbox.localdomain".into(),
+        ));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    Ok(Subscription {
+        types,
+        type_names: req.types,
+        limits,
+        port,
+        path,
+    })
+}
+
+/// Events waiting for one subscriber.
+#[derive(Default)]
+struct Buffer {
+    events: VecDeque<Bytes>,
+    bytes: usize,
+    dropped_records: u64,
+    dropped_bytes: u64,
+    closed: bool,
+}
+
+struct Subscriber {
+    name: String,
+    types: u8,
+    limits: Limits,
+    port: u16,
+    path: String,
+    buffer: Mutex<Buffer>,
+    wake: Notify,
+}
+
+/// Where Flint reaches an extension's listener (`sandbox.localdomain` in the environment).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reach {
+    /// The environment shares the host's network: its loopback.
+    Loopback,
+    /// Not reachable from Flint (an isolated namespace): subscriptions are refused.
+    Unreachable,
+}
+
+pub(crate) struct Telemetry {
+    /// Union of every subscriber's types: the check that makes emitting free without any.
+    wanted: AtomicU8,
+    subscribers: Mutex<Vec<Arc<Subscriber>>>,
+    reach: Mutex<Reach>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// One event as both APIs deliver it: `{"time", "type", "record"}`.
+pub fn event(kind: &str, record: serde_json::Value) -> Bytes {
+    Bytes::from(
+        serde_json::json!({ "time": now_rfc3339(), "type": kind, "record": record }).to_string(),
+    )
+}
+
+impl Telemetry {
+    pub(crate) fn new() -> Self {
+        Self {
+            wanted: AtomicU8::new(0),
+            subscribers: Mutex::new(Vec::new()),
+            reach: Mutex::new(Reach::Loopback),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn set_reach(&self, reach: Reach) {
+        *self.reach.lock() = reach;
+    }
+
+    /// Whether anyone wants events of `category`.
+    pub(crate) fn wants(&self, category: Category) -> bool {
+        self.wanted.load(Ordering::Relaxed) & category as u8 != 0
+    }
+
+    /// `PUT /telemetry` or `PUT /logs` by the extension `name`.
+    pub(crate) fn subscribe(
+        &self,
+        name: &str,
+        body: &[u8],
+        api: Api,
+    ) -> Result<(), SubscribeError> {
+        let sub = parse(body, api)?;
+        if matches!(*self.reach.lock(), Reach::Unreachable) {
+            return Err(SubscribeError(
+                "Flint cannot deliver telemetry into an isolated network namespace yet (run with --function-network host)".into(),
+            ));
+        }
+        let subscriber = Arc::new(Subscriber {
+            name: name.to_string(),
+            types: sub.types,
+            limits: sub.limits,
+            port: sub.port,
+            path: sub.path,
+            buffer: Mutex::new(Buffer::default()),
+            wake: Notify::new(),
+        });
+        {
+            let mut subs = self.subscribers.lock();
+            // A second subscription of the same extension replaces its first.
+            subs.retain(|s| {
+                if s.name == name {
+                    s.buffer.lock().closed = true;
+                    s.wake.notify_one();
+                    false
+                } else {
+                    true
+                }
+            });
+            subs.push(subscriber.clone());
+            let union = subs.iter().fold(0u8, |acc, s| acc | s.types);
+            self.wanted.store(union, Ordering::Relaxed);
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let task = handle.spawn(deliver(subscriber));
+            self.tasks.lock().push(task.abort_handle());
+        }
+        let (kind, record) = match api {
+            Api::Telemetry => (
+                "platform.telemetrySubscription",
+                serde_json::json!({ "name": name, "state": "Subscribed", "types": sub.type_names }),
+            ),
+            Api::Logs => (
+                "platform.logsSubscription",
+                serde_json::json!({ "name": name, "state": "Subscribed", "types": sub.type_names }),
+            ),
+        };
+        self.emit(Category::Platform, event(kind, record));
+        Ok(())
+    }
+
+    /// Queues `event` for every subscriber of `category`.
+    pub(crate) fn emit(&self, category: Category, event: Bytes) {
+        if !self.wants(category) {
+            return;
+        }
+        let subs = self.subscribers.lock().clone();
+        for s in subs.iter().filter(|s| s.types & category as u8 != 0) {
+            let mut b = s.buffer.lock();
+            // Past twice its batch limits the subscriber has fallen behind: drop.
+            if b.events.len() >= 2 * s.limits.max_items
+                || b.bytes + event.len() > 2 * s.limits.max_bytes
+            {
+                b.dropped_records += 1;
+                b.dropped_bytes += event.len() as u64;
+                continue;
+            }
+            b.bytes += event.len();
+            b.events.push_back(event.clone());
+            let full = b.events.len() >= s.limits.max_items || b.bytes >= s.limits.max_bytes;
+            drop(b);
+            if full {
+                s.wake.notify_one();
+            }
+        }
+    }
+
+    /// Delivers what is buffered now (before a `SHUTDOWN`, so that the last invoke's events
+    /// arrive while the extension still listens), waiting at most `within`.
+    pub(crate) async fn flush(&self, within: Duration) {
+        let subs = self.subscribers.lock().clone();
+        let deadline = tokio::time::Instant::now() + within;
+        for s in subs {
+            let _ = tokio::time::timeout_at(deadline, send_batch(&s, &mut None)).await;
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.wanted.store(0, Ordering::Relaxed);
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One subscriber's delivery loop: a batch when the buffer is full or its timeout passes.
+async fn deliver(s: Arc<Subscriber>) {
+    let mut conn: Option<Sender> = None;
+    loop {
+        let _ = tokio::time::timeout(s.limits.timeout, s.wake.notified()).await;
+        if s.buffer.lock().closed {
+            return;
+        }
+        send_batch(&s, &mut conn).await;
+    }
+}
+
+/// Takes up to one batch from the buffer and POSTs it; a failed delivery is dropped (and counted).
+async fn send_batch(s: &Subscriber, conn: &mut Option<Sender>) {
+    let batch = {
+        let mut b = s.buffer.lock();
+        if b.events.is_empty() && b.dropped_records == 0 {
+            return;
+        }
+        let mut out: Vec<Bytes> = Vec::new();
+        if b.dropped_records > 0 {
+            out.push(event(
+                "platform.logsDropped",
+                serde_json::json!({
+                    "reason": "Consumer seems to have fallen behind as it has not acknowledged receipt of logs.",
+                    "droppedRecords": b.dropped_records,
+                    "droppedBytes": b.dropped_bytes,
+                }),
+            ));
+            b.dropped_records = 0;
+            b.dropped_bytes = 0;
+        }
+        let mut bytes = 0;
+        while let Some(e) = b.events.front() {
+            if out.len() >= s.limits.max_items
+                || (bytes + e.len() > s.limits.max_bytes && !out.is_empty())
+            {
+                break;
+            }
+            bytes += e.len();
+            if let Some(e) = b.events.pop_front() {
+                out.push(e);
+            }
+        }
+        b.bytes = b.bytes.saturating_sub(bytes);
+        out
+    };
+    let mut body = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, e) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.push(b']');
+    let len = body.len() as u64;
+    let count = batch.len() as u64;
+    let sent = tokio::time::timeout(DELIVERY_TIMEOUT, post(s, conn, Bytes::from(body))).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        *conn = None;
+        let mut b = s.buffer.lock();
+        b.dropped_records += count;
+        b.dropped_bytes += len;
+        tracing::debug!("telemetry: delivery to extension {} failed", s.name);
+    }
+}
+
+async fn post(s: &Subscriber, conn: &mut Option<Sender>, body: Bytes) -> Result<(), String> {
+    if !conn.as_ref().is_some_and(|c| c.is_ready()) {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        *conn = Some(sender);
+    }
+    let Some(sender) = conn.as_mut() else {
+        return Err("no connection".into());
+    };
+    let req = http::Request::post(s.path.as_str())
+        .header(
+            http::header::HOST,
+            format!("sandbox.localdomain:{}", s.port),
+        )
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    if status.is_client_error() || status.is_server_error() {
+        return Err(format!("status {status}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_take_awss_defaults_and_limits() -> Result<(), SubscribeError> {
+        let s = parse(
+            br#"{"schemaVersion":"2022-12-13","types":["platform","function"],
+                 "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/t"}}"#,
+            Api::Telemetry,
+        )?;
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.path, "/t");
+        assert_eq!(s.types, Category::Platform as u8 | Category::Function as u8);
+        assert_eq!(s.limits.max_items, 10_000);
+        assert_eq!(s.limits.max_bytes, 262_144);
+        assert_eq!(s.limits.timeout, Duration::from_millis(1000));
+        let low = parse(
+            br#"{"schemaVersion":"2022-12-13","types":["platform"],"buffering":{"timeoutMs":10},
+                 "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:8080/"}}"#,
+            Api::Telemetry,
+        );
+        assert!(low.is_err(), "timeoutMs below 25 is refused");
+        let elsewhere = parse(
+            br#"{"schemaVersion":"2022-12-13","types":["platform"],
+                 "destination":{"protocol":"HTTP","URI":"http://example.com:8080/"}}"#,
+            Api::Telemetry,
+        );
+        assert!(elsewhere.is_err());
+        // The Logs API has no schemaVersion.
+        assert!(parse(
+            br#"{"types":["function"],"destination":{"protocol":"HTTP","URI":"http://sandbox:1234"}}"#,
+            Api::Logs,
+        )
+        .is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn nothing_is_buffered_without_a_subscriber() {
+        let t = Telemetry::new();
+        assert!(!t.wants(Category::Function));
+        t.emit(Category::Function, event("function", "x".into()));
+        assert!(t.subscribers.lock().is_empty());
+    }
+
+    // No runtime: no delivery task, the buffer only fills.
+    #[test]
+    fn a_subscriber_that_falls_behind_gets_logs_dropped_first() -> Result<(), SubscribeError> {
+        let t = Telemetry::new();
+        t.subscribe(
+            "ext",
+            br#"{"schemaVersion":"2022-12-13","types":["function"],"buffering":{"maxItems":1000,"timeoutMs":30000},
+                 "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1/"}}"#,
+            Api::Telemetry,
+        )?;
+        for i in 0..2500 {
+            t.emit(
+                Category::Function,
+                event("function", format!("line {i}").into()),
+            );
+        }
+        let subs = t.subscribers.lock().clone();
+        let b = subs[0].buffer.lock();
+        assert_eq!(b.events.len(), 2000);
+        assert_eq!(b.dropped_records, 500);
+        Ok(())
+    }
+}
