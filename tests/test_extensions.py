@@ -208,20 +208,40 @@ def test_stopping_flint_sends_shutdown_to_extensions_first(
 
 
 def test_extensions_run_in_isolated_environments(flint_bin, tmp_path):
-    """An isolated environment's extensions register and take part in every invoke (telemetry
-    cannot reach into its namespace yet: the subscription is refused, which the extension
-    survives)."""
+    """An isolated environment's extensions register, take part in every invoke and receive
+    telemetry at their listener on the environment's own loopback (Flint connects inside the
+    namespace). The extension records to a file in /tmp, which the function reads back."""
     srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log",
                       extra_args=("--function-network", "isolated")).start()
+    handler = (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    print('hello from the function')\n"
+        "    try:\n"
+        "        with open('/tmp/recorder.jsonl') as f: return {'ok': True, 'seen': f.read()}\n"
+        "    except FileNotFoundError: return {'ok': True, 'seen': ''}\n"
+    )
     try:
         client = srv.client()
         name = unique_name("ext-iso")
         create_function(client, name, runtime="python3.12",
-                        zip_bytes=make_zip({"index.py": HANDLER}),
-                        Layers=[extension_layer(client)], Timeout=10)
-        for _ in range(2):
+                        zip_bytes=make_zip({"index.py": handler}),
+                        Layers=[extension_layer(client)], Timeout=10,
+                        Environment={"Variables": {"RECORDER_FILE": "/tmp/recorder.jsonl"}})
+        seen = []
+        for _ in range(50):
             resp, payload = invoke_json(client, name, {}, LogType="Tail")
-            assert payload == {"ok": True}, payload
+            assert payload["ok"] is True, payload
+            seen = [json.loads(line) for line in payload["seen"].splitlines() if line]
+            telemetry = [e for r in seen if r["kind"] == "telemetry" for e in r["events"]]
+            if any(e["type"] == "function" and "hello from the function" in str(e["record"])
+                   for e in telemetry):
+                break
+        else:
+            pytest.fail(f"no function telemetry reached the extension: {seen}")
+        subscribe = [r for r in seen if r["kind"] == "subscribe"]
+        assert subscribe and subscribe[0]["status"] == 200, subscribe
+        assert any(e["type"] == "platform.start" for e in telemetry), telemetry
         tail = base64.b64decode(resp["LogResult"]).decode()
         assert "hello from the function" in tail
     finally:

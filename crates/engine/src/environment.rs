@@ -319,9 +319,6 @@ pub(crate) async fn start(
     if has_extensions {
         api.expect_extensions(extension_names);
     }
-    if isolated {
-        api.telemetry_unreachable();
-    }
     let credentials = Credentials {
         issued: inner.issued.issue(&spec.account),
         registry: inner.issued.clone(),
@@ -392,6 +389,21 @@ pub(crate) async fn start(
                 "starting sandbox: no listeners in its network namespace".into(),
             ));
         };
+        // Telemetry goes to extensions' listeners inside the namespace (before the API is
+        // served: an extension may subscribe as soon as it runs).
+        let connect = match listeners.connector() {
+            Ok(c) => Some(std::sync::Arc::new(move |port: u16| {
+                c.connect(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    std::time::Duration::from_secs(1),
+                )
+            }) as flint_runtime_api::ConnectInside),
+            Err(e) => {
+                tracing::debug!("no connector into the environment's namespace: {e}");
+                None
+            }
+        };
+        api.telemetry_in_namespace(connect);
         api.attach(listeners.runtime_api);
         let forwards = in_namespace
             .as_deref()

@@ -24,7 +24,7 @@ pub use extensions::{
     ExtensionFailure, ExtensionSummary, FunctionInfo, ShutdownReason, MAX_EXTENSIONS,
 };
 pub use server::new_trace_id;
-pub use telemetry::{event as telemetry_event, Category};
+pub use telemetry::{event as telemetry_event, Category, ConnectInside};
 
 /// Largest response (or error) body a runtime may post: 6 MB as AWS counts it.
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
@@ -287,12 +287,14 @@ impl RuntimeApi {
         self.shared.extensions.expect(names);
     }
 
-    /// Telemetry cannot reach listeners inside an isolated network namespace yet: there,
-    /// subscriptions are refused rather than silently never delivered.
-    pub fn telemetry_unreachable(&self) {
-        self.shared
-            .telemetry
-            .set_reach(telemetry::Reach::Unreachable);
+    /// The environment has a network namespace of its own: telemetry is delivered through
+    /// `connect` (a connection made inside it), or — without one, when Flint may not enter the
+    /// namespace — subscriptions are refused rather than silently never delivered.
+    pub fn telemetry_in_namespace(&self, connect: Option<telemetry::ConnectInside>) {
+        self.shared.telemetry.set_reach(match connect {
+            Some(c) => telemetry::Reach::Namespace(c),
+            None => telemetry::Reach::Unreachable,
+        });
     }
 
     /// Whether an invocation has a post-runtime phase (an extension subscribed to `INVOKE`).

@@ -178,6 +178,7 @@ struct Buffer {
 
 struct Subscriber {
     name: String,
+    reach: Reach,
     types: u8,
     limits: Limits,
     port: u16,
@@ -186,12 +187,18 @@ struct Subscriber {
     wake: Notify,
 }
 
+/// Opens a TCP connection to a port on the environment's own loopback, from Flint (blocking).
+pub type ConnectInside = Arc<dyn Fn(u16) -> std::io::Result<std::net::TcpStream> + Send + Sync>;
+
 /// Where Flint reaches an extension's listener (`sandbox.localdomain` in the environment).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) enum Reach {
     /// The environment shares the host's network: its loopback.
     Loopback,
-    /// Not reachable from Flint (an isolated namespace): subscriptions are refused.
+    /// The environment has a network namespace of its own: connections are made inside it.
+    Namespace(ConnectInside),
+    /// Not reachable from Flint (an isolated namespace Flint may not enter): subscriptions are
+    /// refused.
     Unreachable,
 }
 
@@ -243,13 +250,15 @@ impl Telemetry {
         api: Api,
     ) -> Result<(), SubscribeError> {
         let sub = parse(body, api)?;
-        if matches!(*self.reach.lock(), Reach::Unreachable) {
+        let reach = self.reach.lock().clone();
+        if matches!(reach, Reach::Unreachable) {
             return Err(SubscribeError(
-                "Flint cannot deliver telemetry into an isolated network namespace yet (run with --function-network host)".into(),
+                "Flint cannot deliver telemetry into this environment's network namespace (it may not enter it; run Flint as root or with --function-network host)".into(),
             ));
         }
         let subscriber = Arc::new(Subscriber {
             name: name.to_string(),
+            reach,
             types: sub.types,
             limits: sub.limits,
             port: sub.port,
@@ -407,9 +416,24 @@ async fn send_batch(s: &Subscriber, conn: &mut Option<Sender>) {
 
 async fn post(s: &Subscriber, conn: &mut Option<Sender>, body: Bytes) -> Result<(), String> {
     if !conn.as_ref().is_some_and(|c| c.is_ready()) {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = match &s.reach {
+            Reach::Namespace(connect) => {
+                let (connect, port) = (connect.clone(), s.port);
+                let std_stream = tokio::task::spawn_blocking(move || connect(port))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                std_stream
+                    .set_nonblocking(true)
+                    .map_err(|e| e.to_string())?;
+                tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())?
+            }
+            Reach::Loopback | Reach::Unreachable => {
+                tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))

@@ -63,7 +63,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use netns::{
-    NamespaceListeners, NamespacePorts, LAMBDA_API_PORT, NAMESPACE_HOST, RUNTIME_API_PORT,
+    NamespaceConnector, NamespaceListeners, NamespacePorts, LAMBDA_API_PORT, NAMESPACE_HOST,
+    RUNTIME_API_PORT,
 };
 pub use outbound::{SUBNET as OUTBOUND_SUBNET, SUBNET_PREFIX as OUTBOUND_SUBNET_PREFIX};
 pub use spawn::{KeptTmp, Sandbox};

@@ -312,7 +312,60 @@ pub(crate) fn recv_fds(sock: RawFd, max: usize) -> io::Result<(u8, Vec<OwnedFd>)
     Ok((data[0], fds))
 }
 
+/// `SIOCGSKNS` (linux/sockios.h): a file descriptor for the network namespace of a socket.
+const SIOCGSKNS: libc::c_ulong = 0x894C;
+
+/// A sandbox's network namespace, held by Flint to open connections *into* it (the Telemetry
+/// API's deliveries to an extension's listener on the environment's own loopback). Taken from a
+/// socket that lives there; needs `CAP_NET_ADMIN` over the namespace (Flint as root).
+#[derive(Debug, Clone)]
+pub struct NamespaceConnector {
+    ns: std::sync::Arc<OwnedFd>,
+}
+
+impl NamespaceConnector {
+    /// The namespace `socket` lives in.
+    pub fn of_socket(socket: &impl AsRawFd) -> io::Result<Self> {
+        // SAFETY: ioctl(SIOCGSKNS) on a socket we own takes no argument and returns a new
+        // descriptor (or -1, checked).
+        let fd = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCGSKNS as _) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let ns = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self {
+            ns: std::sync::Arc::new(ns),
+        })
+    }
+
+    /// Connects to `addr` as seen from inside the namespace. Blocking: a short-lived thread
+    /// enters the namespace (network namespaces are per thread), connects and ends; the socket
+    /// stays in the namespace it was made in.
+    pub fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> io::Result<std::net::TcpStream> {
+        use std::os::fd::AsFd;
+        let ns = self.ns.clone();
+        std::thread::Builder::new()
+            .name("flint-netns-connect".into())
+            .spawn(move || {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+                std::net::TcpStream::connect_timeout(&addr, timeout)
+            })?
+            .join()
+            .map_err(|_| io::Error::other("namespace connect thread panicked"))?
+    }
+}
+
 impl NamespaceListeners {
+    /// A connector into the namespace these listeners live in.
+    pub fn connector(&self) -> io::Result<NamespaceConnector> {
+        NamespaceConnector::of_socket(&self.runtime_api)
+    }
+
     /// The descriptors PID 1 sent, in [`set_up_inside`]'s order.
     pub(crate) fn from_fds(fds: Vec<OwnedFd>, ports: &NamespacePorts) -> io::Result<Self> {
         if fds.len() != ports.descriptors() {
