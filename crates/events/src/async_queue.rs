@@ -47,9 +47,9 @@ const THROTTLE_BACKOFF_START: Duration = Duration::from_secs(1);
 const THROTTLE_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Accepts written in one transaction at most.
 const COMMIT_BATCH: usize = 512;
-/// Synchronous invokes count as flowing for this long after one started: meanwhile the queue
-/// yields to them (see [`dispatch`]).
-const SYNC_QUIET: Duration = Duration::from_millis(2);
+/// Synchronous invokes count as flowing for this long after one started (longer than a warm
+/// invoke takes, even on a loaded machine): meanwhile the queue yields to them (see [`dispatch`]).
+const SYNC_QUIET: Duration = Duration::from_millis(10);
 /// While synchronous invokes flow, an attempt starts only if none is running and the last one
 /// started at least this long ago: a backlog still moves (up to 200 events/s) without taking the
 /// CPU synchronous callers wait for.

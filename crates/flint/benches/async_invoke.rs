@@ -1,7 +1,7 @@
 //! Asynchronous invoke benchmark: starts the real `flint serve` with a trivial `provided`
 //! function built with AWS's `lambda_runtime` crate (the fixture bootstrap, which sends its
-//! request id in one UDP datagram to the benchmark per run when `NOTIFY_UDP_PORT` is set:
-//! functions share the host's network, so delivery is observed, not inferred). Then:
+//! request id to the benchmark over TCP per run when `NOTIFY_TCP_PORT` is set: functions
+//! share the host's network, so delivery is observed, not inferred). Then:
 //!
 //! 1. accept: `Event` invokes over `FLINT_BENCH_CONNECTIONS` keep-alive connections for
 //!    `FLINT_BENCH_SECS`, counting the 202s (each durable before it is answered) and the events
@@ -32,7 +32,7 @@ use bytes::Bytes;
 use common::{pct, zip_of, Sender};
 use http_body_util::{BodyExt, Full};
 
-/// What the sink function's datagrams said: every request id delivered, and how many
+/// What the sink function reported: every request id delivered, and how many
 /// deliveries (with repeats) there were.
 #[derive(Default)]
 struct Deliveries {
@@ -74,18 +74,20 @@ async fn send(
     Ok((start.elapsed(), status, id))
 }
 
-fn count_deliveries(socket: std::net::UdpSocket, delivered: Arc<Deliveries>) {
-    // Loopback drops datagrams when the receive buffer is full: make it hold a whole backlog.
-    use nix::sys::socket::{setsockopt, sockopt};
-    if setsockopt(&socket, sockopt::RcvBufForce, &(64 << 20)).is_err() {
-        let _ = setsockopt(&socket, sockopt::RcvBuf, &(64 << 20));
-    }
+/// Reads the request ids the sink's environments write, one connection per environment.
+fn count_deliveries(listener: std::net::TcpListener, delivered: Arc<Deliveries>) {
     std::thread::spawn(move || {
-        let mut buf = [0u8; 128];
-        while let Ok(n) = socket.recv(&mut buf) {
-            let id = String::from_utf8_lossy(&buf[..n]).into_owned();
-            delivered.ids.lock().expect("lock").insert(id);
-            delivered.count.fetch_add(1, Ordering::Release);
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let delivered = delivered.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(conn).lines() {
+                    let Ok(id) = line else { return };
+                    delivered.ids.lock().expect("lock").insert(id);
+                    delivered.count.fetch_add(1, Ordering::Release);
+                }
+            });
         }
     });
 }
@@ -190,8 +192,8 @@ fn bootstrap_zip() -> Vec<u8> {
     zip_of(&[("bootstrap", &bin, 0o755)])
 }
 
-/// Creates the sink function (reporting to `udp_port`) and waits until it is Active.
-async fn create_sink(c: &aws_sdk_lambda::Client, udp_port: u16) {
+/// Creates the sink function (reporting to `sink_port`) and waits until it is Active.
+async fn create_sink(c: &aws_sdk_lambda::Client, sink_port: u16) {
     common::create(
         c,
         "async-sink",
@@ -206,7 +208,7 @@ async fn create_sink(c: &aws_sdk_lambda::Client, udp_port: u16) {
         .function_name("async-sink")
         .environment(
             Environment::builder()
-                .variables("NOTIFY_UDP_PORT", udp_port.to_string())
+                .variables("NOTIFY_TCP_PORT", sink_port.to_string())
                 .build(),
         )
         .send()
@@ -215,9 +217,16 @@ async fn create_sink(c: &aws_sdk_lambda::Client, udp_port: u16) {
     common::wait_active(c, "async-sink").await;
 }
 
-async fn perf(port: u16, pid: u32, delivered: &Deliveries, udp_port: u16, secs: f64, conns: usize) {
+async fn perf(
+    port: u16,
+    pid: u32,
+    delivered: &Deliveries,
+    sink_port: u16,
+    secs: f64,
+    conns: usize,
+) {
     let c = common::client(port).await;
-    create_sink(&c, udp_port).await;
+    create_sink(&c, sink_port).await;
     common::create(
         &c,
         "sync-echo",
@@ -256,13 +265,25 @@ async fn perf(port: u16, pid: u32, delivered: &Deliveries, udp_port: u16, secs: 
     let drain_cpu = cpu_secs(pid) - cpu1;
     let total = start.elapsed().as_secs_f64();
 
-    // (3) Sync p50 while a backlog drains: build one, then measure until it is gone.
+    // (3) Sync p50 while a backlog drains. Accepts alone are delivered as fast as they come, so
+    // the backlog is built while synchronous invokes flow (the queue yields to them, so events
+    // pile up), then the synchronous invokes are measured while it is still there.
     let before = count();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            sync_latencies(port, "sync-echo", 600.0, || stop.load(Ordering::Acquire)).await
+        })
+    };
     let accepted2 = flood(port, "async-sink", conns, secs, false).await.len() as u64;
+    stop.store(true, Ordering::Release);
+    background.await.expect("sync while accepting");
     let target = before + accepted2;
     let backlog = target.saturating_sub(count());
-    let busy = sync_latencies(port, "sync-echo", 30.0, || count() >= target).await;
+    let busy = sync_latencies(port, "sync-echo", secs.min(3.0), || count() >= target).await;
     let busy_secs: f64 = busy.iter().map(Duration::as_secs_f64).sum();
+    let backlog_after = target.saturating_sub(count());
     if wait_delivered(delivered, target, Duration::from_secs(120))
         .await
         .is_none()
@@ -305,7 +326,7 @@ async fn perf(port: u16, pid: u32, delivered: &Deliveries, udp_port: u16, secs: 
         ),
     }
     println!(
-        "sync warm invoke p50: {:.3} ms with an idle queue ({} samples), {:.3} ms while a backlog of {backlog} drained ({} samples over {busy_secs:.2} s); p99 {:.3} / {:.3} ms",
+        "sync warm invoke p50: {:.3} ms with an idle queue ({} samples), {:.3} ms with a backlog of {backlog} events ({backlog_after} left after: {} samples over {busy_secs:.2} s); p99 {:.3} / {:.3} ms",
         pct(&idle, 0.5),
         idle.len(),
         pct(&busy, 0.5),
@@ -316,19 +337,38 @@ async fn perf(port: u16, pid: u32, delivered: &Deliveries, udp_port: u16, secs: 
 }
 
 /// `kill -9` during accept and during delivery; every 202 must be delivered at least once.
-fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, udp_port: u16, conns: usize) {
+fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u16, conns: usize) {
     let grace = Duration::from_secs(5);
     let server = common::start_server(&[], grace);
     let port = server.port;
     rt.block_on(async {
         let c = common::client(port).await;
-        create_sink(&c, udp_port).await;
+        create_sink(&c, sink_port).await;
+        common::create(
+            &c,
+            "sync-echo",
+            Runtime::Providedal2023,
+            "bootstrap",
+            bootstrap_zip(),
+            3,
+        )
+        .await;
+        common::wait_active(&c, "sync-echo").await;
     });
-    // Kill while 8 connections are sending.
+    // Kill while 8 connections are sending, and synchronous invokes flow meanwhile (so that the
+    // queue yields and a backlog is stored when the kill comes).
+    let background = rt.spawn(async move {
+        let template = common::invoke_request(port, "sync-echo", b"{}");
+        let Ok(mut sender) = common::connect(port).await else {
+            return;
+        };
+        while send(&mut sender, &template, false).await.is_ok() {}
+    });
     let flood_task = rt.spawn(async move { flood(port, "async-sink", conns, 30.0, true).await });
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     let dir = server.kill9();
     let acked = rt.block_on(flood_task).expect("flood");
+    rt.block_on(background).expect("sync invokes");
     let at_kill = delivered.count.load(Ordering::Acquire);
     println!(
         "crash: killed (-9) while accepting: {} events had a 202, {at_kill} deliveries seen by then",
@@ -337,7 +377,10 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, udp_port: u1
     // Restart; kill again once it is delivering.
     let server = common::start_server_in(&[], grace, dir);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while delivered.count.load(Ordering::Acquire) < at_kill + 200 && Instant::now() < deadline {
+    while delivered.count.load(Ordering::Acquire)
+        < at_kill + (acked.len() as u64).saturating_sub(at_kill) / 2
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     let dir = server.kill9();
@@ -381,10 +424,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    let udp_port = udp.local_addr().expect("udp addr").port();
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let sink_port = sink.local_addr().expect("sink addr").port();
     let delivered = Arc::new(Deliveries::default());
-    count_deliveries(udp, delivered.clone());
+    count_deliveries(sink, delivered.clone());
 
     if only.split(',').any(|o| o == "perf") {
         let server = common::start_server(&[], Duration::from_secs(5));
@@ -392,7 +435,7 @@ fn main() {
             server.port,
             server.pid(),
             &delivered,
-            udp_port,
+            sink_port,
             secs,
             conns,
         ));
@@ -400,9 +443,9 @@ fn main() {
     }
     if only.split(',').any(|o| o == "crash") {
         let fresh = Arc::new(Deliveries::default());
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let udp_port = udp.local_addr().expect("udp addr").port();
-        count_deliveries(udp, fresh.clone());
-        crash(&rt, &fresh, udp_port, conns);
+        let sink = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let sink_port = sink.local_addr().expect("sink addr").port();
+        count_deliveries(sink, fresh.clone());
+        crash(&rt, &fresh, sink_port, conns);
     }
 }

@@ -82,7 +82,8 @@ pub fn start_server_in(extra: &[&str], stop_grace: Duration, dir: tempfile::Temp
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start flint");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A restart after kill -9 first clears what the killed server left (sandboxes): allow time.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "flint did not start");
         std::thread::sleep(Duration::from_millis(20));
