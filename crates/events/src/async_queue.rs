@@ -519,6 +519,23 @@ impl SyncActivity {
     }
 }
 
+/// Whether an attempt may start now (Ok), or when to look again (Err): at once when
+/// synchronous invokes are not flowing; while they are, only when no attempt runs and the last
+/// one started [`YIELD_TRICKLE`] ago.
+fn may_start(
+    sync_busy: bool,
+    none_running: bool,
+    now: Instant,
+    last_start: Instant,
+) -> Result<(), Instant> {
+    let next = last_start + YIELD_TRICKLE;
+    if !sync_busy || (none_running && now >= next) {
+        return Ok(());
+    }
+    // Look again when the synchronous invokes may have stopped, or the trickle allows one.
+    Err(next.max(now + SYNC_QUIET / 2))
+}
+
 /// Runs due events with at most `workers` attempts at a time; events not yet due wait in a
 /// timer heap (no worker is held while an event waits). Attempts live in this task's
 /// `JoinSet`, so aborting the dispatcher stops them (their events stay stored).
@@ -553,15 +570,15 @@ pub(crate) async fn dispatch(
         let mut resume_at = None;
         while !ready.is_empty() {
             let instant = Instant::now();
-            if sync.busy(&queue, instant) {
-                let idle = slots.available_permits() == workers;
-                let next = last_start + YIELD_TRICKLE;
-                if !idle || instant < next {
-                    // Look again when the synchronous invokes may have stopped, or the trickle
-                    // allows another attempt.
-                    resume_at = Some(next.max(instant + SYNC_QUIET / 2));
-                    break;
-                }
+            let none_running = slots.available_permits() == workers;
+            if let Err(again) = may_start(
+                sync.busy(&queue, instant),
+                none_running,
+                instant,
+                last_start,
+            ) {
+                resume_at = Some(again);
+                break;
             }
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
@@ -861,6 +878,21 @@ mod tests {
         max_age: DEFAULT_MAX_EVENT_AGE,
         retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
     };
+
+    #[test]
+    fn the_queue_yields_to_synchronous_invokes_but_trickles_on() {
+        let t0 = Instant::now();
+        // No synchronous invokes: always.
+        assert_eq!(may_start(false, false, t0, t0), Ok(()));
+        // Synchronous invokes flowing: not while an attempt runs, nor sooner than the trickle.
+        assert!(may_start(true, false, t0 + YIELD_TRICKLE, t0).is_err());
+        let again = may_start(true, true, t0 + Duration::from_millis(1), t0);
+        assert_eq!(
+            again,
+            Err((t0 + YIELD_TRICKLE).max(t0 + Duration::from_millis(1) + SYNC_QUIET / 2))
+        );
+        assert_eq!(may_start(true, true, t0 + YIELD_TRICKLE, t0), Ok(()));
+    }
 
     #[test]
     fn function_errors_are_retried_twice_one_then_two_minutes_apart() {
