@@ -15,9 +15,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use flint_engine::{Engine, InvokeError, InvokeRequest, InvokeResponse};
@@ -47,6 +47,13 @@ const THROTTLE_BACKOFF_START: Duration = Duration::from_secs(1);
 const THROTTLE_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Accepts written in one transaction at most.
 const COMMIT_BATCH: usize = 512;
+/// Synchronous invokes count as flowing for this long after one started (longer than a warm
+/// invoke takes, even on a loaded machine): meanwhile the queue yields to them (see [`dispatch`]).
+const SYNC_QUIET: Duration = Duration::from_millis(10);
+/// While synchronous invokes flow, an attempt starts only if none is running and the last one
+/// started at least this long ago: a backlog still moves (up to 200 events/s) without taking the
+/// CPU synchronous callers wait for.
+const YIELD_TRICKLE: Duration = Duration::from_millis(5);
 
 /// A queued event as stored (one document per event, keyed by request id, in the function's
 /// account and region).
@@ -248,6 +255,9 @@ pub(crate) struct Queue {
     schedule: mpsc::UnboundedSender<Pending>,
     retry_base_delay: Duration,
     stopped: AtomicBool,
+    /// Attempts handed to the engine so far (the engine counts sync and async together; the
+    /// difference is the synchronous invokes the dispatcher yields to).
+    attempts_invoked: AtomicU64,
 }
 
 /// The receiving ends of the queue's channels, for [`commit`] and [`dispatch`].
@@ -278,6 +288,7 @@ impl Queue {
             schedule: schedule_tx,
             retry_base_delay,
             stopped: AtomicBool::new(false),
+            attempts_invoked: AtomicU64::new(0),
         });
         (
             queue,
@@ -326,7 +337,7 @@ impl Queue {
         self.accept(event).await.map_err(InvokeError::Service)
     }
 
-    /// Stores a new event and schedules it.
+    /// Stores a new event; once it is durable the committer schedules it, then this returns.
     pub(crate) async fn accept(&self, event: Pending) -> Result<(), String> {
         if self.stopped.load(Ordering::Acquire) {
             return Err("Flint is shutting down".into());
@@ -334,15 +345,13 @@ impl Queue {
         let (done, stored) = oneshot::channel();
         self.writes
             .send(Write::Put {
-                event: event.clone(),
+                event,
                 done: Some(done),
             })
             .map_err(|_| "the async queue is stopped".to_string())?;
         stored
             .await
-            .map_err(|_| "the async queue is stopped".to_string())??;
-        self.requeue(event);
-        Ok(())
+            .map_err(|_| "the async queue is stopped".to_string())?
     }
 
     /// The function version an event runs now, the request for its next attempt and the event
@@ -403,8 +412,10 @@ impl Queue {
 }
 
 /// Writes what the queue sends, as many writes per transaction as have arrived meanwhile
-/// (group commit): durability costs one fsync per batch, not one per request.
-pub(crate) async fn commit(store: Arc<flint_store::Store>, mut rx: Writes) {
+/// (group commit): durability costs one fsync per batch, not one per request, and the next
+/// batch forms while this one's fsync runs. A new event is scheduled once it is durable, before
+/// its caller is answered.
+pub(crate) async fn commit(store: Arc<flint_store::Store>, mut rx: Writes, queue: Weak<Queue>) {
     let mut batch = Vec::with_capacity(COMMIT_BATCH);
     while rx.0.recv_many(&mut batch, COMMIT_BATCH).await > 0 {
         let writes = std::mem::take(&mut batch);
@@ -445,11 +456,16 @@ pub(crate) async fn commit(store: Arc<flint_store::Store>, mut rx: Writes) {
         if let Err(e) = &result {
             tracing::warn!("{e}");
         }
+        let queue = queue.upgrade();
         for w in writes {
             if let Write::Put {
-                done: Some(done), ..
+                event,
+                done: Some(done),
             } = w
             {
+                if let (Ok(()), Some(q)) = (&result, &queue) {
+                    q.requeue(event);
+                }
                 let _ = done.send(result.clone());
             }
         }
@@ -480,20 +496,70 @@ impl Ord for Later {
     }
 }
 
+/// Whether synchronous invokes are flowing: the engine's count of invokes started, less the
+/// attempts this queue started, changed within [`SYNC_QUIET`].
+struct SyncActivity {
+    seen: u64,
+    at: Instant,
+}
+
+impl SyncActivity {
+    fn busy(&mut self, queue: &Weak<Queue>, now: Instant) -> bool {
+        if let Some(q) = queue.upgrade() {
+            let sync = q
+                .engine
+                .invocations_started()
+                .saturating_sub(q.attempts_invoked.load(Ordering::Acquire));
+            if sync > self.seen {
+                self.seen = sync;
+                self.at = now;
+            }
+        }
+        now.duration_since(self.at) < SYNC_QUIET
+    }
+}
+
+/// Whether an attempt may start now (Ok), or when to look again (Err): at once when
+/// synchronous invokes are not flowing; while they are, only when no attempt runs and the last
+/// one started [`YIELD_TRICKLE`] ago.
+fn may_start(
+    sync_busy: bool,
+    none_running: bool,
+    now: Instant,
+    last_start: Instant,
+) -> Result<(), Instant> {
+    let next = last_start + YIELD_TRICKLE;
+    if !sync_busy || (none_running && now >= next) {
+        return Ok(());
+    }
+    // Look again when the synchronous invokes may have stopped, or the trickle allows one.
+    Err(next.max(now + SYNC_QUIET / 2))
+}
+
 /// Runs due events with at most `workers` attempts at a time; events not yet due wait in a
 /// timer heap (no worker is held while an event waits). Attempts live in this task's
 /// `JoinSet`, so aborting the dispatcher stops them (their events stay stored).
+///
+/// The queue is the lower priority: while synchronous invokes flow (one started within
+/// [`SYNC_QUIET`]) an attempt starts only when none is running and the last one started
+/// [`YIELD_TRICKLE`] ago, so a backlog neither delays synchronous callers nor stops.
 pub(crate) async fn dispatch(
     queue: Weak<Queue>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     workers: usize,
 ) {
-    let slots = Arc::new(Semaphore::new(workers.max(1)));
+    let workers = workers.max(1);
+    let slots = Arc::new(Semaphore::new(workers));
     let mut later: BinaryHeap<Reverse<Later>> = BinaryHeap::new();
     let mut ready: VecDeque<Pending> = VecDeque::new();
     let mut running = JoinSet::new();
     let mut seq = 0u64;
     let mut arrived = Vec::with_capacity(256);
+    let mut sync = SyncActivity {
+        seen: 0,
+        at: Instant::now(),
+    };
+    let mut last_start = Instant::now();
     loop {
         let now = now_ms();
         while later.peek().is_some_and(|l| l.0.due <= now) {
@@ -501,13 +567,26 @@ pub(crate) async fn dispatch(
                 ready.push_back(l.event);
             }
         }
+        let mut resume_at = None;
         while !ready.is_empty() {
+            let instant = Instant::now();
+            let none_running = slots.available_permits() == workers;
+            if let Err(again) = may_start(
+                sync.busy(&queue, instant),
+                none_running,
+                instant,
+                last_start,
+            ) {
+                resume_at = Some(again);
+                break;
+            }
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
             };
             let Some(event) = ready.pop_front() else {
                 break;
             };
+            last_start = instant;
             let queue = queue.clone();
             running.spawn(async move {
                 attempt(queue, event, permit).await;
@@ -515,11 +594,12 @@ pub(crate) async fn dispatch(
         }
         let next_due = later.peek().map(|l| l.0.due);
         let sleep = async {
-            match next_due {
-                Some(due) => {
-                    tokio::time::sleep(Duration::from_millis(due.saturating_sub(now_ms()))).await
-                }
-                None => std::future::pending().await,
+            let due = next_due
+                .map(|due| Instant::now() + Duration::from_millis(due.saturating_sub(now_ms())));
+            match (due, resume_at) {
+                (Some(a), Some(b)) => tokio::time::sleep_until(a.min(b).into()).await,
+                (Some(t), None) | (None, Some(t)) => tokio::time::sleep_until(t.into()).await,
+                (None, None) => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -696,6 +776,7 @@ async fn attempt(
     }
     let attempt_no = event.record.attempts + 1;
     q.counts.started(&event.scope, &function);
+    q.attempts_invoked.fetch_add(1, Ordering::AcqRel);
     let engine = q.engine.clone();
     drop(q);
     let result = engine.invoke_event(req).await;
@@ -797,6 +878,21 @@ mod tests {
         max_age: DEFAULT_MAX_EVENT_AGE,
         retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
     };
+
+    #[test]
+    fn the_queue_yields_to_synchronous_invokes_but_trickles_on() {
+        let t0 = Instant::now();
+        // No synchronous invokes: always.
+        assert_eq!(may_start(false, false, t0, t0), Ok(()));
+        // Synchronous invokes flowing: not while an attempt runs, nor sooner than the trickle.
+        assert!(may_start(true, false, t0 + YIELD_TRICKLE, t0).is_err());
+        let again = may_start(true, true, t0 + Duration::from_millis(1), t0);
+        assert_eq!(
+            again,
+            Err((t0 + YIELD_TRICKLE).max(t0 + Duration::from_millis(1) + SYNC_QUIET / 2))
+        );
+        assert_eq!(may_start(true, true, t0 + YIELD_TRICKLE, t0), Ok(()));
+    }
 
     #[test]
     fn function_errors_are_retried_twice_one_then_two_minutes_apart() {

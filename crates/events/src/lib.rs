@@ -94,7 +94,11 @@ impl Events {
         for event in pending {
             queue.requeue(event);
         }
-        let committer = handle.spawn(async_queue::commit(store, rx.writes));
+        let committer = handle.spawn(async_queue::commit(
+            store,
+            rx.writes,
+            Arc::downgrade(&queue),
+        ));
         let dispatcher = handle.spawn(async_queue::dispatch(
             Arc::downgrade(&queue),
             rx.schedule,

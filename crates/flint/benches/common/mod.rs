@@ -24,7 +24,7 @@ pub struct Server {
     child: Child,
     pub port: u16,
     stop_grace: Duration,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -48,12 +48,25 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Kills the server with SIGKILL (no shutdown of any kind) and hands back its data dir.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir
+            .take()
+            .expect("the data dir is held until the server is dropped")
+    }
 }
 
 /// Starts the release `flint serve` with its defaults plus `extra` arguments, on a fresh data dir,
 /// logging at `warn` (at `info` it writes one access-log line per request).
 pub fn start_server(extra: &[&str], stop_grace: Duration) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
+    start_server_in(extra, stop_grace, tempfile::tempdir().expect("tempdir"))
+}
+
+/// As [`start_server`], on the data dir `dir` (e.g. one a killed server left), on a fresh port.
+pub fn start_server_in(extra: &[&str], stop_grace: Duration, dir: tempfile::TempDir) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -69,7 +82,8 @@ pub fn start_server(extra: &[&str], stop_grace: Duration) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start flint");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A restart after kill -9 first clears what the killed server left (sandboxes): allow time.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "flint did not start");
         std::thread::sleep(Duration::from_millis(20));
@@ -78,7 +92,7 @@ pub fn start_server(extra: &[&str], stop_grace: Duration) -> Server {
         child,
         port,
         stop_grace,
-        _dir: dir,
+        dir: Some(dir),
     }
 }
 
