@@ -32,6 +32,10 @@ use bytes::Bytes;
 use common::{pct, zip_of, Sender};
 use http_body_util::{BodyExt, Full};
 
+/// The function reports each delivery to the benchmark on the host's loopback: it needs the
+/// host's network (`flint serve` isolates functions by default).
+const HOST_NETWORK: &[&str] = &["--function-network", "host"];
+
 /// What the sink function reported: every request id delivered, and how many
 /// deliveries (with repeats) there were.
 #[derive(Default)]
@@ -344,7 +348,7 @@ async fn perf(
 /// `kill -9` during accept and during delivery; every 202 must be delivered at least once.
 fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u16, conns: usize) {
     let grace = Duration::from_secs(5);
-    let server = common::start_server(&[], grace);
+    let server = common::start_server(HOST_NETWORK, grace);
     let port = server.port;
     rt.block_on(async {
         let c = common::client(port).await;
@@ -380,7 +384,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         acked.len()
     );
     // Restart; kill again once it is delivering.
-    let server = common::start_server_in(&[], grace, dir);
+    let server = common::start_server_in(HOST_NETWORK, grace, dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while delivered.count.load(Ordering::Acquire)
         < at_kill + (acked.len() as u64).saturating_sub(at_kill) / 2
@@ -394,7 +398,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         "crash: restarted, then killed (-9) while delivering, after {} more deliveries",
         at_second - at_kill
     );
-    let server = common::start_server_in(&[], grace, dir);
+    let server = common::start_server_in(HOST_NETWORK, grace, dir);
     let missing = |d: &Deliveries| {
         let ids = d.ids.lock().expect("lock");
         acked.iter().filter(|id| !ids.contains(*id)).count()
@@ -435,7 +439,7 @@ fn main() {
     count_deliveries(sink, delivered.clone());
 
     if only.split(',').any(|o| o == "perf") {
-        let server = common::start_server(&[], Duration::from_secs(5));
+        let server = common::start_server(HOST_NETWORK, Duration::from_secs(5));
         rt.block_on(perf(
             server.port,
             server.pid(),
