@@ -147,32 +147,15 @@ impl Environment {
     /// Flint is stopping: extensions subscribed to `SHUTDOWN` get it (spindown) and their
     /// deadline, then the runtime is asked to stop ([`Environment::terminate`]).
     pub(crate) fn shut_down(self: &Arc<Self>) {
-        if !self.api.has_external_extensions() {
-            self.terminate();
-            return;
-        }
-        self.healthy.store(false, Ordering::Release);
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.terminate();
-            return;
-        };
-        // Being retired already: that SHUTDOWN ends with the environment stopped.
-        if self.retiring.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let env = self.clone();
-        handle.spawn(async move {
-            env.begin_use();
-            env.api
-                .shut_down_extensions(
-                    flint_runtime_api::ShutdownReason::Spindown,
-                    extensions::SHUTDOWN_DEADLINE,
-                )
-                .await;
-            // From here on a `kill` (the engine's, after its grace) stops it at once.
-            env.retiring.store(false, Ordering::Release);
-            env.terminate();
-        });
+        self.shut_down_extensions_then(
+            flint_runtime_api::ShutdownReason::Spindown,
+            Self::terminate,
+            |env| {
+                // From here on a `kill` (the engine's, after its grace) stops it at once.
+                env.retiring.store(false, Ordering::Release);
+                env.terminate();
+            },
+        );
     }
 
     /// Takes the environment's /tmp out of it (before it is stopped), for a successor.
@@ -184,17 +167,28 @@ impl Environment {
     /// AWS's deadline (2 s) to finish, then everything is stopped. Without such extensions
     /// this is [`Environment::kill`].
     pub(crate) fn retire(self: &Arc<Self>, reason: flint_runtime_api::ShutdownReason) {
+        self.shut_down_extensions_then(reason, Self::kill, Self::stop_now);
+    }
+
+    /// `SHUTDOWN` (`reason`) to the extensions subscribed to it, AWS's deadline for them, then
+    /// `finish`, in the background; without such extensions (or outside a runtime) `otherwise`
+    /// at once. Until `finish`, a `kill` from elsewhere (the pool refusing an unhealthy
+    /// environment) waits for the SHUTDOWN; a second call while one runs does nothing.
+    fn shut_down_extensions_then(
+        self: &Arc<Self>,
+        reason: flint_runtime_api::ShutdownReason,
+        otherwise: fn(&Self),
+        finish: fn(&Self),
+    ) {
         if !self.api.has_external_extensions() {
-            self.kill();
+            otherwise(self);
             return;
         }
         self.healthy.store(false, Ordering::Release);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.kill();
+            otherwise(self);
             return;
         };
-        // Until SHUTDOWN is done, a `kill` from elsewhere (the pool refusing an unhealthy
-        // environment) waits for it.
         if self.retiring.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -204,7 +198,7 @@ impl Environment {
             env.api
                 .shut_down_extensions(reason, extensions::SHUTDOWN_DEADLINE)
                 .await;
-            env.stop_now();
+            finish(&env);
         });
     }
 

@@ -221,14 +221,9 @@ async fn create_sink(c: &aws_sdk_lambda::Client, sink_port: u16) {
     common::wait_active(c, "async-sink").await;
 }
 
-async fn perf(
-    port: u16,
-    pid: u32,
-    delivered: &Deliveries,
-    sink_port: u16,
-    secs: f64,
-    conns: usize,
-) {
+/// The two functions of the benchmark: `async-sink` (reports each run's request id) and
+/// `sync-echo` (the synchronous invokes that flow meanwhile).
+async fn create_functions(port: u16, sink_port: u16) {
     let c = common::client(port).await;
     create_sink(&c, sink_port).await;
     common::create(
@@ -241,6 +236,17 @@ async fn perf(
     )
     .await;
     common::wait_active(&c, "sync-echo").await;
+}
+
+async fn perf(
+    port: u16,
+    pid: u32,
+    delivered: &Deliveries,
+    sink_port: u16,
+    secs: f64,
+    conns: usize,
+) {
+    create_functions(port, sink_port).await;
     let count = || delivered.count.load(Ordering::Acquire);
 
     // Warm-up: environments of both functions exist.
@@ -350,20 +356,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
     let grace = Duration::from_secs(5);
     let server = common::start_server(HOST_NETWORK, grace);
     let port = server.port;
-    rt.block_on(async {
-        let c = common::client(port).await;
-        create_sink(&c, sink_port).await;
-        common::create(
-            &c,
-            "sync-echo",
-            Runtime::Providedal2023,
-            "bootstrap",
-            bootstrap_zip(),
-            3,
-        )
-        .await;
-        common::wait_active(&c, "sync-echo").await;
-    });
+    rt.block_on(create_functions(port, sink_port));
     // Kill while 8 connections are sending, and synchronous invokes flow meanwhile (so that the
     // queue yields and a backlog is stored when the kill comes).
     let background = rt.spawn(async move {
