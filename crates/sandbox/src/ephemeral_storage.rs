@@ -524,7 +524,9 @@ fn image_size(dir: &Path) -> Result<u64, String> {
     Ok(size)
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+/// A host program by name: on `PATH`, then in the usual sbin/bin directories (Flint may run
+/// with a `PATH` that lacks `/usr/sbin`, where `mkfs.btrfs`, `losetup`, `ip` and `nft` live).
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))

@@ -123,8 +123,10 @@ impl HostNat {
         if !nix::unistd::geteuid().is_root() {
             return Err("Flint is not root (a veth pair and NAT need CAP_NET_ADMIN)".into());
         }
-        let ip_program = find_program("ip").ok_or("iproute2's `ip` is not installed")?;
-        let nft = find_program("nft").ok_or("`nft` (Debian package nftables) is not installed")?;
+        let ip_program = crate::ephemeral_storage::find_program("ip")
+            .ok_or("iproute2's `ip` is not installed")?;
+        let nft = crate::ephemeral_storage::find_program("nft")
+            .ok_or("`nft` (Debian package nftables) is not installed")?;
         let table = format!("{TABLE_PREFIX}{}", std::process::id());
         let forward_on = std::fs::read_to_string(IP_FORWARD)
             .map(|v| v.trim() == "1")
@@ -263,14 +265,6 @@ fn remove_stale_tables(nft: &Path) {
             let _ = run_nft(nft, &format!("delete table inet {table}\n"));
         }
     }
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
