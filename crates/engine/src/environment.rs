@@ -344,6 +344,7 @@ pub(crate) async fn start(
         opt_dir,
         runtime_dir: Some(runtime_dir),
         extra_ro_binds: launch.ro_binds.clone(),
+        ro_mounts: launch.ro_mounts.clone(),
         tmp_dir,
         tmp_size_mb: spec.ephemeral_storage_mb,
         memory_mb: spec.memory_mb,
@@ -447,7 +448,13 @@ pub(crate) async fn start(
         stdout,
         stderr,
         capture_tail,
-        logs::init_start_line(json, &spec.runtime, &spec.region),
+        {
+            let mut first = logs::init_start_line(json, &spec.runtime, &spec.region);
+            if let Some(stand_in) = inner.runtimes.substitute(&spec.runtime) {
+                first.push_str(&logs::stand_in_line(json, &spec.runtime, &stand_in));
+            }
+            first
+        },
     )
     .with_telemetry(api.telemetry());
     let log = Arc::new(if has_extensions {

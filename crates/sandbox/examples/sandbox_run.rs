@@ -72,6 +72,7 @@ fn main() {
                 opt_dir: None,
                 runtime_dir: None,
                 extra_ro_binds: binds.clone(),
+                ro_mounts: vec![],
                 tmp_dir,
                 tmp_size_mb: 512,
                 memory_mb,

@@ -459,6 +459,7 @@ fn prepare_launch(
         launch.spec.opt_dir.as_deref(),
         launch.spec.runtime_dir.as_deref(),
         &launch.spec.extra_ro_binds,
+        &launch.spec.ro_mounts,
         &launch.spec.tmp_dir,
         &launch.etc_overlays,
     )?;

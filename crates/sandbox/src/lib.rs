@@ -91,6 +91,10 @@ pub struct SandboxSpec {
     /// Host paths bind-mounted read-only at the same path inside (e.g. an interpreter's prefix that
     /// lives outside /usr).
     pub extra_ro_binds: Vec<PathBuf>,
+    /// Host directories mounted read-only at another absolute path inside (host, sandbox), after
+    /// /var/runtime (so a mount point inside it works): the AWS SDKs of the managed runtimes.
+    #[serde(default)]
+    pub ro_mounts: Vec<(PathBuf, PathBuf)>,
     /// Host directory (disk-backed, created by the caller, empty) mounted read-write at /tmp when
     /// Flint has no /tmp volume of its own (see `Sandboxes::new`'s start-up log).
     pub tmp_dir: PathBuf,

@@ -74,6 +74,7 @@ pub(crate) fn plan(
     opt_dir: Option<&Path>,
     runtime_dir: Option<&Path>,
     extra: &[PathBuf],
+    mounts: &[(PathBuf, PathBuf)],
     tmp_dir: &Path,
     etc_overlays: &[(PathBuf, String)],
 ) -> Result<Vec<Entry>, String> {
@@ -168,6 +169,26 @@ pub(crate) fn plan(
             }),
             _ => {}
         }
+    }
+    for (source, target) in mounts {
+        let clean = target.is_absolute()
+            && target
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, Component::Normal(_)))
+            && target.components().count() > 2;
+        if !clean
+            || ["/tmp", "/proc", "/dev"]
+                .iter()
+                .any(|r| target.starts_with(r))
+        {
+            return Err(format!("mount target {} is not allowed", target.display()));
+        }
+        entries.push(Entry::Bind {
+            source: source.clone(),
+            target: target.strip_prefix("/").unwrap_or(target).to_path_buf(),
+            rw: false,
+        });
     }
     entries.push(Entry::Bind {
         source: tmp_dir.to_path_buf(),
@@ -454,13 +475,42 @@ mod tests {
     }
 
     #[test]
+    fn mounts_may_not_land_on_tmp_proc_dev_or_escape() {
+        for target in [
+            "/tmp/x",
+            "/proc/x",
+            "/dev/x",
+            "/var/../etc",
+            "/",
+            "/var",
+            "var/x",
+        ] {
+            let mounts = [(PathBuf::from("/sdk"), PathBuf::from(target))];
+            let planned = plan(
+                Path::new("/c"),
+                None,
+                None,
+                &[],
+                &mounts,
+                Path::new("/t"),
+                &[],
+            );
+            assert!(planned.is_err(), "{target}");
+        }
+    }
+
+    #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
         let overlays = [(PathBuf::from("/state/passwd"), "etc/passwd".to_string())];
         let entries = plan(
             Path::new("/code"),
             None,
-            None,
+            Some(Path::new("/rt")),
             &[],
+            &[(
+                PathBuf::from("/sdk"),
+                PathBuf::from("/var/runtime/node_modules"),
+            )],
             Path::new("/scratch/tmp"),
             &overlays,
         )
@@ -476,6 +526,9 @@ mod tests {
         assert!(binds.contains(&("tmp".to_string(), true)));
         assert!(binds.contains(&("usr".to_string(), false)));
         assert!(binds.contains(&("etc/passwd".to_string(), false)));
+        // A mount inside /var/runtime comes after /var/runtime itself.
+        let at = |t: &str| binds.iter().position(|(b, _)| b == t);
+        assert!(at("var/runtime/node_modules") > at("var/runtime"));
         assert!(entries
             .iter()
             .any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));

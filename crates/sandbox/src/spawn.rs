@@ -854,6 +854,7 @@ mod tests {
             opt_dir: None,
             runtime_dir: None,
             extra_ro_binds: vec![],
+            ro_mounts: vec![],
             tmp_dir: tmp,
             tmp_size_mb: 512,
             memory_mb: 128,
