@@ -194,6 +194,7 @@ fn build_spec(
         log_group: c.logging.log_group.clone(),
         log_format: c.logging.log_format.clone(),
         reserved_concurrency: doc.reserved_concurrency,
+        tracing_active: c.tracing_mode == "Active",
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) struct Environment {
     pub(crate) provisioned: bool,
     pub(crate) init_type: InitType,
     scratch_dir: PathBuf,
+    /// The function's X-Ray segments file (`Layout::function_traces`).
+    pub(crate) traces: Arc<PathBuf>,
     /// Whether the environment is in use, and frozen (see `freeze.rs`).
     freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
@@ -244,6 +246,7 @@ pub(crate) async fn start(
     kept_tmp: Option<flint_sandbox::KeptTmp>,
 ) -> Result<Arc<Environment>, StartError> {
     let begun = Instant::now();
+    let traces = Arc::new(inner.traces_path(spec));
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.layer_dirs.is_empty() {
         None
@@ -334,6 +337,21 @@ pub(crate) async fn start(
             .map_or(&endpoints[..], |ns| &ns.vars[..]),
     );
     set_credentials(&mut env, &credentials.issued, lambda_endpoint.as_deref());
+    // The host network: the X-Ray daemon's address is a loopback port of this environment's own.
+    let host_xray = if isolated {
+        None
+    } else {
+        match std::net::UdpSocket::bind(("127.0.0.1", 0)).and_then(|s| Ok((s.local_addr()?, s))) {
+            Ok((addr, socket)) => {
+                set_xray_daemon(&mut env, addr);
+                Some(socket)
+            }
+            Err(e) => {
+                tracing::warn!("no X-Ray daemon address for an environment: {e}");
+                None
+            }
+        }
+    };
 
     let sandbox_spec = SandboxSpec {
         id: id.clone(),
@@ -377,6 +395,9 @@ pub(crate) async fn start(
     };
 
     let mut api_server = Vec::new();
+    if let Some(socket) = host_xray {
+        api_server.push(crate::network::accept_xray_segments(socket, traces.clone()));
+    }
     if isolated {
         let Some(listeners) = sandbox.take_listeners() else {
             remove_scratch(scratch_dir);
@@ -409,7 +430,7 @@ pub(crate) async fn start(
             }
         }
         for (_, socket) in listeners.udp {
-            api_server.push(crate::network::accept_xray_segments(socket));
+            api_server.push(crate::network::accept_xray_segments(socket, traces.clone()));
         }
         if let Some(serve) = inner.api_in_namespace.get() {
             api_server.push(serve(
@@ -480,6 +501,7 @@ pub(crate) async fn start(
         provisioned: init_type == InitType::Provisioned,
         init_type,
         scratch_dir,
+        traces,
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,
         api_server: ApiServer(api_server),
@@ -656,12 +678,27 @@ fn set_credentials(
     set("AWS_SESSION_TOKEN", &issued.session_token);
     if let Some(url) = lambda_endpoint {
         set("AWS_ENDPOINT_URL_LAMBDA", url);
+    }
+    if lambda_endpoint.is_some() {
         // The X-Ray daemon's address (isolated network: Flint accepts segments there).
-        let host = flint_sandbox::NAMESPACE_HOST;
-        let port = crate::network::XRAY_DAEMON_PORT;
-        set("AWS_XRAY_DAEMON_ADDRESS", &format!("{host}:{port}"));
-        set("_AWS_XRAY_DAEMON_ADDRESS", &host.to_string());
-        set("_AWS_XRAY_DAEMON_PORT", &port.to_string());
+        let addr = std::net::SocketAddr::from((
+            flint_sandbox::NAMESPACE_HOST,
+            crate::network::XRAY_DAEMON_PORT,
+        ));
+        set_xray_daemon(vars, addr);
+    }
+}
+
+/// Where the X-Ray SDKs send segments: `AWS_XRAY_DAEMON_ADDRESS` and its two halves, as Lambda
+/// sets them.
+fn set_xray_daemon(vars: &mut Vec<(String, String)>, addr: std::net::SocketAddr) {
+    for (k, v) in [
+        ("AWS_XRAY_DAEMON_ADDRESS", addr.to_string()),
+        ("_AWS_XRAY_DAEMON_ADDRESS", addr.ip().to_string()),
+        ("_AWS_XRAY_DAEMON_PORT", addr.port().to_string()),
+    ] {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v));
     }
 }
 
@@ -700,6 +737,7 @@ mod tests {
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            tracing_active: false,
         }
     }
 

@@ -24,6 +24,7 @@ mod network;
 mod pool;
 mod provisioned;
 mod throttle;
+mod xray;
 
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use network::{
@@ -261,6 +262,12 @@ impl Inner {
 
     pub(crate) fn log_dir(&self, account: &str, region: &str, function: &str) -> PathBuf {
         self.config.layout.function_logs(account, region, function)
+    }
+
+    pub(crate) fn traces_path(&self, spec: &FunctionSpec) -> PathBuf {
+        self.config
+            .layout
+            .function_traces(&spec.account, &spec.region, &spec.function_name)
     }
 
     pub(crate) fn register(&self, env: &Arc<Environment>) {
@@ -692,6 +699,7 @@ pub(crate) mod tests {
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            tracing_active: false,
         }
     }
 }

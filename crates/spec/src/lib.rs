@@ -58,6 +58,10 @@ pub struct FunctionSpec {
     pub log_format: String,
     /// Reserved concurrency (None = shares the account's unreserved pool).
     pub reserved_concurrency: Option<u32>,
+    /// `TracingConfig.Mode` is `Active`: invocations without an upstream sampling decision are
+    /// sampled (`Sampled=1`), and Flint records the function's segment.
+    #[serde(default)]
+    pub tracing_active: bool,
 }
 
 /// Where an alias sends invokes: its version, and optionally a share of them to another one.

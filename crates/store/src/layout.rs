@@ -83,4 +83,14 @@ impl Layout {
     pub fn function_logs(&self, account: &str, region: &str, function: &str) -> PathBuf {
         self.logs().join(account).join(region).join(function)
     }
+
+    /// One function's X-Ray segments (JSON lines): its own and those its code sent.
+    pub fn function_traces(&self, account: &str, region: &str, function: &str) -> PathBuf {
+        self.work()
+            .join("traces")
+            .join(account)
+            .join(region)
+            .join(function)
+            .join("segments.jsonl")
+    }
 }
