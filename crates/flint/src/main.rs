@@ -1,5 +1,6 @@
 //! The `flint` command: `flint serve` runs the Lambda-compatible server, `flint runtimes` lists how
-//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs, `flint async-queue` shows pending async events. The
+//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs, `flint async-queue` shows pending async events, `flint deploy` deploys a SAM/CloudFormation
+//! template's Lambda resources to a running Flint. The
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
 mod async_queue;
@@ -35,6 +36,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Show the asynchronous queue: events pending per function, retrying, next due.
     AsyncQueue(async_queue::AsyncQueueArgs),
+    /// Deploy a SAM, CloudFormation or CDK template's Lambda resources to a running Flint.
+    Deploy(flint_deploy::DeployArgs),
 }
 
 /// Where Flint keeps its state unless told otherwise.
@@ -61,6 +64,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Logs(args) => logs::run(args),
         Command::AsyncQueue(args) => async_queue::run(args),
+        Command::Deploy(args) => flint_deploy::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
