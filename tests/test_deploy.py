@@ -274,8 +274,7 @@ def test_a_sam_application_deploys_runs_updates_in_place_and_loses_what_is_remov
     template = template.replace("          WORKER: !Ref Worker\n", "          WORKER: none\n")
     template = template.replace("  WorkerArn:\n    Value: !GetAtt Worker.Arn\n", "")
     (app / "template.yaml").write_text(template)
-    _, out, _ = deploy(flint_bin, server, app / "template.yaml", stack, "Stage=prod",
-                       params[1])
+    _, out, _ = deploy(flint_bin, server, app / "template.yaml", stack, *params)
     assert [s for s, _ in lines_for(out, "Worker")] == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         lambda_client.get_function(FunctionName=worker)

@@ -185,13 +185,20 @@ impl Deployer {
         for (logical, resource) in &self.template.resources {
             if let Some(Value::String(c)) = resource.get("Condition") {
                 if !self.resolver.condition(c)? {
-                    self.progress
-                        .line("SKIPPED", type_of(resource), logical, &format!("condition {c} is false"));
+                    self.progress.line(
+                        "SKIPPED",
+                        type_of(resource),
+                        logical,
+                        &format!("condition {c} is false"),
+                    );
                     continue;
                 }
             }
             let mut refs = BTreeSet::new();
-            references(resource.get("Properties").unwrap_or(&Value::Null), &mut refs);
+            references(
+                resource.get("Properties").unwrap_or(&Value::Null),
+                &mut refs,
+            );
             match resource.get("DependsOn") {
                 Some(Value::String(d)) => {
                     refs.insert(d.clone());
@@ -203,13 +210,7 @@ impl Deployer {
             }
             let refs = refs
                 .into_iter()
-                .map(|r| {
-                    self.resolver
-                        .ref_aliases
-                        .get(&r)
-                        .cloned()
-                        .unwrap_or(r)
-                })
+                .map(|r| self.resolver.ref_aliases.get(&r).cloned().unwrap_or(r))
                 .filter(|r| self.template.resources.contains_key(r))
                 .collect();
             deps.insert(logical.clone(), refs);
@@ -265,7 +266,10 @@ impl Deployer {
             _ => {
                 let out = placeholder(&self.resolver, logical, kind, &props);
                 let detail = if kind.starts_with("AWS::Lambda::") {
-                    format!("not supported by flint deploy; stands for {}", out.reference)
+                    format!(
+                        "not supported by flint deploy; stands for {}",
+                        out.reference
+                    )
                 } else {
                     let arn = out.attributes.get("Arn").and_then(Value::as_str);
                     format!(
@@ -318,19 +322,28 @@ impl Deployer {
                 Some(m) => format!("/2015-03-31/functions/?MaxItems=50&Marker={}", seg(m)),
                 None => "/2015-03-31/functions/?MaxItems=50".to_string(),
             };
-            let page = self.client.call("ListFunctions", "GET", &path, None).await?;
+            let page = self
+                .client
+                .call("ListFunctions", "GET", &path, None)
+                .await?;
             for f in page["Functions"].as_array().into_iter().flatten() {
                 let Some(arn) = f["FunctionArn"].as_str() else {
                     continue;
                 };
                 let tags = self
                     .client
-                    .call("ListTags", "GET", &format!("/2017-03-31/tags/{}", seg(arn)), None)
+                    .call(
+                        "ListTags",
+                        "GET",
+                        &format!("/2017-03-31/tags/{}", seg(arn)),
+                        None,
+                    )
                     .await?;
                 if tags["Tags"][TAG_STACK].as_str() == Some(self.options.stack_name.as_str()) {
-                    if let (Some(logical), Some(name)) =
-                        (tags["Tags"][TAG_LOGICAL_ID].as_str(), f["FunctionName"].as_str())
-                    {
+                    if let (Some(logical), Some(name)) = (
+                        tags["Tags"][TAG_LOGICAL_ID].as_str(),
+                        f["FunctionName"].as_str(),
+                    ) {
                         out.insert(logical.to_string(), name.to_string());
                     }
                 }
@@ -350,7 +363,9 @@ impl Deployer {
         let name = match props.remove("FunctionName") {
             Some(Value::String(n)) => n,
             Some(other) => {
-                return Err(DeployError::Template(format!("FunctionName {other} is not a string")))
+                return Err(DeployError::Template(format!(
+                    "FunctionName {other} is not a string"
+                )))
             }
             None => self
                 .existing
@@ -378,7 +393,10 @@ impl Deployer {
         let digest = short_digest(&configuration);
 
         let mut tags = Map::new();
-        for t in user_tags.iter().flat_map(|t| t.as_array().into_iter().flatten()) {
+        for t in user_tags
+            .iter()
+            .flat_map(|t| t.as_array().into_iter().flatten())
+        {
             if let (Some(k), Some(v)) = (t["Key"].as_str(), t.get("Value")) {
                 tags.insert(k.to_string(), plain(v).into());
             }
@@ -406,7 +424,12 @@ impl Deployer {
                 body.insert("Code".into(), code.api_body());
                 body.insert("Tags".into(), Value::Object(tags.clone()));
                 self.client
-                    .call("CreateFunction", "POST", "/2015-03-31/functions", Some(&Value::Object(body)))
+                    .call(
+                        "CreateFunction",
+                        "POST",
+                        "/2015-03-31/functions",
+                        Some(&Value::Object(body)),
+                    )
                     .await?;
                 self.wait_function(&name).await?;
                 changed = true;
@@ -414,7 +437,8 @@ impl Deployer {
             Some(current) => {
                 let owner = current["Tags"][TAG_STACK].as_str();
                 let owner_logical = current["Tags"][TAG_LOGICAL_ID].as_str();
-                if owner != Some(self.options.stack_name.as_str()) || owner_logical != Some(logical) {
+                if owner != Some(self.options.stack_name.as_str()) || owner_logical != Some(logical)
+                {
                     return Err(DeployError::Template(format!(
                         "function {name} already exists and is not {logical} of stack {} \
                          (its tags say stack {}, logical id {})",
@@ -520,8 +544,15 @@ impl Deployer {
                 None,
             )
             .await?;
-        self.finish(current.is_some(), changed || concurrency_changed, kind, logical, &name);
-        self.deployed_functions.insert(name.clone(), logical.to_string());
+        self.finish(
+            current.is_some(),
+            changed || concurrency_changed,
+            kind,
+            logical,
+            &name,
+        );
+        self.deployed_functions
+            .insert(name.clone(), logical.to_string());
         let mut out = Outputs {
             reference: name.into(),
             ..Default::default()
@@ -541,9 +572,17 @@ impl Deployer {
         let stale: Vec<&String> = now.keys().filter(|k| !wanted.contains_key(*k)).collect();
         let mut changed = false;
         if !stale.is_empty() {
-            let query: Vec<String> = stale.iter().map(|k| format!("tagKeys={}", seg(k))).collect();
+            let query: Vec<String> = stale
+                .iter()
+                .map(|k| format!("tagKeys={}", seg(k)))
+                .collect();
             self.client
-                .call("UntagResource", "DELETE", &format!("{path}?{}", query.join("&")), None)
+                .call(
+                    "UntagResource",
+                    "DELETE",
+                    &format!("{path}?{}", query.join("&")),
+                    None,
+                )
                 .await?;
             changed = true;
         }
@@ -576,7 +615,9 @@ impl Deployer {
                     .as_str()
                     .or(c["LastUpdateStatusReason"].as_str())
                     .unwrap_or("no reason given");
-                return Err(DeployError::Template(format!("function {name} failed: {reason}")));
+                return Err(DeployError::Template(format!(
+                    "function {name} failed: {reason}"
+                )));
             }
             if state == "Active" && update != "InProgress" {
                 return Ok(());
@@ -601,7 +642,9 @@ impl Deployer {
         }
         if let Some(source) = code.get("ZipFile") {
             let Some(source) = source.as_str() else {
-                return Err(DeployError::Template(format!("{what}.ZipFile is not a string")));
+                return Err(DeployError::Template(format!(
+                    "{what}.ZipFile is not a string"
+                )));
             };
             return code::package_inline(source, runtime).map(CodeSource::Zip);
         }
@@ -634,7 +677,11 @@ impl Deployer {
         let content = props.remove("Content").unwrap_or(Value::Null);
         let content = self.code(&content, "", "Content")?;
         let base = format!("/2018-10-31/layers/{}/versions", seg(&name));
-        let latest = match self.client.call("ListLayerVersions", "GET", &base, None).await {
+        let latest = match self
+            .client
+            .call("ListLayerVersions", "GET", &base, None)
+            .await
+        {
             Ok(list) => list["LayerVersions"]
                 .as_array()
                 .into_iter()
@@ -659,9 +706,14 @@ impl Deployer {
             };
             same_code
                 && props.iter().all(|(k, v)| c.get(k) == Some(v))
-                && ["Description", "CompatibleRuntimes", "CompatibleArchitectures", "LicenseInfo"]
-                    .iter()
-                    .all(|k| props.contains_key(*k) || c.get(*k).is_none_or(is_empty))
+                && [
+                    "Description",
+                    "CompatibleRuntimes",
+                    "CompatibleArchitectures",
+                    "LicenseInfo",
+                ]
+                .iter()
+                .all(|k| props.contains_key(*k) || c.get(*k).is_none_or(is_empty))
         });
         self.begin(current.is_some(), kind, logical, &name);
         let published = match (&current, unchanged) {
@@ -670,7 +722,12 @@ impl Deployer {
                 let mut body = props.clone();
                 body.insert("Content".into(), content.api_body());
                 self.client
-                    .call("PublishLayerVersion", "POST", &base, Some(&Value::Object(body)))
+                    .call(
+                        "PublishLayerVersion",
+                        "POST",
+                        &base,
+                        Some(&Value::Object(body)),
+                    )
                     .await?
             }
         };
@@ -693,7 +750,12 @@ impl Deployer {
         let base = format!("/2015-03-31/functions/{}/versions", seg(&name));
         let before: HashSet<String> = self
             .client
-            .call("ListVersionsByFunction", "GET", &format!("{base}?MaxItems=10000"), None)
+            .call(
+                "ListVersionsByFunction",
+                "GET",
+                &format!("{base}?MaxItems=10000"),
+                None,
+            )
             .await?["Versions"]
             .as_array()
             .into_iter()
@@ -714,7 +776,13 @@ impl Deployer {
             .await?;
         let version = published["Version"].as_str().unwrap_or("").to_string();
         let arn = published["FunctionArn"].clone();
-        self.finish(existed, !before.contains(&version), kind, logical, &plain(&arn));
+        self.finish(
+            existed,
+            !before.contains(&version),
+            kind,
+            logical,
+            &plain(&arn),
+        );
         let mut out = Outputs {
             reference: arn.clone(),
             ..Default::default()
@@ -796,7 +864,11 @@ impl Deployer {
             .map(|q| format!("?Qualifier={}", seg(q)))
             .unwrap_or_default();
         let path = format!("/2021-10-31/functions/{}/url{query}", seg(&function));
-        let current = match self.client.call("GetFunctionUrlConfig", "GET", &path, None).await {
+        let current = match self
+            .client
+            .call("GetFunctionUrlConfig", "GET", &path, None)
+            .await
+        {
             Ok(v) => Some(v),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
@@ -816,7 +888,12 @@ impl Deployer {
             None => {
                 let a = self
                     .client
-                    .call("CreateFunctionUrlConfig", "POST", &path, Some(&Value::Object(body)))
+                    .call(
+                        "CreateFunctionUrlConfig",
+                        "POST",
+                        &path,
+                        Some(&Value::Object(body)),
+                    )
                     .await?;
                 (a, true)
             }
@@ -831,7 +908,12 @@ impl Deployer {
                 } else {
                     let a = self
                         .client
-                        .call("UpdateFunctionUrlConfig", "PUT", &path, Some(&Value::Object(body)))
+                        .call(
+                            "UpdateFunctionUrlConfig",
+                            "PUT",
+                            &path,
+                            Some(&Value::Object(body)),
+                        )
                         .await?;
                     (a, true)
                 }
@@ -865,7 +947,9 @@ impl Deployer {
             .call("GetPolicy", "GET", &format!("{base}{query}"), None)
             .await
         {
-            Ok(p) => policy_statements(&p).iter().any(|s| s["Sid"].as_str() == Some(&sid)),
+            Ok(p) => policy_statements(&p)
+                .iter()
+                .any(|s| s["Sid"].as_str() == Some(&sid)),
             Err(e) if e.is_not_found() => false,
             Err(e) => return Err(e),
         };
@@ -897,7 +981,12 @@ impl Deployer {
             }
         }
         self.client
-            .call("AddPermission", "POST", &format!("{base}{query}"), Some(&Value::Object(body)))
+            .call(
+                "AddPermission",
+                "POST",
+                &format!("{base}{query}"),
+                Some(&Value::Object(body)),
+            )
             .await?;
         self.finish(existed, true, kind, logical, &sid);
         self.kept
@@ -929,14 +1018,18 @@ impl Deployer {
         let physical = format!("{function}:{qualifier}");
         self.begin(current.is_some(), kind, logical, &physical);
         let mut body = Map::new();
-        for key in ["MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig"] {
+        for key in [
+            "MaximumRetryAttempts",
+            "MaximumEventAgeInSeconds",
+            "DestinationConfig",
+        ] {
             if let Some(v) = props.get(key) {
                 body.insert(key.into(), v.clone());
             }
         }
-        let same = current.as_ref().is_some_and(|c| {
-            body.iter().all(|(k, v)| c.get(k) == Some(v))
-        });
+        let same = current
+            .as_ref()
+            .is_some_and(|c| body.iter().all(|(k, v)| c.get(k) == Some(v)));
         if !same {
             self.client
                 .call(
@@ -1008,7 +1101,10 @@ impl Deployer {
                         body.insert((*key).into(), v.clone());
                     }
                 }
-                let enabled = props.get("Enabled").and_then(Value::as_bool).unwrap_or(true);
+                let enabled = props
+                    .get("Enabled")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 let enabled_now = matches!(
                     c["State"].as_str(),
                     Some("Enabled" | "Enabling" | "Creating" | "Updating")
@@ -1034,7 +1130,13 @@ impl Deployer {
             }
         };
         let uuid = answer["UUID"].as_str().unwrap_or("").to_string();
-        self.finish(current.is_some(), changed, kind, logical, &format!("{physical} ({uuid})"));
+        self.finish(
+            current.is_some(),
+            changed,
+            kind,
+            logical,
+            &format!("{physical} ({uuid})"),
+        );
         self.kept.mappings.insert(uuid.clone());
         let mut out = Outputs {
             reference: uuid.clone().into(),
@@ -1042,7 +1144,8 @@ impl Deployer {
         };
         out.attributes.insert("Id".into(), uuid.into());
         if let Some(arn) = answer.get("EventSourceMappingArn") {
-            out.attributes.insert("EventSourceMappingArn".into(), arn.clone());
+            out.attributes
+                .insert("EventSourceMappingArn".into(), arn.clone());
         }
         Ok(out)
     }
@@ -1100,8 +1203,12 @@ impl Deployer {
             self.delete_removed_children(name).await?;
         }
         for (logical, name) in removed {
-            self.progress
-                .line("DELETE_IN_PROGRESS", "AWS::Lambda::Function", &logical, &name);
+            self.progress.line(
+                "DELETE_IN_PROGRESS",
+                "AWS::Lambda::Function",
+                &logical,
+                &name,
+            );
             match self
                 .client
                 .call(
@@ -1133,14 +1240,23 @@ impl Deployer {
         let f = seg(function);
         let aliases = self
             .client
-            .call("ListAliases", "GET", &format!("/2015-03-31/functions/{f}/aliases"), None)
+            .call(
+                "ListAliases",
+                "GET",
+                &format!("/2015-03-31/functions/{f}/aliases"),
+                None,
+            )
             .await?;
         let mut qualifiers: Vec<String> = vec![String::new()];
         for a in aliases["Aliases"].as_array().into_iter().flatten() {
             let Some(name) = a["Name"].as_str() else {
                 continue;
             };
-            if self.kept.aliases.contains(&(function.to_string(), name.to_string())) {
+            if self
+                .kept
+                .aliases
+                .contains(&(function.to_string(), name.to_string()))
+            {
                 qualifiers.push(name.to_string());
                 continue;
             }
@@ -1156,7 +1272,12 @@ impl Deployer {
         }
         let urls = self
             .client
-            .call("ListFunctionUrlConfigs", "GET", &format!("/2021-10-31/functions/{f}/urls"), None)
+            .call(
+                "ListFunctionUrlConfigs",
+                "GET",
+                &format!("/2021-10-31/functions/{f}/urls"),
+                None,
+            )
             .await?;
         for u in urls["FunctionUrlConfigs"].as_array().into_iter().flatten() {
             let Some((_, q)) = u["FunctionArn"].as_str().map(name_of_arn) else {
@@ -1179,7 +1300,17 @@ impl Deployer {
                     None,
                 )
                 .await?;
-            self.removed_line("AWS::Lambda::Url", &format!("{function}{}", if q.is_empty() { String::new() } else { format!(":{q}") }));
+            self.removed_line(
+                "AWS::Lambda::Url",
+                &format!(
+                    "{function}{}",
+                    if q.is_empty() {
+                        String::new()
+                    } else {
+                        format!(":{q}")
+                    }
+                ),
+            );
         }
         let prefix = format!("{}-", self.options.stack_name);
         for q in &qualifiers {
@@ -1190,7 +1321,12 @@ impl Deployer {
             };
             let policy = match self
                 .client
-                .call("GetPolicy", "GET", &format!("/2015-03-31/functions/{f}/policy{query}"), None)
+                .call(
+                    "GetPolicy",
+                    "GET",
+                    &format!("/2015-03-31/functions/{f}/policy{query}"),
+                    None,
+                )
                 .await
             {
                 Ok(p) => p,
@@ -1225,19 +1361,30 @@ impl Deployer {
                 None,
             )
             .await?;
-        for c in configs["FunctionEventInvokeConfigs"].as_array().into_iter().flatten() {
+        for c in configs["FunctionEventInvokeConfigs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let Some((_, q)) = c["FunctionArn"].as_str().map(name_of_arn) else {
                 continue;
             };
             let q = q.unwrap_or_else(|| "$LATEST".to_string());
-            if self.kept.invoke_configs.contains(&(function.to_string(), q.clone())) {
+            if self
+                .kept
+                .invoke_configs
+                .contains(&(function.to_string(), q.clone()))
+            {
                 continue;
             }
             self.client
                 .call(
                     "DeleteFunctionEventInvokeConfig",
                     "DELETE",
-                    &format!("/2019-09-25/functions/{f}/event-invoke-config?Qualifier={}", seg(&q)),
+                    &format!(
+                        "/2019-09-25/functions/{f}/event-invoke-config?Qualifier={}",
+                        seg(&q)
+                    ),
                     None,
                 )
                 .await?;
@@ -1320,7 +1467,9 @@ fn str_prop(props: &Value, key: &str) -> Result<String> {
     match props.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(other) => Err(DeployError::Template(format!("{key} {other} is not a string"))),
+        Some(other) => Err(DeployError::Template(format!(
+            "{key} {other} is not a string"
+        ))),
         None => Err(DeployError::Template(format!("{key} is required"))),
     }
 }
@@ -1363,7 +1512,12 @@ fn weights(routing: &Value) -> Value {
 fn cors_equal(a: &Value, b: &Value) -> bool {
     let norm = |v: &Value| -> Map<String, Value> {
         v.as_object()
-            .map(|m| m.iter().filter(|(_, v)| !is_empty(v)).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| !is_empty(v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     norm(a) == norm(b)

@@ -88,8 +88,9 @@ impl Resolver {
 
     /// A value that must resolve to something (not `AWS::NoValue`).
     fn need(&self, value: &Value, what: &str) -> Result<Value> {
-        self.resolve(value)?
-            .ok_or_else(|| DeployError::Template(format!("{what}: AWS::NoValue is not allowed here")))
+        self.resolve(value)?.ok_or_else(|| {
+            DeployError::Template(format!("{what}: AWS::NoValue is not allowed here"))
+        })
     }
 
     fn need_str(&self, value: &Value, what: &str) -> Result<String> {
@@ -111,10 +112,9 @@ impl Resolver {
             }
             "Fn::GetAtt" => {
                 let (resource, attribute) = match self.need(arg, name)? {
-                    Value::Array(parts) if parts.len() == 2 => (
-                        str_of(&parts[0], name)?,
-                        str_of(&parts[1], name)?,
-                    ),
+                    Value::Array(parts) if parts.len() == 2 => {
+                        (str_of(&parts[0], name)?, str_of(&parts[1], name)?)
+                    }
                     Value::String(s) => match s.split_once('.') {
                         Some((r, a)) => (r.to_string(), a.to_string()),
                         None => return Err(bad(name, "expected [Resource, Attribute]")),
@@ -264,7 +264,10 @@ impl Resolver {
     }
 
     fn attribute(&self, resource: &str, attribute: &str) -> Result<Value> {
-        let logical = self.ref_aliases.get(resource).map_or(resource, String::as_str);
+        let logical = self
+            .ref_aliases
+            .get(resource)
+            .map_or(resource, String::as_str);
         let out = self.resources.get(logical).ok_or_else(|| {
             DeployError::Template(format!(
                 "Fn::GetAtt {resource}.{attribute}: no deployed resource has that name"
@@ -316,7 +319,9 @@ impl Resolver {
                     Some(v) => v.clone(),
                     None => match name.split_once('.') {
                         Some((r, a)) if self.pseudo(name).is_none() => self.attribute(r, a)?,
-                        _ => self.reference(name)?.unwrap_or(Value::String(String::new())),
+                        _ => self
+                            .reference(name)?
+                            .unwrap_or(Value::String(String::new())),
                     },
                 };
                 out.push_str(&str_of(&value, "Fn::Sub")?);
@@ -341,9 +346,7 @@ impl Resolver {
                 Value::Bool(b) => Ok(*b),
                 Value::String(s) if s == "true" => Ok(true),
                 Value::String(s) if s == "false" => Ok(false),
-                _ => Err(DeployError::Template(format!(
-                    "{expr} is not a condition"
-                ))),
+                _ => Err(DeployError::Template(format!("{expr} is not a condition"))),
             };
         };
         let Some((key, arg)) = m.iter().next() else {
@@ -410,9 +413,7 @@ impl Resolver {
                     Err(e) if e.to_string().contains("is not defined in Conditions") => {
                         still.push((name, expr))
                     }
-                    Err(e) => {
-                        return Err(DeployError::Template(format!("condition {name}: {e}")))
-                    }
+                    Err(e) => return Err(DeployError::Template(format!("condition {name}: {e}"))),
                 }
             }
             if still.len() == before {
@@ -528,9 +529,12 @@ mod tests {
             "Fn".into(),
             Outputs {
                 reference: "app-Fn-ABC".into(),
-                attributes: [("Arn".to_string(), json!("arn:aws:lambda:eu-west-1:123456789012:function:app-Fn-ABC"))]
-                    .into_iter()
-                    .collect(),
+                attributes: [(
+                    "Arn".to_string(),
+                    json!("arn:aws:lambda:eu-west-1:123456789012:function:app-Fn-ABC"),
+                )]
+                .into_iter()
+                .collect(),
             },
         );
         r
@@ -545,7 +549,10 @@ mod tests {
                              "e": [1, {"Ref": "AWS::NoValue"}, 2]}))
             .unwrap()
             .unwrap();
-        assert_eq!(v, json!({"a": "prod", "b": "eu-west-1", "c": "app-Fn-ABC", "e": [1, 2]}));
+        assert_eq!(
+            v,
+            json!({"a": "prod", "b": "eu-west-1", "c": "app-Fn-ABC", "e": [1, 2]})
+        );
     }
 
     #[test]
@@ -569,7 +576,10 @@ mod tests {
     #[test]
     fn join_select_split_and_find_in_map() {
         let mut r = resolver();
-        r.mappings = json!({"M": {"prod": {"Mem": 512}}}).as_object().unwrap().clone();
+        r.mappings = json!({"M": {"prod": {"Mem": 512}}})
+            .as_object()
+            .unwrap()
+            .clone();
         let v = r
             .resolve(&json!([
                 {"Fn::Join": ["-", ["a", {"Ref": "Stage"}]]},
@@ -589,7 +599,8 @@ mod tests {
             "NotProd": {"Fn::Not": [{"Condition": "IsProd"}]},
             "Both": {"Fn::And": [{"Condition": "IsProd"}, {"Fn::Equals": [{"Ref": "Size"}, 256]}]},
         });
-        r.evaluate_conditions(conditions.as_object().unwrap()).unwrap();
+        r.evaluate_conditions(conditions.as_object().unwrap())
+            .unwrap();
         assert!(r.condition("IsProd").unwrap());
         assert!(!r.condition("NotProd").unwrap());
         assert!(r.condition("Both").unwrap());
@@ -624,6 +635,9 @@ mod tests {
                     "d": {"Fn::Sub": ["${E}-${V}", {"V": {"Ref": "F"}}]}}),
             &mut out,
         );
-        assert_eq!(out.into_iter().collect::<Vec<_>>(), ["A", "B", "C", "E", "F"]);
+        assert_eq!(
+            out.into_iter().collect::<Vec<_>>(),
+            ["A", "B", "C", "E", "F"]
+        );
     }
 }

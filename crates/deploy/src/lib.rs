@@ -62,7 +62,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub stack_name: String,
     /// Flint's Lambda API.
-    #[arg(long, env = "FLINT_ENDPOINT_URL", default_value = "http://127.0.0.1:9000")]
+    #[arg(
+        long,
+        env = "FLINT_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:9000"
+    )]
     pub endpoint_url: String,
     /// The region (default: AWS_REGION / the profile's, else us-east-1).
     #[arg(long)]
@@ -186,7 +190,11 @@ fn parameters(template: &Template, overrides: &[String]) -> Result<HashMap<Strin
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Array(items)) => items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
                 Some(other) => other.to_string(),
@@ -199,7 +207,10 @@ fn parameters(template: &Template, overrides: &[String]) -> Result<HashMap<Strin
         if let Some(Value::Array(allowed)) = decl.get("AllowedValues") {
             let ok = allowed.iter().any(|a| match a {
                 Value::String(s) => s == &value,
-                other => other.to_string() == value,
+                other => {
+                    let text = other.to_string();
+                    text == value
+                }
             });
             if !ok {
                 return Err(DeployError::Parameter(format!(
@@ -262,8 +273,14 @@ mod tests {
                            "Ids": {"Type": "CommaDelimitedList"},
                            "Mem": {"Type": "Number", "Default": 128}},
             "Resources": {"F": {"Type": "AWS::Lambda::Function"}}}));
-        let p = parameters(&t, &["Ids=a, b".into(), "ParameterKey=Stage,ParameterValue=prod".into()])
-            .unwrap();
+        let p = parameters(
+            &t,
+            &[
+                "Ids=a, b".into(),
+                "ParameterKey=Stage,ParameterValue=prod".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(p["Stage"], "prod");
         assert_eq!(p["Ids"], json!(["a", "b"]));
         assert_eq!(p["Mem"], "128");

@@ -45,8 +45,7 @@ pub fn placeholder(r: &Resolver, logical: &str, kind: &str, props: &Value) -> Ou
     let mut attr = |k: &str, v: Value| {
         out.attributes.insert(k.to_string(), v);
     };
-    let reference: Value;
-    match kind {
+    let reference: Value = match kind {
         "AWS::SQS::Queue" => {
             let name = named("QueueName", 80);
             let arn = format!("arn:aws:sqs:{region}:{account}:{name}");
@@ -54,21 +53,24 @@ pub fn placeholder(r: &Resolver, logical: &str, kind: &str, props: &Value) -> Ou
             attr("Arn", arn.into());
             attr("QueueName", name.into());
             attr("QueueUrl", url.clone().into());
-            reference = url.into();
+            url.into()
         }
         "AWS::SNS::Topic" => {
             let name = named("TopicName", 256);
             let arn = format!("arn:aws:sns:{region}:{account}:{name}");
             attr("TopicArn", arn.clone().into());
             attr("TopicName", name.into());
-            reference = arn.into();
+            arn.into()
         }
         "AWS::DynamoDB::Table" => {
             let name = named("TableName", 255);
             let arn = format!("arn:aws:dynamodb:{region}:{account}:table/{name}");
-            attr("StreamArn", format!("{arn}/stream/1970-01-01T00:00:00.000").into());
+            attr(
+                "StreamArn",
+                format!("{arn}/stream/1970-01-01T00:00:00.000").into(),
+            );
             attr("Arn", arn.into());
-            reference = name.into();
+            name.into()
         }
         "AWS::Kinesis::Stream" => {
             let name = named("Name", 128);
@@ -76,33 +78,29 @@ pub fn placeholder(r: &Resolver, logical: &str, kind: &str, props: &Value) -> Ou
                 "Arn",
                 format!("arn:aws:kinesis:{region}:{account}:stream/{name}").into(),
             );
-            reference = name.into();
+            name.into()
         }
         "AWS::S3::Bucket" => {
             let name = named("BucketName", 63).to_lowercase();
             attr("Arn", format!("arn:aws:s3:::{name}").into());
             attr("DomainName", format!("{name}.s3.amazonaws.com").into());
-            reference = name.into();
+            name.into()
         }
         "AWS::IAM::Role" => {
             let name = named("RoleName", 64);
             attr("Arn", format!("arn:aws:iam::{account}:role/{name}").into());
-            reference = name.into();
+            name.into()
         }
         _ => {
-            let service = kind
-                .split("::")
-                .nth(1)
-                .unwrap_or("unknown")
-                .to_lowercase();
+            let service = kind.split("::").nth(1).unwrap_or("unknown").to_lowercase();
             let name = physical_name(&r.stack_name, logical, 64);
             attr(
                 "Arn",
                 format!("arn:aws:{service}:{region}:{account}:{name}").into(),
             );
-            reference = name.into();
+            name.into()
         }
-    }
+    };
     out.reference = reference;
     out
 }
@@ -130,7 +128,10 @@ mod tests {
             ..Default::default()
         };
         let out = placeholder(&r, "Q", "AWS::SQS::Queue", &json!({"QueueName": "orders"}));
-        assert_eq!(out.attributes["Arn"], "arn:aws:sqs:us-east-1:000000000000:orders");
+        assert_eq!(
+            out.attributes["Arn"],
+            "arn:aws:sqs:us-east-1:000000000000:orders"
+        );
         assert_eq!(
             out.reference,
             "https://sqs.us-east-1.amazonaws.com/000000000000/orders"

@@ -99,8 +99,7 @@ pub fn merge(global: &Value, local: &Value) -> Value {
 
 fn is_intrinsic(m: &Map<String, Value>) -> bool {
     m.len() == 1
-        && m
-            .keys()
+        && m.keys()
             .next()
             .is_some_and(|k| k == "Ref" || k.starts_with("Fn::") || k == "Condition")
 }
@@ -124,7 +123,10 @@ fn layer(id: &str, resource: &Value, props: Value, resources: &mut Map<String, V
         "LayerName".into(),
         props.get("LayerName").cloned().unwrap_or_else(|| id.into()),
     );
-    p.insert("Content".into(), code_location(props.get("ContentUri"), None));
+    p.insert(
+        "Content".into(),
+        code_location(props.get("ContentUri"), None),
+    );
     for (from, to) in [
         ("CompatibleRuntimes", "CompatibleRuntimes"),
         ("CompatibleArchitectures", "CompatibleArchitectures"),
@@ -320,7 +322,8 @@ fn function(
             ),
         );
         out.ref_aliases.insert(format!("{id}.Version"), version_id);
-        out.ref_aliases.insert(format!("{id}.Alias"), alias_id.clone());
+        out.ref_aliases
+            .insert(format!("{id}.Alias"), alias_id.clone());
         target = json!({"Ref": alias_id});
         qualifier = Some(Value::String(alias_name));
     }
@@ -395,7 +398,11 @@ fn function(
         }
         resources.insert(
             format!("{id}EventInvokeConfig"),
-            carry(resource, "AWS::Lambda::EventInvokeConfig", Value::Object(ep)),
+            carry(
+                resource,
+                "AWS::Lambda::EventInvokeConfig",
+                Value::Object(ep),
+            ),
         );
     }
     if let Some(Value::Object(events)) = src.get("Events") {
@@ -407,7 +414,11 @@ fn function(
                     m.insert("FunctionName".into(), target.clone());
                     resources.insert(
                         format!("{id}{event_id}"),
-                        carry(resource, "AWS::Lambda::EventSourceMapping", Value::Object(m)),
+                        carry(
+                            resource,
+                            "AWS::Lambda::EventSourceMapping",
+                            Value::Object(m),
+                        ),
                     );
                 }
                 None => out.warnings.push((
@@ -542,8 +553,12 @@ mod tests {
         );
         assert_eq!(out.ref_aliases["Fn.Alias"], "FnAliaslive");
         let warnings: Vec<_> = out.warnings.iter().map(|(_, w)| w.as_str()).collect();
-        assert!(warnings.iter().any(|w| w.starts_with("DeploymentPreference ignored")));
-        assert!(warnings.iter().any(|w| w.starts_with("event Tick (Type Schedule) skipped")));
+        assert!(warnings
+            .iter()
+            .any(|w| w.starts_with("DeploymentPreference ignored")));
+        assert!(warnings
+            .iter()
+            .any(|w| w.starts_with("event Tick (Type Schedule) skipped")));
     }
 
     #[test]
@@ -553,7 +568,10 @@ mod tests {
             json!({"S3Bucket": "b", "S3Key": "k/x.zip"})
         );
         assert_eq!(
-            code_location(Some(&json!({"Bucket": "b", "Key": "k", "Version": "3"})), None),
+            code_location(
+                Some(&json!({"Bucket": "b", "Key": "k", "Version": "3"})),
+                None
+            ),
             json!({"S3Bucket": "b", "S3Key": "k", "S3ObjectVersion": "3"})
         );
         assert_eq!(code_location(None, None), json!({"Flint::Path": "."}));

@@ -36,7 +36,7 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Show the asynchronous queue: events pending per function, retrying, next due.
     AsyncQueue(async_queue::AsyncQueueArgs),
-    /// Deploy a SAM, CloudFormation or CDK template's Lambda resources to a running Flint.
+    // (`flint deploy --help`'s text is flint_deploy::DeployArgs's.)
     Deploy(flint_deploy::DeployArgs),
 }
 
