@@ -430,3 +430,57 @@ def test_bad_templates_fail_with_the_parameter_or_resource_named(flint_bin, serv
                     .replace("Runtime: python3.11", "Runtime: python3.11\n      Timeout: 9999"))
     code, out, err = deploy(flint_bin, server, path, stack, "Needed=1", check=False)
     assert code != 0 and "Fn: Lambda API CreateFunction" in err, err
+
+
+def test_create_other_resources_makes_the_templates_queue_at_the_aws_endpoint(
+        flint_bin, server, lambda_client, aws_services, callback_server, tmp_path):
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "app.py").write_text(WORKER)
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Parameters:
+          CallbackUrl:
+            Type: String
+        Resources:
+          Jobs:
+            Type: AWS::SQS::Queue
+            Properties:
+              VisibilityTimeout: 30
+          Worker:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: worker/
+              Handler: app.handler
+              Runtime: python3.11
+              Environment:
+                Variables:
+                  CALLBACK_URL: !Ref CallbackUrl
+              Events:
+                Jobs:
+                  Type: SQS
+                  Properties:
+                    Queue: !GetAtt Jobs.Arn
+        Outputs:
+          QueueUrl:
+            Value: !Ref Jobs
+        """))
+    stack = unique_name("other")
+    extra = ("--create-other-resources", "--aws-endpoint-url", aws_services.endpoint)
+    _, out, _ = deploy(flint_bin, server, path, stack, f"CallbackUrl={callback_server.url}",
+                       extra=extra)
+    assert [s for s, _ in lines_for(out, "Jobs")] == ["CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
+    queue_url = outputs(out)["QueueUrl"]
+    assert f"/{stack}-Jobs-" in queue_url
+    sqs = aws_services.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attrs["VisibilityTimeout"] == "30"
+    token = str(uuid.uuid4())
+    sqs.send_message(QueueUrl=queue_url, MessageBody=token)
+    assert callback_server.wait_for(lambda b: b == token, timeout=30), "Worker never ran"
+
+    # Again: the queue is there already and is used as it is.
+    _, out, _ = deploy(flint_bin, server, path, stack, f"CallbackUrl={callback_server.url}",
+                       extra=extra)
+    assert outputs(out)["QueueUrl"] == queue_url
+    assert lines_for(out, "WorkerJobs")[-1][1].endswith("(no changes)")

@@ -19,6 +19,7 @@ use crate::code::{self, Package};
 use crate::error::{DeployError, Result};
 use crate::intrinsics::{references, Outputs, Resolver};
 use crate::names::{physical_name, placeholder};
+use crate::other::{OtherServices, CREATABLE};
 use crate::sam::LOCAL_PATH;
 use crate::template::Template;
 
@@ -88,6 +89,9 @@ fn configuration_default(key: &str) -> Option<Value> {
 pub struct Options {
     pub stack_name: String,
     pub delete_removed: bool,
+    /// `--create-other-resources`: where SQS queues, SNS topics, S3 buckets and Kinesis
+    /// streams are created (else they are skipped).
+    pub other_services: Option<OtherServices>,
 }
 
 /// One line per resource step, aligned as CloudFormation's event list.
@@ -263,6 +267,19 @@ impl Deployer {
             "AWS::Lambda::Permission" => self.permission(logical, kind, props).await?,
             "AWS::Lambda::EventSourceMapping" => self.mapping(logical, kind, props).await?,
             "AWS::Lambda::EventInvokeConfig" => self.invoke_config(logical, kind, props).await?,
+            _ if CREATABLE.contains(&kind) && self.options.other_services.is_some() => {
+                let out = placeholder(&self.resolver, logical, kind, &props);
+                self.progress
+                    .line("CREATE_IN_PROGRESS", kind, logical, &plain(&out.reference));
+                let out = match &self.options.other_services {
+                    Some(other) => other.create(kind, &props, out).await?,
+                    None => out,
+                };
+                let detail = format!("{} (at the AWS endpoint)", plain(&out.reference));
+                self.progress
+                    .line("CREATE_COMPLETE", kind, logical, &detail);
+                out
+            }
             _ => {
                 let out = placeholder(&self.resolver, logical, kind, &props);
                 let detail = if kind.starts_with("AWS::Lambda::") {

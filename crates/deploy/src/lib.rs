@@ -9,6 +9,7 @@ mod deploy;
 mod error;
 mod intrinsics;
 mod names;
+mod other;
 mod sam;
 mod template;
 
@@ -77,6 +78,15 @@ pub struct DeployArgs {
     /// Keep resources that are no longer in the template.
     #[arg(long)]
     pub no_delete: bool,
+    /// Create the template's SQS queues, SNS topics, S3 buckets and Kinesis streams at the
+    /// AWS endpoint (AWS_ENDPOINT_URL[_SERVICE], the profile, or --aws-endpoint-url) instead
+    /// of skipping them; existing ones are used as they are, none is ever deleted.
+    #[arg(long)]
+    pub create_other_resources: bool,
+    /// Where --create-other-resources creates them (e.g. moto or LocalStack); a per-service
+    /// AWS_ENDPOINT_URL_<SERVICE> still wins, as in flint serve.
+    #[arg(long)]
+    pub aws_endpoint_url: Option<String>,
 }
 
 /// Runs a deploy to completion (its own runtime: the command is a short-lived client).
@@ -109,6 +119,19 @@ async fn deploy(args: DeployArgs) -> Result<()> {
         warnings = out.warnings;
     }
     let client = client::LambdaClient::new(&args.endpoint_url, &region, credentials)?;
+    let other_services = if args.create_other_resources {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client())
+            .region(aws_config::Region::new(region.clone()));
+        if let Some(url) = &args.aws_endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let custom = args.aws_endpoint_url.is_some()
+            || std::env::vars().any(|(k, _)| k.starts_with("AWS_ENDPOINT_URL"));
+        Some(other::OtherServices::new(loader.load().await, custom))
+    } else {
+        None
+    };
     let deployer = deploy::Deployer::new(
         client,
         resolver,
@@ -116,6 +139,7 @@ async fn deploy(args: DeployArgs) -> Result<()> {
         deploy::Options {
             stack_name: args.stack_name.clone(),
             delete_removed: !args.no_delete,
+            other_services,
         },
     );
     for (logical, w) in &warnings {
@@ -126,13 +150,8 @@ async fn deploy(args: DeployArgs) -> Result<()> {
 
 /// The standard chain's credentials, or Flint's defaults when it has none.
 async fn credentials_and_region(region: Option<String>) -> (Credentials, String) {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .load()
         .await;
     let region = region
@@ -145,6 +164,14 @@ async fn credentials_and_region(region: Option<String>) -> (Credentials, String)
     let credentials = credentials
         .unwrap_or_else(|| Credentials::new("test", "test", None, None, "flint-defaults"));
     (credentials, region)
+}
+
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The account Flint serves this caller as: a 12-digit access key id names it.

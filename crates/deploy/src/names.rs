@@ -47,7 +47,15 @@ pub fn placeholder(r: &Resolver, logical: &str, kind: &str, props: &Value) -> Ou
     };
     let reference: Value = match kind {
         "AWS::SQS::Queue" => {
-            let name = named("QueueName", 80);
+            let fifo = props
+                .get("FifoQueue")
+                .is_some_and(|v| v == true || v == "true");
+            let name = match props.get("QueueName").and_then(Value::as_str) {
+                Some(n) => n.to_string(),
+                // CloudFormation's generated name of a FIFO queue keeps the `.fifo` suffix.
+                None if fifo => format!("{}.fifo", physical_name(&r.stack_name, logical, 75)),
+                None => named("QueueName", 80),
+            };
             let arn = format!("arn:aws:sqs:{region}:{account}:{name}");
             let url = format!("https://sqs.{region}.amazonaws.com/{account}/{name}");
             attr("Arn", arn.into());
