@@ -1573,6 +1573,62 @@ pub fn coerce(v: &mut Value) {
 mod tests {
     use super::*;
 
+    fn deployer(resources: Value) -> Deployer {
+        let template = Template::from_value(
+            json!({"Resources": resources, "Conditions": {"Never": {"Fn::Equals": [1, 2]}}}),
+            std::path::PathBuf::from("."),
+        )
+        .unwrap();
+        let mut resolver = Resolver::default();
+        resolver
+            .evaluate_conditions(&template.conditions.clone())
+            .unwrap();
+        let client = LambdaClient::new(
+            "http://127.0.0.1:1",
+            "us-east-1",
+            aws_credential_types::Credentials::new("a", "b", None, None, "t"),
+        )
+        .unwrap();
+        Deployer::new(
+            client,
+            resolver,
+            template,
+            Options {
+                stack_name: "s".into(),
+                delete_removed: true,
+                other_services: None,
+            },
+        )
+    }
+
+    #[test]
+    fn resources_deploy_after_what_they_refer_to_and_depend_on() {
+        let d = deployer(json!({
+            "Alias": {"Type": "AWS::Lambda::Alias", "Properties": {
+                "FunctionName": {"Ref": "Fn"},
+                "FunctionVersion": {"Fn::GetAtt": ["Version", "Version"]}}},
+            "Version": {"Type": "AWS::Lambda::Version",
+                        "Properties": {"FunctionName": {"Fn::Sub": "${Fn}"}}},
+            "Fn": {"Type": "AWS::Lambda::Function", "DependsOn": "Role"},
+            "Role": {"Type": "AWS::IAM::Role"},
+            "Gone": {"Type": "AWS::Lambda::Function", "Condition": "Never"},
+        }));
+        assert_eq!(d.order().unwrap(), ["Role", "Fn", "Version", "Alias"]);
+    }
+
+    #[test]
+    fn a_circular_dependency_is_named() {
+        let d = deployer(json!({
+            "A": {"Type": "AWS::Lambda::Function", "Properties": {"X": {"Ref": "B"}}},
+            "B": {"Type": "AWS::Lambda::Function", "Properties": {"X": {"Fn::GetAtt": ["A", "Arn"]}}},
+        }));
+        let e = d.order().unwrap_err().to_string();
+        assert!(
+            e.contains("circular dependency between resources: A, B"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn parameter_strings_become_the_numbers_and_booleans_lambda_wants() {
         let mut v = json!({"MemorySize": "256", "Timeout": 3, "Enabled": "False",

@@ -27,7 +27,7 @@ pub enum DeployError {
         code: String,
         message: String,
     },
-    #[error("cannot reach Flint at {endpoint}: {message}")]
+    #[error("cannot reach Flint at {endpoint} (is `flint serve` running there?): {message}")]
     Connect { endpoint: String, message: String },
 }
 
