@@ -248,8 +248,8 @@ def test_a_sam_application_deploys_runs_updates_in_place_and_loses_what_is_remov
 
     # Unchanged: nothing is sent again.
     _, out, _ = deploy(flint_bin, server, app / "template.yaml", stack, *params)
-    for logical in ["Deps", "Hello", "HelloVersion", "HelloAliaslive", "HelloUrl", "Worker",
-                    "WorkerJobs"]:
+    for logical in ["Deps", "Hello", "HelloVersion", "HelloAliaslive", "HelloUrl",
+                    "HelloUrlPublicPermissions", "Worker", "WorkerJobs"]:
         assert lines_for(out, logical)[-1][1].endswith("(no changes)"), (logical, out)
     assert len(lambda_client.list_versions_by_function(FunctionName=hello)["Versions"]) == 2
 
@@ -357,7 +357,12 @@ def test_a_cdk_synth_template_deploys_its_local_asset(flint_bin, server, lambda_
     asset = out_dir / "asset.5f1e0c3b"
     asset.mkdir(parents=True)
     (asset / "index.js").write_text(
-        "exports.handler = async (event) => ({ from: 'cdk', echo: event.x });\n")
+        "const fs = require('fs');\n"
+        "exports.handler = async (event) => ({ from: 'cdk', echo: event.x,\n"
+        "  layer: fs.readFileSync('/opt/layer.txt', 'utf8') });\n")
+    layer_asset = out_dir / "asset.9a8b7c6d"
+    layer_asset.mkdir()
+    (layer_asset / "layer.txt").write_text("from the layer")
     template = {
         "Resources": {
             "HandlerServiceRoleFCDC14AE": {"Type": "AWS::IAM::Role", "Properties": {}},
@@ -370,12 +375,26 @@ def test_a_cdk_synth_template_deploys_its_local_asset(flint_bin, server, lambda_
                     "Role": {"Fn::GetAtt": ["HandlerServiceRoleFCDC14AE", "Arn"]},
                     "Handler": "index.handler",
                     "Runtime": "nodejs20.x",
+                    "Layers": [{"Ref": "SharedLayer1234ABCD"}],
                 },
                 "DependsOn": ["HandlerServiceRoleFCDC14AE"],
                 "Metadata": {"aws:cdk:path": "App/Handler/Resource",
                              "aws:asset:path": "asset.5f1e0c3b",
                              "aws:asset:is-bundled": False,
                              "aws:asset:property": "Code"},
+            },
+            "SharedLayer1234ABCD": {
+                "Type": "AWS::Lambda::LayerVersion",
+                "Properties": {"Content": {"S3Bucket": "cdk-bucket", "S3Key": "9a8b7c6d.zip"},
+                               "CompatibleRuntimes": ["nodejs20.x"]},
+                "Metadata": {"aws:asset:path": "asset.9a8b7c6d",
+                             "aws:asset:property": "Content"},
+            },
+            "SharedLayerShare": {
+                "Type": "AWS::Lambda::LayerVersionPermission",
+                "Properties": {"Action": "lambda:GetLayerVersion",
+                               "LayerVersionArn": {"Ref": "SharedLayer1234ABCD"},
+                               "Principal": "111122223333"},
             },
             "CDKMetadata": {"Type": "AWS::CDK::Metadata",
                             "Properties": {"Analytics": "v2:deflate64:abc"},
@@ -394,8 +413,21 @@ def test_a_cdk_synth_template_deploys_its_local_asset(flint_bin, server, lambda_
     stack = unique_name("cdkapp")
     _, out, _ = deploy(flint_bin, server, path, stack)
     name = outputs(out)["FunctionName"]
-    assert invoke(lambda_client, name, {"x": 7}) == {"from": "cdk", "echo": 7}
+    assert invoke(lambda_client, name, {"x": 7}) == {"from": "cdk", "echo": 7,
+                                                     "layer": "from the layer"}
     assert [s for s, _ in lines_for(out, "CDKMetadata")] == ["SKIPPED"]
+    layer_arn = lambda_client.get_function_configuration(FunctionName=name)["Layers"][0]["Arn"]
+    layer_name, version = layer_arn.split(":")[6:8]
+    assert layer_name.startswith(f"{stack}-SharedLayer1234ABCD-")
+    policy = json.loads(lambda_client.get_layer_version_policy(
+        LayerName=layer_name, VersionNumber=int(version))["Policy"])
+    assert [s["Principal"] for s in policy["Statement"]] == [
+        {"AWS": "arn:aws:iam::111122223333:root"}]
+
+    # Deployed again unchanged: nothing is sent.
+    _, out, _ = deploy(flint_bin, server, path, stack)
+    for logical in ["SharedLayer1234ABCD", "SharedLayerShare", "Handler886CB40B"]:
+        assert lines_for(out, logical)[-1][1].endswith("(no changes)"), (logical, out)
 
 
 def test_bad_templates_fail_with_the_parameter_or_resource_named(flint_bin, server, tmp_path):

@@ -267,6 +267,9 @@ impl Deployer {
             "AWS::Lambda::Permission" => self.permission(logical, kind, props).await?,
             "AWS::Lambda::EventSourceMapping" => self.mapping(logical, kind, props).await?,
             "AWS::Lambda::EventInvokeConfig" => self.invoke_config(logical, kind, props).await?,
+            "AWS::Lambda::LayerVersionPermission" => {
+                self.layer_permission(logical, kind, props).await?
+            }
             _ if CREATABLE.contains(&kind) && self.options.other_services.is_some() => {
                 let out = placeholder(&self.resolver, logical, kind, &props);
                 self.progress
@@ -951,38 +954,74 @@ impl Deployer {
         Ok(out)
     }
 
-    async fn permission(&mut self, logical: &str, kind: &str, props: Value) -> Result<Outputs> {
-        let (function, qualifier) = function_and_qualifier(&props, "FunctionName")?;
-        let sid = physical_name(&self.options.stack_name, logical, 100);
-        let query = qualifier
-            .as_ref()
-            .map(|q| format!("?Qualifier={}", seg(q)))
-            .unwrap_or_default();
-        let base = format!("/2015-03-31/functions/{}/policy", seg(&function));
-        let existed = match self
+    /// AddLayerVersionPermission on the version the template names (layer versions are
+    /// immutable and never deleted, so neither are their statements).
+    async fn layer_permission(
+        &mut self,
+        logical: &str,
+        kind: &str,
+        props: Value,
+    ) -> Result<Outputs> {
+        let arn = str_prop(&props, "LayerVersionArn")?;
+        // arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+        let parts: Vec<&str> = arn.split(':').collect();
+        let (Some(name), Some(version)) = (parts.get(6), parts.get(7)) else {
+            return Err(DeployError::Template(format!(
+                "LayerVersionArn {arn} is not a layer version ARN"
+            )));
+        };
+        let mut body = Map::new();
+        for key in ["Action", "Principal", "OrganizationId"] {
+            if let Some(v) = props.get(key) {
+                body.insert(key.into(), v.clone());
+            }
+        }
+        let prefix = physical_name(&self.options.stack_name, logical, 90);
+        let sid = format!(
+            "{prefix}-{}",
+            &short_digest(&Value::Object(body.clone()))[..8]
+        );
+        let path = format!(
+            "/2018-10-31/layers/{}/versions/{}/policy",
+            seg(name),
+            seg(version)
+        );
+        let present = match self
             .client
-            .call("GetPolicy", "GET", &format!("{base}{query}"), None)
+            .call("GetLayerVersionPolicy", "GET", &path, None)
             .await
         {
             Ok(p) => policy_statements(&p)
                 .iter()
-                .any(|s| s["Sid"].as_str() == Some(&sid)),
+                .any(|s| s["Sid"].as_str() == Some(sid.as_str())),
             Err(e) if e.is_not_found() => false,
             Err(e) => return Err(e),
         };
-        self.begin(existed, kind, logical, &sid);
-        if existed {
+        self.begin(present, kind, logical, &sid);
+        if !present {
+            body.insert("StatementId".into(), sid.clone().into());
             self.client
                 .call(
-                    "RemovePermission",
-                    "DELETE",
-                    &format!("{base}/{}{query}", seg(&sid)),
-                    None,
+                    "AddLayerVersionPermission",
+                    "POST",
+                    &path,
+                    Some(&Value::Object(body)),
                 )
                 .await?;
         }
+        self.finish(present, !present, kind, logical, &sid);
+        Ok(Outputs {
+            reference: sid.into(),
+            ..Default::default()
+        })
+    }
+
+    /// A permission's statement id carries a digest of its properties (`<stack>-<Logical>-
+    /// <SUFFIX>-<digest>`): an unchanged one is found as it is, a changed one is added under its
+    /// new id and the old statement removed (CloudFormation replaces permissions too).
+    async fn permission(&mut self, logical: &str, kind: &str, props: Value) -> Result<Outputs> {
+        let (function, qualifier) = function_and_qualifier(&props, "FunctionName")?;
         let mut body = Map::new();
-        body.insert("StatementId".into(), sid.clone().into());
         for key in [
             "Action",
             "Principal",
@@ -997,15 +1036,52 @@ impl Deployer {
                 body.insert(key.into(), v.clone());
             }
         }
-        self.client
-            .call(
-                "AddPermission",
-                "POST",
-                &format!("{base}{query}"),
-                Some(&Value::Object(body)),
-            )
-            .await?;
-        self.finish(existed, true, kind, logical, &sid);
+        let prefix = physical_name(&self.options.stack_name, logical, 90);
+        let digest = short_digest(&Value::Object(body.clone()));
+        let sid = format!("{prefix}-{}", &digest[..8]);
+        let query = qualifier
+            .as_ref()
+            .map(|q| format!("?Qualifier={}", seg(q)))
+            .unwrap_or_default();
+        let base = format!("/2015-03-31/functions/{}/policy", seg(&function));
+        let sids: Vec<String> = match self
+            .client
+            .call("GetPolicy", "GET", &format!("{base}{query}"), None)
+            .await
+        {
+            Ok(p) => policy_statements(&p)
+                .iter()
+                .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+                .filter(|s| s.starts_with(&format!("{prefix}-")))
+                .collect(),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let existed = !sids.is_empty();
+        let unchanged = sids.contains(&sid);
+        self.begin(existed, kind, logical, &sid);
+        if !unchanged {
+            body.insert("StatementId".into(), sid.clone().into());
+            self.client
+                .call(
+                    "AddPermission",
+                    "POST",
+                    &format!("{base}{query}"),
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+        }
+        for stale in sids.iter().filter(|s| **s != sid) {
+            self.client
+                .call(
+                    "RemovePermission",
+                    "DELETE",
+                    &format!("{base}/{}{query}", seg(stale)),
+                    None,
+                )
+                .await?;
+        }
+        self.finish(existed, !unchanged, kind, logical, &sid);
         self.kept
             .permissions
             .insert((function, qualifier.unwrap_or_default(), sid.clone()));

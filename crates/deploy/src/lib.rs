@@ -37,7 +37,8 @@ use crate::template::Template;
         Events of type SQS, Kinesis, DynamoDB, MSK, MQ and SelfManagedKafka as event source \
         mappings) and AWS::Serverless::LayerVersion;\n\
         - AWS::Lambda::Function (Code.ZipFile, Code.S3Bucket/S3Key, cdk.out assets), \
-        LayerVersion, Version, Alias, Url, Permission, EventSourceMapping, EventInvokeConfig.\n\
+        LayerVersion, LayerVersionPermission, Version, Alias, Url, Permission, \
+        EventSourceMapping, EventInvokeConfig.\n\
         \n\
         Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::Split, Fn::If, Fn::FindInMap, \
         Conditions and pseudo parameters are resolved; Fn::ImportValue is refused. Resources \
