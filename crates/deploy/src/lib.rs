@@ -58,8 +58,10 @@ use crate::template::Template;
 )]
 pub struct DeployArgs {
     /// The template: SAM or CloudFormation, YAML or JSON (e.g. cdk.out/MyStack.template.json).
-    #[arg(long, short = 't', default_value = "template.yaml")]
-    pub template: PathBuf,
+    /// Default, as sam deploy: .aws-sam/build/template.yaml (after `sam build`), else
+    /// template.yaml, else template.yml.
+    #[arg(long, short = 't')]
+    pub template: Option<PathBuf>,
     /// The stack's name: names generated resources and finds them on the next deploy.
     #[arg(long)]
     pub stack_name: String,
@@ -100,7 +102,8 @@ pub fn run(args: DeployArgs) -> std::result::Result<(), DeployError> {
 }
 
 async fn deploy(args: DeployArgs) -> Result<()> {
-    let mut template = Template::load(&args.template)?;
+    let path = args.template.clone().unwrap_or_else(default_template);
+    let mut template = Template::load(&path)?;
     let (credentials, region) = credentials_and_region(args.region.clone()).await;
     let account = account_of(credentials.access_key_id());
     let mut resolver = Resolver {
@@ -112,12 +115,11 @@ async fn deploy(args: DeployArgs) -> Result<()> {
     };
     resolver.parameters = parameters(&template, &args.parameter_overrides)?;
     resolver.evaluate_conditions(&template.conditions.clone())?;
-    let mut warnings = Vec::new();
-    cdk_assets(&mut template);
+    let mut warnings = cdk_assets(&mut template);
     if template.is_sam {
         let out = sam::transform(&mut template)?;
         resolver.ref_aliases = out.ref_aliases;
-        warnings = out.warnings;
+        warnings.extend(out.warnings);
     }
     let client = client::LambdaClient::new(&args.endpoint_url, &region, credentials)?;
     let other_services = if args.create_other_resources {
@@ -147,6 +149,19 @@ async fn deploy(args: DeployArgs) -> Result<()> {
         deployer.warn(logical, w);
     }
     deployer.run().await
+}
+
+/// The template `sam deploy` would take in the current directory.
+fn default_template() -> PathBuf {
+    [
+        ".aws-sam/build/template.yaml",
+        "template.yaml",
+        "template.yml",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| PathBuf::from("template.yaml"))
 }
 
 /// The standard chain's credentials, or Flint's defaults when it has none.
@@ -267,8 +282,9 @@ fn parameters(template: &Template, overrides: &[String]) -> Result<HashMap<Strin
 /// `cdk synth`'s assets: a resource whose Metadata names `aws:asset:path` and
 /// `aws:asset:property` gets that property pointed at the local asset (a directory or zip in
 /// cdk.out) instead of the bootstrap bucket, which Flint's S3 would not have.
-fn cdk_assets(template: &mut Template) {
-    for resource in template.resources.values_mut() {
+fn cdk_assets(template: &mut Template) -> Vec<(String, String)> {
+    let mut warnings = Vec::new();
+    for (logical, resource) in template.resources.iter_mut() {
         let Some(meta) = resource.get("Metadata") else {
             continue;
         };
@@ -279,10 +295,22 @@ fn cdk_assets(template: &mut Template) {
             continue;
         };
         let (path, property) = (path.to_string(), property.to_string());
+        if property != "Code" && property != "Content" {
+            // Container image assets (`Code.ImageUri`) are built by Docker: not done here.
+            warnings.push((
+                logical.clone(),
+                format!(
+                    "asset {path} ({property}) is not a zip asset; push its image to a \
+                     registry Flint reaches and set the property to it"
+                ),
+            ));
+            continue;
+        }
         if let Some(Value::Object(props)) = resource.get_mut("Properties") {
             props.insert(property, json!({ sam::LOCAL_PATH: path }));
         }
     }
+    warnings
 }
 
 #[cfg(test)]

@@ -562,6 +562,29 @@ mod tests {
     }
 
     #[test]
+    fn stream_and_kafka_events_become_mappings_in_cloudformations_shape() {
+        let (t, _) = transformed(json!({"Resources": {"Fn": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {"Handler": "a.h", "Runtime": "python3.12", "Events": {
+                "K": {"Type": "Kinesis", "Properties": {
+                    "Stream": "arn:k", "StartingPosition": "LATEST",
+                    "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": "arn:q"}}}},
+                "Kafka": {"Type": "SelfManagedKafka", "Properties": {
+                    "KafkaBootstrapServers": ["b:9092"], "Topics": ["t"]}}}}}}}));
+        assert_eq!(
+            t.resources["FnK"]["Properties"],
+            json!({"EventSourceArn": "arn:k", "StartingPosition": "LATEST",
+                   "DestinationConfig": {"OnFailure": {"Destination": "arn:q"}},
+                   "FunctionName": {"Ref": "Fn"}})
+        );
+        assert_eq!(
+            t.resources["FnKafka"]["Properties"],
+            json!({"SelfManagedEventSource": {"Endpoints": {"KafkaBootstrapServers": ["b:9092"]}},
+                   "Topics": ["t"], "FunctionName": {"Ref": "Fn"}})
+        );
+    }
+
+    #[test]
     fn code_uri_forms() {
         assert_eq!(
             code_location(Some(&json!("s3://b/k/x.zip")), None),
