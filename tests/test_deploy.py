@@ -516,3 +516,59 @@ def test_create_other_resources_makes_the_templates_queue_at_the_aws_endpoint(
                        extra=extra)
     assert outputs(out)["QueueUrl"] == queue_url
     assert lines_for(out, "WorkerJobs")[-1][1].endswith("(no changes)")
+
+
+def wait_for_log(server, start: int, text: str, timeout: float = 15) -> None:
+    """Waits until the server's log, from byte `start` on, contains `text`."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(server.log_path, "rb") as f:
+            f.seek(start)
+            if text.encode() in f.read():
+                return
+        assert time.monotonic() < deadline, f"no {text!r} in the server log after {timeout}s"
+        time.sleep(0.02)
+
+
+def test_hot_reload_deploys_mount_the_code_directory(flint_bin, server, lambda_client, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.py").write_text("def handler(event, context):\n    return 'one'\n")
+    # The functions do not run as root: the mounted directory must be readable by others.
+    os.chmod(src, 0o755)
+    os.chmod(src / "app.py", 0o644)
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Dev:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: python3.11
+        Outputs:
+          Name:
+            Value: !Ref Dev
+        """))
+    stack = unique_name("hot")
+    _, out, _ = deploy(flint_bin, server, path, stack, extra=("--hot-reload",))
+    name = outputs(out)["Name"]
+    assert invoke(lambda_client, name) == "one"
+    directory = os.path.realpath(src)
+    assert lambda_client.get_function(FunctionName=name)["Code"]["Location"] == \
+        f"file://{directory}"
+
+    start = server.log_size()
+    (src / "app.py").write_text("def handler(event, context):\n    return 'two'\n")
+    wait_for_log(server, start, f"hot reload: {directory} changed")
+    assert invoke(lambda_client, name) == "two"
+
+    _, out, _ = deploy(flint_bin, server, path, stack, extra=("--hot-reload",))
+    assert lines_for(out, "Dev")[-1][1].endswith("(no changes)")
+    # Without --hot-reload the directory is zipped again: the code is replaced by a copy.
+    _, out, _ = deploy(flint_bin, server, path, stack)
+    assert [s for s, _ in lines_for(out, "Dev")] == ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
+    assert not lines_for(out, "Dev")[-1][1].endswith("(no changes)")
+    assert lambda_client.get_function(FunctionName=name)["Code"]["Location"].startswith("http")

@@ -92,6 +92,9 @@ pub struct Options {
     /// `--create-other-resources`: where SQS queues, SNS topics, S3 buckets and Kinesis
     /// streams are created (else they are skipped).
     pub other_services: Option<OtherServices>,
+    /// `--hot-reload`: functions' local code directories mounted through this bucket name
+    /// instead of zipped.
+    pub hot_reload_bucket: Option<String>,
 }
 
 /// One line per resource step, aligned as CloudFormation's event list.
@@ -658,6 +661,17 @@ impl Deployer {
                 )));
             };
             let full = self.template.dir.join(path);
+            if let (Some(bucket), "Code", true) =
+                (&self.options.hot_reload_bucket, what, full.is_dir())
+            {
+                // Mounted, not copied: edits show at the next invoke (docs/code-from-s3.md).
+                let dir = std::fs::canonicalize(&full).map_err(|source| DeployError::Read {
+                    path: full.clone(),
+                    source,
+                })?;
+                let body = json!({"S3Bucket": bucket, "S3Key": dir.to_string_lossy()});
+                return Ok(CodeSource::Reference(short_digest(&body), body));
+            }
             return code::package_path(&full).map(CodeSource::Zip);
         }
         if let Some(source) = code.get("ZipFile") {
@@ -1673,6 +1687,7 @@ mod tests {
                 stack_name: "s".into(),
                 delete_removed: true,
                 other_services: None,
+                hot_reload_bucket: None,
             },
         )
     }

@@ -90,6 +90,14 @@ pub struct DeployArgs {
     /// AWS_ENDPOINT_URL_<SERVICE> still wins, as in flint serve.
     #[arg(long)]
     pub aws_endpoint_url: Option<String>,
+    /// Deploy functions whose code is a local directory with hot reload (LocalStack's
+    /// convention, docs/code-from-s3.md): Flint mounts the directory instead of a copy, so an
+    /// edit shows at the next invoke without deploying again. Needs Flint on the same host.
+    #[arg(long)]
+    pub hot_reload: bool,
+    /// The hot-reload bucket name flint serve was given (--hot-reload-bucket).
+    #[arg(long, default_value = "hot-reload")]
+    pub hot_reload_bucket: String,
 }
 
 /// Runs a deploy to completion (its own runtime: the command is a short-lived client).
@@ -143,6 +151,7 @@ async fn deploy(args: DeployArgs) -> Result<()> {
             stack_name: args.stack_name.clone(),
             delete_removed: !args.no_delete,
             other_services,
+            hot_reload_bucket: args.hot_reload.then(|| args.hot_reload_bucket.clone()),
         },
     );
     for (logical, w) in &warnings {
