@@ -302,6 +302,8 @@ CFN_TEMPLATE = {
                     " 'name': context.function_name}",
                 ]]}},
                 "Environment": {"Variables": {"GREETING": {"Ref": "Greeting"}}},
+                "RecursiveLoop": "Allow",
+                "RuntimeManagementConfig": {"UpdateRuntimeOn": "FunctionUpdate"},
             },
         },
         "InlineVersion": {"Type": "AWS::Lambda::Version",
@@ -340,6 +342,11 @@ def test_a_cloudformation_json_template_with_inline_code_deploys(
     assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "s3.amazonaws.com"}]
     eic = lambda_client.get_function_event_invoke_config(FunctionName=name)
     assert eic["MaximumRetryAttempts"] == 0
+    # Settings with operations of their own.
+    assert lambda_client.get_function_recursion_config(FunctionName=name)["RecursiveLoop"] == \
+        "Allow"
+    assert lambda_client.get_runtime_management_config(FunctionName=name)["UpdateRuntimeOn"] == \
+        "FunctionUpdate"
 
     # A changed parameter changes only the configuration; the permission removed is removed.
     del CFN_TEMPLATE["Resources"]["InlinePermission"]

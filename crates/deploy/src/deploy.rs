@@ -412,8 +412,12 @@ impl Deployer {
         }
         let runtime = props.get("Runtime").and_then(Value::as_str).unwrap_or("");
         let code = self.code(&code, runtime, "Code")?;
-        let configuration = Value::Object(props.clone());
-        let digest = short_digest(&configuration);
+        let digest = short_digest(&Value::Object(props.clone()));
+        // Settings CreateFunction/UpdateFunctionConfiguration do not take: each has its own
+        // operation, called after them.
+        let recursive_loop = props.remove("RecursiveLoop");
+        let runtime_management = props.remove("RuntimeManagementConfig");
+        let mut settings_due = false;
 
         let mut tags = Map::new();
         for t in user_tags
@@ -456,6 +460,7 @@ impl Deployer {
                     .await?;
                 self.wait_function(&name).await?;
                 changed = true;
+                settings_due = true;
             }
             Some(current) => {
                 let owner = current["Tags"][TAG_STACK].as_str();
@@ -499,9 +504,23 @@ impl Deployer {
                     self.wait_function(&name).await?;
                 }
                 if config_changed {
+                    settings_due = true;
                     let mut body = props.clone();
                     body.remove("PackageType");
                     body.remove("Architectures");
+                    if let Some(arn) = body.remove("CodeSigningConfigArn") {
+                        self.client
+                            .call(
+                                "PutFunctionCodeSigningConfig",
+                                "PUT",
+                                &format!(
+                                    "/2020-06-30/functions/{}/code-signing-config",
+                                    seg(&name)
+                                ),
+                                Some(&json!({"CodeSigningConfigArn": arn})),
+                            )
+                            .await?;
+                    }
                     for key in [
                         "Description",
                         "Environment",
@@ -530,6 +549,31 @@ impl Deployer {
                 }
                 let tags_changed = self.sync_tags(current, &tags).await?;
                 changed = code_changed || config_changed || tags_changed;
+            }
+        }
+        if settings_due {
+            if let Some(v) = recursive_loop {
+                self.client
+                    .call(
+                        "PutFunctionRecursionConfig",
+                        "PUT",
+                        &format!("/2024-08-31/functions/{}/recursion-config", seg(&name)),
+                        Some(&json!({"RecursiveLoop": v})),
+                    )
+                    .await?;
+            }
+            if let Some(v) = runtime_management {
+                self.client
+                    .call(
+                        "PutRuntimeManagementConfig",
+                        "PUT",
+                        &format!(
+                            "/2021-07-20/functions/{}/runtime-management-config",
+                            seg(&name)
+                        ),
+                        Some(&v),
+                    )
+                    .await?;
             }
         }
         let reserved_now = current
