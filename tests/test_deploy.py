@@ -579,3 +579,14 @@ def test_hot_reload_deploys_mount_the_code_directory(flint_bin, server, lambda_c
     assert [s for s, _ in lines_for(out, "Dev")] == ["UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"]
     assert not lines_for(out, "Dev")[-1][1].endswith("(no changes)")
     assert lambda_client.get_function(FunctionName=name)["Code"]["Location"].startswith("http")
+
+
+def test_flint_deploy_help_explains_it(flint_bin):
+    assert "deploy" in subprocess.run([str(flint_bin), "--help"], capture_output=True,
+                                      text=True, check=True).stdout
+    out = subprocess.run([str(flint_bin), "deploy", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for text in ("AWS::Serverless::Function", "--stack-name", "--parameter-overrides",
+                 "http://127.0.0.1:9000", "SKIPPED", "--create-other-resources", "--hot-reload",
+                 "--no-delete", "Fn::ImportValue is refused"):
+        assert text in out, text
