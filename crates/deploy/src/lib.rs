@@ -110,6 +110,7 @@ pub fn run(args: DeployArgs) -> std::result::Result<(), DeployError> {
 }
 
 async fn deploy(args: DeployArgs) -> Result<()> {
+    check_stack_name(&args.stack_name)?;
     let path = args.template.clone().unwrap_or_else(default_template);
     let mut template = Template::load(&path)?;
     let (credentials, region) = credentials_and_region(args.region.clone()).await;
@@ -158,6 +159,23 @@ async fn deploy(args: DeployArgs) -> Result<()> {
         deployer.warn(logical, w);
     }
     deployer.run().await
+}
+
+/// CloudFormation's rule for stack names (they become parts of function names and statement
+/// ids, which allow no more).
+fn check_stack_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && name.len() <= 128;
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::Usage(format!(
+            "--stack-name {name:?}: a stack name starts with a letter and has only letters, \
+             digits and hyphens (at most 128)"
+        )))
+    }
 }
 
 /// The template `sam deploy` would take in the current directory.
@@ -369,6 +387,14 @@ mod tests {
             t.resources["Fn"]["Properties"]["Code"],
             json!({"Flint::Path": "asset.abc"})
         );
+    }
+
+    #[test]
+    fn stack_names_follow_cloudformations_rule() {
+        assert!(check_stack_name("my-app-2").is_ok());
+        for bad in ["", "2app", "my_app", "my app", "é"] {
+            assert!(check_stack_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn physical_name(stack: &str, logical: &str, max: usize) -> String {
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect();
     let room = max.saturating_sub(suffix.len() + 2);
-    let (mut s, mut l) = (stack.len(), logical.len());
+    let (mut s, mut l) = (stack.chars().count(), logical.chars().count());
     while s + l > room {
         if s >= l {
             s -= 1;
@@ -26,7 +26,9 @@ pub fn physical_name(stack: &str, logical: &str, max: usize) -> String {
             l -= 1;
         }
     }
-    format!("{}-{}-{suffix}", &stack[..s], &logical[..l])
+    let stack: String = stack.chars().take(s).collect();
+    let logical: String = logical.chars().take(l).collect();
+    format!("{stack}-{logical}-{suffix}")
 }
 
 /// What a resource of another service answers to `Ref`/`Fn::GetAtt` when Flint skips it: the
@@ -125,6 +127,9 @@ mod tests {
         assert!(a.starts_with("app-HelloFunction-") && a.len() == 30, "{a}");
         let long = physical_name(&"s".repeat(60), &"L".repeat(60), 64);
         assert_eq!(long.len(), 64);
+        // Cut by characters, never inside one.
+        let wide = physical_name("app", &"é".repeat(60), 64);
+        assert_eq!(wide.chars().count(), 64);
     }
 
     #[test]
