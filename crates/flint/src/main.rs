@@ -1,5 +1,6 @@
 //! The `flint` command: `flint serve` runs the Lambda-compatible server, `flint runtimes` lists how
-//! runtime ids map to interpreters on this machine (`flint runtimes install` fetches the AWS SDKs), `flint logs` reads a function's logs, `flint async-queue` shows pending async events. The
+//! runtime ids map to interpreters on this machine (`flint runtimes install` fetches the AWS SDKs), `flint logs` reads a function's logs, `flint async-queue` shows pending async events, `flint deploy` deploys a SAM/CloudFormation
+//! template's Lambda resources to a running Flint. The
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
 mod async_queue;
@@ -37,6 +38,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Show the asynchronous queue: events pending per function, retrying, next due.
     AsyncQueue(async_queue::AsyncQueueArgs),
+    // (`flint deploy --help`'s text is flint_deploy::DeployArgs's.)
+    Deploy(flint_deploy::DeployArgs),
 }
 
 /// Where Flint keeps its state unless told otherwise.
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Runtimes(args) => runtimes::run(args),
         Command::Logs(args) => logs::run(args),
         Command::AsyncQueue(args) => async_queue::run(args),
+        Command::Deploy(args) => flint_deploy::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
