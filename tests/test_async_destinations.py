@@ -405,12 +405,26 @@ def test_a_retry_keeps_its_due_time_across_a_crash(flint_bin, tmp_path, callback
         send_event(client, name, {"url": callback_server.url, "token": token, "fail": True})
         assert len(wait_attempts(callback_server, token, 1, 15)) == 1
         failed_at = time.monotonic()
+
+        def queue_rows():
+            # `flint async-queue` reads the store: what it shows is durable.
+            out = subprocess.run([str(flint_bin), "async-queue", "--data-dir",
+                                  str(tmp_path / "data"), name],
+                                 capture_output=True, text=True, check=True).stdout
+            return out, [line.split() for line in out.splitlines() if name in line]
+
+        # The function called back before it failed: the kill must come after Flint has stored
+        # the failed attempt and the retry's due time (the attempt is done only then).
+        deadline = time.monotonic() + 15
+        while True:
+            out, rows = queue_rows()
+            if (len(rows) == 1 and rows[0][3:5] == ["1", "1"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         first.kill()
         start()
         # `flint async-queue` shows it waiting for its retry.
-        out = subprocess.run([str(flint_bin), "async-queue", "--data-dir", str(tmp_path / "data"),
-                              name], capture_output=True, text=True, check=True).stdout
-        rows = [line.split() for line in out.splitlines() if name in line]
+        out, rows = queue_rows()
         assert len(rows) == 1 and rows[0][3:6] == ["1", "1", "in"], out
         # Before, a restart ran every pending event at once; now the retry waits for its time.
         assert len(wait_attempts(callback_server, token, 2,
