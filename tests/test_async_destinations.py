@@ -422,14 +422,14 @@ def test_a_retry_keeps_its_due_time_across_a_crash(flint_bin, tmp_path, callback
                 break
             time.sleep(0.05)
         first.kill()
-        start()
-        # `flint async-queue` shows it waiting for its retry.
+        # The killed server's data dir holds the retry with its due time (`flint async-queue`
+        # reads the store, the server being dead).
         out, rows = queue_rows()
         assert len(rows) == 1 and rows[0][3:6] == ["1", "1", "in"], out
-        # Before, a restart ran every pending event at once; now the retry waits for its time.
-        assert len(wait_attempts(callback_server, token, 2,
-                                 failed_at + delay - 1.5 - time.monotonic())) == 1
-        assert len(wait_attempts(callback_server, token, 2, 15)) == 2
+        start()
+        # Before, a restart ran every pending event at once; now the retry waits for its time
+        # (if the restart took longer than that, it runs at once: still not early).
+        assert len(wait_attempts(callback_server, token, 2, 60)) == 2
         assert time.monotonic() - failed_at >= delay - 1
     finally:
         for srv in servers:
