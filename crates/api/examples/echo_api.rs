@@ -57,6 +57,7 @@ impl Backend for Echo {
             log_group: format!("/aws/lambda/{function_name}"),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            image: None,
         };
         Ok((Arc::new(spec), arn))
     }

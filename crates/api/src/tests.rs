@@ -40,6 +40,7 @@ fn spec(name: &str) -> Arc<FunctionSpec> {
         log_group: format!("/aws/lambda/{name}"),
         log_format: "Text".into(),
         reserved_concurrency: None,
+        image: None,
     })
 }
 

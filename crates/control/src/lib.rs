@@ -287,10 +287,71 @@ impl ControlPlane {
             .ok_or_else(|| LambdaError::service("function snapshot missing"))?;
         // Only after a lost code dir (restored data dir) does this touch the disk.
         let code = &version.config.code;
-        if code.hot_reload_dir.is_none() && !self.code.is_unpacked(&code.sha256_hex) {
+        if code.hot_reload_dir.is_none()
+            && code.image.is_none()
+            && !self.code.is_unpacked(&code.sha256_hex)
+        {
             self.code.ensure_unpacked(&version.config.code.sha256_hex)?;
         }
         Ok((spec, invoked_arn))
+    }
+
+    /// Pulls the image of an Image function's version that is not pulled yet; None for zips
+    /// (and for versions that changed meanwhile).
+    async fn pull_image_of(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: &str,
+        snapshot: &str,
+    ) -> Option<Result<code::ImageConfigStored, flint_oci::ImageError>> {
+        let f = self.index.get(scope, name)?;
+        let record = f.version(version).filter(|r| r.snapshot_id == snapshot)?;
+        let image = record.config.code.image.as_ref()?;
+        if let Some(config) = &image.config {
+            return Some(Ok(config.clone()));
+        }
+        let arch = record
+            .config
+            .architectures
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "x86_64".into());
+        tracing::info!(function = %name, image = %image.image_uri, "pulling image");
+        let started = std::time::Instant::now();
+        let pulled = self
+            .code
+            .images()
+            .pull(&image.resolved_image_uri, &arch)
+            .await;
+        match &pulled {
+            Ok(p) => tracing::info!(
+                function = %name, image = %image.image_uri, digest = %p.manifest_digest,
+                "image ready in {} ms", started.elapsed().as_millis()
+            ),
+            Err(e) => tracing::warn!(function = %name, image = %image.image_uri, "image pull failed: {e}"),
+        }
+        Some(pulled.map(|p| p.config.into()))
+    }
+
+    /// Removes unpacked images no function version uses any more (done when this returns).
+    pub async fn collect_images(&self) {
+        let in_use: std::collections::HashSet<String> = self
+            .index
+            .all()
+            .iter()
+            .flat_map(|(_, f)| {
+                f.all_versions()
+                    .filter_map(|v| v.config.code.image.as_ref())
+                    .map(|i| i.manifest_digest.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let images = self.code.images().clone();
+        let collected = tokio::task::spawn_blocking(move || images.collect_garbage(&in_use)).await;
+        if let Err(e) = collected {
+            tracing::warn!("image garbage collection failed: {e}");
+        }
     }
 
     /// The stored zip a signed download URL (`Code.Location`, `Content.Location`) grants, once
@@ -349,6 +410,8 @@ impl ControlPlane {
         );
         rt.spawn(async move {
             tokio::time::sleep(delay).await;
+            // An Image function stays Pending (or InProgress) while its image is pulled.
+            let pulled = me.pull_image_of(&scope, &name, &version, &snapshot).await;
             let not_found = || LambdaError::not_found("gone");
             let outcome = me
                 .index
@@ -360,7 +423,21 @@ impl ControlPlane {
                     };
                     match record {
                         Some(r) if r.snapshot_id == snapshot && !r.status.is_settled() => {
-                            state::settle_record(r);
+                            match &pulled {
+                                Some(Ok(config)) => {
+                                    if let Some(image) = r.config.code.image.as_mut() {
+                                        image.config = Some(config.clone());
+                                    }
+                                    state::settle_record(r);
+                                }
+                                Some(Err(e)) => {
+                                    r.status = r
+                                        .status
+                                        .failed(error::image_reason_code(e), e.to_string());
+                                    r.revision_id = uuid::Uuid::new_v4().to_string();
+                                }
+                                None => state::settle_record(r),
+                            }
                             Ok(())
                         }
                         _ => Err(LambdaError::conflict("changed meanwhile")),
@@ -369,6 +446,9 @@ impl ControlPlane {
                 .await;
             if let Err(e) = outcome {
                 tracing::debug!(function = %name, version = %version, "settle skipped: {}", e.message);
+            }
+            if pulled.is_some() {
+                me.collect_images().await;
             }
         });
     }

@@ -16,6 +16,7 @@ mod extensions;
 mod freeze;
 mod function_error;
 mod hot_reload;
+mod image;
 mod invoke;
 mod layers;
 pub mod lineage;
@@ -692,6 +693,7 @@ pub(crate) mod tests {
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            image: None,
         }
     }
 }

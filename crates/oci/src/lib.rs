@@ -67,6 +67,17 @@ pub struct ImageConfig {
     pub env: Vec<String>,
 }
 
+/// What an image URI names, for the function's architecture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedImage {
+    /// `repository@sha256:…` of what the URI named (the index when it names one).
+    pub resolved_uri: String,
+    /// `sha256:…` that the URI resolved to.
+    pub digest: String,
+    /// `sha256:…` of the manifest for the function's architecture: the cache key.
+    pub manifest_digest: String,
+}
+
 /// A pulled image, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PulledImage {
@@ -211,6 +222,11 @@ impl ImageStore {
         })
     }
 
+    /// The root filesystem of the image of `manifest_digest` (once pulled).
+    pub fn rootfs(&self, manifest_digest: &str) -> PathBuf {
+        self.image_dir(manifest_digest).join("rootfs")
+    }
+
     /// Where the image of `manifest_digest` (`sha256:…`) is unpacked.
     fn image_dir(&self, manifest_digest: &str) -> PathBuf {
         self.dir
@@ -225,9 +241,18 @@ impl ImageStore {
         Some((dir.join("rootfs"), config))
     }
 
-    /// Resolves `uri` for `architecture` (Lambda's: `x86_64`, `arm64`) and makes sure its root
-    /// filesystem is unpacked here.
-    pub async fn pull(&self, uri: &str, architecture: &str) -> Result<PulledImage, ImageError> {
+    /// Resolves `uri` for `architecture` (Lambda's: `x86_64`, `arm64`): the digests only (one
+    /// or two manifest requests), so that a missing image is refused at once.
+    pub async fn resolve(&self, uri: &str, architecture: &str) -> Result<ResolvedImage, ImageError> {
+        let (resolved, _, _, _) = self.resolve_manifest(uri, architecture).await?;
+        Ok(resolved)
+    }
+
+    async fn resolve_manifest(
+        &self,
+        uri: &str,
+        architecture: &str,
+    ) -> Result<(ResolvedImage, Manifest, bool, (Client, Reference)), ImageError> {
         let invalid = |reason: String| ImageError::Invalid {
             uri: uri.to_string(),
             reason,
@@ -255,7 +280,7 @@ impl ImageStore {
                 .media_type
                 .as_deref()
                 .is_some_and(|t| t.contains("index") || t.contains("list"));
-        let (manifest, manifest_digest, from_index) = if is_index {
+        let (manifest, manifest_digest) = if is_index {
             let entry = manifest
                 .manifests
                 .unwrap_or_default()
@@ -280,10 +305,32 @@ impl ImageStore {
                 .map_err(|e| registry_error(uri, e))?;
             let m: Manifest = serde_json::from_slice(&raw)
                 .map_err(|e| invalid(format!("unreadable manifest: {e}")))?;
-            (m, d, true)
+            (m, d)
         } else {
-            (manifest, digest.clone(), false)
+            (manifest, digest.clone())
         };
+        let resolved = ResolvedImage {
+            resolved_uri,
+            digest,
+            manifest_digest,
+        };
+        Ok((resolved, manifest, is_index, (client, reference)))
+    }
+
+    /// Resolves `uri` for `architecture` and makes sure its root filesystem is unpacked here.
+    pub async fn pull(&self, uri: &str, architecture: &str) -> Result<PulledImage, ImageError> {
+        let invalid = |reason: String| ImageError::Invalid {
+            uri: uri.to_string(),
+            reason,
+        };
+        let (resolved, manifest, from_index, (client, reference)) =
+            self.resolve_manifest(uri, architecture).await?;
+        let want = oci_architecture(architecture);
+        let ResolvedImage {
+            resolved_uri,
+            digest,
+            manifest_digest,
+        } = resolved;
 
         let lock = self
             .pulling

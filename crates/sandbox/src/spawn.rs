@@ -853,6 +853,8 @@ mod tests {
             code_dir: code,
             opt_dir: None,
             runtime_dir: None,
+            image_root: None,
+            working_dir: None,
             extra_ro_binds: vec![],
             tmp_dir: tmp,
             tmp_size_mb: 512,
