@@ -130,8 +130,8 @@ def test_the_image_root_is_read_only_and_tmp_is_writable(lambda_client, registry
     # The shell is dash from the host (with its libs): ENTRYPOINT is overridden to a script that
     # tries both, then execs the runtime client.
     repo = f"sh-{uuid.uuid4().hex[:8]}"
-    script = ("touch /app/x 2>/dev/null && export ROOT_WRITE=yes || export ROOT_WRITE=no; "
-              "touch /tmp/y && export TMP_WRITE=yes; exec /app/bootstrap")
+    script = ("( : > /app/x ) 2>/dev/null && export ROOT_WRITE=yes || export ROOT_WRITE=no; "
+              ": > /tmp/y && export TMP_WRITE=yes; exec /app/bootstrap")
     layers = [layer(base_layer()),
               layer(host_program(str(bootstrap), "app/bootstrap")
                     + host_program("/usr/bin/dash", "usr/bin/dash")

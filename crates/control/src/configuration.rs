@@ -683,9 +683,10 @@ impl VersionRecord {
                 }
             }),
             logging_config: c.logging.clone(),
-            image_config_response: c.image_config.clone().map(|image_config| {
-                ImageConfigResponse { image_config }
-            }),
+            image_config_response: c
+                .image_config
+                .clone()
+                .map(|image_config| ImageConfigResponse { image_config }),
             unhonoured: c.unhonoured.clone(),
         }
     }

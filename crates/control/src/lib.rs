@@ -329,7 +329,9 @@ impl ControlPlane {
                 function = %name, image = %image.image_uri, digest = %p.manifest_digest,
                 "image ready in {} ms", started.elapsed().as_millis()
             ),
-            Err(e) => tracing::warn!(function = %name, image = %image.image_uri, "image pull failed: {e}"),
+            Err(e) => {
+                tracing::warn!(function = %name, image = %image.image_uri, "image pull failed: {e}")
+            }
         }
         Some(pulled.map(|p| p.config.into()))
     }

@@ -277,7 +277,9 @@ pub(crate) async fn start(
     // Managed runtimes run through the function's wrapper script when it names one.
     let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
         Some(wrapper)
-            if spec.image.is_none() && !spec.runtime.starts_with("provided") && !wrapper.is_empty() =>
+            if spec.image.is_none()
+                && !spec.runtime.starts_with("provided")
+                && !wrapper.is_empty() =>
         {
             launch.with_exec_wrapper(wrapper)
         }

@@ -243,7 +243,11 @@ impl ImageStore {
 
     /// Resolves `uri` for `architecture` (Lambda's: `x86_64`, `arm64`): the digests only (one
     /// or two manifest requests), so that a missing image is refused at once.
-    pub async fn resolve(&self, uri: &str, architecture: &str) -> Result<ResolvedImage, ImageError> {
+    pub async fn resolve(
+        &self,
+        uri: &str,
+        architecture: &str,
+    ) -> Result<ResolvedImage, ImageError> {
         let (resolved, _, _, _) = self.resolve_manifest(uri, architecture).await?;
         Ok(resolved)
     }
@@ -360,7 +364,12 @@ impl ImageStore {
             .map_err(|e| registry_error(uri, e))?;
         let config_file: ConfigFile = serde_json::from_slice(&config_bytes)
             .map_err(|e| invalid(format!("unreadable image config: {e}")))?;
-        if !from_index && config_file.architecture.as_deref().is_some_and(|a| a != want) {
+        if !from_index
+            && config_file
+                .architecture
+                .as_deref()
+                .is_some_and(|a| a != want)
+        {
             return Err(ImageError::WrongArchitecture {
                 uri: uri.to_string(),
                 architecture: architecture.to_string(),

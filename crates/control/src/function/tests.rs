@@ -339,7 +339,11 @@ async fn create_rejects_bad_code_and_configuration_like_aws() {
     i.as_object_mut().unwrap().remove("Handler");
     let e = exec(&fx.cp, "CreateFunction", i).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
-    assert!(e.message.contains("127.0.0.1:1/repo:latest"), "{}", e.message);
+    assert!(
+        e.message.contains("127.0.0.1:1/repo:latest"),
+        "{}",
+        e.message
+    );
     // A zip function may not name an image.
     let mut i = create_input("f1");
     i["Code"]["ImageUri"] = json!("127.0.0.1:1/repo:latest");
