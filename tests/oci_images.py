@@ -125,18 +125,33 @@ def digest(data: bytes) -> str:
 class Registry:
     """A `docker-registry` of our own on 127.0.0.1 (plain http, as Docker treats loopback)."""
 
-    def __init__(self, workdir: Path, port: int):
+    def __init__(self, workdir: Path, port: int, credentials: Optional[Tuple[str, str]] = None):
+        """`credentials`: (user, password) the registry requires (HTTP basic auth, htpasswd)."""
         self.port = port
         self.host = f"127.0.0.1:{port}"
         self.url = f"http://{self.host}"
+        self.credentials = credentials
         workdir.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if credentials:
+            import warnings
+            with warnings.catch_warnings():
+                # bcrypt through Debian's libxcrypt, what htpasswd files hold; Python 3.11's
+                # crypt module is deprecated (no bcrypt package needed for the suite).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt
+            user, password = credentials
+            htpasswd = workdir / "htpasswd"
+            htpasswd.write_text(
+                f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+            auth = f"auth:\n  htpasswd:\n    realm: flint-tests\n    path: {htpasswd}\n"
         config = workdir / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'storage'}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n")
+            f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
         self.log = open(workdir / "registry.log", "wb")
         self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=self.log,
@@ -144,9 +159,11 @@ class Registry:
         deadline = time.time() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as r:
+                with self._request("GET", "/v2/") as r:
                     if r.status == 200:
                         return
+            except urllib.error.HTTPError:
+                raise
             except (urllib.error.URLError, ConnectionError):
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
@@ -164,9 +181,27 @@ class Registry:
 
     def _request(self, method: str, url: str, data: Optional[bytes] = None,
                  headers: Optional[Dict[str, str]] = None):
+        headers = dict(headers or {})
+        if self.credentials:
+            import base64
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         req = urllib.request.Request(url if url.startswith("http") else self.url + url,
-                                     data=data, method=method, headers=headers or {})
+                                     data=data, method=method, headers=headers)
         return urllib.request.urlopen(req, timeout=30)
+
+    def docker_config(self, directory: Path) -> Path:
+        """A Docker client config (`DOCKER_CONFIG` dir) holding this registry's credentials, as
+        `docker login` writes it."""
+        import base64
+        directory.mkdir(parents=True, exist_ok=True)
+        auth = base64.b64encode(":".join(self.credentials or ("", "")).encode()).decode()
+        (directory / "config.json").write_text(json.dumps({"auths": {self.host: {"auth": auth}}}))
+        return directory
+
+    def delete_blob(self, repo: str, blob_digest: str):
+        with self._request("DELETE", f"/v2/{repo}/blobs/{blob_digest}"):
+            pass
 
     def push_blob(self, repo: str, data: bytes) -> str:
         d = digest(data)

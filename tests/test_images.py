@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FIXTURES, REPO, ROLE, client_error, free_port, invoke_json, unique_name,
-                      wait_active)
-from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, directory, file, host_program,
-                        layer, symlink)
+from conftest import (FIXTURES, REPO, ROLE, FlintServer, client_error, free_port, invoke_json,
+                      unique_name, wait_active)
+from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, digest, directory, file,
+                        host_program, layer, symlink)
 
 FIXTURE_TARGET = REPO / "target" / "fixtures"
 
@@ -287,3 +287,44 @@ def test_an_image_no_function_uses_is_removed(lambda_client, registry, bootstrap
     assert unpacked.exists(), "still used by the second function"
     lambda_client.delete_function(FunctionName=second)
     assert not unpacked.exists(), "no function uses it any more"
+
+
+def test_an_image_deleted_before_it_is_pulled_fails_the_function(lambda_client, registry,
+                                                                  bootstrap):
+    repo = f"deleted-{uuid.uuid4().hex[:8]}"
+    layers = [layer(base_layer()), layer(host_program(str(bootstrap), "app/bootstrap"))]
+    registry.push_image(repo, "latest", layers, entrypoint=["/app/bootstrap"],
+                        env=[f"UNIQUE={repo}"])
+    # The manifest resolves, but a layer is gone by the time Flint pulls it.
+    registry.delete_blob(repo, digest(layers[1]))
+    name = unique_name("img-deleted")
+    created = create_image_function(lambda_client, name, f"{registry.host}/{repo}:latest",
+                                    wait=False)
+    assert created["State"] == "Pending"
+    conf = wait_state(lambda_client, name, lambda c: c["State"] != "Pending")
+    assert (conf["State"], conf["StateReasonCode"]) == ("Failed", "ImageDeleted")
+
+
+def test_a_private_registry_is_pulled_with_docker_login_credentials(tmp_path, flint_bin,
+                                                                    bootstrap, lambda_client):
+    reg = Registry(tmp_path / "registry", free_port(), credentials=("flint", "s3cret"))
+    try:
+        rust_image(reg, bootstrap, "private", "v1", "private")
+        uri = f"{reg.host}/private:v1"
+        # A server whose Docker config holds the registry's credentials (as `docker login`).
+        srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint.log",
+                          extra_env={"DOCKER_CONFIG": str(reg.docker_config(tmp_path / "docker"))})
+        srv.start()
+        try:
+            client = srv.client()
+            name = unique_name("img-private")
+            create_image_function(client, name, uri)
+            assert probe(client, name, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "private"
+        finally:
+            srv.stop()
+        # The suite's server has no credentials for it.
+        with pytest.raises(lambda_client.exceptions.InvalidParameterValueException) as e:
+            create_image_function(lambda_client, unique_name("img-denied"), uri)
+        assert "does not have permission to access the image" in client_error(e)["message"]
+    finally:
+        reg.stop()

@@ -176,7 +176,17 @@ impl ControlPlane {
         });
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
         cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
+        cp.resume_image_pulls();
         Ok(cp)
+    }
+
+    /// Versions whose image was still being pulled when Flint stopped: pull again.
+    fn resume_image_pulls(&self) {
+        for (scope, f) in self.index.all() {
+            for v in f.all_versions().filter(|v| state::awaits_image(v)) {
+                self.schedule_settle(&scope, f.name(), &v.version, &v.snapshot_id, Duration::ZERO);
+            }
+        }
     }
 
     /// Resolves the layer version ARNs a function's configuration names.

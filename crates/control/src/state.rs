@@ -361,11 +361,13 @@ impl Index {
             let mut vs = versions
                 .remove(&(scope.clone(), name.clone()))
                 .unwrap_or_default();
-            if !doc.latest.status.is_settled() {
+            // An image not pulled yet keeps its version Pending: the pull resumes after start
+            // (`ControlPlane::resume_image_pulls`).
+            if !doc.latest.status.is_settled() && !awaits_image(&doc.latest) {
                 settle_record(&mut doc.latest);
             }
             for (n, v) in vs.iter_mut() {
-                if !v.status.is_settled() {
+                if !v.status.is_settled() && !awaits_image(v) {
                     settle_record(v);
                     if let Ok(c) = put(&scope, KIND_VERSION, version_key(&name, *n), v) {
                         changes.push(c);
@@ -675,6 +677,15 @@ fn retired_snapshots(old: &Function, new: Option<&Function>) -> Vec<String> {
 }
 
 /// Marks a version's pending change as applied (new RevisionId, as AWS does on each transition).
+/// A version whose container image is not pulled yet.
+pub(crate) fn awaits_image(v: &VersionRecord) -> bool {
+    v.config
+        .code
+        .image
+        .as_ref()
+        .is_some_and(|i| i.config.is_none())
+}
+
 pub fn settle_record(v: &mut VersionRecord) {
     v.status = crate::lifecycle::Status::settled();
     v.revision_id = uuid::Uuid::new_v4().to_string();
