@@ -9,6 +9,7 @@ and the named environment variables.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -320,6 +321,25 @@ def test_a_private_registry_is_pulled_with_docker_login_credentials(tmp_path, fl
             name = unique_name("img-private")
             create_image_function(client, name, uri)
             assert probe(client, name, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "private"
+
+            # After a restart: the image is still here (no pull), and the credentials now come
+            # from a credential helper (`credHelpers`, as amazon-ecr-credential-helper is set up).
+            srv.stop()
+            helpers = tmp_path / "helpers"
+            helpers.mkdir()
+            helper = helpers / "docker-credential-flinttest"
+            helper.write_text('#!/bin/sh\nread registry\n'
+                              'echo "{\\"Username\\":\\"flint\\",\\"Secret\\":\\"s3cret\\"}"\n')
+            helper.chmod(0o755)
+            (tmp_path / "docker" / "config.json").write_text(
+                json.dumps({"credHelpers": {reg.host: "flinttest"}}))
+            srv.extra_env["PATH"] = f"{helpers}:{os.environ['PATH']}"
+            srv.start()
+            assert probe(client, name, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "private"
+            rust_image(reg, bootstrap, "private", "v2", "private-two")
+            other = unique_name("img-private")
+            create_image_function(client, other, f"{reg.host}/private:v2")
+            assert probe(client, other, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "private-two"
         finally:
             srv.stop()
         # The suite's server has no credentials for it.

@@ -161,8 +161,10 @@ fn is_loopback(registry: &str) -> bool {
 }
 
 /// Credentials for `registry` from Docker's config (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, `auths.REGISTRY.auth` = base64 `user:password`), as `docker login`
-/// and `aws ecr get-login-password | docker login` leave them.
+/// `~/.docker/config.json`): its credential helper (`credHelpers.REGISTRY`, else `credsStore`:
+/// `docker-credential-NAME get`, e.g. amazon-ecr-credential-helper's `ecr-login`, which signs
+/// ECR's GetAuthorizationToken with the standard AWS credential chain), else
+/// `auths.REGISTRY.auth` (base64 `user:password`) as `docker login` leaves it.
 fn docker_config_auth(registry: &str) -> RegistryAuth {
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
@@ -173,6 +175,12 @@ fn docker_config_auth(registry: &str) -> RegistryAuth {
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
         return RegistryAuth::Anonymous;
     };
+    let helper = json["credHelpers"][registry]
+        .as_str()
+        .or_else(|| json["credsStore"].as_str());
+    if let Some(auth) = helper.and_then(|h| credential_helper(h, registry)) {
+        return auth;
+    }
     let auths = &json["auths"];
     let entry = [
         registry.to_string(),
@@ -197,6 +205,39 @@ fn docker_config_auth(registry: &str) -> RegistryAuth {
                 .map(|(u, p)| RegistryAuth::Basic(u.into(), p.into()))
         })
         .unwrap_or(RegistryAuth::Anonymous)
+}
+
+/// Docker's credential helper protocol: `docker-credential-NAME get`, the registry on stdin,
+/// `{"Username": …, "Secret": …}` on stdout. None when it fails or knows no credentials.
+fn credential_helper(name: &str, registry: &str) -> Option<RegistryAuth> {
+    use std::io::Write;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let mut child = std::process::Command::new(format!("docker-credential-{name}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| tracing::warn!("credential helper docker-credential-{name}: {e}"))
+        .ok()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(registry.as_bytes());
+    }
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let user = v["Username"].as_str()?;
+    let secret = v["Secret"].as_str()?;
+    Some(if user == "<token>" {
+        // An identity token (Docker's convention) is presented as a bearer token.
+        RegistryAuth::Bearer(secret.to_string())
+    } else {
+        RegistryAuth::Basic(user.to_string(), secret.to_string())
+    })
 }
 
 impl ImageStore {
@@ -266,7 +307,11 @@ impl ImageStore {
             .map_err(|e| invalid(format!("invalid image reference: {e}")))?;
         let registry = reference.resolve_registry().to_string();
         let client = self.client(&registry);
-        let auth = docker_config_auth(&registry);
+        let for_registry = registry.clone();
+        // A credential helper is a process: off the async workers.
+        let auth = tokio::task::spawn_blocking(move || docker_config_auth(&for_registry))
+            .await
+            .unwrap_or(RegistryAuth::Anonymous);
         let (raw, digest) = client
             .pull_manifest_raw(&reference, &auth, &MANIFEST_TYPES)
             .await
