@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -310,7 +311,7 @@ def test_a_private_registry_is_pulled_with_docker_login_credentials(tmp_path, fl
                                                                     bootstrap, lambda_client):
     reg = Registry(tmp_path / "registry", free_port(), credentials=("flint", "s3cret"))
     try:
-        rust_image(reg, bootstrap, "private", "v1", "private")
+        first_digest, _ = rust_image(reg, bootstrap, "private", "v1", "private")
         uri = f"{reg.host}/private:v1"
         # A server whose Docker config holds the registry's credentials (as `docker login`).
         srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint.log",
@@ -334,7 +335,14 @@ def test_a_private_registry_is_pulled_with_docker_login_credentials(tmp_path, fl
             (tmp_path / "docker" / "config.json").write_text(
                 json.dumps({"credHelpers": {reg.host: "flinttest"}}))
             srv.extra_env["PATH"] = f"{helpers}:{os.environ['PATH']}"
+            # And the data dir comes back without its image cache: pulled again at start.
+            shutil.rmtree(tmp_path / "data" / "images")
             srv.start()
+            unpacked = tmp_path / "data" / "images" / first_digest.replace(":", "-")
+            deadline = time.monotonic() + 60
+            while not (unpacked / "config.json").exists():
+                assert time.monotonic() < deadline, srv.log_tail()
+                time.sleep(0.05)
             assert probe(client, name, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "private"
             rust_image(reg, bootstrap, "private", "v2", "private-two")
             other = unique_name("img-private")

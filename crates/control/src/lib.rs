@@ -180,12 +180,43 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    /// Versions whose image was still being pulled when Flint stopped: pull again.
+    /// Versions whose image was still being pulled when Flint stopped: pull again. Images
+    /// missing from the cache (a data dir restored without `images/`): pulled again in the
+    /// background, the versions staying Active (an invoke meanwhile fails to start).
     fn resume_image_pulls(&self) {
+        let mut missing = std::collections::BTreeMap::new();
         for (scope, f) in self.index.all() {
-            for v in f.all_versions().filter(|v| state::awaits_image(v)) {
-                self.schedule_settle(&scope, f.name(), &v.version, &v.snapshot_id, Duration::ZERO);
+            for v in f.all_versions() {
+                if state::awaits_image(v) {
+                    self.schedule_settle(
+                        &scope,
+                        f.name(),
+                        &v.version,
+                        &v.snapshot_id,
+                        Duration::ZERO,
+                    );
+                } else if let Some(image) = &v.config.code.image {
+                    if self.code.images().cached(&image.manifest_digest).is_none() {
+                        let arch = v.config.architectures.first().cloned().unwrap_or_default();
+                        missing.insert(
+                            image.manifest_digest.clone(),
+                            (image.resolved_image_uri.clone(), arch),
+                        );
+                    }
+                }
             }
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for (digest, (uri, arch)) in missing {
+            let images = self.code.images().clone();
+            rt.spawn(async move {
+                tracing::info!(image = %uri, digest = %digest, "image missing from the cache: pulling it again");
+                if let Err(e) = images.pull(&uri, &arch).await {
+                    tracing::warn!(image = %uri, "image pull failed: {e}");
+                }
+            });
         }
     }
 
