@@ -118,6 +118,31 @@ def host_program(host_path: str, at: Optional[str] = None) -> List[Entry]:
     return entries
 
 
+def host_tree(host_dir: str, at: str, skip: Iterable[str] = ()) -> List[Entry]:
+    """The files under `host_dir` (symlinks followed), at `at` in the image; directories named in
+    `skip` and `__pycache__` left out."""
+    skipped = set(skip) | {"__pycache__"}
+    entries = []
+    for path in sorted(Path(host_dir).rglob("*")):
+        rel = path.relative_to(host_dir)
+        if skipped & set(rel.parts) or not path.is_file():
+            continue
+        entries.append(file(f"{at.strip('/')}/{rel}", path.read_bytes(),
+                            path.stat().st_mode & 0o777))
+    return entries
+
+
+def shared_libraries(host_paths: Iterable[str]) -> List[Entry]:
+    """The shared libraries `ldd` lists for each of `host_paths`, once each."""
+    seen, entries = set(), []
+    for host_path in host_paths:
+        for entry in host_program(host_path)[1:]:
+            if entry.path not in seen:
+                seen.add(entry.path)
+                entries.append(entry)
+    return entries
+
+
 def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -21,8 +21,10 @@ import pytest
 
 from conftest import (FIXTURES, REPO, ROLE, FlintServer, client_error, free_port, invoke_json,
                       unique_name, wait_active)
+# awslambdaric vendored with `pip install --target` (the Python base image's runtime client).
+from test_official_clients import awslambdaric_dir  # noqa: F401
 from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, digest, directory, file,
-                        host_program, layer, symlink)
+                        host_program, host_tree, layer, shared_libraries, symlink)
 
 FIXTURE_TARGET = REPO / "target" / "fixtures"
 
@@ -356,3 +358,57 @@ def test_a_private_registry_is_pulled_with_docker_login_credentials(tmp_path, fl
         assert "does not have permission to access the image" in client_error(e)["message"]
     finally:
         reg.stop()
+
+
+PYTHON = "/usr/bin/python3.11"
+# As public.ecr.aws/lambda/python's /var/runtime/bootstrap: the runtime interface client
+# (awslambdaric) on the image's Python, the handler from _HANDLER.
+PYTHON_BOOTSTRAP = """#!/bin/sh
+export AWS_EXECUTION_ENV=AWS_Lambda_python3.11
+export PYTHONPATH=/var/runtime
+exec /var/lang/bin/python3.11 -m awslambdaric "$_HANDLER"
+"""
+PYTHON_HANDLER = """import os, sys
+
+def handler(event, context):
+    return {"event": event, "handler": os.environ["_HANDLER"], "cwd": os.getcwd(),
+            "python": sys.version_info[:2], "request_id": context.aws_request_id,
+            "task_root": os.environ["LAMBDA_TASK_ROOT"]}
+"""
+
+
+@pytest.mark.skipif(not Path(PYTHON).exists(), reason=f"{PYTHON} not installed")
+def test_a_python_base_image_shaped_image_runs_its_runtime_interface_client(
+        lambda_client, registry, awslambdaric_dir):
+    """Shaped as public.ecr.aws/lambda/python:3.11: /lambda-entrypoint.sh, a /var/runtime/bootstrap
+    running awslambdaric (AWS's Python runtime interface client, unmodified) on the image's own
+    Python (the host's, with its standard library and shared libraries), the handler in /var/task."""
+    ric = awslambdaric_dir / "awslambdaric"
+    stdlib = "/usr/lib/python3.11"
+    dynload = [str(p) for p in Path(stdlib, "lib-dynload").glob("*.so")]
+    runtime_client = [str(p) for p in ric.parent.rglob("*.so")]
+    base = (base_layer() + host_program("/usr/bin/dash", "usr/bin/dash")
+            + [symlink("usr/bin/sh", "dash"),
+               file("lambda-entrypoint.sh", LAMBDA_ENTRYPOINT, 0o755),
+               directory("var/task"), directory("opt")])
+    python = (host_program(PYTHON, "usr/bin/python3.11")
+              + shared_libraries(dynload + runtime_client)
+              + host_tree(stdlib, "usr/lib/python3.11",
+                          skip=("test", "idlelib", "tkinter", "turtledemo", "ensurepip",
+                                "lib2to3", "pydoc_data", "config-3.11-x86_64-linux-gnu"))
+              + [directory("var/lang/bin"), symlink("var/lang/bin/python3.11", "/usr/bin/python3.11")]
+              + host_tree(str(ric.parent), "var/runtime")
+              + [file("var/runtime/bootstrap", PYTHON_BOOTSTRAP, 0o755)])
+    function = [file("var/task/app.py", PYTHON_HANDLER)]
+    repo = f"python-{uuid.uuid4().hex[:8]}"
+    registry.push_image(repo, "latest", [layer(base), layer(python), layer(function)],
+                        entrypoint=["/lambda-entrypoint.sh"], cmd=["app.handler"],
+                        working_dir="/var/task", env=AWS_BASE_ENV)
+    name = unique_name("img-python")
+    create_image_function(lambda_client, name, f"{registry.host}/{repo}:latest", Timeout=10)
+    resp, payload = invoke_json(lambda_client, name, {"hello": "python"})
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp, payload
+    assert payload == {"event": {"hello": "python"}, "handler": "app.handler",
+                       "cwd": "/var/task", "python": [3, 11],
+                       "request_id": resp["ResponseMetadata"]["RequestId"],
+                       "task_root": "/var/task"}
