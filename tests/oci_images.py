@@ -147,18 +147,113 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class TokenServer:
+    """The bearer-token flow of Docker Hub, GHCR, ECR…: a registry answering 401 with
+    `WWW-Authenticate: Bearer realm=…,service=…` and this server issuing JWTs (RS256, the
+    certificate in `x5c`) to clients presenting the right basic credentials at the realm."""
+
+    def __init__(self, workdir: Path, port: int, credentials: Tuple[str, str]):
+        import datetime
+        import http.server
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self.credentials = credentials
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flint-tests-token")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(days=1))
+                     .not_valid_after(now + datetime.timedelta(days=1))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                     .sign(self.key, hashes.SHA256()))
+        self.cert_path = workdir / "token-cert.pem"
+        self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        self.realm = f"http://127.0.0.1:{port}/token"
+        self.issued = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                import base64
+                import urllib.parse
+                expected = base64.b64encode(":".join(server.credentials).encode()).decode()
+                if self.headers.get("Authorization") != f"Basic {expected}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                token = server.token(query.get("scope", [""])[0])
+                body = json.dumps({"token": token, "access_token": token,
+                                   "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def token(self, scope: str) -> str:
+        """A JWT granting `scope` (`repository:NAME:pull[,push]`)."""
+        import base64
+
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        access = []
+        if scope.count(":") >= 2:
+            kind, name, actions = scope.split(":", 2)
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(
+            self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": "flint-tests", "sub": self.credentials[0], "aud": "flint-registry",
+                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": str(now) + scope,
+                  "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        self.issued += 1
+        return f"{signing_input}.{b64(signature)}"
+
+    def registry_auth_config(self) -> str:
+        return ("auth:\n  token:\n"
+                f"    realm: {self.realm}\n    service: flint-registry\n"
+                f"    issuer: flint-tests\n    rootcertbundle: {self.cert_path}\n")
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
 class Registry:
     """A `docker-registry` of our own on 127.0.0.1 (plain http, as Docker treats loopback)."""
 
-    def __init__(self, workdir: Path, port: int, credentials: Optional[Tuple[str, str]] = None):
-        """`credentials`: (user, password) the registry requires (HTTP basic auth, htpasswd)."""
+    def __init__(self, workdir: Path, port: int, credentials: Optional[Tuple[str, str]] = None,
+                 token_server: Optional[TokenServer] = None):
+        """`credentials`: (user, password) the registry requires: HTTP basic auth (htpasswd),
+        or, with `token_server`, exchanged there for a bearer token."""
         self.port = port
         self.host = f"127.0.0.1:{port}"
         self.url = f"http://{self.host}"
         self.credentials = credentials
+        self.token_server = token_server
         workdir.mkdir(parents=True, exist_ok=True)
         auth = ""
-        if credentials:
+        if token_server:
+            auth = token_server.registry_auth_config()
+        elif credentials:
             import warnings
             with warnings.catch_warnings():
                 # bcrypt through Debian's libxcrypt, what htpasswd files hold; Python 3.11's
@@ -207,7 +302,11 @@ class Registry:
     def _request(self, method: str, url: str, data: Optional[bytes] = None,
                  headers: Optional[Dict[str, str]] = None):
         headers = dict(headers or {})
-        if self.credentials:
+        if self.token_server:
+            repo = url.split("/v2/", 1)[-1].split("/", 1)[0] if "/v2/" in url else ""
+            scope = f"repository:{repo}:pull,push" if repo else ""
+            headers["Authorization"] = f"Bearer {self.token_server.token(scope)}"
+        elif self.credentials:
             import base64
             token = base64.b64encode(":".join(self.credentials).encode()).decode()
             headers["Authorization"] = f"Basic {token}"

@@ -23,8 +23,9 @@ from conftest import (FIXTURES, REPO, ROLE, FlintServer, client_error, free_port
                       unique_name, wait_active)
 # awslambdaric vendored with `pip install --target` (the Python base image's runtime client).
 from test_official_clients import awslambdaric_dir  # noqa: F401
-from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, digest, directory, file,
-                        host_program, host_tree, layer, shared_libraries, symlink)
+from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, TokenServer, digest,
+                        directory, file, host_program, host_tree, layer, shared_libraries,
+                        symlink)
 
 FIXTURE_TARGET = REPO / "target" / "fixtures"
 
@@ -412,3 +413,29 @@ def test_a_python_base_image_shaped_image_runs_its_runtime_interface_client(
                        "cwd": "/var/task", "python": [3, 11],
                        "request_id": resp["ResponseMetadata"]["RequestId"],
                        "task_root": "/var/task"}
+
+
+def test_a_registry_with_bearer_token_auth_is_pulled_with_a_token(tmp_path, flint_bin,
+                                                                  bootstrap):
+    """Docker Hub's / ECR's flow: 401 with `WWW-Authenticate: Bearer realm=…`, the credentials
+    exchanged at the realm for a token scoped to the repository."""
+    credentials = ("flint", "t0ken")
+    tokens = TokenServer(tmp_path, free_port(), credentials)
+    reg = Registry(tmp_path / "registry", free_port(), credentials, token_server=tokens)
+    try:
+        rust_image(reg, bootstrap, "tokened", "v1", "tokened")
+        issued_to_tests = tokens.issued
+        srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint.log",
+                          extra_env={"DOCKER_CONFIG": str(reg.docker_config(tmp_path / "docker"))})
+        srv.start()
+        try:
+            client = srv.client()
+            name = unique_name("img-token")
+            create_image_function(client, name, f"{reg.host}/tokened:v1")
+            assert probe(client, name, "IMAGE_VAR")["env"]["IMAGE_VAR"] == "tokened"
+            assert tokens.issued > issued_to_tests, "Flint asked the realm for a token"
+        finally:
+            srv.stop()
+    finally:
+        reg.stop()
+        tokens.stop()
