@@ -379,22 +379,30 @@ impl ControlPlane {
 
     /// Removes unpacked images no function version uses any more (done when this returns).
     pub async fn collect_images(&self) {
-        let in_use: std::collections::HashSet<String> = self
-            .index
-            .all()
-            .iter()
-            .flat_map(|(_, f)| {
-                f.all_versions()
-                    .filter_map(|v| v.config.code.image.as_ref())
-                    .map(|i| i.manifest_digest.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let images = self.code.images().clone();
-        let collected = tokio::task::spawn_blocking(move || images.collect_garbage(&in_use)).await;
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let collected = tokio::task::spawn_blocking(move || {
+            let images = me.code.images().clone();
+            images.collect_garbage(|digest| me.image_in_use(digest))
+        })
+        .await;
         if let Err(e) = collected {
             tracing::warn!("image garbage collection failed: {e}");
         }
+    }
+
+    /// Does any function version (of any account) run the image of `manifest_digest`?
+    fn image_in_use(&self, manifest_digest: &str) -> bool {
+        self.index.all().iter().any(|(_, f)| {
+            f.all_versions().any(|v| {
+                v.config
+                    .code
+                    .image
+                    .as_ref()
+                    .is_some_and(|i| i.manifest_digest == manifest_digest)
+            })
+        })
     }
 
     /// The stored zip a signed download URL (`Code.Location`, `Content.Location`) grants, once

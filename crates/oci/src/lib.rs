@@ -7,7 +7,7 @@
 
 mod unpack;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -504,33 +504,39 @@ impl ImageStore {
         })
     }
 
-    /// Removes every unpacked image whose manifest digest is not in `in_use`; returns how many.
-    pub fn collect_garbage(&self, in_use: &HashSet<String>) -> usize {
-        let keep: HashSet<PathBuf> = in_use.iter().map(|d| self.image_dir(d)).collect();
-        let busy: HashSet<String> = self
-            .pulling
-            .lock()
-            .iter()
-            .filter(|(_, l)| l.try_lock().is_err())
-            .map(|(d, _)| d.clone())
-            .collect();
-        let busy_dirs: HashSet<PathBuf> = busy.iter().map(|d| self.image_dir(d)).collect();
+    /// Removes every unpacked image (and left-over partial pull) whose manifest digest
+    /// `in_use` does not claim; returns how many. `in_use` is asked again for each image while
+    /// that image's pull lock is held, so a function created meanwhile keeps its image: either
+    /// it is in `in_use` by then, or its pull (which takes the lock) comes after the removal and
+    /// pulls again.
+    pub fn collect_garbage(&self, in_use: impl Fn(&str) -> bool) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return 0;
         };
         let mut removed = 0;
         for entry in entries.flatten() {
-            let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let partial_of_busy = busy_dirs.iter().any(|b| {
-                b.file_name()
-                    .is_some_and(|n| name == format!(".partial-{}", n.to_string_lossy()))
-            });
-            if keep.contains(&path) || busy_dirs.contains(&path) || partial_of_busy {
+            let digest = name
+                .strip_prefix(".partial-")
+                .unwrap_or(&name)
+                .replacen('-', ":", 1);
+            if in_use(&digest) {
                 continue;
             }
-            if std::fs::remove_dir_all(&path).is_ok() {
-                tracing::info!(image = %name, "removed an image no function version uses");
+            let lock = self
+                .pulling
+                .lock()
+                .entry(digest.clone())
+                .or_default()
+                .clone();
+            let Ok(_no_pull) = lock.try_lock() else {
+                continue; // being pulled right now
+            };
+            if in_use(&digest) {
+                continue;
+            }
+            if std::fs::remove_dir_all(entry.path()).is_ok() {
+                tracing::info!(image = %digest, "removed an image no function version uses");
                 removed += 1;
             }
         }
@@ -614,8 +620,7 @@ mod tests {
         for d in ["sha256:aa", "sha256:bb"] {
             std::fs::create_dir_all(store.image_dir(d).join("rootfs")).unwrap();
         }
-        let keep: HashSet<String> = ["sha256:aa".to_string()].into();
-        assert_eq!(store.collect_garbage(&keep), 1);
+        assert_eq!(store.collect_garbage(|d| d == "sha256:aa"), 1);
         assert!(store.image_dir("sha256:aa").exists());
         assert!(!store.image_dir("sha256:bb").exists());
     }
