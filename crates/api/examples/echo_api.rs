@@ -58,6 +58,7 @@ impl Backend for Echo {
             log_format: "Text".into(),
             reserved_concurrency: None,
             tracing_active: false,
+            image: None,
         };
         Ok((Arc::new(spec), arn))
     }

@@ -41,6 +41,7 @@ fn spec(name: &str) -> Arc<FunctionSpec> {
         log_format: "Text".into(),
         reserved_concurrency: None,
         tracing_active: false,
+        image: None,
     })
 }
 

@@ -248,7 +248,7 @@ pub(crate) async fn start(
     let begun = Instant::now();
     let traces = Arc::new(inner.traces_path(spec));
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
-    let opt_dir = if spec.layer_dirs.is_empty() {
+    let opt_dir = if spec.image.is_some() || spec.layer_dirs.is_empty() {
         None
     } else if let [only] = spec.layer_dirs.as_slice() {
         // One layer is /opt as it is (a hot-reloaded one then shows edits as they happen).
@@ -265,17 +265,25 @@ pub(crate) async fn start(
         Some(merged)
     };
 
-    let launch = inner
-        .runtimes
-        .resolve(&spec.runtime, &spec.code_dir, opt_dir.as_deref())
-        .map_err(|e| match e.function_error_type() {
-            // No bootstrap: the function's fault, reported in the invoke payload.
-            Some(_) => StartError::InvalidEntrypoint(e.to_string()),
-            None => StartError::InvalidRuntime(e.to_string()),
-        })?;
+    let launch = match &spec.image {
+        // A container image: its entry point and command, in its own root.
+        Some(image) => crate::image::launch(image).map_err(StartError::InvalidEntrypoint)?,
+        None => inner
+            .runtimes
+            .resolve(&spec.runtime, &spec.code_dir, opt_dir.as_deref())
+            .map_err(|e| match e.function_error_type() {
+                // No bootstrap: the function's fault, reported in the invoke payload.
+                Some(_) => StartError::InvalidEntrypoint(e.to_string()),
+                None => StartError::InvalidRuntime(e.to_string()),
+            })?,
+    };
     // Managed runtimes run through the function's wrapper script when it names one.
     let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
-        Some(wrapper) if !spec.runtime.starts_with("provided") && !wrapper.is_empty() => {
+        Some(wrapper)
+            if spec.image.is_none()
+                && !spec.runtime.starts_with("provided")
+                && !wrapper.is_empty() =>
+        {
             launch.with_exec_wrapper(wrapper)
         }
         _ => launch,
@@ -360,7 +368,12 @@ pub(crate) async fn start(
         env,
         code_dir: spec.code_dir.clone(),
         opt_dir,
-        runtime_dir: Some(runtime_dir),
+        runtime_dir: spec.image.is_none().then_some(runtime_dir),
+        image_root: spec.image.as_ref().map(|i| i.rootfs.clone()),
+        working_dir: spec
+            .image
+            .as_ref()
+            .map(|i| crate::image::working_dir(i).into()),
         extra_ro_binds: launch.ro_binds.clone(),
         ro_mounts: launch.ro_mounts.clone(),
         tmp_dir,
@@ -624,7 +637,13 @@ pub(crate) fn environment_variables_with(
     set("AWS_DEFAULT_REGION", spec.region.clone());
     set("LAMBDA_TASK_ROOT", "/var/task".into());
     set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
-    set("_HANDLER", spec.handler.clone());
+    // An image's handler is its command's first word (the base images' entry point takes it
+    // as its argument and exports it again).
+    let handler = match &spec.image {
+        Some(image) => image.command.first().cloned().unwrap_or_default(),
+        None => spec.handler.clone(),
+    };
+    set("_HANDLER", handler);
     set("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string());
     set("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone());
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string());
@@ -738,6 +757,7 @@ mod tests {
             log_format: "Text".into(),
             reserved_concurrency: None,
             tracing_active: false,
+            image: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod extensions;
 mod freeze;
 mod function_error;
 mod hot_reload;
+mod image;
 mod invoke;
 mod layers;
 pub mod lineage;
@@ -700,6 +701,7 @@ pub(crate) mod tests {
             log_format: "Text".into(),
             reserved_concurrency: None,
             tracing_active: false,
+            image: None,
         }
     }
 }

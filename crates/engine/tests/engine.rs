@@ -256,6 +256,7 @@ fn spec(name: &str, code_dir: PathBuf) -> FunctionSpec {
         log_format: "Text".into(),
         reserved_concurrency: None,
         tracing_active: false,
+        image: None,
     }
 }
 

@@ -71,6 +71,8 @@ fn main() {
                 code_dir: code_dir.clone(),
                 opt_dir: None,
                 runtime_dir: None,
+                image_root: None,
+                working_dir: None,
                 extra_ro_binds: binds.clone(),
                 ro_mounts: vec![],
                 tmp_dir,

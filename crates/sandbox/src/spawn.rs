@@ -853,6 +853,8 @@ mod tests {
             code_dir: code,
             opt_dir: None,
             runtime_dir: None,
+            image_root: None,
+            working_dir: None,
             extra_ro_binds: vec![],
             ro_mounts: vec![],
             tmp_dir: tmp,

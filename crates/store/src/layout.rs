@@ -67,6 +67,11 @@ impl Layout {
         self.work().join("envs")
     }
 
+    /// Container images (`PackageType: Image`): blobs by digest and unpacked root filesystems.
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
     pub fn merged_layers(&self) -> PathBuf {
         self.work().join("layers")
     }
