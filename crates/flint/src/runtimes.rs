@@ -21,11 +21,12 @@ pub struct RuntimesDirArgs {
 
 impl RuntimesDirArgs {
     pub fn resolve(&self, data_dir: &Path) -> RuntimesDir {
-        RuntimesDir::new(
-            self.runtimes_dir
-                .clone()
-                .unwrap_or_else(|| data_dir.join("runtimes")),
-        )
+        let dir = self
+            .runtimes_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("runtimes"));
+        // Absolute: the sandboxes mount from it after changing directory.
+        RuntimesDir::new(std::path::absolute(&dir).unwrap_or(dir))
     }
 }
 
