@@ -37,9 +37,9 @@ def sdk_client(sdks_installed, lambda_client):
 PY_LIST = """
 import boto3, botocore, os, sys
 def handler(event, context):
-    fns = boto3.client("lambda").list_functions()["Functions"]
+    got = boto3.client("lambda").get_function(FunctionName=context.function_name)
     return {"boto3": boto3.__version__, "file": boto3.__file__,
-            "names": [f["FunctionName"] for f in fns],
+            "names": [got["Configuration"]["FunctionName"]],
             "path": [p for p in sys.path if p.startswith(("/var", "/opt"))]}
 """
 
@@ -72,11 +72,11 @@ def test_a_zips_own_boto3_wins_over_the_runtimes(sdk_client):
 
 
 NODE_CJS = """
-const { LambdaClient, ListFunctionsCommand } = require('@aws-sdk/client-lambda');
-exports.handler = async () => {
-  const out = await new LambdaClient({}).send(new ListFunctionsCommand({}));
+const { LambdaClient, GetFunctionCommand } = require('@aws-sdk/client-lambda');
+exports.handler = async (event, context) => {
+  const out = await new LambdaClient({}).send(new GetFunctionCommand({ FunctionName: context.functionName }));
   return { resolved: require.resolve('@aws-sdk/client-lambda'),
-           names: out.Functions.map((f) => f.FunctionName) };
+           names: [out.Configuration.FunctionName] };
 };
 """
 
