@@ -449,6 +449,7 @@ pub(crate) async fn start(
         capture_tail,
         logs::init_start_line(json, &spec.runtime, &spec.region),
     )
+    .with_log_group(&spec.log_group)
     .with_telemetry(api.telemetry());
     let log = Arc::new(if has_extensions {
         log.with_extensions()
