@@ -545,6 +545,11 @@ impl Engine {
         self.inner.log_dir(account, region, function)
     }
 
+    /// Where every function's log streams are: `<root>/<account>/<region>/<function>/`.
+    pub fn logs_root(&self) -> PathBuf {
+        self.inner.config.layout.logs()
+    }
+
     /// The log streams of a function, oldest first by last write.
     pub fn log_streams(
         &self,

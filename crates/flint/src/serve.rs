@@ -84,6 +84,17 @@ pub struct ServeArgs {
     /// development server), off with it unless named here; an empty value turns it off.
     #[arg(long, env = "FLINT_HOT_RELOAD_BUCKET")]
     hot_reload_bucket: Option<String>,
+    /// `GET /metrics` on the API listener: Prometheus text, no signature needed (like most
+    /// exporters; it names functions and accounts, so `off` where the listener is reachable by
+    /// people who should not see them).
+    #[arg(long, value_enum, default_value_t = Switch::On, env = "FLINT_METRICS")]
+    metrics: Switch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// The hot-reload bucket in force: as given (empty: off), else LocalStack's `hot-reload` unless
@@ -324,6 +335,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = flint_api::ApiConfig {
         credentials,
         issued: Some(engine.issued_credentials()),
+        metrics: args.metrics == Switch::On,
         ..flint_api::ApiConfig::default()
     };
     // Function URLs (by Host or the path form) in front of the Lambda API, on its listener.
