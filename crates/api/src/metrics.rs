@@ -26,6 +26,15 @@ pub struct MetricsSnapshot {
     pub async_queues: Vec<((String, String), String, QueueDepth)>,
 }
 
+/// A per-function counter family: name, help, how to read it.
+type Counter = (
+    &'static str,
+    &'static str,
+    fn(&flint_engine::metrics::FunctionMetrics) -> u64,
+);
+/// An async-queue family: name, type, help, how to read it.
+type QueueFamily = (&'static str, &'static str, &'static str, fn(&QueueDepth) -> u64);
+
 /// The EMF collectors, one per account-region directory of the logs, kept between scrapes.
 pub(crate) type EmfState = parking_lot::Mutex<HashMap<(String, String), Collector>>;
 
@@ -111,11 +120,7 @@ fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram)
 fn render_engine(out: &mut String, s: &MetricsSnapshot) {
     use std::sync::atomic::Ordering::Relaxed;
     let functions = &s.engine.functions;
-    let counters: [(
-        &str,
-        &str,
-        fn(&flint_engine::metrics::FunctionMetrics) -> u64,
-    ); 4] = [
+    let counters: [Counter; 4] = [
         (
             "lambda_invocations_total",
             "Invocations (Lambda's Invocations: throttled requests excluded).",
@@ -214,7 +219,7 @@ fn render_engine(out: &mut String, s: &MetricsSnapshot) {
     ] {
         let _ = writeln!(out, "flint_environments{} {n}", labels(&[("state", state)]));
     }
-    let queues: [(&str, &str, &str, fn(&QueueDepth) -> u64); 3] = [
+    let queues: [QueueFamily; 3] = [
         ("flint_async_events_queued", "gauge", "Asynchronous events accepted and not finished.", |q| q.queued),
         ("flint_async_events_in_flight", "gauge", "Asynchronous invoke attempts running.", |q| q.in_flight),
         ("lambda_async_events_dropped_total", "counter", "Asynchronous events whose retries ran out, since start-up (Lambda's AsyncEventsDropped).", |q| q.failed),
