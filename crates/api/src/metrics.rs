@@ -33,7 +33,12 @@ type Counter = (
     fn(&flint_engine::metrics::FunctionMetrics) -> u64,
 );
 /// An async-queue family: name, type, help, how to read it.
-type QueueFamily = (&'static str, &'static str, &'static str, fn(&QueueDepth) -> u64);
+type QueueFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueDepth) -> u64,
+);
 
 /// The EMF collectors, one per account-region directory of the logs, kept between scrapes.
 pub(crate) type EmfState = parking_lot::Mutex<HashMap<(String, String), Collector>>;
