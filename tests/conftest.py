@@ -40,6 +40,9 @@ REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
+# Where the suite's servers find the AWS SDKs for the managed runtimes (`flint runtimes install`).
+RUNTIMES_DIR = REPO / "target" / "runtimes-test"
+
 # A file in a zip: its content, or (content, unix mode).
 ZipEntry = Union[str, bytes, Tuple[Union[str, bytes], int]]
 
@@ -111,6 +114,10 @@ class FlintServer:
         self._log_file = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        # The AWS SDKs of the managed runtimes: one directory for the whole suite, filled once by
+        # `flint runtimes install` (tests/test_runtime_sdks.py), never by each server at start.
+        env.setdefault("FLINT_RUNTIMES_DIR", str(RUNTIMES_DIR))
+        env.setdefault("FLINT_INSTALL_RUNTIMES", "off")
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}",

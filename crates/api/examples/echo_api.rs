@@ -57,6 +57,8 @@ impl Backend for Echo {
             log_group: format!("/aws/lambda/{function_name}"),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            tracing_active: false,
+            image: None,
         };
         Ok((Arc::new(spec), arn))
     }

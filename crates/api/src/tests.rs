@@ -40,6 +40,8 @@ fn spec(name: &str) -> Arc<FunctionSpec> {
         log_group: format!("/aws/lambda/{name}"),
         log_format: "Text".into(),
         reserved_concurrency: None,
+        tracing_active: false,
+        image: None,
     })
 }
 

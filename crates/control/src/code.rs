@@ -36,6 +36,50 @@ pub struct StoredCode {
     /// instead of an unpacked zip. No digest, no blob; sizes are 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_reload_dir: Option<PathBuf>,
+    /// `PackageType: Image`: the container image instead of a zip (`sha256_hex` is then the
+    /// digest the URI resolved to, as AWS's `CodeSha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<StoredImage>,
+}
+
+/// A function's container image as resolved and pulled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredImage {
+    /// As the caller gave it (`Code.ImageUri`).
+    pub image_uri: String,
+    /// `repository@sha256:…` (`Code.ResolvedImageUri`).
+    pub resolved_image_uri: String,
+    /// `sha256:…` of the manifest for the function's architecture: names the unpacked root.
+    pub manifest_digest: String,
+    /// The image's own configuration, known once pulled (None while `Pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ImageConfigStored>,
+}
+
+/// The image config's `Entrypoint`, `Cmd`, `WorkingDir` and `Env`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfigStored {
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+impl From<flint_oci::ImageConfig> for ImageConfigStored {
+    fn from(c: flint_oci::ImageConfig) -> Self {
+        Self {
+            entrypoint: c.entrypoint,
+            cmd: c.cmd,
+            working_dir: c.working_dir,
+            env: c.env,
+        }
+    }
 }
 
 /// `CodeSha256` of hot-reloaded code: what LocalStack reports, so tools written for it agree.
@@ -49,6 +93,27 @@ impl StoredCode {
             size: 0,
             unzipped_size: 0,
             hot_reload_dir: Some(dir),
+            image: None,
+        }
+    }
+
+    /// A container image resolved to `digest` (`sha256:…`), not pulled yet.
+    pub fn image(image_uri: &str, pulled: &flint_oci::ResolvedImage) -> Self {
+        Self {
+            sha256_hex: pulled
+                .digest
+                .strip_prefix("sha256:")
+                .unwrap_or(&pulled.digest)
+                .to_string(),
+            size: 0,
+            unzipped_size: 0,
+            hot_reload_dir: None,
+            image: Some(StoredImage {
+                image_uri: image_uri.to_string(),
+                resolved_image_uri: pulled.resolved_uri.clone(),
+                manifest_digest: pulled.manifest_digest.clone(),
+                config: None,
+            }),
         }
     }
 
@@ -57,9 +122,24 @@ impl StoredCode {
         if self.hot_reload_dir.is_some() {
             return HOT_RELOAD_SHA256.into();
         }
+        if self.image.is_some() {
+            // AWS shows an image's digest in hex (ResolvedImageUri's `@sha256:` part).
+            return self.sha256_hex.clone();
+        }
         let raw = hex::decode(&self.sha256_hex).unwrap_or_default();
         base64::engine::general_purpose::STANDARD.encode(raw)
     }
+}
+
+/// Registries reached over plain http besides loopback ones (`FLINT_INSECURE_REGISTRIES`,
+/// comma-separated `host:port`, as Docker's `insecure-registries`).
+fn insecure_registries() -> Vec<String> {
+    std::env::var("FLINT_INSECURE_REGISTRIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Zips by digest, on disk and unpacked.
@@ -72,6 +152,8 @@ pub struct CodeStore {
     unpacked: RwLock<HashSet<String>>,
     /// [`MAX_UNZIPPED_SIZE`], lowered by tests.
     max_unzipped: u64,
+    /// Container images' cache (`PackageType: Image`).
+    images: Arc<flint_oci::ImageStore>,
 }
 
 impl CodeStore {
@@ -113,6 +195,10 @@ impl CodeStore {
             layer_root: layout.layer_code(),
             unpacked: RwLock::new(unpacked),
             max_unzipped: MAX_UNZIPPED_SIZE,
+            images: Arc::new(flint_oci::ImageStore::new(
+                layout.images(),
+                insecure_registries(),
+            )),
         })
     }
 
@@ -124,6 +210,11 @@ impl CodeStore {
     /// Where the layers' store ([`CodeStore::open_layers`]) unpacks a layer.
     pub fn layer_dir(&self, sha256_hex: &str) -> PathBuf {
         self.layer_root.join(sha256_hex)
+    }
+
+    /// The container images' cache.
+    pub fn images(&self) -> &Arc<flint_oci::ImageStore> {
+        &self.images
     }
 
     /// What the engine mounts for this code: the hot-reload directory, or the unpacked zip.
@@ -180,6 +271,7 @@ impl CodeStore {
             size: zip.len() as u64,
             unzipped_size,
             hot_reload_dir: None,
+            image: None,
         })
     }
 

@@ -104,6 +104,9 @@ pub struct VersionConfig {
     #[serde(default)]
     pub file_system_configs: Vec<FileSystemConfig>,
     pub code: StoredCode,
+    /// `ImageConfig` of an Image function (overrides of the image's own config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_config: Option<ImageConfig>,
     /// Members Flint stores and returns but does not act on yet ([`UNHONOURED_MEMBERS`]), as
     /// the caller gave them, by member name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -166,6 +169,31 @@ pub struct ConfigInput {
     pub durable_config: Option<serde_json::Value>,
     pub runtime_config: Option<serde_json::Value>,
     pub accelerator_config: Option<serde_json::Value>,
+    pub image_config: Option<ImageConfig>,
+}
+
+/// `ImageConfig`: what overrides the image's `Entrypoint`, `Cmd` and `WorkingDir`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_point: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+}
+
+impl ImageConfig {
+    fn is_empty(&self) -> bool {
+        self.entry_point.is_none() && self.command.is_none() && self.working_directory.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfigResponse {
+    pub image_config: ImageConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -238,6 +266,7 @@ impl VersionConfig {
             layer_details: Vec::new(),
             file_system_configs: Vec::new(),
             code,
+            image_config: None,
             unhonoured: BTreeMap::new(),
         }
     }
@@ -277,7 +306,17 @@ impl VersionConfig {
             durable_config,
             runtime_config,
             accelerator_config,
+            image_config,
         } = input;
+        if let Some(v) = image_config {
+            if self.package_type != "Image" {
+                return Err(LambdaError::invalid(
+                    "Please don't provide ImageConfig when the intended function PackageType is Zip.",
+                ));
+            }
+            // An empty ImageConfig removes the overrides (AWS then omits ImageConfigResponse).
+            self.image_config = (!v.is_empty()).then_some(v);
+        }
         let unhonoured = [
             tenancy_config,
             capacity_provider_config,
@@ -377,6 +416,11 @@ impl VersionConfig {
 
     /// Checks the constraints the API model cannot express.
     pub fn validate(&self) -> Result<(), LambdaError> {
+        if self.package_type == "Image"
+            && (self.runtime.is_some() || self.handler.is_some() || !self.layers.is_empty())
+        {
+            return Err(LambdaError::invalid(IMAGE_WITH_ZIP_MEMBERS));
+        }
         if self.package_type == "Zip" && (self.runtime.is_none() || self.handler.is_none()) {
             return Err(LambdaError::invalid(
                 "Runtime and Handler are mandatory parameters for functions created with \
@@ -436,6 +480,10 @@ fn validate_environment(vars: &IndexMap<String, String>) -> Result<(), LambdaErr
     }
     Ok(())
 }
+
+/// AWS's answer to `Handler`, `Runtime` or `Layers` on an Image function.
+pub const IMAGE_WITH_ZIP_MEMBERS: &str =
+    "Please don't provide Handler or Runtime or Layer when the intended function PackageType is Image.";
 
 /// How much of the configuration an operation shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -497,6 +545,8 @@ pub struct FunctionConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_version_config: Option<RuntimeVersionConfig>,
     pub logging_config: LoggingConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_config_response: Option<ImageConfigResponse>,
     /// `TenancyConfig`, `DurableConfig`, ... as stored ([`UNHONOURED_MEMBERS`]).
     #[serde(flatten)]
     pub unhonoured: BTreeMap<String, serde_json::Value>,
@@ -633,6 +683,10 @@ impl VersionRecord {
                 }
             }),
             logging_config: c.logging.clone(),
+            image_config_response: c
+                .image_config
+                .clone()
+                .map(|image_config| ImageConfigResponse { image_config }),
             unhonoured: c.unhonoured.clone(),
         }
     }
@@ -666,6 +720,7 @@ mod tests {
             size: 10,
             unzipped_size: 20,
             hot_reload_dir: None,
+            image: None,
         }
     }
 

@@ -286,3 +286,20 @@ impl LambdaError {
         )
     }
 }
+
+/// A container image that cannot be used, as CreateFunction / UpdateFunctionCode answer it
+/// (the messages are `flint_oci::ImageError`'s, worded as AWS's).
+pub fn image_error(e: &flint_oci::ImageError) -> LambdaError {
+    LambdaError::invalid(e.to_string())
+}
+
+/// AWS's `StateReasonCode` / `LastUpdateStatusReasonCode` for a pull that failed later.
+pub fn image_reason_code(e: &flint_oci::ImageError) -> &'static str {
+    use flint_oci::ImageError as E;
+    match e {
+        E::NotFound(_) => "ImageDeleted",
+        E::AccessDenied { .. } => "ImageAccessDenied",
+        E::WrongArchitecture { .. } | E::Invalid { .. } => "InvalidImage",
+        E::Registry { .. } => "ImageAccessDenied",
+    }
+}

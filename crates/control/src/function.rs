@@ -69,7 +69,12 @@ pub struct GetFunctionOutput {
 #[serde(rename_all = "PascalCase")]
 pub struct CodeLocation {
     pub repository_type: String,
-    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_image_uri: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,10 +189,47 @@ async fn ingest_code(
         .map_err(|e| LambdaError::service(format!("code ingestion failed: {e}")))?
 }
 
-fn image_error(uri: &str) -> LambdaError {
-    LambdaError::invalid(format!(
-        "Source image {uri} does not exist. Provide a valid source image."
-    ))
+/// CreateFunction's `Code` against its `PackageType`: the image URI of an Image function.
+fn check_package_members(is_image: bool, code: &CodeInput) -> Result<Option<String>, LambdaError> {
+    let has_zip = code.zip_file.is_some() || code.s3_bucket.is_some() || code.s3_key.is_some();
+    if is_image {
+        if has_zip {
+            return Err(LambdaError::invalid(
+                "Please don't provide ZipFile, S3Bucket, S3Key or S3ObjectVersion when the \
+                 intended function PackageType is Image.",
+            ));
+        }
+        return match &code.image_uri {
+            Some(uri) => Ok(Some(uri.clone())),
+            None => Err(LambdaError::invalid(
+                "Please provide ImageUri when the intended function PackageType is Image.",
+            )),
+        };
+    }
+    if code.image_uri.is_some() {
+        return Err(LambdaError::invalid(
+            "Please don't provide ImageUri when the intended function PackageType is Zip.",
+        ));
+    }
+    Ok(None)
+}
+
+/// Resolves an image URI to its digest now (a missing image is refused at once, as AWS does);
+/// the layers are pulled while the version is `Pending` (see `ControlPlane::schedule_settle`).
+async fn resolve_image(
+    cp: &ControlPlane,
+    uri: &str,
+    architectures: &[String],
+) -> Result<StoredCode, LambdaError> {
+    let arch = architectures.first().map_or("x86_64", String::as_str);
+    let resolved = cp
+        .code
+        .images()
+        .resolve(uri, arch)
+        .await
+        .map_err(|e| crate::error::image_error(&e))?;
+    tracing::info!(image = uri, digest = %resolved.manifest_digest, "image resolved");
+    Ok(StoredCode::image(uri, &resolved))
 }
 
 fn new_id() -> String {
@@ -204,11 +246,8 @@ pub async fn create(
         crate::tags::check_limit(tags)?;
     }
     let package_type = input.package_type.clone().unwrap_or_else(|| "Zip".into());
-    if package_type == "Image" || input.code.image_uri.is_some() {
-        // Flint runs zip packages only; an image it cannot pull is what AWS reports then.
-        let uri = input.code.image_uri.as_deref().unwrap_or_default();
-        return Err(image_error(uri));
-    }
+    let is_image = package_type == "Image";
+    let image_uri = check_package_members(is_image, &input.code)?;
     if let Some(arn) = &input.code_signing_config_arn {
         // AWS reports a missing configuration here with CodeSigningConfigNotFoundException,
         // not GetCodeSigningConfig's ResourceNotFoundException.
@@ -221,8 +260,10 @@ pub async fn create(
         size: 0,
         unzipped_size: 0,
         hot_reload_dir: None,
+        image: None,
     };
     let mut config = VersionConfig::defaults(&name, role, placeholder);
+    config.package_type = package_type;
     if let Some(a) = input.architectures.clone() {
         config.architectures = a;
     }
@@ -238,7 +279,10 @@ pub async fn create(
         s3_key: input.code.s3_key,
         s3_object_version: input.code.s3_object_version,
     };
-    config.code = ingest_code(cp, scope, src).await?;
+    config.code = match &image_uri {
+        Some(uri) => resolve_image(cp, uri, &config.architectures).await?,
+        None => ingest_code(cp, scope, src).await?,
+    };
     let latest = VersionRecord {
         version: LATEST.into(),
         snapshot_id: new_id(),
@@ -326,15 +370,25 @@ pub async fn get(
         .ok_or_else(|| LambdaError::function_not_found(&fref.arn(scope)))?;
     Ok(GetFunctionOutput {
         configuration: v.render(scope, &fref.name, fref.arn(scope), View::Full),
-        code: CodeLocation {
-            repository_type: "S3".into(),
-            location: match &v.config.code.hot_reload_dir {
-                // What LocalStack answers for a hot-reloaded function.
-                Some(dir) => format!("file://{}", dir.display()),
-                None => cp.download_url(
-                    crate::signed_url::Download::FunctionCode,
-                    &v.config.code.sha256_hex,
-                ),
+        code: match &v.config.code.image {
+            Some(image) => CodeLocation {
+                repository_type: "ECR".into(),
+                location: None,
+                image_uri: Some(image.image_uri.clone()),
+                resolved_image_uri: Some(image.resolved_image_uri.clone()),
+            },
+            None => CodeLocation {
+                repository_type: "S3".into(),
+                location: Some(match &v.config.code.hot_reload_dir {
+                    // What LocalStack answers for a hot-reloaded function.
+                    Some(dir) => format!("file://{}", dir.display()),
+                    None => cp.download_url(
+                        crate::signed_url::Download::FunctionCode,
+                        &v.config.code.sha256_hex,
+                    ),
+                }),
+                image_uri: None,
+                resolved_image_uri: None,
             },
         },
         tags: (!f.doc.tags.is_empty()).then(|| f.doc.tags.clone()),
@@ -494,7 +548,14 @@ pub async fn update_code(
     let name = fref.name.clone();
     let not_found = || LambdaError::function_not_found(&arn::function_arn(scope, &name));
     let current = cp.index.get(scope, &name).ok_or_else(not_found)?;
-    if input.image_uri.is_some() {
+    let is_image = current.doc.latest.config.package_type == "Image";
+    let has_zip = input.zip_file.is_some() || input.s3_bucket.is_some() || input.s3_key.is_some();
+    if is_image && (input.image_uri.is_none() || has_zip) {
+        return Err(LambdaError::invalid(
+            "Please provide ImageUri when updating a function with packageType Image.",
+        ));
+    }
+    if !is_image && input.image_uri.is_some() {
         return Err(LambdaError::invalid(
             "Please don't provide ImageUri when updating a function with packageType Zip.",
         ));
@@ -512,7 +573,16 @@ pub async fn update_code(
         s3_key: input.s3_key,
         s3_object_version: input.s3_object_version,
     };
-    let code = ingest_code(cp, scope, src).await?;
+    let code = match &input.image_uri {
+        Some(uri) => {
+            let archs = input
+                .architectures
+                .clone()
+                .unwrap_or_else(|| current.doc.latest.config.architectures.clone());
+            resolve_image(cp, uri, &archs).await?
+        }
+        None => ingest_code(cp, scope, src).await?,
+    };
     let architectures = input.architectures;
     if input.dry_run == Some(true) {
         let mut shown = current.doc.latest.clone();
@@ -596,6 +666,7 @@ pub async fn delete(
     match fref.qualifier.as_deref() {
         None => {
             cp.index.remove(scope, &name, not_found).await?;
+            cp.collect_images().await;
         }
         Some(q) => {
             if cp.index.get(scope, &name).is_none() {
@@ -627,6 +698,7 @@ pub async fn delete(
                     Ok(())
                 })
                 .await?;
+            cp.collect_images().await;
         }
     }
     Ok(done)

@@ -176,7 +176,48 @@ impl ControlPlane {
         });
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
         cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
+        cp.resume_image_pulls();
         Ok(cp)
+    }
+
+    /// Versions whose image was still being pulled when Flint stopped: pull again. Images
+    /// missing from the cache (a data dir restored without `images/`): pulled again in the
+    /// background, the versions staying Active (an invoke meanwhile fails to start).
+    fn resume_image_pulls(&self) {
+        let mut missing = std::collections::BTreeMap::new();
+        for (scope, f) in self.index.all() {
+            for v in f.all_versions() {
+                if state::awaits_image(v) {
+                    self.schedule_settle(
+                        &scope,
+                        f.name(),
+                        &v.version,
+                        &v.snapshot_id,
+                        Duration::ZERO,
+                    );
+                } else if let Some(image) = &v.config.code.image {
+                    if self.code.images().cached(&image.manifest_digest).is_none() {
+                        let arch = v.config.architectures.first().cloned().unwrap_or_default();
+                        missing.insert(
+                            image.manifest_digest.clone(),
+                            (image.resolved_image_uri.clone(), arch),
+                        );
+                    }
+                }
+            }
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for (digest, (uri, arch)) in missing {
+            let images = self.code.images().clone();
+            rt.spawn(async move {
+                tracing::info!(image = %uri, digest = %digest, "image missing from the cache: pulling it again");
+                if let Err(e) = images.pull(&uri, &arch).await {
+                    tracing::warn!(image = %uri, "image pull failed: {e}");
+                }
+            });
+        }
     }
 
     /// Resolves the layer version ARNs a function's configuration names.
@@ -287,10 +328,81 @@ impl ControlPlane {
             .ok_or_else(|| LambdaError::service("function snapshot missing"))?;
         // Only after a lost code dir (restored data dir) does this touch the disk.
         let code = &version.config.code;
-        if code.hot_reload_dir.is_none() && !self.code.is_unpacked(&code.sha256_hex) {
+        if code.hot_reload_dir.is_none()
+            && code.image.is_none()
+            && !self.code.is_unpacked(&code.sha256_hex)
+        {
             self.code.ensure_unpacked(&version.config.code.sha256_hex)?;
         }
         Ok((spec, invoked_arn))
+    }
+
+    /// Pulls the image of an Image function's version that is not pulled yet; None for zips
+    /// (and for versions that changed meanwhile).
+    async fn pull_image_of(
+        &self,
+        scope: &Scope,
+        name: &str,
+        version: &str,
+        snapshot: &str,
+    ) -> Option<Result<code::ImageConfigStored, flint_oci::ImageError>> {
+        let f = self.index.get(scope, name)?;
+        let record = f.version(version).filter(|r| r.snapshot_id == snapshot)?;
+        let image = record.config.code.image.as_ref()?;
+        if let Some(config) = &image.config {
+            return Some(Ok(config.clone()));
+        }
+        let arch = record
+            .config
+            .architectures
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "x86_64".into());
+        tracing::info!(function = %name, image = %image.image_uri, "pulling image");
+        let started = std::time::Instant::now();
+        let pulled = self
+            .code
+            .images()
+            .pull(&image.resolved_image_uri, &arch)
+            .await;
+        match &pulled {
+            Ok(p) => tracing::info!(
+                function = %name, image = %image.image_uri, digest = %p.manifest_digest,
+                "image ready in {} ms", started.elapsed().as_millis()
+            ),
+            Err(e) => {
+                tracing::warn!(function = %name, image = %image.image_uri, "image pull failed: {e}")
+            }
+        }
+        Some(pulled.map(|p| p.config.into()))
+    }
+
+    /// Removes unpacked images no function version uses any more (done when this returns).
+    pub async fn collect_images(&self) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let collected = tokio::task::spawn_blocking(move || {
+            let images = me.code.images().clone();
+            images.collect_garbage(|digest| me.image_in_use(digest))
+        })
+        .await;
+        if let Err(e) = collected {
+            tracing::warn!("image garbage collection failed: {e}");
+        }
+    }
+
+    /// Does any function version (of any account) run the image of `manifest_digest`?
+    fn image_in_use(&self, manifest_digest: &str) -> bool {
+        self.index.all().iter().any(|(_, f)| {
+            f.all_versions().any(|v| {
+                v.config
+                    .code
+                    .image
+                    .as_ref()
+                    .is_some_and(|i| i.manifest_digest == manifest_digest)
+            })
+        })
     }
 
     /// The stored zip a signed download URL (`Code.Location`, `Content.Location`) grants, once
@@ -349,6 +461,8 @@ impl ControlPlane {
         );
         rt.spawn(async move {
             tokio::time::sleep(delay).await;
+            // An Image function stays Pending (or InProgress) while its image is pulled.
+            let pulled = me.pull_image_of(&scope, &name, &version, &snapshot).await;
             let not_found = || LambdaError::not_found("gone");
             let outcome = me
                 .index
@@ -360,7 +474,21 @@ impl ControlPlane {
                     };
                     match record {
                         Some(r) if r.snapshot_id == snapshot && !r.status.is_settled() => {
-                            state::settle_record(r);
+                            match &pulled {
+                                Some(Ok(config)) => {
+                                    if let Some(image) = r.config.code.image.as_mut() {
+                                        image.config = Some(config.clone());
+                                    }
+                                    state::settle_record(r);
+                                }
+                                Some(Err(e)) => {
+                                    r.status = r
+                                        .status
+                                        .failed(error::image_reason_code(e), e.to_string());
+                                    r.revision_id = uuid::Uuid::new_v4().to_string();
+                                }
+                                None => state::settle_record(r),
+                            }
                             Ok(())
                         }
                         _ => Err(LambdaError::conflict("changed meanwhile")),
@@ -369,6 +497,9 @@ impl ControlPlane {
                 .await;
             if let Err(e) = outcome {
                 tracing::debug!(function = %name, version = %version, "settle skipped: {}", e.message);
+            }
+            if pulled.is_some() {
+                me.collect_images().await;
             }
         });
     }

@@ -95,6 +95,28 @@ impl Status {
         }
     }
 
+    /// The change could not be applied (an image that could not be pulled): a create leaves
+    /// the version `Failed`, an update leaves `LastUpdateStatus: Failed`, with AWS's reason code.
+    pub fn failed(&self, reason_code: &str, reason: String) -> Self {
+        if self.state == State::Pending {
+            Self {
+                state: State::Failed,
+                state_reason: Some(reason),
+                state_reason_code: Some(reason_code.into()),
+                last_update: Some(LastUpdateStatus::Failed),
+                last_update_reason: None,
+                last_update_reason_code: None,
+            }
+        } else {
+            Self {
+                last_update: Some(LastUpdateStatus::Failed),
+                last_update_reason: Some(reason),
+                last_update_reason_code: Some(reason_code.into()),
+                ..self.clone()
+            }
+        }
+    }
+
     pub fn is_settled(&self) -> bool {
         self.state != State::Pending && self.last_update != Some(LastUpdateStatus::InProgress)
     }

@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::code::CodeStore;
-use crate::configuration::{VersionRecord, LATEST};
+use crate::configuration::{VersionConfig, VersionRecord, LATEST};
 use crate::{LambdaError, Scope};
 
 /// Store kinds. Published versions are separate documents so that updating `$LATEST` does not
@@ -194,7 +194,33 @@ fn build_spec(
         log_group: c.logging.log_group.clone(),
         log_format: c.logging.log_format.clone(),
         reserved_concurrency: doc.reserved_concurrency,
+        tracing_active: c.tracing_mode == "Active",
+        image: image_spec(c, code),
     }
+}
+
+/// What an Image function runs: the image's config overridden by the function's `ImageConfig`.
+/// None for zips, and for an image not pulled yet (such a version is not invocable).
+fn image_spec(c: &VersionConfig, code: &CodeStore) -> Option<flint_spec::ImageSpec> {
+    let image = c.code.image.as_ref()?;
+    let own = image.config.as_ref()?;
+    let overrides = c.image_config.clone().unwrap_or_default();
+    Some(flint_spec::ImageSpec {
+        rootfs: code.images().rootfs(&image.manifest_digest),
+        entrypoint: overrides
+            .entry_point
+            .unwrap_or_else(|| own.entrypoint.clone()),
+        command: overrides.command.unwrap_or_else(|| own.cmd.clone()),
+        working_dir: overrides
+            .working_directory
+            .unwrap_or_else(|| own.working_dir.clone()),
+        env: own
+            .env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
 }
 
 /// A function being changed: the caller edits it, [`Index::modify`] persists what was touched.
@@ -336,11 +362,13 @@ impl Index {
             let mut vs = versions
                 .remove(&(scope.clone(), name.clone()))
                 .unwrap_or_default();
-            if !doc.latest.status.is_settled() {
+            // An image not pulled yet keeps its version Pending: the pull resumes after start
+            // (`ControlPlane::resume_image_pulls`).
+            if !doc.latest.status.is_settled() && !awaits_image(&doc.latest) {
                 settle_record(&mut doc.latest);
             }
             for (n, v) in vs.iter_mut() {
-                if !v.status.is_settled() {
+                if !v.status.is_settled() && !awaits_image(v) {
                     settle_record(v);
                     if let Ok(c) = put(&scope, KIND_VERSION, version_key(&name, *n), v) {
                         changes.push(c);
@@ -650,6 +678,15 @@ fn retired_snapshots(old: &Function, new: Option<&Function>) -> Vec<String> {
 }
 
 /// Marks a version's pending change as applied (new RevisionId, as AWS does on each transition).
+/// A version whose container image is not pulled yet.
+pub(crate) fn awaits_image(v: &VersionRecord) -> bool {
+    v.config
+        .code
+        .image
+        .as_ref()
+        .is_some_and(|i| i.config.is_none())
+}
+
 pub fn settle_record(v: &mut VersionRecord) {
     v.status = crate::lifecycle::Status::settled();
     v.revision_id = uuid::Uuid::new_v4().to_string();

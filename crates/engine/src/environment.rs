@@ -49,6 +49,8 @@ pub(crate) struct Environment {
     pub(crate) provisioned: bool,
     pub(crate) init_type: InitType,
     scratch_dir: PathBuf,
+    /// The function's X-Ray segments file (`Layout::function_traces`).
+    pub(crate) traces: Arc<PathBuf>,
     /// Whether the environment is in use, and frozen (see `freeze.rs`).
     freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
@@ -244,8 +246,9 @@ pub(crate) async fn start(
     kept_tmp: Option<flint_sandbox::KeptTmp>,
 ) -> Result<Arc<Environment>, StartError> {
     let begun = Instant::now();
+    let traces = Arc::new(inner.traces_path(spec));
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
-    let opt_dir = if spec.layer_dirs.is_empty() {
+    let opt_dir = if spec.image.is_some() || spec.layer_dirs.is_empty() {
         None
     } else if let [only] = spec.layer_dirs.as_slice() {
         // One layer is /opt as it is (a hot-reloaded one then shows edits as they happen).
@@ -262,17 +265,25 @@ pub(crate) async fn start(
         Some(merged)
     };
 
-    let launch = inner
-        .runtimes
-        .resolve(&spec.runtime, &spec.code_dir, opt_dir.as_deref())
-        .map_err(|e| match e.function_error_type() {
-            // No bootstrap: the function's fault, reported in the invoke payload.
-            Some(_) => StartError::InvalidEntrypoint(e.to_string()),
-            None => StartError::InvalidRuntime(e.to_string()),
-        })?;
+    let launch = match &spec.image {
+        // A container image: its entry point and command, in its own root.
+        Some(image) => crate::image::launch(image).map_err(StartError::InvalidEntrypoint)?,
+        None => inner
+            .runtimes
+            .resolve(&spec.runtime, &spec.code_dir, opt_dir.as_deref())
+            .map_err(|e| match e.function_error_type() {
+                // No bootstrap: the function's fault, reported in the invoke payload.
+                Some(_) => StartError::InvalidEntrypoint(e.to_string()),
+                None => StartError::InvalidRuntime(e.to_string()),
+            })?,
+    };
     // Managed runtimes run through the function's wrapper script when it names one.
     let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
-        Some(wrapper) if !spec.runtime.starts_with("provided") && !wrapper.is_empty() => {
+        Some(wrapper)
+            if spec.image.is_none()
+                && !spec.runtime.starts_with("provided")
+                && !wrapper.is_empty() =>
+        {
             launch.with_exec_wrapper(wrapper)
         }
         _ => launch,
@@ -334,6 +345,21 @@ pub(crate) async fn start(
             .map_or(&endpoints[..], |ns| &ns.vars[..]),
     );
     set_credentials(&mut env, &credentials.issued, lambda_endpoint.as_deref());
+    // The host network: the X-Ray daemon's address is a loopback port of this environment's own.
+    let host_xray = if isolated {
+        None
+    } else {
+        match std::net::UdpSocket::bind(("127.0.0.1", 0)).and_then(|s| Ok((s.local_addr()?, s))) {
+            Ok((addr, socket)) => {
+                set_xray_daemon(&mut env, addr);
+                Some(socket)
+            }
+            Err(e) => {
+                tracing::warn!("no X-Ray daemon address for an environment: {e}");
+                None
+            }
+        }
+    };
 
     let sandbox_spec = SandboxSpec {
         id: id.clone(),
@@ -342,8 +368,14 @@ pub(crate) async fn start(
         env,
         code_dir: spec.code_dir.clone(),
         opt_dir,
-        runtime_dir: Some(runtime_dir),
+        runtime_dir: spec.image.is_none().then_some(runtime_dir),
+        image_root: spec.image.as_ref().map(|i| i.rootfs.clone()),
+        working_dir: spec
+            .image
+            .as_ref()
+            .map(|i| crate::image::working_dir(i).into()),
         extra_ro_binds: launch.ro_binds.clone(),
+        ro_mounts: launch.ro_mounts.clone(),
         tmp_dir,
         tmp_size_mb: spec.ephemeral_storage_mb,
         memory_mb: spec.memory_mb,
@@ -376,6 +408,9 @@ pub(crate) async fn start(
     };
 
     let mut api_server = Vec::new();
+    if let Some(socket) = host_xray {
+        api_server.push(crate::network::accept_xray_segments(socket, traces.clone()));
+    }
     if isolated {
         let Some(listeners) = sandbox.take_listeners() else {
             remove_scratch(scratch_dir);
@@ -408,7 +443,7 @@ pub(crate) async fn start(
             }
         }
         for (_, socket) in listeners.udp {
-            api_server.push(crate::network::accept_xray_segments(socket));
+            api_server.push(crate::network::accept_xray_segments(socket, traces.clone()));
         }
         if let Some(serve) = inner.api_in_namespace.get() {
             api_server.push(serve(
@@ -447,7 +482,13 @@ pub(crate) async fn start(
         stdout,
         stderr,
         capture_tail,
-        logs::init_start_line(json, &spec.runtime, &spec.region),
+        {
+            let mut first = logs::init_start_line(json, &spec.runtime, &spec.region);
+            if let Some(stand_in) = inner.runtimes.substitute(&spec.runtime) {
+                first.push_str(&logs::stand_in_line(json, &spec.runtime, &stand_in));
+            }
+            first
+        },
     )
     .with_log_group(&spec.log_group)
     .with_telemetry(api.telemetry());
@@ -474,6 +515,7 @@ pub(crate) async fn start(
         provisioned: init_type == InitType::Provisioned,
         init_type,
         scratch_dir,
+        traces,
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,
         api_server: ApiServer(api_server),
@@ -596,7 +638,13 @@ pub(crate) fn environment_variables_with(
     set("AWS_DEFAULT_REGION", spec.region.clone());
     set("LAMBDA_TASK_ROOT", "/var/task".into());
     set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
-    set("_HANDLER", spec.handler.clone());
+    // An image's handler is its command's first word (the base images' entry point takes it
+    // as its argument and exports it again).
+    let handler = match &spec.image {
+        Some(image) => image.command.first().cloned().unwrap_or_default(),
+        None => spec.handler.clone(),
+    };
+    set("_HANDLER", handler);
     set("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string());
     set("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone());
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_string());
@@ -650,12 +698,27 @@ fn set_credentials(
     set("AWS_SESSION_TOKEN", &issued.session_token);
     if let Some(url) = lambda_endpoint {
         set("AWS_ENDPOINT_URL_LAMBDA", url);
+    }
+    if lambda_endpoint.is_some() {
         // The X-Ray daemon's address (isolated network: Flint accepts segments there).
-        let host = flint_sandbox::NAMESPACE_HOST;
-        let port = crate::network::XRAY_DAEMON_PORT;
-        set("AWS_XRAY_DAEMON_ADDRESS", &format!("{host}:{port}"));
-        set("_AWS_XRAY_DAEMON_ADDRESS", &host.to_string());
-        set("_AWS_XRAY_DAEMON_PORT", &port.to_string());
+        let addr = std::net::SocketAddr::from((
+            flint_sandbox::NAMESPACE_HOST,
+            crate::network::XRAY_DAEMON_PORT,
+        ));
+        set_xray_daemon(vars, addr);
+    }
+}
+
+/// Where the X-Ray SDKs send segments: `AWS_XRAY_DAEMON_ADDRESS` and its two halves, as Lambda
+/// sets them.
+fn set_xray_daemon(vars: &mut Vec<(String, String)>, addr: std::net::SocketAddr) {
+    for (k, v) in [
+        ("AWS_XRAY_DAEMON_ADDRESS", addr.to_string()),
+        ("_AWS_XRAY_DAEMON_ADDRESS", addr.ip().to_string()),
+        ("_AWS_XRAY_DAEMON_PORT", addr.port().to_string()),
+    ] {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k.to_string(), v));
     }
 }
 
@@ -694,6 +757,8 @@ mod tests {
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            tracing_active: false,
+            image: None,
         }
     }
 

@@ -82,6 +82,7 @@ pub(crate) fn with_launcher(launch: Launch, names: &[String]) -> Launch {
         args,
         env: launch.env,
         ro_binds: launch.ro_binds,
+        ro_mounts: launch.ro_mounts,
     }
 }
 
@@ -268,6 +269,7 @@ mod tests {
             args: vec!["x".into()],
             env: vec![],
             ro_binds: vec![],
+            ro_mounts: vec![],
         };
         let l = with_launcher(launch, &["a".into()]);
         assert_eq!(l.program, Path::new("/bin/sh"));

@@ -237,10 +237,15 @@ impl Checkout<'_> {
         self.started = Instant::now();
         self.deadline = tokio::time::Instant::now() + timeout;
         let trace_id = match &req.trace_header {
-            Some(t) if t.starts_with("Root=") => t.clone(),
-            _ => flint_runtime_api::new_trace_id(),
+            Some(t) if t.starts_with("Root=") => crate::xray::with_sampling(t, spec.tracing_active),
+            _ => {
+                crate::xray::with_sampling(&flint_runtime_api::new_trace_id(), spec.tracing_active)
+            }
         };
+        let wall_start = std::time::SystemTime::now();
         extensions::start(&env.api, &req.request_id, &spec.version, &trace_id);
+        let sampled = crate::xray::sampled_ids(&trace_id)
+            .map(|(root, parent)| (root.to_string(), parent.to_string()));
         let outcome = self.outcome.insert(env.api.deliver(Invocation {
             request_id: req.request_id.clone(),
             deadline_ms: epoch_ms() + timeout.as_millis() as u64,
@@ -250,7 +255,25 @@ impl Checkout<'_> {
             cognito_identity: None,
             payload: req.payload.clone(),
         }));
-        wait_for_outcome(self.pool, env, outcome, self.deadline, req).await
+        let ending = wait_for_outcome(self.pool, env, outcome, self.deadline, req).await;
+        if let Some((root, parent)) = sampled {
+            // A sampled invocation: the function's own segment, parent of what its code sent.
+            let segment = crate::xray::function_segment(&crate::xray::Invocation {
+                function_name: &spec.function_name,
+                invoked_arn: &req.invoked_arn,
+                request_id: &req.request_id,
+                trace_id: &root,
+                segment_id: &parent,
+                start: wall_start,
+                end: std::time::SystemTime::now(),
+                function_error: ending.function_error,
+                platform_error: ending.status.is_some() && !ending.function_error,
+            });
+            if let Err(e) = crate::xray::append(&env.traces, segment.as_bytes()) {
+                tracing::warn!(function = %spec.function_name, "cannot keep an X-Ray segment: {e}");
+            }
+        }
+        ending
     }
 
     /// The invocation is over: log, pool and answer.

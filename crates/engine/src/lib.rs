@@ -16,6 +16,7 @@ mod extensions;
 mod freeze;
 mod function_error;
 mod hot_reload;
+mod image;
 mod invoke;
 mod layers;
 pub mod lineage;
@@ -25,6 +26,7 @@ mod network;
 mod pool;
 mod provisioned;
 mod throttle;
+mod xray;
 
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use network::{
@@ -275,6 +277,12 @@ impl Inner {
 
     pub(crate) fn log_dir(&self, account: &str, region: &str, function: &str) -> PathBuf {
         self.config.layout.function_logs(account, region, function)
+    }
+
+    pub(crate) fn traces_path(&self, spec: &FunctionSpec) -> PathBuf {
+        self.config
+            .layout
+            .function_traces(&spec.account, &spec.region, &spec.function_name)
     }
 
     pub(crate) fn register(&self, env: &Arc<Environment>) {
@@ -722,6 +730,8 @@ pub(crate) mod tests {
             log_group: "/aws/lambda/fn".into(),
             log_format: "Text".into(),
             reserved_concurrency: None,
+            tracing_active: false,
+            image: None,
         }
     }
 }

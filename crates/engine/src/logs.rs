@@ -569,6 +569,22 @@ pub(crate) fn init_start_line(json: bool, runtime: &str, region: &str) -> String
     }
 }
 
+/// Said right after INIT_START when another interpreter version stands in for the runtime's
+/// (`python3.13` on Python 3.11): Flint's own line, so nobody mistakes it for the real one.
+pub(crate) fn stand_in_line(json: bool, runtime: &str, stand_in: &str) -> String {
+    let message = format!(
+        "WARNING Flint: this host has no interpreter for {runtime}; {stand_in} stands in. Code \
+         that needs {runtime} may fail (`flint runtimes` lists what runs each runtime)."
+    );
+    if json {
+        serde_json::json!({"time": now_rfc3339(), "type": "flint.runtimeStandIn", "level": "WARN", "message": message})
+            .to_string()
+            + "\n"
+    } else {
+        message + "\n"
+    }
+}
+
 /// The runtime's version and version ARN as Lambda names them (`python:3.12.v1`,
 /// `arn:aws:lambda:<region>::runtime:<64 hex>`).
 pub(crate) fn runtime_version(runtime: &str, region: &str) -> (String, String) {
@@ -842,6 +858,16 @@ mod tests {
         assert_eq!(tail.len(), TAIL_BYTES);
         assert!(tail.ends_with(b"line 01999\nREPORT RequestId: r2\n"));
         Ok(())
+    }
+
+    #[test]
+    fn a_stand_in_interpreter_is_named_after_init_start() {
+        let l = stand_in_line(false, "python3.13", "Python 3.11");
+        assert!(l.starts_with("WARNING Flint: this host has no interpreter for python3.13; Python 3.11 stands in."), "{l}");
+        let j: serde_json::Value =
+            serde_json::from_str(&stand_in_line(true, "nodejs22.x", "Node.js 20.20.2"))
+                .expect("json");
+        assert_eq!(j["level"], "WARN");
     }
 
     #[test]

@@ -194,9 +194,12 @@ pub(crate) fn forward(
     .abort_handle()
 }
 
-/// Takes the UDP datagrams sent to the X-Ray daemon's address and drops them (Flint keeps no
-/// traces; the SDKs' segments are accepted instead of refused).
-pub(crate) fn accept_xray_segments(socket: std::net::UdpSocket) -> tokio::task::AbortHandle {
+/// Takes the UDP datagrams sent to the X-Ray daemon's address and keeps the segments in them
+/// with the function's (`traces`, see `xray.rs`).
+pub(crate) fn accept_xray_segments(
+    socket: std::net::UdpSocket,
+    traces: Arc<std::path::PathBuf>,
+) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
         let socket = match socket
             .set_nonblocking(true)
@@ -210,7 +213,14 @@ pub(crate) fn accept_xray_segments(socket: std::net::UdpSocket) -> tokio::task::
         };
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = socket.recv(&mut buf).await {
-            tracing::trace!("dropped an X-Ray segment of {n} bytes");
+            match crate::xray::datagram_document(&buf[..n]) {
+                Some(document) => {
+                    if let Err(e) = crate::xray::append(&traces, document) {
+                        tracing::warn!("cannot keep an X-Ray segment: {e}");
+                    }
+                }
+                None => tracing::debug!("ignored a datagram of {n} bytes at the X-Ray address"),
+            }
         }
     })
     .abort_handle()

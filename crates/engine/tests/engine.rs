@@ -255,6 +255,8 @@ fn spec(name: &str, code_dir: PathBuf) -> FunctionSpec {
         log_group: format!("/aws/lambda/{name}"),
         log_format: "Text".into(),
         reserved_concurrency: None,
+        tracing_active: false,
+        image: None,
     }
 }
 

@@ -201,13 +201,25 @@ pub(crate) fn qualifier_of(arn: &str) -> Option<String> {
 pub struct Pending {
     pub scope: Scope,
     pub record: EventRecord,
+    /// Its key in the store ([`store_key`]).
+    key: String,
     /// The next throttle back-off (in memory: a restart starts over).
     throttle_backoff: Duration,
+}
+
+/// An event's key in the store: its enqueue time (zero-padded milliseconds), then its request
+/// id. Keys in enqueue order put a group commit's new events side by side on the B-tree's last
+/// page, and a draining queue's deletes on its first ones: a commit writes a page or two, not one
+/// page per event (request ids alone are random). Releases before this keyed events by request
+/// id alone; [`pending`] re-keys them.
+pub fn store_key(record: &EventRecord) -> String {
+    format!("{:015}.{}", record.enqueued_at_ms, record.request_id)
 }
 
 impl Pending {
     pub fn new(scope: Scope, record: EventRecord) -> Self {
         Self {
+            key: store_key(&record),
             scope,
             record,
             throttle_backoff: THROTTLE_BACKOFF_START,
@@ -219,7 +231,7 @@ impl Pending {
             account: &self.scope.account,
             region: &self.scope.region,
             kind: KIND,
-            key: &self.record.request_id,
+            key: &self.key,
         }
     }
 }
@@ -238,12 +250,17 @@ fn ms(d: Duration) -> u64 {
 
 /// A write for the committer.
 enum Write {
-    Put {
-        event: Pending,
-        /// Told once the write is durable (accepts wait for it).
-        done: Option<oneshot::Sender<Result<(), String>>>,
-    },
+    Put { event: Pending, then: Then },
     Delete(Pending),
+}
+
+/// What the committer does once a stored event is durable (or could not be stored).
+enum Then {
+    /// A new event: counted as queued and scheduled, then its caller (waiting for its 202) told.
+    Accept(oneshot::Sender<Result<(), String>>),
+    /// A retry with its due time: scheduled (even if it could not be stored: it still runs),
+    /// then its attempt told.
+    Retry(oneshot::Sender<Result<(), String>>),
 }
 
 pub(crate) struct Queue {
@@ -346,7 +363,7 @@ impl Queue {
         self.writes
             .send(Write::Put {
                 event,
-                done: Some(done),
+                then: Then::Accept(done),
             })
             .map_err(|_| "the async queue is stopped".to_string())?;
         stored
@@ -393,16 +410,28 @@ impl Queue {
         })
     }
 
-    /// Records a retry's due time (not waited for: losing it in a crash only runs the retry
-    /// early) and schedules it.
-    fn retry_at(&self, event: Pending, persist: bool) {
-        if persist {
-            let _ = self.writes.send(Write::Put {
-                event: event.clone(),
-                done: None,
-            });
+    /// Schedules a retry; with `persist`, once its attempt count and due time are durable (in
+    /// the next group commit, waited for: a crash after an attempt is done cannot run its retry
+    /// early or count the attempt again). A throttled retry is not stored (a restart runs it at
+    /// once, as the throttle may have passed).
+    async fn retry_at(&self, event: Pending, persist: bool) {
+        if !persist {
+            let _ = self.schedule.send(event);
+            return;
         }
-        let _ = self.schedule.send(event);
+        let (done, stored) = oneshot::channel();
+        let rid = event.record.request_id.clone();
+        match self.writes.send(Write::Put {
+            event,
+            then: Then::Retry(done),
+        }) {
+            Ok(()) => {
+                if let Ok(Err(e)) = stored.await {
+                    tracing::warn!(request_id = %rid, "a retry's due time was not stored: {e}");
+                }
+            }
+            Err(_) => tracing::warn!(request_id = %rid, "the async queue is stopped"),
+        }
     }
 
     pub(crate) fn forget(&self, event: Pending) {
@@ -458,15 +487,22 @@ pub(crate) async fn commit(store: Arc<flint_store::Store>, mut rx: Writes, queue
         }
         let queue = queue.upgrade();
         for w in writes {
-            if let Write::Put {
-                event,
-                done: Some(done),
-            } = w
-            {
-                if let (Ok(()), Some(q)) = (&result, &queue) {
-                    q.requeue(event);
+            let Write::Put { event, then } = w else {
+                continue;
+            };
+            match then {
+                Then::Accept(done) => {
+                    if let (Ok(()), Some(q)) = (&result, &queue) {
+                        q.requeue(event);
+                    }
+                    let _ = done.send(result.clone());
                 }
-                let _ = done.send(result.clone());
+                Then::Retry(done) => {
+                    if let Some(q) = &queue {
+                        let _ = q.schedule.send(event);
+                    }
+                    let _ = done.send(result.clone());
+                }
             }
         }
     }
@@ -830,32 +866,61 @@ async fn attempt(
             event.record.attempts = attempt_no;
             event.record.due_at_ms = due;
             event.record.last_attempt = Some(outcome);
-            q.retry_at(event, true);
+            q.retry_at(event, true).await;
         }
         Step::RetryThrottled(delay) => {
             tracing::debug!(request_id = %rid, function = %function, "async invocation throttled; retrying in {delay:?}");
             event.record.due_at_ms = now_ms().saturating_add(ms(delay)).min(expires_at);
-            q.retry_at(event, false);
+            q.retry_at(event, false).await;
         }
     }
 }
 
 /// Events a previous run left in the store, oldest first (older formats upgraded; unreadable
 /// ones moved aside by the store, never skipped).
+///
+/// Events stored under their request id alone (before keys began with the enqueue time, see
+/// [`store_key`]) are moved to their new key, all in one transaction.
 pub fn pending(store: &flint_store::Store) -> Result<Vec<Pending>, flint_store::StoreError> {
-    let mut events: Vec<Pending> = store
-        .load::<EventRecord>(KIND, FORMAT, upgrade)?
-        .into_iter()
-        .map(|l| {
-            Pending::new(
-                Scope {
-                    account: l.account,
-                    region: l.region,
-                },
-                l.value,
-            )
-        })
-        .collect();
+    let mut events = Vec::new();
+    let mut old_keys = Vec::new();
+    for l in store.load::<EventRecord>(KIND, FORMAT, upgrade)? {
+        let event = Pending::new(
+            Scope {
+                account: l.account,
+                region: l.region,
+            },
+            l.value,
+        );
+        if event.key != l.key {
+            old_keys.push((events.len(), l.key));
+        }
+        events.push(event);
+    }
+    if !old_keys.is_empty() {
+        let values = old_keys
+            .iter()
+            .map(|(i, _)| serde_json::to_string(&events[*i].record))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| flint_store::StoreError::Io(e.into()))?;
+        let puts: Vec<_> = old_keys
+            .iter()
+            .zip(&values)
+            .map(|((i, _), v)| (events[*i].key(), FORMAT, v.as_str()))
+            .collect();
+        let deletes: Vec<_> = old_keys
+            .iter()
+            .map(|(i, old)| flint_store::DocKey {
+                key: old,
+                ..events[*i].key()
+            })
+            .collect();
+        store.write_records(&puts, &deletes)?;
+        tracing::info!(
+            "store: {} async event(s) re-keyed by enqueue time",
+            old_keys.len()
+        );
+    }
     events.sort_by_key(|e| e.record.enqueued_at_ms);
     Ok(events)
 }
@@ -1008,6 +1073,35 @@ mod tests {
             .collect();
         assert_eq!(ids, ["c", "b", "a"]);
         assert_eq!(events[0].record.due_at_ms, 60_010);
+        Ok(())
+    }
+
+    #[test]
+    fn events_keyed_by_request_id_are_re_keyed_by_enqueue_time(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = flint_store::Store::open(dir.path())?;
+        // As the release before wrote them: keyed by request id alone.
+        for (key, at) in [("old-b", 20u64), ("old-a", 30)] {
+            let doc = flint_store::DocKey {
+                account: "000000000000",
+                region: "us-east-1",
+                kind: KIND,
+                key,
+            };
+            store.put_record(&doc, FORMAT, &serde_json::to_string(&record(key, at))?)?;
+        }
+        let events = pending(&store)?;
+        let ids: Vec<&str> = events
+            .iter()
+            .map(|e| e.record.request_id.as_str())
+            .collect();
+        assert_eq!(ids, ["old-b", "old-a"]);
+        let keys: Vec<String> = store.list_all(KIND)?.into_iter().map(|d| d.key).collect();
+        assert_eq!(keys, ["000000000000020.old-b", "000000000000030.old-a"]);
+        // Deleting a re-keyed event (as the committer does once it is done) removes it.
+        store.write_records(&[], &[events[0].key()])?;
+        assert_eq!(pending(&store)?.len(), 1);
         Ok(())
     }
 

@@ -9,7 +9,9 @@
 //! 2. drain: how fast the backlog the accept phase left is delivered, with nothing else running;
 //! 3. a synchronous warm invoke's p50 with an idle queue, and again while a backlog drains (only
 //!    samples taken while events were still queued count);
-//! 4. crash: on a fresh data dir, `kill -9` Flint while it accepts, restart it on the same data
+//! 4. accept alone: on a fresh server, `Event` invokes whose runs sleep 5 s (16 workers deliver
+//!    ~3/s), so Flint's CPU per accept is measured without delivery sharing the cores;
+//! 5. crash: on a fresh data dir, `kill -9` Flint while it accepts, restart it on the same data
 //!    dir, `kill -9` it again while it delivers, restart it, and assert that every event that got
 //!    a 202 was delivered at least once (by request id).
 //!
@@ -18,7 +20,7 @@
 //! `FLINT_BENCH_RUST_BOOTSTRAP` (default `target/fixtures/bench-release/bootstrap`, built by
 //! `CARGO_TARGET_DIR=target/fixtures cargo build --profile bench-release --features current-thread
 //! --manifest-path tests/fixtures/rust-bootstrap/Cargo.toml`), `FLINT_BENCH_ONLY` = a subset of
-//! `perf,crash`.
+//! `perf,accept,crash` (default all three).
 
 mod common;
 
@@ -136,12 +138,24 @@ async fn flood(
     secs: f64,
     tolerate_death: bool,
 ) -> Vec<String> {
+    flood_with(port, name, b"{\"bench\":true}", conns, secs, tolerate_death).await
+}
+
+/// As [`flood`], with this payload.
+async fn flood_with(
+    port: u16,
+    name: &str,
+    body: &'static [u8],
+    conns: usize,
+    secs: f64,
+    tolerate_death: bool,
+) -> Vec<String> {
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let accepted = accepted.clone();
-        let template = common::invoke_request(port, name, b"{\"bench\":true}");
+        let template = common::invoke_request(port, name, body);
         tasks.push(tokio::spawn(async move {
             let mut sender = common::connect(port).await.expect("connect");
             let mut mine = Vec::new();
@@ -351,6 +365,34 @@ async fn perf(
     );
 }
 
+/// Accept alone: on a fresh server, `Event` invokes whose runs sleep 5 s each, so the 16 workers
+/// deliver ~3 events/s and the CPU Flint uses is (nearly all) the accept path's.
+fn accept_only(rt: &tokio::runtime::Runtime, sink_port: u16, secs: f64, conns: usize) {
+    let server = common::start_server(HOST_NETWORK, Duration::from_secs(1));
+    let port = server.port;
+    let pid = server.pid();
+    rt.block_on(create_functions(port, sink_port));
+    let body: &[u8] = b"{\"sleep_ms\":5000}";
+    // Warm-up: the connections, the workers busy sleeping.
+    rt.block_on(flood_with(port, "async-sink", body, conns, 1.0, false));
+    println!("accept alone: flint pid {pid}, flooding for {secs:.0} s");
+    let cpu0 = cpu_secs(pid);
+    let start = Instant::now();
+    let accepted = rt
+        .block_on(flood_with(port, "async-sink", body, conns, secs, false))
+        .len() as u64;
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
+    println!(
+        "accept alone (delivery held back): {accepted} Event invokes in {elapsed:.2} s over {conns} connections = {:.0}/s; flint CPU {cpu:.2} s = {:.1} µs per accept ({:.2} of a core)",
+        accepted as f64 / elapsed,
+        cpu * 1e6 / accepted.max(1) as f64,
+        cpu / elapsed
+    );
+    // The backlog would take hours to deliver: the server (and its data dir) just go.
+    drop(server);
+}
+
 /// `kill -9` during accept and during delivery; every 202 must be delivered at least once.
 fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u16, conns: usize) {
     let grace = Duration::from_secs(5);
@@ -420,7 +462,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    let only = std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "perf,crash".into());
+    let only = std::env::var("FLINT_BENCH_ONLY").unwrap_or_else(|_| "perf,accept,crash".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -442,6 +484,9 @@ fn main() {
             conns,
         ));
         drop(server);
+    }
+    if only.split(',').any(|o| o == "accept") {
+        accept_only(&rt, sink_port, secs, conns);
     }
     if only.split(',').any(|o| o == "crash") {
         let fresh = Arc::new(Deliveries::default());

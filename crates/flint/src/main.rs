@@ -1,10 +1,12 @@
 //! The `flint` command: `flint serve` runs the Lambda-compatible server, `flint runtimes` lists how
-//! runtime ids map to interpreters on this machine, `flint logs` reads a function's logs, `flint async-queue` shows pending async events. The
+//! runtime ids map to interpreters on this machine (`flint runtimes install` fetches the AWS SDKs), `flint logs` reads a function's logs, `flint async-queue` shows pending async events, `flint deploy` deploys a SAM/CloudFormation
+//! template's Lambda resources to a running Flint. The
 //! same binary re-executes itself as each sandbox's init (`flint __sandbox-init`).
 
 mod async_queue;
 mod cpu_latency;
 mod logs;
+mod runtimes;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,12 +31,15 @@ struct Cli {
 enum Command {
     /// Serve the Lambda API (and run functions) until interrupted.
     Serve(serve::ServeArgs),
-    /// List the Lambda runtime ids and the interpreters that run them on this machine.
-    Runtimes,
+    /// List the Lambda runtime ids, the interpreters that run them on this machine and the AWS
+    /// SDKs the managed runtimes carry; `flint runtimes install` fetches what is missing.
+    Runtimes(runtimes::RuntimesArgs),
     /// Print a function's logs (START/END/REPORT lines and everything it wrote).
     Logs(logs::LogsArgs),
     /// Show the asynchronous queue: events pending per function, retrying, next due.
     AsyncQueue(async_queue::AsyncQueueArgs),
+    // (`flint deploy --help`'s text is flint_deploy::DeployArgs's.)
+    Deploy(flint_deploy::DeployArgs),
 }
 
 /// Where Flint keeps its state unless told otherwise.
@@ -55,12 +60,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Runtimes => {
-            print_runtimes();
-            Ok(())
-        }
+        Command::Runtimes(args) => runtimes::run(args),
         Command::Logs(args) => logs::run(args),
         Command::AsyncQueue(args) => async_queue::run(args),
+        Command::Deploy(args) => flint_deploy::run(args).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -68,33 +71,5 @@ fn main() -> std::process::ExitCode {
             eprintln!("flint: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn print_runtimes() {
-    let registry = flint_runtimes::RuntimeRegistry::discover();
-    println!(
-        "{:<18} {:<40} {:<12} NOTE",
-        "RUNTIME", "INTERPRETER", "VERSION"
-    );
-    for m in registry.list() {
-        let interpreter = match (&m.interpreter, m.family) {
-            (Some(p), _) => p.display().to_string(),
-            (None, flint_runtimes::Family::Provided) => "(the function's bootstrap)".to_string(),
-            (None, _) => "(not found)".to_string(),
-        };
-        let note = match (&m.interpreter, m.exact, m.family) {
-            (_, _, flint_runtimes::Family::Provided) => "",
-            (None, _, _) => "unavailable: invokes fail with InvalidRuntimeException",
-            (Some(_), true, _) => "",
-            (Some(_), false, _) => "nearest version stands in",
-        };
-        println!(
-            "{:<18} {:<40} {:<12} {}",
-            m.id,
-            interpreter,
-            m.interpreter_version.as_deref().unwrap_or("-"),
-            note
-        );
     }
 }

@@ -84,6 +84,13 @@ pub struct ServeArgs {
     /// development server), off with it unless named here; an empty value turns it off.
     #[arg(long, env = "FLINT_HOT_RELOAD_BUCKET")]
     hot_reload_bucket: Option<String>,
+    #[command(flatten)]
+    runtimes: crate::runtimes::RuntimesDirArgs,
+    /// AWS's managed runtimes carry the AWS SDK (boto3; the SDK for JavaScript v3). `auto`
+    /// fetches the missing ones in the background at start (pip, npm; functions started before
+    /// it finishes run without); `off` leaves it to `flint runtimes install`.
+    #[arg(long, value_enum, default_value_t = crate::runtimes::AutoInstall::Auto, env = "FLINT_INSTALL_RUNTIMES")]
+    install_runtimes: crate::runtimes::AutoInstall,
     /// `GET /metrics` on the API listener: Prometheus text, no signature needed (like most
     /// exporters; it names functions and accounts, so `off` where the listener is reachable by
     /// people who should not see them).
@@ -266,7 +273,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let store = Arc::new(flint_store::Store::open_layout(&layout).context("opening the store")?);
-    let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover());
+    let runtimes_dir = args.runtimes.resolve(&data_dir);
+    let runtimes = Arc::new(flint_runtimes::RuntimeRegistry::discover_with(
+        runtimes_dir.clone(),
+    ));
     // /proc/self/exe stays valid even if the binary on disk is replaced while Flint runs.
     let init_program = PathBuf::from("/proc/self/exe");
     let sandboxes = Arc::new(
@@ -299,7 +309,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             function_network: args.function_network.into(),
         },
         sandboxes.clone(),
-        runtimes,
+        runtimes.clone(),
     )
     .context("starting the engine")?;
     engine.set_service_endpoints(service_endpoints(
@@ -398,9 +408,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     if let Some(bucket) = hot_bucket {
         tracing::info!(
-            "hot reload: S3Bucket {bucket:?} with S3Key = an absolute host directory mounts it              as the code (--hot-reload-bucket '' turns this off)"
+            "hot reload: S3Bucket {bucket:?} with S3Key = an absolute host directory mounts it \
+             as the code (--hot-reload-bucket '' turns this off)"
         );
     }
+    crate::runtimes::at_serve_start(runtimes.clone(), runtimes_dir, args.install_runtimes);
     tracing::info!(
         "try: aws --endpoint-url http://{} lambda list-functions",
         args.listen

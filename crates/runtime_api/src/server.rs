@@ -492,7 +492,8 @@ pub(crate) fn method_not_allowed() -> Reply {
     )
 }
 
-/// A fresh X-Ray trace header (`Root=1-<time>-<96 bits>;Parent=<64 bits>;Sampled=0`).
+/// A fresh X-Ray trace header (`Root=1-<time>-<96 bits>;Parent=<64 bits>`), without a sampling
+/// decision: the engine adds it from the function's tracing mode.
 pub fn new_trace_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -509,7 +510,6 @@ pub fn new_trace_id() -> String {
     for b in parent {
         let _ = write!(s, "{b:02x}");
     }
-    s.push_str(";Sampled=0");
     s
 }
 
@@ -552,11 +552,7 @@ mod tests {
     fn trace_ids_have_xrays_shape() {
         let t = new_trace_id();
         let root = t.strip_prefix("Root=1-").unwrap_or("");
-        assert_eq!(
-            root.len(),
-            8 + 1 + 24 + ";Parent=".len() + 16 + ";Sampled=0".len()
-        );
-        assert!(t.ends_with(";Sampled=0"));
+        assert_eq!(root.len(), 8 + 1 + 24 + ";Parent=".len() + 16);
         assert_ne!(t, new_trace_id());
     }
 }

@@ -555,7 +555,102 @@ function tryRequireFile(file, extension) {
 
 async function tryAwaitImport(file, extension) {
   const p = file + (extension || '');
-  return fs.existsSync(p) ? await import(builtin('node:url').pathToFileURL(p).href) : undefined;
+  if (!fs.existsSync(p)) {
+    return undefined;
+  }
+  const url = builtin('node:url').pathToFileURL(p).href;
+  try {
+    return await import(url);
+  } catch (e) {
+    // A bare import only NODE_PATH has (the runtime's AWS SDK, a layer's package): search it, as
+    // AWS's runtime does, and load the module again (a failed link is cached under its URL).
+    if (e?.code === 'ERR_MODULE_NOT_FOUND' && installNodePathHooks()) {
+      return await import(url + '?node-path');
+    }
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ES module imports from NODE_PATH. Node's ES module resolution ignores NODE_PATH; AWS's Node.js
+// runtimes (18 and later) search it, which is how `import ... from '@aws-sdk/client-s3'` finds the
+// SDK in /var/runtime/node_modules and how layers' /opt/nodejs/node_modules work for ES modules.
+// Flint adds a resolve hook: at start where node has synchronous in-thread hooks
+// (module.registerHooks, Node 22.15+), else (module.register, whose hooks thread costs tens of ms)
+// only when a handler's import has failed for want of it.
+// ---------------------------------------------------------------------------------------------
+
+function nodePathParents() {
+  // A parent module just above each NODE_PATH directory: resolving from it walks into that
+  // directory (`/opt/nodejs/node_modules` from `/opt/nodejs/_.mjs`).
+  return (process.env.NODE_PATH || '')
+    .split(':')
+    .filter(Boolean)
+    .map((d) => (d.endsWith('/node_modules') ? d.slice(0, -'/node_modules'.length) : d) + '/_.mjs')
+    .map((p) => builtin('node:url').pathToFileURL(p).href);
+}
+
+/** Whether an import specifier is a bare package name (not relative, absolute, `#` or a URL). */
+function isBareSpecifier(specifier) {
+  return !/^(\.|\/|#|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(specifier);
+}
+
+// The same hook for module.register's hooks thread, which gets no closure: as source.
+const nodePathHookSource = () => `
+const parents = ${JSON.stringify(nodePathParents())};
+const bare = ${isBareSpecifier.toString()};
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (e) {
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !bare(specifier)) throw e;
+    for (const parentURL of parents) {
+      try { return await next(specifier, { ...context, parentURL }); } catch {}
+    }
+    throw e;
+  }
+}
+`;
+
+let nodePathHooks = false;
+
+/**
+ * Installs the NODE_PATH resolve hook once; false when it is not installed (already there, no
+ * NODE_PATH, or `eagerOnly` and this node has only the costly off-thread hooks).
+ */
+function installNodePathHooks(eagerOnly) {
+  if (nodePathHooks || !process.env.NODE_PATH) {
+    return false;
+  }
+  const mod = builtin('node:module');
+  if (typeof mod.registerHooks === 'function') {
+    const parents = nodePathParents();
+    mod.registerHooks({
+      resolve(specifier, context, next) {
+        try {
+          return next(specifier, context);
+        } catch (e) {
+          if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !isBareSpecifier(specifier)) {
+            throw e;
+          }
+          for (const parentURL of parents) {
+            try {
+              return next(specifier, { ...context, parentURL });
+            } catch {
+              // not in this directory
+            }
+          }
+          throw e;
+        }
+      },
+    });
+  } else if (!eagerOnly && typeof mod.register === 'function') {
+    mod.register('data:text/javascript,' + encodeURIComponent(nodePathHookSource()));
+  } else {
+    return false;
+  }
+  nodePathHooks = true;
+  return true;
 }
 
 function hasFolderPackageJsonTypeModule(folder) {
@@ -641,6 +736,7 @@ async function loadHandler(appRoot, fullHandlerString) {
   }
   const [moduleRoot, moduleAndHandler] = moduleRootAndHandler(fullHandlerString);
   const [module, handlerPath] = splitHandlerString(moduleAndHandler);
+  installNodePathHooks(true);
   const userApp = await loadUserApp(appRoot, moduleRoot, module);
   const handlerFunc = resolveHandler(userApp, handlerPath);
   if (!handlerFunc) {

@@ -857,6 +857,12 @@ def _setup_sys_path(task_root):
     front = [task_root]
     front.extend("/opt/python/lib/python%s/site-packages" % v for v in versions)
     front.append("/opt/python")
+    # The runtime's own packages (boto3, from `flint runtimes install`) come after the function's
+    # code and layers, as /var/lang/lib/pythonX.Y/site-packages does on AWS.
+    front.extend(
+        p for p in ("/var/lang/lib/python%s/site-packages" % v for v in versions[:1])
+        if os.path.isdir(p)
+    )
     sys.path[:0] = [p for p in front if p not in sys.path]
 
 

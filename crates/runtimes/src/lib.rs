@@ -18,10 +18,12 @@ use std::path::PathBuf;
 
 mod bootstrap;
 mod discovery;
+mod install;
 mod registry;
 mod runtime_id;
 
 pub use bootstrap::{NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
+pub use install::{InstallError, Installed, RuntimesDir, NODE_SDK_PACKAGES, PYTHON_SDK_PACKAGES};
 pub use registry::RuntimeRegistry;
 
 /// The language family of a runtime id.
@@ -43,6 +45,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Host directories that must be visible read-only at the same path inside the sandbox.
     pub ro_binds: Vec<PathBuf>,
+    /// Host directories mounted read-only at another path inside (host, sandbox): the AWS SDKs.
+    pub ro_mounts: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Launch {
@@ -104,6 +108,7 @@ mod tests {
             args: vec!["/var/runtime/python/bootstrap.py".into()],
             env: vec![],
             ro_binds: vec![],
+            ro_mounts: vec![],
         }
         .with_exec_wrapper("/var/task/wrapper");
         assert_eq!(launch.program, PathBuf::from("/var/task/wrapper"));

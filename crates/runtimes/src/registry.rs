@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bootstrap::{self, NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
 use crate::discovery::{self, Interpreter};
+use crate::install::RuntimesDir;
 use crate::runtime_id::{self, RuntimeId};
 use crate::{Family, Launch, RuntimeError, RuntimeMapping};
 
@@ -19,6 +20,9 @@ const NODE_FLAGS: &[&str] = &["--max-http-header-size=81920"];
 /// Where a `provided*` function's bootstrap may be, in Lambda's order of preference.
 const TASK_BOOTSTRAP: &str = "/var/task/bootstrap";
 const OPT_BOOTSTRAP: &str = "/opt/bootstrap";
+
+/// Where AWS's managed runtimes keep their interpreter (`/var/lang/bin/node`).
+const LANG_DIR: &str = "/var/lang";
 
 struct Entry {
     runtime: &'static RuntimeId,
@@ -33,12 +37,38 @@ struct Entry {
 /// Runtime ids mapped to what runs them on this machine. Built once (`discover`), then shared.
 pub struct RuntimeRegistry {
     entries: Vec<Entry>,
+    /// Where `flint runtimes install` puts the AWS SDKs and Node.js versions, if Flint has one.
+    installed: Option<RuntimesDir>,
 }
 
 impl RuntimeRegistry {
     /// Finds the interpreters in /usr/bin, /usr/local/bin and the PATH directories.
     pub fn discover() -> Self {
         Self::discover_in(&discovery::default_search_dirs())
+    }
+
+    /// Like `discover`, also searching the Node.js versions installed in `installed` and mounting
+    /// its AWS SDKs into the managed runtimes' environments once they are installed.
+    pub fn discover_with(installed: RuntimesDir) -> Self {
+        let mut dirs = discovery::default_search_dirs();
+        dirs.extend(installed.node_bin_dirs());
+        let mut registry = Self::discover_in(&dirs);
+        // A Node.js Flint installed sits at /var/lang inside, where AWS's runtimes keep theirs.
+        let node_root = installed.root().join("node");
+        for entry in &mut registry.entries {
+            let (Some(i), Some(launch)) = (&entry.interpreter, &mut entry.launch) else {
+                continue;
+            };
+            if i.prefix.starts_with(&node_root) {
+                if let Ok(relative) = i.path.strip_prefix(&i.prefix) {
+                    launch.program = Path::new(LANG_DIR).join(relative);
+                    launch.ro_binds.clear();
+                    launch.ro_mounts = vec![(i.prefix.clone(), PathBuf::from(LANG_DIR))];
+                }
+            }
+        }
+        registry.installed = Some(installed);
+        registry
     }
 
     /// Like `discover`, searching only `dirs` (in order of preference).
@@ -72,7 +102,10 @@ impl RuntimeRegistry {
                 }
             })
             .collect();
-        Self { entries }
+        Self {
+            entries,
+            installed: None,
+        }
     }
 
     /// The family of a supported runtime id, whether or not it can run here.
@@ -105,6 +138,27 @@ impl RuntimeRegistry {
             .launch
             .as_ref()
             .ok_or_else(|| RuntimeError::Unavailable(id.to_string()))?;
+        let mut launch = launch.clone();
+        if let Some(installed) = &self.installed {
+            // Checked at each cold start: an install that finished since start-up is used at once.
+            match entry.runtime.family {
+                Family::Python => {
+                    if let (Some(dir), Some((major, minor))) =
+                        (installed.python_sdk_mount(), entry.runtime.version)
+                    {
+                        let target = format!("/var/lang/lib/python{major}.{minor}/site-packages");
+                        launch.ro_mounts.push((dir, PathBuf::from(target)));
+                    }
+                }
+                Family::Node => {
+                    if let Some(dir) = installed.node_sdk_mount() {
+                        let target = PathBuf::from(RUNTIME_DIR).join("node_modules");
+                        launch.ro_mounts.push((dir, target));
+                    }
+                }
+                Family::Provided => {}
+            }
+        }
         if !entry.exact && !entry.warned.swap(true, Ordering::Relaxed) {
             if let Some(i) = &entry.interpreter {
                 tracing::warn!(
@@ -115,7 +169,40 @@ impl RuntimeRegistry {
                 );
             }
         }
-        Ok(launch.clone())
+        Ok(launch)
+    }
+
+    /// The interpreter that stands in for `id` when it is not the exact version (`Python 3.11`,
+    /// `Node.js 20.20.2`), for the warning in the function's own log.
+    pub fn substitute(&self, id: &str) -> Option<String> {
+        let entry = self.entry(id).ok()?;
+        if entry.exact {
+            return None;
+        }
+        let i = entry.interpreter.as_ref()?;
+        Some(match entry.runtime.family {
+            Family::Python => format!("Python {}", i.version_string),
+            _ => format!("Node.js {}", i.version_string),
+        })
+    }
+
+    /// The Python interpreters the managed runtimes use (to byte-compile installed packages for),
+    /// and the `nodejsN.x` majors that have no exact Node.js here.
+    pub fn install_needs(&self) -> (Vec<PathBuf>, Vec<u32>) {
+        let mut pythons: Vec<PathBuf> = Vec::new();
+        let mut nodes: Vec<u32> = Vec::new();
+        for e in &self.entries {
+            match (e.runtime.family, &e.interpreter, e.runtime.version) {
+                (Family::Python, Some(i), _) if !pythons.contains(&i.path) => {
+                    pythons.push(i.path.clone())
+                }
+                (Family::Node, _, Some((major, _))) if !e.exact && !nodes.contains(&major) => {
+                    nodes.push(major)
+                }
+                _ => {}
+            }
+        }
+        (pythons, nodes)
     }
 
     /// One line per supported runtime id, for `flint runtimes`.
@@ -138,6 +225,9 @@ impl RuntimeRegistry {
     /// from). Compiling runs only for a new interpreter or a changed runtime, ≈40 ms each.
     pub fn install_bootstraps(&self, dir: &Path) -> std::io::Result<()> {
         let written = crate::bootstrap::install(dir)?;
+        // Where the JavaScript SDK is mounted, as on AWS (the mount point must exist: /var/runtime
+        // itself is a read-only mount of `dir`).
+        std::fs::create_dir_all(dir.join("node_modules"))?;
         let mut compilers: Vec<bootstrap::PythonCompiler<'_>> = Vec::new();
         for entry in &self.entries {
             if entry.runtime.family != Family::Python || entry.launch.is_none() {
@@ -206,6 +296,7 @@ fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
         args,
         env,
         ro_binds,
+        ro_mounts: Vec::new(),
     }
 }
 
@@ -225,6 +316,7 @@ fn provided_launch(code_dir: &Path, opt_dir: Option<&Path>) -> Result<Launch, Ru
         args: Vec::new(),
         env: Vec::new(),
         ro_binds: Vec::new(),
+        ro_mounts: Vec::new(),
     })
 }
 

@@ -108,6 +108,56 @@ fn node_mjs_and_type_module_handlers_load_as_es_modules() {
 }
 
 #[test]
+fn node_es_module_handlers_import_packages_from_node_path_as_on_aws() {
+    let Some(launch) = launch_of(RUNTIME) else {
+        return;
+    };
+    // A package only NODE_PATH has (as the runtime's AWS SDK in /var/runtime/node_modules, or a
+    // layer's /opt/nodejs/node_modules): Node's own ES resolution would not find it.
+    let deps = tempfile::tempdir().expect("deps");
+    let pkg = deps.path().join("node_modules/flint-np-pkg");
+    std::fs::create_dir_all(&pkg).expect("mkdir");
+    std::fs::write(
+        pkg.join("package.json"),
+        r#"{"name":"flint-np-pkg","type":"module","exports":"./index.js"}"#,
+    )
+    .expect("write");
+    std::fs::write(pkg.join("index.js"), "export const where = 'node-path';\n").expect("write");
+    let node_path = format!(
+        "/nonexistent/node_modules:{}",
+        deps.path().join("node_modules").display()
+    );
+    let app = "import { where } from 'flint-np-pkg';\nexport const handler = async () => where;\n";
+    let f = Function::start(
+        &launch,
+        "app.handler",
+        &[("app.mjs", app)],
+        &[("NODE_PATH", &node_path)],
+    );
+    assert_eq!(f.invoke("np1", "{}").json(), "node-path");
+    // Still an import error when no NODE_PATH directory has it.
+    let app = "import { x } from 'flint-no-such-pkg';\nexport const handler = async () => x;\n";
+    let f = Function::start(
+        &launch,
+        "app.handler",
+        &[("app.mjs", app)],
+        &[("NODE_PATH", &node_path)],
+    );
+    let posts = f.api.wait_posts(1, Duration::from_secs(20));
+    assert_eq!(posts[0].kind, PostKind::InitError);
+    let body = posts[0].json();
+    // AWS's runtime wraps only CommonJS's MODULE_NOT_FOUND as Runtime.ImportModuleError; a missing
+    // ES import is reported as the plain Error node throws ("Cannot find package ...").
+    assert_eq!(body["errorType"], "Error", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("flint-no-such-pkg")),
+        "{body}"
+    );
+}
+
+#[test]
 fn node_thrown_error_posts_type_message_and_trace() {
     let Some(launch) = launch_of(RUNTIME) else {
         return;

@@ -454,14 +454,18 @@ fn prepare_launch(
             prep.isolate_network, launch.spec.isolate_network
         ));
     }
-    let entries = mounts::plan(
-        &launch.spec.code_dir,
-        launch.spec.opt_dir.as_deref(),
-        launch.spec.runtime_dir.as_deref(),
-        &launch.spec.extra_ro_binds,
-        &launch.spec.tmp_dir,
-        &launch.etc_overlays,
-    )?;
+    let entries = match &launch.spec.image_root {
+        Some(_) => mounts::plan_image(&launch.spec.tmp_dir, &launch.etc_overlays)?,
+        None => mounts::plan(
+            &launch.spec.code_dir,
+            launch.spec.opt_dir.as_deref(),
+            launch.spec.runtime_dir.as_deref(),
+            &launch.spec.extra_ro_binds,
+            &launch.spec.ro_mounts,
+            &launch.spec.tmp_dir,
+            &launch.etc_overlays,
+        )?,
+    };
     let exec = ExecPlan::new(launch)?;
     Ok((entries, exec))
 }
@@ -478,7 +482,13 @@ fn build_sandbox(
     // Host paths are opened while we still carry Flint's own identity, which can traverse them
     // (e.g. /root is 0700; capabilities in a user namespace do not cover unmapped owners).
     let detached = mounts::detach_sources(entries)?;
-    mounts::mount_root(&req.root_mount, req.uid, req.gid)?;
+    match &req.spec.image_root {
+        Some(image_root) => {
+            let root = mounts::detach_image_root(image_root)?;
+            mounts::attach_image_root(&root, &req.root_mount, req.uid, req.gid)?;
+        }
+        None => mounts::mount_root(&req.root_mount, req.uid, req.gid)?,
+    }
     if prep.user_namespace {
         // Files can only be created under an identity mapped in the namespace: become the sandbox
         // user for file access, keeping the namespace's capabilities (real uid unchanged).
@@ -494,9 +504,15 @@ fn build_sandbox(
         // and a function has no use for them. Per-namespace limit, so the host is untouched.
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
-    std::env::set_current_dir("/var/task").map_err(|e| {
+    let working_dir = req
+        .spec
+        .working_dir
+        .clone()
+        .unwrap_or_else(|| "/var/task".into());
+    std::env::set_current_dir(&working_dir).map_err(|e| {
         format!(
-            "chdir /var/task: {e} (the code dir must be readable by uid {})",
+            "chdir {}: {e} (it must exist and be readable by uid {})",
+            working_dir.display(),
             req.uid
         )
     })

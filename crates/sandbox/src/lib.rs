@@ -88,9 +88,21 @@ pub struct SandboxSpec {
     pub opt_dir: Option<PathBuf>,
     /// Host directory mounted read-only at /var/runtime (Flint's managed runtime bootstraps), if any.
     pub runtime_dir: Option<PathBuf>,
+    /// A container image's unpacked root filesystem: the sandbox's root (read-only) instead of
+    /// Flint's minimal one; `code_dir`, `opt_dir`, `runtime_dir` and `extra_ro_binds` are then
+    /// ignored (the image brings its own /var/task, /opt and runtime).
+    #[serde(default)]
+    pub image_root: Option<PathBuf>,
+    /// Working directory inside the sandbox (None: /var/task).
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
     /// Host paths bind-mounted read-only at the same path inside (e.g. an interpreter's prefix that
     /// lives outside /usr).
     pub extra_ro_binds: Vec<PathBuf>,
+    /// Host directories mounted read-only at another absolute path inside (host, sandbox), after
+    /// /var/runtime (so a mount point inside it works): the AWS SDKs of the managed runtimes.
+    #[serde(default)]
+    pub ro_mounts: Vec<(PathBuf, PathBuf)>,
     /// Host directory (disk-backed, created by the caller, empty) mounted read-write at /tmp when
     /// Flint has no /tmp volume of its own (see `Sandboxes::new`'s start-up log).
     pub tmp_dir: PathBuf,

@@ -74,6 +74,7 @@ pub(crate) fn plan(
     opt_dir: Option<&Path>,
     runtime_dir: Option<&Path>,
     extra: &[PathBuf],
+    mounts: &[(PathBuf, PathBuf)],
     tmp_dir: &Path,
     etc_overlays: &[(PathBuf, String)],
 ) -> Result<Vec<Entry>, String> {
@@ -169,12 +170,99 @@ pub(crate) fn plan(
             _ => {}
         }
     }
+    for (source, target) in mounts {
+        let clean = target.is_absolute()
+            && target
+                .components()
+                .skip(1)
+                .all(|c| matches!(c, Component::Normal(_)))
+            && target.components().count() > 2;
+        if !clean
+            || ["/tmp", "/proc", "/dev"]
+                .iter()
+                .any(|r| target.starts_with(r))
+        {
+            return Err(format!("mount target {} is not allowed", target.display()));
+        }
+        entries.push(Entry::Bind {
+            source: source.clone(),
+            target: target.strip_prefix("/").unwrap_or(target).to_path_buf(),
+            rw: false,
+        });
+    }
     entries.push(Entry::Bind {
         source: tmp_dir.to_path_buf(),
         target: "tmp".into(),
         rw: true,
     });
     Ok(entries)
+}
+
+/// The layout of a container image's sandbox: the image is the (read-only) root, so only what
+/// Flint provides is bound in — `/etc/hosts` (sandbox.localdomain), the host's resolver
+/// configuration, and the read-write `/tmp`. The image's unpacker made those mount points exist.
+pub(crate) fn plan_image(
+    tmp_dir: &Path,
+    etc_overlays: &[(PathBuf, String)],
+) -> Result<Vec<Entry>, String> {
+    let mut entries = Vec::new();
+    let hosts = etc_overlays
+        .iter()
+        .find(|(_, name)| name == "etc/hosts")
+        .map_or_else(|| PathBuf::from("/etc/hosts"), |(p, _)| p.clone());
+    for (source, target) in [
+        (hosts, "etc/hosts"),
+        (PathBuf::from("/etc/resolv.conf"), "etc/resolv.conf"),
+    ] {
+        if source.exists() {
+            entries.push(Entry::Bind {
+                source,
+                target: target.into(),
+                rw: false,
+            });
+        }
+    }
+    entries.push(Entry::Bind {
+        source: tmp_dir.to_path_buf(),
+        target: "tmp".into(),
+        rw: true,
+    });
+    Ok(entries)
+}
+
+/// Phase 1 of an image sandbox: the image's root filesystem, cloned read-only (as the identity
+/// that can read the data dir).
+pub(crate) fn detach_image_root(source: &Path) -> Result<OwnedFd, String> {
+    let fd = open_tree(source).map_err(|e| format!("image root {}: {e}", source.display()))?;
+    set_attrs(
+        &fd,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    )
+    .map_err(|e| format!("read-only image root {}: {e}", source.display()))?;
+    Ok(fd)
+}
+
+/// The image's root attached where the root is built, made the working directory, with a
+/// tmpfs `/dev` of the sandbox user's (the device nodes and links are made in it).
+pub(crate) fn attach_image_root(
+    fd: &OwnedFd,
+    root_mount: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), String> {
+    move_mount(fd, root_mount)
+        .map_err(|e| format!("attach the image root at {}: {e}", root_mount.display()))?;
+    std::env::set_current_dir(root_mount)
+        .map_err(|e| format!("chdir {}: {e}", root_mount.display()))?;
+    let data = format!("mode=0755,size=64k,nr_inodes=64,uid={uid},gid={gid}");
+    mount(
+        Some("tmpfs"),
+        "dev",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(data.as_str()),
+    )
+    .map_err(|e| format!("mount /dev in the image: {e}"))
 }
 
 /// Where an extra read-only bind lands (relative), or None when it is already visible (/usr, /etc).
@@ -454,13 +542,42 @@ mod tests {
     }
 
     #[test]
+    fn mounts_may_not_land_on_tmp_proc_dev_or_escape() {
+        for target in [
+            "/tmp/x",
+            "/proc/x",
+            "/dev/x",
+            "/var/../etc",
+            "/",
+            "/var",
+            "var/x",
+        ] {
+            let mounts = [(PathBuf::from("/sdk"), PathBuf::from(target))];
+            let planned = plan(
+                Path::new("/c"),
+                None,
+                None,
+                &[],
+                &mounts,
+                Path::new("/t"),
+                &[],
+            );
+            assert!(planned.is_err(), "{target}");
+        }
+    }
+
+    #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
         let overlays = [(PathBuf::from("/state/passwd"), "etc/passwd".to_string())];
         let entries = plan(
             Path::new("/code"),
             None,
-            None,
+            Some(Path::new("/rt")),
             &[],
+            &[(
+                PathBuf::from("/sdk"),
+                PathBuf::from("/var/runtime/node_modules"),
+            )],
             Path::new("/scratch/tmp"),
             &overlays,
         )
@@ -476,6 +593,9 @@ mod tests {
         assert!(binds.contains(&("tmp".to_string(), true)));
         assert!(binds.contains(&("usr".to_string(), false)));
         assert!(binds.contains(&("etc/passwd".to_string(), false)));
+        // A mount inside /var/runtime comes after /var/runtime itself.
+        let at = |t: &str| binds.iter().position(|(b, _)| b == t);
+        assert!(at("var/runtime/node_modules") > at("var/runtime"));
         assert!(entries
             .iter()
             .any(|e| matches!(e, Entry::Dir(d) if d == Path::new("opt"))));

@@ -58,6 +58,27 @@ pub struct FunctionSpec {
     pub log_format: String,
     /// Reserved concurrency (None = shares the account's unreserved pool).
     pub reserved_concurrency: Option<u32>,
+    /// `TracingConfig.Mode` is `Active`: invocations without an upstream sampling decision are
+    /// sampled (`Sampled=1`), and Flint records the function's segment.
+    #[serde(default)]
+    pub tracing_active: bool,
+    /// `PackageType: Image`: what runs instead of a runtime and a handler (None for zips).
+    #[serde(default)]
+    pub image: Option<ImageSpec>,
+}
+
+/// A container image function: its root filesystem and the process to start, with the image
+/// config's values already overridden by the function's `ImageConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageSpec {
+    /// The unpacked image, mounted read-only as the sandbox's root.
+    pub rootfs: PathBuf,
+    pub entrypoint: Vec<String>,
+    pub command: Vec<String>,
+    /// Empty: `/`.
+    pub working_dir: String,
+    /// The image's `Env` (`KEY=value`); the function's variables and Lambda's win over them.
+    pub env: Vec<(String, String)>,
 }
 
 /// Where an alias sends invokes: its version, and optionally a share of them to another one.

@@ -67,6 +67,11 @@ impl Layout {
         self.work().join("envs")
     }
 
+    /// Container images (`PackageType: Image`): blobs by digest and unpacked root filesystems.
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
     pub fn merged_layers(&self) -> PathBuf {
         self.work().join("layers")
     }
@@ -82,5 +87,15 @@ impl Layout {
     /// One function's log streams.
     pub fn function_logs(&self, account: &str, region: &str, function: &str) -> PathBuf {
         self.logs().join(account).join(region).join(function)
+    }
+
+    /// One function's X-Ray segments (JSON lines): its own and those its code sent.
+    pub fn function_traces(&self, account: &str, region: &str, function: &str) -> PathBuf {
+        self.work()
+            .join("traces")
+            .join(account)
+            .join(region)
+            .join(function)
+            .join("segments.jsonl")
     }
 }

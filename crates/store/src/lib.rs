@@ -127,7 +127,21 @@ pub enum Change {
 pub struct Store {
     conn: Mutex<Connection>,
     blobs_dir: PathBuf,
+    /// Wakes the checkpointer after a write (see [`checkpointer`]); closing it stops the thread.
+    checkpoint: std::sync::mpsc::SyncSender<()>,
 }
+
+/// Pages of page cache per connection (negative: KiB), so that a queue of tens of thousands of
+/// events is written without reading its pages back from the file.
+const CACHE_KIB: i64 = 32 * 1024;
+/// The WAL is checkpointed by a background thread ([`checkpointer`]) at most this often, not
+/// inline by the write that fills it (a checkpoint copies pages and fsyncs the database file:
+/// milliseconds a group commit, and every caller waiting on it, would wait for).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// The writer still checkpoints inline once the WAL holds this many pages (16 MiB): a bound on
+/// its size should the checkpointer never find it still (a checkpoint that runs while writes
+/// continue cannot let the WAL restart from its beginning; one by the writer can).
+const WAL_BACKSTOP_PAGES: i64 = 4096;
 
 const UPSERT: &str = "INSERT INTO docs (account, region, kind, key, format, value)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -148,12 +162,21 @@ impl Store {
         let mut conn = Connection::open(layout.database())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let checkpoint = checkpointer(&layout.database())?;
         Ok(Self {
             conn: Mutex::new(conn),
             blobs_dir,
+            checkpoint,
         })
+    }
+
+    /// After a write: the checkpointer may run (it is not waited for).
+    fn wrote(&self) {
+        let _ = self.checkpoint.try_send(());
     }
 
     /// Every record of `kind`, in the kind's current `format`: older records are upgraded by
@@ -285,6 +308,8 @@ impl Store {
         let conn = self.conn.lock();
         conn.prepare_cached(UPSERT)?
             .execute(params![k.account, k.region, k.kind, k.key, format, value])?;
+        drop(conn);
+        self.wrote();
         Ok(())
     }
 
@@ -296,6 +321,8 @@ impl Store {
                 "DELETE FROM docs WHERE account=?1 AND region=?2 AND kind=?3 AND key=?4",
             )?
             .execute(params![k.account, k.region, k.kind, k.key])?;
+        drop(conn);
+        self.wrote();
         Ok(n > 0)
     }
 
@@ -329,6 +356,8 @@ impl Store {
             }
         }
         tx.commit()?;
+        drop(conn);
+        self.wrote();
         Ok(())
     }
 
@@ -352,6 +381,8 @@ impl Store {
             .execute(params![k.account, k.region, k.kind, k.key])?;
         }
         tx.commit()?;
+        drop(conn);
+        self.wrote();
         Ok(())
     }
 
@@ -399,6 +430,26 @@ impl Store {
     pub fn blob_path(&self, digest_hex: &str) -> PathBuf {
         self.blobs_dir.join(digest_hex)
     }
+}
+
+/// Starts the thread that checkpoints the WAL of the database at `path` (its own connection: a
+/// passive checkpoint runs beside the writer, never blocking it) when woken by a write, at most
+/// every [`CHECKPOINT_EVERY`]; it ends when the returned sender is dropped.
+fn checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("store: WAL checkpoint: {e}");
+                }
+                std::thread::sleep(CHECKPOINT_EVERY);
+            }
+        })?;
+    Ok(tx)
 }
 
 fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<Doc> {

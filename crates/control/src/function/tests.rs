@@ -322,13 +322,35 @@ async fn create_rejects_bad_code_and_configuration_like_aws() {
     let e = exec(&fx.cp, "CreateFunction", i).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
     assert!(e.message.contains("not supported by this Flint server"));
+    // An Image function may not name a runtime or handler (create_input has both).
     let mut i = create_input("f1");
     i["PackageType"] = json!("Image");
-    i["Code"] = json!({"ImageUri": "123.dkr.ecr.us-east-1.amazonaws.com/repo:latest"});
+    i["Code"] = json!({"ImageUri": "127.0.0.1:1/repo:latest"});
     assert_err(
         exec(&fx.cp, "CreateFunction", i).await,
         ErrorCode::InvalidParameterValueException,
-        "Source image 123.dkr.ecr.us-east-1.amazonaws.com/repo:latest does not exist. Provide a valid source image.",
+        crate::configuration::IMAGE_WITH_ZIP_MEMBERS,
+    );
+    // An image whose registry cannot be reached is refused at once.
+    let mut i = create_input("f1");
+    i["PackageType"] = json!("Image");
+    i["Code"] = json!({"ImageUri": "127.0.0.1:1/repo:latest"});
+    i.as_object_mut().unwrap().remove("Runtime");
+    i.as_object_mut().unwrap().remove("Handler");
+    let e = exec(&fx.cp, "CreateFunction", i).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidParameterValueException);
+    assert!(
+        e.message.contains("127.0.0.1:1/repo:latest"),
+        "{}",
+        e.message
+    );
+    // A zip function may not name an image.
+    let mut i = create_input("f1");
+    i["Code"]["ImageUri"] = json!("127.0.0.1:1/repo:latest");
+    assert_err(
+        exec(&fx.cp, "CreateFunction", i).await,
+        ErrorCode::InvalidParameterValueException,
+        "Please don't provide ImageUri when the intended function PackageType is Zip.",
     );
     // Nothing was created by the failed attempts.
     let l = exec(&fx.cp, "ListFunctions", json!({})).await.unwrap();
