@@ -1,6 +1,8 @@
 //! Flint's HTTP front door: every REST path of the Lambda API (2015-03-31) routed from the API
 //! model, SigV4 authentication → (account, region), model-driven input assembly and validation,
-//! and AWS's error rendering. Thin: the control plane does the work, the engine runs invokes.
+//! and AWS's error rendering. On the same listener: the CloudWatch Logs API for the functions'
+//! logs (requests with `X-Amz-Target: Logs_20140328.*`, `logs.rs`) and `GET /metrics`
+//! (`metrics.rs`). Thin: the control plane does the work, the engine runs invokes.
 //!
 //! `router(Flint { control, engine, events, store }, config)` is what `flint serve` mounts; `router_with(backend,
 //! config)` takes any [`Backend`] (tests use a fake one).
@@ -11,6 +13,8 @@ mod credentials;
 mod error;
 mod invoke;
 pub mod listener;
+mod logs;
+mod metrics;
 mod model;
 mod request;
 mod response;
@@ -37,6 +41,7 @@ pub use access_log::RequestId;
 pub use credentials::{load_credentials_file, Credentials, CredentialsError};
 pub use error::ApiError;
 pub use flint_control::signed_url::{Download, DownloadError};
+pub use metrics::MetricsSnapshot;
 pub use sigv4::DEFAULT_ACCOUNT;
 
 use model::MODEL;
@@ -54,6 +59,8 @@ pub struct ApiConfig {
     pub max_clock_skew: Duration,
     /// Credentials Flint issued to its execution environments: verified in every mode.
     pub issued: Option<flint_engine::IssuedCredentials>,
+    /// Serve `GET /metrics` (Prometheus text, unsigned).
+    pub metrics: bool,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +69,7 @@ impl Default for ApiConfig {
             credentials: None,
             max_clock_skew: Duration::from_secs(300),
             issued: None,
+            metrics: true,
         }
     }
 }
@@ -113,6 +121,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         zip: ZipRef<'_>,
     ) -> impl Future<Output = Result<Bytes, DownloadError>> + Send;
+
+    /// Where the functions' log streams are kept (`<root>/<account>/<region>/<function>/`), for
+    /// the CloudWatch Logs API and EMF metrics; `None`: no logs.
+    fn logs_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// What `GET /metrics` reports of invocations and environments; `None`: nothing.
+    fn metrics(&self) -> Option<MetricsSnapshot> {
+        None
+    }
 }
 
 /// What a download URL names: `/_flint/{code|layers}/<sha256>?expires=<unix>&signature=<hex>`,
@@ -188,6 +207,22 @@ impl Backend for Flint {
     async fn code_zip(&self, zip: ZipRef<'_>) -> Result<Bytes, DownloadError> {
         read_download(&self.control, zip).await
     }
+
+    fn logs_root(&self) -> Option<std::path::PathBuf> {
+        Some(self.engine.logs_root())
+    }
+
+    fn metrics(&self) -> Option<MetricsSnapshot> {
+        Some(MetricsSnapshot {
+            engine: self.engine.metrics(),
+            async_queues: self
+                .events
+                .queue_depths()
+                .into_iter()
+                .map(|(scope, f, q)| ((scope.account, scope.region), f, q))
+                .collect(),
+        })
+    }
 }
 
 /// The Lambda API over Flint's real control plane and data planes.
@@ -199,6 +234,7 @@ pub(crate) struct AppState<B> {
     pub backend: Arc<B>,
     pub config: ApiConfig,
     pub routes: route::Routes,
+    pub emf: metrics::EmfState,
 }
 
 /// The Lambda API over any backend.
@@ -207,8 +243,14 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
         backend,
         config,
         routes: route::Routes::new(&MODEL),
+        emf: Default::default(),
     });
-    Router::new()
+    let router = if state.config.metrics {
+        Router::new().route("/metrics", get(metrics::scrape::<B>))
+    } else {
+        Router::new()
+    };
+    router
         .route("/_flint/code/{sha256}", get(code::function_code::<B>))
         .route("/_flint/layers/{sha256}", get(code::layer_content::<B>))
         .fallback(dispatch::<B>)
@@ -295,6 +337,10 @@ async fn handle<B: Backend>(
     request_id: &str,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
+    if let Some(op) = logs::target(&parts) {
+        let op = op.to_string();
+        return Ok(logs::handle(st, parts, body, op).await);
+    }
     // AWS refuses unsigned requests before looking at the path.
     if !parts.headers.contains_key(http::header::AUTHORIZATION) {
         return Err(sigv4::missing_token());

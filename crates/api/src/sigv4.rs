@@ -168,6 +168,19 @@ pub(crate) fn authenticate_with(
     body: &[u8],
     now: SystemTime,
 ) -> Result<Scope, ApiError> {
+    authenticate_for(SERVICE, credentials, issued, max_skew, parts, body, now)
+}
+
+/// [`authenticate_with`] for a request to another service on Flint's endpoint (`logs`).
+pub(crate) fn authenticate_for(
+    service: &str,
+    credentials: Option<&Credentials>,
+    issued: Option<&flint_engine::IssuedCredentials>,
+    max_skew: Duration,
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Scope, ApiError> {
     let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
         return Err(missing_token());
     };
@@ -175,7 +188,7 @@ pub(crate) fn authenticate_with(
         .to_str()
         .map_err(|_| incomplete("Authorization header is not valid text."))?;
     let auth = parse_authorization(header)?;
-    check_scope(&auth, parts)?;
+    check_scope(service, &auth, parts)?;
     if let Some(issued) = issued.and_then(|i| i.get(auth.access_key_id)) {
         let token = parts
             .headers
@@ -215,10 +228,14 @@ const SERVICE: &str = "lambda";
 /// What AWS checks of a signature before looking at keys: the scope names Lambda, its date is
 /// the day of `X-Amz-Date`, and `host` is signed (otherwise a signature could be replayed
 /// against another endpoint).
-fn check_scope(auth: &Authorization<'_>, parts: &http::request::Parts) -> Result<(), ApiError> {
-    if auth.service != SERVICE {
+fn check_scope(
+    service: &str,
+    auth: &Authorization<'_>,
+    parts: &http::request::Parts,
+) -> Result<(), ApiError> {
+    if auth.service != service {
         return Err(invalid_signature(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'. "
+            "Credential should be scoped to correct service: '{service}'. "
         )));
     }
     if !auth

@@ -902,3 +902,49 @@ async fn response_streaming_invoke_answers_an_event_stream() {
     );
     assert_eq!(events[1].0, "InvokeComplete");
 }
+
+fn logs_req(target: &str) -> http::Request<Vec<u8>> {
+    http::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("x-amz-target", format!("Logs_20140328.{target}"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(b"{}".to_vec())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cloudwatch_logs_requests_get_cloudwatchs_error_shape_not_lambdas() {
+    let fake = Arc::new(Fake::default());
+    // Unsigned: refused in CloudWatch's shape.
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        logs_req("DescribeLogGroups"),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.json()["__type"], "MissingAuthenticationTokenException");
+    assert_eq!(a.header("content-type"), Some("application/x-amz-json-1.1"));
+    assert_eq!(a.error_code(), "", "no Lambda x-amzn-ErrorType");
+    assert!(fake.executed.lock().is_empty());
+}
+
+#[tokio::test]
+async fn metrics_are_served_unsigned_unless_turned_off() {
+    let fake = Arc::new(Fake::default());
+    let a = send(
+        app(&fake, ApiConfig::default()),
+        req("GET", "/metrics", b""),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert!(a
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+    let off = ApiConfig {
+        metrics: false,
+        ..ApiConfig::default()
+    };
+    let a = send(app(&fake, off), req("GET", "/metrics", b"")).await;
+    assert_eq!(a.status, 403, "falls through to the Lambda API");
+}

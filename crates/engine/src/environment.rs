@@ -490,6 +490,7 @@ pub(crate) async fn start(
             first
         },
     )
+    .with_log_group(&spec.log_group)
     .with_telemetry(api.telemetry());
     let log = Arc::new(if has_extensions {
         log.with_extensions()

@@ -4,6 +4,7 @@
 //! A caller that stops waiting (client disconnect) does not cut this short: the rest runs in the
 //! background, so environments are never lost.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,12 @@ pub(crate) async fn invoke(
         return Err(InvokeError::Service("Flint is shutting down".into()));
     }
     if spec.reserved_concurrency == Some(0) {
+        inner
+            .pools
+            .metrics
+            .function(&spec.account, &spec.region, &spec.function_name)
+            .throttles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(InvokeError::Throttled {
             reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
         });
@@ -109,15 +116,21 @@ pub(crate) async fn invoke(
                     if let Some(env) = pool.put_back(env) {
                         env.kill();
                     }
+                    pool.metrics.throttles.fetch_add(1, Relaxed);
                     return Err(InvokeError::Throttled { reason });
                 }
             },
             None => throttle::Lease::free(),
         };
+        let lease = lease.running(&pool.metrics);
         (env, None, lease)
     } else {
         let lease = throttle::lease(&pool.counters, class, spec.reserved_concurrency)
-            .map_err(|reason| InvokeError::Throttled { reason })?;
+            .map_err(|reason| {
+                pool.metrics.throttles.fetch_add(1, Relaxed);
+                InvokeError::Throttled { reason }
+            })?
+            .running(&pool.metrics);
         match pool.take_idle() {
             Some(env) => (env, None, lease),
             None => match cold_start(inner, &pool, &req).await? {
@@ -514,6 +527,16 @@ fn conclude(
 ) -> InvokeResponse {
     let spec = &req.function;
     let duration = started.elapsed();
+    let m = &pool.metrics;
+    m.invocations.fetch_add(1, Relaxed);
+    if ending.status.is_some() || ending.function_error {
+        m.errors.fetch_add(1, Relaxed);
+    }
+    m.duration.observe(duration);
+    if let Some(init) = init {
+        m.cold_starts.fetch_add(1, Relaxed);
+        m.init_duration.observe(init);
+    }
     let mut tail = None;
     if let Some(env) = env {
         let log = &env.log;

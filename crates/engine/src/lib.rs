@@ -21,6 +21,7 @@ mod invoke;
 mod layers;
 pub mod lineage;
 mod logs;
+pub mod metrics;
 mod network;
 mod pool;
 mod provisioned;
@@ -191,6 +192,19 @@ pub struct EngineConfig {
 pub enum EngineError {
     #[error("engine i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What [`Engine::metrics`] reads.
+#[derive(Debug)]
+pub struct EngineMetrics {
+    /// ((account, region, function name), counters).
+    pub functions: Vec<((String, String, String), Arc<metrics::FunctionMetrics>)>,
+    /// Live execution environments (idle, busy, starting).
+    pub environments: usize,
+    /// Warm on-demand environments waiting for an invoke.
+    pub idle: usize,
+    /// Provisioned environments waiting for an invoke.
+    pub provisioned_idle: usize,
 }
 
 /// One log stream's file under [`Engine::log_dir`].
@@ -539,6 +553,11 @@ impl Engine {
         self.inner.log_dir(account, region, function)
     }
 
+    /// Where every function's log streams are: `<root>/<account>/<region>/<function>/`.
+    pub fn logs_root(&self) -> PathBuf {
+        self.inner.config.layout.logs()
+    }
+
     /// The log streams of a function, oldest first by last write.
     pub fn log_streams(
         &self,
@@ -568,6 +587,17 @@ impl Engine {
     /// Number of live execution environments (idle and busy).
     pub fn environment_count(&self) -> usize {
         self.inner.envs.lock().len()
+    }
+
+    /// Per-function invocation metrics, and the environments by state (for `GET /metrics`).
+    pub fn metrics(&self) -> EngineMetrics {
+        let (idle, provisioned_idle) = self.inner.pools.idle_environments();
+        EngineMetrics {
+            functions: self.inner.pools.metrics.all(),
+            environments: self.environment_count(),
+            idle,
+            provisioned_idle,
+        }
     }
 }
 

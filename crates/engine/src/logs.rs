@@ -2,6 +2,9 @@
 //! attributed to the invocation in progress (for `LogType: Tail`), together with Lambda's platform
 //! lines (START/END/REPORT). A background thread appends everything to
 //! `logs/<account>/<region>/<function>/<log-stream>.log`, so the hot path never touches the disk.
+//! Beside each stream, `<log-stream>.idx` records its log group (first line) and when each batch
+//! of lines arrived (`<byte offset> <unix ms>` lines): the CloudWatch Logs API reads events'
+//! timestamps from it (crate flint-logs).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -20,7 +23,14 @@ pub(crate) const TAIL_BYTES: usize = 4096;
 
 /// Lines written by the background writer thread.
 enum WriterMsg {
-    Append(Arc<PathBuf>, Bytes),
+    Append {
+        path: Arc<PathBuf>,
+        bytes: Bytes,
+        /// When the lines were read from the environment (Unix ms).
+        at_ms: u64,
+        /// The stream's log group (the function's `LoggingConfig.LogGroup`).
+        group: Arc<str>,
+    },
     Close(Arc<PathBuf>),
     Flush(mpsc::SyncSender<()>),
 }
@@ -74,10 +84,15 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
                 }
             };
             match m {
-                WriterMsg::Append(path, bytes) => {
+                WriterMsg::Append {
+                    path,
+                    bytes,
+                    at_ms,
+                    group,
+                } => {
                     if failed.contains(&path) {
                         // Already reported once; don't flood Flint's own log.
-                    } else if let Err(e) = append(&mut files, &path, &bytes) {
+                    } else if let Err(e) = append(&mut files, &path, &bytes, at_ms, &group) {
                         tracing::warn!("cannot write function log {}: {e}", path.display());
                         failed.insert(path);
                     }
@@ -85,6 +100,7 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
                 WriterMsg::Close(path) => {
                     if let Some(mut f) = files.remove(&path) {
                         let _ = f.file.flush();
+                        let _ = f.index.flush();
                     }
                     failed.remove(&path);
                 }
@@ -93,6 +109,7 @@ fn write_loop(rx: mpsc::Receiver<WriterMsg>) {
         }
         for f in files.values_mut() {
             let _ = f.file.flush();
+            let _ = f.index.flush();
         }
         for ack in acks {
             let _ = ack.send(());
@@ -110,6 +127,8 @@ pub(crate) const MAX_STREAM_BYTES: u64 = 100 * 1024 * 1024;
 /// An open log stream file and how much it holds.
 struct OpenStream {
     file: BufWriter<File>,
+    /// `<log-stream>.idx`: the log group, then `<offset> <unix ms>` per batch.
+    index: BufWriter<File>,
     size: u64,
     truncated: bool,
 }
@@ -118,8 +137,15 @@ fn append(
     files: &mut HashMap<Arc<PathBuf>, OpenStream>,
     path: &Arc<PathBuf>,
     bytes: &[u8],
+    at_ms: u64,
+    group: &str,
 ) -> std::io::Result<()> {
-    append_capped(files, path, bytes, MAX_STREAM_BYTES)
+    append_capped(files, path, bytes, MAX_STREAM_BYTES, at_ms, group)
+}
+
+/// Where a stream's index lives: beside it, `.idx` for `.log`.
+pub(crate) fn index_path(stream: &Path) -> PathBuf {
+    stream.with_extension("idx")
 }
 
 fn append_capped(
@@ -127,6 +153,8 @@ fn append_capped(
     path: &Arc<PathBuf>,
     bytes: &[u8],
     cap: u64,
+    at_ms: u64,
+    group: &str,
 ) -> std::io::Result<()> {
     if !files.contains_key(path) {
         if let Some(dir) = path.parent() {
@@ -137,10 +165,19 @@ fn append_capped(
             .append(true)
             .open(path.as_path())?;
         let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let idx = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(index_path(path))?;
+        let mut index = BufWriter::new(idx);
+        if index.get_ref().metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            writeln!(index, "{group}")?;
+        }
         files.insert(
             path.clone(),
             OpenStream {
                 file: BufWriter::new(f),
+                index,
                 size,
                 truncated: false,
             },
@@ -159,6 +196,7 @@ fn append_capped(
             "[flint] log stream truncated: it reached {cap} bytes; later output is dropped"
         );
     }
+    writeln!(s.index, "{} {at_ms}", s.size)?;
     s.size += bytes.len() as u64;
     s.file.write_all(bytes)
 }
@@ -190,6 +228,8 @@ pub(crate) enum Stream {
 /// invocation in progress.
 pub(crate) struct EnvLog {
     path: Arc<PathBuf>,
+    /// The log group its stream belongs to (recorded in the stream's index).
+    group: Arc<str>,
     writer: mpsc::Sender<WriterMsg>,
     json: bool,
     stdout: Option<pipe::Receiver>,
@@ -229,6 +269,7 @@ impl EnvLog {
         };
         Self {
             path: Arc::new(path),
+            group: Arc::from(""),
             writer: writer.sender(),
             json,
             stdout,
@@ -237,6 +278,12 @@ impl EnvLog {
             telemetry: None,
             tagged: false,
         }
+    }
+
+    /// The stream belongs to this log group (`LoggingConfig.LogGroup`).
+    pub(crate) fn with_log_group(mut self, group: &str) -> Self {
+        self.group = Arc::from(group);
+        self
     }
 
     /// The environment runs external extensions: lines tagged as theirs are told apart.
@@ -428,9 +475,15 @@ impl EnvLog {
     fn send_pending(&self, cap: &mut Capture) {
         if !cap.pending.is_empty() {
             let bytes = Bytes::from(std::mem::take(&mut cap.pending));
-            let _ = self
-                .writer
-                .send(WriterMsg::Append(self.path.clone(), bytes));
+            let at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let _ = self.writer.send(WriterMsg::Append {
+                path: self.path.clone(),
+                bytes,
+                at_ms,
+                group: self.group.clone(),
+            });
         }
     }
 
@@ -672,11 +725,14 @@ mod tests {
         let path = Arc::new(dir.path().join("stream"));
         let mut files = HashMap::new();
         for _ in 0..10 {
-            append_capped(&mut files, &path, &[b'x'; 100], 350)?;
+            append_capped(&mut files, &path, &[b'x'; 100], 350, 7, "/aws/lambda/fn")?;
         }
         for f in files.values_mut() {
             f.file.flush()?;
+            f.index.flush()?;
         }
+        let index = std::fs::read_to_string(index_path(&path))?;
+        assert_eq!(index, "/aws/lambda/fn\n0 7\n100 7\n200 7\n");
         let text = std::fs::read_to_string(path.as_path())?;
         assert!(text.starts_with(&"x".repeat(300)), "{text}");
         assert!(text.ends_with("later output is dropped\n"), "{text}");

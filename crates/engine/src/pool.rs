@@ -27,6 +27,8 @@ fn pack_reserved(r: Option<u32>) -> u64 {
 /// The environments of one snapshot.
 pub(crate) struct Pool {
     pub(crate) counters: Counters,
+    /// The function's metrics (shared by every snapshot of the function).
+    pub(crate) metrics: Arc<crate::metrics::FunctionMetrics>,
     /// The reservation last seen on an invoke's spec: a change (same snapshot id) is learned.
     seen_reserved: AtomicU64,
     /// Set while the pool has (or may get) provisioned environments, so ordinary pools skip
@@ -76,9 +78,14 @@ pub(crate) struct ProvisionedStatus {
 }
 
 impl Pool {
-    fn new(counters: Counters, spec: &FunctionSpec) -> Self {
+    fn new(
+        counters: Counters,
+        metrics: Arc<crate::metrics::FunctionMetrics>,
+        spec: &FunctionSpec,
+    ) -> Self {
         Self {
             counters,
+            metrics,
             seen_reserved: AtomicU64::new(pack_reserved(spec.reserved_concurrency)),
             has_provisioned: AtomicBool::new(false),
             state: Mutex::default(),
@@ -299,12 +306,14 @@ impl Pool {
 /// Every snapshot's pool, sharded by snapshot id.
 pub(crate) struct Pools {
     shards: Vec<Mutex<HashMap<String, Arc<Pool>>>>,
+    pub(crate) metrics: crate::metrics::Registry,
 }
 
 impl Default for Pools {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            metrics: crate::metrics::Registry::default(),
         }
     }
 }
@@ -323,11 +332,28 @@ impl Pools {
         }
         // Counters are looked up outside the shard lock (they take locks of their own).
         let counters = throttle.counters(spec);
+        let metrics = self
+            .metrics
+            .function(&spec.account, &spec.region, &spec.function_name);
         shard
             .lock()
             .entry(spec.snapshot_id.clone())
-            .or_insert_with(|| Arc::new(Pool::new(counters, spec)))
+            .or_insert_with(|| Arc::new(Pool::new(counters, metrics, spec)))
             .clone()
+    }
+
+    /// Idle environments: (on-demand, provisioned), over every pool.
+    pub(crate) fn idle_environments(&self) -> (usize, usize) {
+        let mut out = (0, 0);
+        for shard in &self.shards {
+            let pools: Vec<Arc<Pool>> = shard.lock().values().cloned().collect();
+            for p in pools {
+                let st = p.state.lock();
+                out.0 += st.idle.len();
+                out.1 += st.provisioned.idle.len();
+            }
+        }
+        out
     }
 
     /// Removes a snapshot's pool; returns its idle environments to stop.
@@ -377,7 +403,7 @@ mod tests {
 
     fn pool() -> Pool {
         let spec = crate::tests::spec("s");
-        Pool::new(Throttle::new(10).counters(&spec), &spec)
+        Pool::new(Throttle::new(10).counters(&spec), Arc::default(), &spec)
     }
 
     #[test]

@@ -80,13 +80,24 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Lease {
     counter: Option<Arc<Counter>>,
+    /// The invocation counted as running (ConcurrentExecutions) while the slot is held.
+    running: Option<crate::metrics::Running>,
 }
 
 impl Lease {
     /// An invoke that takes no slot (async, or on a provisioned environment of a function
     /// without reserved concurrency: provisioned concurrency is already carved out of the pool).
     pub(crate) fn free() -> Self {
-        Self { counter: None }
+        Self {
+            counter: None,
+            running: None,
+        }
+    }
+
+    /// Counts the invocation as running for as long as the slot is held.
+    pub(crate) fn running(mut self, metrics: &Arc<crate::metrics::FunctionMetrics>) -> Self {
+        self.running = Some(crate::metrics::Running::start(metrics));
+        self
     }
 }
 
@@ -275,6 +286,7 @@ pub(crate) fn lease(
             if counters.function.try_acquire(limit) {
                 Ok(Lease {
                     counter: Some(counters.function.clone()),
+                    running: None,
                 })
             } else {
                 Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
@@ -284,6 +296,7 @@ pub(crate) fn lease(
             if counters.account.try_acquire(counters.account.limit()) {
                 Ok(Lease {
                     counter: Some(counters.account.clone()),
+                    running: None,
                 })
             } else {
                 Err(ThrottleReason::ConcurrentInvocationLimitExceeded)

@@ -91,6 +91,17 @@ pub struct ServeArgs {
     /// it finishes run without); `off` leaves it to `flint runtimes install`.
     #[arg(long, value_enum, default_value_t = crate::runtimes::AutoInstall::Auto, env = "FLINT_INSTALL_RUNTIMES")]
     install_runtimes: crate::runtimes::AutoInstall,
+    /// `GET /metrics` on the API listener: Prometheus text, no signature needed (like most
+    /// exporters; it names functions and accounts, so `off` where the listener is reachable by
+    /// people who should not see them).
+    #[arg(long, value_enum, default_value_t = Switch::On, env = "FLINT_METRICS")]
+    metrics: Switch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// The hot-reload bucket in force: as given (empty: off), else LocalStack's `hot-reload` unless
@@ -334,6 +345,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = flint_api::ApiConfig {
         credentials,
         issued: Some(engine.issued_credentials()),
+        metrics: args.metrics == Switch::On,
         ..flint_api::ApiConfig::default()
     };
     // Function URLs (by Host or the path form) in front of the Lambda API, on its listener.
