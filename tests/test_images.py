@@ -23,6 +23,8 @@ from conftest import (FIXTURES, REPO, ROLE, FlintServer, client_error, free_port
                       unique_name, wait_active)
 # awslambdaric vendored with `pip install --target` (the Python base image's runtime client).
 from test_official_clients import awslambdaric_dir  # noqa: F401
+# The lambda-extension crate's extension (tests/fixtures/rust-bootstrap/src/bin/extension.rs).
+from test_extensions import rust_extension  # noqa: F401
 from oci_images import (AWS_BASE_ENV, LAMBDA_ENTRYPOINT, Registry, TokenServer, digest,
                         directory, file, host_program, host_tree, layer, shared_libraries,
                         symlink)
@@ -172,6 +174,27 @@ def test_an_aws_base_image_shaped_image_runs_unmodified(lambda_client, registry,
     assert p["cwd"] == "/var/task"
     assert p["env"] == {"_HANDLER": "function.handler", "LAMBDA_TASK_ROOT": "/var/task",
                         "LAMBDA_RUNTIME_DIR": "/var/runtime", "TZ": ":/etc/localtime"}
+
+
+def test_an_images_own_extensions_start_before_its_function(lambda_client, registry, bootstrap,
+                                                            rust_extension, callback_server):
+    """An image's /opt/extensions run as a layer's do (with the image's own bash to start them):
+    AWS's lambda-extension crate registers and gets the invocation."""
+    repo = f"ext-{uuid.uuid4().hex[:8]}"
+    layers = [layer(base_layer() + host_program("/usr/bin/bash", "usr/bin/bash")),
+              layer(host_program(str(rust_extension), "opt/extensions/rust-recorder")),
+              layer(host_program(str(bootstrap), "app/bootstrap"))]
+    registry.push_image(repo, "v1", layers, entrypoint=["/app/bootstrap"], working_dir="/app",
+                        env=["PATH=/usr/bin:/bin"])
+    name = unique_name("img-ext")
+    create_image_function(lambda_client, name, f"{registry.host}/{repo}:v1", Timeout=10,
+                          Environment={"Variables": {"RECORDER_URL": callback_server.url,
+                                                     "EXT_TELEMETRY_PORT": str(free_port())}})
+    resp, payload = invoke_json(lambda_client, name, {"probe": []})
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp, payload
+    rid = resp["ResponseMetadata"]["RequestId"]
+    assert callback_server.wait_for(lambda b: '"INVOKE"' in b and rid in b, timeout=30), \
+        "the image's extension never got the invocation"
 
 
 def test_image_config_overrides_entrypoint_command_and_working_directory(lambda_client,

@@ -288,12 +288,30 @@ pub(crate) async fn start(
         }
         _ => launch,
     };
-    // External extensions (layers' /opt/extensions) start first, through the launcher.
-    let extension_names = extensions::discover(opt_dir.as_deref());
-    let launch = if extension_names.is_empty() {
-        launch
-    } else {
-        extensions::with_launcher(launch, &extension_names)
+    // External extensions (layers' /opt/extensions, or an image's own) start first, through
+    // the launcher (a bash script: an image needs its own bash, as AWS's base images have).
+    let extension_names = match &spec.image {
+        Some(image) => extensions::discover(Some(&image.rootfs.join("opt"))),
+        None => extensions::discover(opt_dir.as_deref()),
+    };
+    let launch = match &spec.image {
+        _ if extension_names.is_empty() => launch,
+        None => extensions::with_launcher(launch, &extension_names),
+        Some(image) => match crate::image::bash(image) {
+            Some(bash) => {
+                let mut launch = extensions::with_launcher(launch, &extension_names);
+                launch.program = bash;
+                launch
+            }
+            None => {
+                tracing::warn!(
+                    function = %spec.function_name,
+                    "the image has extensions in /opt/extensions but no bash to start them with: \
+                     they are not started"
+                );
+                launch
+            }
+        },
     };
 
     let id = format!("{:016x}", rand::random::<u64>());

@@ -32,6 +32,17 @@ pub(crate) fn launch(image: &ImageSpec) -> Result<Launch, String> {
     })
 }
 
+/// Where the image has bash (what starts external extensions), as a path inside it.
+pub(crate) fn bash(image: &ImageSpec) -> Option<PathBuf> {
+    ["usr/bin/bash", "bin/bash"]
+        .into_iter()
+        .find(|p| {
+            // The last component may be a symlink inside the image; only its presence counts.
+            image.rootfs.join(p).symlink_metadata().is_ok()
+        })
+        .map(|p| Path::new("/").join(p))
+}
+
 /// The working directory inside the image: its `WorkingDir`, or `/`.
 pub(crate) fn working_dir(image: &ImageSpec) -> &str {
     if image.working_dir.is_empty() {
