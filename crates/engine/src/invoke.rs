@@ -236,11 +236,10 @@ impl Checkout<'_> {
         env.begin_use();
         self.started = Instant::now();
         self.deadline = tokio::time::Instant::now() + timeout;
+        let decide = || spec.tracing_active && self.pool.trace_reservoir.sample();
         let trace_id = match &req.trace_header {
-            Some(t) if t.starts_with("Root=") => crate::xray::with_sampling(t, spec.tracing_active),
-            _ => {
-                crate::xray::with_sampling(&flint_runtime_api::new_trace_id(), spec.tracing_active)
-            }
+            Some(t) if t.starts_with("Root=") => crate::xray::with_sampling(t, decide),
+            _ => crate::xray::with_sampling(&flint_runtime_api::new_trace_id(), decide),
         };
         let wall_start = std::time::SystemTime::now();
         extensions::start(&env.api, &req.request_id, &spec.version, &trace_id);

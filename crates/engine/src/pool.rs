@@ -27,6 +27,8 @@ fn pack_reserved(r: Option<u32>) -> u64 {
 /// The environments of one snapshot.
 pub(crate) struct Pool {
     pub(crate) counters: Counters,
+    /// Active tracing's sampling: the first invocation each second, then 5 %.
+    pub(crate) trace_reservoir: crate::xray::Reservoir,
     /// The function's metrics (shared by every snapshot of the function).
     pub(crate) metrics: Arc<crate::metrics::FunctionMetrics>,
     /// The reservation last seen on an invoke's spec: a change (same snapshot id) is learned.
@@ -85,6 +87,7 @@ impl Pool {
     ) -> Self {
         Self {
             counters,
+            trace_reservoir: crate::xray::Reservoir::default(),
             metrics,
             seen_reserved: AtomicU64::new(pack_reserved(spec.reserved_concurrency)),
             has_provisioned: AtomicBool::new(false),

@@ -6,17 +6,34 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// A function's trace file past this size is rotated (the previous one kept as `.1`).
 const TRACE_FILE_CAP: u64 = 10 * 1024 * 1024;
 
+/// X-Ray's default sampling rule, which Lambda applies to Active tracing: the first request
+/// each second, then 5 % of the others.
+#[derive(Debug, Default)]
+pub(crate) struct Reservoir {
+    second: AtomicU64,
+}
+
+impl Reservoir {
+    pub(crate) fn sample(&self) -> bool {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.second.swap(now, Ordering::Relaxed) != now || rand::random::<f64>() < 0.05
+    }
+}
+
 /// The header the function gets: `incoming` with a sampling decision. An upstream decision
 /// (`Sampled=0` or `Sampled=1`) is honoured, as Lambda honours it; otherwise (none, or
-/// `Sampled=?`) the function decides: sampled when its tracing mode is `Active`. A header
-/// without `Parent` gets one: the id of the function's segment, under which the SDKs inside
-/// put their subsegments.
-pub(crate) fn with_sampling(incoming: &str, active: bool) -> String {
+/// `Sampled=?`) the function decides (`decide`, asked only then: Active tracing's sampling
+/// rule, or no). A header without `Parent` gets one: the id of the function's segment, under
+/// which the SDKs inside put their subsegments.
+pub(crate) fn with_sampling(incoming: &str, decide: impl FnOnce() -> bool) -> String {
     let mut parts: Vec<&str> = incoming.split(';').filter(|p| !p.is_empty()).collect();
     let decided = parts
         .iter()
@@ -41,7 +58,7 @@ pub(crate) fn with_sampling(incoming: &str, active: bool) -> String {
         out.push(p);
     }
     if !decided {
-        out.push(if active { "Sampled=1" } else { "Sampled=0" });
+        out.push(if decide() { "Sampled=1" } else { "Sampled=0" });
     }
     out.extend_from_slice(&parts[at..]);
     out.join(";")
@@ -145,33 +162,42 @@ mod tests {
     #[test]
     fn an_upstream_decision_is_honoured() {
         let h = format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=0");
-        assert_eq!(with_sampling(&h, true), h);
+        assert_eq!(with_sampling(&h, || true), h);
         let h = format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1");
-        assert_eq!(with_sampling(&h, false), h);
+        assert_eq!(with_sampling(&h, || false), h);
     }
 
     #[test]
     fn without_a_decision_active_tracing_samples() {
         let h = format!("{ROOT};Parent=53995c3f42cd8ad8;Lineage=a:1");
         assert_eq!(
-            with_sampling(&h, true),
+            with_sampling(&h, || true),
             format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1")
         );
         let h = format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=?");
         assert_eq!(
-            with_sampling(&h, false),
+            with_sampling(&h, || false),
             format!("{ROOT};Parent=53995c3f42cd8ad8;Sampled=0")
         );
     }
 
     #[test]
     fn a_header_without_parent_gets_the_functions_segment_id() {
-        let out = with_sampling(&format!("{ROOT};Sampled=1"), false);
+        let out = with_sampling(&format!("{ROOT};Sampled=1"), || false);
         let (root, parent) = sampled_ids(&out).expect("sampled");
         assert_eq!(root, &ROOT["Root=".len()..]);
         assert_eq!(parent.len(), 16);
         assert!(out.starts_with(&format!("{ROOT};Parent=")) && out.ends_with(";Sampled=1"));
-        assert_eq!(sampled_ids(&with_sampling(ROOT, false)), None);
+        assert_eq!(sampled_ids(&with_sampling(ROOT, || false)), None);
+    }
+
+    #[test]
+    fn active_tracing_samples_the_first_each_second_then_about_five_percent() {
+        let r = Reservoir::default();
+        assert!(r.sample(), "the first of its second");
+        let later = (0..2000).filter(|_| r.sample()).count();
+        // Within one or two seconds: a few firsts plus ~5 % of 2,000 (100 ± a wide margin).
+        assert!((40..=200).contains(&later), "{later}");
     }
 
     #[test]
