@@ -138,3 +138,46 @@ def test_metrics_can_be_turned_off(flint_bin, tmp_path):
         assert e.value.code != 200
     finally:
         srv.stop()
+
+
+SLEEPER = '''
+import time
+
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"ok": True}
+'''
+
+
+def test_provisioned_concurrency_utilization_follows_busy_provisioned_environments(
+        server, lambda_client):
+    import threading
+    name = unique_name("pcu")
+    create_function(lambda_client, name, runtime="python3.12",
+                    zip_bytes=make_zip({"index.py": SLEEPER}))
+    lambda_client.publish_version(FunctionName=name)
+    lambda_client.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    deadline = time.monotonic() + 30
+    while lambda_client.get_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="1")["Status"] != "READY":
+        assert time.monotonic() < deadline, "provisioned concurrency never READY"
+        time.sleep(0.1)
+    idle = scrape(server.endpoint)
+    assert family(idle, "lambda_provisioned_concurrency_utilization") is not None
+    assert value(idle, "lambda_provisioned_concurrency_utilization", **labels(name)) == 0.0
+    # One invocation of version 1 sleeping on the one provisioned environment: fully used.
+    busy = threading.Thread(target=invoke_json,
+                            args=(lambda_client, name, {"sleep": 3}), kwargs={"Qualifier": "1"})
+    busy.start()
+    try:
+        deadline = time.monotonic() + 10
+        while value(scrape(server.endpoint), "lambda_provisioned_concurrency_utilization",
+                    **labels(name)) != 1.0:
+            assert time.monotonic() < deadline, "utilization never reached 1"
+            time.sleep(0.05)
+        assert value(scrape(server.endpoint), "lambda_provisioned_concurrent_executions",
+                     **labels(name)) == 1.0
+    finally:
+        busy.join()

@@ -178,6 +178,37 @@ fn render_engine(out: &mut String, s: &MetricsSnapshot) {
     }
     header(
         out,
+        "lambda_provisioned_concurrent_executions",
+        "gauge",
+        "Invocations running on provisioned environments now (Lambda's \
+         ProvisionedConcurrentExecutions).",
+    );
+    for ((account, region, function), _, busy) in &s.engine.provisioned {
+        let l = labels(&[
+            ("account", account),
+            ("region", region),
+            ("function_name", function),
+        ]);
+        let _ = writeln!(out, "lambda_provisioned_concurrent_executions{l} {busy}");
+    }
+    header(
+        out,
+        "lambda_provisioned_concurrency_utilization",
+        "gauge",
+        "Busy provisioned environments over those allocated, 0 to 1 (Lambda's \
+         ProvisionedConcurrencyUtilization).",
+    );
+    for ((account, region, function), all, busy) in &s.engine.provisioned {
+        let l = labels(&[
+            ("account", account),
+            ("region", region),
+            ("function_name", function),
+        ]);
+        let ratio = f64::from(*busy) / f64::from((*all).max(1));
+        let _ = writeln!(out, "lambda_provisioned_concurrency_utilization{l} {ratio}");
+    }
+    header(
+        out,
         "lambda_duration_milliseconds",
         "histogram",
         "Invocation duration (Lambda's Duration).",

@@ -205,6 +205,8 @@ pub struct EngineMetrics {
     pub idle: usize,
     /// Provisioned environments waiting for an invoke.
     pub provisioned_idle: usize,
+    /// Per function with provisioned concurrency: (key, environments alive, busy ones).
+    pub provisioned: Vec<((String, String, String), u32, u32)>,
 }
 
 /// One log stream's file under [`Engine::log_dir`].
@@ -592,11 +594,26 @@ impl Engine {
     /// Per-function invocation metrics, and the environments by state (for `GET /metrics`).
     pub fn metrics(&self) -> EngineMetrics {
         let (idle, provisioned_idle) = self.inner.pools.idle_environments();
+        let functions = self.inner.pools.metrics.all();
+        let mut provisioned: Vec<((String, String, String), u32, u32)> = Vec::new();
+        for (m, members, busy) in self.inner.pools.provisioned_usage() {
+            let Some((key, _)) = functions.iter().find(|(_, f)| Arc::ptr_eq(f, &m)) else {
+                continue;
+            };
+            match provisioned.iter_mut().find(|(k, _, _)| k == key) {
+                Some((_, all, in_use)) => {
+                    *all += members;
+                    *in_use += busy;
+                }
+                None => provisioned.push((key.clone(), members, busy)),
+            }
+        }
         EngineMetrics {
-            functions: self.inner.pools.metrics.all(),
+            functions,
             environments: self.environment_count(),
             idle,
             provisioned_idle,
+            provisioned,
         }
     }
 }

@@ -359,6 +359,26 @@ impl Pools {
         out
     }
 
+    /// Each pool's provisioned environments, alive and busy, with its function's counters
+    /// (several snapshots of one function share them).
+    pub(crate) fn provisioned_usage(
+        &self,
+    ) -> Vec<(Arc<crate::metrics::FunctionMetrics>, u32, u32)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let pools: Vec<Arc<Pool>> = shard.lock().values().cloned().collect();
+            for p in pools {
+                let st = p.state.lock();
+                let members = st.provisioned.members.len() as u32;
+                if members > 0 {
+                    let busy = members.saturating_sub(st.provisioned.idle.len() as u32);
+                    out.push((p.metrics.clone(), members, busy));
+                }
+            }
+        }
+        out
+    }
+
     /// Removes a snapshot's pool; returns its idle environments to stop.
     pub(crate) fn retire(&self, snapshot_id: &str) -> Vec<Arc<Environment>> {
         let removed = self.shards[shard_of(snapshot_id)]
