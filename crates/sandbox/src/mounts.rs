@@ -190,11 +190,7 @@ pub(crate) fn plan(
             rw: false,
         });
     }
-    entries.push(Entry::Bind {
-        source: tmp_dir.to_path_buf(),
-        target: "tmp".into(),
-        rw: true,
-    });
+    entries.push(tmp_bind(tmp_dir));
     Ok(entries)
 }
 
@@ -222,11 +218,7 @@ pub(crate) fn plan_image(
             });
         }
     }
-    entries.push(Entry::Bind {
-        source: tmp_dir.to_path_buf(),
-        target: "tmp".into(),
-        rw: true,
-    });
+    entries.push(tmp_bind(tmp_dir));
     Ok(entries)
 }
 
@@ -263,6 +255,15 @@ pub(crate) fn attach_image_root(
         Some(data.as_str()),
     )
     .map_err(|e| format!("mount /dev in the image: {e}"))
+}
+
+/// The sandbox's read-write `/tmp` (last: nothing is mounted over it).
+fn tmp_bind(tmp_dir: &Path) -> Entry {
+    Entry::Bind {
+        source: tmp_dir.to_path_buf(),
+        target: "tmp".into(),
+        rw: true,
+    }
 }
 
 /// Where an extra read-only bind lands (relative), or None when it is already visible (/usr, /etc).
