@@ -589,9 +589,14 @@ pub(crate) fn stand_in_line(json: bool, runtime: &str, stand_in: &str) -> String
 /// `arn:aws:lambda:<region>::runtime:<64 hex>`).
 pub(crate) fn runtime_version(runtime: &str, region: &str) -> (String, String) {
     use sha2::{Digest, Sha256};
-    // python3.12 → python:3.12, nodejs20.x → nodejs:20, provided.al2023 → provided:al2023.
+    // python3.12 → python:3.12, nodejs20.x → nodejs:20, provided.al2023 → provided:al2023,
+    // ruby3.3 → ruby:3.3, java21 → java:21, java8.al2 → java:8.al2.
     let version = if let Some(v) = runtime.strip_prefix("python") {
         format!("python:{v}")
+    } else if let Some(v) = runtime.strip_prefix("ruby") {
+        format!("ruby:{v}")
+    } else if let Some(v) = runtime.strip_prefix("java") {
+        format!("java:{v}")
     } else if let Some(v) = runtime.strip_prefix("nodejs") {
         format!("nodejs:{}", v.trim_end_matches(".x"))
     } else {

@@ -206,7 +206,7 @@ fn has_pip(python: &Path) -> bool {
 
 fn print(registry: &RuntimeRegistry, dir: &RuntimesDir) {
     println!(
-        "{:<18} {:<40} {:<12} NOTE",
+        "{:<18} {:<44} {:<12} NOTE",
         "RUNTIME", "INTERPRETER", "VERSION"
     );
     for m in registry.list() {
@@ -225,7 +225,7 @@ fn print(registry: &RuntimeRegistry, dir: &RuntimesDir) {
             (Some(_), false, _) => "nearest version stands in",
         };
         println!(
-            "{:<18} {:<40} {:<12} {}",
+            "{:<18} {:<44} {:<12} {}",
             m.id,
             interpreter,
             m.interpreter_version.as_deref().unwrap_or("-"),

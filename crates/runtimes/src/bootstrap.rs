@@ -1,4 +1,5 @@
-//! The managed runtimes' bootstraps (Python, Node.js), embedded in the binary and written out to
+//! The managed runtimes' bootstraps (Python, Node.js, Ruby, and the Java runtime client's classes
+//! compiled by build.rs), embedded in the binary and written out to
 //! the directory the engine mounts at `/var/runtime` (LAMBDA_RUNTIME_DIR) in every sandbox, with
 //! the Python runtime byte-compiled there for each interpreter (the mount is read-only, so a
 //! sandbox could never cache it). Idempotent: only changed files are rewritten or recompiled.
@@ -14,22 +15,43 @@ pub const RUNTIME_DIR: &str = "/var/runtime";
 pub const PYTHON_BOOTSTRAP: &str = "/var/runtime/python/bootstrap.py";
 /// The Node.js bootstrap as seen inside the sandbox.
 pub const NODE_BOOTSTRAP: &str = "/var/runtime/node/index.mjs";
+/// The Ruby bootstrap as seen inside the sandbox.
+pub const RUBY_BOOTSTRAP: &str = "/var/runtime/ruby/bootstrap.rb";
+/// The Java launcher (a shell script: JVM flags from the memory size) as seen inside the sandbox.
+pub const JAVA_LAUNCHER: &str = "/var/runtime/java/bootstrap.sh";
 
 /// The Python runtime proper, imported by `python/bootstrap.py`: the file that gets bytecode.
 pub(crate) const PYTHON_MODULE: &str = "python/flint_runtime_bootstrap.py";
 
 /// (path relative to the runtime dir, content).
-pub(crate) const FILES: &[(&str, &str)] = &[
+pub(crate) const SOURCES: &[(&str, &[u8])] = &[
     (
         "python/bootstrap.py",
-        include_str!("../python/bootstrap.py"),
+        include_bytes!("../python/bootstrap.py"),
     ),
     (
         PYTHON_MODULE,
-        include_str!("../python/flint_runtime_bootstrap.py"),
+        include_bytes!("../python/flint_runtime_bootstrap.py"),
     ),
-    ("node/index.mjs", include_str!("../node/index.mjs")),
+    ("node/index.mjs", include_bytes!("../node/index.mjs")),
+    ("ruby/bootstrap.rb", include_bytes!("../ruby/bootstrap.rb")),
+    ("java/bootstrap.sh", include_bytes!("../java/bootstrap.sh")),
 ];
+
+/// The Java runtime client's class files (`java/classes/...`), compiled from java/src by
+/// build.rs; empty when flint was built without a javac.
+pub(crate) const JAVA_CLASSES: &[(&str, &[u8])] =
+    include!(concat!(env!("OUT_DIR"), "/java_classes.rs"));
+
+/// Whether this binary carries the Java runtime client (it was built with a javac).
+pub(crate) fn java_client_built() -> bool {
+    !JAVA_CLASSES.is_empty()
+}
+
+/// Every embedded file.
+pub(crate) fn files() -> impl Iterator<Item = &'static (&'static str, &'static [u8])> {
+    SOURCES.iter().chain(JAVA_CLASSES.iter())
+}
 
 /// Byte-compiles the file named by argv[1] next to it (`__pycache__/<name>.<cache tag>.pyc`).
 /// CHECKED_HASH: the interpreter checks the pyc against the source's hash, not its mtime, so a
@@ -46,9 +68,9 @@ const PRECOMPILE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the relative paths it (re)wrote.
 pub(crate) fn install(dir: &Path) -> std::io::Result<Vec<&'static str>> {
     let mut written = Vec::new();
-    for &(relative, content) in FILES {
+    for &(relative, content) in files() {
         let target = dir.join(relative);
-        if std::fs::read(&target).is_ok_and(|existing| existing == content.as_bytes()) {
+        if std::fs::read(&target).is_ok_and(|existing| existing == content) {
             continue;
         }
         written.push(relative);
@@ -56,7 +78,7 @@ pub(crate) fn install(dir: &Path) -> std::io::Result<Vec<&'static str>> {
         std::fs::create_dir_all(parent)?;
         // Write beside the target and rename over it: readers see the old or the new file whole.
         let mut tmp = tempfile_in(parent, relative)?;
-        tmp.1.write_all(content.as_bytes())?;
+        tmp.1.write_all(content)?;
         tmp.1.sync_all()?;
         drop(tmp.1);
         set_mode(&tmp.0, 0o644)?;
@@ -166,13 +188,25 @@ mod tests {
     fn install_writes_python_and_node_bootstraps() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let written = install(tmp.path()).expect("install");
-        assert_eq!(written.len(), FILES.len());
+        assert_eq!(written.len(), files().count());
         let stub = std::fs::read_to_string(tmp.path().join("python/bootstrap.py")).expect("py");
         let py = std::fs::read_to_string(tmp.path().join(PYTHON_MODULE)).expect("module");
         let js = std::fs::read_to_string(tmp.path().join("node/index.mjs")).expect("js");
         assert!(stub.contains("from flint_runtime_bootstrap import main"));
         assert!(py.contains("/2018-06-01/runtime"));
         assert!(js.contains("/2018-06-01/runtime"));
+        let rb = std::fs::read_to_string(tmp.path().join("ruby/bootstrap.rb")).expect("rb");
+        assert!(rb.contains("/2018-06-01/runtime"));
+        if java_client_built() {
+            assert!(tmp
+                .path()
+                .join("java/classes/flint/lambda/Main.class")
+                .is_file());
+            assert!(tmp
+                .path()
+                .join("java/classes/com/amazonaws/services/lambda/runtime/Context.class")
+                .is_file());
+        }
         assert!(install(tmp.path()).expect("again").is_empty());
     }
 
@@ -269,11 +303,11 @@ mod tests {
         std::fs::write(&target, "tampered").expect("write");
         install(tmp.path()).expect("repair");
         let repaired = std::fs::read_to_string(&target).expect("read");
-        let node = FILES
+        let node = SOURCES
             .iter()
             .find(|(p, _)| *p == "node/index.mjs")
             .expect("node file");
-        assert_eq!(repaired, node.1);
+        assert_eq!(repaired.as_bytes(), node.1);
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("node"))
             .expect("ls")
             .flatten()

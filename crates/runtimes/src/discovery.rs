@@ -25,7 +25,14 @@ pub(crate) struct Interpreter {
 pub(crate) struct Found {
     pub python: Vec<Interpreter>,
     pub node: Vec<Interpreter>,
+    pub ruby: Vec<Interpreter>,
+    /// JDKs and JREs: `path` is their `bin/java`, `prefix` the Java home.
+    pub java: Vec<Interpreter>,
 }
+
+/// Where Debian (and most distributions) install Java runtimes under a prefix (`/usr/lib/jvm`),
+/// one Java home per directory.
+const JVM_DIR_IN_PREFIX: &str = "lib/jvm";
 
 /// How long `node --version` may take before that node is ignored (discovery runs at server
 /// start and must not hang it).
@@ -52,6 +59,7 @@ pub(crate) fn find(dirs: &[PathBuf]) -> Found {
             continue;
         };
         let mut pythons: Vec<(PathBuf, (u32, u32))> = Vec::new();
+        let mut rubies: Vec<(PathBuf, (u32, u32))> = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
@@ -59,18 +67,23 @@ pub(crate) fn find(dirs: &[PathBuf]) -> Found {
                 nodes.push(entry.path());
             } else if let Some(version) = python_version_from_name(name) {
                 pythons.push((entry.path(), version));
+            } else if let Some(version) = versioned_name("ruby", name) {
+                rubies.push((entry.path(), version));
             }
         }
         // read_dir order is arbitrary; sort so that results do not depend on it.
         pythons.sort();
-        for (path, version) in pythons {
-            if let Some(canonical) = usable_executable(&path, &mut seen) {
-                found.python.push(Interpreter {
-                    prefix: install_prefix(&canonical),
-                    path: canonical,
-                    version,
-                    version_string: format!("{}.{}", version.0, version.1),
-                });
+        rubies.sort();
+        for (list, candidates) in [(&mut found.python, pythons), (&mut found.ruby, rubies)] {
+            for (path, version) in candidates {
+                if let Some(canonical) = usable_executable(&path, &mut seen) {
+                    list.push(Interpreter {
+                        prefix: install_prefix(&canonical),
+                        path: canonical,
+                        version,
+                        version_string: format!("{}.{}", version.0, version.1),
+                    });
+                }
             }
         }
     }
@@ -90,15 +103,80 @@ pub(crate) fn find(dirs: &[PathBuf]) -> Found {
             }
         }
     }
+    // Java homes live beside a bin directory: /usr/bin → /usr/lib/jvm.
+    let mut jvm_dirs: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        if dir.file_name().is_some_and(|n| n == "bin") {
+            let jvm = dir.parent().unwrap_or(dir).join(JVM_DIR_IN_PREFIX);
+            if let Ok(jvm) = std::fs::canonicalize(jvm) {
+                if !jvm_dirs.contains(&jvm) {
+                    jvm_dirs.push(jvm);
+                }
+            }
+        }
+    }
+    for jvm in jvm_dirs {
+        let homes = find_java_homes(&jvm, &mut seen);
+        found.java.extend(homes);
+    }
     // Stable sort: for equal versions the earlier (preferred) directory stays first.
     found.python.sort_by_key(|i| std::cmp::Reverse(i.version));
     found.node.sort_by_key(|i| std::cmp::Reverse(i.version));
+    found.ruby.sort_by_key(|i| std::cmp::Reverse(i.version));
+    found.java.sort_by_key(|i| std::cmp::Reverse(i.version));
     found
 }
 
-/// `python3.12` → (3, 12). Anything else (`python3`, `python3.12-config`, `python3.12m`) → None.
-pub(crate) fn python_version_from_name(name: &str) -> Option<(u32, u32)> {
-    let rest = name.strip_prefix("python")?;
+/// The Java homes under `jvm_dir` (`/usr/lib/jvm/java-17-openjdk-amd64`), each known by the
+/// `JAVA_VERSION` of its `release` file: reading it costs nothing, unlike `java -version`
+/// (~60 ms). Symlinked aliases of one home (`default-java`) are kept once.
+pub(crate) fn find_java_homes(jvm_dir: &Path, seen: &mut Vec<PathBuf>) -> Vec<Interpreter> {
+    let Ok(entries) = std::fs::read_dir(jvm_dir) else {
+        return Vec::new();
+    };
+    let mut homes: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    homes.sort();
+    let mut found = Vec::new();
+    for home in homes {
+        let Ok(home) = std::fs::canonicalize(&home) else {
+            continue;
+        };
+        let Ok(release) = std::fs::read_to_string(home.join("release")) else {
+            continue;
+        };
+        let Some((version, version_string)) = parse_java_release(&release) else {
+            continue;
+        };
+        if let Some(java) = usable_executable(&home.join("bin").join("java"), seen) {
+            found.push(Interpreter {
+                path: java,
+                version,
+                version_string,
+                prefix: home,
+            });
+        }
+    }
+    found
+}
+
+/// `JAVA_VERSION="17.0.15"` → ((17, 0), "17.0.15"); `"1.8.0_412"` → ((8, 0), "1.8.0_412").
+pub(crate) fn parse_java_release(release: &str) -> Option<((u32, u32), String)> {
+    let value = release
+        .lines()
+        .find_map(|l| l.strip_prefix("JAVA_VERSION="))?
+        .trim()
+        .trim_matches('"');
+    let mut parts = value.split(['.', '_', '+', '-']);
+    let mut major: u32 = parts.next()?.parse().ok()?;
+    if major == 1 {
+        major = parts.next()?.parse().ok()?;
+    }
+    Some(((major, 0), value.to_string()))
+}
+
+/// `ruby3.1` → (3, 1) for prefix `ruby`; anything else (`ruby`, `ruby3.1-dbg`) → None.
+pub(crate) fn versioned_name(prefix: &str, name: &str) -> Option<(u32, u32)> {
+    let rest = name.strip_prefix(prefix)?;
     let (major, minor) = rest.split_once('.')?;
     if major.is_empty()
         || minor.is_empty()
@@ -108,6 +186,11 @@ pub(crate) fn python_version_from_name(name: &str) -> Option<(u32, u32)> {
         return None;
     }
     Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// `python3.12` → (3, 12). Anything else (`python3`, `python3.12-config`, `python3.12m`) → None.
+pub(crate) fn python_version_from_name(name: &str) -> Option<(u32, u32)> {
+    versioned_name("python", name)
 }
 
 /// `v20.20.2\n` → ((20, 20), "20.20.2").
@@ -233,6 +316,51 @@ mod tests {
         assert_eq!(python_version_from_name("python3.11-config"), None);
         assert_eq!(python_version_from_name("python3.11m"), None);
         assert_eq!(python_version_from_name("python-argcomplete"), None);
+    }
+
+    #[test]
+    fn ruby_names_and_java_release_files_give_versions() {
+        assert_eq!(versioned_name("ruby", "ruby3.1"), Some((3, 1)));
+        assert_eq!(versioned_name("ruby", "ruby"), None);
+        assert_eq!(versioned_name("ruby", "ruby3.1-dbg"), None);
+        assert_eq!(
+            parse_java_release("IMPLEMENTOR=\"Debian\"\nJAVA_VERSION=\"17.0.15\"\n"),
+            Some(((17, 0), "17.0.15".to_string()))
+        );
+        assert_eq!(
+            parse_java_release("JAVA_VERSION=\"1.8.0_412\""),
+            Some(((8, 0), "1.8.0_412".to_string()))
+        );
+        assert_eq!(
+            parse_java_release("JAVA_VERSION=\"21\""),
+            Some(((21, 0), "21".to_string()))
+        );
+        assert_eq!(parse_java_release("IMPLEMENTOR=x"), None);
+    }
+
+    #[test]
+    fn find_java_homes_reads_release_files_and_skips_aliases() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = tmp.path().join("java-17-openjdk-amd64");
+        std::fs::create_dir_all(home.join("bin")).expect("mkdir");
+        std::fs::write(home.join("release"), "JAVA_VERSION=\"17.0.15\"\n").expect("write");
+        let elf = std::fs::read("/proc/self/exe")
+            .map(|b| b[..64].to_vec())
+            .expect("elf header");
+        let java = home.join("bin/java");
+        std::fs::write(&java, elf).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::symlink(&home, tmp.path().join("default-java")).expect("symlink");
+        std::fs::create_dir(tmp.path().join("no-release")).expect("mkdir");
+        let found = find_java_homes(tmp.path(), &mut Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].version, (17, 0));
+        assert_eq!(found[0].version_string, "17.0.15");
+        assert_eq!(
+            found[0].prefix,
+            std::fs::canonicalize(&home).expect("canonical")
+        );
     }
 
     #[test]

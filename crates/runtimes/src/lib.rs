@@ -1,5 +1,5 @@
 //! Lambda runtime identifiers mapped to what runs them on this machine, and the managed runtimes'
-//! bootstraps (Python, Node.js) that Flint ships inside its binary.
+//! bootstraps (Python, Node.js, Ruby, Java) that Flint ships inside its binary.
 //!
 //! CONTRACT (used by control and engine; keep these signatures stable):
 //! - `RuntimeRegistry::discover()` finds interpreters on this machine (exact version first, then the
@@ -10,7 +10,8 @@
 //!   the Python runtime there for each Python interpreter in use (≈40 ms each, only when missing).
 //!
 //! The bootstraps (`python/bootstrap.py`, which runs `python/flint_runtime_bootstrap.py`, and
-//! `node/index.mjs`) honour `LAMBDA_TASK_ROOT` and `LAMBDA_RUNTIME_DIR`, defaulting to /var/task
+//! `node/index.mjs`, `ruby/bootstrap.rb`, the Java client `java/src` that build.rs compiles and
+//! `java/bootstrap.sh` starts) honour `LAMBDA_TASK_ROOT` and `LAMBDA_RUNTIME_DIR`, defaulting to /var/task
 //! and /var/runtime, and need `_HANDLER` and `AWS_LAMBDA_RUNTIME_API` plus the usual
 //! `AWS_LAMBDA_FUNCTION_*` variables from the engine. `scripts/coldprobe.py` times their start-up.
 
@@ -22,7 +23,7 @@ mod install;
 mod registry;
 mod runtime_id;
 
-pub use bootstrap::{NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
+pub use bootstrap::{JAVA_LAUNCHER, NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUBY_BOOTSTRAP, RUNTIME_DIR};
 pub use install::{InstallError, Installed, RuntimesDir, NODE_SDK_PACKAGES, PYTHON_SDK_PACKAGES};
 pub use registry::RuntimeRegistry;
 
@@ -31,6 +32,8 @@ pub use registry::RuntimeRegistry;
 pub enum Family {
     Python,
     Node,
+    Ruby,
+    Java,
     /// `provided`, `provided.al2`, `provided.al2023`: the zip's (or a layer's) `bootstrap` runs.
     Provided,
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::bootstrap::{self, NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUNTIME_DIR};
+use crate::bootstrap::{
+    self, JAVA_LAUNCHER, NODE_BOOTSTRAP, PYTHON_BOOTSTRAP, RUBY_BOOTSTRAP, RUNTIME_DIR,
+};
 use crate::discovery::{self, Interpreter};
 use crate::install::RuntimesDir;
 use crate::runtime_id::{self, RuntimeId};
@@ -80,6 +82,12 @@ impl RuntimeRegistry {
                 let picked = match (runtime.family, runtime.version) {
                     (Family::Python, Some(want)) => discovery::pick(&found.python, want, true),
                     (Family::Node, Some(want)) => discovery::pick(&found.node, want, false),
+                    (Family::Ruby, Some(want)) => discovery::pick(&found.ruby, want, true),
+                    // Without the runtime client's classes (javac was missing when flint was
+                    // built) no JVM can run a Java function.
+                    (Family::Java, Some(want)) if bootstrap::java_client_built() => {
+                        discovery::pick(&found.java, want, false)
+                    }
                     _ => None,
                 };
                 let (interpreter, exact) = match picked {
@@ -156,7 +164,7 @@ impl RuntimeRegistry {
                         launch.ro_mounts.push((dir, target));
                     }
                 }
-                Family::Provided => {}
+                Family::Ruby | Family::Java | Family::Provided => {}
             }
         }
         if !entry.exact && !entry.warned.swap(true, Ordering::Relaxed) {
@@ -182,6 +190,8 @@ impl RuntimeRegistry {
         let i = entry.interpreter.as_ref()?;
         Some(match entry.runtime.family {
             Family::Python => format!("Python {}", i.version_string),
+            Family::Ruby => format!("Ruby {}", i.version_string),
+            Family::Java => format!("Java {}", i.version_string),
             _ => format!("Node.js {}", i.version_string),
         })
     }
@@ -269,6 +279,46 @@ fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
             env.push(("PYTHONPATH".to_string(), RUNTIME_DIR.to_string()));
             vec![PYTHON_BOOTSTRAP.to_string()]
         }
+        Family::Ruby => {
+            // As Lambda's Ruby runtimes set them (recorded), with the id's Ruby version in the
+            // gem paths: a layer's gems for ruby3.3 are in /opt/ruby/gems/3.3.0 whatever Ruby
+            // stands in here. Lambda's first RUBYLIB entry is its runtime client's gem; Flint's
+            // client is a single file run by path, so it needs none.
+            let (major, minor) = runtime.version.unwrap_or((3, 0));
+            let abi = format!("{major}.{minor}.0");
+            env.push(("GEM_HOME".to_string(), RUNTIME_DIR.to_string()));
+            env.push((
+                "GEM_PATH".to_string(),
+                format!(
+                    "/var/task/vendor/bundle/ruby/{abi}:/opt/ruby/gems/{abi}:{RUNTIME_DIR}:\
+                     {RUNTIME_DIR}/ruby/{abi}"
+                ),
+            ));
+            env.push((
+                "RUBYLIB".to_string(),
+                format!("/var/task:{RUNTIME_DIR}/lib:/opt/ruby/lib"),
+            ));
+            vec![RUBY_BOOTSTRAP.to_string()]
+        }
+        Family::Java => {
+            // The launcher script adds AWS's JVM flags (heap sizes from the function's memory)
+            // and execs this JVM.
+            let launch = Launch {
+                program: PathBuf::from("/bin/sh"),
+                args: vec![
+                    JAVA_LAUNCHER.to_string(),
+                    interpreter.path.to_string_lossy().into_owned(),
+                ],
+                env,
+                ro_binds: if interpreter.path.starts_with("/usr/") {
+                    Vec::new()
+                } else {
+                    vec![interpreter.prefix.clone()]
+                },
+                ro_mounts: Vec::new(),
+            };
+            return launch;
+        }
         Family::Node | Family::Provided => {
             let major = runtime.version.map(|v| v.0).unwrap_or(0);
             env.push((
@@ -348,9 +398,9 @@ mod tests {
     fn resolve_rejects_unknown_runtimes_as_unsupported() {
         let (_tmp, registry) = registry_with_pythons(&[]);
         let err = registry
-            .resolve("java21", Path::new("/nonexistent"), None)
+            .resolve("dotnet8", Path::new("/nonexistent"), None)
             .expect_err("unsupported");
-        assert!(matches!(err, RuntimeError::Unsupported(id) if id == "java21"));
+        assert!(matches!(err, RuntimeError::Unsupported(id) if id == "dotnet8"));
     }
 
     #[test]

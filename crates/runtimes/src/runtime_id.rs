@@ -29,6 +29,23 @@ const fn node(id: &'static str, major: u32) -> RuntimeId {
     }
 }
 
+const fn ruby(id: &'static str, minor: u32) -> RuntimeId {
+    RuntimeId {
+        id,
+        family: Family::Ruby,
+        version: Some((3, minor)),
+    }
+}
+
+/// `java8.al2` names Java 8 as (8, 0); `java21` names (21, 0).
+const fn java(id: &'static str, major: u32) -> RuntimeId {
+    RuntimeId {
+        id,
+        family: Family::Java,
+        version: Some((major, 0)),
+    }
+}
+
 const fn provided(id: &'static str) -> RuntimeId {
     RuntimeId {
         id,
@@ -52,6 +69,14 @@ pub(crate) const SUPPORTED: &[RuntimeId] = &[
     node("nodejs22.x", 22),
     node("nodejs24.x", 24),
     node("nodejs26.x", 26),
+    ruby("ruby3.2", 2),
+    ruby("ruby3.3", 3),
+    ruby("ruby3.4", 4),
+    java("java8.al2", 8),
+    java("java11", 11),
+    java("java17", 17),
+    java("java21", 21),
+    java("java25", 25),
     provided("provided"),
     provided("provided.al2"),
     provided("provided.al2023"),
@@ -83,7 +108,8 @@ mod tests {
             "python2.7",
             "nodejs16.x",
             "nodejs20",
-            "java21",
+            "java22",
+            "ruby2.7",
             "",
             "PYTHON3.12",
         ] {
@@ -98,5 +124,14 @@ mod tests {
             lookup("provided.al2").map(|r| r.family),
             Some(Family::Provided)
         );
+    }
+
+    #[test]
+    fn lookup_maps_ruby_and_java_ids_to_their_language_version() {
+        assert_eq!(lookup("ruby3.3").map(|r| r.version), Some(Some((3, 3))));
+        assert_eq!(lookup("ruby3.4").map(|r| r.family), Some(Family::Ruby));
+        assert_eq!(lookup("java21").map(|r| r.version), Some(Some((21, 0))));
+        assert_eq!(lookup("java8.al2").map(|r| r.version), Some(Some((8, 0))));
+        assert_eq!(lookup("java17").map(|r| r.family), Some(Family::Java));
     }
 }

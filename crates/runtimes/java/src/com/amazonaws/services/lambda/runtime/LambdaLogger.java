@@ -1,0 +1,20 @@
+// Flint's copy of an interface of aws-lambda-java-core (same package, names and methods), on the
+// runtime's class path: a function jar that bundles aws-lambda-java-core links against this one
+// (the class loader asks its parent first, as AWS's Java runtime does).
+package com.amazonaws.services.lambda.runtime;
+
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+
+public interface LambdaLogger {
+    void log(String message);
+
+    void log(byte[] message);
+
+    default void log(String message, LogLevel logLevel) {
+        log(message);
+    }
+
+    default void log(byte[] message, LogLevel logLevel) {
+        log(message);
+    }
+}

@@ -1,0 +1,12 @@
+// Flint's copy of an interface of aws-lambda-java-core (same package, names and methods), on the
+// runtime's class path: a function jar that bundles aws-lambda-java-core links against this one
+// (the class loader asks its parent first, as AWS's Java runtime does).
+package com.amazonaws.services.lambda.runtime;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+
+public interface RequestStreamHandler {
+    void handleRequest(InputStream input, OutputStream output, Context context) throws IOException;
+}
