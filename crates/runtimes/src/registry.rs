@@ -566,4 +566,80 @@ mod tests {
             assert!(launch.ro_binds.is_empty());
         }
     }
+
+    #[test]
+    fn ruby_runs_the_bootstrap_with_lambdas_gem_paths_and_names_its_stand_in() {
+        let (_tmp, registry) = registry_with_pythons(&["ruby3.1"]);
+        let launch = registry
+            .resolve("ruby3.3", Path::new("/nonexistent"), None)
+            .expect("ruby3.3 runs on the stand-in");
+        assert!(launch.program.ends_with("ruby3.1"));
+        assert_eq!(launch.args, vec![RUBY_BOOTSTRAP.to_string()]);
+        let env = |name: &str| {
+            launch
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            env("AWS_EXECUTION_ENV").as_deref(),
+            Some("AWS_Lambda_ruby3.3")
+        );
+        assert_eq!(env("GEM_HOME").as_deref(), Some("/var/runtime"));
+        assert_eq!(
+            env("GEM_PATH").as_deref(),
+            Some(
+                "/var/task/vendor/bundle/ruby/3.3.0:/opt/ruby/gems/3.3.0:/var/runtime:\
+                 /var/runtime/ruby/3.3.0"
+            )
+        );
+        assert_eq!(
+            env("RUBYLIB").as_deref(),
+            Some("/var/task:/var/runtime/lib:/opt/ruby/lib")
+        );
+        assert_eq!(registry.substitute("ruby3.3").as_deref(), Some("Ruby 3.1"));
+        assert!(registry.check("ruby3.4").is_ok());
+    }
+
+    #[test]
+    fn java_runs_the_launcher_with_the_nearest_jvm() {
+        if !bootstrap::java_client_built() {
+            return; // built without javac: the Java runtimes are unavailable by design
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bin = tmp.path().join("bin");
+        let home = tmp.path().join("lib/jvm/java-17-openjdk-amd64");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        std::fs::create_dir_all(home.join("bin")).expect("mkdir");
+        std::fs::write(home.join("release"), "JAVA_VERSION=\"17.0.15\"\n").expect("write");
+        let java = fake_elf(&home.join("bin"), "java");
+        let registry = RuntimeRegistry::discover_in(&[bin]);
+        let launch = registry
+            .resolve("java21", Path::new("/nonexistent"), None)
+            .expect("java21 runs on the stand-in");
+        assert_eq!(launch.program, PathBuf::from("/bin/sh"));
+        let java = std::fs::canonicalize(java).expect("canonical");
+        assert_eq!(
+            launch.args,
+            vec![
+                JAVA_LAUNCHER.to_string(),
+                java.to_string_lossy().into_owned()
+            ]
+        );
+        // Outside /usr: the Java home is bound into the sandbox.
+        assert_eq!(
+            launch.ro_binds,
+            vec![std::fs::canonicalize(&home).expect("canonical")]
+        );
+        assert!(launch.env.contains(&(
+            "AWS_EXECUTION_ENV".to_string(),
+            "AWS_Lambda_java21".to_string()
+        )));
+        assert_eq!(
+            registry.substitute("java21").as_deref(),
+            Some("Java 17.0.15")
+        );
+        assert_eq!(registry.substitute("java17"), None);
+    }
 }
