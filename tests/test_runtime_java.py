@@ -106,6 +106,11 @@ public class Echo implements RequestHandler<Map<String, Object>, Map<String, Obj
             out.put("env", System.getenv());
             return out;
         }
+        if ("reflect".equals(action)) {
+            // What Gson's toJson(context) does: every field, recursively, made accessible.
+            out.put("fields", walk(context, 0));
+            return out;
+        }
         if ("layer".equals(action)) {
             out.put("layer", lib.Greeting.hello());
             return out;
@@ -113,6 +118,26 @@ public class Echo implements RequestHandler<Map<String, Object>, Map<String, Obj
         out.put("event", event);
         out.put("count", count);
         return out;
+    }
+    static int walk(Object o, int depth) {
+        if (o == null || depth > 4 || o instanceof CharSequence || o instanceof Number
+                || o instanceof Boolean || o instanceof Map) {
+            return 0;
+        }
+        int n = 0;
+        for (Class<?> c = o.getClass(); c != null && c != Object.class; c = c.getSuperclass()) {
+            for (java.lang.reflect.Field f : c.getDeclaredFields()) {
+                if (java.lang.reflect.Modifier.isStatic(f.getModifiers())) continue;
+                f.setAccessible(true);
+                n++;
+                try {
+                    n += walk(f.get(o), depth + 1);
+                } catch (IllegalAccessException e) {
+                    throw new RuntimeException(e);
+                }
+            }
+        }
+        return n;
     }
 }""",
     "example/Pojos.java": """
@@ -285,6 +310,16 @@ def test_java_request_handler_gets_the_event_and_the_context(lambda_client, java
     # Warm: the handler instance survives to the next invoke.
     _, again = invoke_json(lambda_client, name, {"second": True})
     assert again == {"event": {"second": True}, "count": 3}
+
+
+def test_java_context_can_be_serialised_reflectively(lambda_client, java_functions):
+    # Functions log `gson.toJson(context)` (LocalStack's suite does): the context must hold no
+    # JDK object whose fields java.base keeps closed.
+    name = java_functions["java17"]
+    wait_active(lambda_client, name)
+    resp, payload = invoke_json(lambda_client, name, {"action": "reflect"})
+    assert "FunctionError" not in resp, payload
+    assert payload["fields"] > 5
 
 
 def test_java_error_payload_is_awss(lambda_client, java_functions):

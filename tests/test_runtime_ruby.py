@@ -147,7 +147,13 @@ def test_ruby_handler_gets_the_event_and_the_context(lambda_client, ruby_functio
     assert env["GEM_HOME"] == "/var/runtime"
     assert env["GEM_PATH"] == (f"/var/task/vendor/bundle/ruby/{abi}:/opt/ruby/gems/{abi}:"
                                f"/var/runtime:/var/runtime/ruby/{abi}")
-    assert env["RUBYLIB"] == "/var/task:/var/runtime/lib:/opt/ruby/lib"
+    # Recorded from Lambda (test_introspection_invoke[ruby3.3]).
+    assert env["RUBYLIB"] == ("/var/runtime/gems/aws_lambda_ric-3.1.3/lib:/var/task:"
+                              "/var/runtime/lib:/opt/ruby/lib")
+    assert env["PATH"] == "/var/lang/bin:/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+    assert env["LD_LIBRARY_PATH"] == ("/var/lang/lib:/var/lang/lib:/lib64:/usr/lib64:/var/runtime:"
+                                      "/var/runtime/lib:/var/task:/var/task/lib:/opt/lib")
+    assert env["PWD"] == "/var/task" and env["SHLVL"] == "0"
     assert env["LAMBDA_TASK_ROOT"] == "/var/task"
     assert env["cwd"] == "/var/task"
 

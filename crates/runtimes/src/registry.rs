@@ -23,6 +23,12 @@ const NODE_FLAGS: &[&str] = &["--max-http-header-size=81920"];
 const TASK_BOOTSTRAP: &str = "/var/task/bootstrap";
 const OPT_BOOTSTRAP: &str = "/opt/bootstrap";
 
+/// Lambda's RUBYLIB, as recorded: its first entry is AWS's runtime client gem, which Flint's
+/// runtimes do not have (Flint's client is one file run by path), kept so that the variable reads
+/// as on Lambda.
+const RUBYLIB: &str =
+    "/var/runtime/gems/aws_lambda_ric-3.1.3/lib:/var/task:/var/runtime/lib:/opt/ruby/lib";
+
 /// Where AWS's managed runtimes keep their interpreter (`/var/lang/bin/node`).
 const LANG_DIR: &str = "/var/lang";
 
@@ -282,8 +288,7 @@ fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
         Family::Ruby => {
             // As Lambda's Ruby runtimes set them (recorded), with the id's Ruby version in the
             // gem paths: a layer's gems for ruby3.3 are in /opt/ruby/gems/3.3.0 whatever Ruby
-            // stands in here. Lambda's first RUBYLIB entry is its runtime client's gem; Flint's
-            // client is a single file run by path, so it needs none.
+            // stands in here.
             let (major, minor) = runtime.version.unwrap_or((3, 0));
             let abi = format!("{major}.{minor}.0");
             env.push(("GEM_HOME".to_string(), RUNTIME_DIR.to_string()));
@@ -294,9 +299,20 @@ fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
                      {RUNTIME_DIR}/ruby/{abi}"
                 ),
             ));
+            env.push(("RUBYLIB".to_string(), RUBYLIB.to_string()));
+            // Lambda starts the Ruby runtime through a shell script, which leaves these (and
+            // doubles the /var/lang entries of PATH and LD_LIBRARY_PATH), as recorded.
+            env.push(("PWD".to_string(), "/var/task".to_string()));
+            env.push(("SHLVL".to_string(), "0".to_string()));
             env.push((
-                "RUBYLIB".to_string(),
-                format!("/var/task:{RUNTIME_DIR}/lib:/opt/ruby/lib"),
+                "PATH".to_string(),
+                "/var/lang/bin:/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_string(),
+            ));
+            env.push((
+                "LD_LIBRARY_PATH".to_string(),
+                "/var/lang/lib:/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:\
+                 /var/task:/var/task/lib:/opt/lib"
+                    .to_string(),
             ));
             vec![RUBY_BOOTSTRAP.to_string()]
         }
@@ -596,8 +612,9 @@ mod tests {
         );
         assert_eq!(
             env("RUBYLIB").as_deref(),
-            Some("/var/task:/var/runtime/lib:/opt/ruby/lib")
+            Some("/var/runtime/gems/aws_lambda_ric-3.1.3/lib:/var/task:/var/runtime/lib:/opt/ruby/lib")
         );
+        assert_eq!(env("SHLVL").as_deref(), Some("0"));
         assert_eq!(registry.substitute("ruby3.3").as_deref(), Some("Ruby 3.1"));
         assert!(registry.check("ruby3.4").is_ok());
     }

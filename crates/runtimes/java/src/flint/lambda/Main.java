@@ -12,7 +12,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.PrintStream;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
@@ -125,7 +124,7 @@ public final class Main {
             System.exit(1);
             return;
         }
-        Logger logger = new Logger(System.out);
+        Logger logger = new Logger();
         while (true) {
             RuntimeClient.Response next;
             try {
@@ -426,23 +425,22 @@ public final class Main {
     // The context object
     // -------------------------------------------------------------------------------------
 
+    /**
+     * Writes to System.out. No fields: functions serialise their context with Gson or Jackson
+     * (`gson.toJson(context)`), which must not reach into JDK internals (java.base does not open
+     * java.io to them), as AWS's logger, whose sink has no fields either, lets them.
+     */
     static final class Logger implements LambdaLogger {
-        private final PrintStream out;
-
-        Logger(PrintStream out) {
-            this.out = out;
-        }
-
         @Override
         public void log(String message) {
-            out.print(message);
-            out.flush();
+            System.out.print(message);
+            System.out.flush();
         }
 
         @Override
         public void log(byte[] message) {
-            out.write(message, 0, message.length);
-            out.flush();
+            System.out.write(message, 0, message.length);
+            System.out.flush();
         }
     }
 
