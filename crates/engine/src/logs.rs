@@ -881,6 +881,9 @@ mod tests {
         assert!(l.starts_with("INIT_START Runtime Version: python:3.12.v1\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:"), "{l}");
         assert!(init_start_line(false, "nodejs20.x", "r").contains("nodejs:20.v1"));
         assert!(init_start_line(false, "provided.al2023", "r").contains("provided:al2023.v1"));
+        assert!(init_start_line(false, "ruby3.3", "r").contains("ruby:3.3.v1"));
+        assert!(init_start_line(false, "java21", "r").contains("java:21.v1"));
+        assert!(init_start_line(false, "java8.al2", "r").contains("java:8.al2.v1"));
     }
 
     #[test]
