@@ -420,3 +420,16 @@ def test_java_tool_options_reach_the_jvm(lambda_client, artifacts):
     assert ctx["max_heap_mb"] <= 100, ctx["max_heap_mb"]
     assert ctx["env"]["JAVA_TOOL_OPTIONS"] == "-Xmx100m"
     assert "Picked up JAVA_TOOL_OPTIONS: -Xmx100m" in base64.b64decode(resp["LogResult"]).decode()
+
+
+def test_flint_runtimes_lists_the_java_runtimes_and_their_jvm(flint_bin):
+    out = subprocess.run([str(flint_bin), "runtimes"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    for runtime in JAVA_RUNTIMES + ["java25"]:
+        row = rows[runtime]
+        java, version = row.split()[1:3]
+        assert java.endswith("/bin/java"), row
+        major = runtime.removeprefix("java").removesuffix(".al2")
+        if version.split(".")[0] != major:
+            assert "nearest version stands in" in row, row

@@ -287,3 +287,14 @@ def test_ruby_layer_libraries_are_on_the_load_path(lambda_client):
     resp, payload = invoke_json(lambda_client, name, {"action": "greeting"})
     assert "FunctionError" not in resp, payload
     assert payload == "hello from a ruby layer"
+
+
+def test_flint_runtimes_lists_the_ruby_runtimes_and_their_interpreter(flint_bin):
+    out = subprocess.run([str(flint_bin), "runtimes"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    for runtime in RUBY_RUNTIMES:
+        row = rows[runtime]
+        assert re.search(r"/ruby\d+\.\d+\s", row), row
+        if not row.split()[2].startswith(runtime.removeprefix("ruby")):
+            assert "nearest version stands in" in row, row
