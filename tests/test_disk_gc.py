@@ -1,6 +1,7 @@
-"""Code leaves the disk once nothing uses it: a deleted function's zip and unpacked code (a
-secret in it included), a deleted layer's content and the merged /opt trees built from it, while
-code shared with a function that still exists stays and keeps running."""
+"""Disk that Flint gives back: code leaves the disk once nothing uses it — a deleted function's
+zip and unpacked code (a secret in it included), a deleted layer's content and the merged /opt
+trees built from it — while code shared with a function that still exists stays and keeps
+running; and log streams older than the retention period are deleted."""
 
 import io
 import os
@@ -160,3 +161,36 @@ def test_replaced_code_and_a_deleted_layers_content_leave_the_disk(gc_server):
 
     client.delete_function(FunctionName=name)
     wait_until_gone(gc_server.data_dir, layer_secret)
+
+
+def test_log_streams_older_than_the_retention_are_deleted(flint_bin: Path, tmp_path: Path):
+    srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log",
+                      extra_args=("--log-retention-days", "7"))
+    srv.start()
+    name = unique_name("retained")
+    try:
+        client = srv.client()
+        create(client, name, stored_zip({"index.py": HANDLER, "f.txt": b"x"}))
+        invoke_json(client, name, {"path": "/var/task/f.txt"})
+        # A second environment writes a second stream.
+        client.update_function_configuration(FunctionName=name,
+                                             Environment={"Variables": {"FRESH": "1"}})
+        wait_active(client, name)
+        invoke_json(client, name, {"path": "/var/task/f.txt"})
+    finally:
+        srv.stop()
+    function_logs = srv.data_dir / "work" / "logs" / "000000000000" / "us-east-1" / name
+    old, recent = sorted(function_logs.rglob("*.log"))
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    # Retention is applied at start (and every 10 minutes).
+    srv.start()
+    try:
+        deadline = time.monotonic() + 30
+        while old.exists():
+            assert time.monotonic() < deadline, "the expired stream is still there"
+            time.sleep(0.1)
+        assert not old.with_suffix(".idx").exists()
+        assert recent.exists(), "a stream within the retention period was deleted"
+    finally:
+        srv.stop()
