@@ -43,7 +43,7 @@ const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Connections one environment may hold open (its runtime, its extensions, their telemetry
 /// and logs subscriptions need a handful): a function opening more waits in the accept queue
 /// instead of holding Flint's descriptors.
-pub(crate) const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// The Runtime API's limits: a connection cap, and no header-read deadline, because a kept-alive
 /// connection of a frozen environment is idle for as long as the environment is (a runtime whose
