@@ -84,6 +84,42 @@ def test_idle_and_slowloris_connections_are_closed(strict):
     assert time.monotonic() - started < 8
 
 
+URL_HANDLER = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'hi'}\n"
+
+
+def test_idle_and_slowloris_connections_to_a_function_url_are_closed(strict):
+    """Function URLs are served on the API's listener: the same header deadline and cap hold."""
+    client = strict.client()
+    name = unique_name("urlidle")
+    create_function(client, name, zip_bytes=make_zip({"index.py": URL_HANDLER}))
+    host = client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    host = host.split("//", 1)[1].split("/", 1)[0]
+    for sid, action, extra in (("url", "lambda:InvokeFunctionUrl", {"FunctionUrlAuthType": "NONE"}),
+                               ("inv", "lambda:InvokeFunction", {"InvokedViaFunctionUrl": True})):
+        client.add_permission(FunctionName=name, StatementId=sid, Principal="*", Action=action,
+                              **extra)
+    # A kept-alive connection, once answered and then left idle, is closed.
+    idle = socket.create_connection(("127.0.0.1", strict.port))
+    idle.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    idle.settimeout(30)
+    first = idle.recv(4096)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    assert b"hi" in first or b"hi" in idle.recv(4096)
+    assert closed_within(idle, 5)
+    # One header line every 200 ms never makes a request.
+    slow = socket.create_connection(("127.0.0.1", strict.port))
+    slow.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n".encode())
+    started = time.monotonic()
+    for _ in range(20):
+        try:
+            slow.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+        time.sleep(0.2)
+    assert closed_within(slow, 5)
+    assert time.monotonic() - started < 8
+
+
 def test_connections_past_the_cap_wait_and_are_served_once_idle_ones_are_closed(strict):
     hogs = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(25)]
     try:

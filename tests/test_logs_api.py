@@ -317,6 +317,16 @@ def test_other_operations_get_cloudwatchs_error_shape(server, logs):
     assert "PutLogEvents" in err["message"]
 
 
+def test_a_retention_policy_is_refused_naming_the_servers_retention(logs):
+    """Retention is the server's for every function (`flint serve --log-retention-days`): a
+    per-group policy would not be kept, so PutRetentionPolicy says so rather than pretend."""
+    with pytest.raises(ClientError) as e:
+        logs.put_retention_policy(logGroupName="/aws/lambda/x", retentionInDays=1)
+    err = client_error(e)
+    assert (err["status"], err["code"]) == (400, "InvalidOperationException")
+    assert "--log-retention-days" in err["message"]
+
+
 def test_a_signature_for_another_service_is_refused_in_cloudwatchs_shape(server):
     req = botocore.awsrequest.AWSRequest(
         method="POST", url=server.endpoint + "/", data=b"{}",

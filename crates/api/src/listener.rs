@@ -1,47 +1,22 @@
-//! The API's TCP listener with the limits a public front door needs: a deadline for a request's
-//! headers (which also closes keep-alive connections left idle: hyper starts the same timer while
-//! it waits for the next request), and a cap on open connections, so that slowloris or idle
-//! clients cannot hold Flint's descriptors and starve every invoke.
+//! The API's TCP listener (function URLs included, served on it): the axum app on
+//! `flint_listener`'s connection loop, with its header-read / keep-alive idle deadline and its
+//! connection cap, so that slowloris or idle clients cannot hold Flint's descriptors.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-/// The limits of one listener.
-#[derive(Clone, Debug)]
-pub struct ListenerLimits {
-    /// Time a client has to send a request's headers, counted from the end of the previous
-    /// response on a kept-alive connection (so it is also the keep-alive idle timeout).
-    pub header_read_timeout: Duration,
-    /// Connections served at once; further clients wait in the kernel's accept queue.
-    pub max_connections: usize,
-}
-
-impl Default for ListenerLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(30),
-            max_connections: 4096,
-        }
-    }
-}
+pub use flint_listener::ListenerLimits;
 
 /// Serves `app` on `listener` until `shutdown` resolves; then lets the requests in flight finish
 /// (the caller bounds how long it waits for the returned future). `extension`, if any, is added
 /// to every request (how the API knows a request came through an environment's own listener).
 pub async fn serve<E>(
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     app: Router,
     limits: ListenerLimits,
     extension: Option<E>,
@@ -49,79 +24,36 @@ pub async fn serve<E>(
 ) where
     E: Clone + Send + Sync + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        // A slot first: at the cap, clients wait in the accept queue rather than holding
-        // descriptors of ours.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::debug!("api accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    flint_listener::serve(listener, limits, shutdown, move |conn| {
         let app = app.clone();
         let extension = extension.clone();
-        let mut stop = stop_rx.clone();
-        let header_read_timeout = limits.header_read_timeout;
-        conns.spawn(async move {
-            let _permit = permit;
-            let svc = service_fn(move |mut req: http::Request<Incoming>| {
-                // Who connected, as axum's `ConnectInfo` (function URLs' `sourceIp`).
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                if let Some(e) = &extension {
-                    req.extensions_mut().insert(e.clone());
-                }
-                let app = app.clone();
-                async move {
-                    let req = req.map(axum::body::Body::new);
-                    Ok::<_, Infallible>(match app.oneshot(req).await {
-                        Ok(r) => r,
-                        Err(never) => match never {},
-                    })
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = stop.wait_for(|s| *s) => {}
+        let svc = service_fn(move |mut req: http::Request<Incoming>| {
+            // Who connected, as axum's `ConnectInfo` (function URLs' `sourceIp`).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(conn.peer));
+            if let Some(e) = &extension {
+                req.extensions_mut().insert(e.clone());
             }
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            let app = app.clone();
+            async move {
+                let req = req.map(axum::body::Body::new);
+                Ok::<_, Infallible>(match app.oneshot(req).await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                })
+            }
         });
-    }
-    let _ = stop_tx.send(true);
-    while conns.join_next().await.is_some() {}
+        std::future::ready(Some(svc))
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
     use tokio::net::TcpStream;
 
     async fn start(limits: ListenerLimits) -> std::net::SocketAddr {
@@ -140,7 +72,7 @@ mod tests {
 
     fn short(max_connections: usize) -> ListenerLimits {
         ListenerLimits {
-            header_read_timeout: Duration::from_millis(300),
+            header_read_timeout: Some(Duration::from_millis(300)),
             max_connections,
         }
     }
@@ -206,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn connections_beyond_the_cap_wait_for_a_slot() {
         let addr = start(ListenerLimits {
-            header_read_timeout: Duration::from_secs(60),
+            header_read_timeout: Some(Duration::from_secs(60)),
             max_connections: 2,
         })
         .await;

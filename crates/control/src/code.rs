@@ -142,6 +142,63 @@ fn insecure_registries() -> Vec<String> {
         .collect()
 }
 
+/// Digests an operation in flight has stored but not yet recorded (CreateFunction between its
+/// ingest and its commit): the garbage collector leaves them alone. Shared by the functions' and
+/// the layers' stores, whose zips share the store's blobs.
+#[derive(Default, Debug)]
+pub struct Pins {
+    counts: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Pins {
+    /// Pins `sha256_hex` until the returned guard is dropped.
+    pub fn pin(self: &Arc<Self>, sha256_hex: &str) -> CodePin {
+        *self
+            .counts
+            .lock()
+            .entry(sha256_hex.to_string())
+            .or_default() += 1;
+        CodePin {
+            pins: self.clone(),
+            sha256_hex: sha256_hex.to_string(),
+        }
+    }
+
+    /// Runs `f` with the set of pinned digests, no pin taken or released meanwhile.
+    pub fn while_held<R>(
+        &self,
+        f: impl FnOnce(&std::collections::HashMap<String, usize>) -> R,
+    ) -> R {
+        f(&self.counts.lock())
+    }
+}
+
+/// Keeps a digest's code on disk while held (see [`Pins`]).
+#[derive(Debug)]
+pub struct CodePin {
+    pins: Arc<Pins>,
+    sha256_hex: String,
+}
+
+impl Drop for CodePin {
+    fn drop(&mut self) {
+        let mut counts = self.pins.counts.lock();
+        if let Some(n) = counts.get_mut(&self.sha256_hex) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.sha256_hex);
+            }
+        }
+    }
+}
+
+/// Stored code and the pin that keeps it on disk until the caller has recorded it.
+#[derive(Debug)]
+pub struct Ingested {
+    pub code: StoredCode,
+    pub pin: Option<CodePin>,
+}
+
 /// Zips by digest, on disk and unpacked.
 pub struct CodeStore {
     store: Arc<flint_store::Store>,
@@ -154,20 +211,27 @@ pub struct CodeStore {
     max_unzipped: u64,
     /// Container images' cache (`PackageType: Image`).
     images: Arc<flint_oci::ImageStore>,
+    /// Digests being stored and not yet recorded (shared with the other code store).
+    pins: Arc<Pins>,
 }
 
 impl CodeStore {
     /// The functions' code ([`flint_store::Layout::code`]).
-    pub fn open(layout: &flint_store::Layout, store: Arc<flint_store::Store>) -> io::Result<Self> {
-        Self::open_at(layout.code(), layout, store)
+    pub fn open(
+        layout: &flint_store::Layout,
+        store: Arc<flint_store::Store>,
+        pins: Arc<Pins>,
+    ) -> io::Result<Self> {
+        Self::open_at(layout.code(), layout, store, pins)
     }
 
     /// The layers' contents ([`flint_store::Layout::layer_code`]).
     pub fn open_layers(
         layout: &flint_store::Layout,
         store: Arc<flint_store::Store>,
+        pins: Arc<Pins>,
     ) -> io::Result<Self> {
-        Self::open_at(layout.layer_code(), layout, store)
+        Self::open_at(layout.layer_code(), layout, store, pins)
     }
 
     /// Opens `root`, removing half-finished unpacks and noting the finished ones.
@@ -175,6 +239,7 @@ impl CodeStore {
         root: PathBuf,
         layout: &flint_store::Layout,
         store: Arc<flint_store::Store>,
+        pins: Arc<Pins>,
     ) -> io::Result<Self> {
         fs::create_dir_all(&root)?;
         let mut unpacked = HashSet::new();
@@ -199,6 +264,7 @@ impl CodeStore {
                 layout.images(),
                 insecure_registries(),
             )),
+            pins,
         })
     }
 
@@ -233,7 +299,9 @@ impl CodeStore {
 
     /// Checks, stores and unpacks a zip uploaded directly (`ZipFile`). Blocking (disk and CPU):
     /// run it off the async workers.
-    pub fn ingest(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
+    /// The code stays pinned (safe from the garbage collector) while `pin` is held: keep it
+    /// until the function or layer that uses the code is recorded.
+    pub fn ingest(&self, zip: &[u8]) -> Result<Ingested, LambdaError> {
         if zip.len() as u64 > MAX_ZIPPED_SIZE {
             return Err(LambdaError::new(
                 ErrorCode::RequestEntityTooLargeException,
@@ -245,12 +313,15 @@ impl CodeStore {
 
     /// [`CodeStore::ingest`] for a zip fetched from S3: no 50 MB limit on the zip (AWS has none
     /// for S3 objects); the unzipped limit still applies.
-    pub fn ingest_fetched(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
+    pub fn ingest_fetched(&self, zip: &[u8]) -> Result<Ingested, LambdaError> {
         self.ingest_unchecked_size(zip)
     }
 
-    fn ingest_unchecked_size(&self, zip: &[u8]) -> Result<StoredCode, LambdaError> {
+    fn ingest_unchecked_size(&self, zip: &[u8]) -> Result<Ingested, LambdaError> {
         let sha256_hex = hex::encode(Sha256::digest(zip));
+        // Before anything touches the disk: a collection running now must not remove what
+        // this ingest finds already there.
+        let pin = self.pins.pin(&sha256_hex);
         let unzipped_size = declared_unzipped_size(zip, self.max_unzipped)?;
         let dir = self.code_dir(&sha256_hex);
         if !self.is_unpacked(&sha256_hex) && !dir.is_dir() {
@@ -266,12 +337,15 @@ impl CodeStore {
                 .map_err(|e| LambdaError::service(format!("store: {e}")))?;
         }
         self.unpacked.write().insert(sha256_hex.clone());
-        Ok(StoredCode {
-            sha256_hex,
-            size: zip.len() as u64,
-            unzipped_size,
-            hot_reload_dir: None,
-            image: None,
+        Ok(Ingested {
+            code: StoredCode {
+                sha256_hex,
+                size: zip.len() as u64,
+                unzipped_size,
+                hot_reload_dir: None,
+                image: None,
+            },
+            pin: Some(pin),
         })
     }
 
@@ -307,6 +381,45 @@ impl CodeStore {
         path.is_file().then_some(path)
     }
 
+    /// The digests unpacked under this store's root.
+    pub(crate) fn unpacked_on_disk(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if is_hex_digest(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes a digest's unpacked tree out of use: renamed aside at once (a cold start from now
+    /// on would unpack it again), for the caller to delete with [`remove_aside`]. None if it
+    /// was not there.
+    pub(crate) fn set_aside(&self, sha256_hex: &str) -> Option<PathBuf> {
+        self.unpacked.write().remove(sha256_hex);
+        let dir = self.code_dir(sha256_hex);
+        let aside = self.root.join(format!(".tmp-gc-{}", uuid::Uuid::new_v4()));
+        match fs::rename(&dir, &aside) {
+            Ok(()) => Some(aside),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!("cannot remove {}: {e}", dir.display());
+                None
+            }
+        }
+    }
+
+    /// The store holding the zips.
+    pub(crate) fn store(&self) -> &Arc<flint_store::Store> {
+        &self.store
+    }
+
+    /// The digests being stored and not yet recorded.
+    pub(crate) fn pins(&self) -> &Arc<Pins> {
+        &self.pins
+    }
+
     fn unpack_to_temp(&self, zip: &[u8]) -> Result<PathBuf, LambdaError> {
         let tmp = self.root.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
         match unpack(zip, &tmp, self.max_unzipped) {
@@ -327,6 +440,14 @@ impl CodeStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Deletes a tree [`CodeStore::set_aside`] moved out of the way (what is left after a crash is
+/// removed at the next start, as every `.tmp-` entry is).
+pub(crate) fn remove_aside(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        tracing::warn!("cannot remove {}: {e}", dir.display());
     }
 }
 
@@ -480,7 +601,12 @@ mod tests {
     fn setup() -> (tempfile::TempDir, CodeStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(flint_store::Store::open(dir.path()).unwrap());
-        let code = CodeStore::open(&flint_store::Layout::new(dir.path()), store).unwrap();
+        let code = CodeStore::open(
+            &flint_store::Layout::new(dir.path()),
+            store,
+            Default::default(),
+        )
+        .unwrap();
         (dir, code)
     }
 
@@ -492,7 +618,7 @@ mod tests {
             ("bin/", b"", 0o755),
             ("bin/tool", b"#!/bin/sh\necho hi", 0o755),
         ]);
-        let stored = code.ingest(&zip).unwrap();
+        let stored = code.ingest(&zip).unwrap().code;
         assert_eq!(stored.size, zip.len() as u64);
         assert_eq!(stored.sha256_hex, hex::encode(Sha256::digest(&zip)));
         assert_eq!(
@@ -516,7 +642,7 @@ mod tests {
         assert_eq!(mode & 0o111, 0);
         assert!(code.blob_path(&stored.sha256_hex).is_some());
         // Same zip again: same digest, no error.
-        assert_eq!(code.ingest(&zip).unwrap(), stored);
+        assert_eq!(code.ingest(&zip).unwrap().code, stored);
     }
 
     #[test]
@@ -586,7 +712,7 @@ mod tests {
             ("lib/real.py", b"x = 1", 0o644),
             ("alias.py", b"lib/real.py", 0o120777),
         ]);
-        let stored = code.ingest(&zip).unwrap();
+        let stored = code.ingest(&zip).unwrap().code;
         let dir = code.code_dir(&stored.sha256_hex);
         assert_eq!(fs::read(dir.join("alias.py")).unwrap(), b"x = 1");
     }
@@ -595,11 +721,16 @@ mod tests {
     fn lost_code_dir_is_unpacked_again_from_the_blob() {
         let (d, code) = setup();
         let zip = test_zip(&[("index.js", b"exports.handler = async () => 1", 0o644)]);
-        let stored = code.ingest(&zip).unwrap();
+        let stored = code.ingest(&zip).unwrap().code;
         fs::remove_dir_all(code.code_dir(&stored.sha256_hex)).unwrap();
         // A fresh open (as after a restart) no longer knows it as unpacked.
         let store = Arc::new(flint_store::Store::open(d.path()).unwrap());
-        let code = CodeStore::open(&flint_store::Layout::new(d.path()), store).unwrap();
+        let code = CodeStore::open(
+            &flint_store::Layout::new(d.path()),
+            store,
+            Default::default(),
+        )
+        .unwrap();
         assert!(!code.is_unpacked(&stored.sha256_hex));
         let dir = code.ensure_unpacked(&stored.sha256_hex).unwrap();
         assert!(dir.join("index.js").is_file());

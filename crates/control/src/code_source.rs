@@ -64,11 +64,16 @@ pub enum Package {
 
 impl Package {
     /// Stores the package in `store` (blocking for zips: call it off the async workers).
-    pub fn store(self, store: &code::CodeStore) -> Result<StoredCode, LambdaError> {
+    /// The pin keeps the stored code from the garbage collector until the caller has recorded
+    /// it.
+    pub fn store(self, store: &code::CodeStore) -> Result<code::Ingested, LambdaError> {
         match self {
             Package::Uploaded(zip) => store.ingest(&zip),
             Package::Fetched(zip) => store.ingest_fetched(&zip),
-            Package::HotReload(dir) => Ok(StoredCode::hot_reload(dir)),
+            Package::HotReload(dir) => Ok(code::Ingested {
+                code: StoredCode::hot_reload(dir),
+                pin: None,
+            }),
         }
     }
 }

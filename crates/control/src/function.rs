@@ -173,11 +173,12 @@ impl ControlPlane {
 
 /// Loads, checks and stores the code of a request (a zip, an S3 object or a hot-reload
 /// directory); the zip work runs off the async workers.
+/// The pin keeps the code from the garbage collector: hold it until the function is recorded.
 async fn ingest_code(
     cp: &ControlPlane,
     scope: &Scope,
     src: CodeSource,
-) -> Result<StoredCode, LambdaError> {
+) -> Result<crate::code::Ingested, LambdaError> {
     let package = cp
         .fetch_package(scope, src, cp.code.download_path(), || {
             LambdaError::invalid("Please provide a source for function code.")
@@ -279,9 +280,14 @@ pub async fn create(
         s3_key: input.code.s3_key,
         s3_object_version: input.code.s3_object_version,
     };
+    let mut pin = None;
     config.code = match &image_uri {
         Some(uri) => resolve_image(cp, uri, &config.architectures).await?,
-        None => ingest_code(cp, scope, src).await?,
+        None => {
+            let ingested = ingest_code(cp, scope, src).await?;
+            pin = ingested.pin;
+            ingested.code
+        }
     };
     let latest = VersionRecord {
         version: LATEST.into(),
@@ -317,6 +323,8 @@ pub async fn create(
         published = Some(v);
     }
     let f = cp.index.insert(scope, doc, versions)?;
+    // Recorded: the function's own reference keeps the code from now on.
+    drop(pin);
     let (create_settle, _) = settle_delays(cp);
     let latest = &f.doc.latest;
     cp.schedule_settle(scope, &name, LATEST, &latest.snapshot_id, create_settle);
@@ -573,6 +581,7 @@ pub async fn update_code(
         s3_key: input.s3_key,
         s3_object_version: input.s3_object_version,
     };
+    let mut pin = None;
     let code = match &input.image_uri {
         Some(uri) => {
             let archs = input
@@ -581,7 +590,11 @@ pub async fn update_code(
                 .unwrap_or_else(|| current.doc.latest.config.architectures.clone());
             resolve_image(cp, uri, &archs).await?
         }
-        None => ingest_code(cp, scope, src).await?,
+        None => {
+            let ingested = ingest_code(cp, scope, src).await?;
+            pin = ingested.pin;
+            ingested.code
+        }
     };
     let architectures = input.architectures;
     if input.dry_run == Some(true) {
@@ -612,6 +625,9 @@ pub async fn update_code(
             Ok(update_latest(draft, config, publish))
         })
         .await?;
+    drop(pin);
+    // The code $LATEST ran before may be used by nothing now.
+    cp.collect_code();
     Ok(finish_update(cp, scope, &name, &f, shown))
 }
 
@@ -641,6 +657,8 @@ pub async fn update_configuration(
             Ok(update_latest(draft, config, false))
         })
         .await?;
+    // Layers $LATEST no longer uses may be used by nothing now.
+    cp.collect_code();
     Ok(finish_update(cp, scope, &name, &f, shown))
 }
 
@@ -666,6 +684,7 @@ pub async fn delete(
     match fref.qualifier.as_deref() {
         None => {
             cp.index.remove(scope, &name, not_found).await?;
+            cp.collect_code();
             cp.collect_images().await;
         }
         Some(q) => {
@@ -698,6 +717,7 @@ pub async fn delete(
                     Ok(())
                 })
                 .await?;
+            cp.collect_code();
             cp.collect_images().await;
         }
     }

@@ -3,7 +3,7 @@
 //! what functions need from them ([`Layers::resolve_for_function`]). The operations are the
 //! handlers at the end of the file; [`Layers`] holds the state they share.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,14 +174,20 @@ impl LayerVersionRef {
 /// All layers of all scopes, indexed in memory and durable in the store.
 pub struct Layers {
     store: Arc<Store>,
-    code: CodeStore,
+    pub(crate) code: CodeStore,
     layers: RwLock<HashMap<LayerKey, LayerDoc>>,
 }
 
 impl Layers {
     /// Loads every layer from the store; layer content lives under `data_dir/layers/`.
-    pub fn open(store: Arc<Store>, data_dir: &Path) -> Result<Self, StoreError> {
-        let code = CodeStore::open_layers(&flint_store::Layout::new(data_dir), store.clone())?;
+    /// `pins` are shared with the functions' code store (the zips share the store's blobs).
+    pub fn open(
+        store: Arc<Store>,
+        data_dir: &Path,
+        pins: Arc<crate::code::Pins>,
+    ) -> Result<Self, StoreError> {
+        let code =
+            CodeStore::open_layers(&flint_store::Layout::new(data_dir), store.clone(), pins)?;
         let mut layers = HashMap::new();
         let format = flint_store::FORMAT_1;
         for doc in store.load::<LayerDoc>(KIND, format, crate::state::upgrade_unchanged)? {
@@ -197,6 +203,17 @@ impl Layers {
     /// The stored zip of a layer's content (what a signed `Content.Location` serves), if any.
     pub fn blob_path(&self, sha256_hex: &str) -> Option<PathBuf> {
         self.code.blob_path(sha256_hex)
+    }
+
+    /// Adds the digests of every layer version's content (hot-reloaded ones have none).
+    pub(crate) fn add_referenced(&self, out: &mut HashSet<String>) {
+        for doc in self.layers.read().values() {
+            for v in doc.versions.values() {
+                if v.code.hot_reload_dir.is_none() {
+                    out.insert(v.code.sha256_hex.clone());
+                }
+            }
+        }
     }
 
     /// The unpacked content of a layer zip, unpacking it again from its blob if it was lost.
@@ -292,8 +309,9 @@ impl Layers {
         package: Package,
     ) -> Result<(Scope, String, LayerVersion), LambdaError> {
         let (owner, name) = target(scope, &input.layer_name, "lambda:PublishLayerVersion")?;
-        // Unzipping is the slow part: do it before taking the lock.
-        let code = package.store(&self.code)?;
+        // Unzipping is the slow part: do it before taking the lock. The pin keeps the content
+        // from the garbage collector until the version is recorded.
+        let crate::code::Ingested { code, pin: _pin } = package.store(&self.code)?;
         let mut layers = self.layers.write();
         let k = key(&owner, &name);
         let mut doc = layers.get(&k).cloned().unwrap_or(LayerDoc {
@@ -763,11 +781,14 @@ pub async fn delete_version(
             let mut doc = doc.clone();
             doc.versions.remove(&version);
             // The document stays (with its counter) so that version numbers are not reused.
-            // The content stays too: functions that use this version keep working.
+            // The content stays while functions use it (they keep working); the garbage
+            // collector removes it once none does.
             layers.persist(&owner, &name, &doc)?;
             all.insert(k, doc);
         }
     }
+    drop(all);
+    cp.collect_code();
     Ok(Empty {})
 }
 

@@ -29,6 +29,7 @@ pub mod account;
 pub mod alias;
 pub mod arn;
 pub mod code;
+pub mod code_gc;
 pub mod code_signing;
 pub mod code_source;
 pub mod concurrency;
@@ -93,6 +94,8 @@ pub struct ControlOptions {
     /// The `S3Bucket` whose `S3Key` names a host directory to mount as it is (hot reload,
     /// LocalStack's convention); None: hot reload is off.
     pub hot_reload_bucket: Option<String>,
+    /// How long code stays on disk after the last reference to it went (see `code_gc`).
+    pub code_gc_grace: Duration,
 }
 
 impl Default for ControlOptions {
@@ -104,6 +107,7 @@ impl Default for ControlOptions {
             account_concurrency: 1000,
             code_url_ttl: Duration::from_secs(600),
             hot_reload_bucket: None,
+            code_gc_grace: Duration::from_secs(2),
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct ControlPlane {
     pub(crate) objects: RwLock<Option<Arc<dyn code_source::ObjectSource>>>,
     /// The data dir (hot-reload directories may not show it).
     pub(crate) data_dir: PathBuf,
+    /// Removes code nothing references (see `code_gc`).
+    pub(crate) gc: code_gc::Collector,
 }
 
 impl ControlPlane {
@@ -148,12 +154,15 @@ impl ControlPlane {
         options: ControlOptions,
     ) -> Result<Arc<Self>, OpenError> {
         let layout = flint_store::Layout::new(data_dir);
-        let code = Arc::new(code::CodeStore::open(&layout, store.clone())?);
+        // This server owns the data dir: what a stopped one half-wrote goes.
+        store.remove_partial_blobs()?;
+        let pins = Arc::new(code::Pins::default());
+        let code = Arc::new(code::CodeStore::open(&layout, store.clone(), pins.clone())?);
         // Before the functions load: earlier releases kept code-signing bindings apart.
         code_signing::fold_legacy_bindings(&store)?;
         let index = state::Index::load(store.clone(), code.clone(), options.account_concurrency)?;
         let sub_resources = sub_resource::Registry::load(&index);
-        let layers = Arc::new(layer::Layers::open(store.clone(), data_dir)?);
+        let layers = Arc::new(layer::Layers::open(store.clone(), data_dir, pins)?);
         let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(store.clone())?);
         let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(
             store,
@@ -173,10 +182,12 @@ impl ControlPlane {
             provisioned_report: RwLock::new(None),
             objects: RwLock::new(None),
             data_dir: data_dir.to_path_buf(),
+            gc: code_gc::Collector::default(),
         });
         cp.register_tagged_resources(tags::TaggedKind::EventSourceMapping, mappings);
         cp.register_tagged_resources(tags::TaggedKind::CodeSigningConfig, code_signing);
         cp.resume_image_pulls();
+        code_gc::spawn(Arc::downgrade(&cp));
         Ok(cp)
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct Environment {
     _credentials: Credentials,
     /// Flint's API inside the environment's namespace; stopped with it.
     api_server: ApiServer,
+    /// The host directories it runs on (code, layers): kept on disk while it lives.
+    pub(crate) code_dirs: Vec<PathBuf>,
 }
 
 /// An environment's issued credentials, valid for as long as it lives.
@@ -246,6 +248,11 @@ pub(crate) async fn start(
     kept_tmp: Option<flint_sandbox::KeptTmp>,
 ) -> Result<Arc<Environment>, StartError> {
     let begun = Instant::now();
+    let code_dirs: Vec<PathBuf> = std::iter::once(spec.code_dir.clone())
+        .chain(spec.layer_dirs.iter().cloned())
+        .collect();
+    // Until it is registered, the code it is about to mount must stay where it is.
+    let _starting = inner.starting(code_dirs.clone());
     let traces = Arc::new(inner.traces_path(spec));
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.image.is_some() || spec.layer_dirs.is_empty() {
@@ -537,6 +544,7 @@ pub(crate) async fn start(
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,
         api_server: ApiServer(api_server),
+        code_dirs,
     });
     inner.register(&env);
     tokio::spawn(supervise(env.clone(), Arc::downgrade(inner)));

@@ -1,6 +1,8 @@
 //! Layers: a function's layer directories merged into one tree mounted at /opt, later layers
 //! winning on conflicts as in Lambda. Merged trees are cached under `Layout::merged_layers()/<digest
-//! of the list>` and built once (hard links where possible, copies across file systems).
+//! of the list>` and built once (hard links where possible, copies across file systems); beside
+//! each, `<digest>.sources` lists the layer directories it was built from, so that the tree goes
+//! when one of them is removed (its hard links would otherwise keep a deleted layer's files).
 
 use std::fs;
 use std::io;
@@ -41,7 +43,7 @@ pub(crate) fn merged(
         for dir in layer_dirs {
             merge_into(dir, &building)?;
         }
-        Ok::<(), io::Error>(())
+        write_sources(&layers_root.join(format!("{key}{SOURCES}")), layer_dirs)
     })();
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&building);
@@ -59,6 +61,49 @@ pub(crate) fn merged(
             Err(e)
         }
     }
+}
+
+/// Suffix of the file naming a merged tree's layer directories.
+const SOURCES: &str = ".sources";
+
+fn write_sources(path: &Path, layer_dirs: &[PathBuf]) -> io::Result<()> {
+    let mut text = String::new();
+    for d in layer_dirs {
+        text.push_str(&d.to_string_lossy());
+        text.push('\n');
+    }
+    fs::write(path, text)
+}
+
+/// Removes the merged trees built from any of `removed` (their layer directories are gone).
+pub(crate) fn forget_built_from(layers_root: &Path, removed: &[PathBuf]) -> io::Result<()> {
+    let entries = match fs::read_dir(layers_root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let Some(key) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(SOURCES))
+        else {
+            continue;
+        };
+        let sources = fs::read_to_string(&path)?;
+        if sources
+            .lines()
+            .any(|l| removed.iter().any(|r| r.as_os_str() == l))
+        {
+            let tree = layers_root.join(key);
+            if tree.is_dir() {
+                fs::remove_dir_all(&tree)?;
+            }
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `src`'s tree over `dst`, replacing what is there.
@@ -114,6 +159,25 @@ mod tests {
         let reversed = merged(&root, &[b, a], 0)?;
         assert_ne!(reversed, m);
         assert_eq!(fs::read_to_string(reversed.join("python/x.py"))?, "a");
+        Ok(())
+    }
+
+    #[test]
+    fn trees_built_from_a_removed_layer_are_forgotten() -> io::Result<()> {
+        let t = tempfile::tempdir()?;
+        let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+        for d in [&a, &b, &c] {
+            fs::create_dir_all(d)?;
+            fs::write(d.join("f"), d.to_string_lossy().as_bytes())?;
+        }
+        let root = t.path().join("layers");
+        let ab = merged(&root, &[a.clone(), b.clone()], 0)?;
+        let bc = merged(&root, &[b.clone(), c.clone()], 0)?;
+        forget_built_from(&root, std::slice::from_ref(&a))?;
+        assert!(!ab.exists(), "built from the removed layer");
+        assert!(bc.join("f").is_file(), "built from others only");
+        forget_built_from(&root, &[c])?;
+        assert_eq!(fs::read_dir(&root)?.count(), 0, "nothing left beside");
         Ok(())
     }
 }

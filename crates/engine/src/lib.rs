@@ -20,6 +20,7 @@ mod image;
 mod invoke;
 mod layers;
 pub mod lineage;
+mod log_retention;
 mod logs;
 pub mod metrics;
 mod network;
@@ -29,6 +30,7 @@ mod throttle;
 mod xray;
 
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
+pub use log_retention::LogRetention;
 pub use network::{
     lambda_endpoint_in_namespace, FunctionNetwork, Issued, IssuedCredentials, SandboxCaller,
     ServeApiInNamespace,
@@ -186,6 +188,8 @@ pub struct EngineConfig {
     pub account_concurrency: u32,
     /// A network namespace per environment, or the host's network.
     pub function_network: FunctionNetwork,
+    /// How long and how much of each function's logs are kept.
+    pub log_retention: LogRetention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +254,20 @@ pub(crate) struct Inner {
     pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
     /// Watches hot-reloaded code directories (see `hot_reload`).
     pub(crate) hot_reload: hot_reload::HotReload,
+    /// The code directories of environments being started (see [`Inner::starting`]).
+    starting: Mutex<HashMap<u64, Vec<PathBuf>>>,
+}
+
+/// Marks code directories as in use by a cold start until dropped.
+pub(crate) struct Starting<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.inner.starting.lock().remove(&self.id);
+    }
 }
 
 impl Inner {
@@ -300,6 +318,14 @@ impl Inner {
         self.envs.lock().values().cloned().collect()
     }
 
+    /// A cold start of code in `dirs` begins: the code garbage collector keeps them until the
+    /// guard is dropped (by then the environment is registered, or failed).
+    pub(crate) fn starting(&self, dirs: Vec<PathBuf>) -> Starting<'_> {
+        let id = rand::random::<u64>();
+        self.starting.lock().insert(id, dirs);
+        Starting { inner: self, id }
+    }
+
     pub(crate) fn deregister(&self, id: &str) {
         self.envs.lock().remove(id);
     }
@@ -336,6 +362,12 @@ impl Engine {
         })?;
         std::fs::create_dir_all(config.layout.environments())?;
         std::fs::create_dir_all(config.layout.logs())?;
+        // Merged layer trees are rebuilt on demand: those of an earlier run may hold (hard links
+        // to) layers deleted since.
+        match std::fs::remove_dir_all(config.layout.merged_layers()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         let idle_timeout = config.idle_timeout;
         let account_limit = config.account_concurrency;
         let inner = Arc::new(Inner {
@@ -356,6 +388,7 @@ impl Engine {
             issued: IssuedCredentials::default(),
             api_in_namespace: std::sync::OnceLock::new(),
             hot_reload: hot_reload::HotReload::default(),
+            starting: Mutex::new(HashMap::new()),
         });
         let isolated = inner.config.function_network == FunctionNetwork::Isolated;
         if isolated {
@@ -366,7 +399,14 @@ impl Engine {
         let reaper = handle.spawn(reap(Arc::downgrade(&inner), idle_timeout));
         let provisioner = handle.spawn(provisioned::maintain(Arc::downgrade(&inner)));
         let freezer = handle.spawn(freeze::freeze_idle(Arc::downgrade(&inner)));
-        inner.tasks.lock().extend([reaper, provisioner, freezer]);
+        let retention = handle.spawn(log_retention::enforce(
+            Arc::downgrade(&inner),
+            inner.config.log_retention,
+        ));
+        inner
+            .tasks
+            .lock()
+            .extend([reaper, provisioner, freezer, retention]);
         Ok(Arc::new(Self { inner }))
     }
 
@@ -614,6 +654,32 @@ impl Engine {
             idle,
             provisioned_idle,
             provisioned,
+        }
+    }
+}
+
+/// The code garbage collector (in the control plane) keeps what environments run on, and the
+/// merged layer trees go with the layers they were built from.
+impl flint_spec::CodeUsers for Engine {
+    fn dirs_in_use(&self) -> std::collections::HashSet<PathBuf> {
+        let mut dirs: std::collections::HashSet<PathBuf> = self
+            .inner
+            .starting
+            .lock()
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        for env in self.inner.live_environments() {
+            dirs.extend(env.code_dirs.iter().cloned());
+        }
+        dirs
+    }
+
+    fn dirs_removed(&self, dirs: &[PathBuf]) {
+        let root = self.inner.config.layout.merged_layers();
+        if let Err(e) = layers::forget_built_from(&root, dirs) {
+            tracing::warn!("removing merged layers of removed layers: {e}");
         }
     }
 }

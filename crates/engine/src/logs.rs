@@ -252,6 +252,11 @@ struct Capture {
 }
 
 impl EnvLog {
+    /// The stream file this environment writes.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn new(
         writer: &LogWriter,
         path: PathBuf,

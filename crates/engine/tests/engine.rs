@@ -155,6 +155,7 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
         idle_timeout,
         account_concurrency: 1000,
         function_network: flint_engine::FunctionNetwork::Host,
+        log_retention: Default::default(),
     }
 }
 

@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// API connections served at once (further clients wait to be accepted).
     #[arg(long, default_value_t = 4096, env = "FLINT_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Delete a function's log streams last written more than this many days ago (0: keep
+    /// them forever).
+    #[arg(long, default_value_t = 7, env = "FLINT_LOG_RETENTION_DAYS")]
+    log_retention_days: u64,
+    /// Keep at most this many MiB of log streams per function, deleting the oldest first (0:
+    /// no cap).
+    #[arg(long, default_value_t = 1024, env = "FLINT_LOG_RETENTION_MB")]
+    log_retention_mb: u64,
     /// Where functions run on the network. `isolated` (the default) gives each execution
     /// environment a network namespace of its own: the Runtime API at 169.254.100.1:9001,
     /// Flint's API at AWS_ENDPOINT_URL_LAMBDA (answering only the environment's issued
@@ -161,7 +169,7 @@ impl From<FunctionNetworkArg> for flint_engine::FunctionNetwork {
 /// Serves `app` inside each isolated environment, as that environment (issue 12).
 fn serve_api_in_environments(engine: &flint_engine::Engine, app: axum::Router) {
     let limits = flint_api::listener::ListenerLimits {
-        header_read_timeout: Duration::from_secs(30),
+        header_read_timeout: Some(Duration::from_secs(30)),
         // One function's connections: the Lambda API is all it reaches there.
         max_connections: 64,
     };
@@ -307,6 +315,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             account_concurrency: args.account_concurrency,
             function_network: args.function_network.into(),
+            log_retention: flint_engine::LogRetention {
+                max_age: (args.log_retention_days > 0)
+                    .then(|| Duration::from_secs(args.log_retention_days.saturating_mul(86_400))),
+                max_bytes_per_function: (args.log_retention_mb > 0)
+                    .then(|| args.log_retention_mb.saturating_mul(1024 * 1024)),
+            },
         },
         sandboxes.clone(),
         runtimes.clone(),
@@ -319,6 +333,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ));
     engine.follow(control.subscribe());
     control.follow_provisioned_report(engine.provisioned_report());
+    // Code no function uses any more leaves the disk once no environment runs on it.
+    control.set_code_users(engine.clone());
     let connectors = Arc::new(
         flint_connectors::Connectors::load(flint_connectors::ConnectorOptions {
             endpoint_url: args.aws_endpoint_url.clone(),
@@ -420,7 +436,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let limits = flint_api::listener::ListenerLimits {
-        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        header_read_timeout: Some(Duration::from_secs(args.header_read_timeout_secs.max(1))),
         max_connections: args.max_connections,
     };
     let mut server = tokio::spawn(async move {

@@ -167,6 +167,16 @@ pub fn execute(
         "DescribeLogStreams" => ctx.describe_log_streams(),
         "GetLogEvents" => ctx.get_log_events(),
         "FilterLogEvents" => ctx.filter_log_events(),
+        // Retention is the server's, for every function: a per-group policy would not be kept.
+        "PutRetentionPolicy" | "DeleteRetentionPolicy" => Err(LogsError::new(
+            ErrorCode::InvalidOperationException,
+            format!(
+                "Flint does not implement the CloudWatch Logs operation {operation}: log \
+                 retention applies to every function, set with `flint serve \
+                 --log-retention-days` (default 7) and `--log-retention-mb` (default 1024 per \
+                 function)."
+            ),
+        )),
         op if KNOWN.contains(&op) => Err(LogsError::new(
             ErrorCode::InvalidOperationException,
             format!("Flint does not implement the CloudWatch Logs operation {op}."),
@@ -757,5 +767,20 @@ mod tests {
             e.map_err(|e| e.code),
             Err(ErrorCode::UnknownOperationException)
         );
+    }
+
+    #[test]
+    fn a_retention_policy_is_refused_naming_the_servers_setting() {
+        let (_d, s) = store();
+        for op in ["PutRetentionPolicy", "DeleteRetentionPolicy"] {
+            let e = run(
+                &s,
+                op,
+                json!({"logGroupName": "/aws/lambda/f", "retentionInDays": 1}),
+            )
+            .unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidOperationException);
+            assert!(e.message.contains("--log-retention-days"), "{}", e.message);
+        }
     }
 }

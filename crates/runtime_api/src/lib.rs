@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use extensions::{
     ExtensionFailure, ExtensionSummary, FunctionInfo, ShutdownReason, MAX_EXTENSIONS,
 };
-pub use server::new_trace_id;
+pub use server::{new_trace_id, MAX_CONNECTIONS};
 pub use telemetry::{event as telemetry_event, Category, ConnectInside};
 
 /// Largest response (or error) body a runtime may post: 6 MB as AWS counts it.

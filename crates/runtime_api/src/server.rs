@@ -1,6 +1,7 @@
-//! The HTTP side of the Runtime API: one listener per environment, HTTP/1.1 with keep-alive and
-//! no Nagle delay, routing the four 2018-06-01 endpoints and answering mistakes with the JSON
-//! errors (`InvalidRequestID`, `InvalidStateTransition`, `RequestEntityTooLarge`) AWS's does.
+//! The HTTP side of the Runtime API: one listener per environment (`flint_listener`: HTTP/1.1
+//! with keep-alive, no Nagle delay, at most [`MAX_CONNECTIONS`] connections), routing the four
+//! 2018-06-01 endpoints and answering mistakes with the JSON errors (`InvalidRequestID`,
+//! `InvalidStateTransition`, `RequestEntityTooLarge`) AWS's does.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -11,11 +12,8 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::state::{InitRefusal, Next, Shared};
 use crate::Gate;
@@ -42,56 +40,54 @@ pub(crate) type Reply = Response<Full<Bytes>>;
 /// How long a connection waits for the environment's gate to be decided before it is dropped.
 const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Accepts connections until the task is aborted; connections live in a `JoinSet` so that
-/// aborting this task also ends every connection.
+/// Connections one environment may hold open (its runtime, its extensions, their telemetry
+/// and logs subscriptions need a handful): a function opening more waits in the accept queue
+/// instead of holding Flint's descriptors.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The Runtime API's limits: a connection cap, and no header-read deadline, because a kept-alive
+/// connection of a frozen environment is idle for as long as the environment is (a runtime whose
+/// pooled connection was closed meanwhile would fail its next request when thawed); only the
+/// environment's own processes can connect, so what they hold costs only their environment.
+fn limits() -> flint_listener::ListenerLimits {
+    flint_listener::ListenerLimits {
+        header_read_timeout: None,
+        max_connections: MAX_CONNECTIONS,
+    }
+}
+
+/// Accepts connections until the task is aborted (aborting it also ends every connection).
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, gate: watch::Receiver<Gate>) {
-    let mut conns = JoinSet::new();
     let warned = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checking = Arc::new(tokio::sync::Mutex::new(()));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Small request/response exchanges: Nagle would add tens of milliseconds.
-                    let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    let mut gate = gate.clone();
-                    let warned = warned.clone();
-                    let checking = checking.clone();
-                    conns.spawn(async move {
-                        if !admitted(&mut gate, &checking, &stream, peer).await {
-                            // Once per environment: a function knocking in a loop must not flood
-                            // Flint's own log.
-                            if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                                tracing::warn!(
-                                    "runtime api: refused a connection from {peer}: not from this environment's processes"
-                                );
-                            }
-                            return;
-                        }
-                        let svc = service_fn(move |req| handle(shared.clone(), req));
-                        let _ = http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
+    flint_listener::serve(listener, limits(), std::future::pending(), move |conn| {
+        let shared = shared.clone();
+        let mut gate = gate.clone();
+        let warned = warned.clone();
+        let checking = checking.clone();
+        async move {
+            if !admitted(&mut gate, &checking, conn.local, conn.peer).await {
+                // Once per environment: a function knocking in a loop must not flood Flint's
+                // own log.
+                if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        "runtime api: refused a connection from {}: not from this environment's processes",
+                        conn.peer
+                    );
                 }
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::debug!("runtime api accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                return None;
+            }
+            Some(service_fn(move |req| handle(shared.clone(), req)))
         }
-    }
+    })
+    .await
 }
 
 /// Whether the connection may talk to this endpoint (waits for the gate to be decided).
 async fn admitted(
     gate: &mut watch::Receiver<Gate>,
     checking: &tokio::sync::Mutex<()>,
-    stream: &tokio::net::TcpStream,
+    local: std::net::SocketAddr,
     peer: std::net::SocketAddr,
 ) -> bool {
     let waited = tokio::time::timeout(GATE_WAIT, gate.wait_for(|g| !matches!(g, Gate::Pending)))
@@ -103,9 +99,6 @@ async fn admitted(
     };
     let Gate::Check(check) = gate else {
         return true;
-    };
-    let Ok(local) = stream.local_addr() else {
-        return false;
     };
     // Only with the host's network (`--function-network host`): a netlink lookup and /proc
     // reads, bounded, on the blocking pool so that no async worker waits for them, and one at

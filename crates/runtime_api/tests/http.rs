@@ -98,6 +98,27 @@ fn invocation(id: &str) -> Invocation {
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[tokio::test]
+async fn connections_beyond_the_environments_cap_wait_for_a_slot() -> TestResult {
+    let api = RuntimeApi::bind()?;
+    let mut held = Vec::new();
+    for _ in 0..flint_runtime_api::MAX_CONNECTIONS {
+        held.push(TcpStream::connect(api.addr()).await?);
+    }
+    let mut c = Client::connect(&api).await?;
+    let asked = tokio::spawn(async move {
+        c.send("GET", "/2018-06-01/runtime/no-such-path", "", b"")
+            .await
+            .map(|r| r.status)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!asked.is_finished(), "served beyond the cap");
+    held.pop();
+    let status = tokio::time::timeout(Duration::from_secs(10), asked).await???;
+    assert!((400..500).contains(&status), "{status}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn next_long_polls_and_carries_lambdas_headers() -> TestResult {
     let api = RuntimeApi::bind()?;
     let mut c = Client::connect(&api).await?;

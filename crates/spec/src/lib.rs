@@ -235,3 +235,14 @@ pub struct MappingStatus {
 /// What the pollers report back: every running mapping's status by UUID (published on a
 /// `tokio::sync::watch` channel whenever one changes).
 pub type MappingReport = HashMap<String, MappingStatus>;
+
+/// What the control plane's code garbage collector asks a data plane that runs code from host
+/// directories (the engine): a directory a live or starting environment runs on is never
+/// removed, and copies made from a removed one (merged layer trees) go with it.
+pub trait CodeUsers: Send + Sync {
+    /// Host directories (unpacked code, layer contents) that live or starting environments
+    /// run on now.
+    fn dirs_in_use(&self) -> std::collections::HashSet<PathBuf>;
+    /// `dirs` were removed from disk: drop what was derived from them.
+    fn dirs_removed(&self, dirs: &[PathBuf]);
+}

@@ -10,7 +10,7 @@
 //!   layers/code/<sha256>/      layers' unpacked contents (merged at /opt)
 //!   sandbox/                   the sandboxes' own state (the /tmp volume, prepared sandboxes)
 //!   work/envs/<id>/            one execution environment's scratch space
-//!   work/layers/               merged layer trees shared by environments
+//!   work/layers/               merged layer trees shared by environments (+ `<key>.sources`)
 //!   work/runtime/              the managed runtimes' bootstraps
 //!   work/logs/<account>/<region>/<function>/<stream>.log    function logs
 //! ```

@@ -430,6 +430,39 @@ impl Store {
     pub fn blob_path(&self, digest_hex: &str) -> PathBuf {
         self.blobs_dir.join(digest_hex)
     }
+
+    /// The digests of every stored blob.
+    pub fn blob_digests(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.blobs_dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a blob; false if there was none.
+    pub fn remove_blob(&self, digest_hex: &str) -> Result<bool> {
+        match fs::remove_file(self.blob_path(digest_hex)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes blobs half-written when a server stopped (`put_blob`'s temporary files). Only
+    /// for the server that owns the data dir, before it stores anything.
+    pub fn remove_partial_blobs(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.blobs_dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Starts the thread that checkpoints the WAL of the database at `path` (its own connection: a
@@ -561,6 +594,10 @@ mod tests {
         let d2 = s.put_blob(b"zip").unwrap();
         assert_eq!(d1, d2);
         assert_eq!(s.get_blob(&d1).unwrap(), b"zip");
+        assert_eq!(s.blob_digests().unwrap(), vec![d1.clone()]);
+        assert!(s.remove_blob(&d1).unwrap());
+        assert!(!s.remove_blob(&d1).unwrap());
+        assert!(s.blob_digests().unwrap().is_empty());
     }
 
     #[derive(Debug, PartialEq, serde::Deserialize)]
