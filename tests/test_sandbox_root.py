@@ -38,8 +38,18 @@ def handler(event, context):
         "https_port": socket.getservbyname("https"),
         "tz": time.strftime("%Z", time.localtime()),
         "cmdline": cmdline.decode(),
+        "proc_hidden": {p: _read(p) for p in ("/proc/config.gz", "/proc/keys", "/proc/timer_list")},
+        "proc_acpi": os.listdir("/proc/acpi") if os.path.isdir("/proc/acpi") else [],
         "etc_write": _try_write("/etc/passwd"),
     }
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return len(f.read())
+    except OSError:
+        return 0
 
 
 def _try_write(path):
@@ -95,8 +105,11 @@ def test_the_hosts_secrets_and_configuration_are_out_of_sight(lambda_client, pyt
     found = probe(lambda_client, python_probe)
     visible = [p for p in HOST_ONLY if found["exists"][p]]
     assert visible == [], visible
-    # /proc/cmdline (the host's boot command line) reads empty.
+    # /proc/cmdline (the host's boot command line) reads empty, as do the host's kernel
+    # configuration, keys and timers; /proc/acpi lists nothing.
     assert found["cmdline"] == ""
+    assert found["proc_hidden"] == {"/proc/config.gz": 0, "/proc/keys": 0, "/proc/timer_list": 0}
+    assert found["proc_acpi"] == []
 
 
 def test_etc_is_read_only(lambda_client, python_probe):

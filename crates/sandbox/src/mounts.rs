@@ -36,14 +36,19 @@ const DEV_NODES: [&str; 5] = ["null", "zero", "random", "urandom", "full"];
 /// scheduler state) shown empty inside. The network tables (`/proc/net/*`) show the sandbox's own
 /// network namespace when it has one (the default); with `--function-network host` they are the
 /// host's, as everything else of its network is.
-const PROC_MASKED: [&str; 6] = [
+const PROC_MASKED: [&str; 9] = [
     "cmdline",
+    "config.gz",
     "kcore",
     "keys",
+    "latency_stats",
     "timer_list",
+    "timer_stats",
     "sched_debug",
     "sysrq-trigger",
 ];
+/// /proc directories about the host's hardware, shown empty inside (as Docker does).
+const PROC_MASKED_DIRS: [&str; 3] = ["acpi", "asound", "scsi"];
 /// Top-level host entries of a usr-merged system that are symlinks (or, on older hosts, dirs).
 const USR_MERGE: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Paths owned by the sandbox layout; an extra bind may not land on or under them.
@@ -433,6 +438,19 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
+            )
+            .map_err(|e| format!("mask /{}: {e}", target.display()))?;
+        }
+    }
+    for dir in PROC_MASKED_DIRS {
+        let target = Path::new("proc").join(dir);
+        if target.is_dir() {
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,nr_inodes=1"),
             )
             .map_err(|e| format!("mask /{}: {e}", target.display()))?;
         }
