@@ -264,7 +264,8 @@ def test_ext4_images_are_released_when_their_environment_ends(ext4_server):
     assert f" {mnt / mine[0]} " not in Path("/proc/self/mountinfo").read_text()
 
 
-def test_ext4_leftovers_of_a_crash_are_cleaned_at_the_next_start(flint_bin, tmp_path):
+def test_ext4_leftovers_of_a_crash_are_cleaned_at_the_next_start_and_a_stop_leaves_none(
+        flint_bin, tmp_path):
     if not _ext4_available():
         pytest.skip("the ext4 /tmp backend needs root and mkfs.ext4")
     env = {"FLINT_SANDBOX_TMP": "ext4"}
@@ -295,3 +296,6 @@ def test_ext4_leftovers_of_a_crash_are_cleaned_at_the_next_start(flint_bin, tmp_
         assert mounts.count(" " + mnt) == len(tmp_loops(images)), (mounts, tmp_loops(images))
     finally:
         srv.stop()
+    # A clean stop leaves nothing behind: no mounts, no loop devices.
+    wait_for(lambda: tmp_loops(images) == [], what="the loop devices to go at shutdown")
+    assert str(images.parent / "mnt") not in Path("/proc/self/mountinfo").read_text()

@@ -71,11 +71,12 @@ impl TmpStorage {
         if forced.as_deref() != Some("btrfs") {
             cleanup_leftovers(dir);
             sweep_orphans();
+            // Before anything is mounted: see sweep_orphans.
+            if let (Ok(()), Some(me)) = (std::fs::create_dir_all(dir), process_identity("self")) {
+                let _ = std::fs::write(dir.join(OWNER_FILE), me);
+            }
             match ext4::ImagePool::open(dir, owner) {
                 Ok(pool) => {
-                    if let Some(me) = process_identity("self") {
-                        let _ = std::fs::write(dir.join(OWNER_FILE), me);
-                    }
                     if let Some(why_not_btrfs) = reasons.first() {
                         tracing::info!("EphemeralStorage: no btrfs volume ({why_not_btrfs})");
                     }
@@ -96,6 +97,17 @@ impl TmpStorage {
             TmpStorage::Volume(_) => "/tmp size as a whole (btrfs quota)",
             TmpStorage::Images(_) => "/tmp size as a whole (ext4 image)",
             TmpStorage::PerFile(_) => "/tmp size per file",
+        }
+    }
+
+    /// At shutdown, once the environments have stopped: the ext4 backend unmounts and deletes its
+    /// images and frees their loop devices now (the btrfs volume goes when `Sandboxes` drops).
+    pub fn close(&self) {
+        if let TmpStorage::Images(pool) = self {
+            pool.close();
+            if let Some(dir) = pool.mount_point().parent() {
+                cleanup_leftovers(dir);
+            }
         }
     }
 
@@ -508,20 +520,28 @@ fn sweep_orphans() {
         let Some(dir) = dir else {
             continue;
         };
+        // A live Flint unmounts an image before deleting it (btrfs: its one image; ext4: each).
         let image_deleted = source
             .strip_prefix("/dev/loop")
             .and_then(|n| std::fs::read(format!("/sys/block/loop{n}/loop/backing_file")).ok())
             .is_some_and(|b| {
                 let b = b.strip_suffix(b"\n").unwrap_or(&b);
                 b.ends_with(b"/tmp-volume/image (deleted)")
+                    || (fstype == "ext4"
+                        && b.ends_with(b" (deleted)")
+                        && b.windows(19).any(|w| w == b"/tmp-volume/images/"))
             });
-        let owner_dead = std::fs::read_to_string(dir.join(OWNER_FILE))
-            .ok()
-            .and_then(|owner| {
+        // The ext4 backend writes its owner file before it makes the bind: without one, the
+        // data dir was deleted under a Flint that is gone.
+        let ext4_bind = fstype != "btrfs" && mount_point.ends_with("tmp-volume/mnt");
+        let owner_dead = match std::fs::read_to_string(dir.join(OWNER_FILE)) {
+            Ok(owner) => (|| {
                 let pid = owner.split_whitespace().next()?.parse::<u32>().ok()?;
                 Some(process_identity(&pid.to_string()).as_deref() != Some(owner.trim()))
-            })
-            .unwrap_or(false);
+            })()
+            .unwrap_or(false),
+            Err(_) => ext4_bind,
+        };
         if image_deleted || owner_dead {
             if nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH).is_ok() {
                 tracing::info!(

@@ -352,6 +352,13 @@ impl Sandboxes {
         self.pool.flush();
     }
 
+    /// At shutdown, once the environments have stopped: frees what /tmp storage holds on the host
+    /// (the ext4 backend's mounts, loop devices and images) without waiting for the last
+    /// reference to `Sandboxes` to go. Later spawns get no volume of their own.
+    pub fn release_tmp_storage(&self) {
+        self.tmp.close();
+    }
+
     /// How many prepared sandboxes are ready right now (a spawn takes one when there is one).
     pub fn pool_ready(&self) -> usize {
         self.pool.ready()

@@ -31,7 +31,14 @@ const MAX_SIZE_MB: u32 = 10_240;
 /// Every environment's /tmp as an ext4 image of its own.
 pub(crate) struct ImagePool {
     shared: Arc<Shared>,
-    reaper: mpsc::Sender<Image>,
+    reaper: mpsc::Sender<Job>,
+}
+
+/// Work for the reaper thread.
+enum Job {
+    Release(Image),
+    /// Answer once everything queued before is done.
+    Flush(mpsc::Sender<()>),
 }
 
 impl std::fmt::Debug for ImagePool {
@@ -104,12 +111,17 @@ impl ImagePool {
             .entry(DEFAULT_SIZE_MB)
             .or_default()
             .push(probe);
-        let (tx, rx) = mpsc::channel::<Image>();
+        let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("flint-tmp-reaper".into())
             .spawn(move || {
-                for image in rx {
-                    release(image);
+                for job in rx {
+                    match job {
+                        Job::Release(image) => release(image),
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
             })
             .map_err(|e| format!("reaper thread: {e}"))?;
@@ -131,6 +143,9 @@ impl ImagePool {
         let size_mb = if size_mb == 0 { MAX_SIZE_MB } else { size_mb };
         let ready = {
             let mut state = self.shared.lock();
+            if state.shutdown {
+                return Err(io::Error::other("Flint is shutting down"));
+            }
             state.wanted.retain(|s| *s != size_mb);
             state.wanted.insert(0, size_mb);
             state.wanted.truncate(SIZES_KEPT);
@@ -139,7 +154,7 @@ impl ImagePool {
                 let keep = wanted.contains(size);
                 if !keep {
                     for image in images.drain(..) {
-                        let _ = self.reaper.send(image);
+                        let _ = self.reaper.send(Job::Release(image));
                     }
                 }
                 keep
@@ -155,14 +170,14 @@ impl ImagePool {
 
     /// Unmounts and deletes `image` in the background.
     pub fn release(&self, image: Image) {
-        if let Err(mpsc::SendError(image)) = self.reaper.send(image) {
+        if let Err(mpsc::SendError(Job::Release(image))) = self.reaper.send(Job::Release(image)) {
             release(image);
         }
     }
-}
 
-impl Drop for ImagePool {
-    fn drop(&mut self) {
+    /// At shutdown: no more images; the ready ones and those already released are unmounted and
+    /// deleted before this returns (within a few seconds).
+    pub fn close(&self) {
         let ready: Vec<Image> = {
             let mut state = self.shared.lock();
             state.shutdown = true;
@@ -172,6 +187,16 @@ impl Drop for ImagePool {
         for image in ready {
             release(image);
         }
+        let (done, flushed) = mpsc::channel();
+        if self.reaper.send(Job::Flush(done)).is_ok() {
+            let _ = flushed.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for ImagePool {
+    fn drop(&mut self) {
+        self.close();
         // Images still in use by a sandbox went to the reaper already (they hold this pool).
         let _ = umount2(&self.shared.mnt, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.shared.images);
