@@ -231,8 +231,9 @@ def test_rlimits_match_lambda(lambda_client, probe):
         "RLIMIT_CORE": [10737418240, 10737418240],
         "RLIMIT_CPU": [-1, -1],
         "RLIMIT_DATA": [-1, -1],
-        # Unlimited where /tmp is limited as a whole (a btrfs volume; .ci/run installs
-        # btrfs-progs); hosts without it fall back to a per-file limit.
+        # Unlimited where /tmp is limited as a whole (a btrfs volume, or an ext4 image per
+        # environment; .ci/run installs btrfs-progs); hosts without either fall back to a
+        # per-file limit.
         "RLIMIT_FSIZE": [-1, -1],
         "RLIMIT_MEMLOCK": [65536, 65536],
         "RLIMIT_NOFILE": [1024, 1024],

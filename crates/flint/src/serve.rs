@@ -459,6 +459,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     engine.shutdown().await;
     // The host-wide NAT rules go with the last sandbox.
     sandboxes.disable_outbound();
+    // The /tmp images' mounts and loop devices too (a crash leaves them to the next start).
+    sandboxes.release_tmp_storage();
     let served = match served {
         Some(r) => Some(r),
         None => tokio::time::timeout(Duration::from_millis(500), &mut server)

@@ -1,8 +1,10 @@
 //! EphemeralStorage: each environment's /tmp, sized as a whole (512–10240 MB) on disk and never
 //! charged to MemorySize. One btrfs filesystem (a sparse image on a loop device) is mounted when
 //! `Sandboxes` starts; each environment's /tmp is a subvolume in it whose quota group carries the
-//! size limit, so a write past it fails with EDQUOT inside the function. Where that cannot be set
-//! up (not root, no loop device, no mkfs.btrfs), /tmp is the caller's directory, limited per file.
+//! size limit, so a write past it fails with EDQUOT inside the function. Without mkfs.btrfs (or
+//! where btrfs cannot be set up), each /tmp is an ext4 image of its own (`ext4.rs`; ENOSPC past
+//! the size). Where neither can be set up (not root, no loop device, neither mkfs), /tmp is the
+//! caller's directory, limited per file. `FLINT_SANDBOX_TMP=btrfs|ext4|per-file` picks one.
 //!
 //! Why btrfs and not ext4 project quotas: ext4 quotas need the kernel's QFMT_V2 and XFS's need
 //! XFS_QUOTA, both missing on our hosts, while btrfs quota groups are part of btrfs itself. Why one
@@ -18,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+mod ext4;
+
 /// Largest sparse image: the filesystem never needs more than the sum of live environments' sizes.
 const MAX_IMAGE_BYTES: u64 = 1 << 40;
 /// Below this much free disk a shared volume is not worth it (one environment may need 10 GB,
@@ -28,7 +32,8 @@ const MIN_IMAGE_BYTES: u64 = 1 << 30;
 const QGROUP_RETRY: Duration = Duration::from_secs(10);
 /// In the volume's dir: "<pid> <start time>" of the Flint that mounted it.
 const OWNER_FILE: &str = "owner";
-/// Operator switch: `FLINT_SANDBOX_TMP=per-file` keeps the caller's directories.
+/// Operator switch: `FLINT_SANDBOX_TMP=btrfs|ext4|per-file` forces one backend (unset: btrfs,
+/// else ext4, else per file).
 const MODE_ENV: &str = "FLINT_SANDBOX_TMP";
 
 /// Where each environment's /tmp comes from; decided once at start.
@@ -36,6 +41,8 @@ const MODE_ENV: &str = "FLINT_SANDBOX_TMP";
 pub(crate) enum TmpStorage {
     /// A quota-limited subvolume per environment on Flint's own btrfs volume.
     Volume(Arc<Volume>),
+    /// An ext4 image per environment (no mkfs.btrfs on the host).
+    Images(Arc<ext4::ImagePool>),
     /// The caller's directory (`SandboxSpec::tmp_dir`), limited per file; why no volume.
     PerFile(String),
 }
@@ -43,27 +50,79 @@ pub(crate) enum TmpStorage {
 impl TmpStorage {
     /// Sets up the volume under `dir` (removing what a previous run left there), or says why not.
     pub fn open(dir: &Path, owner: (u32, u32)) -> TmpStorage {
-        if std::env::var(MODE_ENV).is_ok_and(|v| v == "per-file") {
+        let forced = std::env::var(MODE_ENV).ok();
+        if forced.as_deref() == Some("per-file") {
             return TmpStorage::PerFile(format!("{MODE_ENV}=per-file"));
         }
         if !nix::unistd::geteuid().is_root() {
             return TmpStorage::PerFile("loop devices need root".to_string());
         }
-        match Volume::open(dir, owner) {
-            Ok(v) => TmpStorage::Volume(Arc::new(v)),
-            Err(reason) => {
+        let mut reasons = Vec::new();
+        if forced.as_deref() != Some("ext4") {
+            match Volume::open(dir, owner) {
+                Ok(v) => return TmpStorage::Volume(Arc::new(v)),
                 // A half-made volume must not stay mounted.
-                cleanup_leftovers(dir);
-                TmpStorage::PerFile(reason)
+                Err(reason) => {
+                    cleanup_leftovers(dir);
+                    reasons.push(reason);
+                }
             }
         }
+        if forced.as_deref() != Some("btrfs") {
+            cleanup_leftovers(dir);
+            sweep_orphans();
+            // Before anything is mounted: see sweep_orphans.
+            if let (Ok(()), Some(me)) = (std::fs::create_dir_all(dir), process_identity("self")) {
+                let _ = std::fs::write(dir.join(OWNER_FILE), me);
+            }
+            match ext4::ImagePool::open(dir, owner) {
+                Ok(pool) => {
+                    if let Some(why_not_btrfs) = reasons.first() {
+                        tracing::info!("EphemeralStorage: no btrfs volume ({why_not_btrfs})");
+                    }
+                    return TmpStorage::Images(Arc::new(pool));
+                }
+                Err(reason) => {
+                    cleanup_leftovers(dir);
+                    reasons.push(reason);
+                }
+            }
+        }
+        TmpStorage::PerFile(reasons.join("; "))
     }
 
     /// For the start-up banner.
     pub fn describe(&self) -> &'static str {
         match self {
             TmpStorage::Volume(_) => "/tmp size as a whole (btrfs quota)",
+            TmpStorage::Images(_) => "/tmp size as a whole (ext4 image)",
             TmpStorage::PerFile(_) => "/tmp size per file",
+        }
+    }
+
+    /// At shutdown, once the environments have stopped: the ext4 backend unmounts and deletes its
+    /// images and frees their loop devices now (the btrfs volume goes when `Sandboxes` drops).
+    pub fn close(&self) {
+        if let TmpStorage::Images(pool) = self {
+            pool.close();
+            if let Some(dir) = pool.mount_point().parent() {
+                cleanup_leftovers(dir);
+            }
+        }
+    }
+
+    /// A fresh /tmp of `size_mb` for sandbox `id`; None for the per-file mode (the caller's dir).
+    pub fn create(&self, id: &str, size_mb: u32) -> io::Result<Option<TmpDir>> {
+        match self {
+            TmpStorage::Volume(v) => v.create(id, size_mb).map(Some),
+            TmpStorage::Images(pool) => {
+                let image = pool.create(size_mb)?;
+                Ok(Some(TmpDir {
+                    path: image.path().to_path_buf(),
+                    backing: Backing::Image(Some(image), Arc::clone(pool)),
+                }))
+            }
+            TmpStorage::PerFile(_) => Ok(None),
         }
     }
 }
@@ -203,9 +262,11 @@ impl Volume {
         let (name, qgroup) = self.make(id, size_mb)?;
         Ok(TmpDir {
             path: self.mount_point.join(&name),
-            name,
-            qgroup,
-            volume: Arc::clone(self),
+            backing: Backing::Subvolume {
+                name,
+                qgroup,
+                volume: Arc::clone(self),
+            },
         })
     }
 
@@ -259,12 +320,21 @@ impl Drop for Volume {
     }
 }
 
-/// One environment's /tmp on the volume; dropping it deletes the subvolume (in the background).
+/// One environment's /tmp; dropping it deletes it (in the background).
 pub(crate) struct TmpDir {
     path: PathBuf,
-    name: String,
-    qgroup: u64,
-    volume: Arc<Volume>,
+    backing: Backing,
+}
+
+enum Backing {
+    /// A subvolume of the btrfs volume and its quota group.
+    Subvolume {
+        name: String,
+        qgroup: u64,
+        volume: Arc<Volume>,
+    },
+    /// An ext4 image of its own (None once released).
+    Image(Option<ext4::Image>, Arc<ext4::ImagePool>),
 }
 
 impl std::fmt::Debug for TmpDir {
@@ -281,10 +351,23 @@ impl TmpDir {
 
 impl Drop for TmpDir {
     fn drop(&mut self) {
-        let _ = self.volume.reaper.send(Release {
-            name: std::mem::take(&mut self.name),
-            qgroup: self.qgroup,
-        });
+        match &mut self.backing {
+            Backing::Subvolume {
+                name,
+                qgroup,
+                volume,
+            } => {
+                let _ = volume.reaper.send(Release {
+                    name: std::mem::take(name),
+                    qgroup: *qgroup,
+                });
+            }
+            Backing::Image(image, pool) => {
+                if let Some(image) = image.take() {
+                    pool.release(image);
+                }
+            }
+        }
     }
 }
 
@@ -366,6 +449,16 @@ pub(crate) fn cleanup_leftovers(dir: &Path) {
     let mount_point = dir.join("mnt");
     let image = dir.join("image");
     let mut unmounted = 0;
+    // The ext4 backend's: one mount per environment below `mnt`, each on a loop device of its own.
+    if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+        for (m, _, _) in mounts(&info) {
+            if m.parent() == Some(mount_point.as_path())
+                && nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).is_ok()
+            {
+                unmounted += 1;
+            }
+        }
+    }
     while is_mount_point(&mount_point) && unmounted < 16 {
         if nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH).is_err() {
             break;
@@ -373,7 +466,9 @@ pub(crate) fn cleanup_leftovers(dir: &Path) {
         unmounted += 1;
     }
     let mut detached = 0;
-    for n in loops_backed_by(&image) {
+    let images = dir.join("images");
+    let ext4_loops = loops_under(&images);
+    for n in loops_backed_by(&image).into_iter().chain(ext4_loops) {
         let dev = format!("/dev/loop{n}");
         if let Ok(f) = std::fs::OpenOptions::new().read(true).open(&dev) {
             // SAFETY: LOOP_CLR_FD takes no argument; the fd is valid.
@@ -388,6 +483,12 @@ pub(crate) fn cleanup_leftovers(dir: &Path) {
         );
     }
     let _ = std::fs::remove_file(&image);
+    let _ = std::fs::remove_dir_all(&images);
+    if let Ok(entries) = std::fs::read_dir(&mount_point) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
 }
 
 /// Unmounts /tmp volumes of *other* data dirs whose Flint died (killed test servers in temporary
@@ -398,27 +499,49 @@ fn sweep_orphans() {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    for (mount_point, fstype, source) in mounts(&info) {
-        if fstype != "btrfs" || !mount_point.ends_with("tmp-volume/mnt") {
-            continue;
-        }
-        let Some(dir) = mount_point.parent() else {
+    // Deepest first: an ext4 backend's per-environment mounts before its `mnt` bind.
+    let mut found: Vec<_> = mounts(&info).collect();
+    found.reverse();
+    for (mount_point, fstype, source) in found {
+        let dir = if fstype == "btrfs" && mount_point.ends_with("tmp-volume/mnt") {
+            mount_point.parent()
+        } else if mount_point.ends_with("tmp-volume/mnt") {
+            // The ext4 backend's shared bind of `mnt` (of whatever the data dir's filesystem is).
+            mount_point.parent()
+        } else if fstype == "ext4"
+            && mount_point
+                .parent()
+                .is_some_and(|p| p.ends_with("tmp-volume/mnt"))
+        {
+            mount_point.parent().and_then(Path::parent)
+        } else {
+            None
+        };
+        let Some(dir) = dir else {
             continue;
         };
+        // A live Flint unmounts an image before deleting it (btrfs: its one image; ext4: each).
         let image_deleted = source
             .strip_prefix("/dev/loop")
             .and_then(|n| std::fs::read(format!("/sys/block/loop{n}/loop/backing_file")).ok())
             .is_some_and(|b| {
                 let b = b.strip_suffix(b"\n").unwrap_or(&b);
                 b.ends_with(b"/tmp-volume/image (deleted)")
+                    || (fstype == "ext4"
+                        && b.ends_with(b" (deleted)")
+                        && b.windows(19).any(|w| w == b"/tmp-volume/images/"))
             });
-        let owner_dead = std::fs::read_to_string(dir.join(OWNER_FILE))
-            .ok()
-            .and_then(|owner| {
+        // The ext4 backend writes its owner file before it makes the bind: without one, the
+        // data dir was deleted under a Flint that is gone.
+        let ext4_bind = fstype != "btrfs" && mount_point.ends_with("tmp-volume/mnt");
+        let owner_dead = match std::fs::read_to_string(dir.join(OWNER_FILE)) {
+            Ok(owner) => (|| {
                 let pid = owner.split_whitespace().next()?.parse::<u32>().ok()?;
                 Some(process_identity(&pid.to_string()).as_deref() != Some(owner.trim()))
-            })
-            .unwrap_or(false);
+            })()
+            .unwrap_or(false),
+            Err(_) => ext4_bind,
+        };
         if image_deleted || owner_dead {
             if nix::mount::umount2(&mount_point, nix::mount::MntFlags::MNT_DETACH).is_ok() {
                 tracing::info!(
@@ -427,7 +550,7 @@ fn sweep_orphans() {
                 );
             }
             let _ = std::fs::remove_file(dir.join("image"));
-            let _ = std::fs::remove_file(dir.join(OWNER_FILE));
+            let _ = std::fs::remove_dir_all(dir.join("images"));
         }
     }
 }
@@ -490,17 +613,28 @@ fn unescape_octal(s: &str) -> Vec<u8> {
 
 /// Loop devices whose backing file is `image` (possibly already unlinked).
 fn loops_backed_by(image: &Path) -> Vec<u32> {
+    let want = image.as_os_str().as_bytes();
+    loops_where(|backing| backing_matches(backing, want))
+}
+
+/// Loop devices whose backing file is in directory `dir` (possibly already unlinked).
+fn loops_under(dir: &Path) -> Vec<u32> {
+    let mut want = dir.as_os_str().as_bytes().to_vec();
+    want.push(b'/');
+    loops_where(|backing| backing.starts_with(&want) && !backing[want.len()..].contains(&b'/'))
+}
+
+fn loops_where(matches: impl Fn(&[u8]) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/sys/block") else {
         return Vec::new();
     };
-    let want = image.as_os_str().as_bytes();
     entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
             let n: u32 = name.strip_prefix("loop")?.parse().ok()?;
             let backing = std::fs::read(e.path().join("loop/backing_file")).ok()?;
-            backing_matches(&backing, want).then_some(n)
+            matches(&backing).then_some(n)
         })
         .collect()
 }
@@ -900,7 +1034,7 @@ mod tests {
         let dir = scratch.path().join("tmp-volume");
         let volume = match TmpStorage::open(&dir, (993, 990)) {
             TmpStorage::Volume(v) => v,
-            TmpStorage::PerFile(reason) => panic!("no volume as root: {reason}"),
+            other => panic!("no btrfs volume as root: {other:?}"),
         };
         assert!(is_mount_point(&dir.join("mnt")));
         let mut times = Vec::new();

@@ -49,9 +49,8 @@ pub(crate) struct LaunchRequest {
     /// RLIMIT_FSIZE in bytes: the /tmp size as a per-file limit.
     pub file_size_limit: Option<u64>,
     pub hostname: String,
-    /// Host files shown read-only at a path relative to the root (`etc/passwd` and `etc/group`
-    /// naming the sandbox user, `lambda-entrypoint.sh`).
-    pub etc_overlays: Vec<(PathBuf, String)>,
+    /// Flint's `/etc` tree and the files it adds at the root of zip sandboxes.
+    pub root_files: crate::mounts::RootFiles,
 }
 
 /// One JSON line (requests are sent as lines on the control socket).

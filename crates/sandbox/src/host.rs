@@ -88,55 +88,16 @@ pub(crate) fn detect_isolation(privileged: bool) -> Isolation {
     }
 }
 
-/// Lambda's /etc/passwd names uid 993 (sbx_user1051); libraries call getpwuid() (Python's
-/// `getpass.getuser()`, `Path.home()` without HOME) and fail when it is missing. Writes copies of
-/// the host's passwd and group with the sandbox user added into `dir`, to be bound over /etc's.
-pub(crate) fn write_etc_overlays(dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
-    let mut out = Vec::new();
-    for (name, line, id) in [
-        (
-            "passwd",
-            format!("sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin"),
-            SANDBOX_UID,
-        ),
-        (
-            "group",
-            format!("sbx_user1051:x:{SANDBOX_GID}:"),
-            SANDBOX_GID,
-        ),
-    ] {
-        let host = std::fs::read_to_string(Path::new("/etc").join(name)).unwrap_or_default();
-        let Some(content) = with_entry(&host, &line, id) else {
-            continue;
-        };
-        let path = dir.join(name);
-        std::fs::write(&path, content)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        out.push((path, format!("etc/{name}")));
-    }
-    // `sandbox.localdomain` names the environment itself, as in AWS's: extensions bind their
-    // Telemetry API listeners there.
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    if !hosts.contains("sandbox.localdomain") {
-        let mut content = hosts;
-        if !content.is_empty() && !content.ends_with('\n') {
-            content.push('\n');
-        }
-        content.push_str("127.0.0.1\tsandbox.localdomain sandbox\n");
-        let path = dir.join("hosts");
-        std::fs::write(&path, content)?;
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        out.push((path, "etc/hosts".to_string()));
-    }
-    // As in AWS's environments (and its base images' ENTRYPOINT).
+/// Files Flint adds at the sandbox's root (`lambda-entrypoint.sh`, as in AWS's environments and
+/// its base images' ENTRYPOINT), written into `dir`: (host file, path relative to the root).
+pub(crate) fn write_root_files(dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
     let entrypoint = dir.join("lambda-entrypoint.sh");
     std::fs::write(&entrypoint, LAMBDA_ENTRYPOINT)?;
     std::fs::set_permissions(
         &entrypoint,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    out.push((entrypoint, "lambda-entrypoint.sh".to_string()));
-    Ok(out)
+    Ok(vec![(entrypoint, "lambda-entrypoint.sh".to_string())])
 }
 
 /// AWS's `/lambda-entrypoint.sh`: runs the runtime's bootstrap with the handler as `_HANDLER`.
@@ -157,36 +118,9 @@ else
 fi
 "#;
 
-/// The file with `line` appended, or None when some entry already has that numeric id.
-fn with_entry(file: &str, line: &str, id: u32) -> Option<String> {
-    let taken = file
-        .lines()
-        .any(|l| l.split(':').nth(2) == Some(id.to_string().as_str()));
-    if taken {
-        return None;
-    }
-    let mut content = file.to_string();
-    if !content.is_empty() && !content.ends_with('\n') {
-        content.push('\n');
-    }
-    content.push_str(line);
-    content.push('\n');
-    Some(content)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sandbox_user_is_added_to_passwd_unless_its_id_exists() {
-        let host = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/sbin/nologin";
-        let out = with_entry(host, "sbx_user1051:x:993:990::/tmp:/sbin/nologin", 993).unwrap();
-        assert!(out.ends_with(
-            "nobody:x:65534:65534::/:/sbin/nologin\nsbx_user1051:x:993:990::/tmp:/sbin/nologin\n"
-        ));
-        assert_eq!(with_entry("x:x:993:1::/:/bin/sh\n", "sbx", 993), None);
-    }
 
     #[test]
     fn maps_put_the_sandbox_user_on_one_host_id() {

@@ -455,7 +455,7 @@ fn prepare_launch(
         ));
     }
     let entries = match &launch.spec.image_root {
-        Some(_) => mounts::plan_image(&launch.spec.tmp_dir, &launch.etc_overlays)?,
+        Some(_) => mounts::plan_image(&launch.spec.tmp_dir, &launch.root_files.etc_dir)?,
         None => mounts::plan(
             &launch.spec.code_dir,
             launch.spec.opt_dir.as_deref(),
@@ -463,7 +463,7 @@ fn prepare_launch(
             &launch.spec.extra_ro_binds,
             &launch.spec.ro_mounts,
             &launch.spec.tmp_dir,
-            &launch.etc_overlays,
+            &launch.root_files,
         )?,
     };
     let exec = ExecPlan::new(launch)?;

@@ -32,8 +32,9 @@
 //! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.
 //!
 //! /tmp (EphemeralStorage): run as root, Flint mounts one btrfs volume (a sparse image on a loop
-//! device) and gives each sandbox a subvolume whose quota group is the size, created by `spawn`
-//! and deleted when the `Sandbox` is dropped; `spec.tmp_dir` is then unused. Elsewhere /tmp is
+//! device) and gives each sandbox a subvolume whose quota group is the size, or, without
+//! mkfs.btrfs, an ext4 image of its own (from a pool kept ready), created by `spawn` and deleted
+//! when the `Sandbox` is dropped; `spec.tmp_dir` is then unused. Elsewhere /tmp is
 //! `spec.tmp_dir`, limited per file (RLIMIT_FSIZE). See `ephemeral_storage.rs`.
 
 // Unsafe code is denied workspace-wide; these modules talk to the kernel where no safe wrapper
@@ -43,6 +44,7 @@
 mod cgroup;
 #[allow(unsafe_code)]
 mod ephemeral_storage;
+mod etc;
 mod handshake;
 mod host;
 #[allow(unsafe_code)]
@@ -200,6 +202,11 @@ impl Sandboxes {
                 v.mount_point().display(),
                 started.elapsed().as_millis()
             ),
+            ephemeral_storage::TmpStorage::Images(pool) => tracing::info!(
+                "EphemeralStorage: each /tmp is an ext4 image of its size on a loop device, mounted under {} (set up in {} ms)",
+                pool.mount_point().display(),
+                started.elapsed().as_millis()
+            ),
             ephemeral_storage::TmpStorage::PerFile(reason) => tracing::warn!(
                 "EphemeralStorage (/tmp size) is enforced per file (RLIMIT_FSIZE), not for /tmp as a whole: {reason}"
             ),
@@ -208,7 +215,10 @@ impl Sandboxes {
         if removed > 0 {
             tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
         }
-        let etc_overlays = host::write_etc_overlays(&state_dir)?;
+        let root_files = mounts::RootFiles {
+            etc_dir: etc::build(&state_dir.join("etc"))?,
+            files: host::write_root_files(&state_dir)?,
+        };
         let summary = summarize(&isolation, &cgroups, &tmp);
         let pool_size =
             match pool::size_from_env(std::env::var("FLINT_SANDBOX_POOL").ok().as_deref()) {
@@ -230,7 +240,7 @@ impl Sandboxes {
             isolation,
             identity,
             cgroups,
-            etc_overlays,
+            root_files,
             net: Default::default(),
         });
         Ok(Sandboxes {
@@ -253,17 +263,17 @@ impl Sandboxes {
         spec: &SandboxSpec,
         kept: Option<KeptTmp>,
     ) -> Result<Sandbox, SandboxError> {
-        let ephemeral_storage::TmpStorage::Volume(volume) = &self.tmp else {
-            return spawn::spawn(self, spec);
-        };
         // Released (in the background) if the sandbox fails to start, or when it is dropped.
         let tmp = match kept {
             Some(KeptTmp(tmp)) => tmp,
-            None => volume.create(&spec.id, spec.tmp_size_mb)?,
+            None => match self.tmp.create(&spec.id, spec.tmp_size_mb)? {
+                Some(tmp) => tmp,
+                None => return spawn::spawn(self, spec),
+            },
         };
         let mut spec = spec.clone();
         spec.tmp_dir = tmp.path().to_path_buf();
-        // The quota limits /tmp as a whole; Lambda has no per-file limit on top of that.
+        // /tmp is limited as a whole; Lambda has no per-file limit on top of that.
         spec.tmp_size_mb = 0;
         let mut sandbox = spawn::spawn(self, &spec)?;
         sandbox.tmp = Some(tmp);
@@ -342,6 +352,13 @@ impl Sandboxes {
         self.pool.flush();
     }
 
+    /// At shutdown, once the environments have stopped: frees what /tmp storage holds on the host
+    /// (the ext4 backend's mounts, loop devices and images) without waiting for the last
+    /// reference to `Sandboxes` to go. Later spawns get no volume of their own.
+    pub fn release_tmp_storage(&self) {
+        self.tmp.close();
+    }
+
     /// How many prepared sandboxes are ready right now (a spawn takes one when there is one).
     pub fn pool_ready(&self) -> usize {
         self.pool.ready()
@@ -349,7 +366,7 @@ impl Sandboxes {
 
     /// Whether /tmp is limited as a whole (EphemeralStorage), not just per file.
     pub fn tmp_size_is_total(&self) -> bool {
-        matches!(self.tmp, ephemeral_storage::TmpStorage::Volume(_))
+        !matches!(self.tmp, ephemeral_storage::TmpStorage::PerFile(_))
     }
 
     /// One line for the start-up banner: what isolation and limits are enforced here.

@@ -1,6 +1,7 @@
 //! The sandbox's root filesystem, built by its PID 1 in its own mount namespace: a small tmpfs
-//! root with read-only binds of /usr and /etc, the usr-merge symlinks, /var/task, /opt,
-//! /var/runtime, a read-write disk-backed /tmp, a fresh /proc, a few /dev nodes; then `pivot_root`.
+//! root with read-only binds of /usr and of Flint's own /etc tree (`etc.rs`, not the host's), the
+//! usr-merge symlinks, /var/task, /opt, /var/runtime, a read-write disk-backed /tmp, a fresh
+//! /proc with its host-revealing files masked, a few /dev nodes; then `pivot_root`.
 //!
 //! Host paths are opened first (`open_tree`, as the identity that can traverse them) and attached
 //! later (`move_mount`) as the sandbox user, who owns the tmpfs root; see `init.rs` for why.
@@ -32,19 +33,36 @@ struct MountAttr {
 /// Device nodes bound from the host (mknod is refused in a user namespace).
 const DEV_NODES: [&str; 5] = ["null", "zero", "random", "urandom", "full"];
 /// /proc files about the host (its boot command line, kernel memory and keys, timers,
-/// scheduler state) shown empty inside.
-const PROC_MASKED: [&str; 6] = [
+/// scheduler state) shown empty inside. The network tables (`/proc/net/*`) show the sandbox's own
+/// network namespace when it has one (the default); with `--function-network host` they are the
+/// host's, as everything else of its network is.
+const PROC_MASKED: [&str; 9] = [
     "cmdline",
+    "config.gz",
     "kcore",
     "keys",
+    "latency_stats",
     "timer_list",
+    "timer_stats",
     "sched_debug",
     "sysrq-trigger",
 ];
+/// /proc directories about the host's hardware, shown empty inside (as Docker does).
+const PROC_MASKED_DIRS: [&str; 3] = ["acpi", "asound", "scsi"];
 /// Top-level host entries of a usr-merged system that are symlinks (or, on older hosts, dirs).
 const USR_MERGE: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Paths owned by the sandbox layout; an extra bind may not land on or under them.
-const RESERVED: [&str; 6] = ["/var/task", "/opt", "/var/runtime", "/tmp", "/proc", "/dev"];
+const RESERVED: [&str; 7] = [
+    "/var/task",
+    "/opt",
+    "/var/runtime",
+    "/tmp",
+    "/proc",
+    "/dev",
+    "/etc",
+];
+/// The host's resolver configuration, bound over the `/etc` tree's empty one in each sandbox.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// A host tree cloned and detached, waiting to be attached inside the new root.
 pub(crate) struct Detached {
@@ -52,6 +70,15 @@ pub(crate) struct Detached {
     /// Path inside the sandbox, relative (the root being built is the working directory).
     target: PathBuf,
     is_dir: bool,
+}
+
+/// What Flint provides at every zip sandbox's root, the same for all (made at start).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RootFiles {
+    /// Flint's `/etc` tree (see `etc.rs`).
+    pub etc_dir: PathBuf,
+    /// Host files shown read-only at a path relative to the root (`lambda-entrypoint.sh`).
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// What goes where; produced from the spec before anything is mounted.
@@ -76,8 +103,12 @@ pub(crate) fn plan(
     extra: &[PathBuf],
     mounts: &[(PathBuf, PathBuf)],
     tmp_dir: &Path,
-    etc_overlays: &[(PathBuf, String)],
+    root_files: &RootFiles,
 ) -> Result<Vec<Entry>, String> {
+    let RootFiles {
+        etc_dir,
+        files: root_files,
+    } = root_files;
     let mut entries = vec![
         Entry::Bind {
             source: "/usr".into(),
@@ -85,11 +116,18 @@ pub(crate) fn plan(
             rw: false,
         },
         Entry::Bind {
-            source: "/etc".into(),
+            source: etc_dir.to_path_buf(),
             target: "etc".into(),
             rw: false,
         },
     ];
+    if Path::new(RESOLV_CONF).is_file() {
+        entries.push(Entry::Bind {
+            source: RESOLV_CONF.into(),
+            target: "etc/resolv.conf".into(),
+            rw: false,
+        });
+    }
     // Amazon Linux's /bin/sh is bash (bootstraps use `set -o pipefail`, which dash refuses).
     if let (Ok(sh), true) = (
         std::fs::canonicalize("/usr/bin/sh"),
@@ -105,7 +143,7 @@ pub(crate) fn plan(
             }
         }
     }
-    for (source, name) in etc_overlays {
+    for (source, name) in root_files {
         let target = Path::new(name);
         let plain = !name.is_empty()
             && target.components().all(
@@ -178,7 +216,7 @@ pub(crate) fn plan(
                 .all(|c| matches!(c, Component::Normal(_)))
             && target.components().count() > 2;
         if !clean
-            || ["/tmp", "/proc", "/dev"]
+            || ["/tmp", "/proc", "/dev", "/etc"]
                 .iter()
                 .any(|r| target.starts_with(r))
         {
@@ -194,21 +232,15 @@ pub(crate) fn plan(
     Ok(entries)
 }
 
-/// The layout of a container image's sandbox: the image is the (read-only) root, so only what
-/// Flint provides is bound in — `/etc/hosts` (sandbox.localdomain), the host's resolver
-/// configuration, and the read-write `/tmp`. The image's unpacker made those mount points exist.
-pub(crate) fn plan_image(
-    tmp_dir: &Path,
-    etc_overlays: &[(PathBuf, String)],
-) -> Result<Vec<Entry>, String> {
+/// The layout of a container image's sandbox: the image is the (read-only) root with its own
+/// `/etc`, so only what Flint provides is bound in — `/etc/hosts` (sandbox.localdomain, from
+/// Flint's `/etc` tree), the host's resolver configuration, and the read-write `/tmp`. The
+/// image's unpacker made those mount points exist.
+pub(crate) fn plan_image(tmp_dir: &Path, etc_dir: &Path) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
-    let hosts = etc_overlays
-        .iter()
-        .find(|(_, name)| name == "etc/hosts")
-        .map_or_else(|| PathBuf::from("/etc/hosts"), |(p, _)| p.clone());
     for (source, target) in [
-        (hosts, "etc/hosts"),
-        (PathBuf::from("/etc/resolv.conf"), "etc/resolv.conf"),
+        (etc_dir.join("hosts"), "etc/hosts"),
+        (PathBuf::from(RESOLV_CONF), "etc/resolv.conf"),
     ] {
         if source.exists() {
             entries.push(Entry::Bind {
@@ -266,7 +298,7 @@ fn tmp_bind(tmp_dir: &Path) -> Entry {
     }
 }
 
-/// Where an extra read-only bind lands (relative), or None when it is already visible (/usr, /etc).
+/// Where an extra read-only bind lands (relative), or None when it is already visible (/usr).
 pub(crate) fn extra_target(path: &Path) -> Result<Option<PathBuf>, String> {
     let clean = path.is_absolute()
         && path
@@ -278,7 +310,7 @@ pub(crate) fn extra_target(path: &Path) -> Result<Option<PathBuf>, String> {
             path.display()
         ));
     }
-    if path.starts_with("/usr") || path.starts_with("/etc") {
+    if path.starts_with("/usr") {
         return Ok(None);
     }
     if let Some(reserved) = RESERVED
@@ -410,6 +442,19 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
             .map_err(|e| format!("mask /{}: {e}", target.display()))?;
         }
     }
+    for dir in PROC_MASKED_DIRS {
+        let target = Path::new("proc").join(dir);
+        if target.is_dir() {
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,nr_inodes=1"),
+            )
+            .map_err(|e| format!("mask /{}: {e}", target.display()))?;
+        }
+    }
     create_dirs(Path::new("dev/shm"))?;
     mount(
         Some("tmpfs"),
@@ -537,6 +582,7 @@ mod tests {
         assert!(extra_target(Path::new("/var/task")).is_err());
         assert!(extra_target(Path::new("/opt/python")).is_err());
         assert!(extra_target(Path::new("/var")).is_err());
+        assert!(extra_target(Path::new("/etc/ssh")).is_err());
         assert!(extra_target(Path::new("/")).is_err());
         assert!(extra_target(Path::new("relative/path")).is_err());
         assert!(extra_target(Path::new("/home/../etc")).is_err());
@@ -548,6 +594,7 @@ mod tests {
             "/tmp/x",
             "/proc/x",
             "/dev/x",
+            "/etc/x",
             "/var/../etc",
             "/",
             "/var",
@@ -561,7 +608,10 @@ mod tests {
                 &[],
                 &mounts,
                 Path::new("/t"),
-                &[],
+                &RootFiles {
+                    etc_dir: "/state/etc".into(),
+                    files: vec![],
+                },
             );
             assert!(planned.is_err(), "{target}");
         }
@@ -569,7 +619,13 @@ mod tests {
 
     #[test]
     fn plan_puts_code_read_only_and_tmp_read_write() {
-        let overlays = [(PathBuf::from("/state/passwd"), "etc/passwd".to_string())];
+        let root_files = RootFiles {
+            etc_dir: "/state/etc".into(),
+            files: vec![(
+                PathBuf::from("/state/lambda-entrypoint.sh"),
+                "lambda-entrypoint.sh".to_string(),
+            )],
+        };
         let entries = plan(
             Path::new("/code"),
             None,
@@ -580,7 +636,7 @@ mod tests {
                 PathBuf::from("/var/runtime/node_modules"),
             )],
             Path::new("/scratch/tmp"),
-            &overlays,
+            &root_files,
         )
         .unwrap();
         let binds: Vec<(String, bool)> = entries
@@ -593,7 +649,11 @@ mod tests {
         assert!(binds.contains(&("var/task".to_string(), false)));
         assert!(binds.contains(&("tmp".to_string(), true)));
         assert!(binds.contains(&("usr".to_string(), false)));
-        assert!(binds.contains(&("etc/passwd".to_string(), false)));
+        assert!(binds.contains(&("lambda-entrypoint.sh".to_string(), false)));
+        // Flint's /etc tree, never the host's.
+        assert!(entries.iter().any(|e| matches!(e,
+            Entry::Bind { source, target, rw: false }
+                if target == Path::new("etc") && source == Path::new("/state/etc"))));
         // A mount inside /var/runtime comes after /var/runtime itself.
         let at = |t: &str| binds.iter().position(|(b, _)| b == t);
         assert!(at("var/runtime/node_modules") > at("var/runtime"));

@@ -74,8 +74,8 @@ pub(crate) struct Launcher {
     pub isolation: Isolation,
     pub identity: Identity,
     pub cgroups: Layout,
-    /// passwd/group naming the sandbox user, bound over the host's in /etc.
-    pub etc_overlays: Vec<(PathBuf, String)>,
+    /// The `/etc` of zip-packaged functions (see `etc.rs`) and `lambda-entrypoint.sh`.
+    pub root_files: crate::mounts::RootFiles,
     /// What an isolated sandbox's namespace gets (changed rarely: at start-up).
     pub net: std::sync::RwLock<Arc<NetSetup>>,
 }
@@ -138,7 +138,7 @@ impl Launcher {
             file_size_limit: (spec.tmp_size_mb > 0)
                 .then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
             hostname: hostname(&spec.id),
-            etc_overlays: self.etc_overlays.clone(),
+            root_files: self.root_files.clone(),
         }
     }
 

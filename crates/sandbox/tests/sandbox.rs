@@ -671,6 +671,8 @@ async fn tmp_size_limits_a_single_file(ctx: &Ctx) -> Result<(), String> {
 }
 
 /// Names under the volume's mount point that belong to sandbox `id` (`<id>.<n>`).
+/// The /tmp volumes of sandbox `id` on the data dir: btrfs subvolumes are named after it; an
+/// ext4 image (FLINT_SANDBOX_TMP=ext4) is known by the `owner-<id>` file its sandbox wrote.
 fn volume_entries(ctx: &Ctx, id: &str) -> usize {
     let mnt = ctx.scratch.path().join("state/tmp-volume/mnt");
     std::fs::read_dir(mnt)
@@ -680,10 +682,20 @@ fn volume_entries(ctx: &Ctx, id: &str) -> usize {
                     e.file_name()
                         .to_str()
                         .is_some_and(|n| n.starts_with(&format!("{id}.")))
+                        || e.path().join(format!("owner-{id}")).exists()
                 })
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// `spec` with its script made to mark its /tmp first (see `volume_entries`).
+fn marking_tmp(mut spec: SandboxSpec) -> SandboxSpec {
+    spec.env.push(("OWNER".into(), spec.id.clone()));
+    if let Some(script) = spec.args.last_mut() {
+        *script = format!(": > /tmp/owner-$OWNER; {script}");
+    }
+    spec
 }
 
 /// EphemeralStorage limits /tmp as a whole (several files), per environment, on disk: a full
@@ -692,10 +704,10 @@ fn volume_entries(ctx: &Ctx, id: &str) -> usize {
 async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), String> {
     // A: 20 MB; three 8 MB files: the third fails. It then waits until B and C are done.
     let a_done = Release::new(ctx, "a");
-    let mut full = ctx.shell(&format!(
+    let mut full = marking_tmp(ctx.shell(&format!(
         "for f in a b c; do head -c 8388608 /dev/zero 2>&1 > /tmp/$f || echo $f failed; done; du -sk /tmp | cut -f1; echo ready; {}; echo done",
         a_done.wait()
-    ));
+    )));
     full.tmp_size_mb = 20;
     let mut a = ctx
         .sandboxes
@@ -738,8 +750,9 @@ async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), Stri
     )?;
 
     // B, while A's /tmp is full: 15 MB in its own 20 MB.
-    let mut other =
-        ctx.shell("head -c 15728640 /dev/zero > /tmp/x && echo B ok; du -sk /tmp | cut -f1");
+    let mut other = marking_tmp(
+        ctx.shell("head -c 15728640 /dev/zero > /tmp/x && echo B ok; du -sk /tmp | cut -f1"),
+    );
     other.tmp_size_mb = 20;
     let (exit, out, err) = run(ctx, &other).await?;
     ensure(
@@ -752,8 +765,10 @@ async fn tmp_size_limits_tmp_as_a_whole_not_memory(ctx: &Ctx) -> Result<(), Stri
     )?;
 
     // C: 300 MB of /tmp under a 128 MB memory limit.
-    let mut big = ctx
-        .shell("head -c 314572800 /dev/zero > /tmp/big && sync && echo C ok; stat -c %s /tmp/big");
+    let mut big =
+        marking_tmp(ctx.shell(
+            "head -c 314572800 /dev/zero > /tmp/big && sync && echo C ok; stat -c %s /tmp/big",
+        ));
     big.tmp_size_mb = 512;
     big.memory_mb = 128;
     let (exit, out, err) = run(ctx, &big).await?;
