@@ -110,6 +110,7 @@ pub(crate) fn build(dir: &Path) -> io::Result<PathBuf> {
     symlink("../proc/self/mounts", dir.join("mtab"))?;
     certificates(dir)?;
     alternatives(dir)?;
+    java(dir)?;
     Ok(dir.to_path_buf())
 }
 
@@ -155,6 +156,44 @@ fn certificates(dir: &Path) -> io::Result<()> {
         Path::new("/etc/ssl/openssl.cnf"),
         &dir.join("ssl/openssl.cnf"),
     )
+}
+
+/// Debian's JDKs keep their configuration in `/etc/java-N-openjdk` (`lib/jvm.cfg`,
+/// `conf/security/java.security` and the rest link there: without it `java` does not start) and
+/// their trust store at `/etc/ssl/certs/java/cacerts`: copied when the host has them.
+fn java(dir: &Path) -> io::Result<()> {
+    if let Ok(entries) = std::fs::read_dir("/etc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_jdk = name.to_str().is_some_and(|n| n.starts_with("java-"));
+            if is_jdk && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                copy_tree(&entry.path(), &dir.join(&name))?;
+            }
+        }
+    }
+    let store = Path::new("/etc/ssl/certs/java/cacerts");
+    if store.is_file() {
+        let java = dir.join("ssl/certs/java");
+        std::fs::create_dir_all(&java)?;
+        set_mode(&java, 0o755)?;
+        copy_if_present(store, &java.join("cacerts"))?;
+    }
+    Ok(())
+}
+
+/// A host directory's files and subdirectories (links followed), readable by everyone.
+fn copy_tree(source: &Path, target: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(target)?;
+    set_mode(target, 0o755)?;
+    for entry in std::fs::read_dir(source)?.flatten() {
+        let (from, to) = (entry.path(), target.join(entry.file_name()));
+        if from.is_dir() {
+            copy_tree(&from, &to)?;
+        } else if from.is_file() {
+            copy_if_present(&from, &to)?;
+        }
+    }
+    Ok(())
 }
 
 /// Debian routes some commands through `/etc/alternatives` (`awk`, `which`, `nodejs`): keep the
@@ -239,12 +278,36 @@ mod tests {
         let dir = build(&scratch.path().join("etc")).unwrap();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
-            assert!(NAMES.contains(&name.as_str()), "unexpected /etc/{name}");
+            assert!(
+                NAMES.contains(&name.as_str()) || name.starts_with("java-"),
+                "unexpected /etc/{name}"
+            );
         }
         for name in ["passwd", "group", "hosts", "nsswitch.conf", "resolv.conf"] {
             assert!(dir.join(name).is_file(), "{name}");
         }
         assert!(!dir.join("shadow").exists());
+    }
+
+    #[test]
+    fn a_debian_jdk_finds_its_configuration() {
+        let jdks: Vec<_> = std::fs::read_dir("/etc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("java-"))
+            .collect();
+        if jdks.is_empty() {
+            eprintln!("skipped: the host has no Debian JDK");
+            return;
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = build(&scratch.path().join("etc")).unwrap();
+        for jdk in jdks {
+            let cfg = dir.join(jdk.file_name()).join("jvm-amd64.cfg");
+            if jdk.path().join("jvm-amd64.cfg").is_file() {
+                assert!(cfg.is_file(), "{}", cfg.display());
+            }
+        }
     }
 
     #[test]
