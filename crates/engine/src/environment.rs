@@ -27,6 +27,10 @@ pub(crate) enum StartError {
     InvalidEntrypoint(String),
     /// Our own failure (I/O, sandbox set-up).
     Service(String),
+    /// The runtime ended as soon as it started, with this exit status: on AWS a managed
+    /// runtime's bootstrap (a shell script) runs `AWS_LAMBDA_EXEC_WRAPPER`, so a wrapper that
+    /// does not exist is bash's 127 (126: not executable), a `Runtime.ExitError`.
+    Exited(i32),
 }
 
 pub(crate) struct Environment {
@@ -278,15 +282,14 @@ pub(crate) async fn start(
             })?,
     };
     // Managed runtimes run through the function's wrapper script when it names one.
-    let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
-        Some(wrapper)
-            if spec.image.is_none()
-                && !spec.runtime.starts_with("provided")
-                && !wrapper.is_empty() =>
-        {
-            launch.with_exec_wrapper(wrapper)
-        }
-        _ => launch,
+    let wrapper = spec
+        .environment
+        .get("AWS_LAMBDA_EXEC_WRAPPER")
+        .filter(|w| spec.image.is_none() && !spec.runtime.starts_with("provided") && !w.is_empty())
+        .cloned();
+    let launch = match &wrapper {
+        Some(wrapper) => launch.with_exec_wrapper(wrapper),
+        None => launch,
     };
     // External extensions (layers' /opt/extensions, or an image's own) start first, through
     // the launcher (a bash script: an image needs its own bash, as AWS's base images have).
@@ -417,6 +420,11 @@ pub(crate) async fn start(
         Ok(Err(e)) => {
             remove_scratch(scratch_dir);
             return Err(match e {
+                SandboxError::Start { program, reason }
+                    if wrapper.as_deref() == Some(program.as_str()) =>
+                {
+                    StartError::Exited(wrapper_exit_status(&reason))
+                }
                 SandboxError::Start { program, reason } => {
                     StartError::InvalidEntrypoint(format!("fork/exec {program}: {reason}"))
                 }
@@ -871,5 +879,26 @@ mod tests {
         assert_eq!(m["AWS_SESSION_TOKEN"], issued.session_token);
         assert_eq!(m["AWS_ENDPOINT_URL_LAMBDA"], "http://169.254.100.1:9000");
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+}
+
+/// The exit status bash gives a command it cannot run: 126 when it is there but may not be
+/// executed, 127 when it is not found.
+fn wrapper_exit_status(reason: &str) -> i32 {
+    if reason.to_ascii_lowercase().contains("permission denied") {
+        126
+    } else {
+        127
+    }
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::wrapper_exit_status;
+
+    #[test]
+    fn a_wrapper_that_cannot_run_exits_as_bash_would() {
+        assert_eq!(wrapper_exit_status("no such file or directory"), 127);
+        assert_eq!(wrapper_exit_status("permission denied"), 126);
     }
 }

@@ -417,6 +417,15 @@ async fn cold_start(
                 Ending::platform(payload, "error", fe::RUNTIME_INVALID_ENTRYPOINT),
             )));
         }
+        Err(StartError::Exited(code)) => {
+            let exit = flint_sandbox::ExitInfo {
+                code: Some(code),
+                signal: None,
+                oom_killed: false,
+            };
+            let (payload, error_type) = fe::exited(&req.request_id, Some(exit));
+            return Ok(Err((None, Ending::platform(payload, "error", error_type))));
+        }
     };
     let mut starting = Starting {
         pool,

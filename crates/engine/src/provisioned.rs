@@ -364,6 +364,9 @@ async fn init(
             StartError::InvalidRuntime(m) | StartError::InvalidEntrypoint(m) => {
                 StartFailure::Function(m)
             }
+            StartError::Exited(code) => {
+                StartFailure::Function(format!("Runtime exited with error: exit status {code}"))
+            }
             StartError::Service(m) => StartFailure::Service(m),
         })?;
     match tokio::time::timeout(INIT_TIMEOUT, env.api.ready()).await {
