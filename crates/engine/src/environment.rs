@@ -679,6 +679,16 @@ pub(crate) fn environment_variables_with(
     // What the X-Ray SDK does without a trace header; Lambda's default, the function may change it.
     set("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into());
     set("LANG", "en_US.UTF-8".into());
+    // AWS's managed runtimes (but Java's) start from a bash bootstrap script, which leaves its
+    // working directory and shell level in the runtime's environment (recorded by LocalStack's
+    // test_introspection_invoke); provided runtimes and images start their program directly.
+    if spec.image.is_none()
+        && !spec.runtime.starts_with("provided")
+        && !spec.runtime.starts_with("java")
+    {
+        set("PWD", "/var/task".into());
+        set("SHLVL", "0".into());
+    }
     set(
         "PATH",
         "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
@@ -813,6 +823,31 @@ mod tests {
         assert_eq!(m["_HANDLER"], "h.handler");
         assert!(!m.contains_key("AWS_LAMBDA_LOG_FORMAT"));
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+
+    #[test]
+    fn managed_runtimes_have_the_bootstrap_scripts_pwd_and_shlvl() {
+        let vars = |runtime: &str| {
+            let mut s = spec();
+            s.runtime = runtime.into();
+            let vars = environment_variables(&s, &[], "a:1", "l", InitType::OnDemand);
+            as_map(&vars)
+                .into_iter()
+                .filter(|(k, _)| *k == "PWD" || *k == "SHLVL")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let mut python = vars("python3.12");
+        python.sort();
+        assert_eq!(
+            python,
+            vec![
+                ("PWD".to_string(), "/var/task".to_string()),
+                ("SHLVL".to_string(), "0".to_string())
+            ]
+        );
+        assert!(vars("provided.al2023").is_empty());
+        assert!(vars("java21").is_empty());
     }
 
     #[test]
