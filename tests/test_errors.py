@@ -236,6 +236,28 @@ def test_invoke_body_that_is_not_json_is_invalid_request_content(lambda_client, 
         "Could not parse request body into json: Could not parse payload into json: "), err
 
 
+JACKSON_SOURCE = "\n at [Source: REDACTED (`StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION` disabled);"
+
+
+@pytest.mark.parametrize("body,message", [
+    # AWS's recorded answers (LocalStack's test_lambda_invoke_payload_encoding_error): what the
+    # AWS CLI v2 sends for --payload '{...}' without --cli-binary-format raw-in-base64-out.
+    (b"n\x87r\x9e\xe9\xb5\xd7I\xee\x9bmt",
+     f"Invalid UTF-8 start byte 0x87{JACKSON_SOURCE} line: 1, column: 3]"),
+    (b"\x99\xeb,j\x07\xa1zYh",
+     "Unexpected character ((CTRL-CHAR, code 153)): expected a valid value (JSON String, Number, "
+     f"Array, Object or token 'null', 'true' or 'false'){JACKSON_SOURCE} line: 1, column: 1]"),
+    (b"hello",
+     "Unrecognized token 'hello': was expecting (JSON String, Number, Array, Object or token "
+     f"'null', 'true' or 'false'){JACKSON_SOURCE} line: 1, column: 6]"),
+])
+def test_invoke_body_that_is_not_json_gets_jacksons_message(lambda_client, python_fn, body,
+                                                             message):
+    expect_error(lambda_client.invoke, 400, "InvalidRequestContentException",
+                 "Could not parse request body into json: Could not parse payload into json: "
+                 + message, "User", FunctionName=python_fn, Payload=body)
+
+
 def test_invoke_body_over_6mb_is_413(lambda_client, python_fn):
     # AWS answers an oversized synchronous invoke at its front door with this code and message
     # (seen from every AWS SDK: "RequestEntityTooLargeException: Request must be smaller than
@@ -279,6 +301,36 @@ def test_runtime_crash_mid_invoke_is_runtime_exit_error(lambda_client):
     # The next invoke gets a fresh runtime.
     resp, payload = invoke_json(lambda_client, name, {"fine": True})
     assert "FunctionError" not in resp and payload["event"] == {"fine": True}
+
+
+def test_an_exec_wrapper_that_does_not_exist_is_runtime_exit_error_127(lambda_client):
+    # AWS's bootstrap script runs the wrapper: bash's "not found" status (recorded by
+    # LocalStack's test_lambda_runtime_wrapper_not_found).
+    name = unique_name("nowrapper")
+    create_function(lambda_client, name,
+                    Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/idontexist.sh"}})
+    resp, payload = invoke_json(lambda_client, name, {})
+    assert resp["FunctionError"] == "Unhandled"
+    assert payload == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id(resp)} Error: Runtime exited with error: "
+                        f"exit status 127",
+    }
+
+
+@pytest.mark.parametrize("runtime,with_request_id", [("python3.8", False), ("python3.9", True)])
+def test_python_error_payloads_carry_the_request_id_from_python3_9_on(lambda_client, runtime,
+                                                                        with_request_id):
+    # python3.8's runtime (an older awslambdaric) sends no requestId (recorded by LocalStack's
+    # test_uncaught_exception_invoke[python3.8]).
+    name = unique_name("p38err")
+    create_function(lambda_client, name, runtime=runtime)
+    resp, payload = invoke_json(lambda_client, name, {"action": "error", "message": "bad"})
+    assert resp["FunctionError"] == "Unhandled"
+    assert payload["errorMessage"] == "bad"
+    assert ("requestId" in payload) == with_request_id, payload
+    if with_request_id:
+        assert payload["requestId"] == request_id(resp)
 
 
 # ---- requests without a signature --------------------------------------------------------------

@@ -231,6 +231,28 @@ def test_update_responses_report_the_update_in_progress_as_aws_does(lambda_clien
     assert conf["LastUpdateStatus"] == "Successful"
 
 
+def test_the_update_stays_in_progress_for_the_next_calls_as_on_aws(lambda_client):
+    # AWS's update takes a second or more: a GetFunction right after it still says InProgress
+    # (LocalStack's test_publish_with_update / test_lambda_code_location_zipfile recorded it), and
+    # a second update meanwhile is refused (test_lambda_concurrent_config_updates).
+    name = unique_name("inprogress-get")
+    create_function(lambda_client, name)
+    lambda_client.update_function_code(FunctionName=name, ZipFile=python_zip())
+    conf = lambda_client.get_function(FunctionName=name)["Configuration"]
+    assert conf["LastUpdateStatus"] == "InProgress"
+    assert conf["LastUpdateStatusReason"] == "The function is being created."
+    assert conf["LastUpdateStatusReasonCode"] == "Creating"
+    with pytest.raises(lambda_client.exceptions.ResourceConflictException):
+        lambda_client.update_function_configuration(FunctionName=name, Description="again")
+    wait_active(lambda_client, name)
+    # The window is Flint's --update-settle-ms (500 ms by default): long enough for the calls
+    # of a client that goes through a proxy or a slow machine to land inside it.
+    started = time.monotonic()
+    lambda_client.update_function_configuration(FunctionName=name, Description="later")
+    wait_active(lambda_client, name)
+    assert time.monotonic() - started >= 0.3
+
+
 def test_update_function_configuration_applies_to_the_next_invoke(lambda_client):
     name = unique_name("config")
     create_function(lambda_client, name)

@@ -118,6 +118,9 @@ def test_cors_and_invoke_mode_round_trip(lambda_client):
                                                        Cors={"MaxAge": 10})
     assert updated["AuthType"] == "AWS_IAM"
     assert updated["Cors"] == {"MaxAge": 10}
+    # Once set, InvokeMode stays in Update's answer (AWS's recorded answer in LocalStack's
+    # test_lambda_update_function_url_config).
+    assert updated["InvokeMode"] == "RESPONSE_STREAM"
     updated = lambda_client.update_function_url_config(FunctionName=name, InvokeMode="BUFFERED")
     assert lambda_client.get_function_url_config(FunctionName=name)["InvokeMode"] == "BUFFERED"
 

@@ -30,10 +30,14 @@ enum InvocationType {
     DryRun,
 }
 
-fn invalid_payload(e: serde_json::Error) -> ApiError {
+/// AWS's answer to a payload that is not JSON: Jackson's words for the mistake.
+fn invalid_payload(body: &[u8], e: &serde_json::Error) -> ApiError {
     ApiError::lambda(
         ErrorCode::InvalidRequestContentException,
-        format!("Could not parse request body into json: Could not parse payload into json: {e}"),
+        format!(
+            "Could not parse request body into json: Could not parse payload into json: {}",
+            crate::jackson::parse_error(body, e)
+        ),
     )
 }
 
@@ -42,7 +46,7 @@ fn checked_payload(body: Bytes) -> Result<Bytes, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
     }
-    serde_json::from_slice::<IgnoredAny>(&body).map_err(invalid_payload)?;
+    serde_json::from_slice::<IgnoredAny>(&body).map_err(|e| invalid_payload(&body, &e))?;
     Ok(body)
 }
 

@@ -12,6 +12,7 @@ mod code;
 mod credentials;
 mod error;
 mod invoke;
+mod jackson;
 pub mod listener;
 mod logs;
 mod metrics;

@@ -348,8 +348,9 @@ impl VersionConfig {
             self.memory_size = v;
         }
         if let Some(v) = vpc_config {
-            // Empty subnet and security-group lists detach the function from its VPC.
-            self.vpc = (!v.subnet_ids.is_empty() || !v.security_group_ids.is_empty()).then_some(v);
+            // Empty subnet and security-group lists detach the function from its VPC; AWS then
+            // answers with the emptied config (`"SubnetIds": [], "VpcId": ""`), not without one.
+            self.vpc = Some(v);
         }
         if let Some(v) = environment {
             self.environment = Some(v.variables);

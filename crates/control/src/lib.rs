@@ -103,7 +103,7 @@ impl Default for ControlOptions {
         Self {
             public_base_url: "http://127.0.0.1:9000".into(),
             create_settle: Duration::from_millis(100),
-            update_settle: Duration::from_millis(50),
+            update_settle: Duration::from_millis(500),
             account_concurrency: 1000,
             code_url_ttl: Duration::from_secs(600),
             hot_reload_bucket: None,

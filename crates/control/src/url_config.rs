@@ -335,9 +335,10 @@ pub async fn update(
             Ok(config)
         })
         .await?;
-    // UpdateFunctionUrlConfig shows InvokeMode only when the request set it.
+    // UpdateFunctionUrlConfig (like Create) shows InvokeMode only once a request has set it:
+    // then it keeps showing the mode set, even when this update leaves it alone.
     Ok(UrlConfigOutput {
-        invoke_mode: input.invoke_mode,
+        invoke_mode: config.invoke_mode.clone(),
         ..render(cp, &fref, scope, &config)
     })
 }

@@ -27,6 +27,10 @@ pub(crate) enum StartError {
     InvalidEntrypoint(String),
     /// Our own failure (I/O, sandbox set-up).
     Service(String),
+    /// The runtime ended as soon as it started, with this exit status: on AWS a managed
+    /// runtime's bootstrap (a shell script) runs `AWS_LAMBDA_EXEC_WRAPPER`, so a wrapper that
+    /// does not exist is bash's 127 (126: not executable), a `Runtime.ExitError`.
+    Exited(i32),
 }
 
 pub(crate) struct Environment {
@@ -285,15 +289,14 @@ pub(crate) async fn start(
             })?,
     };
     // Managed runtimes run through the function's wrapper script when it names one.
-    let launch = match spec.environment.get("AWS_LAMBDA_EXEC_WRAPPER") {
-        Some(wrapper)
-            if spec.image.is_none()
-                && !spec.runtime.starts_with("provided")
-                && !wrapper.is_empty() =>
-        {
-            launch.with_exec_wrapper(wrapper)
-        }
-        _ => launch,
+    let wrapper = spec
+        .environment
+        .get("AWS_LAMBDA_EXEC_WRAPPER")
+        .filter(|w| spec.image.is_none() && !spec.runtime.starts_with("provided") && !w.is_empty())
+        .cloned();
+    let launch = match &wrapper {
+        Some(wrapper) => launch.with_exec_wrapper(wrapper),
+        None => launch,
     };
     // External extensions (layers' /opt/extensions, or an image's own) start first, through
     // the launcher (a bash script: an image needs its own bash, as AWS's base images have).
@@ -424,6 +427,11 @@ pub(crate) async fn start(
         Ok(Err(e)) => {
             remove_scratch(scratch_dir);
             return Err(match e {
+                SandboxError::Start { program, reason }
+                    if wrapper.as_deref() == Some(program.as_str()) =>
+                {
+                    StartError::Exited(wrapper_exit_status(&reason))
+                }
                 SandboxError::Start { program, reason } => {
                     StartError::InvalidEntrypoint(format!("fork/exec {program}: {reason}"))
                 }
@@ -679,6 +687,16 @@ pub(crate) fn environment_variables_with(
     // What the X-Ray SDK does without a trace header; Lambda's default, the function may change it.
     set("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR".into());
     set("LANG", "en_US.UTF-8".into());
+    // AWS's managed runtimes (but Java's) start from a bash bootstrap script, which leaves its
+    // working directory and shell level in the runtime's environment (recorded by LocalStack's
+    // test_introspection_invoke); provided runtimes and images start their program directly.
+    if spec.image.is_none()
+        && !spec.runtime.starts_with("provided")
+        && !spec.runtime.starts_with("java")
+    {
+        set("PWD", "/var/task".into());
+        set("SHLVL", "0".into());
+    }
     set(
         "PATH",
         "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
@@ -816,6 +834,31 @@ mod tests {
     }
 
     #[test]
+    fn managed_runtimes_have_the_bootstrap_scripts_pwd_and_shlvl() {
+        let vars = |runtime: &str| {
+            let mut s = spec();
+            s.runtime = runtime.into();
+            let vars = environment_variables(&s, &[], "a:1", "l", InitType::OnDemand);
+            as_map(&vars)
+                .into_iter()
+                .filter(|(k, _)| *k == "PWD" || *k == "SHLVL")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let mut python = vars("python3.12");
+        python.sort();
+        assert_eq!(
+            python,
+            vec![
+                ("PWD".to_string(), "/var/task".to_string()),
+                ("SHLVL".to_string(), "0".to_string())
+            ]
+        );
+        assert!(vars("provided.al2023").is_empty());
+        assert!(vars("java21").is_empty());
+    }
+
+    #[test]
     fn service_endpoints_are_set_and_the_function_may_override_them() {
         let mut spec = spec();
         spec.environment.insert(
@@ -879,5 +922,26 @@ mod tests {
         assert_eq!(m["AWS_SESSION_TOKEN"], issued.session_token);
         assert_eq!(m["AWS_ENDPOINT_URL_LAMBDA"], "http://169.254.100.1:9000");
         assert_eq!(vars.len(), m.len(), "no variable is listed twice");
+    }
+}
+
+/// The exit status bash gives a command it cannot run: 126 when it is there but may not be
+/// executed, 127 when it is not found.
+fn wrapper_exit_status(reason: &str) -> i32 {
+    if reason.to_ascii_lowercase().contains("permission denied") {
+        126
+    } else {
+        127
+    }
+}
+
+#[cfg(test)]
+mod wrapper_tests {
+    use super::wrapper_exit_status;
+
+    #[test]
+    fn a_wrapper_that_cannot_run_exits_as_bash_would() {
+        assert_eq!(wrapper_exit_status("no such file or directory"), 127);
+        assert_eq!(wrapper_exit_status("permission denied"), 126);
     }
 }

@@ -107,22 +107,10 @@ pub(crate) async fn invoke(
     // Placement: a provisioned environment first, else a warm one (the whole hot path is
     // these branches), else a cold start.
     let (env, init, lease) = if let Some(env) = pool.take_provisioned() {
-        // Provisioned concurrency is carved out of the unreserved pool already; a function with
-        // a reservation still counts against it.
-        let lease = match spec.reserved_concurrency {
-            Some(_) => match throttle::lease(&pool.counters, class, spec.reserved_concurrency) {
-                Ok(lease) => lease,
-                Err(reason) => {
-                    if let Some(env) = pool.put_back(env) {
-                        env.kill();
-                    }
-                    pool.metrics.throttles.fetch_add(1, Relaxed);
-                    return Err(InvokeError::Throttled { reason });
-                }
-            },
-            None => throttle::Lease::free(),
-        };
-        let lease = lease.running(&pool.metrics);
+        // Provisioned concurrency is carved out already: of the unreserved pool, or of the
+        // function's reservation (its on-demand invokes get the rest): the environments
+        // themselves bound these invokes.
+        let lease = throttle::Lease::free().running(&pool.metrics);
         (env, None, lease)
     } else {
         let lease = throttle::lease(&pool.counters, class, spec.reserved_concurrency)
@@ -416,6 +404,15 @@ async fn cold_start(
                 None,
                 Ending::platform(payload, "error", fe::RUNTIME_INVALID_ENTRYPOINT),
             )));
+        }
+        Err(StartError::Exited(code)) => {
+            let exit = flint_sandbox::ExitInfo {
+                code: Some(code),
+                signal: None,
+                oom_killed: false,
+            };
+            let (payload, error_type) = fe::exited(&req.request_id, Some(exit));
+            return Ok(Err((None, Ending::platform(payload, "error", error_type))));
         }
     };
     let mut starting = Starting {

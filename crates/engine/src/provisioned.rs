@@ -135,6 +135,21 @@ impl Provisioner {
             }
         }
         inner.throttle.set_provisioned_claims(&claims);
+        // A function with a reservation: its provisioned concurrency comes out of that.
+        let mut function_claims: HashMap<(String, String, String), u32> = HashMap::new();
+        for (spec, n) in wanted.values() {
+            if spec.reserved_concurrency.is_some() {
+                let c = function_claims
+                    .entry((
+                        spec.account.clone(),
+                        spec.region.clone(),
+                        spec.function_name.clone(),
+                    ))
+                    .or_default();
+                *c = c.saturating_add(*n);
+            }
+        }
+        inner.throttle.set_function_claims(&function_claims);
 
         let mut stop = Vec::new();
         let mut changed = false;
@@ -363,6 +378,9 @@ async fn init(
         .map_err(|e| match e {
             StartError::InvalidRuntime(m) | StartError::InvalidEntrypoint(m) => {
                 StartFailure::Function(m)
+            }
+            StartError::Exited(code) => {
+                StartFailure::Function(format!("Runtime exited with error: exit status {code}"))
             }
             StartError::Service(m) => StartFailure::Service(m),
         })?;

@@ -27,6 +27,10 @@ pub(crate) enum Class {
 pub(crate) struct Counter {
     in_use: AtomicU32,
     limit: AtomicU32,
+    /// A function's counter: the provisioned concurrency its versions and aliases hold, carved
+    /// out of its reservation (on-demand invokes get what is left; AWS throttles `$LATEST` when
+    /// provisioned concurrency takes the whole reservation).
+    claimed: AtomicU32,
 }
 
 impl Default for Counter {
@@ -40,6 +44,7 @@ impl Counter {
         Self {
             in_use: AtomicU32::new(0),
             limit: AtomicU32::new(limit),
+            claimed: AtomicU32::new(0),
         }
     }
 
@@ -57,6 +62,10 @@ impl Counter {
 
     pub(crate) fn limit(&self) -> u32 {
         self.limit.load(Ordering::Acquire)
+    }
+
+    fn claimed(&self) -> u32 {
+        self.claimed.load(Ordering::Acquire)
     }
 
     fn set_limit(&self, limit: u32) {
@@ -265,6 +274,19 @@ impl Throttle {
         }
     }
 
+    /// Provisioned concurrency of functions with a reservation, per function (functions left
+    /// out have none): on-demand invokes of such a function get its reservation minus this.
+    pub(crate) fn set_function_claims(&self, claims: &HashMap<(String, String, String), u32>) {
+        let mut functions = self.functions.lock();
+        for key in claims.keys() {
+            functions.entry(key.clone()).or_default();
+        }
+        for (key, counter) in functions.iter() {
+            let n = claims.get(key).copied().unwrap_or(0);
+            counter.claimed.store(n, Ordering::Release);
+        }
+    }
+
     /// The current unreserved limit of a scope.
     #[cfg(test)]
     pub(crate) fn unreserved(&self, account: &str, region: &str) -> u32 {
@@ -283,7 +305,8 @@ pub(crate) fn lease(
 ) -> Result<Lease, ThrottleReason> {
     match (reserved, class) {
         (Some(limit), _) => {
-            if counters.function.try_acquire(limit) {
+            let on_demand = limit.saturating_sub(counters.function.claimed());
+            if counters.function.try_acquire(on_demand) {
                 Ok(Lease {
                     counter: Some(counters.function.clone()),
                     running: None,
@@ -325,6 +348,25 @@ mod tests {
             Some(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
         );
         assert!(lease(&c, Class::Async, Some(0)).is_err());
+    }
+
+    #[test]
+    fn provisioned_concurrency_holding_the_whole_reservation_throttles_on_demand_invokes() {
+        let c = counters(1000);
+        let key = ("a".to_string(), "r".to_string(), "f".to_string());
+        let t = Throttle::new(1000);
+        t.functions.lock().insert(key.clone(), c.function.clone());
+        t.set_function_claims(&HashMap::from([(key.clone(), 1)]));
+        assert_eq!(
+            lease(&c, Class::Sync, Some(1)).err(),
+            Some(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
+        );
+        let one = lease(&c, Class::Sync, Some(2)).ok();
+        assert!(one.is_some());
+        assert!(lease(&c, Class::Sync, Some(2)).is_err());
+        drop(one);
+        t.set_function_claims(&HashMap::new());
+        assert!(lease(&c, Class::Sync, Some(1)).is_ok());
     }
 
     #[test]

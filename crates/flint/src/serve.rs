@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// twice as long). AWS waits about a minute; less is handy in tests and development.
     #[arg(long, default_value_t = 60, env = "FLINT_ASYNC_RETRY_DELAY_SECS")]
     async_retry_delay_secs: u64,
+    /// Milliseconds an update (UpdateFunctionCode/Configuration) stays `LastUpdateStatus:
+    /// InProgress`; a second update meanwhile gets AWS's 409. AWS takes a second or more; the
+    /// default is long enough that the answer right after an update says InProgress, as AWS's
+    /// does, and short enough for waiters (boto3's `function_updated_v2` polls every second).
+    #[arg(long, default_value_t = 500, env = "FLINT_UPDATE_SETTLE_MS")]
+    update_settle_ms: u64,
     /// Threads serving the API and the Runtime APIs. Default: half the CPUs (at least one) —
     /// the functions need the rest, and fewer threads mean fewer hand-offs per invoke.
     #[arg(long, env = "FLINT_WORKER_THREADS")]
@@ -299,6 +305,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtimes.clone(),
         flint_control::ControlOptions {
             account_concurrency: args.account_concurrency,
+            update_settle: Duration::from_millis(args.update_settle_ms),
             public_base_url: format!("http://{}", args.listen),
             hot_reload_bucket: hot_reload_bucket(
                 args.hot_reload_bucket.as_deref(),

@@ -481,13 +481,20 @@ def _create_lambda_context(invoke_id, headers):
 # ---------------------------------------------------------------------------------------------
 
 
+# python3.8's runtime (an older awslambdaric) puts no requestId in its error payloads.
+_ERRORS_CARRY_REQUEST_ID = os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.8"
+
+
 def make_error(error_message, error_type, stack_trace, invoke_id=None):
-    return {
+    error = {
         "errorMessage": error_message if error_message else "",
         "errorType": error_type if error_type else "",
         "requestId": invoke_id if invoke_id is not None else "",
         "stackTrace": stack_trace if stack_trace else [],
     }
+    if not _ERRORS_CARRY_REQUEST_ID:
+        del error["requestId"]
+    return error
 
 
 # This module's file: cut from the top of stack traces with bootstrap.py, as awslambdaric cuts

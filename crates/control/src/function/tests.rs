@@ -934,3 +934,32 @@ async fn other_resources_can_ask_whether_a_function_version_exists() {
     assert!(!fx.cp.function_exists(&scope(), "f1", Some("1")));
     assert!(!fx.cp.function_exists(&scope(), "f2", None));
 }
+
+#[tokio::test]
+async fn an_emptied_vpc_config_is_answered_empty_as_aws_does() {
+    let fx = fixture();
+    let plain = create(&fx.cp, "vpc").await;
+    assert!(plain.get("VpcConfig").is_none());
+    settled(&fx.cp, "vpc").await;
+    let u = exec(
+        &fx.cp,
+        "UpdateFunctionConfiguration",
+        json!({"FunctionName": "vpc",
+               "VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(u["VpcConfig"]["SubnetIds"], json!(["subnet-1"]));
+    settled(&fx.cp, "vpc").await;
+    let u = exec(
+        &fx.cp,
+        "UpdateFunctionConfiguration",
+        json!({"FunctionName": "vpc", "VpcConfig": {"SubnetIds": [], "SecurityGroupIds": []}}),
+    )
+    .await
+    .unwrap();
+    let empty = json!({"SubnetIds": [], "SecurityGroupIds": [], "VpcId": "",
+                       "Ipv6AllowedForDualStack": false});
+    assert_eq!(u["VpcConfig"], empty);
+    assert_eq!(settled(&fx.cp, "vpc").await["VpcConfig"], empty);
+}

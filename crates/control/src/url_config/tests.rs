@@ -308,3 +308,34 @@ async fn urls_die_with_their_function_and_alias() {
     assert!(fx.cp.function_url_target(&own_id).is_none());
     assert!(reopen(&fx).function_url_target(&own_id).is_none());
 }
+
+#[tokio::test]
+async fn an_update_keeps_showing_the_invoke_mode_once_set_as_aws_answers() {
+    // LocalStack's test_lambda_update_function_url_config, AWS's recorded answers.
+    let fx = fixture();
+    create_function(&fx.cp, "m").await;
+    let created = exec(
+        &fx.cp,
+        "CreateFunctionUrlConfig",
+        json!({"FunctionName": "m", "AuthType": "NONE", "InvokeMode": "BUFFERED"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created["InvokeMode"], "BUFFERED");
+    let set = exec(
+        &fx.cp,
+        "UpdateFunctionUrlConfig",
+        json!({"FunctionName": "m", "InvokeMode": "RESPONSE_STREAM"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(set["InvokeMode"], "RESPONSE_STREAM");
+    let untouched = exec(
+        &fx.cp,
+        "UpdateFunctionUrlConfig",
+        json!({"FunctionName": "m", "AuthType": "NONE"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(untouched["InvokeMode"], "RESPONSE_STREAM");
+}
