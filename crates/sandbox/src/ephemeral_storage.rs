@@ -71,10 +71,6 @@ impl TmpStorage {
         if forced.as_deref() != Some("btrfs") {
             cleanup_leftovers(dir);
             sweep_orphans();
-            // Before anything is mounted: see sweep_orphans.
-            if let (Ok(()), Some(me)) = (std::fs::create_dir_all(dir), process_identity("self")) {
-                let _ = std::fs::write(dir.join(OWNER_FILE), me);
-            }
             match ext4::ImagePool::open(dir, owner) {
                 Ok(pool) => {
                     if let Some(why_not_btrfs) = reasons.first() {

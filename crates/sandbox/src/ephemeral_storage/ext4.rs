@@ -94,6 +94,12 @@ impl ImagePool {
         for d in [dir, &mnt, &images] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
+        // Before anything is mounted: a bind without an owner file is a dead Flint's to another
+        // Flint's (or another pool's) `sweep_orphans`, which would unmount it under us.
+        if let Some(me) = super::process_identity("self") {
+            std::fs::write(dir.join(super::OWNER_FILE), me)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         share(&mnt)?;
