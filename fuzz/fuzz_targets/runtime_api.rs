@@ -117,10 +117,14 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .unwrap_or_else(|e| panic!("tokio: {e}"));
         // libFuzzer's C++ main leaves SIGPIPE fatal (Rust's own main, as in `flint`, ignores
         // it): a handler makes a write to a closed socket the EPIPE Flint sees in production.
+        static PIPE: std::sync::Mutex<Option<tokio::signal::unix::Signal>> =
+            std::sync::Mutex::new(None);
         let pipe = rt.block_on(async {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe())
         });
-        std::mem::forget(pipe);
+        if let (Ok(pipe), Ok(mut slot)) = (pipe, PIPE.lock()) {
+            *slot = Some(pipe);
+        }
         rt
     })
 }
