@@ -342,7 +342,8 @@ def test_an_extension_built_with_awss_lambda_extension_crate_gets_events_and_tel
     seen("platform.extension", "rust-recorder")
     seen("platform.telemetrySubscription", "rust-recorder")
     seen("platform.start", rid)
-    seen("platform.runtimeDone", rid)
+    # AWS's spans: the event handed over -> the response began -> the response arrived.
+    seen("platform.runtimeDone:responseLatency,responseDuration", rid)
     seen("platform.report:128", rid)
     wait_record(callback_server, lambda r: r["kind"] == "telemetry" and any(
         e["type"] == "function" and "hello from the function" in e["id"] for e in r["events"]))
@@ -351,6 +352,36 @@ def test_an_extension_built_with_awss_lambda_extension_crate_gets_events_and_tel
     shutdown = wait_record(callback_server, lambda r: r["kind"] == "event"
                            and r["eventType"] == "SHUTDOWN")
     assert shutdown["shutdownReason"] == "spindown"
+
+
+def test_a_logs_api_extension_built_with_awss_crate_gets_the_logs_apis_records(
+        lambda_client, callback_server, rust_extension):
+    """The Logs API (2020-08-15) has its own, older schema; the `lambda-extension` crate rejects
+    a whole batch holding a record it does not know (the Telemetry API's Init records)."""
+    zip_bytes = make_zip({"extensions/rust-logs": (rust_extension.read_bytes(), 0o755)})
+    layer = lambda_client.publish_layer_version(
+        LayerName=unique_name("rust-logs"), Content={"ZipFile": zip_bytes})["LayerVersionArn"]
+    name = unique_name("rust-logs-fn")
+    create_function(
+        lambda_client, name, runtime="python3.12", zip_bytes=make_zip({"index.py": HANDLER}),
+        Layers=[layer], Timeout=10,
+        Environment={"Variables": {"RECORDER_URL": callback_server.url, "EXT_API": "logs",
+                                   "EXT_TELEMETRY_PORT": str(free_port())}})
+    resp, payload = invoke_json(lambda_client, name, {})
+    assert payload == {"ok": True}
+    rid = request_id(resp)
+
+    def seen(kind, ident=None):
+        return wait_record(callback_server, lambda r: r["kind"] == "logs" and any(
+            e["type"] == kind and (ident is None or e["id"] == ident) for e in r["events"]))
+
+    seen("platform.logsSubscription", "rust-logs")
+    seen("platform.start", rid)
+    seen("platform.runtimeDone", rid)
+    seen("platform.end", rid)
+    seen("platform.report", rid)
+    wait_record(callback_server, lambda r: r["kind"] == "logs" and any(
+        e["type"] == "function" and "hello from the function" in e["id"] for e in r["events"]))
 
 
 @pytest.fixture

@@ -166,25 +166,57 @@ pub(crate) fn start(api: &RuntimeApi, request_id: &str, version: &str, trace_id:
     }
 }
 
-/// `platform.runtimeDone`: the runtime answered (or failed) after `duration`.
-pub(crate) fn runtime_done(
-    api: &RuntimeApi,
-    request_id: &str,
-    status: &str,
-    error_type: Option<&str>,
-    duration: Duration,
-    produced_bytes: usize,
-) {
+/// What `platform.runtimeDone` reports of one invocation.
+pub(crate) struct RuntimeDone<'a> {
+    pub request_id: &'a str,
+    pub status: &'a str,
+    pub error_type: Option<&'a str>,
+    /// When the event was handed to the runtime.
+    pub started: std::time::Instant,
+    pub duration: Duration,
+    pub produced_bytes: usize,
+    /// The trace header the function got (empty when not kept).
+    pub trace: &'a str,
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// `platform.runtimeDone`: the runtime answered (or failed) after `duration`; with AWS's spans
+/// `responseLatency` (the event handed over → the response began) and `responseDuration` (the
+/// response's transfer) when a response arrived, and the invocation's trace context.
+pub(crate) fn runtime_done(api: &RuntimeApi, done: &RuntimeDone<'_>) {
     if !api.telemetry_wants(Category::Platform) {
         return;
     }
     let mut record = json!({
-        "requestId": request_id,
-        "status": status,
-        "metrics": { "durationMs": ms(duration), "producedBytes": produced_bytes },
+        "requestId": done.request_id,
+        "status": done.status,
+        "metrics": { "durationMs": ms(done.duration), "producedBytes": done.produced_bytes },
     });
-    if let Some(t) = error_type {
+    if let Some(t) = done.error_type {
         record["errorType"] = json!(t);
+    }
+    if !done.trace.is_empty() {
+        record["tracing"] = json!({
+            "spanId": format!("{:016x}", rand::random::<u64>()),
+            "type": "X-Amzn-Trace-Id",
+            "value": done.trace,
+        });
+    }
+    if let Some(began) = api.take_response_began() {
+        let now = std::time::Instant::now();
+        let wall_now = std::time::SystemTime::now();
+        let latency = began.saturating_duration_since(done.started);
+        let transfer = now.saturating_duration_since(began);
+        let wall_start = wall_now - now.saturating_duration_since(done.started);
+        record["spans"] = json!([
+            { "name": "responseLatency", "start": rfc3339(wall_start), "durationMs": ms(latency) },
+            { "name": "responseDuration", "start": rfc3339(wall_start + latency), "durationMs": ms(transfer) },
+        ]);
     }
     api.emit_telemetry(
         Category::Platform,

@@ -148,16 +148,21 @@ pub(crate) async fn invoke(
         deadline: tokio::time::Instant::now(),
         outcome: None,
         done: None,
+        trace: String::new(),
     };
     let mut ending = run.run(&env).await;
     let runtime_duration = run.started.elapsed();
     extensions::runtime_done(
         &env.api,
-        &req.request_id,
-        ending.telemetry_status(),
-        ending.error_type,
-        runtime_duration,
-        ending.payload.len(),
+        &extensions::RuntimeDone {
+            request_id: &req.request_id,
+            status: ending.telemetry_status(),
+            error_type: ending.error_type,
+            started: run.started,
+            duration: runtime_duration,
+            produced_bytes: ending.payload.len(),
+            trace: &run.trace,
+        },
     );
     if ending.stream.is_none() && env.api.has_invoke_extensions() && env.is_healthy() {
         if !req.tail_log {
@@ -212,6 +217,8 @@ struct Checkout<'a> {
     outcome: Option<oneshot::Receiver<Outcome>>,
     /// Where the ending of a streamed response goes.
     done: Option<oneshot::Sender<InvokeResponse>>,
+    /// The trace header the function got (for telemetry's `tracing`), once known.
+    trace: String,
 }
 
 impl Checkout<'_> {
@@ -231,6 +238,12 @@ impl Checkout<'_> {
         };
         let wall_start = std::time::SystemTime::now();
         extensions::start(&env.api, &req.request_id, &spec.version, &trace_id);
+        if env
+            .api
+            .telemetry_wants(flint_runtime_api::Category::Platform)
+        {
+            self.trace.clone_from(&trace_id);
+        }
         let sampled = crate::xray::sampled_ids(&trace_id)
             .map(|(root, parent)| (root.to_string(), parent.to_string()));
         let outcome = self.outcome.insert(env.api.deliver(Invocation {

@@ -349,6 +349,13 @@ impl RuntimeApi {
         self.shared.telemetry.wants(category)
     }
 
+    /// When the current invocation's response began to arrive at the Runtime API (known only
+    /// while a telemetry subscriber wants platform events); taken, so each invocation reads its
+    /// own.
+    pub fn take_response_began(&self) -> Option<std::time::Instant> {
+        self.shared.take_response_began()
+    }
+
     /// Queues an event (see [`telemetry_event`]) for the subscribers of `category`.
     pub fn emit_telemetry(&self, category: Category, event: Bytes) {
         self.shared.telemetry.emit(category, event);

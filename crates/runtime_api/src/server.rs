@@ -143,6 +143,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, In
                     return Ok(method_not_allowed());
                 }
                 let id = id.to_owned();
+                if kind == PostKind::Response {
+                    shared.response_begins();
+                }
                 let error_type = match kind {
                     PostKind::Error => error_type_header(&parts.headers),
                     PostKind::Response => None,

@@ -15,6 +15,9 @@ pub(crate) struct Shared {
     readiness: watch::Sender<Readiness>,
     pub(crate) extensions: Extensions,
     pub(crate) telemetry: Telemetry,
+    /// When the current invocation's response began to arrive (kept only while a telemetry
+    /// subscriber wants platform events: `platform.runtimeDone`'s spans).
+    response_began: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Default)]
@@ -64,13 +67,29 @@ impl Shared {
                 readiness,
                 extensions: Extensions::new(),
                 telemetry: Telemetry::new(),
+                response_began: Mutex::new(None),
             },
             rx,
         )
     }
 
+    /// A `/response` request's head arrived.
+    pub(crate) fn response_begins(&self) {
+        if self.telemetry.wants(crate::Category::Platform) {
+            *self.response_began.lock() = Some(std::time::Instant::now());
+        }
+    }
+
+    /// When the last response began (taken: each invocation reads its own once).
+    pub(crate) fn take_response_began(&self) -> Option<std::time::Instant> {
+        self.response_began.lock().take()
+    }
+
     pub(crate) fn deliver(&self, invocation: Invocation) -> oneshot::Receiver<Outcome> {
         self.extensions.invoke(&invocation);
+        if self.telemetry.wants(crate::Category::Platform) {
+            self.response_began.lock().take();
+        }
         let (tx, rx) = oneshot::channel();
         let mut st = self.state.lock();
         if st.closed {

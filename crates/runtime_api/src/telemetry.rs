@@ -24,8 +24,8 @@ pub enum Category {
     Extension = 4,
 }
 
-/// Which API a subscription came through (their events differ only in the subscription
-/// notice).
+/// Which API a subscription came through. The Logs API's subscribers get its own, older schema
+/// (see [`logs_api_form`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {
     Telemetry,
@@ -178,6 +178,7 @@ struct Buffer {
 
 struct Subscriber {
     name: String,
+    api: Api,
     reach: Reach,
     types: u8,
     limits: Limits,
@@ -258,6 +259,7 @@ impl Telemetry {
         }
         let subscriber = Arc::new(Subscriber {
             name: name.to_string(),
+            api,
             reach,
             types: sub.types,
             limits: sub.limits,
@@ -268,6 +270,13 @@ impl Telemetry {
         });
         {
             let mut subs = self.subscribers.lock();
+            // An extension subscribes through one of the two APIs, as on AWS.
+            if let Some(other) = subs.iter().find(|s| s.name == name && s.api != api) {
+                return Err(SubscribeError(format!(
+                    "Extension {name} is already subscribed through the {} API; an extension may use the Telemetry API or the Logs API, not both",
+                    other.api.name()
+                )));
+            }
             // A second subscription of the same extension replaces its first.
             subs.retain(|s| {
                 if s.name == name {
@@ -286,42 +295,29 @@ impl Telemetry {
             let task = handle.spawn(deliver(subscriber));
             self.tasks.lock().push(task.abort_handle());
         }
-        let (kind, record) = match api {
-            Api::Telemetry => (
-                "platform.telemetrySubscription",
-                serde_json::json!({ "name": name, "state": "Subscribed", "types": sub.type_names }),
-            ),
-            Api::Logs => (
-                "platform.logsSubscription",
-                serde_json::json!({ "name": name, "state": "Subscribed", "types": sub.type_names }),
-            ),
-        };
-        self.emit(Category::Platform, event(kind, record));
+        // One notice for both APIs: the Logs API's subscribers see it as
+        // `platform.logsSubscription` (`logs_api_form`).
+        let record =
+            serde_json::json!({ "name": name, "state": "Subscribed", "types": sub.type_names });
+        self.emit(
+            Category::Platform,
+            event("platform.telemetrySubscription", record),
+        );
         Ok(())
     }
 
-    /// Queues `event` for every subscriber of `category`.
+    /// Queues `event` for every subscriber of `category` (in the Logs API's schema for that
+    /// API's subscribers).
     pub(crate) fn emit(&self, category: Category, event: Bytes) {
         if !self.wants(category) {
             return;
         }
         let subs = self.subscribers.lock().clone();
+        let mut logs_form: Option<Vec<Bytes>> = None;
         for s in subs.iter().filter(|s| s.types & category as u8 != 0) {
-            let mut b = s.buffer.lock();
-            // Past twice its batch limits the subscriber has fallen behind: drop.
-            if b.events.len() >= 2 * s.limits.max_items
-                || b.bytes + event.len() > 2 * s.limits.max_bytes
-            {
-                b.dropped_records += 1;
-                b.dropped_bytes += event.len() as u64;
-                continue;
-            }
-            b.bytes += event.len();
-            b.events.push_back(event.clone());
-            let full = b.events.len() >= s.limits.max_items || b.bytes >= s.limits.max_bytes;
-            drop(b);
-            if full {
-                s.wake.notify_one();
+            match s.api {
+                Api::Telemetry => s.queue(std::slice::from_ref(&event)),
+                Api::Logs => s.queue(logs_form.get_or_insert_with(|| logs_api_form(&event))),
             }
         }
     }
@@ -341,6 +337,88 @@ impl Telemetry {
             t.abort();
         }
         self.wanted.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Telemetry => "Telemetry",
+            Api::Logs => "Logs",
+        }
+    }
+}
+
+impl Subscriber {
+    /// Buffers `events`, dropping what does not fit (past twice its batch limits the
+    /// subscriber has fallen behind).
+    fn queue(&self, events: &[Bytes]) {
+        let mut b = self.buffer.lock();
+        for event in events {
+            if b.events.len() >= 2 * self.limits.max_items
+                || b.bytes + event.len() > 2 * self.limits.max_bytes
+            {
+                b.dropped_records += 1;
+                b.dropped_bytes += event.len() as u64;
+                continue;
+            }
+            b.bytes += event.len();
+            b.events.push_back(event.clone());
+        }
+        let full = b.events.len() >= self.limits.max_items || b.bytes >= self.limits.max_bytes;
+        drop(b);
+        if full {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A Telemetry API event as the Logs API (2020-08-15) delivers it, which knows fewer types and
+/// fields: `platform.start` {requestId, version}, `platform.runtimeDone` {requestId, status},
+/// `platform.end` {requestId} then `platform.report` {requestId, metrics}, `platform.extension`,
+/// `platform.logsSubscription` (for `platform.telemetrySubscription`), `platform.logsDropped`,
+/// and `function`/`extension` records as strings. The Init records have no Logs API form
+/// (AWS's own client, the `lambda-extension` crate, rejects a batch holding one).
+fn logs_api_form(event: &Bytes) -> Vec<Bytes> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(event) else {
+        return Vec::new();
+    };
+    let kind = v["type"].as_str().unwrap_or_default().to_string();
+    let record = v["record"].take();
+    let keep = |fields: &[&str]| {
+        let mut out = serde_json::Map::new();
+        for f in fields {
+            if let Some(x) = record.get(*f) {
+                out.insert((*f).to_string(), x.clone());
+            }
+        }
+        serde_json::Value::Object(out)
+    };
+    let with_record = |kind: &str, record: serde_json::Value| {
+        let mut e = v.clone();
+        e["type"] = serde_json::Value::from(kind);
+        e["record"] = record;
+        Bytes::from(e.to_string())
+    };
+    match kind.as_str() {
+        "function" | "extension" => {
+            let line = match record {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            vec![with_record(&kind, serde_json::Value::from(line))]
+        }
+        "platform.start" => vec![with_record(&kind, keep(&["requestId", "version"]))],
+        "platform.runtimeDone" => vec![with_record(&kind, keep(&["requestId", "status"]))],
+        "platform.report" => vec![
+            with_record("platform.end", keep(&["requestId"])),
+            with_record(&kind, keep(&["requestId", "metrics"])),
+        ],
+        "platform.telemetrySubscription" => {
+            vec![with_record("platform.logsSubscription", record)]
+        }
+        "platform.extension" | "platform.logsDropped" => vec![with_record(&kind, record)],
+        _ => Vec::new(),
     }
 }
 
@@ -528,6 +606,78 @@ mod tests {
         let b = subs[0].buffer.lock();
         assert_eq!(b.events.len(), 2000);
         assert_eq!(b.dropped_records, 500);
+        Ok(())
+    }
+
+    fn record_types(events: &[Bytes]) -> Vec<(String, serde_json::Value)> {
+        events
+            .iter()
+            .filter_map(|e| serde_json::from_slice::<serde_json::Value>(e).ok())
+            .map(|v| {
+                (
+                    v["type"].as_str().unwrap_or_default().to_string(),
+                    v["record"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn logs_api_subscribers_get_the_logs_apis_schema() {
+        let start = event(
+            "platform.start",
+            serde_json::json!({"requestId": "r1", "version": "$LATEST",
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-2-3"}}),
+        );
+        assert_eq!(
+            record_types(&logs_api_form(&start)),
+            [(
+                "platform.start".to_string(),
+                serde_json::json!({"requestId": "r1", "version": "$LATEST"})
+            )]
+        );
+        let report = event(
+            "platform.report",
+            serde_json::json!({"requestId": "r1", "status": "success",
+                "metrics": {"durationMs": 1.5, "billedDurationMs": 2}}),
+        );
+        let got = record_types(&logs_api_form(&report));
+        assert_eq!(got[0].0, "platform.end");
+        assert_eq!(got[0].1, serde_json::json!({"requestId": "r1"}));
+        assert_eq!(got[1].0, "platform.report");
+        assert!(got[1].1.get("status").is_none());
+        let json_line = event(
+            "function",
+            serde_json::json!({"level": "INFO", "message": "m"}),
+        );
+        let got = record_types(&logs_api_form(&json_line));
+        assert!(got[0].1.as_str().is_some_and(|s| s.contains("\"message\"")));
+        for init in [
+            "platform.initStart",
+            "platform.initRuntimeDone",
+            "platform.initReport",
+        ] {
+            assert!(logs_api_form(&event(init, serde_json::json!({}))).is_empty());
+        }
+        let notice = event(
+            "platform.telemetrySubscription",
+            serde_json::json!({"name": "e", "state": "Subscribed", "types": ["platform"]}),
+        );
+        assert_eq!(
+            record_types(&logs_api_form(&notice))[0].0,
+            "platform.logsSubscription"
+        );
+    }
+
+    #[test]
+    fn an_extension_uses_one_of_the_two_apis() -> Result<(), SubscribeError> {
+        let t = Telemetry::new();
+        let body = br#"{"schemaVersion":"2022-12-13","types":["platform"],
+            "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1/"}}"#;
+        t.subscribe("ext", body, Api::Logs)?;
+        assert!(t.subscribe("ext", body, Api::Telemetry).is_err());
+        t.subscribe("ext", body, Api::Logs)?;
+        t.subscribe("other", body, Api::Telemetry)?;
         Ok(())
     }
 }
