@@ -165,6 +165,27 @@ def test_an_extension_from_a_layer_receives_invoke_telemetry_and_shutdown(
     assert shutdown["deadlineMs"] > time.time() * 1000 - 5000
 
 
+def test_a_logs_api_subscriber_gets_newline_delimited_json_over_tcp(
+        lambda_client, callback_server):
+    name = function_with_extension(lambda_client, callback_server, RECORDER_TCP="1")
+    resp, payload = invoke_json(lambda_client, name, {})
+    assert payload == {"ok": True}
+    rid = request_id(resp)
+    sub = wait_record(callback_server, lambda r: r["kind"] == "subscribe")
+    assert sub["status"] == 200
+    wait_telemetry(callback_server, lambda e: e["type"] == "platform.logsSubscription")
+    start = wait_telemetry(callback_server, lambda e: e["type"] == "platform.start")
+    assert start["record"] == {"requestId": rid, "version": "$LATEST"}
+    wait_telemetry(callback_server, lambda e: e["type"] == "function"
+                   and "hello from the function" in e["record"])
+    end = wait_telemetry(callback_server, lambda e: e["type"] == "platform.end")
+    assert end["record"] == {"requestId": rid}
+    report = wait_telemetry(callback_server, lambda e: e["type"] == "platform.report")
+    assert report["record"]["requestId"] == rid and "status" not in report["record"]
+    assert not [e for e in telemetry_events(callback_server)
+                if e["type"].startswith("platform.init")]
+
+
 def test_the_invocation_lasts_until_the_extension_asks_for_its_next_event(
         lambda_client, callback_server):
     name = function_with_extension(lambda_client, callback_server, RECORDER_SLOW_MS="700")

@@ -64,6 +64,17 @@ struct Destination {
     protocol: String,
     #[serde(rename = "URI")]
     uri: Option<String>,
+    /// The Logs API's TCP destinations name only a port.
+    port: Option<u16>,
+}
+
+/// How batches reach the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// POSTed as a JSON array.
+    Http,
+    /// Written to a kept TCP connection as newline-delimited JSON.
+    Tcp,
 }
 
 /// A refused subscription (`400 ValidationError`).
@@ -99,6 +110,7 @@ struct Subscription {
     types: u8,
     type_names: Vec<String>,
     limits: Limits,
+    protocol: Protocol,
     port: u16,
     path: String,
 }
@@ -133,34 +145,47 @@ fn parse(body: &[u8], api: Api) -> Result<Subscription, SubscribeError> {
         max_bytes: within("maxBytes", req.buffering.max_bytes, MAX_BYTES)? as usize,
         timeout: Duration::from_millis(within("timeoutMs", req.buffering.timeout_ms, TIMEOUT_MS)?),
     };
-    if !req.destination.protocol.eq_ignore_ascii_case("HTTP") {
-        return Err(SubscribeError(format!(
-            "Unsupported destination protocol {}: only HTTP is supported",
-            req.destination.protocol
-        )));
-    }
-    let uri: http::Uri = req
-        .destination
-        .uri
-        .as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| SubscribeError(format!("Invalid destination URI: {e}")))?;
-    let host = uri.host().unwrap_or_default();
+    let protocol = match req.destination.protocol.to_ascii_uppercase().as_str() {
+        "HTTP" => Protocol::Http,
+        "TCP" => Protocol::Tcp,
+        other => {
+            return Err(SubscribeError(format!(
+                "Unsupported destination protocol {other}: HTTP or TCP"
+            )))
+        }
+    };
+    let uri: Option<http::Uri> = match req.destination.uri.as_deref() {
+        Some(u) => Some(
+            u.parse()
+                .map_err(|e| SubscribeError(format!("Invalid destination URI: {e}")))?,
+        ),
+        None if protocol == Protocol::Tcp && req.destination.port.is_some() => None,
+        None => return Err(SubscribeError("destination.URI is required".into())),
+    };
+    let host = uri
+        .as_ref()
+        .and_then(|u| u.host())
+        .unwrap_or("sandbox.localdomain");
     if host != "sandbox.localdomain" && host != "sandbox" {
         return Err(SubscribeError(
             "destination.URI host must be sandbox.localdomain".into(),
         ));
     }
-    let port = uri.port_u16().unwrap_or(80);
+    let port = req
+        .destination
+        .port
+        .or_else(|| uri.as_ref().and_then(|u| u.port_u16()))
+        .unwrap_or(80);
     let path = uri
-        .path_and_query()
+        .as_ref()
+        .and_then(|u| u.path_and_query())
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     Ok(Subscription {
         types,
         type_names: req.types,
         limits,
+        protocol,
         port,
         path,
     })
@@ -182,6 +207,7 @@ struct Subscriber {
     reach: Reach,
     types: u8,
     limits: Limits,
+    protocol: Protocol,
     port: u16,
     path: String,
     buffer: Mutex<Buffer>,
@@ -263,6 +289,7 @@ impl Telemetry {
             reach,
             types: sub.types,
             limits: sub.limits,
+            protocol: sub.protocol,
             port: sub.port,
             path: sub.path,
             buffer: Mutex::new(Buffer::default()),
@@ -409,7 +436,19 @@ fn logs_api_form(event: &Bytes) -> Vec<Bytes> {
             vec![with_record(&kind, serde_json::Value::from(line))]
         }
         "platform.start" => vec![with_record(&kind, keep(&["requestId", "version"]))],
-        "platform.runtimeDone" => vec![with_record(&kind, keep(&["requestId", "status"]))],
+        "platform.runtimeDone" => {
+            let mut out = Vec::new();
+            // The runtime's process died during the invocation: the Logs API's fault record.
+            if record["errorType"] == "Runtime.ExitError" {
+                let text = format!(
+                    "RequestId: {} Process exited before completing request",
+                    record["requestId"].as_str().unwrap_or_default()
+                );
+                out.push(with_record("platform.fault", serde_json::Value::from(text)));
+            }
+            out.push(with_record(&kind, keep(&["requestId", "status"])));
+            out
+        }
         "platform.report" => vec![
             with_record("platform.end", keep(&["requestId"])),
             with_record(&kind, keep(&["requestId", "metrics"])),
@@ -424,9 +463,15 @@ fn logs_api_form(event: &Bytes) -> Vec<Bytes> {
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// A kept connection to one subscriber.
+enum Conn {
+    Http(Sender),
+    Tcp(tokio::net::TcpStream),
+}
+
 /// One subscriber's delivery loop: a batch when the buffer is full or its timeout passes.
 async fn deliver(s: Arc<Subscriber>) {
-    let mut conn: Option<Sender> = None;
+    let mut conn: Option<Conn> = None;
     loop {
         let _ = tokio::time::timeout(s.limits.timeout, s.wake.notified()).await;
         if s.buffer.lock().closed {
@@ -437,7 +482,7 @@ async fn deliver(s: Arc<Subscriber>) {
 }
 
 /// Takes up to one batch from the buffer and POSTs it; a failed delivery is dropped (and counted).
-async fn send_batch(s: &Subscriber, conn: &mut Option<Sender>) {
+async fn send_batch(s: &Subscriber, conn: &mut Option<Conn>) {
     let batch = {
         let mut b = s.buffer.lock();
         if b.events.is_empty() && b.dropped_records == 0 {
@@ -472,14 +517,24 @@ async fn send_batch(s: &Subscriber, conn: &mut Option<Sender>) {
         out
     };
     let mut body = Vec::with_capacity(batch.iter().map(|e| e.len() + 1).sum::<usize>() + 2);
-    body.push(b'[');
-    for (i, e) in batch.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
+    match s.protocol {
+        Protocol::Http => {
+            body.push(b'[');
+            for (i, e) in batch.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(e);
+            }
+            body.push(b']');
         }
-        body.extend_from_slice(e);
+        Protocol::Tcp => {
+            for e in &batch {
+                body.extend_from_slice(e);
+                body.push(b'\n');
+            }
+        }
     }
-    body.push(b']');
     let len = body.len() as u64;
     let count = batch.len() as u64;
     let sent = tokio::time::timeout(DELIVERY_TIMEOUT, post(s, conn, Bytes::from(body))).await;
@@ -492,36 +547,57 @@ async fn send_batch(s: &Subscriber, conn: &mut Option<Sender>) {
     }
 }
 
-async fn post(s: &Subscriber, conn: &mut Option<Sender>, body: Bytes) -> Result<(), String> {
-    if !conn.as_ref().is_some_and(|c| c.is_ready()) {
-        let stream = match &s.reach {
-            Reach::Namespace(connect) => {
-                let (connect, port) = (connect.clone(), s.port);
-                let std_stream = tokio::task::spawn_blocking(move || connect(port))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                std_stream
-                    .set_nonblocking(true)
-                    .map_err(|e| e.to_string())?;
-                tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())?
-            }
-            Reach::Loopback | Reach::Unreachable => {
-                tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+/// A connection to the subscriber's port in the environment.
+async fn connect(s: &Subscriber) -> Result<tokio::net::TcpStream, String> {
+    let stream = match &s.reach {
+        Reach::Namespace(connect) => {
+            let (connect, port) = (connect.clone(), s.port);
+            let std_stream = tokio::task::spawn_blocking(move || connect(port))
                 .await
+                .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        *conn = Some(sender);
+            std_stream
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())?;
+            tokio::net::TcpStream::from_std(std_stream).map_err(|e| e.to_string())?
+        }
+        Reach::Loopback | Reach::Unreachable => {
+            tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn post(s: &Subscriber, conn: &mut Option<Conn>, body: Bytes) -> Result<(), String> {
+    let usable = match conn {
+        Some(Conn::Http(c)) => c.is_ready(),
+        Some(Conn::Tcp(_)) => true,
+        None => false,
+    };
+    if !usable {
+        let stream = connect(s).await?;
+        *conn = Some(match s.protocol {
+            Protocol::Tcp => Conn::Tcp(stream),
+            Protocol::Http => {
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(connection);
+                Conn::Http(sender)
+            }
+        });
     }
-    let Some(sender) = conn.as_mut() else {
-        return Err("no connection".into());
+    let sender = match conn.as_mut() {
+        Some(Conn::Http(sender)) => sender,
+        Some(Conn::Tcp(stream)) => {
+            use tokio::io::AsyncWriteExt;
+            return stream.write_all(&body).await.map_err(|e| e.to_string());
+        }
+        None => return Err("no connection".into()),
     };
     let req = http::Request::post(s.path.as_str())
         .header(
@@ -679,5 +755,46 @@ mod tests {
         t.subscribe("ext", body, Api::Logs)?;
         t.subscribe("other", body, Api::Telemetry)?;
         Ok(())
+    }
+
+    #[test]
+    fn tcp_destinations_take_a_port_or_a_uri() -> Result<(), SubscribeError> {
+        let logs = parse(
+            br#"{"types":["platform"],"destination":{"protocol":"TCP","port":4243}}"#,
+            Api::Logs,
+        )?;
+        assert_eq!((logs.protocol, logs.port), (Protocol::Tcp, 4243));
+        let telemetry = parse(
+            br#"{"schemaVersion":"2022-12-13","types":["platform"],
+                 "destination":{"protocol":"TCP","URI":"tcp://sandbox.localdomain:4244"}}"#,
+            Api::Telemetry,
+        )?;
+        assert_eq!((telemetry.protocol, telemetry.port), (Protocol::Tcp, 4244));
+        assert!(parse(
+            br#"{"types":["platform"],"destination":{"protocol":"UDP","port":1}}"#,
+            Api::Logs
+        )
+        .is_err());
+        assert!(parse(
+            br#"{"types":["platform"],"destination":{"protocol":"HTTP"}}"#,
+            Api::Logs
+        )
+        .is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_runtime_exit_is_a_fault_for_the_logs_api() {
+        let done = event(
+            "platform.runtimeDone",
+            serde_json::json!({"requestId": "r9", "status": "failure", "errorType": "Runtime.ExitError"}),
+        );
+        let got = record_types(&logs_api_form(&done));
+        assert_eq!(got[0].0, "platform.fault");
+        assert_eq!(
+            got[0].1,
+            serde_json::json!("RequestId: r9 Process exited before completing request")
+        );
+        assert_eq!(got[1].0, "platform.runtimeDone");
     }
 }
