@@ -9,6 +9,7 @@ and the endpoints Flint was given."""
 import json
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -362,6 +363,12 @@ def test_an_unreachable_destination_is_logged_not_fatal(lambda_client, server):
     # Flint still serves.
     resp, payload = invoke_json(lambda_client, name, {"token": "z"})
     assert payload == {"ok": "z"}
+    # Once AWS's retries (1 + 2 + 4 + 8 s) are spent, Lambda's DestinationDeliveryFailures.
+    line = f'lambda_destination_delivery_failures_total{{account="{DEFAULT_ACCOUNT}",region="{REGION}",function_name="{name}"}} 1'
+    deadline = time.monotonic() + 30
+    while line not in urllib.request.urlopen(server.endpoint + "/metrics").read().decode():
+        assert time.monotonic() < deadline, "DestinationDeliveryFailures never counted"
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,10 +14,12 @@ import collections
 import json
 import os
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REGION, create_function, make_zip, unique_name
 
@@ -414,11 +416,11 @@ def test_a_missing_queue_is_reported_as_aws_reports_it(lambda_client, sqs, callb
 
 
 def test_filtered_out_messages_are_deleted_without_running_the_function(
-        lambda_client, sqs, callback_server, mappings):
+        server, lambda_client, sqs, callback_server, mappings):
     url, queue_arn = make_queue(sqs)
     fn = make_function(lambda_client, callback_server)
     token = uuid.uuid4().hex
-    map_queue(lambda_client, mappings, fn, queue_arn, BatchSize=10, FilterCriteria={
+    uuid_ = map_queue(lambda_client, mappings, fn, queue_arn, BatchSize=10, FilterCriteria={
         "Filters": [{"Pattern": json.dumps({"body": {"kind": ["keep"]}})}]})
     for i, kind in enumerate(["drop", "keep", "drop", "keep"]):
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(
@@ -427,6 +429,21 @@ def test_filtered_out_messages_are_deleted_without_running_the_function(
     wait_empty(sqs, url)
     assert sorted(json.loads(r["body"])["i"] for r in records_of(callback_server, token)) == [
         1, 3]
+
+    # Lambda's event source mapping metrics count the same (GET /metrics).
+    def counter(name):
+        for fam in text_string_to_metric_families(urllib.request.urlopen(
+                server.endpoint + "/metrics", timeout=10).read().decode()):
+            for s in fam.samples:
+                if s.name == name and s.labels.get("event_source_mapping_uuid") == uuid_:
+                    assert s.labels["function_name"] == fn
+                    return s.value
+        return None
+    assert counter("lambda_event_source_polled_events_total") == 4
+    assert counter("lambda_event_source_filtered_out_events_total") == 2
+    assert counter("lambda_event_source_invoked_events_total") == 2
+    assert counter("lambda_event_source_failed_invoke_events_total") == 0
+    assert counter("lambda_iterator_age_milliseconds") is None  # streams only
 
 
 def test_a_deleted_function_is_reported_and_its_messages_wait_for_it(

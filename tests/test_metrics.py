@@ -169,7 +169,7 @@ def test_provisioned_concurrency_utilization_follows_busy_provisioned_environmen
     assert value(idle, "lambda_provisioned_concurrency_utilization", **labels(name)) == 0.0
     # One invocation of version 1 sleeping on the one provisioned environment: fully used.
     busy = threading.Thread(target=invoke_json,
-                            args=(lambda_client, name, {"sleep": 3}), kwargs={"Qualifier": "1"})
+                            args=(lambda_client, name, {"sleep": 2}), kwargs={"Qualifier": "1"})
     busy.start()
     try:
         deadline = time.monotonic() + 10
@@ -181,3 +181,28 @@ def test_provisioned_concurrency_utilization_follows_busy_provisioned_environmen
                      **labels(name)) == 1.0
     finally:
         busy.join()
+    assert value(scrape(server.endpoint), "lambda_provisioned_concurrency_invocations_total",
+                 **labels(name)) == 1.0
+    # A second invoke while the only provisioned environment is busy spills over.
+    deadline = time.monotonic() + 10
+    while value(scrape(server.endpoint), "lambda_provisioned_concurrency_utilization",
+                **labels(name)) != 0.0:
+        assert time.monotonic() < deadline, "the provisioned environment never came back"
+        time.sleep(0.05)
+    got = []
+    busy = threading.Thread(target=lambda: got.append(invoke_json(
+        lambda_client, name, {"sleep": 2}, Qualifier="1")))
+    busy.start()
+    try:
+        deadline = time.monotonic() + 10
+        while value(scrape(server.endpoint), "lambda_provisioned_concurrency_utilization",
+                    **labels(name)) != 1.0:
+            assert time.monotonic() < deadline, "utilization never reached 1 again"
+            time.sleep(0.05)
+        invoke_json(lambda_client, name, {}, Qualifier="1")
+    finally:
+        busy.join()
+    after = scrape(server.endpoint)
+    assert value(after, "lambda_provisioned_concurrency_invocations_total", **labels(name)) == 2.0
+    assert value(after, "lambda_provisioned_concurrency_spillover_invocations_total",
+                 **labels(name)) == 1.0

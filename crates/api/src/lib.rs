@@ -222,6 +222,8 @@ impl Backend for Flint {
                 .into_iter()
                 .map(|(scope, f, q)| ((scope.account, scope.region), f, q))
                 .collect(),
+            event_sources: flint_events::metrics::mappings(),
+            destinations: flint_events::metrics::destinations(),
         })
     }
 }

@@ -24,7 +24,22 @@ pub struct MetricsSnapshot {
     pub engine: EngineMetrics,
     /// ((account, region), function, its asynchronous queue).
     pub async_queues: Vec<((String, String), String, QueueDepth)>,
+    /// Every running event source mapping's counters.
+    pub event_sources: Vec<flint_events::metrics::MappingSnapshot>,
+    /// ((account, region, function), destination delivery failures, dead-letter errors).
+    pub destinations: Vec<((String, String, String), u64, u64)>,
 }
+
+/// A destination family: name, help, which of (delivery failures, dead-letter errors).
+type DestinationFamily = (&'static str, &'static str, fn(u64, u64) -> u64);
+
+/// An event-source-mapping family: name, type, help, how to read it.
+type MappingFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&flint_events::metrics::MappingSnapshot) -> Option<u64>,
+);
 
 /// A per-function counter family: name, help, how to read it.
 type Counter = (
@@ -125,7 +140,7 @@ fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram)
 fn render_engine(out: &mut String, s: &MetricsSnapshot) {
     use std::sync::atomic::Ordering::Relaxed;
     let functions = &s.engine.functions;
-    let counters: [Counter; 4] = [
+    let counters: [Counter; 6] = [
         (
             "lambda_invocations_total",
             "Invocations (Lambda's Invocations: throttled requests excluded).",
@@ -145,6 +160,17 @@ fn render_engine(out: &mut String, s: &MetricsSnapshot) {
             "flint_cold_starts_total",
             "Invocations that started an execution environment.",
             |m| m.cold_starts.load(Relaxed),
+        ),
+        (
+            "lambda_provisioned_concurrency_invocations_total",
+            "Invocations run by provisioned environments (Lambda's ProvisionedConcurrencyInvocations).",
+            |m| m.provisioned_invocations.load(Relaxed),
+        ),
+        (
+            "lambda_provisioned_concurrency_spillover_invocations_total",
+            "Invocations of a version or alias with provisioned concurrency that found no provisioned \
+             environment idle (Lambda's ProvisionedConcurrencySpilloverInvocations).",
+            |m| m.spillover_invocations.load(Relaxed),
         ),
     ];
     for (name, help, read) in counters {
@@ -269,6 +295,47 @@ fn render_engine(out: &mut String, s: &MetricsSnapshot) {
                 ("function_name", function),
             ]);
             let _ = writeln!(out, "{name}{l} {}", read(q));
+        }
+    }
+    render_event_sources(out, s);
+}
+
+/// Lambda's event source mapping metrics (per mapping) and destination metrics (per function).
+fn render_event_sources(out: &mut String, s: &MetricsSnapshot) {
+    let families: [MappingFamily; 6] = [
+        ("lambda_event_source_polled_events_total", "counter", "Records read from the source (Lambda's PolledEventCount).", |m| Some(m.polled)),
+        ("lambda_event_source_filtered_out_events_total", "counter", "Records the mapping's FilterCriteria dropped (Lambda's FilteredOutEventCount).", |m| Some(m.filtered_out)),
+        ("lambda_event_source_invoked_events_total", "counter", "Records sent to the function, each attempt counted (Lambda's InvokedEventCount).", |m| Some(m.invoked)),
+        ("lambda_event_source_failed_invoke_events_total", "counter", "Records of invocations that failed (Lambda's FailedInvokeEventCount).", |m| Some(m.failed_invoke)),
+        ("lambda_event_source_dropped_events_total", "counter", "Stream records given up on: too old or out of retries (Lambda's DroppedEventCount).", |m| Some(m.dropped)),
+        ("lambda_iterator_age_milliseconds", "gauge", "Age of the last record of the last batch a stream mapping sent (Lambda's IteratorAge).", |m| m.iterator_age_ms),
+    ];
+    for (name, kind, help, read) in families {
+        header(out, name, kind, help);
+        for m in &s.event_sources {
+            let Some(v) = read(m) else { continue };
+            let l = labels(&[
+                ("account", &m.account),
+                ("region", &m.region),
+                ("function_name", &m.function),
+                ("event_source_mapping_uuid", &m.uuid),
+            ]);
+            let _ = writeln!(out, "{name}{l} {v}");
+        }
+    }
+    let destinations: [DestinationFamily; 2] = [
+        ("lambda_destination_delivery_failures_total", "Async outcomes an on-success or on-failure destination did not accept (Lambda's DestinationDeliveryFailures).", |d, _| d),
+        ("lambda_dead_letter_errors_total", "Failed async events the dead-letter queue did not accept (Lambda's DeadLetterErrors).", |_, e| e),
+    ];
+    for (name, help, read) in destinations {
+        header(out, name, "counter", help);
+        for ((account, region, function), d, e) in &s.destinations {
+            let l = labels(&[
+                ("account", account),
+                ("region", region),
+                ("function_name", function),
+            ]);
+            let _ = writeln!(out, "{name}{l} {}", read(*d, *e));
         }
     }
 }

@@ -111,8 +111,12 @@ pub(crate) async fn invoke(
         // function's reservation (its on-demand invokes get the rest): the environments
         // themselves bound these invokes.
         let lease = throttle::Lease::free().running(&pool.metrics);
+        pool.metrics.provisioned_invocations.fetch_add(1, Relaxed);
         (env, None, lease)
     } else {
+        if pool.has_provisioned() {
+            pool.metrics.spillover_invocations.fetch_add(1, Relaxed);
+        }
         let lease = throttle::lease(&pool.counters, class, spec.reserved_concurrency)
             .map_err(|reason| {
                 pool.metrics.throttles.fetch_add(1, Relaxed);

@@ -51,6 +51,11 @@ pub struct FunctionMetrics {
     pub errors: AtomicU64,
     pub throttles: AtomicU64,
     pub cold_starts: AtomicU64,
+    /// Invocations a provisioned environment ran (`ProvisionedConcurrencyInvocations`).
+    pub provisioned_invocations: AtomicU64,
+    /// Invocations of a version or alias with provisioned concurrency that found none idle
+    /// (`ProvisionedConcurrencySpilloverInvocations`).
+    pub spillover_invocations: AtomicU64,
     /// Invocations running now.
     pub concurrent: AtomicI64,
     pub duration: Histogram,

@@ -102,6 +102,12 @@ impl Pool {
             && self.seen_reserved.swap(now, Ordering::AcqRel) != now
     }
 
+    /// Whether the pool has (or is getting) provisioned environments: an invoke that finds none
+    /// idle is a spillover.
+    pub(crate) fn has_provisioned(&self) -> bool {
+        self.has_provisioned.load(Ordering::Acquire)
+    }
+
     /// An idle provisioned environment, if any.
     pub(crate) fn take_provisioned(&self) -> Option<Arc<Environment>> {
         if !self.has_provisioned.load(Ordering::Acquire) {

@@ -139,18 +139,42 @@ pub(crate) async fn finish(
     };
     if let Some(arn) = destination {
         let record = invocation_record(r, condition, invoke_count, response, &timestamp_now());
-        deliver_with_retries(r, arn, || send_record(q, event, arn, condition, &record)).await;
+        if !deliver_with_retries(r, arn, || send_record(q, event, arn, condition, &record)).await {
+            count_failure(r, |m| &m.delivery_failures);
+        }
         return;
     }
     if condition == Condition::Success {
         return;
     }
     if let Some(dlq) = dead_letter {
-        deliver_with_retries(r, dlq, || send_to_dlq(q, r, dlq, response)).await;
+        if !deliver_with_retries(r, dlq, || send_to_dlq(q, r, dlq, response)).await {
+            count_failure(r, |m| &m.dead_letter_errors);
+        }
     }
 }
 
-async fn deliver_with_retries<F, Fut>(r: &EventRecord, target: &str, mut send: F)
+/// Counts an outcome no target accepted (`DestinationDeliveryFailures`, `DeadLetterErrors`)
+/// for the function of `r`'s ARN.
+fn count_failure(
+    r: &EventRecord,
+    counter: impl Fn(&crate::metrics::DestinationMetrics) -> &std::sync::atomic::AtomicU64,
+) {
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+    let parts: Vec<&str> = r.invoked_arn.split(':').collect();
+    let (Some(region), Some(account)) = (parts.get(3), parts.get(4)) else {
+        return;
+    };
+    let m = crate::metrics::registry().destination((
+        (*account).to_string(),
+        (*region).to_string(),
+        r.function_name.clone(),
+    ));
+    counter(&m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Sends with AWS's retries; false when every attempt failed.
+async fn deliver_with_retries<F, Fut>(r: &EventRecord, target: &str, mut send: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), DeliveryError>>,
@@ -165,7 +189,7 @@ where
         match send().await {
             Ok(()) => {
                 tracing::info!(request_id = %r.request_id, function = %r.function_name, "async outcome sent to {target}");
-                return;
+                return true;
             }
             Err(e) => tracing::warn!(request_id = %r.request_id, function = %r.function_name,
                 attempt = i + 1, "cannot send the async outcome to {target}: {e}"),
@@ -173,6 +197,7 @@ where
     }
     tracing::error!(request_id = %r.request_id, function = %r.function_name,
         "async outcome dropped: {target} refused it {} times", DELIVERY_BACKOFF.len() + 1);
+    false
 }
 
 async fn send_record(

@@ -7,6 +7,7 @@
 pub mod async_queue;
 mod destination;
 pub mod functions;
+pub mod metrics;
 mod pollers;
 mod visibility;
 

@@ -133,8 +133,17 @@ pub(crate) enum Outcome {
 
 /// Invokes the function with `event` and reports the result as AWS's pollers do.
 pub(crate) async fn deliver(mapping: &Mapping, event: &Value) -> Outcome {
+    use std::sync::atomic::Ordering::Relaxed;
     let payload = Bytes::from(event.to_string());
-    match mapping.invoke(payload).await {
+    let result = mapping.invoke(payload).await;
+    if let Ok(r) = &result {
+        let records = record_count(event);
+        mapping.counters.invoked.fetch_add(records, Relaxed);
+        if r.function_error.is_some() {
+            mapping.counters.failed_invoke.fetch_add(records, Relaxed);
+        }
+    }
+    match result {
         Ok(r) if r.function_error.is_none() => {
             mapping.report_result("OK");
             Outcome::Done
@@ -160,6 +169,18 @@ pub(crate) async fn deliver(mapping: &Mapping, event: &Value) -> Outcome {
             Outcome::Retry
         }
     }
+}
+
+/// The records of a Kafka (`records`) or RabbitMQ (`rmqMessagesByQueue`) event: lists keyed by
+/// partition or queue.
+fn record_count(event: &Value) -> u64 {
+    ["records", "rmqMessagesByQueue"]
+        .iter()
+        .filter_map(|k| event.get(*k).and_then(Value::as_object))
+        .flat_map(|groups| groups.values())
+        .filter_map(Value::as_array)
+        .map(|records| records.len() as u64)
+        .sum()
 }
 
 /// Waits `delay` unless the mapping stops first (then `false`).
@@ -220,6 +241,16 @@ mod tests {
         assert!(l.bytes < MAX_PAYLOAD_BYTES);
         let l = limits_of(Some(5), Some(2));
         assert_eq!((l.items, l.window), (5, Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn records_are_counted_across_partitions_and_queues() {
+        let kafka = serde_json::json!({"eventSource": "aws:kafka",
+            "records": {"t-0": [{}, {}], "t-1": [{}]}});
+        let rabbit = serde_json::json!({"rmqMessagesByQueue": {"q::/": [{}, {}]}});
+        assert_eq!(record_count(&kafka), 3);
+        assert_eq!(record_count(&rabbit), 2);
+        assert_eq!(record_count(&serde_json::json!({})), 0);
     }
 
     #[test]

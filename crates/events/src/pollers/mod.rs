@@ -144,6 +144,8 @@ pub(crate) enum InvokeFailure {
 pub(crate) struct Mapping {
     pub spec: Arc<EventSourceMappingSpec>,
     pub ctx: Arc<Context>,
+    /// Its `PolledEventCount`, `InvokedEventCount`, … (`GET /metrics`).
+    pub counters: Arc<crate::metrics::MappingMetrics>,
     stop: watch::Receiver<bool>,
 }
 
@@ -363,6 +365,7 @@ pub(crate) async fn supervise(ctx: Arc<Context>, mut changes: Subscription) {
             Some(_) => ctx.forget_status(uuid),
             None => {
                 ctx.forget_status(uuid);
+                crate::metrics::registry().forget_mapping(uuid);
                 delete_checkpoints(&ctx.store, scope, uuid);
             }
         }
@@ -374,9 +377,19 @@ pub(crate) async fn supervise(ctx: Arc<Context>, mut changes: Subscription) {
 
 fn start(ctx: &Arc<Context>, spec: Arc<EventSourceMappingSpec>) -> Running {
     let (stop, stop_rx) = watch::channel(false);
+    let (function, _) = function_of(&spec.function_arn);
+    let counters = crate::metrics::registry().mapping(
+        &spec.uuid,
+        (
+            spec.scope.account.clone(),
+            spec.scope.region.clone(),
+            function.to_string(),
+        ),
+    );
     let mapping = Mapping {
         spec: spec.clone(),
         ctx: ctx.clone(),
+        counters,
         stop: stop_rx,
     };
     let task = tokio::spawn(run(mapping));

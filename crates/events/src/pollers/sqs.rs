@@ -419,6 +419,10 @@ impl Poller {
                 return Ok(Gathered::Idle);
             }
             let now = Instant::now();
+            self.mapping
+                .counters
+                .polled
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
             for m in messages {
                 let record = record(&m, &self.queue.arn, &self.region);
                 let receipt = Receipt {
@@ -427,6 +431,10 @@ impl Poller {
                 };
                 // The one place filtering decides.
                 if !settings.filters.passes_filters(&record) {
+                    self.mapping
+                        .counters
+                        .filtered_out
+                        .fetch_add(1, Ordering::Relaxed);
                     batch.dropped.push(receipt);
                     continue;
                 }
@@ -473,8 +481,11 @@ impl Poller {
             .filter_map(|h| h.trace.as_deref())
             .max_by_key(|t| flint_engine::lineage::count(Some(t), function));
         let mut backoff = THROTTLE_FIRST;
+        let mut ran;
         let outcome = loop {
-            match self.mapping.invoke_traced(payload.clone(), trace).await {
+            let result = self.mapping.invoke_traced(payload.clone(), trace).await;
+            ran = result.is_ok();
+            match result {
                 Ok(response) if response.function_error.is_some() => break Outcome::AllFailed,
                 Ok(response) if self.settings.report_item_failures => {
                     let ids: HashSet<&str> = batch
@@ -517,6 +528,13 @@ impl Poller {
             self.mapping.report_result("OK");
         }
         let Settled { delete, release } = settle(&batch.held, &outcome, self.queue.fifo);
+        if ran {
+            let c = &self.mapping.counters;
+            c.invoked
+                .fetch_add(batch.held.len() as u64, Ordering::Relaxed);
+            c.failed_invoke
+                .fetch_add(release.len() as u64, Ordering::Relaxed);
+        }
         self.release(release).await;
         if !delete.is_empty() {
             match self.queue.delete(&delete).await {

@@ -247,7 +247,7 @@ impl Source {
         let c = &self.mapping.ctx.connectors;
         let limit = i32::try_from(limit.clamp(1, MAX_RECORDS_PER_READ)).unwrap_or(1);
         let filters = &self.settings.filters;
-        match self.kind {
+        let read: (Vec<StreamRecord>, Option<String>) = match self.kind {
             StreamKind::Kinesis => {
                 let page = c.kinesis_records(&self.arn, iterator, limit).await?;
                 let identity = super::kinesis::invoke_identity_arn(&self.mapping);
@@ -261,7 +261,7 @@ impl Source {
                         StreamRecord::new(r.sequence_number, r.arrival, event, filters)
                     })
                     .collect();
-                Ok((records, page.next_iterator))
+                (records, page.next_iterator)
             }
             StreamKind::DynamoDb => {
                 let page = c
@@ -275,9 +275,14 @@ impl Source {
                         StreamRecord::new(r.sequence_number, r.created, event, filters)
                     })
                     .collect();
-                Ok((records, page.next_iterator))
+                (records, page.next_iterator)
             }
-        }
+        };
+        self.mapping
+            .counters
+            .polled
+            .fetch_add(read.0.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(read)
     }
 
     fn set_result(&self, result: &'static str) {
@@ -743,6 +748,11 @@ async fn process<S: ShardIo>(
     shard: &str,
     batch: Vec<StreamRecord>,
 ) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(c) = source.counters() {
+        let skipped = batch.iter().filter(|r| !r.matched).count();
+        c.filtered_out.fetch_add(skipped as u64, Relaxed);
+    }
     let mut stack = vec![Work {
         records: batch,
         invokes: 0,
@@ -799,6 +809,20 @@ async fn process<S: ShardIo>(
                 }
                 Ok(response) => (classify(&response, &work.records, settings), response),
             };
+            if let Some(c) = source.counters() {
+                let sent = work.records.iter().filter(|r| r.matched).count();
+                let failed = match outcome.0 {
+                    BatchOutcome::Success => 0,
+                    BatchOutcome::Failed => sent,
+                    BatchOutcome::FailedFrom(index) => sent.saturating_sub(index),
+                };
+                c.invoked.fetch_add(sent as u64, Relaxed);
+                c.failed_invoke.fetch_add(failed as u64, Relaxed);
+                if let Some(last) = work.records.last() {
+                    let age_ms = ((now_secs() - last.arrival) * 1000.0).max(0.0) as u64;
+                    c.iterator_age_ms.store(age_ms, Relaxed);
+                }
+            }
             match outcome {
                 (BatchOutcome::Success, _) => {
                     if let Some(last) = work.records.last() {
@@ -929,11 +953,19 @@ pub(crate) trait ShardIo: Sync {
         response: Option<&InvokeResponse>,
     ) -> impl std::future::Future<Output = ()> + Send;
     fn set_result(&self, result: &'static str);
+    /// The mapping's counters (`GET /metrics`), if it keeps any.
+    fn counters(&self) -> Option<&crate::metrics::MappingMetrics> {
+        None
+    }
     /// Sleeps for `d`; false if the mapping stopped meanwhile.
     fn pause(&self, d: Duration) -> impl std::future::Future<Output = bool> + Send;
 }
 
 impl ShardIo for Source {
+    fn counters(&self) -> Option<&crate::metrics::MappingMetrics> {
+        Some(&self.mapping.counters)
+    }
+
     async fn invoke(&self, payload: Bytes) -> Result<InvokeResponse, InvokeFailure> {
         self.mapping.invoke(payload).await
     }
@@ -955,6 +987,11 @@ impl ShardIo for Source {
         response: Option<&InvokeResponse>,
     ) {
         let Some(last) = records.last() else { return };
+        let matched = records.iter().filter(|r| r.matched).count() as u64;
+        self.mapping
+            .counters
+            .dropped
+            .fetch_add(matched, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(mapping = %self.mapping.uuid(), shard, first = %records[0].sequence,
             last = %last.sequence, "discarding {} record(s): {}", records.len(), why.as_str());
         if let Some(destination) = &self.settings.on_failure {
