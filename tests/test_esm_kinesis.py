@@ -10,6 +10,7 @@ The function POSTs every event it gets to the suite's callback server, tagged wi
 import base64
 import json
 import time
+import urllib.request
 
 import pytest
 
@@ -182,8 +183,16 @@ def test_latest_reads_only_records_put_after_the_mapping_started(lambda_client, 
         lambda_client.delete_event_source_mapping(UUID=m["UUID"])
 
 
+def mapping_metrics(server, uuid_):
+    """The mapping's samples in GET /metrics: {name: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+    text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
+    return {s.name: s.value for fam in text_string_to_metric_families(text)
+            for s in fam.samples if s.labels.get("event_source_mapping_uuid") == uuid_}
+
+
 def test_a_failing_batch_is_retried_then_described_to_the_on_failure_queue(
-        lambda_client, kinesis, stream, callback_server, failures_queue):
+        server, lambda_client, kinesis, stream, callback_server, failures_queue):
     sqs, url, queue_arn = failures_queue
     fn = Recorder(lambda_client, callback_server)
     bad = put(kinesis, stream, {"fail": True})
@@ -215,6 +224,13 @@ def test_a_failing_batch_is_retried_then_described_to_the_on_failure_queue(
         assert info["streamArn"] == stream
         assert info["approximateArrivalOfFirstRecord"].endswith("Z")
         assert wait_result(lambda_client, m["UUID"], "OK") == "OK"
+        # Lambda's event source mapping metrics for the same story.
+        got = mapping_metrics(server, m["UUID"])
+        assert got["lambda_event_source_polled_events_total"] >= 2
+        assert got["lambda_event_source_invoked_events_total"] == 3
+        assert got["lambda_event_source_failed_invoke_events_total"] == 2
+        assert got["lambda_event_source_dropped_events_total"] == 1
+        assert 0 <= got["lambda_iterator_age_milliseconds"] < 300_000
     finally:
         lambda_client.delete_event_source_mapping(UUID=m["UUID"])
 
