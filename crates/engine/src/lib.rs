@@ -600,6 +600,11 @@ impl Engine {
         self.inner.config.layout.logs()
     }
 
+    /// Where the functions' X-Ray segments are kept (`<root>/<account>/<region>/<function>/`).
+    pub fn traces_root(&self) -> PathBuf {
+        self.inner.config.layout.traces()
+    }
+
     /// The log streams of a function, oldest first by last write.
     pub fn log_streams(
         &self,
