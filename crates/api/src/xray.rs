@@ -66,13 +66,16 @@ const OPERATIONS: &[(&str, &str)] = &[
 ];
 
 /// Whether the request is signed for X-Ray (`Credential=…/<date>/<region>/xray/aws4_request`).
+/// Asked of every request before the Lambda API's routing: a scan of the header, no allocation
+/// (the full parse and the signature check come after, in [`handle`]).
 pub(crate) fn signed_for_xray(parts: &http::request::Parts) -> bool {
     parts
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| crate::sigv4::parse_authorization(v).ok())
-        .is_some_and(|a| a.service == "xray")
+        .and_then(|v| v.split_once("Credential="))
+        .and_then(|(_, rest)| rest.split([',', ' ']).next())
+        .is_some_and(|scope| scope.ends_with("/xray/aws4_request"))
 }
 
 fn respond(status: StatusCode, body: &serde_json::Value, error_type: Option<&str>) -> Response {
@@ -205,5 +208,6 @@ mod tests {
         };
         assert!(req("xray").is_ok_and(|p| signed_for_xray(&p)));
         assert!(req("lambda").is_ok_and(|p| !signed_for_xray(&p)));
+        assert!(req("xrayz").is_ok_and(|p| !signed_for_xray(&p)));
     }
 }
