@@ -14,6 +14,7 @@ mod error;
 mod invoke;
 mod jackson;
 pub mod listener;
+mod live_tail;
 mod logs;
 mod metrics;
 mod model;
@@ -23,6 +24,7 @@ mod response_stream;
 mod route;
 mod sigv4;
 mod validation;
+mod xray;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -129,6 +131,12 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Where the functions' X-Ray segments are kept (`<root>/<account>/<region>/<function>/`),
+    /// for the X-Ray API; `None`: no traces.
+    fn traces_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// What `GET /metrics` reports of invocations and environments; `None`: nothing.
     fn metrics(&self) -> Option<MetricsSnapshot> {
         None
@@ -211,6 +219,10 @@ impl Backend for Flint {
 
     fn logs_root(&self) -> Option<std::path::PathBuf> {
         Some(self.engine.logs_root())
+    }
+
+    fn traces_root(&self) -> Option<std::path::PathBuf> {
+        Some(self.engine.traces_root())
     }
 
     fn metrics(&self) -> Option<MetricsSnapshot> {
@@ -342,7 +354,10 @@ async fn handle<B: Backend>(
     let (parts, body) = req.into_parts();
     if let Some(op) = logs::target(&parts) {
         let op = op.to_string();
-        return Ok(logs::handle(st, parts, body, op).await);
+        return Ok(logs::handle(st, parts, body, op, request_id).await);
+    }
+    if xray::signed_for_xray(&parts) {
+        return Ok(xray::handle(st, parts, body, request_id).await);
     }
     // AWS refuses unsigned requests before looking at the path.
     if !parts.headers.contains_key(http::header::AUTHORIZATION) {

@@ -58,6 +58,7 @@ pub(crate) async fn handle<B: Backend>(
     parts: http::request::Parts,
     body: Body,
     operation: String,
+    request_id: &str,
 ) -> Response {
     let body: Bytes = match crate::read_body(body, REQUEST_LIMIT).await {
         Ok(b) => b,
@@ -100,6 +101,20 @@ pub(crate) async fn handle<B: Backend>(
         ));
     };
     let store = flint_logs::LogStore::new(root.join(&scope.account).join(&scope.region));
+    if operation == "StartLiveTail" {
+        let started = tokio::task::spawn_blocking(move || {
+            flint_logs::LiveTail::start(store, &scope.account, &scope.region, &input)
+        })
+        .await;
+        return match started {
+            Ok(Ok(tail)) => crate::live_tail::respond(tail, request_id),
+            Ok(Err(e)) => error(&e),
+            Err(e) => error(&LogsError::new(
+                ErrorCode::ServiceUnavailableException,
+                format!("reading logs: {e}"),
+            )),
+        };
+    }
     // Reading streams is file I/O: off the async workers.
     let result = tokio::task::spawn_blocking(move || {
         flint_logs::execute(&store, &scope.account, &scope.region, &operation, &input)

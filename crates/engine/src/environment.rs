@@ -53,8 +53,8 @@ pub(crate) struct Environment {
     pub(crate) provisioned: bool,
     pub(crate) init_type: InitType,
     scratch_dir: PathBuf,
-    /// The function's X-Ray segments file (`Layout::function_traces`).
-    pub(crate) traces: Arc<PathBuf>,
+    /// Where the function's X-Ray segments go (`Layout::function_traces`, the OTLP export).
+    pub(crate) traces: Arc<crate::xray::TraceSink>,
     /// Whether the environment is in use, and frozen (see `freeze.rs`).
     freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
@@ -257,7 +257,7 @@ pub(crate) async fn start(
         .collect();
     // Until it is registered, the code it is about to mount must stay where it is.
     let _starting = inner.starting(code_dirs.clone());
-    let traces = Arc::new(inner.traces_path(spec));
+    let traces = Arc::new(inner.trace_sink(spec));
     let runtime_dir = inner.runtime_dir().await.map_err(StartError::Service)?;
     let opt_dir = if spec.image.is_some() || spec.layer_dirs.is_empty() {
         None

@@ -273,7 +273,7 @@ impl Checkout<'_> {
                 function_error: ending.function_error,
                 platform_error: ending.status.is_some() && !ending.function_error,
             });
-            if let Err(e) = crate::xray::append(&env.traces, segment.as_bytes()) {
+            if let Err(e) = env.traces.keep(segment.as_bytes()) {
                 tracing::warn!(function = %spec.function_name, "cannot keep an X-Ray segment: {e}");
             }
         }

@@ -24,6 +24,7 @@ mod log_retention;
 mod logs;
 pub mod metrics;
 mod network;
+mod otlp;
 mod pool;
 mod provisioned;
 mod throttle;
@@ -190,6 +191,9 @@ pub struct EngineConfig {
     pub function_network: FunctionNetwork,
     /// How long and how much of each function's logs are kept.
     pub log_retention: LogRetention,
+    /// Where the kept X-Ray segments are also sent as OTLP/HTTP JSON spans (the full traces
+    /// URL, `…/v1/traces`); `None`: not exported.
+    pub otlp_traces_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +240,8 @@ pub(crate) struct Inner {
     pub(crate) throttle: throttle::Throttle,
     pub(crate) provisioner: provisioned::Provisioner,
     pub(crate) log_writer: logs::LogWriter,
+    /// The exporter of segments to an OpenTelemetry collector, when one is configured.
+    otlp: Option<Arc<otlp::OtlpExporter>>,
     runtime_dir: tokio::sync::OnceCell<PathBuf>,
     /// Every live environment, idle or busy (for shutdown; not touched by warm invokes).
     envs: Mutex<HashMap<String, Arc<Environment>>>,
@@ -299,10 +305,21 @@ impl Inner {
         self.config.layout.function_logs(account, region, function)
     }
 
-    pub(crate) fn traces_path(&self, spec: &FunctionSpec) -> PathBuf {
-        self.config
-            .layout
-            .function_traces(&spec.account, &spec.region, &spec.function_name)
+    /// Where a function's segments go: its trace file and the OTLP exporter, if any.
+    pub(crate) fn trace_sink(&self, spec: &FunctionSpec) -> xray::TraceSink {
+        xray::TraceSink {
+            path: self.config.layout.function_traces(
+                &spec.account,
+                &spec.region,
+                &spec.function_name,
+            ),
+            origin: Arc::new(otlp::Origin {
+                account: spec.account.clone(),
+                region: spec.region.clone(),
+                function: spec.function_name.clone(),
+            }),
+            export: self.otlp.clone(),
+        }
     }
 
     pub(crate) fn register(&self, env: &Arc<Environment>) {
@@ -370,6 +387,10 @@ impl Engine {
         }
         let idle_timeout = config.idle_timeout;
         let account_limit = config.account_concurrency;
+        let otlp = config
+            .otlp_traces_url
+            .clone()
+            .map(|url| otlp::OtlpExporter::start(url, &handle));
         let inner = Arc::new(Inner {
             config,
             sandboxes,
@@ -378,6 +399,7 @@ impl Engine {
             throttle: throttle::Throttle::new(account_limit),
             provisioner: provisioned::Provisioner::default(),
             log_writer: logs::LogWriter::start()?,
+            otlp,
             runtime_dir: tokio::sync::OnceCell::new(),
             envs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
@@ -598,6 +620,11 @@ impl Engine {
     /// Where every function's log streams are: `<root>/<account>/<region>/<function>/`.
     pub fn logs_root(&self) -> PathBuf {
         self.inner.config.layout.logs()
+    }
+
+    /// Where the functions' X-Ray segments are kept (`<root>/<account>/<region>/<function>/`).
+    pub fn traces_root(&self) -> PathBuf {
+        self.inner.config.layout.traces()
     }
 
     /// The log streams of a function, oldest first by last write.

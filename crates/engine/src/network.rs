@@ -198,7 +198,7 @@ pub(crate) fn forward(
 /// with the function's (`traces`, see `xray.rs`).
 pub(crate) fn accept_xray_segments(
     socket: std::net::UdpSocket,
-    traces: Arc<std::path::PathBuf>,
+    traces: Arc<crate::xray::TraceSink>,
 ) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
         let socket = match socket
@@ -215,7 +215,7 @@ pub(crate) fn accept_xray_segments(
         while let Ok(n) = socket.recv(&mut buf).await {
             match crate::xray::datagram_document(&buf[..n]) {
                 Some(document) => {
-                    if let Err(e) = crate::xray::append(&traces, document) {
+                    if let Err(e) = traces.keep(document) {
                         tracing::warn!("cannot keep an X-Ray segment: {e}");
                     }
                 }

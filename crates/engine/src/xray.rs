@@ -133,6 +133,24 @@ pub(crate) fn datagram_document(datagram: &[u8]) -> Option<&[u8]> {
     (body.first() == Some(&b'{')).then_some(body)
 }
 
+/// Where a function's segments go: its trace file and, when configured, the OTLP exporter.
+#[derive(Debug)]
+pub(crate) struct TraceSink {
+    pub path: PathBuf,
+    pub origin: std::sync::Arc<crate::otlp::Origin>,
+    pub export: Option<std::sync::Arc<crate::otlp::OtlpExporter>>,
+}
+
+impl TraceSink {
+    /// Keeps one segment document: queued for export (never waiting), appended to the file.
+    pub(crate) fn keep(&self, document: &[u8]) -> std::io::Result<()> {
+        if let Some(e) = &self.export {
+            e.offer(&self.origin, document);
+        }
+        append(&self.path, document)
+    }
+}
+
 /// Appends one segment (a JSON document, no newline inside) to a function's trace file.
 pub(crate) fn append(path: &Path, document: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {

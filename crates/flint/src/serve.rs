@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// no cap).
     #[arg(long, default_value_t = 1024, env = "FLINT_LOG_RETENTION_MB")]
     log_retention_mb: u64,
+    /// Also export the functions' X-Ray segments to an OpenTelemetry collector as OTLP/HTTP JSON
+    /// spans: the collector's base URL (spans go to `<URL>/v1/traces`), as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) is read
+    /// too. Unset: no export.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// Where functions run on the network. `isolated` (the default) gives each execution
     /// environment a network namespace of its own: the Runtime API at 169.254.100.1:9001,
     /// Flint's API at AWS_ENDPOINT_URL_LAMBDA (answering only the environment's issued
@@ -328,6 +334,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_bytes_per_function: (args.log_retention_mb > 0)
                     .then(|| args.log_retention_mb.saturating_mul(1024 * 1024)),
             },
+            otlp_traces_url: otlp_traces_url(args.otlp_endpoint.as_deref(), std::env::vars()),
         },
         sandboxes.clone(),
         runtimes.clone(),
@@ -576,8 +583,63 @@ async fn shutdown_signal() {
     }
 }
 
+/// Where traces are exported (the full OTLP/HTTP traces URL): `--otlp-endpoint` (a base URL),
+/// else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as it is, as the OpenTelemetry SDKs use it),
+/// else OTEL_EXPORTER_OTLP_ENDPOINT (a base URL); `None` when none is set (or empty).
+fn otlp_traces_url(
+    flag: Option<&str>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Option<String> {
+    let base = |url: &str| format!("{}/v1/traces", url.trim_end_matches('/'));
+    if let Some(url) = flag.filter(|u| !u.is_empty()) {
+        return Some(base(url));
+    }
+    let env: std::collections::HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, v)| k.starts_with("OTEL_EXPORTER_OTLP_") && !v.is_empty())
+        .collect();
+    env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .cloned()
+        .or_else(|| env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(|u| base(u)))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_otlp_url_comes_from_the_flag_then_the_standard_variables() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(super::otlp_traces_url(None, env(&[])), None);
+        assert_eq!(
+            super::otlp_traces_url(
+                None,
+                env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")])
+            ),
+            Some("http://c:4318/v1/traces".into())
+        );
+        assert_eq!(
+            super::otlp_traces_url(
+                None,
+                env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/x")
+                ])
+            ),
+            Some("http://t:1/x".into())
+        );
+        assert_eq!(
+            super::otlp_traces_url(
+                Some("http://f:4318"),
+                env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/x")])
+            ),
+            Some("http://f:4318/v1/traces".into())
+        );
+    }
+
     #[test]
     fn hot_reload_is_on_by_default_only_without_credentials() {
         assert_eq!(

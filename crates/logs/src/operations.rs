@@ -56,11 +56,11 @@ impl LogsError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterException, message)
     }
 
-    fn no_group() -> Self {
+    pub(crate) fn no_group() -> Self {
         Self::new(
             ErrorCode::ResourceNotFoundException,
             "The specified log group does not exist.",
@@ -135,7 +135,6 @@ const KNOWN: &[&str] = &[
     "PutResourcePolicy",
     "PutRetentionPolicy",
     "PutSubscriptionFilter",
-    "StartLiveTail",
     "StartQuery",
     "StopQuery",
     "TagLogGroup",
@@ -167,6 +166,11 @@ pub fn execute(
         "DescribeLogStreams" => ctx.describe_log_streams(),
         "GetLogEvents" => ctx.get_log_events(),
         "FilterLogEvents" => ctx.filter_log_events(),
+        // An event stream, not one JSON answer: `LiveTail`, driven by crates/api.
+        "StartLiveTail" => Err(LogsError::new(
+            ErrorCode::InvalidOperationException,
+            "StartLiveTail answers with an event stream (flint_logs::LiveTail).",
+        )),
         // Retention is the server's, for every function: a per-group policy would not be kept.
         "PutRetentionPolicy" | "DeleteRetentionPolicy" => Err(LogsError::new(
             ErrorCode::InvalidOperationException,

@@ -130,6 +130,44 @@ impl LogStore {
         }
         Ok(out)
     }
+
+    /// The complete lines a stream gained after byte `offset` (events numbered from 0 within
+    /// them), and the offset after the last of them: what a live tail reads each second. A line
+    /// still being written (no newline yet) waits for the next read.
+    pub fn events_after(&self, stream: &Stream, offset: u64) -> std::io::Result<(Vec<Event>, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&stream.path)?;
+        let len = file.metadata()?.len();
+        // A file that shrank was replaced: read it from its start.
+        let offset = if len < offset { 0 } else { offset };
+        file.seek(SeekFrom::Start(offset))?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let index = read_index(&stream.path);
+        let mut out = Vec::new();
+        let mut at = offset;
+        for raw in data[..complete].split_inclusive(|&b| b == b'\n') {
+            let timestamp = index
+                .batches
+                .iter()
+                .take_while(|b| b.0 <= at)
+                .last()
+                .map_or(stream.last_ms, |b| b.1);
+            at += raw.len() as u64;
+            let text = String::from_utf8_lossy(raw);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                continue;
+            }
+            out.push(Event {
+                line: out.len(),
+                timestamp,
+                message: text.to_string(),
+            });
+        }
+        Ok((out, offset + complete as u64))
+    }
 }
 
 #[derive(Default)]
@@ -180,6 +218,33 @@ mod tests {
             .map(|e| (e.timestamp, e.message.as_str()))
             .collect();
         assert_eq!(got, vec![(1000, "one"), (1000, "two"), (2000, "three")]);
+        Ok(())
+    }
+
+    #[test]
+    fn events_after_an_offset_are_the_complete_lines_since() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("fn");
+        std::fs::create_dir_all(&f)?;
+        std::fs::write(f.join("s.log"), "one\ntwo\nthr")?;
+        std::fs::write(f.join("s.idx"), "/aws/lambda/fn\n0 1000\n4 2000\n")?;
+        let store = LogStore::new(dir.path());
+        let stream = store.streams()?.remove(0);
+        let (events, next) = store.events_after(&stream, 4)?;
+        let got: Vec<(i64, &str)> = events
+            .iter()
+            .map(|e| (e.timestamp, e.message.as_str()))
+            .collect();
+        assert_eq!((got, next), (vec![(2000, "two")], 8));
+        assert!(
+            store.events_after(&stream, 8)?.0.is_empty(),
+            "a partial line waits"
+        );
+        assert_eq!(
+            store.events_after(&stream, 100)?.1,
+            8,
+            "a replaced file is re-read"
+        );
         Ok(())
     }
 

@@ -89,10 +89,14 @@ impl Layout {
         self.logs().join(account).join(region).join(function)
     }
 
+    /// Every function's X-Ray segments: `<traces>/<account>/<region>/<function>/`.
+    pub fn traces(&self) -> PathBuf {
+        self.work().join("traces")
+    }
+
     /// One function's X-Ray segments (JSON lines): its own and those its code sent.
     pub fn function_traces(&self, account: &str, region: &str, function: &str) -> PathBuf {
-        self.work()
-            .join("traces")
+        self.traces()
             .join(account)
             .join(region)
             .join(function)
