@@ -263,11 +263,18 @@ def test_report_batch_item_failures_retries_from_the_lowest_failed_record(
         lambda_client.delete_event_source_mapping(UUID=m["UUID"])
 
 
-def test_a_mapping_on_a_missing_stream_reports_the_problem(lambda_client, callback_server):
+def test_a_mapping_whose_stream_is_deleted_reports_the_problem(lambda_client, kinesis,
+                                                                callback_server):
+    # A stream that does not exist is refused at create (test_event_source_mappings.py); one
+    # deleted afterwards is the poller's to report.
     fn = Recorder(lambda_client, callback_server)
-    arn = f"arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:stream/{unique_name('missing')}"
+    name = unique_name("deleted")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     m = lambda_client.create_event_source_mapping(
         FunctionName=fn.name, EventSourceArn=arn, StartingPosition="LATEST")
+    kinesis.delete_stream(StreamARN=arn)
     try:
         deadline = time.monotonic() + 20
         result = None

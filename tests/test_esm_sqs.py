@@ -394,10 +394,12 @@ def test_a_disabled_mapping_stops_polling_and_resumes_when_enabled(lambda_client
 
 def test_a_missing_queue_is_reported_as_aws_reports_it(lambda_client, sqs, callback_server,
                                                        mappings):
+    # A queue that does not exist is refused at create (test_event_source_mappings.py); one
+    # deleted afterwards is the poller's to report.
     url, queue_arn = make_queue(sqs)
-    sqs.delete_queue(QueueUrl=url)
     fn = make_function(lambda_client, callback_server)
     mapping = map_queue(lambda_client, mappings, fn, queue_arn)
+    sqs.delete_queue(QueueUrl=url)
     got = wait_until(lambda: (lambda m: m if m["StateTransitionReason"] != "USER_INITIATED"
                               else None)(lambda_client.get_event_source_mapping(UUID=mapping)),
                      20, "a PROBLEM in StateTransitionReason")

@@ -1,7 +1,8 @@
 """Event source mappings as AWS Lambda answers them: the defaults per source type (SQS, Kinesis,
 DynamoDB Streams, self-managed Kafka), the State machine (Creating → Enabled, Disabling →
 Disabled, Deleting), Update / List / Delete, every form of FunctionName, filter criteria,
-duplicate mappings (409) and validation errors. Messages and shapes are those recorded against
+duplicate mappings (409), validation errors, and sources that do not exist (refused, as the
+service is asked). Messages and shapes are those recorded against
 real AWS (test_lambda_api.snapshot.json and event_source_mapping/*.snapshot.json)."""
 
 import datetime
@@ -15,8 +16,10 @@ import pytest
 from conftest import (
     DEFAULT_ACCOUNT,
     REGION,
+    FlintServer,
     client_error,
     create_function,
+    free_port,
     unique_name,
 )
 
@@ -34,17 +37,38 @@ def esm_arn(mapping_id):
     return f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:event-source-mapping:{mapping_id}"
 
 
+# The sources, made in moto's server: Flint asks the service whether a mapping's queue or stream
+# exists before it accepts the mapping, as AWS does.
+_SERVICES = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _sources(aws_services):
+    _SERVICES["aws"] = aws_services
+    yield
+    _SERVICES.clear()
+
+
 def queue():
-    return f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:queue-{uuid.uuid4().hex[:10]}"
+    name = f"queue-{uuid.uuid4().hex[:10]}"
+    _SERVICES["aws"].client("sqs").create_queue(QueueName=name)
+    return f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:{name}"
 
 
 def stream():
-    return f"arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:stream/stream-{uuid.uuid4().hex[:10]}"
+    name = f"stream-{uuid.uuid4().hex[:10]}"
+    _SERVICES["aws"].client("kinesis").create_stream(StreamName=name, ShardCount=1)
+    return f"arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:stream/{name}"
 
 
 def table_stream():
-    return (f"arn:aws:dynamodb:{REGION}:{DEFAULT_ACCOUNT}:table/table-{uuid.uuid4().hex[:8]}"
-            "/stream/2024-01-01T00:00:00.000")
+    table = _SERVICES["aws"].client("dynamodb").create_table(
+        TableName=f"table-{uuid.uuid4().hex[:8]}",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    return table["TableDescription"]["LatestStreamArn"]
 
 
 def body(resp):
@@ -86,12 +110,8 @@ def fn(lambda_client):
 # Defaults per source type
 # --------------------------------------------------------------------------------------------
 
-def test_sqs_mapping_defaults(lambda_client, fn, _aws_services_or_none):
+def test_sqs_mapping_defaults(lambda_client, fn):
     source = queue()
-    if _aws_services_or_none is not None:
-        # The mapping really polls: AWS refuses a queue that does not exist, and Flint's poller
-        # reports one as a PROBLEM in StateTransitionReason.
-        _aws_services_or_none.client("sqs").create_queue(QueueName=source.split(":")[-1])
     resp = lambda_client.create_event_source_mapping(FunctionName=fn, EventSourceArn=source)
     try:
         assert status(resp) == 202
@@ -456,3 +476,55 @@ def test_invalid_filter_patterns(raw_client, fn, pattern):
                  (400, "InvalidParameterValueException", "Invalid filter pattern definition."),
                  FunctionName=fn, EventSourceArn=queue(),
                  FilterCriteria={"Filters": [{"Pattern": pattern}]})
+
+
+# --------------------------------------------------------------------------------------------
+# Sources that do not exist (the service is asked at create)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("missing, message", [
+    (f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:not-existing-queue-{uuid.uuid4().hex[:8]}",
+     "Error occurred while ReceiveMessage. SQS Error Code: "
+     "AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not "
+     "exist."),
+    (f"arn:aws:kinesis:{REGION}:{DEFAULT_ACCOUNT}:stream/test-foobar-{uuid.uuid4().hex[:8]}",
+     "Stream not found: {source}"),
+    (f"arn:aws:dynamodb:{REGION}:{DEFAULT_ACCOUNT}:table/test-table-{uuid.uuid4().hex[:8]}"
+     "/stream/2025-02-22T03:03:25.490", "Stream not found: {source}"),
+], ids=["sqs", "kinesis", "dynamodb"])
+def test_a_source_that_does_not_exist_is_refused_as_aws_refuses_it(raw_client, fn, missing,
+                                                                   message):
+    extra = {} if ":sqs:" in missing else {"StartingPosition": "LATEST"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        raw_client.create_event_source_mapping(FunctionName=fn, EventSourceArn=missing, **extra)
+    err = client_error(e)
+    assert (err["status"], err["code"], err["message"]) == (
+        400, "InvalidParameterValueException", message.format(source=missing))
+    assert err["type"] == "User"  # recorded with "Type": "User"
+    assert not [m for m in raw_client.list_event_source_mappings(FunctionName=fn)[
+        "EventSourceMappings"] if m["EventSourceArn"] == missing]
+
+
+def test_a_source_whose_service_does_not_answer_is_refused_naming_the_endpoint(
+        flint_bin, session_tmp):
+    """No service at the endpoint (nothing listens): the mapping could never be polled, so it is
+    refused, saying where Flint looked."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    srv = FlintServer(flint_bin, session_tmp / f"data-{uuid.uuid4().hex[:6]}",
+                      session_tmp / "flint-serve-unreachable.log",
+                      extra_args=["--aws-endpoint-url", dead],
+                      extra_env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+    srv.start()
+    try:
+        client = srv.client()
+        name = unique_name("esm-dead")
+        create_function(client, name)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client.create_event_source_mapping(
+                FunctionName=name,
+                EventSourceArn=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:somewhere")
+        err = client_error(e)
+        assert (err["status"], err["code"]) == (400, "InvalidParameterValueException")
+        assert dead in err["message"] and "did not answer" in err["message"], err["message"]
+    finally:
+        srv.stop()

@@ -44,6 +44,9 @@ HANDLER = make_zip({"index.py": (
     "    return {'statusCode': 201, 'headers': {'x-flint': 'yes'}, 'body': json.dumps(event)}\n")})
 
 FORBIDDEN = {"Message": "Forbidden"}
+# A URL the resource policy does not open (recorded from AWS, test_lambda_permission_url_invocation).
+NOT_ALLOWED = {"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
+                          "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}
 
 
 def fetch(server, url, path="", *, method="GET", data=None, headers=None, path_form=False,
@@ -185,7 +188,7 @@ def test_a_public_url_needs_both_public_grants(server, lambda_client):
     url = lambda_client.create_function_url_config(FunctionName=name,
                                                    AuthType="NONE")["FunctionUrl"]
     resp = fetch(server, url, "plain")
-    assert (resp.status_code, resp.json()) == (403, FORBIDDEN)
+    assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
     assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
     lambda_client.add_permission(FunctionName=name, StatementId="url", Principal="*",
                                  Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE")

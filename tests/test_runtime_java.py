@@ -7,8 +7,11 @@ aws-lambda-java-core's interfaces the jar bundles, as users' jars do."""
 
 import base64
 import io
+import json
+import re
 import shutil
 import subprocess
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -43,7 +46,15 @@ public interface Context {
 }""",
     "com/amazonaws/services/lambda/runtime/LambdaLogger.java": """
 package com.amazonaws.services.lambda.runtime;
-public interface LambdaLogger { void log(String message); void log(byte[] message); }""",
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+public interface LambdaLogger {
+    void log(String message); void log(byte[] message);
+    default void log(String message, LogLevel logLevel) { log(message); }
+    default void log(byte[] message, LogLevel logLevel) { log(message); }
+}""",
+    "com/amazonaws/services/lambda/runtime/logging/LogLevel.java": """
+package com.amazonaws.services.lambda.runtime.logging;
+public enum LogLevel { UNDEFINED, TRACE, DEBUG, INFO, WARN, ERROR, FATAL }""",
     "com/amazonaws/services/lambda/runtime/CognitoIdentity.java": """
 package com.amazonaws.services.lambda.runtime;
 public interface CognitoIdentity { String getIdentityId(); String getIdentityPoolId(); }""",
@@ -197,6 +208,22 @@ import com.amazonaws.services.lambda.runtime.*;
 public class Custom implements RequestHandler<String, String> {
     public String handleRequest(String input, Context context) { return "INTERFACE"; }
     public String handleRequestCustom(String input, Context context) { return "CUSTOM"; }
+}""",
+    "example/Levels.java": """
+package example;
+import com.amazonaws.services.lambda.runtime.*;
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+public class Levels implements RequestHandler<String, String> {
+    public String handleRequest(String marker, Context context) {
+        if (marker.startsWith("boom")) throw new IllegalStateException(marker);
+        LambdaLogger logger = context.getLogger();
+        logger.log("plain:" + marker);
+        logger.log("debug:" + marker, LogLevel.DEBUG);
+        logger.log("info:" + marker, LogLevel.INFO);
+        logger.log("warn:" + marker, LogLevel.WARN);
+        System.out.println("stdout:" + marker);
+        return marker;
+    }
 }""",
     "example/BrokenInit.java": """
 package example;
@@ -433,3 +460,72 @@ def test_flint_runtimes_lists_the_java_runtimes_and_their_jvm(flint_bin):
         major = runtime.removeprefix("java").removesuffix(".al2")
         if version.split(".")[0] != major:
             assert "nearest version stands in" in row, row
+
+
+def json_records(log: str):
+    """(JSON object records, plain lines) of a log."""
+    records, plain = [], []
+    for line in log.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            records.append(value)
+        elif line.strip():
+            plain.append(line)
+    return records, plain
+
+
+def test_java_json_log_format_writes_lambda_logger_records(lambda_client, artifacts):
+    """LoggingConfig.LogFormat JSON: LambdaLogger writes AWS's Java records ({timestamp, message,
+    level, AWSRequestId}), filtered at ApplicationLogLevel (INFO by default; UNDEFINED always
+    passes); System.out stays text; a handler's exception is one record at ERROR."""
+    name = unique_name("java-jsonlog")
+    create_function(lambda_client, name, runtime="java21", handler="example.Levels",
+                    zip_bytes=artifacts["function"], MemorySize=512, Timeout=30,
+                    LoggingConfig={"LogFormat": "JSON"})
+    marker = uuid.uuid4().hex
+    resp, payload = invoke_json(lambda_client, name, marker, LogType="Tail")
+    assert payload == marker
+    rid = request_id(resp)
+    records, plain = json_records(base64.b64decode(resp["LogResult"]).decode())
+    app = {r["message"]: r for r in records if marker in str(r.get("message"))}
+    assert set(app) == {f"plain:{marker}", f"info:{marker}", f"warn:{marker}"}, records
+    assert list(app[f"warn:{marker}"]) == ["timestamp", "message", "level", "AWSRequestId"]
+    assert app[f"warn:{marker}"]["level"] == "WARN"
+    assert app[f"info:{marker}"]["level"] == "INFO"
+    assert app[f"plain:{marker}"]["level"] == "UNDEFINED"
+    assert all(r["AWSRequestId"] == rid for r in app.values())
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+                    app[f"warn:{marker}"]["timestamp"])
+    assert f"stdout:{marker}" in plain
+
+    resp, payload = invoke_json(lambda_client, name, f"boom-{marker}", LogType="Tail")
+    assert resp["FunctionError"] == "Unhandled"
+    records, _ = json_records(base64.b64decode(resp["LogResult"]).decode())
+    errors = [r for r in records if r.get("level") == "ERROR"]
+    assert errors and f"boom-{marker}" in errors[0]["message"], records
+    assert errors[0]["AWSRequestId"] == request_id(resp)
+
+
+def test_java_log_levels_in_the_text_format_and_application_log_level(lambda_client, artifacts):
+    """Text: `log(message, level)` is "[LEVEL] message", nothing filtered. JSON with
+    ApplicationLogLevel WARN: only WARN and above (and UNDEFINED) are kept."""
+    name = unique_name("java-textlog")
+    create_function(lambda_client, name, runtime="java21", handler="example.Levels",
+                    zip_bytes=artifacts["function"], MemorySize=512, Timeout=30)
+    marker = uuid.uuid4().hex
+    resp, _ = invoke_json(lambda_client, name, marker, LogType="Tail")
+    lines = base64.b64decode(resp["LogResult"]).decode().splitlines()
+    assert f"plain:{marker}" in lines
+    assert f"[DEBUG] debug:{marker}" in lines
+    assert f"[WARN] warn:{marker}" in lines
+
+    lambda_client.update_function_configuration(
+        FunctionName=name, LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"})
+    wait_active(lambda_client, name)
+    resp, _ = invoke_json(lambda_client, name, marker, LogType="Tail")
+    records, _ = json_records(base64.b64decode(resp["LogResult"]).decode())
+    kept = sorted(r["message"] for r in records if marker in str(r.get("message")))
+    assert kept == [f"plain:{marker}", f"warn:{marker}"], records

@@ -6,10 +6,12 @@ stackTrace), Lambda's GEM_PATH/RUBYLIB, and layers' /opt/ruby/lib. This host's R
 3.1) stands in, which the function's log says after INIT_START."""
 
 import base64
+import json
 import re
 import shutil
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -298,3 +300,92 @@ def test_flint_runtimes_lists_the_ruby_runtimes_and_their_interpreter(flint_bin)
         assert re.search(r"/ruby\d+\.\d+\s", row), row
         if not row.split()[2].startswith(runtime.removeprefix("ruby")):
             assert "nearest version stands in" in row, row
+
+
+LOGGER_RB = """\
+require 'logger'
+
+LOGGER = Logger.new($stdout)  # made at init, before any invocation
+
+def handler(event:, context:)
+  marker = event['marker']
+  raise ArgumentError, "boom-#{marker}" if event['fail']
+
+  LOGGER.debug("debug:#{marker}")
+  LOGGER.info("info:#{marker}")
+  Logger.new($stderr).warn("warn:#{marker}")
+  Logger.new($stdout, progname: 'app').error("error:#{marker}")
+  puts "puts:#{marker}"
+  'ok'
+end
+"""
+
+
+def json_records(log: str):
+    """(JSON object records, plain lines) of a log."""
+    records, plain = [], []
+    for line in log.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            records.append(value)
+        elif line.strip():
+            plain.append(line)
+    return records, plain
+
+
+def test_ruby_json_log_format_writes_logger_records(lambda_client):
+    """LoggingConfig.LogFormat JSON: a Logger of $stdout/$stderr writes one JSON object per record
+    (timestamp, level, message, requestId) at ApplicationLogLevel (INFO by default: DEBUG is
+    dropped); `puts` stays text; the handler's error is one record at ERROR."""
+    name = unique_name("ruby-jsonlog")
+    create_function(lambda_client, name, runtime="ruby3.3", handler="function.handler",
+                    zip_bytes=make_zip({"function.rb": LOGGER_RB}),
+                    LoggingConfig={"LogFormat": "JSON"})
+    marker = uuid.uuid4().hex
+    resp, payload = invoke_json(lambda_client, name, {"marker": marker}, LogType="Tail")
+    assert payload == "ok"
+    rid = request_id(resp)
+    records, plain = json_records(log_tail(resp))
+    app = {r["message"]: r for r in records if marker in str(r.get("message"))}
+    assert set(app) == {f"info:{marker}", f"warn:{marker}", f"error:{marker}"}, records
+    assert [app[f"{k}:{marker}"]["level"] for k in ("info", "warn", "error")] == \
+        ["INFO", "WARN", "ERROR"]
+    assert all(r["requestId"] == rid for r in app.values())
+    assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+                    app[f"info:{marker}"]["timestamp"])
+    assert app[f"error:{marker}"]["progname"] == "app"
+    assert f"puts:{marker}" in plain
+
+    resp, payload = invoke_json(lambda_client, name, {"marker": marker, "fail": True},
+                                LogType="Tail")
+    assert payload["errorType"] == "Function<ArgumentError>"
+    records, _ = json_records(log_tail(resp))
+    errors = [r for r in records if r.get("errorType") == "Function<ArgumentError>"]
+    assert errors, records
+    assert errors[0]["level"] == "ERROR"
+    assert errors[0]["errorMessage"] == f"boom-{marker}"
+    assert errors[0]["requestId"] == request_id(resp)
+
+
+def test_ruby_application_log_level_filters_and_text_format_is_untouched(lambda_client):
+    name = unique_name("ruby-loglevel")
+    create_function(lambda_client, name, runtime="ruby3.3", handler="function.handler",
+                    zip_bytes=make_zip({"function.rb": LOGGER_RB}),
+                    LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"})
+    marker = uuid.uuid4().hex
+    resp, _ = invoke_json(lambda_client, name, {"marker": marker}, LogType="Tail")
+    records, _ = json_records(log_tail(resp))
+    kept = sorted(r["message"] for r in records if marker in str(r.get("message")))
+    assert kept == [f"error:{marker}", f"warn:{marker}"], records
+
+    lambda_client.update_function_configuration(FunctionName=name,
+                                                LoggingConfig={"LogFormat": "Text"})
+    wait_active(lambda_client, name)
+    resp, _ = invoke_json(lambda_client, name, {"marker": marker}, LogType="Tail")
+    tail = log_tail(resp)
+    records, _ = json_records(tail)
+    assert not [r for r in records if marker in str(r.get("message"))], records
+    assert f"DEBUG -- : debug:{marker}" in tail  # Logger's own format, every level

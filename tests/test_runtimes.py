@@ -128,20 +128,22 @@ def test_node_handler_error_is_reported_as_aws_does(lambda_client, node_function
     assert "FunctionError" not in resp and payload["event"] == {"after": "error"}
 
 
-def test_provided_amazon_linux_1_is_deprecated_for_new_functions(lambda_client):
-    # AWS blocks creating functions on the retired `provided` (Amazon Linux 1) runtime, with the
-    # message it uses for every deprecated runtime (recorded for dotnetcore3.1).
+@pytest.mark.parametrize("runtime", ["provided", "nodejs16.x"])
+def test_retired_runtimes_are_deprecated_for_new_functions(lambda_client, runtime):
+    # AWS blocks creating functions on the retired `provided` (Amazon Linux 1) runtime, and on
+    # nodejs16.x (still in the model's enum; past its block dates), with the message it uses for
+    # every deprecated runtime (recorded for dotnetcore3.1).
     import botocore.exceptions
 
     from conftest import client_error
 
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        create_function(lambda_client, unique_name("provided-al1"), runtime="provided",
+        create_function(lambda_client, unique_name("retired"), runtime=runtime,
                         handler="function.handler", zip_bytes=provided_zip("python"), wait=False)
     err = client_error(e)
     assert (err["status"], err["code"]) == (400, "InvalidParameterValueException")
     assert err["message"] == (
-        "The runtime parameter of provided is no longer supported for creating or updating AWS "
+        f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS "
         "Lambda functions. We recommend you use a supported runtime while creating or updating "
         "functions.")
 

@@ -228,10 +228,11 @@ def test_tags_are_per_account(make_client, lambda_client, tagged_fn):
     assert (client_error(e)["status"], client_error(e)["code"]) == (403, "AccessDeniedException")
 
 
-def test_tag_lifecycle_on_an_event_source_mapping(lambda_client, tagged_fn):
+def test_tag_lifecycle_on_an_event_source_mapping(lambda_client, tagged_fn, aws_services):
+    queue = f"tagged-{uuid.uuid4().hex[:8]}"
+    aws_services.client("sqs").create_queue(QueueName=queue)  # Flint asks SQS it exists
     esm = lambda_client.create_event_source_mapping(
-        FunctionName=tagged_fn,
-        EventSourceArn=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:tagged-{uuid.uuid4().hex[:8]}",
+        FunctionName=tagged_fn, EventSourceArn=f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT}:{queue}",
         Tags={"created": "yes"})
     try:
         esm_arn = esm["EventSourceMappingArn"]

@@ -17,6 +17,7 @@ pub mod batch;
 mod dynamodb_streams;
 pub mod kafka;
 mod kinesis;
+mod probe;
 pub mod s3;
 pub mod sqs;
 mod streams;
@@ -28,6 +29,7 @@ use std::collections::HashMap;
 pub use arn::{Target, TargetArn};
 pub use dynamodb_streams::DynamoDbStreamRecord;
 pub use kinesis::KinesisRecord;
+pub use probe::{SourceProblem, SourceService};
 pub use s3::GetObjectError;
 pub use streams::{IteratorStart, Page, Shard, StreamError};
 
@@ -86,6 +88,8 @@ pub struct Connectors {
     /// An endpoint was configured (not real AWS): S3 is then addressed path-style, as
     /// emulators on an IP address need.
     custom_endpoint: bool,
+    /// `--aws-endpoint-url`, to name where a service did not answer.
+    endpoint_url: Option<String>,
     queue_urls: Mutex<HashMap<String, String>>,
 }
 
@@ -111,6 +115,7 @@ impl Connectors {
         Self {
             config,
             custom_endpoint,
+            endpoint_url: options.endpoint_url,
             queue_urls: Mutex::new(HashMap::new()),
         }
     }
@@ -316,6 +321,18 @@ impl Connectors {
             message: "the secret has no SecretString".into(),
         })
     }
+}
+
+/// An error and its sources, joined by ": ".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 /// The whole error chain, which for SDK errors holds the service's own message.

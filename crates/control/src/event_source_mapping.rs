@@ -5,8 +5,9 @@
 //! change feed (`Change::EventSourceMapping`, published after every durable change). The
 //! operations are the handlers at the end of the file; [`EventSourceMappings`] holds their state.
 //!
-//! Flint cannot reach SQS, Kinesis, DynamoDB, Kafka, MQ or DocumentDB to check that a source
-//! exists (AWS answers e.g. "Stream not found: ..."): well-formed ARNs are accepted.
+//! At create, an SQS, Kinesis or DynamoDB Streams source is asked whether it exists
+//! (`source_check`), as AWS does ("Stream not found: ..."); Kafka, MQ and DocumentDB sources are
+//! accepted as well-formed ARNs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorCode;
 use crate::resource_util::{epoch_seconds, list_page, store_error};
+use crate::source_check::SourceService;
 use crate::{arn, function_name, ControlPlane, LambdaError, Scope};
 
 /// The record format of stored mappings (format 0, before formats existed, has the same shape).
@@ -1060,6 +1062,15 @@ pub async fn create(
         input.function_name.as_deref().unwrap_or_default(),
     )?;
     m.function_arn = function_arn;
+    let checked = match kind {
+        SourceKind::Sqs => Some(SourceService::Sqs),
+        SourceKind::Kinesis => Some(SourceService::Kinesis),
+        SourceKind::DynamoDbStreams => Some(SourceService::DynamoDbStreams),
+        _ => None,
+    };
+    if let (Some(service), Some(source)) = (checked, &m.event_source_arn) {
+        cp.check_source(service, source).await?;
+    }
     if !m.enabled {
         // AWS reports a mapping created disabled as Disabled at once.
         m.state = MappingState::Disabled;

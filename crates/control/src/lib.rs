@@ -50,6 +50,7 @@ pub mod resource_util;
 pub mod runtime;
 pub mod runtime_management;
 pub mod signed_url;
+pub mod source_check;
 pub mod state;
 pub mod sub_resource;
 pub mod tags;
@@ -131,6 +132,8 @@ pub struct ControlPlane {
         RwLock<Option<tokio::sync::watch::Receiver<flint_spec::ProvisionedReport>>>,
     /// Flint's S3 connection, for code named by S3 location (see `code_source`).
     pub(crate) objects: RwLock<Option<Arc<dyn code_source::ObjectSource>>>,
+    /// Flint's connection to the sources of event source mappings (see `source_check`).
+    pub(crate) source_check: RwLock<Option<Arc<dyn source_check::SourceCheck>>>,
     /// The data dir (hot-reload directories may not show it).
     pub(crate) data_dir: PathBuf,
     /// Removes code nothing references (see `code_gc`).
@@ -181,6 +184,7 @@ impl ControlPlane {
             mappings: mappings.clone(),
             provisioned_report: RwLock::new(None),
             objects: RwLock::new(None),
+            source_check: RwLock::new(None),
             data_dir: data_dir.to_path_buf(),
             gc: code_gc::Collector::default(),
         });

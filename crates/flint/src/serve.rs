@@ -163,6 +163,35 @@ impl flint_control::code_source::ObjectSource for S3Objects {
     }
 }
 
+/// The sources of event source mappings, asked whether they exist through the same connection.
+struct MappingSources(Arc<flint_connectors::Connectors>);
+
+impl flint_control::source_check::SourceCheck for MappingSources {
+    fn check<'a>(
+        &'a self,
+        service: flint_control::source_check::SourceService,
+        arn: &'a str,
+    ) -> flint_control::source_check::SourceFuture<'a> {
+        use flint_connectors::{SourceProblem as P, SourceService as C};
+        use flint_control::source_check::{SourceCheckError as E, SourceService as S};
+        let service = match service {
+            S::Sqs => C::Sqs,
+            S::Kinesis => C::Kinesis,
+            S::DynamoDbStreams => C::DynamoDbStreams,
+        };
+        Box::pin(async move {
+            self.0
+                .check_source(service, arn)
+                .await
+                .map_err(|problem| match problem {
+                    P::Missing { .. } => E::Missing,
+                    P::Refused { code, message, .. } => E::Refused { code, message },
+                    unreachable @ P::Unreachable { .. } => E::Unreachable(unreachable.to_string()),
+                })
+        })
+    }
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum FunctionNetworkArg {
     Isolated,
@@ -356,6 +385,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await,
     );
     control.set_object_source(Arc::new(S3Objects(connectors.clone())));
+    control.set_source_check(Arc::new(MappingSources(connectors.clone())));
     let events = flint_events::Events::start(
         engine.clone(),
         store.clone(),

@@ -233,6 +233,77 @@ module FlintRuntime
     end
   end
 
+  # LoggingConfig.LogFormat JSON (AWS_LAMBDA_LOG_FORMAT=JSON): a `Logger` writing to $stdout or
+  # $stderr writes one JSON object per record -- `timestamp`, `level`, `message`, `requestId`,
+  # as Lambda's structured logs of the other managed runtimes -- and starts at the level of
+  # AWS_LAMBDA_LOG_LEVEL (ApplicationLogLevel; TRACE is Logger's DEBUG). `puts` stays text, as
+  # print() does in Python. `logger` is required only in this mode (a cold-start cost).
+  module JsonLogs
+    LEVELS = { 'TRACE' => 0, 'DEBUG' => 0, 'INFO' => 1, 'WARN' => 2, 'ERROR' => 3,
+               'FATAL' => 4 }.freeze
+
+    def self.enabled?
+      @enabled ||= false
+    end
+
+    def self.level
+      @level
+    end
+
+    def self.timestamp(time)
+      time.getutc.strftime('%Y-%m-%dT%H:%M:%S.%LZ')
+    end
+
+    def self.install(env)
+      return unless env['AWS_LAMBDA_LOG_FORMAT'].to_s.casecmp?('JSON')
+
+      @enabled = true
+      @level = LEVELS[env['AWS_LAMBDA_LOG_LEVEL'].to_s.upcase]
+      require 'logger'
+      ::Logger.prepend(LoggerPatch)
+    end
+
+    # The handler's error as one record at ERROR, as Python's and Node's runtimes log it.
+    def self.error(message, response)
+      record = { timestamp: timestamp(Time.now), level: 'ERROR', message: message }
+      record.merge!(response)
+      record[:requestId] = $_global_aws_request_id if $_global_aws_request_id
+      $stdout.write("#{JSON.generate(record)}\n")
+    end
+
+    # Logger::Formatter's interface (severity label, time, progname, message).
+    class Formatter
+      def call(severity, time, progname, msg)
+        record = { timestamp: JsonLogs.timestamp(time), level: severity, message: text(msg) }
+        record[:requestId] = $_global_aws_request_id if $_global_aws_request_id
+        record[:progname] = progname if progname
+        "#{JSON.generate(record)}\n"
+      end
+
+      private
+
+      def text(msg)
+        case msg
+        when ::String then msg
+        when ::Exception then "#{msg.message} (#{msg.class})\n#{(msg.backtrace || []).join("\n")}"
+        else msg.inspect
+        end
+      end
+    end
+
+    # Only loggers of the standard streams: a file's logger is left as the function made it.
+    module LoggerPatch
+      def initialize(logdev = nil, *args, **kwargs, &block)
+        super
+        return unless logdev.equal?($stdout) || logdev.equal?($stderr) ||
+                      logdev.equal?(STDOUT) || logdev.equal?(STDERR)
+
+        self.formatter = Formatter.new unless kwargs.key?(:formatter)
+        self.level = JsonLogs.level if JsonLogs.level && !kwargs.key?(:level)
+      end
+    end
+  end
+
   # An IO or StringIO is sent as its bytes, anything else as JSON (`to_json`), as the ric does.
   # StringIO is not required here (a cold-start cost): a handler returning one has loaded it.
   def self.marshal(response)
@@ -244,6 +315,10 @@ module FlintRuntime
   end
 
   def self.log_error(message, error)
+    if JsonLogs.enabled?
+      JsonLogs.error(message, error.to_lambda_response)
+      return
+    end
     $stdout.puts(message)
     $stdout.puts(JSON.pretty_generate(error.to_lambda_response))
   end
@@ -252,6 +327,7 @@ module FlintRuntime
     task_root = ENV['LAMBDA_TASK_ROOT'] || '/var/task'
     handler_spec = ENV['_HANDLER'].to_s
     client = Client.new(ENV.fetch('AWS_LAMBDA_RUNTIME_API'))
+    JsonLogs.install(ENV)
     begin
       Dir.chdir(task_root) if Dir.exist?(task_root)
       handler = Handler.new(handler_spec, task_root)
@@ -266,6 +342,8 @@ module FlintRuntime
     loop do
       headers, body = client.next_invocation
       request_id = headers['lambda-runtime-aws-request-id'].to_s
+      # Read by the JSON log records (aws_lambda_ric keeps the id in the same global).
+      $_global_aws_request_id = request_id
       trace_id = headers['lambda-runtime-trace-id']
       trace_id ? ENV['_X_AMZN_TRACE_ID'] = trace_id : ENV.delete('_X_AMZN_TRACE_ID')
       error = nil

@@ -14,8 +14,11 @@ pub enum UrlError {
     #[error("Forbidden")]
     UnknownUrl,
     /// The caller is not authenticated as the auth type requires, or the resource policy does not
-    /// allow it.
-    #[error("Forbidden")]
+    /// allow it (AWS's message, recorded in November 2025).
+    #[error(
+        "Forbidden. For troubleshooting Function URL authorization issues, see: \
+         https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+    )]
     Forbidden,
     /// An `AWS_IAM` URL's request signature is malformed or wrong.
     #[error("{0}")]
@@ -68,5 +71,21 @@ impl IntoResponse for UrlError {
         );
         headers.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_the_policy_does_not_open_answers_awss_troubleshooting_message() {
+        assert_eq!(
+            UrlError::Forbidden.to_string(),
+            "Forbidden. For troubleshooting Function URL authorization issues, see: \
+             https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+        );
+        // No recording of an unknown URL's answer (AWS's are under on.aws): the short word.
+        assert_eq!(UrlError::UnknownUrl.to_string(), "Forbidden");
     }
 }

@@ -7,6 +7,7 @@ import com.amazonaws.services.lambda.runtime.Context;
 import com.amazonaws.services.lambda.runtime.LambdaLogger;
 import com.amazonaws.services.lambda.runtime.RequestHandler;
 import com.amazonaws.services.lambda.runtime.RequestStreamHandler;
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.File;
@@ -115,7 +116,11 @@ public final class Main {
             Throwable cause = fault.getCause();
             byte[] error = errorJson(fault.getMessage(), fault.errorType,
                     cause == null ? new StackTraceElement[0] : cause.getStackTrace(), null);
-            System.out.println(fault.getMessage());
+            if (Logger.JSON) {
+                new Logger().log(fault.getMessage(), LogLevel.ERROR);
+            } else {
+                System.out.println(fault.getMessage());
+            }
             try {
                 client.initError(error, fault.errorType);
             } catch (Exception e) {
@@ -135,6 +140,7 @@ public final class Main {
                 return;
             }
             String requestId = next.headers.getOrDefault("lambda-runtime-aws-request-id", "");
+            Logger.requestId = requestId;
             String traceId = next.headers.get("lambda-runtime-trace-id");
             if (traceId != null) {
                 System.setProperty("com.amazonaws.xray.traceHeader", traceId);
@@ -417,6 +423,11 @@ public final class Main {
                 sb.append("\tat ").append(frame).append('\n');
             }
         }
+        if (Logger.JSON) {
+            // One record at ERROR, as AWS's runtime logs a handler's exception in JSON.
+            new Logger().log(sb.toString(), LogLevel.ERROR);
+            return;
+        }
         System.err.print(sb);
         System.err.flush();
     }
@@ -428,19 +439,84 @@ public final class Main {
     /**
      * Writes to System.out. No fields: functions serialise their context with Gson or Jackson
      * (`gson.toJson(context)`), which must not reach into JDK internals (java.base does not open
-     * java.io to them), as AWS's logger, whose sink has no fields either, lets them.
+     * java.io to them), as AWS's logger, whose sink has no fields either, lets them; the format,
+     * level and request id are static.
+     *
+     * As AWS's Java runtime: `log(message, level)` writes "[LEVEL] message" in the Text format
+     * (each call its own line, as each is its own event on AWS),
+     * and with LoggingConfig.LogFormat JSON (AWS_LAMBDA_LOG_FORMAT=JSON) one object per call,
+     * {"timestamp", "message", "level", "AWSRequestId"} (Gson's order; UNDEFINED for `log(message)`),
+     * dropped below AWS_LAMBDA_LOG_LEVEL (UNDEFINED always passes). Bytes are written unformatted.
      */
     static final class Logger implements LambdaLogger {
+        static final boolean JSON = "JSON".equalsIgnoreCase(System.getenv("AWS_LAMBDA_LOG_FORMAT"));
+        static final LogLevel MINIMUM = minimumLevel(System.getenv("AWS_LAMBDA_LOG_LEVEL"));
+        static volatile String requestId;
+
+        static LogLevel minimumLevel(String name) {
+            if (name == null) {
+                return LogLevel.UNDEFINED;
+            }
+            try {
+                return LogLevel.valueOf(name.trim().toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                return LogLevel.UNDEFINED;
+            }
+        }
+
+        static boolean enabled(LogLevel level) {
+            return level == LogLevel.UNDEFINED || level.ordinal() >= MINIMUM.ordinal();
+        }
+
+        static String format(String message, LogLevel level) {
+            if (!JSON) {
+                // AWS's sink frames every call as one log event; on Flint's line-based stdout
+                // that is one line, so a call without a newline still ends its event.
+                String text = level == LogLevel.UNDEFINED
+                        ? String.valueOf(message) : "[" + level + "] " + message;
+                return text.endsWith("\n") ? text : text + "\n";
+            }
+            StringBuilder sb = new StringBuilder("{\"timestamp\":");
+            Json.quote(sb, java.time.format.DateTimeFormatter
+                    .ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
+                    .format(java.time.LocalDateTime.now(java.time.ZoneOffset.UTC)));
+            if (message != null) {
+                sb.append(",\"message\":");
+                Json.quote(sb, message);
+            }
+            sb.append(",\"level\":\"").append(level.name()).append('"');
+            String id = requestId;
+            if (id != null) {
+                sb.append(",\"AWSRequestId\":");
+                Json.quote(sb, id);
+            }
+            return sb.append("}\n").toString();
+        }
+
         @Override
         public void log(String message) {
-            System.out.print(message);
-            System.out.flush();
+            log(message, LogLevel.UNDEFINED);
         }
 
         @Override
         public void log(byte[] message) {
-            System.out.write(message, 0, message.length);
-            System.out.flush();
+            log(message, LogLevel.UNDEFINED);
+        }
+
+        @Override
+        public void log(String message, LogLevel level) {
+            if (enabled(level)) {
+                System.out.print(format(message, level));
+                System.out.flush();
+            }
+        }
+
+        @Override
+        public void log(byte[] message, LogLevel level) {
+            if (enabled(level)) {
+                System.out.write(message, 0, message.length);
+                System.out.flush();
+            }
         }
     }
 
