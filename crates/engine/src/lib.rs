@@ -11,6 +11,7 @@
 //!   concurrency and the accounts' unreserved pools as configured. Where provisioned environments
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
+mod dns;
 mod environment;
 mod extensions;
 mod freeze;
@@ -190,6 +191,9 @@ pub struct EngineConfig {
     pub function_network: FunctionNetwork,
     /// How long and how much of each function's logs are kept.
     pub log_retention: LogRetention,
+    /// The host's resolver configuration (`/etc/resolv.conf`): isolated environments get its
+    /// nameservers, or Flint's DNS relay to them (see `dns.rs`).
+    pub host_resolv_conf: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +258,8 @@ pub(crate) struct Inner {
     pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
     /// Watches hot-reloaded code directories (see `hot_reload`).
     pub(crate) hot_reload: hot_reload::HotReload,
+    /// Isolated environments' resolver configuration and DNS relay (isolated mode only).
+    pub(crate) dns: Option<Arc<dns::HostDns>>,
     /// The code directories of environments being started (see [`Inner::starting`]).
     starting: Mutex<HashMap<u64, Vec<PathBuf>>>,
 }
@@ -370,6 +376,17 @@ impl Engine {
         }
         let idle_timeout = config.idle_timeout;
         let account_limit = config.account_concurrency;
+        let dns = if config.function_network == FunctionNetwork::Isolated {
+            let dns = dns::HostDns::new(
+                config.host_resolv_conf.clone(),
+                config.layout.sandbox().join("resolv.conf"),
+                sandboxes.has_outbound(),
+            )?;
+            sandboxes.set_isolated_resolv_conf(Some(dns.environment_conf().to_path_buf()));
+            Some(Arc::new(dns))
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             config,
             sandboxes,
@@ -388,6 +405,7 @@ impl Engine {
             issued: IssuedCredentials::default(),
             api_in_namespace: std::sync::OnceLock::new(),
             hot_reload: hot_reload::HotReload::default(),
+            dns,
             starting: Mutex::new(HashMap::new()),
         });
         let isolated = inner.config.function_network == FunctionNetwork::Isolated;

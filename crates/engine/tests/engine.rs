@@ -156,6 +156,7 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
         account_concurrency: 1000,
         function_network: flint_engine::FunctionNetwork::Host,
         log_retention: Default::default(),
+        host_resolv_conf: "/etc/resolv.conf".into(),
     }
 }
 
