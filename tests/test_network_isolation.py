@@ -418,3 +418,36 @@ def test_the_xray_daemon_address_accepts_segments(client, probe):
     assert env["AWS_XRAY_DAEMON_ADDRESS"] == "169.254.100.1:2000"
     _, out = invoke_json(client, probe, {"action": "xray"})
     assert out == {"xray": "accepted"}
+
+
+def test_a_bad_function_subnet_is_refused_at_start(flint_bin: Path, tmp_path):
+    for bad, says in [("10.0.0.0/8", "must be /16 to /24"),
+                      ("fd00::/64", "not an IPv4 address"),
+                      ("10.201.3.0/16", "did you mean 10.201.0.0/16?")]:
+        out = subprocess.run([str(flint_bin), "serve", "--data-dir", str(tmp_path / "data"),
+                              "--function-subnet", bad], capture_output=True, text=True,
+                             timeout=30)
+        assert out.returncode != 0
+        assert says in out.stderr, out.stderr
+    # Nothing was started or touched.
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_function_subnet_can_be_moved(flint_bin: Path, tmp_path, remote_machine):
+    srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log",
+                      extra_args=["--function-network", "isolated",
+                                  "--function-subnet", "10.77.12.0/24"])
+    srv.start()
+    try:
+        assert "sandbox addresses 10.77.12.0/24" in srv.log_tail()
+        client = srv.client(random_account())
+        name = unique_name("moved")
+        create_function(client, name, zip_bytes=make_zip({"index.py": PROBE}), Timeout=30)
+        _, me = invoke_json(client, name, {"action": "addresses"})
+        assert me["self"].startswith("10.77.12."), me
+        _, out = invoke_json(client, name, {"action": "fetch", "host": remote_machine.ADDRESS,
+                                            "port": remote_machine.PORT})
+        assert out == {"line": "hello from the remote machine, you are "
+                               f"{remote_machine.HOST_SIDE}"}, out
+    finally:
+        srv.stop()

@@ -357,6 +357,10 @@ pub(crate) async fn start(
         registry: inner.issued.clone(),
     };
     let lambda_endpoint = isolated.then(crate::network::lambda_endpoint_in_namespace);
+    // The resolv.conf the sandbox gets follows the host's (and whether outbound access is on).
+    if let Some(dns) = &inner.dns {
+        dns.refresh(inner.sandboxes.has_outbound());
+    }
     // Endpoints on the host's loopback become forwarders inside the namespace.
     let in_namespace = isolated.then(|| inner.namespace_endpoints.read().clone());
     // --- end isolation ---
@@ -477,6 +481,10 @@ pub(crate) async fn start(
         }
         for (_, socket) in listeners.udp {
             api_server.push(crate::network::accept_xray_segments(socket, traces.clone()));
+        }
+        if let (Some(sockets), Some(dns)) = (listeners.dns, &inner.dns) {
+            api_server.push(crate::dns::serve_udp(sockets.udp, dns.clone()));
+            api_server.push(crate::dns::serve_tcp(sockets.tcp, dns.clone()));
         }
         if let Some(serve) = inner.api_in_namespace.get() {
             api_server.push(serve(

@@ -11,6 +11,7 @@
 //!   concurrency and the accounts' unreserved pools as configured. Where provisioned environments
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
+mod dns;
 mod environment;
 mod extensions;
 mod freeze;
@@ -194,6 +195,9 @@ pub struct EngineConfig {
     /// Where the kept X-Ray segments are also sent as OTLP/HTTP JSON spans (the full traces
     /// URL, `…/v1/traces`); `None`: not exported.
     pub otlp_traces_url: Option<String>,
+    /// The host's resolver configuration (`/etc/resolv.conf`): isolated environments get its
+    /// nameservers, or Flint's DNS relay to them (see `dns.rs`).
+    pub host_resolv_conf: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +264,8 @@ pub(crate) struct Inner {
     pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
     /// Watches hot-reloaded code directories (see `hot_reload`).
     pub(crate) hot_reload: hot_reload::HotReload,
+    /// Isolated environments' resolver configuration and DNS relay (isolated mode only).
+    pub(crate) dns: Option<Arc<dns::HostDns>>,
     /// The code directories of environments being started (see [`Inner::starting`]).
     starting: Mutex<HashMap<u64, Vec<PathBuf>>>,
 }
@@ -391,6 +397,17 @@ impl Engine {
             .otlp_traces_url
             .clone()
             .map(|url| otlp::OtlpExporter::start(url, &handle));
+        let dns = if config.function_network == FunctionNetwork::Isolated {
+            let dns = dns::HostDns::new(
+                config.host_resolv_conf.clone(),
+                config.layout.sandbox().join("resolv.conf"),
+                sandboxes.has_outbound(),
+            )?;
+            sandboxes.set_isolated_resolv_conf(Some(dns.environment_conf().to_path_buf()));
+            Some(Arc::new(dns))
+        } else {
+            None
+        };
         let inner = Arc::new(Inner {
             config,
             sandboxes,
@@ -410,6 +427,7 @@ impl Engine {
             issued: IssuedCredentials::default(),
             api_in_namespace: std::sync::OnceLock::new(),
             hot_reload: hot_reload::HotReload::default(),
+            dns,
             starting: Mutex::new(HashMap::new()),
         });
         let isolated = inner.config.function_network == FunctionNetwork::Isolated;

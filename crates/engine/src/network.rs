@@ -65,6 +65,7 @@ impl NamespaceEndpoints {
         flint_sandbox::NamespacePorts {
             tcp: self.forwards.iter().map(|f| f.inside_port).collect(),
             udp: vec![XRAY_DAEMON_PORT],
+            dns: true,
         }
     }
 }

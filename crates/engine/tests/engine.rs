@@ -157,6 +157,7 @@ fn config(dir: &Path, idle_timeout: Duration) -> EngineConfig {
         function_network: flint_engine::FunctionNetwork::Host,
         log_retention: Default::default(),
         otlp_traces_url: None,
+        host_resolv_conf: "/etc/resolv.conf".into(),
     }
 }
 

@@ -95,6 +95,20 @@ pub struct ServeArgs {
     /// host's network with every function (any local service is then in reach).
     #[arg(long, value_enum, default_value_t = FunctionNetworkArg::Isolated, env = "FLINT_FUNCTION_NETWORK")]
     function_network: FunctionNetworkArg,
+    /// Where isolated environments' addresses come from (a /31 each, NAT'd to other machines):
+    /// an IPv4 network of /16 to /24 that this host does not otherwise need to reach. Move it
+    /// when the default collides with a network of the host's.
+    #[arg(long, default_value_t = flint_sandbox::FunctionSubnet::DEFAULT, env = "FLINT_FUNCTION_SUBNET")]
+    function_subnet: flint_sandbox::FunctionSubnet,
+    /// The resolver configuration whose nameservers isolated functions' DNS goes to (tests
+    /// point it at a resolver of their own).
+    #[arg(
+        long,
+        default_value = "/etc/resolv.conf",
+        env = "FLINT_RESOLV_CONF",
+        hide = true
+    )]
+    resolv_conf: PathBuf,
     // --- end isolation ---
     /// Hot reload (LocalStack's convention): CreateFunction, UpdateFunctionCode and
     /// PublishLayerVersion with this `S3Bucket` take `S3Key` as an absolute directory on this
@@ -364,6 +378,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .then(|| args.log_retention_mb.saturating_mul(1024 * 1024)),
             },
             otlp_traces_url: otlp_traces_url(args.otlp_endpoint.as_deref(), std::env::vars()),
+            host_resolv_conf: args.resolv_conf.clone(),
         },
         sandboxes.clone(),
         runtimes.clone(),
@@ -439,15 +454,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         qos
     );
     match args.function_network {
-        FunctionNetworkArg::Isolated => match sandboxes.enable_outbound() {
+        FunctionNetworkArg::Isolated => match sandboxes.enable_outbound(args.function_subnet) {
             Ok(table) => tracing::info!(
                 "functions run in network namespaces of their own: Flint's API at {} from \
                  inside, other machines through NAT (nftables table inet {table}, sandbox \
-                 addresses {}/{}), nothing of this host's loopback (--function-network host \
+                 addresses {}), nothing of this host's loopback (--function-network host \
                  to share it)",
                 flint_engine::lambda_endpoint_in_namespace(),
-                flint_sandbox::OUTBOUND_SUBNET,
-                flint_sandbox::OUTBOUND_SUBNET_PREFIX,
+                args.function_subnet,
             ),
             Err(reason) => tracing::warn!(
                 "functions run in network namespaces of their own WITHOUT outbound access: \

@@ -455,7 +455,11 @@ fn prepare_launch(
         ));
     }
     let entries = match &launch.spec.image_root {
-        Some(_) => mounts::plan_image(&launch.spec.tmp_dir, &launch.root_files.etc_dir)?,
+        Some(_) => mounts::plan_image(
+            &launch.spec.tmp_dir,
+            &launch.root_files.etc_dir,
+            &launch.root_files.resolv_conf,
+        )?,
         None => mounts::plan(
             &launch.spec.code_dir,
             launch.spec.opt_dir.as_deref(),

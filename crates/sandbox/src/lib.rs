@@ -65,10 +65,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use netns::{
-    NamespaceConnector, NamespaceListeners, NamespacePorts, LAMBDA_API_PORT, NAMESPACE_HOST,
-    RUNTIME_API_PORT,
+    DnsSockets, NamespaceConnector, NamespaceListeners, NamespacePorts, DNS_PORT, LAMBDA_API_PORT,
+    NAMESPACE_HOST, RUNTIME_API_PORT,
 };
-pub use outbound::{SUBNET as OUTBOUND_SUBNET, SUBNET_PREFIX as OUTBOUND_SUBNET_PREFIX};
+pub use outbound::FunctionSubnet;
 pub use spawn::{KeptTmp, Sandbox};
 
 /// argv[1] of the re-executed flint binary that becomes a sandbox's init.
@@ -218,6 +218,7 @@ impl Sandboxes {
         let root_files = mounts::RootFiles {
             etc_dir: etc::build(&state_dir.join("etc"))?,
             files: host::write_root_files(&state_dir)?,
+            resolv_conf: mounts::RESOLV_CONF.into(),
         };
         let summary = summarize(&isolation, &cgroups, &tmp);
         let pool_size =
@@ -304,7 +305,7 @@ impl Sandboxes {
     /// host; see the `outbound` module) from now on. Root only, with iproute2 and nftables
     /// installed: otherwise the reason, and isolated sandboxes keep reaching nothing but Flint.
     /// Returns the nftables table it made (removed when `Sandboxes` is dropped).
-    pub fn enable_outbound(&self) -> Result<String, String> {
+    pub fn enable_outbound(&self, subnet: FunctionSubnet) -> Result<String, String> {
         if let host::Isolation::Unavailable(reason) = &self.launcher.isolation {
             return Err(reason.clone());
         }
@@ -312,7 +313,7 @@ impl Sandboxes {
         if let Some(nat) = held.as_ref() {
             return Ok(nat.table().to_string());
         }
-        let (nat, plan) = outbound::HostNat::enable()?;
+        let (nat, plan) = outbound::HostNat::enable(subnet)?;
         let table = nat.table().to_string();
         *held = Some(nat);
         let mut net = (*self.launcher.net()).clone();
@@ -320,6 +321,23 @@ impl Sandboxes {
         self.launcher.set_net(net);
         self.pool.flush();
         Ok(table)
+    }
+
+    /// Whether isolated sandboxes prepared now reach other machines (see [`Self::enable_outbound`]).
+    pub fn has_outbound(&self) -> bool {
+        self.launcher.net().veth.is_some()
+    }
+
+    /// The file bound at `/etc/resolv.conf` in isolated sandboxes from now on (kept up to date
+    /// by its writer: a change reaches running sandboxes too); `None`: the host's own.
+    pub fn set_isolated_resolv_conf(&self, path: Option<PathBuf>) {
+        let mut net = (*self.launcher.net()).clone();
+        if net.resolv_conf == path {
+            return;
+        }
+        net.resolv_conf = path;
+        self.launcher.set_net(net);
+        self.pool.flush();
     }
 
     /// Removes the host-wide NAT and filter of [`Self::enable_outbound`] (at shutdown, once the

@@ -61,8 +61,9 @@ const RESERVED: [&str; 7] = [
     "/dev",
     "/etc",
 ];
-/// The host's resolver configuration, bound over the `/etc` tree's empty one in each sandbox.
-const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The host's resolver configuration, bound over the `/etc` tree's empty one in each sandbox
+/// (isolated sandboxes get the engine's instead: see `LaunchRequest::resolv_conf`).
+pub(crate) const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// A host tree cloned and detached, waiting to be attached inside the new root.
 pub(crate) struct Detached {
@@ -79,6 +80,9 @@ pub(crate) struct RootFiles {
     pub etc_dir: PathBuf,
     /// Host files shown read-only at a path relative to the root (`lambda-entrypoint.sh`).
     pub files: Vec<(PathBuf, String)>,
+    /// Bound at `/etc/resolv.conf`: the host's [`RESOLV_CONF`], or the engine's for isolated
+    /// sandboxes (see `NetSetup::resolv_conf`).
+    pub resolv_conf: PathBuf,
 }
 
 /// What goes where; produced from the spec before anything is mounted.
@@ -108,6 +112,7 @@ pub(crate) fn plan(
     let RootFiles {
         etc_dir,
         files: root_files,
+        resolv_conf,
     } = root_files;
     let mut entries = vec![
         Entry::Bind {
@@ -121,9 +126,9 @@ pub(crate) fn plan(
             rw: false,
         },
     ];
-    if Path::new(RESOLV_CONF).is_file() {
+    if resolv_conf.is_file() {
         entries.push(Entry::Bind {
-            source: RESOLV_CONF.into(),
+            source: resolv_conf.into(),
             target: "etc/resolv.conf".into(),
             rw: false,
         });
@@ -236,11 +241,15 @@ pub(crate) fn plan(
 /// `/etc`, so only what Flint provides is bound in — `/etc/hosts` (sandbox.localdomain, from
 /// Flint's `/etc` tree), the host's resolver configuration, and the read-write `/tmp`. The
 /// image's unpacker made those mount points exist.
-pub(crate) fn plan_image(tmp_dir: &Path, etc_dir: &Path) -> Result<Vec<Entry>, String> {
+pub(crate) fn plan_image(
+    tmp_dir: &Path,
+    etc_dir: &Path,
+    resolv_conf: &Path,
+) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
     for (source, target) in [
         (etc_dir.join("hosts"), "etc/hosts"),
-        (PathBuf::from(RESOLV_CONF), "etc/resolv.conf"),
+        (resolv_conf.to_path_buf(), "etc/resolv.conf"),
     ] {
         if source.exists() {
             entries.push(Entry::Bind {
@@ -611,6 +620,7 @@ mod tests {
                 &RootFiles {
                     etc_dir: "/state/etc".into(),
                     files: vec![],
+                    resolv_conf: RESOLV_CONF.into(),
                 },
             );
             assert!(planned.is_err(), "{target}");
@@ -625,6 +635,7 @@ mod tests {
                 PathBuf::from("/state/lambda-entrypoint.sh"),
                 "lambda-entrypoint.sh".to_string(),
             )],
+            resolv_conf: RESOLV_CONF.into(),
         };
         let entries = plan(
             Path::new("/code"),

@@ -15,6 +15,8 @@ pub const NAMESPACE_HOST: Ipv4Addr = Ipv4Addr::new(169, 254, 100, 1);
 pub const RUNTIME_API_PORT: u16 = 9001;
 /// Flint's Lambda API inside the namespace (`AWS_ENDPOINT_URL_LAMBDA`).
 pub const LAMBDA_API_PORT: u16 = 9000;
+/// The DNS relay's port (UDP and TCP) at [`NAMESPACE_HOST`], when [`NamespacePorts::dns`].
+pub const DNS_PORT: u16 = 53;
 
 /// The byte that carries the listeners on the control socket; [`FAILED`] when PID 1 could not
 /// make them (it then exits, and the supervisor reports why the sandbox did not start).
@@ -29,13 +31,22 @@ pub(crate) const FAILED: u8 = b'E';
 pub struct NamespacePorts {
     pub tcp: Vec<u16>,
     pub udp: Vec<u16>,
+    /// A DNS relay's sockets at `169.254.100.1:53` (UDP and TCP), last.
+    pub dns: bool,
 }
 
 impl NamespacePorts {
     /// How many descriptors PID 1 sends: the two fixed listeners, then these.
     pub(crate) fn descriptors(&self) -> usize {
-        2 + self.tcp.len() + self.udp.len()
+        2 + self.tcp.len() + self.udp.len() + if self.dns { 2 } else { 0 }
     }
+}
+
+/// The DNS relay's sockets inside a namespace: what the environment's `resolv.conf` names.
+#[derive(Debug)]
+pub struct DnsSockets {
+    pub udp: std::net::UdpSocket,
+    pub tcp: std::net::TcpListener,
 }
 
 /// Listening sockets inside an isolated sandbox's network namespace, for Flint to serve.
@@ -49,10 +60,13 @@ pub struct NamespaceListeners {
     pub tcp: Vec<(u16, std::net::TcpListener)>,
     /// `169.254.100.1:<port>` (UDP) for each of [`NamespacePorts::udp`], in that order.
     pub udp: Vec<(u16, std::net::UdpSocket)>,
+    /// `169.254.100.1:53`, UDP and TCP, with [`NamespacePorts::dns`].
+    pub dns: Option<DnsSockets>,
 }
 
 /// In PID 1, inside the new namespace: loopback up with the link-local address, and the
-/// listeners (in this order: Runtime API, Lambda API, `ports.tcp`, `ports.udp`).
+/// listeners (in this order: Runtime API, Lambda API, `ports.tcp`, `ports.udp`, then the DNS
+/// relay's UDP socket and TCP listener).
 pub(crate) fn set_up_inside(ports: &NamespacePorts) -> Result<Vec<OwnedFd>, String> {
     let sock = socket(libc::SOCK_DGRAM).map_err(|e| format!("socket: {e}"))?;
     interface_up(&sock, "lo").map_err(|e| format!("loopback up: {e}"))?;
@@ -67,6 +81,10 @@ pub(crate) fn set_up_inside(ports: &NamespacePorts) -> Result<Vec<OwnedFd>, Stri
     }
     for port in &ports.udp {
         fds.push(bind_udp(SocketAddrV4::new(NAMESPACE_HOST, *port))?);
+    }
+    if ports.dns {
+        fds.push(bind_udp(SocketAddrV4::new(NAMESPACE_HOST, DNS_PORT))?);
+        fds.push(listen(SocketAddrV4::new(NAMESPACE_HOST, DNS_PORT))?);
     }
     Ok(fds)
 }
@@ -386,14 +404,22 @@ impl NamespaceListeners {
         let udp: Vec<(u16, std::net::UdpSocket)> = ports
             .udp
             .iter()
-            .zip(fds)
+            .zip(fds.by_ref())
             .map(|(p, fd)| (*p, std::net::UdpSocket::from(fd)))
             .collect();
+        let dns = match (ports.dns, fds.next(), fds.next()) {
+            (true, Some(udp), Some(tcp)) => Some(DnsSockets {
+                udp: udp.into(),
+                tcp: tcp.into(),
+            }),
+            _ => None,
+        };
         Ok(Self {
             runtime_api,
             lambda_api,
             tcp: tcp_ports,
             udp,
+            dns,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! userspace on the data path).
 //!
 //! - Host-wide, while Flint runs ([`HostNat`], root only): one nftables table `inet flint_<pid>`
-//!   that masquerades the sandboxes' addresses ([`SUBNET`]) and drops what a sandbox must not do:
+//!   that masquerades the sandboxes' addresses ([`FunctionSubnet`]) and drops what a sandbox must not do:
 //!   reach the host itself (any of its addresses, loopback services included), another sandbox,
 //!   link-local addresses (a cloud's instance metadata service), or be reached from outside.
 //!   `net.ipv4.ip_forward` is turned on if it was off — then the table also drops every other
@@ -20,11 +20,90 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The sandboxes' addresses: one /31 per sandbox (host side even, sandbox side odd).
-pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 0);
-pub const SUBNET_PREFIX: u8 = 16;
-/// How many /31 pairs the subnet holds.
-const PAIRS: u32 = 1 << (32 - SUBNET_PREFIX - 1);
+/// Where the sandboxes' addresses come from (`--function-subnet`): one /31 per sandbox (host side
+/// even, sandbox side odd). An IPv4 network with a prefix of 16 to 24 bits (32,768 to 128
+/// pairs); the default is `10.201.0.0/16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionSubnet {
+    base: Ipv4Addr,
+    prefix: u8,
+}
+
+impl FunctionSubnet {
+    pub const DEFAULT: FunctionSubnet = FunctionSubnet {
+        base: Ipv4Addr::new(10, 201, 0, 0),
+        prefix: 16,
+    };
+    /// The prefix lengths allowed: enough pairs for a busy host, room for Flint's attempts.
+    pub const PREFIXES: std::ops::RangeInclusive<u8> = 16..=24;
+
+    /// How many /31 pairs the subnet holds.
+    fn pairs(&self) -> u32 {
+        1 << (32 - u32::from(self.prefix) - 1)
+    }
+
+    /// Whether `ip` is one of the subnet's addresses.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - u32::from(self.prefix));
+        u32::from(ip) & mask == u32::from(self.base)
+    }
+}
+
+impl Default for FunctionSubnet {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::fmt::Display for FunctionSubnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+impl std::str::FromStr for FunctionSubnet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR block (e.g. 10.201.0.0/16)"))?;
+        let base: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{ip:?} is not an IPv4 address (only IPv4 is routed out)"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .map_err(|_| format!("{prefix:?} is not a prefix length"))?;
+        if !Self::PREFIXES.contains(&prefix) {
+            return Err(format!(
+                "the prefix must be /{} to /{} (from 32,768 to 128 environments' address pairs), not /{prefix}",
+                Self::PREFIXES.start(),
+                Self::PREFIXES.end()
+            ));
+        }
+        let subnet = FunctionSubnet { base, prefix };
+        let mask = u32::MAX << (32 - u32::from(prefix));
+        if u32::from(base) & !mask != 0 {
+            return Err(format!(
+                "{s} has host bits set (did you mean {}/{prefix}?)",
+                Ipv4Addr::from(u32::from(base) & mask)
+            ));
+        }
+        if base.is_loopback()
+            || base.is_link_local()
+            || base.is_multicast()
+            || base.is_broadcast()
+            || base.is_unspecified()
+            || u32::from(base) >= 0xF000_0000
+        {
+            return Err(format!(
+                "{s} is not a network environments can use (loopback, link-local, multicast or reserved)"
+            ));
+        }
+        Ok(subnet)
+    }
+}
+
 /// Host-side interface names: this prefix and the pair's number (`flintv12345` fits IFNAMSIZ).
 const IFACE_PREFIX: &str = "flintv";
 /// Attempts at a free pair number before giving up.
@@ -35,11 +114,13 @@ const ATTEMPTS: u32 = 64;
 pub(crate) struct VethPlan {
     /// iproute2's `ip` (creating a veth pair needs netlink; `ip` is the maintained client).
     pub ip_program: PathBuf,
+    /// Where the pair's addresses come from.
+    pub subnet: FunctionSubnet,
 }
 
 /// Addresses of pair `n`: (host side, sandbox side).
-fn pair_addresses(n: u32) -> (Ipv4Addr, Ipv4Addr) {
-    let base = u32::from(SUBNET) + 2 * (n % PAIRS);
+fn pair_addresses(subnet: &FunctionSubnet, n: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let base = u32::from(subnet.base) + 2 * (n % subnet.pairs());
     (Ipv4Addr::from(base), Ipv4Addr::from(base + 1))
 }
 
@@ -49,10 +130,11 @@ const PAIR_NETMASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 254);
 /// pair, addresses and default route. Returns the host-side interface's name.
 pub(crate) fn connect(pid: i32, plan: &VethPlan) -> Result<String, String> {
     // Spread the starting points so concurrent supervisors (and Flints) rarely collide.
-    let start = (pid as u32).wrapping_mul(2_654_435_761) % PAIRS;
+    let pairs = plan.subnet.pairs();
+    let start = (pid as u32).wrapping_mul(2_654_435_761) % pairs;
     let mut last_error = String::new();
     for attempt in 0..ATTEMPTS {
-        let n = (start + attempt) % PAIRS;
+        let n = (start + attempt) % pairs;
         let name = format!("{IFACE_PREFIX}{n}");
         let out = Command::new(&plan.ip_program)
             .args(["link", "add", &name, "type", "veth", "peer", "name", "eth0"])
@@ -67,7 +149,7 @@ pub(crate) fn connect(pid: i32, plan: &VethPlan) -> Result<String, String> {
             }
             return Err(format!("ip link add {name}: {last_error}"));
         }
-        let (host, inside) = pair_addresses(n);
+        let (host, inside) = pair_addresses(&plan.subnet, n);
         configure(pid, &name, host, inside).map_err(|e| {
             // Gone with the namespace anyway; removing it now frees the number at once.
             let _ = Command::new(&plan.ip_program)
@@ -119,7 +201,7 @@ const TABLE_PREFIX: &str = "flint_";
 impl HostNat {
     /// Sets up NAT and the filter; the `VethPlan` sandboxes are then prepared with. Fails (saying
     /// why) where it cannot: not root, `ip` or `nft` missing, nftables refused.
-    pub fn enable() -> Result<(HostNat, VethPlan), String> {
+    pub fn enable(subnet: FunctionSubnet) -> Result<(HostNat, VethPlan), String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("Flint is not root (a veth pair and NAT need CAP_NET_ADMIN)".into());
         }
@@ -138,7 +220,7 @@ impl HostNat {
                 .any(|t| forwards_only_ours(&nft, t));
         // After the look at their tables: a dead Flint's that turned forwarding on counts.
         remove_stale_tables(&nft);
-        run_nft(&nft, &ruleset(&table, !forward_was_on))?;
+        run_nft(&nft, &ruleset(&table, &subnet, !forward_was_on))?;
         let nat = HostNat {
             nft,
             table,
@@ -148,7 +230,7 @@ impl HostNat {
             // Dropping `nat` deletes the table again.
             std::fs::write(IP_FORWARD, "1").map_err(|e| format!("{IP_FORWARD}: {e}"))?;
         }
-        Ok((nat, VethPlan { ip_program }))
+        Ok((nat, VethPlan { ip_program, subnet }))
     }
 
     pub fn table(&self) -> &str {
@@ -168,8 +250,8 @@ impl Drop for HostNat {
 }
 
 /// The table: NAT for the sandboxes, and what they may not reach.
-fn ruleset(table: &str, forward_only_ours: bool) -> String {
-    let net = format!("{SUBNET}/{SUBNET_PREFIX}");
+fn ruleset(table: &str, subnet: &FunctionSubnet, forward_only_ours: bool) -> String {
+    let net = subnet.to_string();
     let ours = format!("\"{IFACE_PREFIX}*\"");
     // Only when this Flint turned forwarding on: nothing else is forwarded because of it.
     let others = if forward_only_ours {
@@ -191,7 +273,7 @@ fn ruleset(table: &str, forward_only_ours: bool) -> String {
          \t\ttype filter hook forward priority -10; policy accept;\n\
          \t\tiifname {ours} oifname {ours} drop\n\
          \t\tiifname {ours} meta nfproto ipv6 drop\n\
-         \t\tiifname {ours} ip saddr != {net} drop\n\
+         \t\tiifname {ours} fib saddr . iif oif missing drop\n\
          \t\tiifname {ours} ip daddr 169.254.0.0/16 drop\n\
          \t\toifname {ours} ct state established,related accept\n\
          \t\toifname {ours} drop\n\
@@ -273,6 +355,10 @@ mod tests {
 
     #[test]
     fn each_pair_is_a_31_inside_the_subnet() {
+        let subnet = FunctionSubnet::DEFAULT;
+        let pair_addresses = |n| super::pair_addresses(&subnet, n);
+        const PAIRS: u32 = 1 << 15;
+        assert_eq!(subnet.pairs(), PAIRS);
         assert_eq!(
             pair_addresses(0),
             (Ipv4Addr::new(10, 201, 0, 0), Ipv4Addr::new(10, 201, 0, 1))
@@ -294,11 +380,62 @@ mod tests {
 
     #[test]
     fn the_ruleset_forwards_only_ours_when_it_turned_forwarding_on() {
-        let with = ruleset("flint_1", true);
+        let subnet = FunctionSubnet::DEFAULT;
+        let with = ruleset("flint_1", &subnet, true);
         assert!(with.contains(FORWARD_ONLY_OURS_MARK));
         assert!(with.contains("ip saddr 10.201.0.0/16 oifname != \"flintv*\" masquerade"));
         assert!(with.contains("ip daddr 169.254.0.0/16 drop"));
-        let without = ruleset("flint_1", false);
+        // Spoofed sources are dropped by a reverse-path check, not by the subnet: another
+        // Flint's sandboxes (another subnet, the same interface names) pass this table.
+        assert!(with.contains("iifname \"flintv*\" fib saddr . iif oif missing drop"));
+        assert!(!with.contains("saddr != "));
+        let without = ruleset("flint_1", &subnet, false);
         assert!(!without.contains("iifname != "));
+        let moved: FunctionSubnet = "192.168.128.0/20".parse().unwrap();
+        assert!(ruleset("flint_1", &moved, true)
+            .contains("ip saddr 192.168.128.0/20 oifname != \"flintv*\" masquerade"));
+    }
+
+    #[test]
+    fn a_moved_subnet_hands_out_its_own_pairs() {
+        let subnet: FunctionSubnet = "172.30.4.0/24".parse().unwrap();
+        assert_eq!(subnet.pairs(), 128);
+        assert_eq!(
+            pair_addresses(&subnet, 1),
+            (Ipv4Addr::new(172, 30, 4, 2), Ipv4Addr::new(172, 30, 4, 3))
+        );
+        assert_eq!(
+            pair_addresses(&subnet, 127).1,
+            Ipv4Addr::new(172, 30, 4, 255)
+        );
+        assert_eq!(pair_addresses(&subnet, 128), pair_addresses(&subnet, 0));
+        assert!(subnet.contains(Ipv4Addr::new(172, 30, 4, 77)));
+        assert!(!subnet.contains(Ipv4Addr::new(172, 30, 5, 1)));
+        assert_eq!(subnet.to_string(), "172.30.4.0/24");
+    }
+
+    #[test]
+    fn subnets_are_validated() {
+        assert_eq!(
+            "10.201.0.0/16".parse::<FunctionSubnet>(),
+            Ok(FunctionSubnet::DEFAULT)
+        );
+        for (bad, says) in [
+            ("10.201.0.0", "not a CIDR block"),
+            ("fd00::/64", "not an IPv4 address"),
+            ("10.0.0.0/8", "must be /16 to /24"),
+            ("10.0.0.0/25", "must be /16 to /24"),
+            ("10.0.0.0/x", "not a prefix length"),
+            (
+                "10.201.3.0/16",
+                "host bits set (did you mean 10.201.0.0/16?)",
+            ),
+            ("127.0.0.0/16", "not a network environments can use"),
+            ("169.254.0.0/16", "not a network environments can use"),
+            ("224.1.0.0/16", "not a network environments can use"),
+        ] {
+            let err = bad.parse::<FunctionSubnet>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

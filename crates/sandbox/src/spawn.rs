@@ -86,6 +86,9 @@ pub(crate) struct NetSetup {
     pub ports: NamespacePorts,
     /// Outbound access (veth + NAT), when the host allows it.
     pub veth: Option<VethPlan>,
+    /// The file bound at `/etc/resolv.conf` in isolated sandboxes (the engine's: the host's
+    /// nameservers, or the DNS relay at 169.254.100.1); the host's own without it.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// Why starting a spec in a prepared sandbox failed.
@@ -138,7 +141,14 @@ impl Launcher {
             file_size_limit: (spec.tmp_size_mb > 0)
                 .then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
             hostname: hostname(&spec.id),
-            root_files: self.root_files.clone(),
+            root_files: crate::mounts::RootFiles {
+                resolv_conf: spec
+                    .isolate_network
+                    .then(|| self.net().resolv_conf.clone())
+                    .flatten()
+                    .unwrap_or_else(|| self.root_files.resolv_conf.clone()),
+                ..self.root_files.clone()
+            },
         }
     }
 
