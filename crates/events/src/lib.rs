@@ -124,6 +124,16 @@ impl Events {
         self.queue.counts.get(scope, function)
     }
 
+    /// What the async queue's group commit has done since start-up: (transactions, writes in
+    /// them); their ratio is the average batch.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let s = &self.queue.commit_stats;
+        (
+            s.commits.load(std::sync::atomic::Ordering::Relaxed),
+            s.writes.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     /// Every function that had asynchronous events since start-up, with its numbers.
     pub fn queue_depths(&self) -> Vec<(Scope, String, QueueDepth)> {
         self.queue.counts.all()

@@ -35,8 +35,11 @@ use common::{pct, zip_of, Sender};
 use http_body_util::{BodyExt, Full};
 
 /// The function reports each delivery to the benchmark on the host's loopback: it needs the
-/// host's network (`flint serve` isolates functions by default).
-const HOST_NETWORK: &[&str] = &["--function-network", "host"];
+/// host's network (`flint serve` isolates functions by default). Every server here starts on a
+/// fresh data dir, where `flint serve` would install the managed runtimes' SDKs (pip, npm) in
+/// the background, competing for the cores while the benchmark measures: the function is
+/// `provided.al2023`, which needs none.
+const SERVER_ARGS: &[&str] = &["--function-network", "host", "--install-runtimes", "off"];
 
 /// What the sink function reported: every request id delivered, and how many
 /// deliveries (with repeats) there were.
@@ -368,7 +371,7 @@ async fn perf(
 /// Accept alone: on a fresh server, `Event` invokes whose runs sleep 5 s each, so the 16 workers
 /// deliver ~3 events/s and the CPU Flint uses is (nearly all) the accept path's.
 fn accept_only(rt: &tokio::runtime::Runtime, sink_port: u16, secs: f64, conns: usize) {
-    let server = common::start_server(HOST_NETWORK, Duration::from_secs(1));
+    let server = common::start_server(SERVER_ARGS, Duration::from_secs(1));
     let port = server.port;
     let pid = server.pid();
     rt.block_on(create_functions(port, sink_port));
@@ -396,7 +399,7 @@ fn accept_only(rt: &tokio::runtime::Runtime, sink_port: u16, secs: f64, conns: u
 /// `kill -9` during accept and during delivery; every 202 must be delivered at least once.
 fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u16, conns: usize) {
     let grace = Duration::from_secs(5);
-    let server = common::start_server(HOST_NETWORK, grace);
+    let server = common::start_server(SERVER_ARGS, grace);
     let port = server.port;
     rt.block_on(create_functions(port, sink_port));
     // Kill while 8 connections are sending, and synchronous invokes flow meanwhile (so that the
@@ -419,7 +422,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         acked.len()
     );
     // Restart; kill again once it is delivering.
-    let server = common::start_server_in(HOST_NETWORK, grace, dir);
+    let server = common::start_server_in(SERVER_ARGS, grace, dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while delivered.count.load(Ordering::Acquire)
         < at_kill + (acked.len() as u64).saturating_sub(at_kill) / 2
@@ -433,7 +436,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         "crash: restarted, then killed (-9) while delivering, after {} more deliveries",
         at_second - at_kill
     );
-    let server = common::start_server_in(HOST_NETWORK, grace, dir);
+    let server = common::start_server_in(SERVER_ARGS, grace, dir);
     let missing = |d: &Deliveries| {
         let ids = d.ids.lock().expect("lock");
         acked.iter().filter(|id| !ids.contains(*id)).count()
@@ -474,7 +477,7 @@ fn main() {
     count_deliveries(sink, delivered.clone());
 
     if only.split(',').any(|o| o == "perf") {
-        let server = common::start_server(HOST_NETWORK, Duration::from_secs(5));
+        let server = common::start_server(SERVER_ARGS, Duration::from_secs(5));
         rt.block_on(perf(
             server.port,
             server.pid(),
