@@ -252,6 +252,27 @@ pub(crate) struct AppState<B> {
     pub emf: metrics::EmfState,
 }
 
+impl<B> AppState<B> {
+    /// Checks a request signed for another service Flint answers (`logs`, `xray`) with the
+    /// server's credentials and issued ones: the caller's account and region.
+    pub(crate) fn authenticate_for(
+        &self,
+        service: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Scope, ApiError> {
+        sigv4::authenticate_for(
+            service,
+            self.config.credentials.as_ref(),
+            self.config.issued.as_ref(),
+            self.config.max_clock_skew,
+            parts,
+            body,
+            std::time::SystemTime::now(),
+        )
+    }
+}
+
 /// The Lambda API over any backend.
 pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
     let state = Arc::new(AppState {

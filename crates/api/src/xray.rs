@@ -125,15 +125,7 @@ pub(crate) async fn handle<B: Backend>(
             ))
         }
     };
-    let scope = match crate::sigv4::authenticate_for(
-        "xray",
-        st.config.credentials.as_ref(),
-        st.config.issued.as_ref(),
-        st.config.max_clock_skew,
-        &parts,
-        &body,
-        std::time::SystemTime::now(),
-    ) {
+    let scope = match st.authenticate_for("xray", &parts, &body) {
         Ok(s) => s,
         Err(e) => return auth_error(&e),
     };

@@ -342,13 +342,7 @@ fn call_error(
     target: &str,
     e: impl std::error::Error,
 ) -> ConnectorError {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = error_chain(&e);
     ConnectorError::Call {
         service,
         operation,

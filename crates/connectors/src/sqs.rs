@@ -58,7 +58,7 @@ impl SqsError {
             }
             _ => Self::Unreachable {
                 operation,
-                message: chain(&e),
+                message: crate::error_chain(&e),
             },
         }
     }
@@ -68,17 +68,6 @@ impl SqsError {
         matches!(self, Self::Service { code, .. }
             if code == "AWS.SimpleQueueService.NonExistentQueue" || code == "QueueDoesNotExist")
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 /// One message attribute as SQS returns it.
