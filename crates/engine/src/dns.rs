@@ -282,16 +282,11 @@ pub(crate) fn serve_udp(
     dns: Arc<HostDns>,
 ) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        let socket = match socket
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UdpSocket::from_std(socket))
-        {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                tracing::warn!("cannot serve an environment's DNS relay: {e}");
-                return;
-            }
+        let Some(socket) = crate::network::tokio_udp(socket, "serve an environment's DNS relay")
+        else {
+            return;
         };
+        let socket = Arc::new(socket);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_QUERIES_IN_FLIGHT));
         let mut bucket = Bucket::full();
         let mut queries = tokio::task::JoinSet::new();
@@ -366,15 +361,10 @@ pub(crate) fn serve_tcp(
     dns: Arc<HostDns>,
 ) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        let listener = match listener
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpListener::from_std(listener))
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!("cannot serve an environment's DNS relay (TCP): {e}");
-                return;
-            }
+        let Some(listener) =
+            crate::network::tokio_tcp(listener, "serve an environment's DNS relay (TCP)")
+        else {
+            return;
         };
         let open = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
         let mut connections = tokio::task::JoinSet::new();

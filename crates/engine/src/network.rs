@@ -151,6 +151,38 @@ impl<'a> LoopbackUrl<'a> {
     }
 }
 
+/// `listener`, opened in an environment's namespace, as a tokio listener; `None` (with a warning
+/// that it cannot `what`) when the runtime refuses it.
+pub(crate) fn tokio_tcp(
+    listener: std::net::TcpListener,
+    what: &str,
+) -> Option<tokio::net::TcpListener> {
+    match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!("cannot {what}: {e}");
+            None
+        }
+    }
+}
+
+/// The UDP counterpart of [`tokio_tcp`].
+pub(crate) fn tokio_udp(socket: std::net::UdpSocket, what: &str) -> Option<tokio::net::UdpSocket> {
+    match socket
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UdpSocket::from_std(socket))
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot {what}: {e}");
+            None
+        }
+    }
+}
+
 /// Forwards each connection made to `listener` (in an environment's namespace) to `target` on
 /// the host, until aborted (the environment ended: its open connections end too).
 pub(crate) fn forward(
@@ -158,15 +190,11 @@ pub(crate) fn forward(
     target: SocketAddr,
 ) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        let listener = match listener
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpListener::from_std(listener))
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!("cannot forward to {target} from an environment: {e}");
-                return;
-            }
+        let Some(listener) = tokio_tcp(
+            listener,
+            &format!("forward to {target} from an environment"),
+        ) else {
+            return;
         };
         let mut connections = tokio::task::JoinSet::new();
         loop {
@@ -202,15 +230,8 @@ pub(crate) fn accept_xray_segments(
     traces: Arc<crate::xray::TraceSink>,
 ) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        let socket = match socket
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UdpSocket::from_std(socket))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot serve the X-Ray daemon address: {e}");
-                return;
-            }
+        let Some(socket) = tokio_udp(socket, "serve the X-Ray daemon address") else {
+            return;
         };
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = socket.recv(&mut buf).await {
