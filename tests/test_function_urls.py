@@ -25,6 +25,8 @@ HANDLER = make_zip({"index.py": (
     "    path = event.get('rawPath', '')\n"
     "    if path == '/plain':\n"
     "        return {'hello': 'world'}\n"
+    "    if path == '/value':\n"
+    "        return json.loads(event['body'])\n"
     "    if path == '/error':\n"
     "        raise Exception('boom')\n"
     "    if path == '/sleep':\n"
@@ -43,8 +45,8 @@ HANDLER = make_zip({"index.py": (
     "                context.invoked_function_arn}\n"
     "    return {'statusCode': 201, 'headers': {'x-flint': 'yes'}, 'body': json.dumps(event)}\n")})
 
-FORBIDDEN = {"Message": "Forbidden"}
-# A URL the resource policy does not open (recorded from AWS, test_lambda_permission_url_invocation).
+# A URL the resource policy does not open (recorded from AWS, test_lambda_permission_url_invocation),
+# and the URL of a deleted alias (test_lambda_url_persists_after_alias_delete).
 NOT_ALLOWED = {"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
                           "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}
 
@@ -179,7 +181,44 @@ def test_an_unknown_url_is_forbidden(server, public_url):
     port = urlsplit(server.endpoint).port
     fake = f"http://{'z' * 32}.lambda-url.{REGION}.localhost:{port}/"
     resp = fetch(server, fake)
-    assert (resp.status_code, resp.json()) == (403, FORBIDDEN)
+    assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
+    assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+def test_the_url_of_a_deleted_alias_is_forbidden_as_aws_answers_it(server, lambda_client):
+    name = unique_name("urldelalias")
+    create_function(lambda_client, name, zip_bytes=HANDLER)
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+    lambda_client.create_alias(FunctionName=name, Name="gone", FunctionVersion=version)
+    url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="gone",
+                                                   AuthType="NONE")["FunctionUrl"]
+    grant_public(lambda_client, name, qualifier="gone")
+    assert fetch(server, url, "plain").status_code == 200
+    lambda_client.delete_alias(FunctionName=name, Name="gone")
+    for _ in range(100):  # the URL's route goes with the change feed's next message
+        resp = fetch(server, url, "plain")
+        if resp.status_code != 200:
+            break
+        time.sleep(0.05)
+    assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
+    assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+@pytest.mark.parametrize("returned, body", [
+    ('{"hello": "world"}', b'{"hello":"world"}'),
+    ('["hello", 3, true]', b'["hello",3,true]'),
+    ('"hello"', b"hello"),
+    ("3.1", b"3.1"),
+    ("true", b"true"),
+], ids=["dict", "list-mixed", "string", "float", "boolean"])
+def test_a_value_without_status_code_is_the_body_as_aws_answers_it(server, public_url, returned,
+                                                                    body):
+    # Recorded (test_lambda_url_invocation[*]): compact JSON, a string as its text.
+    resp = fetch(server, public_url[1], "value", method="POST", data=returned.encode(),
+                 headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"] == "application/json"
+    assert (resp.content, resp.headers["Content-Length"]) == (body, str(len(body)))
 
 
 def test_a_public_url_opens_with_the_invoke_function_url_grant_alone(server, lambda_client):

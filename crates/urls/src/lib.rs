@@ -132,7 +132,8 @@ impl FunctionUrls {
             tail_log: false,
             request_id: request_id.clone(),
         };
-        let result = if route.config.invoke_mode == "RESPONSE_STREAM" {
+        let streaming = route.config.invoke_mode == "RESPONSE_STREAM";
+        let result = if streaming {
             self.engine.invoke_streaming(invoke).await
         } else {
             self.engine.invoke(invoke).await.map(Invoked::Buffered)
@@ -141,6 +142,10 @@ impl FunctionUrls {
             Ok(Invoked::Buffered(r)) if r.function_error.is_some() => {
                 Err(function_error(&r.payload))
             }
+            // A function that does not stream, behind a RESPONSE_STREAM URL: its result is the
+            // body as it is, not read as a response (recorded: the client gets
+            // `{"statusCode":200,"body":…}`).
+            Ok(Invoked::Buffered(r)) if streaming => Ok(response::verbatim(r.payload)),
             Ok(Invoked::Buffered(r)) => response::map(r.payload),
             Ok(Invoked::Streamed(s)) => stream::respond(s).await,
             Err(InvokeError::Throttled { .. }) => Err(UrlError::Throttled),
