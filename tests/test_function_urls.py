@@ -6,6 +6,7 @@ alias URLs. Plain HTTP clients (`requests`, curl); the AWS SDK only sets functio
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -20,11 +21,15 @@ from botocore.credentials import Credentials
 from conftest import REGION, create_function, make_zip, random_account, unique_name
 
 HANDLER = make_zip({"index.py": (
-    "import base64, json, time\n"
+    "import base64, json, os, time\n"
     "def handler(event, context):\n"
     "    path = event.get('rawPath', '')\n"
     "    if path == '/plain':\n"
     "        return {'hello': 'world'}\n"
+    "    if path == '/trace':\n"
+    "        return {'statusCode': 200, 'body': json.dumps({\n"
+    "            'env': os.environ.get('_X_AMZN_TRACE_ID'),\n"
+    "            'header': event['headers'].get('x-amzn-trace-id')})}\n"
     "    if path == '/value':\n"
     "        return json.loads(event['body'])\n"
     "    if path == '/error':\n"
@@ -331,3 +336,17 @@ def test_curl_opens_the_host_form_url_as_is(public_url):
     out = subprocess.run(["curl", "-sS", public_url[1] + "plain"], capture_output=True,
                          timeout=30, check=True)
     assert json.loads(out.stdout) == {"hello": "world"}
+
+
+def test_the_trace_header_reaches_the_function_and_its_event(server, public_url):
+    # Without one, a new trace: its root in the event's headers (as AWS's front end adds it)
+    # and in the function's _X_AMZN_TRACE_ID.
+    seen = fetch(server, public_url[1], "trace").json()
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", seen["header"]), seen
+    assert seen["env"].startswith(seen["header"] + ";"), seen
+    # The caller's header reaches both.
+    root = "Root=1-5759e988-bd862e3fe1be46a994272793"
+    seen = fetch(server, public_url[1], "trace",
+                 headers={"X-Amzn-Trace-Id": f"{root};Sampled=0"}).json()
+    assert seen["header"] == f"{root};Sampled=0"
+    assert seen["env"].startswith(root + ";"), seen

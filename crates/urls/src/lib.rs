@@ -35,6 +35,8 @@ pub use routes::{Route, Routes};
 /// The path prefix of the path form (for clients that do not resolve `*.localhost`).
 pub const PATH_PREFIX: &str = flint_control::url_config::URL_PATH_PREFIX;
 
+const TRACE_HEADER: &str = "x-amzn-trace-id";
+
 /// Checks an `AWS_IAM` URL request's SigV4 signature (service `lambda`) and names the caller's
 /// account; the API's own authentication, handed in by `flint serve`.
 pub type Authenticate =
@@ -86,7 +88,7 @@ impl FunctionUrls {
             return Err(UrlError::UnknownUrl);
         }
         let cors = route.config.cors.as_ref().map(cors::Cors::from_config);
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         if let Some(cors) = &cors {
             if cors::is_preflight(&parts.method, &parts.headers) {
                 return Ok(cors::preflight(cors, &parts.headers));
@@ -95,6 +97,23 @@ impl FunctionUrls {
         let body = read_body(body).await?;
 
         let caller = self.authorize(&route, &parts, &body)?;
+        // The caller's trace header reaches the function; without one, a new trace, whose root
+        // the event's headers carry as AWS's front end adds it.
+        let trace_header = match parts
+            .headers
+            .get(TRACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(t) => t.to_string(),
+            None => {
+                let fresh = flint_runtime_api::new_trace_id();
+                let root = fresh.split(';').next().unwrap_or_default();
+                if let Ok(v) = HeaderValue::from_str(root) {
+                    parts.headers.insert(TRACE_HEADER, v);
+                }
+                fresh
+            }
+        };
         let spec = route.pick_version().ok_or(UrlError::UnknownUrl)?.clone();
         let request_id = uuid::Uuid::new_v4().to_string();
         let domain_name = format!(
@@ -123,7 +142,7 @@ impl FunctionUrls {
             },
         );
         let invoke = InvokeRequest {
-            trace_header: None,
+            trace_header: Some(trace_header),
             async_attempt: None,
             function: spec,
             invoked_arn: route.invoked_arn(),
