@@ -6,6 +6,7 @@ alias URLs. Plain HTTP clients (`requests`, curl); the AWS SDK only sets functio
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -20,11 +21,17 @@ from botocore.credentials import Credentials
 from conftest import REGION, create_function, make_zip, random_account, unique_name
 
 HANDLER = make_zip({"index.py": (
-    "import base64, json, time\n"
+    "import base64, json, os, time\n"
     "def handler(event, context):\n"
     "    path = event.get('rawPath', '')\n"
     "    if path == '/plain':\n"
     "        return {'hello': 'world'}\n"
+    "    if path == '/trace':\n"
+    "        return {'statusCode': 200, 'body': json.dumps({\n"
+    "            'env': os.environ.get('_X_AMZN_TRACE_ID'),\n"
+    "            'header': event['headers'].get('x-amzn-trace-id')})}\n"
+    "    if path == '/value':\n"
+    "        return json.loads(event['body'])\n"
     "    if path == '/error':\n"
     "        raise Exception('boom')\n"
     "    if path == '/sleep':\n"
@@ -43,8 +50,8 @@ HANDLER = make_zip({"index.py": (
     "                context.invoked_function_arn}\n"
     "    return {'statusCode': 201, 'headers': {'x-flint': 'yes'}, 'body': json.dumps(event)}\n")})
 
-FORBIDDEN = {"Message": "Forbidden"}
-# A URL the resource policy does not open (recorded from AWS, test_lambda_permission_url_invocation).
+# A URL the resource policy does not open (recorded from AWS, test_lambda_permission_url_invocation),
+# and the URL of a deleted alias (test_lambda_url_persists_after_alias_delete).
 NOT_ALLOWED = {"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
                           "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}
 
@@ -73,7 +80,7 @@ def fetch(server, url, path="", *, method="GET", data=None, headers=None, path_f
 
 
 def grant_public(client, name, qualifier=None):
-    """The two statements AWS requires of a public (AuthType NONE) URL."""
+    """The two statements AWS's guide asks of a public (AuthType NONE) URL (the first suffices)."""
     extra = {"Qualifier": qualifier} if qualifier else {}
     client.add_permission(FunctionName=name, StatementId="url", Principal="*",
                           Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE", **extra)
@@ -179,10 +186,49 @@ def test_an_unknown_url_is_forbidden(server, public_url):
     port = urlsplit(server.endpoint).port
     fake = f"http://{'z' * 32}.lambda-url.{REGION}.localhost:{port}/"
     resp = fetch(server, fake)
-    assert (resp.status_code, resp.json()) == (403, FORBIDDEN)
+    assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
+    assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
 
 
-def test_a_public_url_needs_both_public_grants(server, lambda_client):
+def test_the_url_of_a_deleted_alias_is_forbidden_as_aws_answers_it(server, lambda_client):
+    name = unique_name("urldelalias")
+    create_function(lambda_client, name, zip_bytes=HANDLER)
+    version = lambda_client.publish_version(FunctionName=name)["Version"]
+    lambda_client.create_alias(FunctionName=name, Name="gone", FunctionVersion=version)
+    url = lambda_client.create_function_url_config(FunctionName=name, Qualifier="gone",
+                                                   AuthType="NONE")["FunctionUrl"]
+    grant_public(lambda_client, name, qualifier="gone")
+    assert fetch(server, url, "plain").status_code == 200
+    lambda_client.delete_alias(FunctionName=name, Name="gone")
+    for _ in range(100):  # the URL's route goes with the change feed's next message
+        resp = fetch(server, url, "plain")
+        if resp.status_code != 200:
+            break
+        time.sleep(0.05)
+    assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
+    assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+@pytest.mark.parametrize("returned, body", [
+    ('{"hello": "world"}', b'{"hello":"world"}'),
+    ('["hello", 3, true]', b'["hello",3,true]'),
+    ('"hello"', b"hello"),
+    ("3.1", b"3.1"),
+    ("true", b"true"),
+], ids=["dict", "list-mixed", "string", "float", "boolean"])
+def test_a_value_without_status_code_is_the_body_as_aws_answers_it(server, public_url, returned,
+                                                                    body):
+    # Recorded (test_lambda_url_invocation[*]): compact JSON, a string as its text.
+    resp = fetch(server, public_url[1], "value", method="POST", data=returned.encode(),
+                 headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"] == "application/json"
+    assert (resp.content, resp.headers["Content-Length"]) == (body, str(len(body)))
+
+
+def test_a_public_url_opens_with_the_invoke_function_url_grant_alone(server, lambda_client):
+    # AWS's recordings (LocalStack's suite, November 2025): a NONE URL answers once the policy
+    # grants `lambda:InvokeFunctionUrl` to `*`, without a `lambda:InvokeFunction` statement.
     name = unique_name("urlgrant")
     create_function(lambda_client, name, zip_bytes=HANDLER)
     url = lambda_client.create_function_url_config(FunctionName=name,
@@ -190,13 +236,19 @@ def test_a_public_url_needs_both_public_grants(server, lambda_client):
     resp = fetch(server, url, "plain")
     assert (resp.status_code, resp.json()) == (403, NOT_ALLOWED)
     assert resp.headers["x-amzn-ErrorType"] == "AccessDeniedException"
-    lambda_client.add_permission(FunctionName=name, StatementId="url", Principal="*",
-                                 Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE")
-    assert fetch(server, url, "plain").status_code == 403
+    # `lambda:InvokeFunction` alone does not open it.
     lambda_client.add_permission(FunctionName=name, StatementId="invoke", Principal="*",
                                  Action="lambda:InvokeFunction", InvokedViaFunctionUrl=True)
-    assert fetch(server, url, "plain").status_code == 200
+    assert fetch(server, url, "plain").status_code == 403
+    lambda_client.remove_permission(FunctionName=name, StatementId="invoke")
+    lambda_client.add_permission(FunctionName=name, StatementId="url", Principal="*",
+                                 Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE")
+    resp = fetch(server, url, "plain")
+    assert resp.status_code == 200, resp.text
+    # A grant for AWS_IAM URLs does not open a NONE URL.
     lambda_client.remove_permission(FunctionName=name, StatementId="url")
+    lambda_client.add_permission(FunctionName=name, StatementId="iam", Principal="*",
+                                 Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="AWS_IAM")
     assert fetch(server, url, "plain").status_code == 403
 
 
@@ -216,13 +268,13 @@ def test_an_aws_iam_url_admits_signed_callers_the_policy_allows(server, lambda_c
     iam = resp.json()["requestContext"]["authorizer"]["iam"]
     assert iam["accountId"] == owner and iam["accessKey"] == owner
     assert resp.json()["requestContext"]["accountId"] == owner
-    # Another account: only once the policy names it, for both actions.
-    assert fetch(server, url, "x", sign_as=other).status_code == 403
-    client.add_permission(FunctionName=name, StatementId="url", Principal=other,
-                          Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="AWS_IAM")
+    # Another account: only once the policy grants it `lambda:InvokeFunctionUrl`.
     assert fetch(server, url, "x", sign_as=other).status_code == 403
     client.add_permission(FunctionName=name, StatementId="invoke", Principal=other,
                           Action="lambda:InvokeFunction")
+    assert fetch(server, url, "x", sign_as=other).status_code == 403
+    client.add_permission(FunctionName=name, StatementId="url", Principal=other,
+                          Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="AWS_IAM")
     assert fetch(server, url, "x", sign_as=other).status_code == 201
     # A public NONE grant does not open an AWS_IAM URL to anonymous callers.
     assert fetch(server, url, "x").status_code == 403
@@ -284,3 +336,17 @@ def test_curl_opens_the_host_form_url_as_is(public_url):
     out = subprocess.run(["curl", "-sS", public_url[1] + "plain"], capture_output=True,
                          timeout=30, check=True)
     assert json.loads(out.stdout) == {"hello": "world"}
+
+
+def test_the_trace_header_reaches_the_function_and_its_event(server, public_url):
+    # Without one, a new trace: its root in the event's headers (as AWS's front end adds it)
+    # and in the function's _X_AMZN_TRACE_ID.
+    seen = fetch(server, public_url[1], "trace").json()
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", seen["header"]), seen
+    assert seen["env"].startswith(seen["header"] + ";"), seen
+    # The caller's header reaches both.
+    root = "Root=1-5759e988-bd862e3fe1be46a994272793"
+    seen = fetch(server, public_url[1], "trace",
+                 headers={"X-Amzn-Trace-Id": f"{root};Sampled=0"}).json()
+    assert seen["header"] == f"{root};Sampled=0"
+    assert seen["env"].startswith(root + ";"), seen

@@ -10,7 +10,7 @@ import socket
 import time
 
 from conftest import create_function, fixture_text, make_zip, unique_name
-from test_function_urls import fetch, grant_public
+from test_function_urls import HANDLER, fetch, grant_public
 
 STREAMING = make_zip({"bootstrap": (fixture_text("provided/streaming_bootstrap.py"), 0o755)})
 
@@ -245,3 +245,22 @@ def test_node_response_stream_url_gets_the_prelude_and_streams_the_body(server, 
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "text/csv"
     assert resp.content == b"a,b\n1,2\n"
+
+
+def test_a_function_that_does_not_stream_sends_its_result_unread_to_a_stream_url(server,
+                                                                              lambda_client):
+    """Recorded (test_lambda_url_echo_invoke[RESPONSE_STREAM]): behind a RESPONSE_STREAM URL a
+    handler that returns `{"statusCode": …, "body": …}` is not read as a response: the client
+    gets that JSON itself, with 200."""
+    name = unique_name("nostream")
+    create_function(lambda_client, name, zip_bytes=HANDLER)
+    url = lambda_client.create_function_url_config(
+        FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+    grant_public(lambda_client, name)
+    resp = fetch(server, url, "echo", method="POST", data=b"text",
+                 headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    result = json.loads(resp.content)
+    assert result["statusCode"] == 201 and result["headers"] == {"x-flint": "yes"}
+    assert json.loads(result["body"])["body"] == "text"
+    assert "x-flint" not in resp.headers

@@ -388,4 +388,27 @@ def test_ruby_application_log_level_filters_and_text_format_is_untouched(lambda_
     tail = log_tail(resp)
     records, _ = json_records(tail)
     assert not [r for r in records if marker in str(r.get("message"))], records
-    assert f"DEBUG -- : debug:{marker}" in tail  # Logger's own format, every level
+    assert f"DEBUG {request_id(resp)} -- : debug:{marker}" in tail  # the ric's line, every level
+
+
+def test_ruby_text_format_logger_lines_carry_the_request_id_as_the_rics(lambda_client):
+    """LogFormat Text: a Logger of $stdout/$stderr given no formatter writes aws_lambda_ric's
+    `I, [time #pid]  INFO <request id> -- progname: message` line -- also one made at init,
+    before the first invocation; `puts` stays as written."""
+    name = unique_name("ruby-textlog")
+    create_function(lambda_client, name, runtime="ruby3.3", handler="function.handler",
+                    zip_bytes=make_zip({"function.rb": LOGGER_RB}))
+    marker = uuid.uuid4().hex
+    resp, payload = invoke_json(lambda_client, name, {"marker": marker}, LogType="Tail")
+    assert payload == "ok"
+    rid = request_id(resp)
+    lines = {line.split(": ", 1)[-1]: line for line in log_tail(resp).splitlines()
+             if marker in line}
+    stamp = r"\[\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6} #\d+\]"
+    expected = {f"debug:{marker}": rf"D, {stamp} DEBUG {rid} -- : debug:{marker}",
+                f"info:{marker}": rf"I, {stamp}  INFO {rid} -- : info:{marker}",
+                f"warn:{marker}": rf"W, {stamp}  WARN {rid} -- : warn:{marker}",
+                f"error:{marker}": rf"E, {stamp} ERROR {rid} -- app: error:{marker}"}
+    for message, pattern in expected.items():
+        assert re.fullmatch(pattern, lines.get(message, "")), (message, lines)
+    assert lines.get(f"puts:{marker}") == f"puts:{marker}", lines

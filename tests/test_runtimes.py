@@ -229,3 +229,27 @@ def test_a_custom_runtime_can_live_in_a_layer(lambda_client):
     resp, payload = invoke_json(lambda_client, name, {"from": "layer"})
     assert resp["StatusCode"] == 200 and "FunctionError" not in resp, payload
     assert payload == {"shell": True, "event": {"from": "layer"}}
+
+
+@pytest.mark.parametrize("runtime, expected", [
+    ("nodejs18.x", "/var/runtime/ca-cert.pem"),
+    ("nodejs20.x", None),
+])
+def test_nodejs18_trusts_extra_cas_from_the_runtime_dir_as_aws_does(lambda_client, runtime,
+                                                                     expected):
+    """Recorded (test_introspection_invoke[nodejs18.x]): only nodejs18.x has
+    NODE_EXTRA_CA_CERTS=/var/runtime/ca-cert.pem; the file is there, so Node does not warn."""
+    import base64
+
+    name = unique_name("nodeca")
+    code = ("const fs = require('fs');\n"
+            "exports.handler = async () => {\n"
+            "  const p = process.env.NODE_EXTRA_CA_CERTS || null;\n"
+            "  return {path: p, readable: p ? fs.existsSync(p) : null};\n"
+            "};\n")
+    create_function(lambda_client, name, runtime=runtime, handler="index.handler",
+                    zip_bytes=make_zip({"index.js": code}))
+    resp, payload = invoke_json(lambda_client, name, {}, LogType="Tail")
+    assert payload == {"path": expected, "readable": True if expected else None}
+    log = base64.b64decode(resp["LogResult"]).decode("utf-8", "replace")
+    assert "Ignoring extra certs" not in log, log

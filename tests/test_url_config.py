@@ -245,8 +245,8 @@ def test_function_url_reaches_the_function_over_http(lambda_client):
     create_function(lambda_client, name, zip_bytes=URL_HANDLER)
     url = lambda_client.create_function_url_config(FunctionName=name,
                                                    AuthType="NONE")["FunctionUrl"]
-    # AuthType NONE still needs a public resource-based policy, as on AWS (both actions for URLs
-    # created since October 2025).
+    # AuthType NONE still needs a public resource-based policy, as on AWS (the guide asks for
+    # both statements; `lambda:InvokeFunctionUrl` alone is enough, as AWS answered in 2025-11).
     lambda_client.add_permission(FunctionName=name, StatementId="public-url",
                                  Action="lambda:InvokeFunctionUrl", Principal="*",
                                  FunctionUrlAuthType="NONE")

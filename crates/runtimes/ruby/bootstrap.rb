@@ -304,6 +304,53 @@ module FlintRuntime
     end
   end
 
+  # LogFormat Text (the default): a `Logger` of $stdout/$stderr without a formatter of its own
+  # writes aws_lambda_ric's line, with the request id:
+  # `I, [2025-11-24T23:09:04.123456 #8]  INFO 4f1c…-… -- progname: message`. `logger` is not
+  # required for it (a cold-start cost the function may not need): once the function has
+  # loaded it -- at init, or by the start of an invocation -- `Logger#format_message` is
+  # patched, which reaches the loggers made before as well.
+  module TextLogs
+    FORMAT = '%<sev>s, [%<datetime>s #%<process>d] %<severity>5s %<request_id>s -- ' \
+             '%<progname>s: %<msg>s'
+
+    def self.patch
+      return if @patched || JsonLogs.enabled? || !defined?(::Logger::Formatter)
+
+      @patched = true
+      @formatter = Class.new(::Logger::Formatter) do
+        def call(severity, time, progname, msg)
+          line = format(TextLogs::FORMAT, sev: severity[0..0], datetime: format_datetime(time),
+                                          process: $$, severity: severity,
+                                          request_id: $_global_aws_request_id, progname: progname,
+                                          msg: msg2str(msg))
+          "#{line.encode('UTF-8', invalid: :replace, undef: :replace, replace: "\uFFFD")}\n"
+        end
+      end.new
+      ::Logger.prepend(FormatMessage)
+    end
+
+    def self.formatter
+      @formatter
+    end
+
+    def self.standard_stream?(logdev)
+      dev = logdev.respond_to?(:dev) ? logdev.dev : nil
+      [$stdout, $stderr, STDOUT, STDERR].any? { |io| dev.equal?(io) }
+    end
+
+    # Only loggers of the standard streams that were given no formatter, as the ric's patch.
+    module FormatMessage
+      private
+
+      def format_message(severity, datetime, progname, msg)
+        return super if @formatter || !TextLogs.standard_stream?(@logdev)
+
+        TextLogs.formatter.call(severity, datetime, progname, msg)
+      end
+    end
+  end
+
   # An IO or StringIO is sent as its bytes, anything else as JSON (`to_json`), as the ric does.
   # StringIO is not required here (a cold-start cost): a handler returning one has loaded it.
   def self.marshal(response)
@@ -332,6 +379,7 @@ module FlintRuntime
       Dir.chdir(task_root) if Dir.exist?(task_root)
       handler = Handler.new(handler_spec, task_root)
       handler.load
+      TextLogs.patch
     rescue Exception => e # rubocop:disable Lint/RescueException -- LoadError, SyntaxError too
       error = LambdaError.new(e, 'Init')
       log_error("Init error when loading handler #{handler_spec}", error)
@@ -341,6 +389,7 @@ module FlintRuntime
 
     loop do
       headers, body = client.next_invocation
+      TextLogs.patch
       request_id = headers['lambda-runtime-aws-request-id'].to_s
       # Read by the JSON log records (aws_lambda_ric keeps the id in the same global).
       $_global_aws_request_id = request_id

@@ -20,6 +20,11 @@ pub const RUBY_BOOTSTRAP: &str = "/var/runtime/ruby/bootstrap.rb";
 /// The Java launcher (a shell script: JVM flags from the memory size) as seen inside the sandbox.
 pub const JAVA_LAUNCHER: &str = "/var/runtime/java/bootstrap.sh";
 
+/// AWS's nodejs18.x sets `NODE_EXTRA_CA_CERTS` to this file of the runtime dir (recorded).
+pub(crate) const NODE_EXTRA_CA_CERTS_FILE: &str = "ca-cert.pem";
+/// The host's CA bundle (Debian's), copied to `NODE_EXTRA_CA_CERTS_FILE`.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// The Python runtime proper, imported by `python/bootstrap.py`: the file that gets bytecode.
 pub(crate) const PYTHON_MODULE: &str = "python/flint_runtime_bootstrap.py";
 
@@ -68,7 +73,12 @@ const PRECOMPILE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the relative paths it (re)wrote.
 pub(crate) fn install(dir: &Path) -> std::io::Result<Vec<&'static str>> {
     let mut written = Vec::new();
-    for &(relative, content) in files() {
+    // nodejs18.x's NODE_EXTRA_CA_CERTS file: AWS's holds Amazon's RDS CAs; here the host's
+    // roots (the bundle the sandbox's /etc has), or nothing -- always present, so that Node
+    // never warns that it cannot load it.
+    let node_ca = std::fs::read(HOST_CA_BUNDLE).unwrap_or_default();
+    let ca = std::iter::once((NODE_EXTRA_CA_CERTS_FILE, node_ca.as_slice()));
+    for (relative, content) in files().map(|&(r, c)| (r, c)).chain(ca) {
         let target = dir.join(relative);
         if std::fs::read(&target).is_ok_and(|existing| existing == content) {
             continue;
@@ -188,7 +198,8 @@ mod tests {
     fn install_writes_python_and_node_bootstraps() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let written = install(tmp.path()).expect("install");
-        assert_eq!(written.len(), files().count());
+        assert_eq!(written.len(), files().count() + 1);
+        assert!(tmp.path().join(NODE_EXTRA_CA_CERTS_FILE).is_file());
         let stub = std::fs::read_to_string(tmp.path().join("python/bootstrap.py")).expect("py");
         let py = std::fs::read_to_string(tmp.path().join(PYTHON_MODULE)).expect("module");
         let js = std::fs::read_to_string(tmp.path().join("node/index.mjs")).expect("js");

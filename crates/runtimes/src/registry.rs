@@ -337,6 +337,16 @@ fn managed_launch(runtime: &RuntimeId, interpreter: &Interpreter) -> Launch {
         }
         Family::Node | Family::Provided => {
             let major = runtime.version.map(|v| v.0).unwrap_or(0);
+            if runtime.family == Family::Node && major == 18 {
+                // AWS's nodejs18.x trusts its bundled CAs this way (recorded; not from 20 on).
+                env.push((
+                    "NODE_EXTRA_CA_CERTS".to_string(),
+                    format!(
+                        "{RUNTIME_DIR}/{}",
+                        crate::bootstrap::NODE_EXTRA_CA_CERTS_FILE
+                    ),
+                ));
+            }
             env.push((
                 "NODE_PATH".to_string(),
                 format!(
@@ -581,6 +591,30 @@ mod tests {
                 && v == "/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task"));
             assert!(launch.ro_binds.is_empty());
         }
+    }
+
+    #[test]
+    fn only_nodejs18_gets_awss_node_extra_ca_certs() {
+        let registry = RuntimeRegistry::discover();
+        if !Path::new("/usr/bin/node").exists() {
+            return;
+        }
+        let extra_ca = |id: &str| {
+            let launch = registry
+                .resolve(id, Path::new("/nonexistent"), None)
+                .expect("node");
+            launch
+                .env
+                .iter()
+                .find(|(k, _)| k == "NODE_EXTRA_CA_CERTS")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            extra_ca("nodejs18.x").as_deref(),
+            Some("/var/runtime/ca-cert.pem")
+        );
+        assert_eq!(extra_ca("nodejs20.x"), None);
+        assert_eq!(extra_ca("nodejs22.x"), None);
     }
 
     #[test]

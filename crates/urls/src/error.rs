@@ -10,8 +10,12 @@ pub const REQUEST_LIMIT: usize = 6_291_456;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
-    /// No URL has this id (AWS answers an unknown URL as a forbidden one).
-    #[error("Forbidden")]
+    /// No URL has this id: AWS answers it as a URL the policy does not open (recorded for the
+    /// URL of a deleted alias, November 2025).
+    #[error(
+        "Forbidden. For troubleshooting Function URL authorization issues, see: \
+         https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+    )]
     UnknownUrl,
     /// The caller is not authenticated as the auth type requires, or the resource policy does not
     /// allow it (AWS's message, recorded in November 2025).
@@ -85,7 +89,10 @@ mod tests {
             "Forbidden. For troubleshooting Function URL authorization issues, see: \
              https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
         );
-        // No recording of an unknown URL's answer (AWS's are under on.aws): the short word.
-        assert_eq!(UrlError::UnknownUrl.to_string(), "Forbidden");
+        // Recorded for the URL of a deleted alias (test_lambda_url_persists_after_alias_delete).
+        assert_eq!(
+            UrlError::UnknownUrl.to_string(),
+            UrlError::Forbidden.to_string()
+        );
     }
 }

@@ -80,12 +80,40 @@ fn query_parameters(raw: &str) -> Map<String, Value> {
     out
 }
 
+/// The `x-forwarded-*` headers AWS's front end adds (its documented event): the client's
+/// address appended to any it sent, the scheme, and the port (the Host header's, else 80).
+fn forwarded_headers(headers: &mut Map<String, Value>, source_ip: &str) {
+    match headers.get_mut("x-forwarded-for") {
+        Some(Value::String(chain)) => {
+            chain.push_str(", ");
+            chain.push_str(source_ip);
+        }
+        _ => {
+            headers.insert("x-forwarded-for".into(), json!(source_ip));
+        }
+    }
+    let port = headers
+        .get("host")
+        .and_then(Value::as_str)
+        .and_then(|h| h.rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("80")
+        .to_string();
+    headers.insert("x-forwarded-proto".into(), json!("http"));
+    headers.insert("x-forwarded-port".into(), json!(port));
+}
+
 /// The event, serialized.
 pub fn build(req: &HttpRequest<'_>, ctx: &Context<'_>) -> Vec<u8> {
     let mut headers: Map<String, Value> = Map::new();
     let mut cookies: Vec<Value> = Vec::new();
     for (name, value) in req.headers {
         let value = String::from_utf8_lossy(value.as_bytes());
+        // Hop-by-hop: AWS's front end does not pass the client's connection headers on.
+        if name == http::header::CONNECTION || name.as_str() == "keep-alive" {
+            continue;
+        }
         if name == http::header::COOKIE {
             cookies.extend(
                 value
@@ -106,6 +134,7 @@ pub fn build(req: &HttpRequest<'_>, ctx: &Context<'_>) -> Vec<u8> {
             }
         }
     }
+    forwarded_headers(&mut headers, &req.source_ip);
     let user_agent = headers
         .get("user-agent")
         .cloned()
@@ -227,6 +256,32 @@ mod tests {
         assert_eq!(e["requestContext"]["timeEpoch"], 1_583_348_638_390_i64);
         assert_eq!(e["isBase64Encoded"], false);
         assert!(e.get("body").is_none());
+    }
+
+    #[test]
+    fn connection_headers_are_dropped_and_the_forwarded_ones_added_as_aws_does() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            "host",
+            HeaderValue::from_static("id.lambda-url.us-east-1.localhost:9000"),
+        );
+        let e = event("GET", "", &h, b"");
+        assert!(e["headers"].get("connection").is_none());
+        assert!(e["headers"].get("keep-alive").is_none());
+        assert_eq!(e["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(e["headers"]["x-forwarded-proto"], "http");
+        assert_eq!(e["headers"]["x-forwarded-port"], "9000");
+
+        h.insert(
+            "host",
+            HeaderValue::from_static("id.lambda-url.us-east-1.example"),
+        );
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let e = event("GET", "", &h, b"");
+        assert_eq!(e["headers"]["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(e["headers"]["x-forwarded-port"], "80");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub use routes::{Route, Routes};
 /// The path prefix of the path form (for clients that do not resolve `*.localhost`).
 pub const PATH_PREFIX: &str = flint_control::url_config::URL_PATH_PREFIX;
 
+const TRACE_HEADER: &str = "x-amzn-trace-id";
+
 /// Checks an `AWS_IAM` URL request's SigV4 signature (service `lambda`) and names the caller's
 /// account; the API's own authentication, handed in by `flint serve`.
 pub type Authenticate =
@@ -86,7 +88,7 @@ impl FunctionUrls {
             return Err(UrlError::UnknownUrl);
         }
         let cors = route.config.cors.as_ref().map(cors::Cors::from_config);
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         if let Some(cors) = &cors {
             if cors::is_preflight(&parts.method, &parts.headers) {
                 return Ok(cors::preflight(cors, &parts.headers));
@@ -95,6 +97,23 @@ impl FunctionUrls {
         let body = read_body(body).await?;
 
         let caller = self.authorize(&route, &parts, &body)?;
+        // The caller's trace header reaches the function; without one, a new trace, whose root
+        // the event's headers carry as AWS's front end adds it.
+        let trace_header = match parts
+            .headers
+            .get(TRACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(t) => t.to_string(),
+            None => {
+                let fresh = flint_runtime_api::new_trace_id();
+                let root = fresh.split(';').next().unwrap_or_default();
+                if let Ok(v) = HeaderValue::from_str(root) {
+                    parts.headers.insert(TRACE_HEADER, v);
+                }
+                fresh
+            }
+        };
         let spec = route.pick_version().ok_or(UrlError::UnknownUrl)?.clone();
         let request_id = uuid::Uuid::new_v4().to_string();
         let domain_name = format!(
@@ -123,7 +142,7 @@ impl FunctionUrls {
             },
         );
         let invoke = InvokeRequest {
-            trace_header: None,
+            trace_header: Some(trace_header),
             async_attempt: None,
             function: spec,
             invoked_arn: route.invoked_arn(),
@@ -132,7 +151,8 @@ impl FunctionUrls {
             tail_log: false,
             request_id: request_id.clone(),
         };
-        let result = if route.config.invoke_mode == "RESPONSE_STREAM" {
+        let streaming = route.config.invoke_mode == "RESPONSE_STREAM";
+        let result = if streaming {
             self.engine.invoke_streaming(invoke).await
         } else {
             self.engine.invoke(invoke).await.map(Invoked::Buffered)
@@ -141,6 +161,10 @@ impl FunctionUrls {
             Ok(Invoked::Buffered(r)) if r.function_error.is_some() => {
                 Err(function_error(&r.payload))
             }
+            // A function that does not stream, behind a RESPONSE_STREAM URL: its result is the
+            // body as it is, not read as a response (recorded: the client gets
+            // `{"statusCode":200,"body":…}`).
+            Ok(Invoked::Buffered(r)) if streaming => Ok(response::verbatim(r.payload)),
             Ok(Invoked::Buffered(r)) => response::map(r.payload),
             Ok(Invoked::Streamed(s)) => stream::respond(s).await,
             Err(InvokeError::Throttled { .. }) => Err(UrlError::Throttled),
@@ -158,7 +182,9 @@ impl FunctionUrls {
 
     /// The URL's auth type and the function's resource policy decide: `NONE` admits anyone a
     /// public statement admits, `AWS_IAM` a signed caller of the function's account or one the
-    /// policy names. Both actions are needed (AWS, for URLs created since October 2025).
+    /// policy names. `lambda:InvokeFunctionUrl` is the action asked for: AWS answered URLs
+    /// granted only that in November 2025 (LocalStack's recordings), although its guide says
+    /// URLs created since October 2025 need `lambda:InvokeFunction` as well.
     fn authorize(
         &self,
         route: &Route,
@@ -182,20 +208,18 @@ impl FunctionUrls {
             _ => None,
         };
         let function = &route.function;
-        let allows = |action| {
-            self.control.allows(
-                &function.scope,
-                &function.name,
-                route.alias.as_deref(),
-                &Access {
-                    caller_account: caller.as_ref().map(|c| c.account_id.as_str()),
-                    action,
-                    url_auth_type: Some(auth_type),
-                    via_function_url: true,
-                },
-            )
+        let access = Access {
+            caller_account: caller.as_ref().map(|c| c.account_id.as_str()),
+            action: "lambda:InvokeFunctionUrl",
+            url_auth_type: Some(auth_type),
+            via_function_url: true,
         };
-        if allows("lambda:InvokeFunctionUrl") && allows("lambda:InvokeFunction") {
+        if self.control.allows(
+            &function.scope,
+            &function.name,
+            route.alias.as_deref(),
+            &access,
+        ) {
             Ok(caller)
         } else {
             Err(UrlError::Forbidden)

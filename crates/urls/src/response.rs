@@ -1,6 +1,8 @@
 //! A function's result as the HTTP response of its URL, mapped as AWS maps it: an object with a
 //! `statusCode` is a response (`headers`, `cookies` as `Set-Cookie`, `body`, `isBase64Encoded`);
-//! any other JSON value is the body of a `200 application/json` response.
+//! any other JSON value is the body of a `200 application/json` response -- a string as its
+//! text, anything else as compact JSON (recorded: `"hello"` → `hello`, `{"hello": "world"}` →
+//! `{"hello":"world"}`, `["hello", 3, true]` → `["hello",3,true]`).
 
 use axum::body::Body;
 use axum::response::Response;
@@ -29,11 +31,48 @@ fn inferred(payload: Bytes) -> Response {
     resp
 }
 
+/// A RESPONSE_STREAM URL's answer for a function that did not stream: the payload unread, with
+/// a streamed response's default type.
+pub fn verbatim(payload: Bytes) -> Response {
+    let mut resp = Response::new(Body::from(payload));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
+}
+
+/// JSON text without the whitespace between its tokens; the tokens themselves (numbers of any
+/// size or precision, strings with their escapes) are kept byte for byte.
+fn compact(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// The URL's answer for a successful invocation's payload.
 pub fn map(payload: Bytes) -> Result<Response, UrlError> {
     // Only an object with a statusCode is a structured response; anything else is the body.
-    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&payload) else {
-        return Ok(inferred(payload));
+    let obj = match serde_json::from_slice::<Value>(&payload) {
+        Ok(Value::Object(obj)) if obj.contains_key("statusCode") => obj,
+        Ok(Value::String(text)) => return Ok(inferred(Bytes::from(text))),
+        Ok(_) => return Ok(inferred(Bytes::from(compact(&payload)))),
+        Err(_) => return Ok(inferred(payload)),
     };
     let Some(code) = obj.get("statusCode") else {
         return Ok(inferred(payload));
@@ -121,13 +160,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn any_other_json_is_a_200_json_body() {
-        for payload in [&b"{\"a\":1}"[..], b"[1,2]", b"\"text\"", b"null"] {
+    async fn any_other_json_is_a_200_json_body_compact_and_a_string_its_text_as_recorded() {
+        let cases: [(&[u8], &[u8]); 9] = [
+            (br#"{"hello": "world"}"#, br#"{"hello":"world"}"#),
+            (br#"["hello", 3, true]"#, br#"["hello",3,true]"#),
+            (br#""hello""#, b"hello"),
+            (
+                br#""a \"quoted\" \u00e9""#,
+                "a \"quoted\" \u{e9}".as_bytes(),
+            ),
+            (b"3", b"3"),
+            (b"3.1", b"3.1"),
+            (b"true", b"true"),
+            (b"null", b"null"),
+            (
+                b"{ \"k\" : [ 123456789012345678901234567890, 1.50 ],\n \"s\": \"a b\\\" c\" }",
+                b"{\"k\":[123456789012345678901234567890,1.50],\"s\":\"a b\\\" c\"}",
+            ),
+        ];
+        for (payload, expected) in cases {
             let (status, headers, body) =
                 parts(map(Bytes::copy_from_slice(payload)).unwrap()).await;
             assert_eq!(status, 200);
             assert_eq!(headers["content-type"], "application/json");
-            assert_eq!(body, payload);
+            assert_eq!(
+                String::from_utf8_lossy(&body),
+                String::from_utf8_lossy(expected)
+            );
         }
     }
 
