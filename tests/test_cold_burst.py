@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+import urllib.request
 
 import boto3
 import botocore.exceptions
@@ -87,10 +88,14 @@ def test_a_burst_of_cold_invokes_is_answered_or_throttled_never_a_500(flint_bin,
         outcomes = collections.Counter(
             (kind, status, code_or_error, reason if kind == "error" else None)
             for kind, status, code_or_error, reason in results)
+        with urllib.request.urlopen(f"{srv.endpoint}/metrics", timeout=30) as m:
+            cold_starts = sum(
+                float(line.rsplit(" ", 1)[1]) for line in m.read().decode().splitlines()
+                if line.startswith("flint_cold_starts_total{") and name in line)
         answered = [r for r in results if r[0] == "answered"]
         throttled = [r for r in results if r[0] == "error"]
         print(f"\ncold burst of {BURST}: {len(answered)} answered, {len(throttled)} throttled "
-              f"in {took:.1f} s; outcomes {dict(outcomes)}")
+              f"in {took:.1f} s, {cold_starts:.0f} cold starts; outcomes {dict(outcomes)}")
 
         # Every answer is the handler's own (no function error: a start that failed for load
         # would show as Runtime.* / Sandbox.* errors here).
