@@ -96,7 +96,7 @@ impl ColdStarts {
 }
 
 /// A pool's signal that an environment came back idle, raised only while a cold start waits
-/// (a warm invoke's return then costs one relaxed load).
+/// (a warm invoke's return then costs one atomic load).
 #[derive(Default)]
 pub(crate) struct Returns {
     notify: Notify,
