@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use flint_runtime_api::{Invocation, Outcome, Readiness, ResponseStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use crate::admission::Admission;
 use crate::environment::{self, Environment, InitType, StartError};
 use crate::extensions;
 use crate::function_error as fe;
@@ -123,9 +124,13 @@ pub(crate) async fn invoke(
                 InvokeError::Throttled { reason }
             })?
             .running(&pool.metrics);
-        match pool.take_idle() {
-            Some(env) => (env, None, lease),
-            None => match cold_start(inner, &pool, &req).await? {
+        let admitted = match pool.take_idle() {
+            Some(env) => Admission::Warm(env),
+            None => admit_cold_start(inner, &pool, spec).await?,
+        };
+        match admitted {
+            Admission::Warm(env) => (env, None, lease),
+            Admission::Cold(slot) => match cold_start(inner, &pool, &req, slot).await? {
                 Ok((env, init)) => (env, Some(init), lease),
                 Err((env, ending)) => {
                     return Ok(Invoked::Buffered(conclude(
@@ -395,12 +400,31 @@ async fn wait_for_outcome(
 
 type ColdStart = Result<(Arc<Environment>, Duration), (Option<Arc<Environment>>, Ending)>;
 
+/// Waits, within the invoke's own timeout, for a start slot or for one of the function's
+/// environments to come back idle (see `admission.rs`); throttled past it.
+async fn admit_cold_start(
+    inner: &Arc<Inner>,
+    pool: &Arc<Pool>,
+    spec: &crate::FunctionSpec,
+) -> Result<Admission, InvokeError> {
+    let wait = Duration::from_secs(u64::from(spec.timeout_secs.max(1)));
+    inner
+        .cold_starts
+        .admit(&pool.returns, || pool.take_idle(), wait)
+        .await
+        .map_err(|reason| {
+            pool.metrics.throttles.fetch_add(1, Relaxed);
+            InvokeError::Throttled { reason }
+        })
+}
+
 /// Starts an environment and waits for its runtime to finish init. A failure of the function's own
 /// making (bad bootstrap, init error, crash, init timeout) is an `Ending`; ours is an `InvokeError`.
 async fn cold_start(
     inner: &Arc<Inner>,
     pool: &Arc<Pool>,
     req: &InvokeRequest,
+    slot: OwnedSemaphorePermit,
 ) -> Result<ColdStart, InvokeError> {
     let kept_tmp = pool.take_kept_tmp();
     let env = match environment::start(
@@ -435,9 +459,12 @@ async fn cold_start(
     let mut starting = Starting {
         pool,
         env: Some(env.clone()),
+        slot: Some(slot),
     };
     let ready = tokio::time::timeout(INIT_TIMEOUT, env.api.ready()).await;
     starting.env = None;
+    // The init is over: the next cold start may begin.
+    starting.slot = None;
     let ending = match ready {
         Ok(Readiness::Ready) => {
             let init = env.spawned_at.elapsed();
@@ -501,6 +528,8 @@ async fn cold_start(
 struct Starting<'a> {
     pool: &'a Arc<Pool>,
     env: Option<Arc<Environment>>,
+    /// The start slot (see `admission.rs`), held until the init is over.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Starting<'_> {
@@ -511,9 +540,12 @@ impl Drop for Starting<'_> {
             return;
         };
         let pool = self.pool.clone();
+        let slot = self.slot.take();
         handle.spawn(async move {
             let left = INIT_TIMEOUT.saturating_sub(env.spawned_at.elapsed());
-            match tokio::time::timeout(left, env.api.ready()).await {
+            let ready = tokio::time::timeout(left, env.api.ready()).await;
+            drop(slot);
+            match ready {
                 Ok(Readiness::Ready) => {
                     // Its init output belonged to the abandoned invoke, not to the next one.
                     env.log.discard_tail();

@@ -11,6 +11,7 @@
 //!   concurrency and the accounts' unreserved pools as configured. Where provisioned environments
 //!   stand goes back on a watch channel: `Engine::provisioned_report()`.
 
+mod admission;
 mod dns;
 mod environment;
 mod extensions;
@@ -163,6 +164,8 @@ pub enum InvokeError {
 pub enum ThrottleReason {
     ReservedFunctionConcurrentInvocationLimitExceeded,
     ConcurrentInvocationLimitExceeded,
+    /// A cold start waited its whole timeout for a start slot (see `admission.rs`).
+    FunctionInvocationRateLimitExceeded,
 }
 
 impl ThrottleReason {
@@ -172,6 +175,7 @@ impl ThrottleReason {
                 "ReservedFunctionConcurrentInvocationLimitExceeded"
             }
             Self::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+            Self::FunctionInvocationRateLimitExceeded => "FunctionInvocationRateLimitExceeded",
         }
     }
 }
@@ -268,6 +272,8 @@ pub(crate) struct Inner {
     pub(crate) dns: Option<Arc<dns::HostDns>>,
     /// The code directories of environments being started (see [`Inner::starting`]).
     starting: Mutex<HashMap<u64, Vec<PathBuf>>>,
+    /// How many environments start at once (see `admission.rs`).
+    pub(crate) cold_starts: admission::ColdStarts,
 }
 
 /// Marks code directories as in use by a cold start until dropped.
@@ -429,6 +435,7 @@ impl Engine {
             hot_reload: hot_reload::HotReload::default(),
             dns,
             starting: Mutex::new(HashMap::new()),
+            cold_starts: admission::ColdStarts::for_this_machine(),
         });
         let isolated = inner.config.function_network == FunctionNetwork::Isolated;
         if isolated {

@@ -37,6 +37,8 @@ pub(crate) struct Pool {
     /// the provisioned list without taking the lock.
     has_provisioned: AtomicBool,
     state: Mutex<PoolState>,
+    /// Wakes a cold start waiting for a start slot when an environment comes back idle.
+    pub(crate) returns: crate::admission::Returns,
 }
 
 #[derive(Default)]
@@ -92,6 +94,7 @@ impl Pool {
             seen_reserved: AtomicU64::new(pack_reserved(spec.reserved_concurrency)),
             has_provisioned: AtomicBool::new(false),
             state: Mutex::default(),
+            returns: crate::admission::Returns::default(),
         }
     }
 
@@ -155,6 +158,8 @@ impl Pool {
         }
         env.end_use();
         st.idle.push((env, Instant::now()));
+        drop(st);
+        self.returns.returned();
         None
     }
 

@@ -39,7 +39,20 @@ use http_body_util::{BodyExt, Full};
 /// fresh data dir, where `flint serve` would install the managed runtimes' SDKs (pip, npm) in
 /// the background, competing for the cores while the benchmark measures: the function is
 /// `provided.al2023`, which needs none.
+/// `FLINT_BENCH_SERVER_ARGS` (whitespace-separated) replaces them, e.g. with an empty value to
+/// bisect with binaries older than those two flags.
 const SERVER_ARGS: &[&str] = &["--function-network", "host", "--install-runtimes", "off"];
+
+fn server_args() -> Vec<String> {
+    match std::env::var("FLINT_BENCH_SERVER_ARGS") {
+        Ok(args) => args.split_whitespace().map(String::from).collect(),
+        Err(_) => SERVER_ARGS.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+fn server_args_ref(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
 
 /// What the sink function reported: every request id delivered, and how many
 /// deliveries (with repeats) there were.
@@ -371,7 +384,7 @@ async fn perf(
 /// Accept alone: on a fresh server, `Event` invokes whose runs sleep 5 s each, so the 16 workers
 /// deliver ~3 events/s and the CPU Flint uses is (nearly all) the accept path's.
 fn accept_only(rt: &tokio::runtime::Runtime, sink_port: u16, secs: f64, conns: usize) {
-    let server = common::start_server(SERVER_ARGS, Duration::from_secs(1));
+    let server = common::start_server(&server_args_ref(&server_args()), Duration::from_secs(1));
     let port = server.port;
     let pid = server.pid();
     rt.block_on(create_functions(port, sink_port));
@@ -399,7 +412,7 @@ fn accept_only(rt: &tokio::runtime::Runtime, sink_port: u16, secs: f64, conns: u
 /// `kill -9` during accept and during delivery; every 202 must be delivered at least once.
 fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u16, conns: usize) {
     let grace = Duration::from_secs(5);
-    let server = common::start_server(SERVER_ARGS, grace);
+    let server = common::start_server(&server_args_ref(&server_args()), grace);
     let port = server.port;
     rt.block_on(create_functions(port, sink_port));
     // Kill while 8 connections are sending, and synchronous invokes flow meanwhile (so that the
@@ -422,7 +435,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         acked.len()
     );
     // Restart; kill again once it is delivering.
-    let server = common::start_server_in(SERVER_ARGS, grace, dir);
+    let server = common::start_server_in(&server_args_ref(&server_args()), grace, dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     while delivered.count.load(Ordering::Acquire)
         < at_kill + (acked.len() as u64).saturating_sub(at_kill) / 2
@@ -436,7 +449,7 @@ fn crash(rt: &tokio::runtime::Runtime, delivered: &Arc<Deliveries>, sink_port: u
         "crash: restarted, then killed (-9) while delivering, after {} more deliveries",
         at_second - at_kill
     );
-    let server = common::start_server_in(SERVER_ARGS, grace, dir);
+    let server = common::start_server_in(&server_args_ref(&server_args()), grace, dir);
     let missing = |d: &Deliveries| {
         let ids = d.ids.lock().expect("lock");
         acked.iter().filter(|id| !ids.contains(*id)).count()
@@ -477,7 +490,7 @@ fn main() {
     count_deliveries(sink, delivered.clone());
 
     if only.split(',').any(|o| o == "perf") {
-        let server = common::start_server(SERVER_ARGS, Duration::from_secs(5));
+        let server = common::start_server(&server_args_ref(&server_args()), Duration::from_secs(5));
         rt.block_on(perf(
             server.port,
             server.pid(),
