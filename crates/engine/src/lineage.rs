@@ -12,10 +12,10 @@
 //! The hash is Flint's own (32-bit FNV-1a of the unqualified function ARN, in hex): AWS does not
 //! document its own, and only Flint reads it back.
 
+use std::fmt::Write as _;
+
 /// How many times one chain of events may invoke a function (AWS stops the 17th).
 pub const MAX_INVOCATIONS: u32 = 16;
-
-use std::fmt::Write as _;
 
 const LINEAGE: &str = "Lineage=";
 
