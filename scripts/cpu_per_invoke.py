@@ -83,7 +83,9 @@ def passive_opens(root):
 
 s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
 data = tempfile.mkdtemp()
-env = dict(os.environ, RUST_LOG="warn")
+# RUST_LOG=warn unless FLINT_BENCH_RUST_LOG says otherwise (`flint serve` alone logs at info:
+# one access-log line per request).
+env = dict(os.environ, RUST_LOG=os.environ.get("FLINT_BENCH_RUST_LOG", "warn"))
 proc = subprocess.Popen([flint, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
