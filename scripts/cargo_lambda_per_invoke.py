@@ -60,10 +60,11 @@ os.makedirs(os.path.join(work, "src"))
 open(os.path.join(work, "Cargo.toml"), "w").write(
     '[package]\nname = "echo"\nversion = "0.1.0"\nedition = "2021"\n[[bin]]\nname = "echo"\npath = "src/main.rs"\n')
 open(os.path.join(work, "src", "main.rs"), "w").write("fn main() {}\n")
+banner = open(os.path.join(work, "banner.txt"), "w+")
 emu = subprocess.Popen([args.cargo_lambda, "lambda", "watch", "--only-lambda-apis",
                         "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
-                       cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       start_new_session=True)
+                       cwd=work, stdout=banner, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, NO_COLOR="1"), start_new_session=True)
 fns = []
 try:
     url = f"http://127.0.0.1:{port}"
@@ -72,13 +73,24 @@ try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); break
         except OSError:
             time.sleep(0.05)
-    fenv = dict(os.environ, AWS_LAMBDA_FUNCTION_NAME="echo", AWS_LAMBDA_FUNCTION_VERSION="1",
-                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024", AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt",
+    # Its banner names the Runtime API's address and the function ("_", the default function
+    # the emulator routes bare Runtime API paths and .../functions/_/invocations to).
+    runtime_api = None
+    for _ in range(200):
+        m = re.search(r"AWS_LAMBDA_RUNTIME_API=(\S+)", open(banner.name).read())
+        if m:
+            runtime_api = m.group(1); break
+        time.sleep(0.05)
+    if runtime_api is None:
+        raise SystemExit("cargo lambda watch printed no AWS_LAMBDA_RUNTIME_API: " + open(banner.name).read())
+    fenv = dict(os.environ, AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024", AWS_LAMBDA_RUNTIME_API=runtime_api,
                 RUST_LOG="warn")
+    rt_port = int(re.search(r":(\d+)", runtime_api.split("//")[-1]).group(1))
     for _ in range(args.functions):
         fns.append(subprocess.Popen([args.bootstrap], env=fenv, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL))
-    path = "/2015-03-31/functions/echo/invocations"
+    path = "/2015-03-31/functions/_/invocations"
     if args.payload_bytes:
         body = json.dumps("x" * max(args.payload_bytes - 2, 0)).encode()
     else:
@@ -98,21 +110,21 @@ try:
     subprocess.run(["wrk", "-t1", f"-c{conns}", "-d2s", "-s", lua, url + path], capture_output=True)
     emu_pids = tree(emu.pid)
     fn_pids = [p for f in fns for p in tree(f.pid)]
-    seen = local_ports_to(port)
+    seen = local_ports_to(rt_port)
     t0 = sum(ticks(p) for p in emu_pids)
     f0 = sum(ticks(p) for p in fn_pids)
     wrk = subprocess.Popen(["wrk", "-t1", f"-c{conns}", f"-d{args.secs}s", "--latency", "-s", lua, url + path],
                            stdout=subprocess.PIPE, text=True)
     new_ports = set()
     while wrk.poll() is None:
-        new_ports |= local_ports_to(port) - seen
+        new_ports |= local_ports_to(rt_port) - seen
         time.sleep(0.2)
     out = wrk.stdout.read()
     t1 = sum(ticks(p) for p in emu_pids)
     f1 = sum(ticks(p) for p in fn_pids)
-    new_ports |= local_ports_to(port) - seen
-    # wrk's own connections to the same port are among them: it opened `conns`.
-    opened = max(len(new_ports) - conns, 0)
+    new_ports |= local_ports_to(rt_port) - seen
+    # When the Runtime API shares the Invoke API's port, wrk's own connections are among them.
+    opened = max(len(new_ports) - (conns if rt_port == port else 0), 0)
     n = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
