@@ -12,6 +12,8 @@
 //! The hash is Flint's own (32-bit FNV-1a of the unqualified function ARN, in hex): AWS does not
 //! document its own, and only Flint reads it back.
 
+use std::fmt::Write as _;
+
 /// How many times one chain of events may invoke a function (AWS stops the 17th).
 pub const MAX_INVOCATIONS: u32 = 16;
 
@@ -36,20 +38,28 @@ impl Hop {
 /// is none) with the function's count in `Lineage` raised by one. `function_arn` may be
 /// qualified: every version and alias of a function counts as the function.
 pub fn next_hop(incoming: Option<&str>, function_arn: &str) -> Hop {
+    // On every synchronous invoke: one output string, the parts borrowed from the input.
     let key = function_key(function_arn);
+    let fresh;
     let header = match incoming {
-        Some(h) if h.starts_with("Root=") => h.to_string(),
-        _ => flint_runtime_api::new_trace_id(),
+        Some(h) if h.starts_with("Root=") => h,
+        _ => {
+            fresh = flint_runtime_api::new_trace_id();
+            fresh.as_str()
+        }
     };
-    let mut parts: Vec<String> = Vec::new();
-    let mut entries: Vec<(String, u32)> = Vec::new();
+    let mut out = String::with_capacity(header.len() + LINEAGE.len() + key.len() + 8);
+    let mut entries: Vec<(&str, u32)> = Vec::new();
     for part in header.split(';').filter(|p| !p.is_empty()) {
         match part.strip_prefix(LINEAGE) {
             Some(lineage) => entries.extend(lineage.split('|').filter_map(|e| {
                 let (hash, count) = e.split_once(':')?;
-                Some((hash.to_string(), count.parse().ok()?))
+                Some((hash, count.parse().ok()?))
             })),
-            None => parts.push(part.to_string()),
+            None => {
+                out.push_str(part);
+                out.push(';');
+            }
         }
     }
     let count = match entries.iter_mut().find(|(hash, _)| *hash == key) {
@@ -58,14 +68,19 @@ pub fn next_hop(incoming: Option<&str>, function_arn: &str) -> Hop {
             *c
         }
         None => {
-            entries.push((key, 1));
+            entries.push((&key, 1));
             1
         }
     };
-    let lineage: Vec<String> = entries.iter().map(|(h, c)| format!("{h}:{c}")).collect();
-    parts.push(format!("{LINEAGE}{}", lineage.join("|")));
+    out.push_str(LINEAGE);
+    for (i, (hash, c)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push('|');
+        }
+        let _ = write!(out, "{hash}:{c}");
+    }
     Hop {
-        trace_header: parts.join(";"),
+        trace_header: out,
         count,
     }
 }
@@ -89,15 +104,12 @@ pub fn count(header: Option<&str>, function_arn: &str) -> u32 {
 
 /// The function's key in `Lineage`: a hash of its unqualified ARN.
 fn function_key(function_arn: &str) -> String {
-    let unqualified = match function_arn.split_once(":function:") {
-        Some((prefix, rest)) => {
-            let name = rest.split(':').next().unwrap_or(rest);
-            format!("{prefix}:function:{name}")
-        }
-        None => function_arn.to_string(),
+    let unqualified: [&str; 3] = match function_arn.split_once(":function:") {
+        Some((prefix, rest)) => [prefix, ":function:", rest.split(':').next().unwrap_or(rest)],
+        None => [function_arn, "", ""],
     };
     let mut hash: u32 = 0x811c_9dc5;
-    for b in unqualified.bytes() {
+    for b in unqualified.iter().flat_map(|p| p.bytes()) {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }

@@ -13,6 +13,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: on the warm invoke path (a few dozen short-lived
+/// allocations per invoke across hyper, axum and the engine, plus hyper's 8 KiB read buffers)
+/// glibc's `malloc`/`free`/`malloc_consolidate` took ~10 % of Flint's CPU (BENCHMARKS.md, issue 16).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "flint",

@@ -499,14 +499,19 @@ pub fn new_trace_id() -> String {
     let parent: [u8; 8] = rand::random();
     let mut s = String::with_capacity(80);
     let _ = write!(s, "Root=1-{:08x}-", secs as u32);
-    for b in root {
-        let _ = write!(s, "{b:02x}");
-    }
+    push_hex(&mut s, &root);
     s.push_str(";Parent=");
-    for b in parent {
-        let _ = write!(s, "{b:02x}");
-    }
+    push_hex(&mut s, &parent);
     s
+}
+
+/// Lower-case hex of `bytes` (on every invoke without a caller's trace: no formatter per byte).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 #[cfg(test)]
@@ -550,5 +555,10 @@ mod tests {
         let root = t.strip_prefix("Root=1-").unwrap_or("");
         assert_eq!(root.len(), 8 + 1 + 24 + ";Parent=".len() + 16);
         assert_ne!(t, new_trace_id());
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        assert!(root[9..33].chars().all(hex), "{t}");
+        let mut s = String::new();
+        push_hex(&mut s, &[0x00, 0x9f, 0xa0, 0xff]);
+        assert_eq!(s, "009fa0ff");
     }
 }
