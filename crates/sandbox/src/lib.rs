@@ -55,6 +55,8 @@ mod mounts;
 mod netns;
 mod outbound;
 mod pool;
+#[allow(unsafe_code)]
+mod preinit;
 mod seccomp;
 #[allow(unsafe_code)]
 mod socket_owner;
@@ -235,6 +237,14 @@ impl Sandboxes {
         } else {
             pool_size
         };
+        let preinit =
+            match pool::preinit_from_env(std::env::var("FLINT_PREINIT_RUNTIMES").ok().as_deref()) {
+                Ok(on) => on,
+                Err(e) => {
+                    tracing::warn!("{e}; pre-initialised runtimes stay on");
+                    true
+                }
+            };
         let launcher = Arc::new(spawn::Launcher {
             init_program,
             root_mount,
@@ -245,7 +255,7 @@ impl Sandboxes {
             net: Default::default(),
         });
         Ok(Sandboxes {
-            pool: pool::Pool::new(launcher.clone(), pool_size),
+            pool: pool::Pool::new(launcher.clone(), pool_size, preinit),
             launcher,
             tmp,
             summary,
@@ -292,6 +302,22 @@ impl Sandboxes {
         if !matches!(self.launcher.isolation, host::Isolation::Unavailable(_)) {
             self.pool.set_size(size);
         }
+    }
+
+    /// Whether the pool keeps Python and Node interpreters started ahead, one for each of the two
+    /// most recently used managed runtimes (see `preinit.rs`); needs the pool.
+    pub fn preinit_runtimes(&self) -> bool {
+        self.pool.preinit_enabled()
+    }
+
+    /// Turns pre-initialised runtimes on or off (`FLINT_PREINIT_RUNTIMES=on|off` at start).
+    pub fn set_preinit_runtimes(&self, on: bool) {
+        self.pool.set_preinit(on);
+    }
+
+    /// How many pre-initialised runtimes wait right now.
+    pub fn preinit_ready(&self) -> usize {
+        self.pool.preinit_ready()
     }
 
     /// Which kind of sandbox the pool prepares: with a network namespace of their own or not
