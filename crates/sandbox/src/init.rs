@@ -451,7 +451,7 @@ struct Preinit {
 /// runs Flint's bootstrap up to where it needs the function, says "r" and waits.
 fn preinit_start(prep: &PrepareRequest, plan: &PreinitPlan) -> Result<Preinit, String> {
     let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
-    mounts::make_private()?;
+    mounts::make_slave()?;
     let entries = mounts::plan_preinit(&plan.template, &plan.root_files)?;
     let exec = ExecPlan::preinit(plan)?;
     let detached = mounts::detach_sources(&entries)?;
@@ -552,6 +552,7 @@ fn preinit_launch(
     // Opened as Flint's own identity, which this process kept (see `preinit_start`).
     let detached = mounts::detach_late(&late);
     mounts::attach_late(detached?)?;
+    mounts::make_private()?;
     let working_dir = spec
         .working_dir
         .clone()

@@ -517,6 +517,20 @@ pub(crate) fn attach_late(detached: Vec<Detached>) -> Result<(), String> {
     Ok(())
 }
 
+/// A pre-initialised sandbox's mounts until the function is known: ours do not propagate to the
+/// host, and the host's still propagate to us — the ext4 `/tmp` of the function is mounted under
+/// the shared `tmp-volume/mnt` after this sandbox was made (`make_private` follows at launch).
+pub(crate) fn make_slave() -> Result<(), String> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / a slave: {e}"))
+}
+
 /// Phase 2 (as the sandbox user, still privileged in its namespace): fill the root and pivot.
 /// With `keep_host`, the host's root stays mounted at /tmp after the pivot, for `detach_late`.
 pub(crate) fn build_root(
