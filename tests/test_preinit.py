@@ -148,11 +148,13 @@ def _normalise(probe, name):
     return out
 
 
-@pytest.fixture(scope="module")
-def preinit_server(flint_bin, session_tmp):
-    server = FlintServer(flint_bin, session_tmp / "preinit-data", session_tmp / "preinit.log",
-                         extra_env={"RUST_LOG": "info,flint_sandbox=debug",
-                                    "FLINT_PREINIT_RUNTIMES": "on"})
+@pytest.fixture(scope="module", params=["host", "isolated"])
+def preinit_server(request, flint_bin, session_tmp):
+    network = request.param
+    server = FlintServer(flint_bin, session_tmp / f"preinit-{network}-data",
+                         session_tmp / f"preinit-{network}.log",
+                         extra_args=["--function-network", network, "--preinit-runtimes", "on"],
+                         extra_env={"RUST_LOG": "info,flint_sandbox=debug"})
     server.start()
     yield server
     server.stop()
@@ -248,3 +250,32 @@ def test_a_startup_variable_of_its_own_makes_a_function_start_fresh(preinit_serv
     with open(preinit_server.log_path, "rb") as f:
         f.seek(mark)
         assert b"started in a pre-initialised" not in f.read()
+
+
+def test_preinit_runtimes_off_starts_every_interpreter_fresh(flint_bin, tmp_path):
+    server = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint.log",
+                         extra_args=["--preinit-runtimes", "off"],
+                         extra_env={"RUST_LOG": "info,flint_sandbox=debug"}).start()
+    try:
+        client = server.client()
+        mark = server.log_size()
+        for _ in range(2):
+            name = unique_name("preinit-off")
+            create_function(client, name, runtime="python3.11", handler="index.handler",
+                            zip_bytes=make_zip({"index.py": PY_PROBE}))
+            _, probe = invoke_json(client, name, {})
+            assert probe["pid"] == 2
+        # The pool refilled after both takes (with it on, the runtime's pre-initialised sandbox
+        # is prepared right after the first refill); nothing pre-initialised came.
+        deadline = time.monotonic() + 20
+        while True:
+            with open(server.log_path, "rb") as f:
+                f.seek(mark)
+                log = f.read()
+            if log.count(b"prepared a sandbox for the pool") >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert log.count(b"prepared a sandbox for the pool") >= 2, server.log_tail()
+        assert b"pre-initialised" not in log
+    finally:
+        server.stop()
