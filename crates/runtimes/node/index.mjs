@@ -1335,7 +1335,7 @@ class Runtime {
  */
 function awaitFunction() {
   const fd = process.env._FLINT_PREINIT_FD;
-  if (fd === undefined) {
+  if (fd === undefined || process.env._FLINT_PREINIT_PAD === undefined || !/^\d+$/.test(fd)) {
     return;
   }
   const n = Number(fd);
@@ -1344,7 +1344,11 @@ function awaitFunction() {
   const atExec = new Set(fs.readFileSync('/proc/self/environ', 'latin1').split('\0')
     .map((e) => e.slice(0, e.indexOf('='))));
   const added = Object.entries(process.env).filter(([k]) => !atExec.has(k));
-  fs.writeSync(n, 'r');
+  try {
+    fs.writeSync(n, 'r');
+  } catch (_err) {
+    return; // a function's own variables of these names, in a fresh start
+  }
   const chunks = [];
   const buf = Buffer.allocUnsafe(65536);
   for (;;) {

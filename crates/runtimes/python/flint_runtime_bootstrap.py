@@ -878,7 +878,7 @@ def _await_function():
     (crates/sandbox/src/preinit.rs): wait for the function's environment and working directory and
     take them as a fresh start has them. Nothing is imported for it, nothing of it is left."""
     fd = os.environ.get("_FLINT_PREINIT_FD")
-    if fd is None:
+    if fd is None or "_FLINT_PREINIT_PAD" not in os.environ or not fd.isdigit():
         return
     fd = int(fd)
     # What the interpreter itself added at its start (LC_CTYPE by locale coercion) is added by a
@@ -886,7 +886,11 @@ def _await_function():
     with open("/proc/self/environ", "rb") as f:
         at_exec = {entry.split(b"=", 1)[0] for entry in f.read().split(b"\0")}
     added = [(k, v) for k, v in os.environ.items() if os.fsencode(k) not in at_exec]
-    os.write(fd, b"r")
+    try:
+        os.write(fd, b"r")
+    except OSError:
+        return  # a function's own variables of these names, in a fresh start
+
     chunks = []
     while True:
         chunk = os.read(fd, 65536)
