@@ -26,7 +26,10 @@
 //! the cgroup v1 memory attach) so that `spawn` only sets the spec's limits and sends the spec.
 //! Size: `FLINT_SANDBOX_POOL` (default 2, 0 = off) or `Sandboxes::set_pool_size`. A prepared
 //! sandbox's cgroup is created as `pool~<n>` and renamed to the spec's id when taken (cgroup v1;
-//! v2 cannot rename, so there it keeps the pool name).
+//! v2 cannot rename, so there it keeps the pool name). It also keeps, for the two most recently
+//! used Python and Node runtimes, one sandbox whose interpreter already runs Flint's bootstrap and
+//! waits for the function (`preinit.rs`; `FLINT_PREINIT_RUNTIMES=on|off` or
+//! `Sandboxes::set_preinit_runtimes`).
 //!
 //! Tests of other crates: any binary linking this crate (with glibc) acts as the init when run as
 //! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.

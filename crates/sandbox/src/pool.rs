@@ -21,6 +21,8 @@ const REFILL_DELAY: Duration = Duration::from_millis(50);
 /// Managed runtimes (python3.x, nodejsN.x of one setting) kept pre-initialised, the most
 /// recently used ones: one sandbox each.
 const MAX_RUNTIMES: usize = 2;
+/// Failed launches in a row after which pre-initialised runtimes are turned off.
+const MAX_PREINIT_FAILURES: u32 = 3;
 /// Longest pause between attempts when preparing keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -48,6 +50,8 @@ struct State {
     /// Keep pre-initialised runtimes (`FLINT_PREINIT_RUNTIMES`, see `preinit.rs`).
     preinit: bool,
     runtimes: Vec<Slot>,
+    /// Launches in pre-initialised sandboxes that failed in a row.
+    preinit_failures: u32,
 }
 
 /// A recently used managed runtime and its pre-initialised sandbox (once prepared).
@@ -86,6 +90,7 @@ impl Pool {
                     shutdown: false,
                     preinit,
                     runtimes: Vec::new(),
+                    preinit_failures: 0,
                 }),
                 wake: Condvar::new(),
             }),
@@ -159,6 +164,28 @@ impl Pool {
         };
         self.shared.wake.notify_all();
         drop(stale);
+    }
+
+    /// Counts launches in pre-initialised sandboxes: after [`MAX_PREINIT_FAILURES`] failures in a
+    /// row (a host where ptrace or `PR_SET_MM_MAP` is refused, say) they are turned off, with a
+    /// warning, rather than prepared in vain before every fresh start.
+    pub fn preinit_outcome(&self, ok: bool, reason: &str) {
+        let off = {
+            let mut state = self.shared.lock();
+            if ok {
+                state.preinit_failures = 0;
+                false
+            } else {
+                state.preinit_failures += 1;
+                state.preinit_failures >= MAX_PREINIT_FAILURES && state.preinit
+            }
+        };
+        if off {
+            tracing::warn!(
+                "pre-initialised runtimes failed {MAX_PREINIT_FAILURES} times in a row (last: {reason}); turned off, cold starts start interpreters fresh"
+            );
+            self.set_preinit(false);
+        }
     }
 
     /// How many pre-initialised runtimes wait right now.

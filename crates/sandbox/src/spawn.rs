@@ -62,6 +62,7 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
         match launcher.launch(zygote, spec) {
             Ok(sandbox) => {
                 if let Some(family) = preinit {
+                    sandboxes.pool.preinit_outcome(true, "");
                     tracing::debug!(
                         "sandbox {} started in a pre-initialised {family:?} runtime",
                         spec.id
@@ -70,10 +71,15 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
                 return Ok(sandbox);
             }
             Err(LaunchFailure::Final(e)) => return Err(e),
-            Err(LaunchFailure::Prepared(reason)) => tracing::debug!(
-                "a prepared sandbox could not take {} ({reason}); starting it from scratch",
-                spec.id
-            ),
+            Err(LaunchFailure::Prepared(reason)) => {
+                if preinit.is_some() {
+                    sandboxes.pool.preinit_outcome(false, &reason);
+                }
+                tracing::debug!(
+                    "a prepared sandbox could not take {} ({reason}); starting it from scratch",
+                    spec.id
+                )
+            }
         }
     }
     launcher.spawn_fresh(spec)
