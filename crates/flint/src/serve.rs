@@ -112,8 +112,8 @@ pub struct ServeArgs {
     // --- end isolation ---
     /// Keep Python and Node interpreters started ahead with Flint's bootstrap, in the prepared
     /// sandbox pool, for the two most recently used managed runtimes: a cold start of a
-    /// python3.x or nodejs function then skips the interpreter's own start-up (Init Duration
-    /// ~1 ms of the runtime's instead of 10-30 ms). The function sees what a fresh start shows
+    /// python3.x or nodejs function then skips the interpreter's start-up and the bootstrap's
+    /// imports (Python Init Duration ~4 ms instead of ~30). The function sees what a fresh start shows
     /// (environment, /proc/self/environ and cmdline, argv, modules, ids, limits); each costs
     /// the idle memory of one interpreter (see BENCHMARKS.md). Needs x86-64.
     #[arg(long, value_enum, default_value_t = OnOff::On, env = "FLINT_PREINIT_RUNTIMES")]
