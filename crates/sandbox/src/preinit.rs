@@ -128,7 +128,9 @@ pub(crate) fn template_of(spec: &SandboxSpec) -> Option<Template> {
     if spec.extra_ro_binds.iter().any(|p| late(p)) || spec.ro_mounts.iter().any(|(_, t)| late(t)) {
         return None;
     }
-    if environ_bytes(&spec.env).len() + MAP_ROOM > PAD_BYTES {
+    if environ_bytes(&spec.env).len() + MAP_ROOM > PAD_BYTES
+        || spec.env.iter().any(|(k, _)| k.starts_with("_FLINT_"))
+    {
         return None;
     }
     Some(Template {
@@ -495,6 +497,12 @@ mod tests {
         assert_eq!(node.map(|t| t.family), Some(Family::Node));
         assert!(template_of(&spec("/var/task/bootstrap", &[], &[])).is_none());
         assert!(template_of(&spec("/var/task/wrapper", &["/usr/bin/python3.11"], &[])).is_none());
+        assert!(template_of(&spec(
+            "/usr/bin/python3.11",
+            &[PYTHON_BOOTSTRAP],
+            &[(FD_VAR, "1023")]
+        ))
+        .is_none());
         let big = "v".repeat(PAD_BYTES);
         assert!(template_of(&spec(
             "/usr/bin/python3.11",
