@@ -10,6 +10,10 @@ so compare runtimes with each other rather than with `cargo bench`'s raw-client 
 
     flint serve --listen 127.0.0.1:9111 --data-dir /tmp/rt-bench &
     .venv/bin/python scripts/runtime_cold_start_bench.py --endpoint http://127.0.0.1:9111 --runs 20
+
+`--pause-ms` waits that long before each cold start (after the configuration change), so that
+the sandbox pool has prepared its next sandbox, pre-initialised runtime included (see
+crates/sandbox/src/preinit.rs; `FLINT_PREINIT_RUNTIMES=off` on the server turns those off).
 """
 
 import argparse
@@ -80,9 +84,10 @@ def wait(c, name):
         time.sleep(0.02)
 
 
-def cold_init_ms(c, name, i):
+def cold_init_ms(c, name, i, pause_ms=0):
     c.update_function_configuration(FunctionName=name, Environment={"Variables": {"RUN": str(i)}})
     wait(c, name)
+    time.sleep(pause_ms / 1000)
     out = c.invoke(FunctionName=name, LogType="Tail", Payload=b'{"k":1}')
     log = base64.b64decode(out["LogResult"]).decode()
     m = re.search(r"Init Duration: ([0-9.]+) ms", log)
@@ -107,6 +112,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warm", type=int, default=500)
     ap.add_argument("--only", default=",".join(CASES))
+    ap.add_argument("--pause-ms", type=int, default=0)
     args = ap.parse_args()
     c = client(args.endpoint)
     for runtime in args.only.split(","):
@@ -115,7 +121,7 @@ def main():
         c.create_function(FunctionName=name, Runtime=runtime, Handler=handler, Role=ROLE,
                           Code={"ZipFile": make()}, MemorySize=512, Timeout=30)
         wait(c, name)
-        inits = [v for v in (cold_init_ms(c, name, i) for i in range(args.runs)) if v is not None]
+        inits = [v for v in (cold_init_ms(c, name, i, args.pause_ms) for i in range(args.runs)) if v is not None]
         p50, p99 = warm_ms(c, name, args.warm)
         print(f"{runtime:<11} Init Duration p50 {statistics.median(inits):7.1f} ms  "
               f"min {min(inits):7.1f} ms  ({len(inits)} cold starts);  "

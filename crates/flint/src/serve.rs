@@ -110,6 +110,14 @@ pub struct ServeArgs {
     )]
     resolv_conf: PathBuf,
     // --- end isolation ---
+    /// Keep Python and Node interpreters started ahead with Flint's bootstrap, in the prepared
+    /// sandbox pool, for the two most recently used managed runtimes: a cold start of a
+    /// python3.x or nodejs function then skips the interpreter's start-up and the bootstrap's
+    /// imports (Python Init Duration ~4 ms instead of ~30). The function sees what a fresh start shows
+    /// (environment, /proc/self/environ and cmdline, argv, modules, ids, limits); each costs
+    /// the idle memory of one interpreter (see BENCHMARKS.md). Needs x86-64.
+    #[arg(long, value_enum, default_value_t = OnOff::On, env = "FLINT_PREINIT_RUNTIMES")]
+    preinit_runtimes: OnOff,
     /// Hot reload (LocalStack's convention): CreateFunction, UpdateFunctionCode and
     /// PublishLayerVersion with this `S3Bucket` take `S3Key` as an absolute directory on this
     /// host, mounted read-only as the function's code (or layer) instead of a copy; edits show at
@@ -204,6 +212,12 @@ impl flint_control::source_check::SourceCheck for MappingSources {
                 })
         })
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -346,6 +360,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         flint_sandbox::Sandboxes::new(&layout.sandbox(), init_program)
             .context("preparing sandboxes")?,
     );
+    sandboxes.set_preinit_runtimes(args.preinit_runtimes == OnOff::On);
 
     // The control plane, then the data planes, each following its change feed.
     let control = flint_control::ControlPlane::open_with(

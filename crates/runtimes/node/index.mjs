@@ -1328,8 +1328,57 @@ class Runtime {
 // Start-up.
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * In a pre-initialised sandbox, Flint started this node before the function was known
+ * (crates/sandbox/src/preinit.rs): wait for the function's environment and working directory and
+ * take them as a fresh start has them, before anything reads them.
+ */
+function awaitFunction() {
+  const fd = process.env._FLINT_PREINIT_FD;
+  if (fd === undefined || process.env._FLINT_PREINIT_PAD === undefined || !/^\d+$/.test(fd)) {
+    return;
+  }
+  const n = Number(fd);
+  // What node itself added to its environment at start is added by a fresh start too, from the
+  // same start-up variables: keep it, after the function's.
+  const atExec = new Set(fs.readFileSync('/proc/self/environ', 'latin1').split('\0')
+    .map((e) => e.slice(0, e.indexOf('='))));
+  const added = Object.entries(process.env).filter(([k]) => !atExec.has(k));
+  try {
+    fs.writeSync(n, 'r');
+  } catch (_err) {
+    return; // a function's own variables of these names, in a fresh start
+  }
+  const chunks = [];
+  const buf = Buffer.allocUnsafe(65536);
+  for (;;) {
+    const got = fs.readSync(n, buf, 0, buf.length, null);
+    if (got === 0) {
+      break;
+    }
+    chunks.push(Buffer.from(buf.subarray(0, got)));
+  }
+  fs.closeSync(n);
+  const start = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  for (const name of Object.keys(process.env)) {
+    delete process.env[name];
+  }
+  for (const [name, value] of start.env) {
+    process.env[name] = value;
+  }
+  for (const [name, value] of added) {
+    if (!(name in process.env)) {
+      process.env[name] = value;
+    }
+  }
+  process.chdir(start.cwd);
+}
+
 async function main() {
+  // Reads nothing of the function: done before the wait (no module order changes: the wait
+  // loads none).
   exposeGc();
+  awaitFunction();
   patchConsole();
   const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
 

@@ -873,8 +873,44 @@ def _setup_sys_path(task_root):
     sys.path[:0] = [p for p in front if p not in sys.path]
 
 
+def _await_function():
+    """In a pre-initialised sandbox, Flint started this interpreter before the function was known
+    (crates/sandbox/src/preinit.rs): wait for the function's environment and working directory and
+    take them as a fresh start has them. Nothing is imported for it, nothing of it is left."""
+    fd = os.environ.get("_FLINT_PREINIT_FD")
+    if fd is None or "_FLINT_PREINIT_PAD" not in os.environ or not fd.isdigit():
+        return
+    fd = int(fd)
+    # What the interpreter itself added at its start (LC_CTYPE by locale coercion) is added by a
+    # fresh start too, from the same start-up variables: keep it, after the function's.
+    with open("/proc/self/environ", "rb") as f:
+        at_exec = {entry.split(b"=", 1)[0] for entry in f.read().split(b"\0")}
+    added = [(k, v) for k, v in os.environ.items() if os.fsencode(k) not in at_exec]
+    try:
+        os.write(fd, b"r")
+    except OSError:
+        return  # a function's own variables of these names, in a fresh start
+
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    start = json.loads(b"".join(chunks))
+    os.environ.clear()
+    for name, value in start["env"]:
+        os.environ[name] = value
+    for name, value in added:
+        if name not in os.environ:
+            os.environ[name] = value
+    os.chdir(start["cwd"])
+
+
 def main():
     global _GLOBAL_AWS_REQUEST_ID, _GLOBAL_TENANT_ID
+    _await_function()
     sys.stdout = Unbuffered(sys.stdout)
     sys.stderr = Unbuffered(sys.stderr)
 

@@ -31,6 +31,22 @@ pub(crate) struct PrepareRequest {
     pub deny_setgroups: bool,
     /// `cgroup.procs` files that the sandbox's PID 1 is written into before it does anything.
     pub cgroup_procs: Vec<PathBuf>,
+    /// Also build the root a managed runtime needs and start its interpreter, which waits for
+    /// the function (see `preinit.rs`).
+    #[serde(default)]
+    pub preinit: Option<PreinitPlan>,
+}
+
+/// A pre-initialised runtime to start in the prepared sandbox: the parts of a launch request
+/// that do not depend on the function.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PreinitPlan {
+    pub template: crate::preinit::Template,
+    pub uid: u32,
+    pub gid: u32,
+    pub drop_groups: bool,
+    pub root_mount: PathBuf,
+    pub root_files: crate::mounts::RootFiles,
 }
 
 /// Second line: the function to run in the prepared sandbox, and how.

@@ -25,7 +25,11 @@ use nix::sys::signal::{self, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
-use crate::handshake::{errno_words, InitReport, LaunchRequest, PrepareRequest};
+use crate::handshake::{errno_words, InitReport, LaunchRequest, PreinitPlan, PrepareRequest};
+use crate::preinit::SPEC_FD;
+
+/// How long a pre-started interpreter may take to reach the point where it waits.
+const PREINIT_TIMEOUT_MS: libc::c_int = 10_000;
 use crate::mounts;
 
 /// The control socket to Flint is the init's stdin.
@@ -183,6 +187,16 @@ fn supervise(req: &PrepareRequest, control: &mut BufReader<ControlFd>) -> Result
         // The namespace exists (and PID 1 holds it): connect it to the host's network.
         if let Err(e) = crate::outbound::connect(pid as i32, veth) {
             return kill_child(format!("outbound network: {e}"));
+        }
+    }
+    if req.preinit.is_some() {
+        // PID 1 may now build the root and start the interpreter, as the mapped root of its
+        // namespace; it says "p" once the interpreter waits for the function.
+        if !write_all_fd(&go_w, b"m") {
+            return kill_child("sandbox PID 1 died before start".into());
+        }
+        if read_fd(&ready_r, &mut byte) != 1 || byte != *b"p" {
+            return kill_child("the pre-initialised runtime did not start".into());
         }
     }
     report(&InitReport::Prepared);
@@ -350,6 +364,10 @@ struct ExecPlan {
     drop_groups: bool,
     data_limit: Option<u64>,
     file_size_limit: Option<u64>,
+    /// SIGXFSZ ignored (with a per-file /tmp limit: write(2) then fails with EFBIG).
+    ignore_sigxfsz: bool,
+    /// A descriptor that crosses the exec (a pre-initialised runtime's [`SPEC_FD`]).
+    keep_fd: Option<RawFd>,
     /// The default seccomp filter, compiled before the fork.
     seccomp: seccompiler::BpfProgram,
 }
@@ -381,9 +399,199 @@ impl ExecPlan {
             drop_groups: req.drop_groups,
             data_limit: req.data_limit,
             file_size_limit: req.file_size_limit,
+            ignore_sigxfsz: req.file_size_limit.is_some(),
+            keep_fd: None,
             seccomp: crate::seccomp::default_filter()?,
         })
     }
+
+    /// A pre-initialised runtime's interpreter: the template's program and arguments, the
+    /// environment it starts with, and the spec's descriptor; the spec's own limits come later.
+    fn preinit(plan: &PreinitPlan) -> Result<Self, String> {
+        let c = |s: &[u8]| {
+            CString::new(s)
+                .map_err(|_| "a NUL byte in the program, its arguments or environment".to_string())
+        };
+        let t = &plan.template;
+        let program = c(t.program.as_os_str().as_bytes())?;
+        let mut argv = vec![program.clone()];
+        for a in &t.args {
+            argv.push(c(a.as_bytes())?);
+        }
+        let envp = t
+            .exec_env()
+            .iter()
+            .map(|(k, v)| c(format!("{k}={v}").as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExecPlan {
+            program,
+            argv,
+            envp,
+            uid: plan.uid,
+            gid: plan.gid,
+            drop_groups: plan.drop_groups,
+            data_limit: None,
+            file_size_limit: None,
+            ignore_sigxfsz: t.file_size_limited,
+            keep_fd: Some(SPEC_FD),
+            seccomp: crate::seccomp::default_filter()?,
+        })
+    }
+}
+
+/// A pre-started interpreter waiting for its function.
+struct Preinit {
+    pid: Pid,
+    /// PID 1's end of the socket at the interpreter's [`SPEC_FD`].
+    socket: OwnedFd,
+}
+
+/// Builds the root a managed runtime needs (the function's code, layers and /tmp still empty
+/// directories, the host's root kept at /tmp until then) and starts the interpreter in it, which
+/// runs Flint's bootstrap up to where it needs the function, says "r" and waits.
+fn preinit_start(prep: &PrepareRequest, plan: &PreinitPlan) -> Result<Preinit, String> {
+    let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
+    mounts::make_slave()?;
+    let entries = mounts::plan_preinit(&plan.template, &plan.root_files)?;
+    let exec = ExecPlan::preinit(plan)?;
+    let detached = mounts::detach_sources(&entries)?;
+    mounts::mount_root(&plan.root_mount, plan.uid, plan.gid)?;
+    if prep.user_namespace {
+        let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
+    }
+    // The root is filled as the sandbox user (see `build_sandbox`) by the interpreter's process
+    // before it execs: we keep Flint's own identity, which the function's trees must be opened
+    // with later (and which we could not take back: it is not mapped in the namespace). Its
+    // pivot_root moves our root too. One child, so the interpreter is pid 2 as in a fresh start.
+    let (err_r, err_w) = pipe()?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let (ours, theirs) = (OwnedFd::from(ours), OwnedFd::from(theirs));
+    // SAFETY: we are single-threaded (a clone of a single-threaded process).
+    let pid = match unsafe { unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            drop(err_r);
+            drop(ours);
+            if prep.user_namespace {
+                // SAFETY: plain set*id syscalls.
+                unsafe {
+                    libc::setfsgid(plan.gid);
+                    libc::setfsuid(plan.uid);
+                }
+            }
+            let reason = match mounts::build_root(&entries, detached, true) {
+                // SAFETY: dup2 onto a free descriptor number; the copy has no close-on-exec flag.
+                Ok(()) if unsafe { libc::dup2(theirs.as_raw_fd(), SPEC_FD) } < 0 => {
+                    format!("dup2: {}", std::io::Error::last_os_error())
+                }
+                Ok(()) => format!(
+                    "exec {}: {}",
+                    plan.template.program.display(),
+                    errno_words(exec_program(&exec))
+                ),
+                Err(reason) => reason,
+            };
+            let _ = write_all_fd(&err_w, reason.as_bytes());
+            // SAFETY: leave without running anything of the parent's.
+            unsafe { libc::_exit(127) };
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => return Err(format!("fork the interpreter: {e}")),
+    };
+    drop(theirs);
+    drop(err_w);
+    drop(detached);
+    // End of file once the interpreter is exec'd (close-on-exec), else why it is not.
+    let reason = read_to_end_fd(&err_r, 64 * 1024).unwrap_or_default();
+    if !reason.is_empty() {
+        let _ = waitpid(pid, None);
+        return Err(String::from_utf8_lossy(&reason).into_owned());
+    }
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    let fail = |reason: String| {
+        let _ = signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        Err(reason)
+    };
+    let mut fds = [libc::pollfd {
+        fd: ours.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: a valid pollfd array of length 1.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, PREINIT_TIMEOUT_MS) };
+    let mut byte = [0u8; 1];
+    if n != 1 || read_fd(&ours, &mut byte) != 1 || byte != *b"r" {
+        return fail("the interpreter did not get ready".into());
+    }
+    Ok(Preinit { pid, socket: ours })
+}
+
+/// Starts the function in a pre-initialised sandbox: its trees mounted, its limits set, its
+/// environment where a fresh start would have it (see `preinit.rs`), and the interpreter told.
+fn preinit_launch(
+    plan: &PreinitPlan,
+    launch: &LaunchRequest,
+    started: Preinit,
+) -> Result<(), String> {
+    let spec = &launch.spec;
+    let t = &plan.template;
+    if spec.program != t.program || spec.args != t.args || spec.image_root.is_some() {
+        return Err("the spec is not the one this runtime was started for".into());
+    }
+    let _ = unistd::sethostname(&launch.hostname);
+    let late = mounts::late_entries(mounts::plan(
+        &spec.code_dir,
+        spec.opt_dir.as_deref(),
+        spec.runtime_dir.as_deref(),
+        &[],
+        &[],
+        &spec.tmp_dir,
+        &launch.root_files,
+    )?);
+    // Opened as Flint's own identity, which this process kept (see `preinit_start`).
+    let detached = mounts::detach_late(&late);
+    mounts::attach_late(detached?)?;
+    mounts::make_private()?;
+    let working_dir = spec
+        .working_dir
+        .clone()
+        .unwrap_or_else(|| "/var/task".into());
+    std::env::set_current_dir(&working_dir).map_err(|e| {
+        format!(
+            "chdir {}: {e} (it must exist and be readable by uid {})",
+            working_dir.display(),
+            launch.uid
+        )
+    })?;
+    let pid = started.pid.as_raw();
+    for (resource, limit) in [
+        (libc::RLIMIT_FSIZE, launch.file_size_limit),
+        (libc::RLIMIT_DATA, launch.data_limit),
+    ] {
+        if let Some(limit) = limit {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: prlimit on our own child with a valid struct and no old-value pointer.
+            if unsafe { libc::prlimit(pid, resource, &lim, std::ptr::null_mut()) } != 0 {
+                return Err(format!("prlimit: {}", std::io::Error::last_os_error()));
+            }
+        }
+    }
+    crate::preinit::replace_environ(pid, &crate::preinit::environ_bytes(&spec.env))?;
+    let message = serde_json::to_vec(&crate::preinit::FunctionStart {
+        env: &spec.env,
+        cwd: &working_dir,
+    })
+    .map_err(|e| format!("encode the function's start: {e}"))?;
+    if !write_all_fd(&started.socket, &message) {
+        return Err("the interpreter is gone".into());
+    }
+    // End of the message: closing our end.
+    drop(started.socket);
+    Ok(())
 }
 
 /// The sandbox's PID 1. Returns its exit code.
@@ -412,6 +620,26 @@ fn pid1(prep: &PrepareRequest, ready: OwnedFd, go: OwnedFd) -> i32 {
     if write_fd(&ready, b"r") != 1 {
         return 125;
     }
+    let mut preinit = None;
+    if let Some(plan) = &prep.preinit {
+        // The supervisor's "m": our uid/gid maps are written.
+        let mut byte = [0u8; 1];
+        if read_fd(&go, &mut byte) != 1 {
+            return 125;
+        }
+        match preinit_start(prep, plan) {
+            Ok(p) => preinit = Some(p),
+            Err(reason) => {
+                report(&InitReport::SetupFailed {
+                    reason: format!("pre-initialised runtime: {reason}"),
+                });
+                return 125;
+            }
+        }
+        if write_fd(&ready, b"p") != 1 {
+            return 125;
+        }
+    }
     drop(ready);
     let launch = match read_to_end_fd(&go, MAX_LAUNCH_REQUEST) {
         // Empty: the supervisor is gone, or Flint dropped this sandbox unused.
@@ -428,6 +656,18 @@ fn pid1(prep: &PrepareRequest, ready: OwnedFd, go: OwnedFd) -> i32 {
             return 125;
         }
     };
+    if let (Some(started), Some(plan)) = (preinit, &prep.preinit) {
+        let pid = started.pid;
+        return match preinit_launch(plan, &launch, started) {
+            Ok(()) => reap(pid),
+            Err(reason) => {
+                report(&InitReport::SetupFailed {
+                    reason: format!("pre-initialised runtime: {reason}"),
+                });
+                125
+            }
+        };
+    }
     let prepared = match prepare_launch(prep, &launch) {
         Ok(p) => p,
         Err(reason) => {
@@ -502,7 +742,7 @@ fn build_sandbox(
             libc::setfsuid(req.uid);
         }
     }
-    mounts::build_root(entries, detached)?;
+    mounts::build_root(entries, detached, false)?;
     if prep.user_namespace {
         // No nested user namespaces for the program: they are a favourite kernel attack surface
         // and a function has no use for them. Per-namespace limit, so the host is untouched.
@@ -557,6 +797,12 @@ fn start_program_and_reap(exec: &ExecPlan) -> i32 {
         let _ = waitpid(program, None);
         return 127;
     }
+    reap(program)
+}
+
+/// PID 1 once the program runs: forward SIGTERM to it, report it running, and reap every orphan
+/// until the program itself ends.
+fn reap(program: Pid) -> i32 {
     PROGRAM_PID.store(program.as_raw(), std::sync::atomic::Ordering::SeqCst);
     let forward = signal::SigAction::new(
         SigHandler::Handler(forward_sigterm),
@@ -626,6 +872,9 @@ fn exec_program(exec: &ExecPlan) -> i32 {
                 libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             }
         }
+        if let Some(fd) = exec.keep_fd {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+        }
 
         // Lambda's limits (recorded on AWS, test_runtime_ulimits): 1,024 file descriptors, 742
         // processes (counted per user of the sandbox's own user namespace, so one environment's
@@ -641,6 +890,8 @@ fn exec_program(exec: &ExecPlan) -> i32 {
         }
         if let Some(limit) = exec.file_size_limit {
             set_rlimit(libc::RLIMIT_FSIZE, limit);
+        }
+        if exec.ignore_sigxfsz {
             // Past the limit write(2) fails with EFBIG instead of killing the process.
             let _ = signal::signal(Signal::SIGXFSZ, SigHandler::SigIgn);
         }

@@ -26,7 +26,10 @@
 //! the cgroup v1 memory attach) so that `spawn` only sets the spec's limits and sends the spec.
 //! Size: `FLINT_SANDBOX_POOL` (default 2, 0 = off) or `Sandboxes::set_pool_size`. A prepared
 //! sandbox's cgroup is created as `pool~<n>` and renamed to the spec's id when taken (cgroup v1;
-//! v2 cannot rename, so there it keeps the pool name).
+//! v2 cannot rename, so there it keeps the pool name). It also keeps, for the two most recently
+//! used Python and Node runtimes, one sandbox whose interpreter already runs Flint's bootstrap and
+//! waits for the function (`preinit.rs`; `FLINT_PREINIT_RUNTIMES=on|off` or
+//! `Sandboxes::set_preinit_runtimes`).
 //!
 //! Tests of other crates: any binary linking this crate (with glibc) acts as the init when run as
 //! `<exe> __sandbox-init`, so a test can pass `std::env::current_exe()` as `init_program`.
@@ -55,6 +58,8 @@ mod mounts;
 mod netns;
 mod outbound;
 mod pool;
+#[allow(unsafe_code)]
+mod preinit;
 mod seccomp;
 #[allow(unsafe_code)]
 mod socket_owner;
@@ -235,6 +240,14 @@ impl Sandboxes {
         } else {
             pool_size
         };
+        let preinit =
+            match pool::preinit_from_env(std::env::var("FLINT_PREINIT_RUNTIMES").ok().as_deref()) {
+                Ok(on) => on,
+                Err(e) => {
+                    tracing::warn!("{e}; pre-initialised runtimes stay on");
+                    true
+                }
+            };
         let launcher = Arc::new(spawn::Launcher {
             init_program,
             root_mount,
@@ -245,7 +258,7 @@ impl Sandboxes {
             net: Default::default(),
         });
         Ok(Sandboxes {
-            pool: pool::Pool::new(launcher.clone(), pool_size),
+            pool: pool::Pool::new(launcher.clone(), pool_size, preinit),
             launcher,
             tmp,
             summary,
@@ -292,6 +305,22 @@ impl Sandboxes {
         if !matches!(self.launcher.isolation, host::Isolation::Unavailable(_)) {
             self.pool.set_size(size);
         }
+    }
+
+    /// Whether the pool keeps Python and Node interpreters started ahead, one for each of the two
+    /// most recently used managed runtimes (see `preinit.rs`); needs the pool.
+    pub fn preinit_runtimes(&self) -> bool {
+        self.pool.preinit_enabled()
+    }
+
+    /// Turns pre-initialised runtimes on or off (`FLINT_PREINIT_RUNTIMES=on|off` at start).
+    pub fn set_preinit_runtimes(&self, on: bool) {
+        self.pool.set_preinit(on);
+    }
+
+    /// How many pre-initialised runtimes wait right now.
+    pub fn preinit_ready(&self) -> usize {
+        self.pool.preinit_ready()
     }
 
     /// Which kind of sandbox the pool prepares: with a network namespace of their own or not

@@ -402,8 +402,142 @@ pub(crate) fn make_private() -> Result<(), String> {
     .map_err(|e| format!("make / private: {e}"))
 }
 
+/// Where a pre-initialised sandbox mounts the function's own trees once it is known (see
+/// `preinit.rs`): until then these are empty directories.
+const LATE: &[&str] = &["var/task", "opt", "tmp"];
+
+fn is_late(target: &Path) -> bool {
+    LATE.iter().any(|l| target == Path::new(l))
+}
+
+/// The layout of a pre-initialised runtime's root before the function is known: `plan`'s, with
+/// empty directories where the function's code, layers and /tmp go.
+pub(crate) fn plan_preinit(
+    template: &crate::preinit::Template,
+    root_files: &RootFiles,
+) -> Result<Vec<Entry>, String> {
+    let entries = plan(
+        Path::new("/"),
+        None,
+        Some(&template.runtime_dir),
+        &template.extra_ro_binds,
+        &template.ro_mounts,
+        Path::new("/"),
+        root_files,
+    )?;
+    let mut out: Vec<Entry> = entries
+        .into_iter()
+        .filter(
+            |e| !matches!(e, Entry::Bind { target, .. } | Entry::Dir(target) if is_late(target)),
+        )
+        .collect();
+    out.extend(LATE.iter().map(|l| Entry::Dir(l.into())));
+    Ok(out)
+}
+
+/// The function's own trees of a launch's plan (its code, layers and /tmp).
+pub(crate) fn late_entries(entries: Vec<Entry>) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .filter(|e| matches!(e, Entry::Bind { target, .. } if is_late(target)))
+        .collect()
+}
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// In a pre-initialised sandbox, whose host root still sits at /tmp (see `build_root`): clones
+/// the late entries' host trees from there (paths resolved inside that root, as on the host).
+pub(crate) fn detach_late(entries: &[Entry]) -> Result<Vec<Detached>, String> {
+    let host = std::fs::File::open("/tmp").map_err(|e| format!("the host root: {e}"))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let Entry::Bind { source, target, rw } = entry else {
+            continue;
+        };
+        let relative = source.strip_prefix("/").unwrap_or(source);
+        let c = cstring(relative).map_err(|e| format!("{}: {e}", source.display()))?;
+        let how = OpenHow {
+            flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: RESOLVE_IN_ROOT,
+        };
+        // SAFETY: openat2 with a valid dirfd, NUL-terminated path and a correctly sized open_how;
+        // the returned fd is ours.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                host.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "{}: {}",
+                source.display(),
+                io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the kernel just returned this fd and nothing else owns it.
+        let path_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let is_dir = std::fs::metadata(format!("/proc/self/fd/{}", path_fd.as_raw_fd()))
+            .map_err(|e| format!("{}: {e}", source.display()))?
+            .is_dir();
+        let fd = open_tree_at(&path_fd).map_err(|e| format!("bind {}: {e}", source.display()))?;
+        let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if !rw {
+            set |= MOUNT_ATTR_RDONLY;
+        }
+        set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
+        out.push(Detached {
+            fd,
+            target: target.clone(),
+            is_dir,
+        });
+    }
+    Ok(out)
+}
+
+/// The host root goes (detached: nothing of the host stays reachable) and the function's trees
+/// take their places.
+pub(crate) fn attach_late(detached: Vec<Detached>) -> Result<(), String> {
+    umount2("/tmp", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
+    for d in detached {
+        let target = Path::new("/").join(&d.target);
+        move_mount(&d.fd, &target).map_err(|e| format!("attach {}: {e}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// A pre-initialised sandbox's mounts until the function is known: ours do not propagate to the
+/// host, and the host's still propagate to us — the ext4 `/tmp` of the function is mounted under
+/// the shared `tmp-volume/mnt` after this sandbox was made (`make_private` follows at launch).
+pub(crate) fn make_slave() -> Result<(), String> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / a slave: {e}"))
+}
+
 /// Phase 2 (as the sandbox user, still privileged in its namespace): fill the root and pivot.
-pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(), String> {
+/// With `keep_host`, the host's root stays mounted at /tmp after the pivot, for `detach_late`.
+pub(crate) fn build_root(
+    entries: &[Entry],
+    detached: Vec<Detached>,
+    keep_host: bool,
+) -> Result<(), String> {
     for entry in entries {
         match entry {
             Entry::Symlink { target, points_to } => {
@@ -494,6 +628,10 @@ pub(crate) fn build_root(entries: &[Entry], detached: Vec<Detached>) -> Result<(
         None::<&str>,
     )
     .map_err(|e| format!("remount / read-only: {e}"))?;
+    if keep_host {
+        nix::unistd::pivot_root(".", "tmp").map_err(|e| format!("pivot_root: {e}"))?;
+        return std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"));
+    }
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     // The old root now sits on top of the new one: detach it, and the host is gone.
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
@@ -519,6 +657,22 @@ fn open_tree(path: &Path) -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `open_tree` of an `O_PATH` descriptor.
+fn open_tree_at(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE
+        | AT_RECURSIVE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    let empty = c"";
+    // SAFETY: plain syscall on a valid fd with an empty path; the returned fd is owned by us.
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
+    if tree < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as i32) })
 }
 
 fn set_attrs(fd: &OwnedFd, set: u64) -> io::Result<()> {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::preinit::Template;
 use crate::spawn::{Launcher, Prepared};
 
 /// Prepared sandboxes kept ready unless `FLINT_SANDBOX_POOL` or `Sandboxes::set_pool_size` says
@@ -17,6 +18,11 @@ pub(crate) const DEFAULT_SIZE: usize = 2;
 /// After a take, the cold start that took it gets the CPU first (2 cores: preparing the next one
 /// costs an exec of the 15 MB init and its relocations).
 const REFILL_DELAY: Duration = Duration::from_millis(50);
+/// Managed runtimes (python3.x, nodejsN.x of one setting) kept pre-initialised, the most
+/// recently used ones: one sandbox each.
+const MAX_RUNTIMES: usize = 2;
+/// Failed launches in a row after which pre-initialised runtimes are turned off.
+const MAX_PREINIT_FAILURES: u32 = 3;
 /// Longest pause between attempts when preparing keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -41,11 +47,38 @@ struct State {
     isolate_network: bool,
     last_take: Option<Instant>,
     shutdown: bool,
+    /// Keep pre-initialised runtimes (`FLINT_PREINIT_RUNTIMES`, see `preinit.rs`).
+    preinit: bool,
+    runtimes: Vec<Slot>,
+    /// Launches in pre-initialised sandboxes that failed in a row.
+    preinit_failures: u32,
+}
+
+/// A recently used managed runtime and its pre-initialised sandbox (once prepared).
+struct Slot {
+    template: Arc<Template>,
+    ready: Option<Prepared>,
+    used: Instant,
+}
+
+impl State {
+    /// Every prepared sandbox, plain and pre-initialised, taken out.
+    fn drain_all(&mut self) -> Vec<Prepared> {
+        let mut out: Vec<Prepared> = self.ready.drain(..).collect();
+        out.extend(self.runtimes.iter_mut().filter_map(|s| s.ready.take()));
+        out
+    }
+}
+
+/// What the refill thread prepares next.
+enum Job {
+    Plain,
+    Runtime(Arc<Template>),
 }
 
 impl Pool {
     /// A pool of `size` prepared sandboxes (0: none; every spawn starts from scratch).
-    pub fn new(launcher: Arc<Launcher>, size: usize) -> Pool {
+    pub fn new(launcher: Arc<Launcher>, size: usize, preinit: bool) -> Pool {
         let pool = Pool {
             shared: Arc::new(Shared {
                 launcher,
@@ -55,6 +88,9 @@ impl Pool {
                     isolate_network: false,
                     last_take: None,
                     shutdown: false,
+                    preinit,
+                    runtimes: Vec::new(),
+                    preinit_failures: 0,
                 }),
                 wake: Condvar::new(),
             }),
@@ -81,7 +117,11 @@ impl Pool {
             }
             state.size = size;
             let keep = state.ready.len().min(size);
-            state.ready.drain(keep..).collect()
+            let mut surplus: Vec<Prepared> = state.ready.drain(keep..).collect();
+            if size == 0 {
+                surplus.extend(state.runtimes.drain(..).filter_map(|s| s.ready));
+            }
+            surplus
         };
         drop(surplus);
         if size > 0 {
@@ -105,25 +145,110 @@ impl Pool {
         }
     }
 
-    /// A prepared sandbox of the wanted kind, if one is ready. Asking for the other kind switches
-    /// what the pool prepares (the ones of the old kind are dropped).
-    pub fn take(&self, isolate_network: bool) -> Option<Prepared> {
+    /// Whether sandboxes with a pre-initialised runtime are kept.
+    pub fn preinit_enabled(&self) -> bool {
+        let state = self.shared.lock();
+        state.preinit && state.size > 0
+    }
+
+    /// Turns pre-initialised runtimes on or off (off ends those waiting).
+    pub fn set_preinit(&self, on: bool) {
+        let stale: Vec<Prepared> = {
+            let mut state = self.shared.lock();
+            state.preinit = on;
+            if on {
+                Vec::new()
+            } else {
+                state.runtimes.drain(..).filter_map(|s| s.ready).collect()
+            }
+        };
+        self.shared.wake.notify_all();
+        drop(stale);
+    }
+
+    /// Counts launches in pre-initialised sandboxes: after [`MAX_PREINIT_FAILURES`] failures in a
+    /// row (a host where ptrace or `PR_SET_MM_MAP` is refused, say) they are turned off, with a
+    /// warning, rather than prepared in vain before every fresh start.
+    pub fn preinit_outcome(&self, ok: bool, reason: &str) {
+        let off = {
+            let mut state = self.shared.lock();
+            if ok {
+                state.preinit_failures = 0;
+                false
+            } else {
+                state.preinit_failures += 1;
+                state.preinit_failures >= MAX_PREINIT_FAILURES && state.preinit
+            }
+        };
+        if off {
+            tracing::warn!(
+                "pre-initialised runtimes failed {MAX_PREINIT_FAILURES} times in a row (last: {reason}); turned off, cold starts start interpreters fresh"
+            );
+            self.set_preinit(false);
+        }
+    }
+
+    /// How many pre-initialised runtimes wait right now.
+    pub fn preinit_ready(&self) -> usize {
+        let state = self.shared.lock();
+        state.runtimes.iter().filter(|s| s.ready.is_some()).count()
+    }
+
+    /// A prepared sandbox of the wanted kind, if one is ready: with `runtime`'s interpreter
+    /// waiting in it when there is one (the runtime is remembered, and prepared from now on).
+    /// Asking for the other kind switches what the pool prepares (the ones of the old kind are
+    /// dropped).
+    pub fn take(&self, isolate_network: bool, runtime: Option<Template>) -> Option<Prepared> {
         let (taken, stale) = {
             let mut state = self.shared.lock();
             if state.size == 0 || state.shutdown {
                 return None;
             }
-            state.last_take = Some(Instant::now());
+            let now = Instant::now();
+            state.last_take = Some(now);
             let current = self.shared.launcher.net();
             if state.isolate_network != isolate_network {
                 state.isolate_network = isolate_network;
-                (None, state.ready.drain(..).collect::<Vec<_>>())
-            } else if isolate_network && state.ready.iter().any(|p| !Arc::ptr_eq(&p.net, &current))
+                (None, state.drain_all())
+            } else if isolate_network
+                && (state.ready.iter().any(|p| !Arc::ptr_eq(&p.net, &current))
+                    || state.runtimes.iter().any(|s| {
+                        s.ready
+                            .as_ref()
+                            .is_some_and(|p| !Arc::ptr_eq(&p.net, &current))
+                    }))
             {
                 // Prepared before the network set-up changed.
-                (None, state.ready.drain(..).collect::<Vec<_>>())
+                (None, state.drain_all())
             } else {
-                (state.ready.pop_front(), Vec::new())
+                let mut stale = Vec::new();
+                let mut taken = None;
+                if let (Some(runtime), true) = (runtime, state.preinit) {
+                    match state.runtimes.iter_mut().find(|s| *s.template == runtime) {
+                        Some(slot) => {
+                            slot.used = now;
+                            taken = slot.ready.take();
+                        }
+                        None => {
+                            state.runtimes.push(Slot {
+                                template: Arc::new(runtime),
+                                ready: None,
+                                used: now,
+                            });
+                            if state.runtimes.len() > MAX_RUNTIMES {
+                                if let Some((oldest, _)) = state
+                                    .runtimes
+                                    .iter()
+                                    .enumerate()
+                                    .min_by_key(|(_, s)| s.used)
+                                {
+                                    stale.extend(state.runtimes.remove(oldest).ready);
+                                }
+                            }
+                        }
+                    }
+                }
+                (taken.or_else(|| state.ready.pop_front()), stale)
             }
         };
         self.shared.wake.notify_all();
@@ -139,7 +264,7 @@ impl Pool {
                 return;
             }
             state.isolate_network = isolate_network;
-            state.ready.drain(..).collect()
+            state.drain_all()
         };
         self.shared.wake.notify_all();
         drop(stale);
@@ -147,7 +272,7 @@ impl Pool {
 
     /// Ends the prepared sandboxes (the launcher's set-up changed); the pool refills.
     pub fn flush(&self) {
-        let stale: Vec<Prepared> = self.shared.lock().ready.drain(..).collect();
+        let stale: Vec<Prepared> = self.shared.lock().drain_all();
         self.shared.wake.notify_all();
         drop(stale);
     }
@@ -160,7 +285,7 @@ impl Pool {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
-        let ready: Vec<Prepared> = self.shared.lock().ready.drain(..).collect();
+        let ready: Vec<Prepared> = self.shared.lock().drain_all();
         for prepared in ready {
             prepared.dispose_now();
         }
@@ -184,42 +309,80 @@ impl Shared {
 fn refill(shared: &Shared) {
     let mut failures: u32 = 0;
     loop {
-        let isolate_network = {
+        let (isolate_network, job) = {
             let mut state = shared.lock();
             loop {
                 if state.shutdown {
                     return;
                 }
-                if state.ready.len() < state.size {
+                let job = if state.ready.len() < state.size {
+                    Some(Job::Plain)
+                } else if state.preinit && state.size > 0 {
+                    let kind = state.isolate_network;
+                    state
+                        .runtimes
+                        .iter()
+                        .find(|s| s.ready.is_none() && s.template.isolate_network == kind)
+                        .map(|s| Job::Runtime(s.template.clone()))
+                } else {
+                    None
+                };
+                if let Some(job) = job {
                     let since = state.last_take.map(|t| t.elapsed());
                     match since {
                         Some(since) if since < REFILL_DELAY => {
                             state = wait(shared, state, Some(REFILL_DELAY - since));
                             continue;
                         }
-                        _ => break,
+                        _ => break (state.isolate_network, job),
                     }
                 }
                 state = wait(shared, state, None);
             }
-            state.isolate_network
         };
         let name = format!("pool~{}", NEXT_NAME.fetch_add(1, Ordering::Relaxed));
         let started = Instant::now();
-        match shared.launcher.prepare(&name, isolate_network) {
+        let template = match &job {
+            Job::Plain => None,
+            Job::Runtime(t) => Some(t.clone()),
+        };
+        match shared.launcher.prepare(&name, isolate_network, template) {
             Ok(prepared) => {
                 failures = 0;
                 tracing::debug!(
-                    "prepared a sandbox for the pool in {:.1} ms",
-                    started.elapsed().as_secs_f64() * 1e3
+                    "prepared a sandbox for the pool in {:.1} ms{}",
+                    started.elapsed().as_secs_f64() * 1e3,
+                    if prepared.preinit.is_some() {
+                        " (with a pre-initialised runtime)"
+                    } else {
+                        ""
+                    }
                 );
                 let unwanted = {
                     let mut state = shared.lock();
-                    if state.shutdown
-                        || state.isolate_network != prepared.isolate_network
-                        || !Arc::ptr_eq(&prepared.net, &shared.launcher.net())
-                        || state.ready.len() >= state.size
-                    {
+                    let current = state.isolate_network == prepared.isolate_network
+                        && Arc::ptr_eq(&prepared.net, &shared.launcher.net());
+                    if state.shutdown || !current {
+                        Some(prepared)
+                    } else if let Some(t) = prepared.preinit.clone() {
+                        let on = state.preinit;
+                        match state
+                            .runtimes
+                            .iter_mut()
+                            .find(|s| Arc::ptr_eq(&s.template, &t) && s.ready.is_none())
+                        {
+                            Some(slot) if on => {
+                                tracing::debug!(
+                                    "a pre-initialised {:?} runtime waits ({})",
+                                    t.family,
+                                    t.program.display()
+                                );
+                                slot.ready = Some(prepared);
+                                None
+                            }
+                            _ => Some(prepared),
+                        }
+                    } else if state.ready.len() >= state.size {
                         Some(prepared)
                     } else {
                         state.ready.push_back(prepared);
@@ -263,6 +426,17 @@ fn wait<'a>(
     }
 }
 
+/// Whether to keep pre-initialised runtimes, from `FLINT_PREINIT_RUNTIMES` (on by default).
+pub(crate) fn preinit_from_env(value: Option<&str>) -> Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(v) => Err(format!(
+            "FLINT_PREINIT_RUNTIMES={v:?} is neither on nor off"
+        )),
+    }
+}
+
 /// The pool size from `FLINT_SANDBOX_POOL` (a count; 0 turns the pool off).
 pub(crate) fn size_from_env(value: Option<&str>) -> Result<usize, String> {
     match value.map(str::trim) {
@@ -288,5 +462,13 @@ mod tests {
         assert!(size_from_env(Some("-1")).is_err());
         assert!(size_from_env(Some("lots")).is_err());
         assert!(size_from_env(Some("1000")).is_err());
+    }
+
+    #[test]
+    fn preinit_is_on_unless_turned_off() {
+        assert_eq!(preinit_from_env(None), Ok(true));
+        assert_eq!(preinit_from_env(Some("on")), Ok(true));
+        assert_eq!(preinit_from_env(Some("off")), Ok(false));
+        assert!(preinit_from_env(Some("yes")).is_err());
     }
 }

@@ -56,14 +56,34 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )?;
     }
-    if let Some(zygote) = sandboxes.pool.take(spec.isolate_network) {
+    let template = sandboxes
+        .pool
+        .preinit_enabled()
+        .then(|| crate::preinit::template_of(spec))
+        .flatten();
+    if let Some(zygote) = sandboxes.pool.take(spec.isolate_network, template) {
+        let preinit = zygote.preinit.as_ref().map(|t| t.family);
         match launcher.launch(zygote, spec) {
-            Ok(sandbox) => return Ok(sandbox),
+            Ok(sandbox) => {
+                if let Some(family) = preinit {
+                    sandboxes.pool.preinit_outcome(true, "");
+                    tracing::debug!(
+                        "sandbox {} started in a pre-initialised {family:?} runtime",
+                        spec.id
+                    );
+                }
+                return Ok(sandbox);
+            }
             Err(LaunchFailure::Final(e)) => return Err(e),
-            Err(LaunchFailure::Prepared(reason)) => tracing::debug!(
-                "a prepared sandbox could not take {} ({reason}); starting it from scratch",
-                spec.id
-            ),
+            Err(LaunchFailure::Prepared(reason)) => {
+                if preinit.is_some() {
+                    sandboxes.pool.preinit_outcome(false, &reason);
+                }
+                tracing::debug!(
+                    "a prepared sandbox could not take {} ({reason}); starting it from scratch",
+                    spec.id
+                )
+            }
         }
     }
     launcher.spawn_fresh(spec)
@@ -119,9 +139,18 @@ impl Launcher {
         cgroup: &SandboxCgroup,
         isolate_network: bool,
         net: &NetSetup,
+        preinit: Option<&crate::preinit::Template>,
     ) -> PrepareRequest {
         let identity = &self.identity;
         PrepareRequest {
+            preinit: preinit.map(|t| crate::handshake::PreinitPlan {
+                template: t.clone(),
+                uid: SANDBOX_UID,
+                gid: SANDBOX_GID,
+                drop_groups: identity.privileged,
+                root_mount: self.root_mount.clone(),
+                root_files: self.root_files_for(isolate_network, net),
+            }),
             user_namespace: self.isolation == Isolation::UserNamespace,
             isolate_network,
             namespace_ports: net.ports.clone(),
@@ -145,14 +174,18 @@ impl Launcher {
             file_size_limit: (spec.tmp_size_mb > 0)
                 .then(|| u64::from(spec.tmp_size_mb) * 1024 * 1024),
             hostname: hostname(&spec.id),
-            root_files: crate::mounts::RootFiles {
-                resolv_conf: spec
-                    .isolate_network
-                    .then(|| self.net().resolv_conf.clone())
-                    .flatten()
-                    .unwrap_or_else(|| self.root_files.resolv_conf.clone()),
-                ..self.root_files.clone()
-            },
+            root_files: self.root_files_for(spec.isolate_network, &self.net()),
+        }
+    }
+
+    /// The files at a sandbox's root (isolated ones get the engine's resolv.conf).
+    fn root_files_for(&self, isolate_network: bool, net: &NetSetup) -> crate::mounts::RootFiles {
+        crate::mounts::RootFiles {
+            resolv_conf: isolate_network
+                .then(|| net.resolv_conf.clone())
+                .flatten()
+                .unwrap_or_else(|| self.root_files.resolv_conf.clone()),
+            ..self.root_files.clone()
         }
     }
 
@@ -163,7 +196,7 @@ impl Launcher {
             let mut started = Started::start(&self.init_program)?;
             let net = self.net();
             let mut lines =
-                request_line(&self.prepare_request(&cgroup, spec.isolate_network, &net))?;
+                request_line(&self.prepare_request(&cgroup, spec.isolate_network, &net, None))?;
             lines.extend(request_line(&self.launch_request(spec, &cgroup))?);
             started.control.get_mut().write_all(&lines)?;
             if spec.isolate_network {
@@ -185,12 +218,23 @@ impl Launcher {
 
     /// Prepares a sandbox up to the point where only the spec is missing (for the pool): its
     /// supervisor runs, PID 1 sits in new namespaces and in a fresh cgroup named `name`.
-    pub(crate) fn prepare(&self, name: &str, isolate_network: bool) -> io::Result<Prepared> {
+    /// With `preinit`, the sandbox also starts that runtime's interpreter (see `preinit.rs`).
+    pub(crate) fn prepare(
+        &self,
+        name: &str,
+        isolate_network: bool,
+        preinit: Option<Arc<crate::preinit::Template>>,
+    ) -> io::Result<Prepared> {
         let cgroup = self.cgroups.create_for_pool(name)?;
         let net = self.net();
         let result = (|| {
             let mut started = Started::start(&self.init_program)?;
-            let line = request_line(&self.prepare_request(&cgroup, isolate_network, &net))?;
+            let line = request_line(&self.prepare_request(
+                &cgroup,
+                isolate_network,
+                &net,
+                preinit.as_deref(),
+            ))?;
             started.control.get_mut().write_all(&line)?;
             let as_io = |e| match e {
                 SandboxError::Io(e) => e,
@@ -210,6 +254,7 @@ impl Launcher {
                 cgroup: Some(cgroup),
                 isolate_network,
                 net,
+                preinit,
             }),
             Err(e) => {
                 cgroup.kill_all();
@@ -280,6 +325,8 @@ pub(crate) struct Prepared {
     pub isolate_network: bool,
     /// The network set-up it was prepared with (stale once the launcher's changes).
     pub net: Arc<NetSetup>,
+    /// The runtime whose interpreter waits in it, if any.
+    pub preinit: Option<Arc<crate::preinit::Template>>,
 }
 
 impl Prepared {
