@@ -553,17 +553,7 @@ fn preinit_launch(
     let detached = mounts::detach_late(&late);
     mounts::attach_late(detached?)?;
     mounts::make_private()?;
-    let working_dir = spec
-        .working_dir
-        .clone()
-        .unwrap_or_else(|| "/var/task".into());
-    std::env::set_current_dir(&working_dir).map_err(|e| {
-        format!(
-            "chdir {}: {e} (it must exist and be readable by uid {})",
-            working_dir.display(),
-            launch.uid
-        )
-    })?;
+    let working_dir = enter_working_dir(spec.working_dir.as_deref(), launch.uid)?;
     let pid = started.pid.as_raw();
     for (resource, limit) in [
         (libc::RLIMIT_FSIZE, launch.file_size_limit),
@@ -748,18 +738,23 @@ fn build_sandbox(
         // and a function has no use for them. Per-namespace limit, so the host is untouched.
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
-    let working_dir = req
-        .spec
-        .working_dir
-        .clone()
-        .unwrap_or_else(|| "/var/task".into());
-    std::env::set_current_dir(&working_dir).map_err(|e| {
+    enter_working_dir(req.spec.working_dir.as_deref(), req.uid).map(drop)
+}
+
+/// Makes the spec's working directory (`/var/task` unless it names one) this process's, and
+/// returns it.
+fn enter_working_dir(
+    working_dir: Option<&std::path::Path>,
+    uid: u32,
+) -> Result<std::path::PathBuf, String> {
+    let working_dir = working_dir.unwrap_or(std::path::Path::new("/var/task"));
+    std::env::set_current_dir(working_dir).map_err(|e| {
         format!(
-            "chdir {}: {e} (it must exist and be readable by uid {})",
-            working_dir.display(),
-            req.uid
+            "chdir {}: {e} (it must exist and be readable by uid {uid})",
+            working_dir.display()
         )
-    })
+    })?;
+    Ok(working_dir.to_path_buf())
 }
 
 fn start_program_and_reap(exec: &ExecPlan) -> i32 {

@@ -349,16 +349,7 @@ pub(crate) fn detach_sources(entries: &[Entry]) -> Result<Vec<Detached>, String>
                 .map_err(|e| format!("{}: {e}", source.display()))?
                 .is_dir();
             let fd = open_tree(source).map_err(|e| format!("bind {}: {e}", source.display()))?;
-            let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-            if !rw {
-                set |= MOUNT_ATTR_RDONLY;
-            }
-            set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
-            out.push(Detached {
-                fd,
-                target: target.clone(),
-                is_dir,
-            });
+            out.push(detached_bind(fd, source, target, *rw, is_dir)?);
         }
     }
     for node in DEV_NODES {
@@ -492,16 +483,7 @@ pub(crate) fn detach_late(entries: &[Entry]) -> Result<Vec<Detached>, String> {
             .map_err(|e| format!("{}: {e}", source.display()))?
             .is_dir();
         let fd = open_tree_at(&path_fd).map_err(|e| format!("bind {}: {e}", source.display()))?;
-        let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-        if !rw {
-            set |= MOUNT_ATTR_RDONLY;
-        }
-        set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
-        out.push(Detached {
-            fd,
-            target: target.clone(),
-            is_dir,
-        });
+        out.push(detached_bind(fd, source, target, *rw, is_dir)?);
     }
     Ok(out)
 }
@@ -636,6 +618,27 @@ pub(crate) fn build_root(
     // The old root now sits on top of the new one: detach it, and the host is gone.
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+/// A detached copy of `source`'s tree (`fd`, from `open_tree`) made nosuid and nodev, and
+/// read-only unless `rw`, to be attached at `target`.
+fn detached_bind(
+    fd: OwnedFd,
+    source: &Path,
+    target: &Path,
+    rw: bool,
+    is_dir: bool,
+) -> Result<Detached, String> {
+    let mut set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if !rw {
+        set |= MOUNT_ATTR_RDONLY;
+    }
+    set_attrs(&fd, set).map_err(|e| format!("read-only bind {}: {e}", source.display()))?;
+    Ok(Detached {
+        fd,
+        target: target.to_path_buf(),
+        is_dir,
+    })
 }
 
 fn create_dirs(dir: &Path) -> Result<(), String> {
