@@ -300,3 +300,21 @@ def test_ext4_leftovers_of_a_crash_are_cleaned_at_the_next_start_and_a_stop_leav
     # A clean stop leaves nothing behind: no mounts, no loop devices.
     wait_for(lambda: tmp_loops(images) == [], what="the loop devices to go at shutdown")
     assert str(images.parent / "mnt") not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_clean_stop_unmounts_the_btrfs_tmp_volume(flint_bin, tmp_path):
+    srv = FlintServer(flint_bin, tmp_path / "data", tmp_path / "flint-serve.log").start()
+    mnt = srv.data_dir / "sandbox" / "tmp-volume" / "mnt"
+    try:
+        if "btrfs quota" not in srv.log_tail(20000):
+            pytest.skip("the btrfs /tmp backend is not in use here")
+        client = srv.client()
+        name = unique_name("tmp-btrfs-stop")
+        create_function(client, name, runtime="python3.12",
+                        zip_bytes=make_zip({"index.py": FILL}), Timeout=30)
+        invoke_json(client, name, {"files": 1, "mb_per_file": 1})
+        assert f" {mnt} " in Path("/proc/self/mountinfo").read_text()
+    finally:
+        srv.stop()
+    # The process is gone: its volume must not outlive it on the host.
+    assert f" {mnt} " not in Path("/proc/self/mountinfo").read_text()

@@ -96,14 +96,19 @@ impl TmpStorage {
         }
     }
 
-    /// At shutdown, once the environments have stopped: the ext4 backend unmounts and deletes its
-    /// images and frees their loop devices now (the btrfs volume goes when `Sandboxes` drops).
+    /// At shutdown, once the environments have stopped: unmounts and deletes the btrfs volume,
+    /// or the ext4 backend's images, and frees their loop devices now — not when the last
+    /// reference to `Sandboxes` drops, which a process that exits may never do.
     pub fn close(&self) {
-        if let TmpStorage::Images(pool) = self {
-            pool.close();
-            if let Some(dir) = pool.mount_point().parent() {
-                cleanup_leftovers(dir);
+        match self {
+            TmpStorage::Volume(volume) => volume.close(),
+            TmpStorage::Images(pool) => {
+                pool.close();
+                if let Some(dir) = pool.mount_point().parent() {
+                    cleanup_leftovers(dir);
+                }
             }
+            TmpStorage::PerFile(_) => {}
         }
     }
 
@@ -307,12 +312,19 @@ impl Volume {
     }
 }
 
-impl Drop for Volume {
-    fn drop(&mut self) {
+impl Volume {
+    /// Unmounts the volume and deletes its image; again (at drop) does nothing.
+    fn close(&self) {
         // Lazy: the reaper's descriptor keeps the filesystem alive until queued deletions are done;
         // the loop device detaches itself afterwards (autoclear).
         let _ = nix::mount::umount2(&self.mount_point, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
