@@ -85,7 +85,10 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.clos
 data = tempfile.mkdtemp()
 # RUST_LOG=warn unless FLINT_BENCH_RUST_LOG says otherwise (`flint serve` alone logs at info:
 # one access-log line per request).
-env = dict(os.environ, RUST_LOG=os.environ.get("FLINT_BENCH_RUST_LOG", "warn"))
+# No background install of the managed runtimes' SDKs (npm/pip) competing for the CPUs during the
+# run: the echo function is `provided`. (An environment variable, so older binaries ignore it.)
+env = dict(os.environ, RUST_LOG=os.environ.get("FLINT_BENCH_RUST_LOG", "warn"),
+           FLINT_INSTALL_RUNTIMES=os.environ.get("FLINT_INSTALL_RUNTIMES", "off"))
 proc = subprocess.Popen([flint, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
