@@ -11,6 +11,8 @@ CARGO_LAMBDA is the `cargo-lambda` binary (cargo install cargo-lambda --version 
 """
 import argparse, json, os, re, shutil, signal, socket, subprocess, tempfile, time, urllib.request
 
+from proc_cpu import descendants, ticks
+
 ap = argparse.ArgumentParser()
 ap.add_argument("cargo_lambda")
 ap.add_argument("bootstrap")
@@ -22,29 +24,8 @@ args = ap.parse_args()
 hz = os.sysconf("SC_CLK_TCK")
 
 
-def ticks(pid):
-    try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(f[11]) + int(f[12])
-
-
 def tree(root):
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(f[1]), []).append(int(d))
-    out, todo = [root], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+    return [root] + descendants(root)
 
 
 def local_ports_to(port):

@@ -19,6 +19,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from proc_cpu import descendants, ticks
+
 ap = argparse.ArgumentParser()
 ap.add_argument("flint")
 ap.add_argument("bootstrap")
@@ -30,34 +32,6 @@ args = ap.parse_args()
 flint, bootstrap, secs, conns = args.flint, args.bootstrap, args.secs, args.connections
 concurrency = args.concurrency or conns
 hz = os.sysconf("SC_CLK_TCK")
-
-
-def stat_of(pid):
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def ticks(pid):
-    f = stat_of(pid)
-    return int(f[11]) + int(f[12]) if f else 0
-
-
-def descendants(root):
-    """Every live process below `root` (the sandboxes' init and what it runs)."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            f = stat_of(d)
-            if f:
-                children.setdefault(int(f[1]), []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def function_ticks(root):
