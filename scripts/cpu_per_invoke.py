@@ -7,10 +7,13 @@ opened to their Runtime APIs per 1,000 invokes (`PassiveOpens` of each environme
 namespace: a runtime client that keeps its connection opens none).
 
     python3 cpu_per_invoke.py FLINT_BINARY BOOTSTRAP [SECONDS] [--connections N]
-        [--payload-bytes N] [--concurrency N]
+        [--payload-bytes N] [--concurrency N] [--event]
 
 --payload-bytes sends (and the echo returns) a JSON string of about that size; --concurrency is
-the function's reserved concurrency (default: the number of connections).
+the function's reserved concurrency (default: the number of connections; 0 with --event measures
+accepting alone: the events wait, throttled); --event sends
+`Event` invokes (accepted, made durable, answered 202; delivery runs meanwhile and its CPU counts
+in flint's).
 """
 import argparse, io, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, zipfile
 
@@ -27,10 +30,12 @@ ap.add_argument("bootstrap")
 ap.add_argument("secs", nargs="?", type=int, default=10)
 ap.add_argument("--connections", type=int, default=8)
 ap.add_argument("--payload-bytes", type=int, default=0)
-ap.add_argument("--concurrency", type=int, default=0)
+ap.add_argument("--concurrency", type=int, default=None)
+ap.add_argument("--event", action="store_true",
+                help="send InvocationType Event (202 once durable) instead of RequestResponse")
 args = ap.parse_args()
 flint, bootstrap, secs, conns = args.flint, args.bootstrap, args.secs, args.connections
-concurrency = args.concurrency or conns
+concurrency = conns if args.concurrency is None else args.concurrency
 hz = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,7 +92,8 @@ try:
         body = json.dumps("x" * max(args.payload_bytes - 2, 0)).encode()
     else:
         body = b'{"hello":"world"}'
-    req = AWSRequest(method="POST", url=url + path, data=body)
+    req = AWSRequest(method="POST", url=url + path, data=body,
+                     headers={"X-Amz-Invocation-Type": "Event"} if args.event else {})
     SigV4Auth(Credentials("test", "test"), "lambda", "us-east-1").add_auth(req)
     lua = os.path.join(data, "req.lua")
     headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in req.headers.items())
@@ -96,7 +102,8 @@ try:
     open(lua, "w").write(f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
                          f'wrk.method = "POST"\n{headers}')
     # Warm the environments.
-    subprocess.run(["wrk", "-t1", f"-c{conns}", "-d2s", "-s", lua, url + path], capture_output=True)
+    if concurrency:
+        subprocess.run(["wrk", "-t1", f"-c{conns}", "-d2s", "-s", lua, url + path], capture_output=True)
     t0, f0, o0 = ticks(proc.pid), function_ticks(proc.pid), passive_opens(proc.pid)
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", "-s", lua, url + path],
                          capture_output=True, text=True).stdout

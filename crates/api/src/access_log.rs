@@ -43,23 +43,40 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
+/// A new request id.
+pub(crate) fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The middleware form of [`logged`], for every route of the axum app.
 pub(crate) async fn access_log(mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_request_id();
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     // A clone of the URI shares its bytes: no copy of the path per request.
     let uri = req.uri().clone();
-    let path = uri.path();
+    logged(&id, &method, &uri, next.run(req)).await
+}
 
-    let mut resp = match CatchPanic(Box::pin(next.run(req))).await {
+/// Runs a request's handler: a panic answers 500 `ServiceException`, the response carries
+/// `x-amzn-RequestId`, and one info line records the request. The Invoke route in front of the
+/// axum app (`crate::fast`) and the app's middleware both come through here.
+pub(crate) async fn logged(
+    id: &str,
+    method: &http::Method,
+    uri: &http::Uri,
+    handler: impl Future<Output = Response>,
+) -> Response {
+    let started = Instant::now();
+    let path = uri.path();
+    let mut resp = match CatchPanic(Box::pin(handler)).await {
         Ok(r) => r,
         Err(what) => {
             tracing::error!(request_id = %id, "handler panicked on {method} {path}: {what}");
             ApiError::service("An internal error occurred.").into_response()
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().entry("x-amzn-RequestId").or_insert(v);
     }
     tracing::info!(

@@ -54,6 +54,116 @@ fn str_of<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
     input.get(key).and_then(Value::as_str)
 }
 
+/// Invoke's members besides the payload.
+#[derive(Debug, Default, PartialEq)]
+struct Input {
+    function_name: String,
+    qualifier: Option<String>,
+    invocation_type: Option<String>,
+    log_type: Option<String>,
+    client_context: Option<String>,
+}
+
+/// The request's members, checked against the model (only the small ones — name, qualifier,
+/// headers — go through it; the payload stays bytes). The usual request, whose members the
+/// model's checks accept as they stand, is read directly ([`plain_input`]).
+fn input_of(
+    op: &Operation,
+    labels: &[(String, String)],
+    parts: &http::request::Parts,
+) -> Result<Input, ApiError> {
+    if op.name == "Invoke" {
+        if let Some(input) = plain_input(labels, parts) {
+            return Ok(input);
+        }
+    }
+    model_input(op, labels, parts)
+}
+
+fn model_input(
+    op: &Operation,
+    labels: &[(String, String)],
+    parts: &http::request::Parts,
+) -> Result<Input, ApiError> {
+    let Some(shape) = op.input else {
+        return Err(ApiError::unknown_operation());
+    };
+    let input = request::assemble(
+        &MODEL,
+        shape,
+        labels,
+        parts.uri.query(),
+        &parts.headers,
+        b"",
+    )?;
+    validation::validate(&MODEL, &op.name, shape, &input)?;
+    let owned = |key| str_of(&input, key).map(str::to_string);
+    Ok(Input {
+        function_name: owned("FunctionName").unwrap_or_default(),
+        qualifier: owned("Qualifier"),
+        invocation_type: owned("InvocationType"),
+        log_type: owned("LogType"),
+        client_context: owned("ClientContext"),
+    })
+}
+
+/// An Invoke request's members read without the model, when each is one the model's checks
+/// accept as it stands: a plain function name (letters, digits, `-`, `_`; at most 64), no query
+/// or just a plain `Qualifier`, the invocation and log types among the model's values, and none
+/// of the rarer headers (client context, durable execution name, tenant id). Anything else goes
+/// through the model, which words the refusals.
+fn plain_input(labels: &[(String, String)], parts: &http::request::Parts) -> Option<Input> {
+    let [(label, name)] = labels else {
+        return None;
+    };
+    let plain = |s: &str, max: usize, extra: &[u8]| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || extra.contains(&b))
+    };
+    if label != "FunctionName" || !plain(name, 64, b"") {
+        return None;
+    }
+    let qualifier = match parts.uri.query() {
+        None => None,
+        Some(q) => {
+            let v = q.strip_prefix("Qualifier=")?;
+            if !plain(v, 128, b"$") {
+                return None;
+            }
+            Some(v.to_string())
+        }
+    };
+    let headers = &parts.headers;
+    for rare in [
+        "x-amz-client-context",
+        "x-amz-durable-execution-name",
+        "x-amz-tenant-id",
+    ] {
+        if headers.contains_key(rare) {
+            return None;
+        }
+    }
+    let one_of = |header: &str, values: &[&str]| match headers.get(header) {
+        None => Some(None),
+        Some(v) => values
+            .iter()
+            .find(|x| x.as_bytes() == v.as_bytes())
+            .map(|x| Some(x.to_string())),
+    };
+    Some(Input {
+        function_name: name.clone(),
+        qualifier,
+        invocation_type: one_of(
+            "x-amz-invocation-type",
+            &["Event", "RequestResponse", "DryRun"],
+        )?,
+        log_type: one_of("x-amz-log-type", &["None", "Tail"])?,
+        client_context: None,
+    })
+}
+
 /// The caller's X-Ray trace header (`X-Amzn-Trace-Id`), which the invocation carries on: the
 /// AWS SDKs inside functions send it, and with it the lineage recursion detection counts.
 fn trace_header(parts: &http::request::Parts) -> Option<String> {
@@ -102,24 +212,11 @@ pub(crate) async fn invoke<B: Backend>(
     body: Bytes,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    // Only the small members (name, qualifier, headers) go through the model; the payload
-    // stays bytes.
-    let Some(shape) = op.input else {
-        return Err(ApiError::unknown_operation());
-    };
-    let input = request::assemble(
-        &MODEL,
-        shape,
-        labels,
-        parts.uri.query(),
-        &parts.headers,
-        b"",
-    )?;
-    validation::validate(&MODEL, &op.name, shape, &input)?;
+    let input = input_of(op, labels, parts)?;
     // InvokeWithResponseStream runs buffered and frames the result as an event stream.
     let streaming = op.name == "InvokeWithResponseStream";
 
-    let invocation_type = match str_of(&input, "InvocationType") {
+    let invocation_type = match input.invocation_type.as_deref() {
         None | Some("RequestResponse") => InvocationType::RequestResponse,
         Some("Event") => InvocationType::Event,
         Some(_) => InvocationType::DryRun,
@@ -134,7 +231,7 @@ pub(crate) async fn invoke<B: Backend>(
         ));
     }
     let payload = checked_payload(body)?;
-    let client_context = str_of(&input, "ClientContext").map(str::to_string);
+    let client_context = input.client_context;
     if let Some(cc) = &client_context {
         use base64::Engine as _;
         let ok = base64::engine::general_purpose::STANDARD
@@ -150,9 +247,8 @@ pub(crate) async fn invoke<B: Backend>(
         }
     }
 
-    let name = str_of(&input, "FunctionName").unwrap_or_default();
-    let qualifier = str_of(&input, "Qualifier");
-    let (function, invoked_arn) = backend.resolve_invoke(scope, name, qualifier)?;
+    let (function, invoked_arn) =
+        backend.resolve_invoke(scope, &input.function_name, input.qualifier.as_deref())?;
     // An Event invoke that closes a loop is accepted; the async queue stops it (its DLQ or
     // on-failure destination gets it), as AWS does.
     let refuse_loop = invocation_type != InvocationType::Event;
@@ -162,7 +258,7 @@ pub(crate) async fn invoke<B: Backend>(
         invoked_arn,
         payload,
         client_context,
-        tail_log: str_of(&input, "LogType") == Some("Tail"),
+        tail_log: input.log_type.as_deref() == Some("Tail"),
         request_id: request_id.to_string(),
         trace_header: Some(trace_header),
         async_attempt: None,
@@ -297,5 +393,73 @@ mod tests {
         assert!(e.message.starts_with(
             "Could not parse request body into json: Could not parse payload into json: "
         ));
+    }
+
+    /// Whatever the direct reading takes, it reads as the model does; what it leaves, the model
+    /// reads (or refuses).
+    #[test]
+    fn plain_input_reads_what_the_model_reads() {
+        let op = MODEL.operation("Invoke").unwrap();
+        let names = [
+            "f",
+            "my-fn_2",
+            &"a".repeat(64),
+            &"a".repeat(65),
+            "f.x",
+            "f:prod",
+            "",
+        ];
+        let queries = [
+            None,
+            Some("Qualifier=prod"),
+            Some("Qualifier=$LATEST"),
+            Some("Qualifier=%24LATEST"),
+            Some("Qualifier="),
+            Some("Qualifier=a&x=1"),
+            Some("Other=1"),
+        ];
+        let headers: [&[(&str, &str)]; 7] = [
+            &[],
+            &[("X-Amz-Invocation-Type", "Event")],
+            &[
+                ("x-amz-invocation-type", "DryRun"),
+                ("X-Amz-Log-Type", "Tail"),
+            ],
+            &[("X-Amz-Invocation-Type", "event")],
+            &[("X-Amz-Log-Type", "Everything")],
+            &[("X-Amz-Client-Context", "e30=")],
+            &[("X-Amz-Tenant-Id", "t")],
+        ];
+        let mut plain = 0;
+        for name in names {
+            for query in queries {
+                for hs in headers {
+                    let uri = match query {
+                        Some(q) => format!("/x?{q}"),
+                        None => "/x".to_string(),
+                    };
+                    let mut req = http::Request::post(uri);
+                    for (k, v) in hs {
+                        req = req.header(*k, *v);
+                    }
+                    let (parts, ()) = req.body(()).unwrap().into_parts();
+                    let labels = vec![("FunctionName".to_string(), name.to_string())];
+                    let model = model_input(op, &labels, &parts);
+                    if let Some(direct) = plain_input(&labels, &parts) {
+                        plain += 1;
+                        assert_eq!(
+                            Ok(&direct),
+                            model.as_ref().map_err(|e| &e.message),
+                            "{name} {query:?} {hs:?}"
+                        );
+                    }
+                    assert_eq!(
+                        input_of(op, &labels, &parts).map_err(|e| e.message),
+                        model.map_err(|e| e.message)
+                    );
+                }
+            }
+        }
+        assert!(plain >= 20, "the direct reading took only {plain} requests");
     }
 }

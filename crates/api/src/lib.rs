@@ -11,6 +11,7 @@ mod access_log;
 mod code;
 mod credentials;
 mod error;
+mod fast;
 mod invoke;
 mod jackson;
 pub mod listener;
@@ -43,6 +44,7 @@ use http_body_util::BodyExt;
 pub use access_log::RequestId;
 pub use credentials::{load_credentials_file, Credentials, CredentialsError};
 pub use error::ApiError;
+pub use fast::{Api, Claims};
 pub use flint_control::signed_url::{Download, DownloadError};
 pub use metrics::MetricsSnapshot;
 pub use sigv4::DEFAULT_ACCOUNT;
@@ -245,6 +247,12 @@ pub fn router(backend: Flint, config: ApiConfig) -> Router {
     router_with(Arc::new(backend), config)
 }
 
+/// The Lambda API over Flint's real control plane and data planes, with its Invoke route (what
+/// `flint serve` serves: [`listener::serve`]).
+pub fn api(backend: Flint, config: ApiConfig) -> Api {
+    api_with(Arc::new(backend), config)
+}
+
 pub(crate) struct AppState<B> {
     pub backend: Arc<B>,
     pub config: ApiConfig,
@@ -273,8 +281,14 @@ impl<B> AppState<B> {
     }
 }
 
-/// The Lambda API over any backend.
+/// The Lambda API over any backend (the axum app alone).
 pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
+    api_with(backend, config).router()
+}
+
+/// The Lambda API over any backend: the axum app and the Invoke route in front of it, sharing
+/// one state.
+pub fn api_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Api {
     let state = Arc::new(AppState {
         backend,
         config,
@@ -286,12 +300,13 @@ pub fn router_with<B: Backend>(backend: Arc<B>, config: ApiConfig) -> Router {
     } else {
         Router::new()
     };
-    router
+    let router = router
         .route("/_flint/code/{sha256}", get(code::function_code::<B>))
         .route("/_flint/layers/{sha256}", get(code::layer_content::<B>))
         .fallback(dispatch::<B>)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(access_log::access_log))
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn(access_log::access_log));
+    Api::new(router, state)
 }
 
 /// SigV4 authentication of a request outside the Lambda REST API (a function URL with
@@ -377,7 +392,7 @@ async fn handle<B: Backend>(
         let op = op.to_string();
         return Ok(logs::handle(st, parts, body, op, request_id).await);
     }
-    if xray::signed_for_xray(&parts) {
+    if xray::signed_for_xray(&parts.headers) {
         return Ok(xray::handle(st, parts, body, request_id).await);
     }
     // AWS refuses unsigned requests before looking at the path.
@@ -387,6 +402,19 @@ async fn handle<B: Backend>(
     let matched = st
         .routes
         .find(&parts.method, parts.uri.path(), parts.uri.query());
+    serve_matched(st, parts, body, matched, request_id).await
+}
+
+/// A Lambda API request once routed (`matched`: `None` if no operation has its method and
+/// path): its body read within the operation's limit, its signature checked, then the
+/// operation run.
+async fn serve_matched<B: Backend>(
+    st: &AppState<B>,
+    parts: http::request::Parts,
+    body: Body,
+    matched: Option<route::Matched>,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let op = matched.as_ref().map(|m| &MODEL.operations[m.op]);
 
     let op_name = op.map(|o| o.name.as_str());

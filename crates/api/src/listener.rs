@@ -1,45 +1,56 @@
-//! The API's TCP listener (function URLs included, served on it): the axum app on
-//! `flint_listener`'s connection loop, with its header-read / keep-alive idle deadline and its
-//! connection cap, so that slowloris or idle clients cannot hold Flint's descriptors.
+//! The API's TCP listener (function URLs included, served on it): the axum app, and the Invoke
+//! route in front of it (`fast.rs`), on `flint_listener`'s connection loop, with its header-read
+//! / keep-alive idle deadline and its connection cap, so that slowloris or idle clients cannot
+//! hold Flint's descriptors.
 
 use std::convert::Infallible;
 use std::future::Future;
 
-use axum::Router;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tower::ServiceExt;
 
 pub use flint_listener::ListenerLimits;
 
-/// Serves `app` on `listener` until `shutdown` resolves; then lets the requests in flight finish
+use crate::Api;
+
+/// Serves `api` (an [`Api`], or a bare axum `Router`) on `listener` until `shutdown` resolves; then lets the requests in flight finish
 /// (the caller bounds how long it waits for the returned future). `extension`, if any, is added
 /// to every request (how the API knows a request came through an environment's own listener).
 pub async fn serve<E>(
     listener: tokio::net::TcpListener,
-    app: Router,
+    api: impl Into<Api>,
     limits: ListenerLimits,
     extension: Option<E>,
     shutdown: impl Future<Output = ()> + Send,
 ) where
     E: Clone + Send + Sync + 'static,
 {
+    let api: Api = api.into();
     flint_listener::serve(listener, limits, shutdown, move |conn| {
-        let app = app.clone();
+        let api = api.clone();
         let extension = extension.clone();
         let svc = service_fn(move |mut req: http::Request<Incoming>| {
-            // Who connected, as axum's `ConnectInfo` (function URLs' `sourceIp`).
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(conn.peer));
             if let Some(e) = &extension {
                 req.extensions_mut().insert(e.clone());
             }
-            let app = app.clone();
+            let way = match api.fast_route(&req) {
+                Some(route) => Ok(route.clone()),
+                None => Err(api.router()),
+            };
             async move {
-                let req = req.map(axum::body::Body::new);
-                Ok::<_, Infallible>(match app.oneshot(req).await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
+                let mut req = req.map(axum::body::Body::new);
+                Ok::<_, Infallible>(match way {
+                    Ok(route) => route.serve(req).await,
+                    Err(app) => {
+                        // Who connected, as axum's `ConnectInfo` (function URLs' `sourceIp`).
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(conn.peer));
+                        match app.oneshot(req).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        }
+                    }
                 })
             }
         });
@@ -51,6 +62,7 @@ pub async fn serve<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

@@ -32,6 +32,8 @@ pub(crate) struct Matched {
 
 pub(crate) struct Routes {
     templates: Vec<Template>,
+    /// The Invoke operation's template (the hot path asks for it by name).
+    invoke: Option<usize>,
 }
 
 fn decode(s: &str) -> String {
@@ -99,7 +101,27 @@ impl Routes {
                 specificity,
             });
         }
-        Self { templates }
+        let invoke = templates
+            .iter()
+            .position(|t| model.operations[t.op].name == "Invoke");
+        Self { templates, invoke }
+    }
+
+    /// Resolves a request for the Invoke operation alone (`POST
+    /// /2015-03-31/functions/{FunctionName}/invocations`): what [`Routes::find`] answers for such
+    /// a path, without trying every other template first.
+    pub(crate) fn find_invoke(&self, method: &http::Method, path: &str) -> Option<Matched> {
+        let t = &self.templates[self.invoke?];
+        if t.method != *method {
+            return None;
+        }
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let parts = match parts.split_last() {
+            Some((&"", rest)) => rest,
+            _ => &parts[..],
+        };
+        let labels = match_segments(&t.segments, parts)?;
+        Some(Matched { op: t.op, labels })
     }
 
     /// Resolves a request, or `None` when no operation has this method and path.
@@ -186,6 +208,32 @@ mod tests {
         routes
             .find(&m, path, q)
             .map(|x| (MODEL.operations[x.op].name.clone(), x.labels))
+    }
+
+    /// The Invoke shortcut answers exactly what the full search answers, for Invoke paths and
+    /// for paths that only look like them.
+    #[test]
+    fn find_invoke_agrees_with_find() {
+        let routes = Routes::new(&MODEL);
+        for path in [
+            "/2015-03-31/functions/f/invocations",
+            "/2015-03-31/functions/f/invocations/",
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations",
+            "/2015-03-31/functions/my-fn%3Aprod/invocations",
+            "/2015-03-31/functions//invocations",
+            "/2015-03-31/functions/f/g/invocations",
+            "/2015-03-31/functions/f/invocation",
+            "/2015-03-31/functions/f/policy",
+        ] {
+            let full = routes
+                .find(&Method::POST, path, None)
+                .filter(|m| MODEL.operations[m.op].name == "Invoke");
+            assert_eq!(routes.find_invoke(&Method::POST, path), full, "{path}");
+            assert_eq!(routes.find_invoke(&Method::GET, path), None, "{path}");
+        }
+        assert!(routes
+            .find_invoke(&Method::POST, "/2015-03-31/functions/f/invocations")
+            .is_some());
     }
 
     /// Fills every label of a template with a sample value and checks it routes back to its op.

@@ -236,7 +236,7 @@ impl From<FunctionNetworkArg> for flint_engine::FunctionNetwork {
 }
 
 /// Serves `app` inside each isolated environment, as that environment (issue 12).
-fn serve_api_in_environments(engine: &flint_engine::Engine, app: axum::Router) {
+fn serve_api_in_environments(engine: &flint_engine::Engine, app: flint_api::Api) {
     let limits = flint_api::listener::ListenerLimits {
         header_read_timeout: Some(Duration::from_secs(30)),
         // One function's connections: the Lambda API is all it reaches there.
@@ -445,7 +445,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         control.clone(),
         url_authenticator(config.clone()),
     );
-    let app = flint_api::router(
+    let app = flint_api::api(
         flint_api::Flint {
             control,
             engine: engine.clone(),
@@ -454,7 +454,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         config,
     );
-    let app = flint_urls::in_front_of(app, urls);
+    let app = app.in_front(|api| flint_urls::in_front_of(api, urls), flint_urls::claims);
     serve_api_in_environments(&engine, app.clone());
 
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -265,11 +265,19 @@ async fn read_body(body: Body) -> Result<Bytes, UrlError> {
 
 /// The URL a request is for, by its Host header (`{id}.lambda-url.{region}.…`) or the path form.
 fn target_of(req: &Request) -> Option<Target> {
-    let host = req
-        .headers()
+    target_in(req.headers(), req.uri())
+}
+
+/// Whether a request is a function URL's (by Host or path form): what the front door serves.
+pub fn claims(headers: &http::HeaderMap, uri: &http::Uri) -> bool {
+    target_in(headers, uri).is_some()
+}
+
+fn target_in(headers: &http::HeaderMap, uri: &http::Uri) -> Option<Target> {
+    let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host());
+        .or_else(|| uri.host());
     if let Some(host) = host {
         let mut labels = host.split('.');
         if let (Some(id), Some("lambda-url"), Some(region)) =
@@ -278,11 +286,11 @@ fn target_of(req: &Request) -> Option<Target> {
             return Some(Target {
                 url_id: id.to_ascii_lowercase(),
                 region: Some(region.to_string()),
-                raw_path: req.uri().path().to_string(),
+                raw_path: uri.path().to_string(),
             });
         }
     }
-    let rest = req.uri().path().strip_prefix(PATH_PREFIX)?;
+    let rest = uri.path().strip_prefix(PATH_PREFIX)?;
     let (id, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -304,8 +312,8 @@ async fn front_door(State(urls): State<Arc<FunctionUrls>>, req: Request, next: N
     }
 }
 
-/// Puts the function URL front door in front of `api`: requests for a URL (by Host or path form)
-/// are served here, everything else reaches `api` untouched.
+/// Puts the function URL front door in front of `api`: requests for a URL (by Host or path form,
+/// [`claims`]) are served here, everything else reaches `api` untouched.
 pub fn in_front_of(api: Router, urls: Arc<FunctionUrls>) -> Router {
     api.layer(axum::middleware::from_fn_with_state(urls, front_door))
 }
