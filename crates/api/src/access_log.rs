@@ -21,9 +21,9 @@ use crate::error::ApiError;
 pub struct RequestId(pub String);
 
 /// Polls a future, turning a panic inside it into `Err`.
-struct CatchPanic<F>(Pin<Box<F>>);
+struct CatchPanic<F: ?Sized>(Pin<Box<F>>);
 
-impl<F: Future> Future for CatchPanic<F> {
+impl<F: Future + ?Sized> Future for CatchPanic<F> {
     type Output = Result<F::Output, String>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -55,8 +55,12 @@ pub(crate) async fn access_log(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // A clone of the URI shares its bytes: no copy of the path per request.
     let uri = req.uri().clone();
-    logged(&id, &method, &uri, next.run(req)).await
+    logged(&id, &method, &uri, Box::pin(next.run(req))).await
 }
+
+/// A request's handler, boxed where it is made: the futures around it stay small (moving them
+/// copies no more than a pointer to it).
+pub(crate) type Handler<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 
 /// Runs a request's handler: a panic answers 500 `ServiceException`, the response carries
 /// `x-amzn-RequestId`, and one info line records the request. The Invoke route in front of the
@@ -65,11 +69,11 @@ pub(crate) async fn logged(
     id: &str,
     method: &http::Method,
     uri: &http::Uri,
-    handler: impl Future<Output = Response>,
+    handler: Handler<'_>,
 ) -> Response {
     let started = Instant::now();
     let path = uri.path();
-    let mut resp = match CatchPanic(Box::pin(handler)).await {
+    let mut resp = match CatchPanic(handler).await {
         Ok(r) => r,
         Err(what) => {
             tracing::error!(request_id = %id, "handler panicked on {method} {path}: {what}");

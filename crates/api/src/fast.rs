@@ -29,12 +29,12 @@ impl<B: Backend> FastRoute for AppState<B> {
             let id = access_log::new_request_id();
             let method = req.method().clone();
             let uri = req.uri().clone();
-            access_log::logged(&id, &method, &uri, async {
+            let handler = Box::pin(async {
                 invoke(self, req, &id)
                     .await
                     .unwrap_or_else(IntoResponse::into_response)
-            })
-            .await
+            });
+            access_log::logged(&id, &method, &uri, handler).await
         })
     }
 }
