@@ -1330,35 +1330,78 @@ class Runtime {
 
 /**
  * In a pre-initialised sandbox, Flint started this node before the function was known
- * (crates/sandbox/src/preinit.rs): wait for the function's environment and working directory and
- * take them as a fresh start has them, before anything reads them.
+ * (crates/sandbox/src/preinit.rs): the descriptor on which it waits for the function, or null in
+ * a fresh start.
  */
-function awaitFunction() {
+function preinitFd() {
   const fd = process.env._FLINT_PREINIT_FD;
   if (fd === undefined || process.env._FLINT_PREINIT_PAD === undefined || !/^\d+$/.test(fd)) {
-    return;
+    return null;
   }
-  const n = Number(fd);
+  return Number(fd);
+}
+
+/**
+ * Before the function is known, runs once the code every start runs after it: loading a CommonJS
+ * and an ES module handler (node/preinit/warm.js and warm.mjs, shipped beside this file) and
+ * opening a Runtime API connection (to port 0, which nothing can listen on: refused). V8 compiles
+ * a function the first time it runs, node's own internals included, and a fresh start pays for it
+ * after the function is known: ~1-2 ms each for the handler's module and the first connection.
+ * No trace is left that the function could see: the CommonJS module is loaded through a require
+ * of its own (so it is no module's child) and taken out of `require.cache` and the path cache;
+ * the ES module stays in the loader's private module map; neither loads a built-in module a fresh
+ * start does not (tests/test_preinit.py compares `process.moduleLoadList`); the socket is closed.
+ */
+async function warmUp() {
+  const dir = path.join(RUNTIME_DIR, 'node', 'preinit');
+  try {
+    const Module = builtin('node:module');
+    const cached = new Set(Object.keys(Module._pathCache));
+    const warmRequire = createRequire(path.join(dir, 'index.mjs'));
+    const file = path.join(dir, 'warm.js');
+    hasFolderPackageJsonTypeModule(dir);
+    if (fs.existsSync(file)) {
+      resolveHandler(warmRequire(file), 'handler');
+      delete warmRequire.cache[file];
+    }
+    for (const key of Object.keys(Module._pathCache)) {
+      if (!cached.has(key)) {
+        delete Module._pathCache[key];
+      }
+    }
+    handlerMetadata(resolveHandler(await tryAwaitImport(path.join(dir, 'warm'), '.mjs'), 'handler'));
+  } catch (_err) {
+    // Only slower.
+  }
+  await new RuntimeClient('127.0.0.1:0').nextInvocation().catch(() => {});
+}
+
+/**
+ * Waits on `fd` for the function's environment and working directory and takes them as a fresh
+ * start has them, before anything reads them.
+ */
+async function awaitFunction(fd) {
   // What node itself added to its environment at start is added by a fresh start too, from the
   // same start-up variables: keep it, after the function's.
   const atExec = new Set(fs.readFileSync('/proc/self/environ', 'latin1').split('\0')
     .map((e) => e.slice(0, e.indexOf('='))));
   const added = Object.entries(process.env).filter(([k]) => !atExec.has(k));
+  await warmUp();
   try {
-    fs.writeSync(n, 'r');
+    fs.writeSync(fd, 'r');
   } catch (_err) {
     return; // a function's own variables of these names, in a fresh start
   }
   const chunks = [];
   const buf = Buffer.allocUnsafe(65536);
   for (;;) {
-    const got = fs.readSync(n, buf, 0, buf.length, null);
+    const got = fs.readSync(fd, buf, 0, buf.length, null);
     if (got === 0) {
       break;
     }
     chunks.push(Buffer.from(buf.subarray(0, got)));
   }
-  fs.closeSync(n);
+  fs.closeSync(fd);
   const start = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   for (const name of Object.keys(process.env)) {
     delete process.env[name];
@@ -1378,7 +1421,10 @@ async function main() {
   // Reads nothing of the function: done before the wait (no module order changes: the wait
   // loads none).
   exposeGc();
-  awaitFunction();
+  const fd = preinitFd();
+  if (fd !== null) {
+    await awaitFunction(fd);
+  }
   patchConsole();
   const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
 

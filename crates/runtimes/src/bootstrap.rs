@@ -39,6 +39,14 @@ pub(crate) const SOURCES: &[(&str, &[u8])] = &[
         include_bytes!("../python/flint_runtime_bootstrap.py"),
     ),
     ("node/index.mjs", include_bytes!("../node/index.mjs")),
+    (
+        "node/preinit/warm.js",
+        include_bytes!("../node/preinit/warm.js"),
+    ),
+    (
+        "node/preinit/warm.mjs",
+        include_bytes!("../node/preinit/warm.mjs"),
+    ),
     ("ruby/bootstrap.rb", include_bytes!("../ruby/bootstrap.rb")),
     ("java/bootstrap.sh", include_bytes!("../java/bootstrap.sh")),
 ];
