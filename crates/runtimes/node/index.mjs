@@ -548,9 +548,9 @@ function resolveHandler(object, nestedProperty) {
   return nestedProperty.split('.').reduce((nested, key) => nested && nested[key], object);
 }
 
-function tryRequireFile(file, extension) {
+function tryRequireFile(req, file, extension) {
   const p = file + (extension || '');
-  return fs.existsSync(p) ? require(p) : undefined;
+  return fs.existsSync(p) ? req(p) : undefined;
 }
 
 async function tryAwaitImport(file, extension) {
@@ -679,12 +679,12 @@ function nodeMajor() {
   return parseInt((process.versions.node || '0').split('.')[0], 10) || 0;
 }
 
-async function tryRequire(appRoot, moduleRoot, module) {
+async function tryRequire(req, appRoot, moduleRoot, module) {
   const lambdaStylePath = path.resolve(appRoot, moduleRoot, module);
   const supportsTs = nodeMajor() >= 24;
 
   // Extensionless files (and directories with an index) are loaded via require.
-  const extensionless = tryRequireFile(lambdaStylePath);
+  const extensionless = tryRequireFile(req, lambdaStylePath);
   if (extensionless) {
     return extensionless;
   }
@@ -692,7 +692,7 @@ async function tryRequire(appRoot, moduleRoot, module) {
   // Unless the nearest package.json says "type": "module", .js is CommonJS.
   const pjHasModule = hasFolderPackageJsonTypeModule(path.resolve(path.dirname(lambdaStylePath)));
   if (!pjHasModule) {
-    const loaded = tryRequireFile(lambdaStylePath, '.js');
+    const loaded = tryRequireFile(req, lambdaStylePath, '.js');
     if (loaded) {
       return loaded;
     }
@@ -701,23 +701,23 @@ async function tryRequire(appRoot, moduleRoot, module) {
   const loaded =
     (pjHasModule && (await tryAwaitImport(lambdaStylePath, '.js'))) ||
     (await tryAwaitImport(lambdaStylePath, '.mjs')) ||
-    tryRequireFile(lambdaStylePath, '.cjs') ||
-    (supportsTs && !pjHasModule && tryRequireFile(lambdaStylePath, '.ts')) ||
+    tryRequireFile(req, lambdaStylePath, '.cjs') ||
+    (supportsTs && !pjHasModule && tryRequireFile(req, lambdaStylePath, '.ts')) ||
     (supportsTs && pjHasModule && (await tryAwaitImport(lambdaStylePath, '.ts'))) ||
     (supportsTs && (await tryAwaitImport(lambdaStylePath, '.mts'))) ||
-    (supportsTs && tryRequireFile(lambdaStylePath, '.cts'));
+    (supportsTs && tryRequireFile(req, lambdaStylePath, '.cts'));
   if (loaded) {
     return loaded;
   }
 
   // Finally node's own resolution (node_modules, NODE_PATH) from the app root.
-  const nodeStylePath = require.resolve(module, { paths: [appRoot, moduleRoot] });
-  return require(nodeStylePath);
+  const nodeStylePath = req.resolve(module, { paths: [appRoot, moduleRoot] });
+  return req(nodeStylePath);
 }
 
-async function loadUserApp(appRoot, moduleRoot, module) {
+async function loadUserApp(req, appRoot, moduleRoot, module) {
   try {
-    return await tryRequire(appRoot, moduleRoot, module);
+    return await tryRequire(req, appRoot, moduleRoot, module);
   } catch (e) {
     if (e instanceof SyntaxError) {
       throw new UserCodeSyntaxError(e);
@@ -728,7 +728,8 @@ async function loadUserApp(appRoot, moduleRoot, module) {
   }
 }
 
-async function loadHandler(appRoot, fullHandlerString) {
+/** The handler `fullHandlerString` names under `appRoot`, loaded through `req` (a require). */
+async function loadHandler(req, appRoot, fullHandlerString) {
   if (fullHandlerString.includes('..')) {
     throw new MalformedHandlerName(
       `'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
@@ -737,7 +738,7 @@ async function loadHandler(appRoot, fullHandlerString) {
   const [moduleRoot, moduleAndHandler] = moduleRootAndHandler(fullHandlerString);
   const [module, handlerPath] = splitHandlerString(moduleAndHandler);
   installNodePathHooks(true);
-  const userApp = await loadUserApp(appRoot, moduleRoot, module);
+  const userApp = await loadUserApp(req, appRoot, moduleRoot, module);
   const handlerFunc = resolveHandler(userApp, handlerPath);
   if (!handlerFunc) {
     throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
@@ -1343,7 +1344,7 @@ function preinitFd() {
 
 /**
  * Before the function is known, runs once the code every start runs after it: loading a CommonJS
- * and an ES module handler (node/preinit/warm.js and warm.mjs, shipped beside this file) and
+ * and an ES module handler (node/preinit/warm.js and warm_esm.mjs, shipped beside this file) and
  * opening a Runtime API connection (to port 0, which nothing can listen on: refused). V8 compiles
  * a function the first time it runs, node's own internals included, and a fresh start pays for it
  * after the function is known: ~1-2 ms each for the handler's module and the first connection.
@@ -1358,22 +1359,32 @@ async function warmUp() {
     const Module = builtin('node:module');
     const cached = new Set(Object.keys(Module._pathCache));
     const warmRequire = createRequire(path.join(dir, 'index.mjs'));
-    const file = path.join(dir, 'warm.js');
-    hasFolderPackageJsonTypeModule(dir);
-    if (fs.existsSync(file)) {
-      resolveHandler(warmRequire(file), 'handler');
-      delete warmRequire.cache[file];
+    const cjs = await loadHandler(warmRequire, dir, 'warm.handler');
+    for (const key of Object.keys(warmRequire.cache)) {
+      if (key.startsWith(dir + path.sep)) {
+        delete warmRequire.cache[key];
+      }
     }
     for (const key of Object.keys(Module._pathCache)) {
       if (!cached.has(key)) {
         delete Module._pathCache[key];
       }
     }
-    handlerMetadata(resolveHandler(await tryAwaitImport(path.join(dir, 'warm'), '.mjs'), 'handler'));
+    const handler = await loadHandler(warmRequire, dir, 'warm_esm.handler');
+    const metadata = handlerMetadata(handler);
+    executionEnvMajor();
+    handlerMetadata(cjs);
+    const runtime = new Runtime(new RuntimeClient('127.0.0.1:0'), handler, metadata, {});
+    await new Promise((resolve) => setImmediate(resolve));
+    await runtime.handleOnce().catch(() => {});
   } catch (_err) {
     // Only slower.
   }
-  await new RuntimeClient('127.0.0.1:0').nextInvocation().catch(() => {});
+  // Set again, from the function's variables, once they are known.
+  patchConsole();
+  const listener = () => {};
+  process.on('uncaughtException', listener);
+  process.removeListener('uncaughtException', listener);
 }
 
 /**
@@ -1454,7 +1465,7 @@ async function main() {
   let handler;
   let metadata;
   try {
-    handler = await loadHandler(TASK_ROOT, process.env._HANDLER || '');
+    handler = await loadHandler(require, TASK_ROOT, process.env._HANDLER || '');
     metadata = handlerMetadata(handler);
     if (executionEnvMajor() >= 24 && metadata.argsNum >= 3 && !metadata.streaming) {
       throw new CallbackHandlerDeprecated(CALLBACK_DEPRECATED_MESSAGE);

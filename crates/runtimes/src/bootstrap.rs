@@ -44,8 +44,8 @@ pub(crate) const SOURCES: &[(&str, &[u8])] = &[
         include_bytes!("../node/preinit/warm.js"),
     ),
     (
-        "node/preinit/warm.mjs",
-        include_bytes!("../node/preinit/warm.mjs"),
+        "node/preinit/warm_esm.mjs",
+        include_bytes!("../node/preinit/warm_esm.mjs"),
     ),
     ("ruby/bootstrap.rb", include_bytes!("../ruby/bootstrap.rb")),
     ("java/bootstrap.sh", include_bytes!("../java/bootstrap.sh")),
