@@ -1351,7 +1351,8 @@ function preinitFd() {
  * No trace is left that the function could see: the CommonJS module is loaded through a require
  * of its own (so it is no module's child) and taken out of `require.cache` and the path cache;
  * the ES module stays in the loader's private module map; neither loads a built-in module a fresh
- * start does not (tests/test_preinit.py compares `process.moduleLoadList`); the socket is closed.
+ * start does not (tests/test_preinit.py compares `process.moduleLoadList`); the socket is closed
+ * without node creating its stderr stream.
  */
 async function warmUp() {
   const dir = path.join(RUNTIME_DIR, 'node', 'preinit');
@@ -1376,7 +1377,16 @@ async function warmUp() {
     handlerMetadata(cjs);
     const runtime = new Runtime(new RuntimeClient('127.0.0.1:0'), handler, metadata, {});
     await new Promise((resolve) => setImmediate(resolve));
-    await runtime.handleOnce().catch(() => {});
+    // A socket that closes reads `process.stderr` (net.js compares itself with it), which makes
+    // node create its stderr stream: a fresh start has none yet. Hidden meanwhile, put back as
+    // it was (the same getter).
+    const stderr = Object.getOwnPropertyDescriptor(process, 'stderr');
+    Object.defineProperty(process, 'stderr', { value: null, configurable: true });
+    try {
+      await runtime.handleOnce().catch(() => {});
+    } finally {
+      Object.defineProperty(process, 'stderr', stderr);
+    }
   } catch (_err) {
     // Only slower.
   }
