@@ -214,6 +214,15 @@ mod tests {
         assert!(stub.contains("from flint_runtime_bootstrap import main"));
         assert!(py.contains("/2018-06-01/runtime"));
         assert!(js.contains("/2018-06-01/runtime"));
+        // The modules a pre-initialised node loads before the function is known (warmUp).
+        for (warm, handler) in [
+            ("node/preinit/warm.js", "'warm.handler'"),
+            ("node/preinit/warm_esm.mjs", "'warm_esm.handler'"),
+        ] {
+            let text = std::fs::read_to_string(tmp.path().join(warm)).expect("warm module");
+            assert!(text.contains("handler"), "{warm}");
+            assert!(js.contains(handler), "{handler}");
+        }
         let rb = std::fs::read_to_string(tmp.path().join("ruby/bootstrap.rb")).expect("rb");
         assert!(rb.contains("/2018-06-01/runtime"));
         if java_client_built() {
