@@ -1407,6 +1407,13 @@ async function awaitFunction(fd) {
   const atExec = new Set(fs.readFileSync('/proc/self/environ', 'latin1').split('\0')
     .map((e) => e.slice(0, e.indexOf('='))));
   const added = Object.entries(process.env).filter(([k]) => !atExec.has(k));
+  try {
+    if (!fs.fstatSync(fd).isSocket()) {
+      return;
+    }
+  } catch (_err) {
+    return; // a function's own variables of these names, in a fresh start
+  }
   await warmUp();
   try {
     fs.writeSync(fd, 'r');
