@@ -1354,6 +1354,8 @@ function preinitFd() {
  * start does not (tests/test_preinit.py compares `process.moduleLoadList`); the socket is closed
  * without node creating its stderr stream.
  */
+const WARM_RUNTIME_API = '127.0.0.1:0';
+
 async function warmUp() {
   const dir = path.join(RUNTIME_DIR, 'node', 'preinit');
   try {
@@ -1375,16 +1377,25 @@ async function warmUp() {
     const metadata = handlerMetadata(handler);
     executionEnvMajor();
     handlerMetadata(cjs);
-    const runtime = new Runtime(new RuntimeClient('127.0.0.1:0'), handler, metadata, {});
+    const client = new RuntimeClient(WARM_RUNTIME_API);
+    const runtime = new Runtime(client, handler, metadata, {});
     await new Promise((resolve) => setImmediate(resolve));
     // A socket that closes reads `process.stderr` (net.js compares itself with it), which makes
     // node create its stderr stream: a fresh start has none yet. Hidden meanwhile, put back as
     // it was (the same getter).
     const stderr = Object.getOwnPropertyDescriptor(process, 'stderr');
     Object.defineProperty(process, 'stderr', { value: null, configurable: true });
+    // Refused at once, unless a firewall drops the packets: then given up on (no retry).
+    const timer = setTimeout(() => {
+      if (client.current !== null) {
+        client.current.retried = true;
+      }
+      client.socket?.destroy();
+    }, 200);
     try {
       await runtime.handleOnce().catch(() => {});
     } finally {
+      clearTimeout(timer);
       Object.defineProperty(process, 'stderr', stderr);
     }
   } catch (_err) {
