@@ -72,20 +72,24 @@ def handler(event, context):
     }
 '''
 
-NODE_PROBE = r'''
+# The Node probe, as a CommonJS module and as an ES module (the pre-initialised bootstrap loaded one
+# of each before the function was known, to warm node's loaders: neither may leave a trace).
+NODE_PROBE_BODY = r'''
 const fs = require('node:fs');
+const Module = require('node:module');
 
 function read(path, enc) {
   try { return fs.readFileSync(path, enc); } catch (e) { return 'error: ' + e.code; }
 }
 
-exports.handler = async () => {
+const handler = async () => {
   const raw = fs.readFileSync('/proc/self/environ');
   const joined = Object.entries(process.env).map(([k, v]) => `${k}=${v}\0`).join('');
   const status = Object.fromEntries(read('/proc/self/status', 'utf8').split('\n')
     .filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
   const keep = ['Umask', 'Uid', 'Gid', 'Groups', 'NoNewPrivs', 'Seccomp', 'Seccomp_filters',
-    'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'SigBlk', 'SigIgn', 'SigCgt', 'NSpid'];
+    'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'SigBlk', 'SigIgn', 'SigCgt', 'NSpid',
+    'Threads'];
   const fds = {};
   for (const fd of fs.readdirSync('/proc/self/fd')) {
     try { fds[fd] = fs.readlinkSync('/proc/self/fd/' + fd); } catch (e) { /* the dir's own */ }
@@ -99,6 +103,10 @@ exports.handler = async () => {
     exec_argv: process.execArgv,
     exec_path: process.execPath,
     modules: Object.keys(require.cache).sort(),
+    path_cache: Object.keys(Module._pathCache).sort(),
+    module_children: Object.values(require.cache)
+      .map((m) => [m.id, m.children.map((c) => c.id)]).sort(),
+    active_handles: process._getActiveHandles().map((h) => h.constructor.name).sort(),
     module_load_list: process.moduleLoadList.slice().sort(),
     globals: Object.getOwnPropertyNames(globalThis).sort(),
     ids: [process.getuid(), process.geteuid(), process.getgid(), process.getegid(), process.getgroups()],
@@ -117,6 +125,11 @@ exports.handler = async () => {
   };
 };
 '''
+
+NODE_PROBE = NODE_PROBE_BODY + "exports.handler = handler;\n"
+NODE_PROBE_ESM = ("import { createRequire } from 'node:module';\n"
+                  "const require = createRequire(import.meta.url);\n"
+                  + NODE_PROBE_BODY + "export { handler };\n")
 
 # Values that differ between any two environments, whatever started them.
 PER_ENVIRONMENT = {
@@ -180,14 +193,17 @@ def _fresh_and_preinitialised(server, runtime, zip_bytes, handler):
     for name in names:
         create_function(client, name, **config)
     mark = server.log_size()
+    waits = "a pre-initialised %s runtime waits" % ("Python" if runtime.startswith("python") else "Node")
     _, fresh = invoke_json(client, names[0], {})
     assert isinstance(fresh, dict), fresh
     # The fresh start told the pool which runtime to keep ready: wait until it is.
-    assert _log_has(server, "a pre-initialised", mark), server.log_tail()
+    assert _log_has(server, waits, mark), server.log_tail()
     mark = server.log_size()
     resp, pre = invoke_json(client, names[1], {})
     assert isinstance(pre, dict), pre
     assert _log_has(server, "started in a pre-initialised", mark, timeout=5), server.log_tail()
+    # The pool refills what was taken: wait, so that the next test's wait sees its own sandbox.
+    assert _log_has(server, waits, mark), server.log_tail()
     return names, fresh, pre
 
 
@@ -227,6 +243,14 @@ def test_python_preinitialised_runtime_is_indistinguishable(preinit_server):
 def test_node_preinitialised_runtime_is_indistinguishable(preinit_server):
     names, fresh, pre = _fresh_and_preinitialised(
         preinit_server, "nodejs20.x", make_zip({"index.js": NODE_PROBE}), "index.handler")
+    _compare(names, fresh, pre)
+
+
+def test_node_preinitialised_runtime_is_indistinguishable_es_module(preinit_server):
+    # nodejs22.x (its own AWS_EXECUTION_ENV, so a runtime of its own for the pool): the first
+    # start is fresh although nodejs20.x's pre-initialised sandbox waits.
+    names, fresh, pre = _fresh_and_preinitialised(
+        preinit_server, "nodejs22.x", make_zip({"index.mjs": NODE_PROBE_ESM}), "index.handler")
     _compare(names, fresh, pre)
 
 

@@ -548,9 +548,9 @@ function resolveHandler(object, nestedProperty) {
   return nestedProperty.split('.').reduce((nested, key) => nested && nested[key], object);
 }
 
-function tryRequireFile(file, extension) {
+function tryRequireFile(req, file, extension) {
   const p = file + (extension || '');
-  return fs.existsSync(p) ? require(p) : undefined;
+  return fs.existsSync(p) ? req(p) : undefined;
 }
 
 async function tryAwaitImport(file, extension) {
@@ -679,12 +679,12 @@ function nodeMajor() {
   return parseInt((process.versions.node || '0').split('.')[0], 10) || 0;
 }
 
-async function tryRequire(appRoot, moduleRoot, module) {
+async function tryRequire(req, appRoot, moduleRoot, module) {
   const lambdaStylePath = path.resolve(appRoot, moduleRoot, module);
   const supportsTs = nodeMajor() >= 24;
 
   // Extensionless files (and directories with an index) are loaded via require.
-  const extensionless = tryRequireFile(lambdaStylePath);
+  const extensionless = tryRequireFile(req, lambdaStylePath);
   if (extensionless) {
     return extensionless;
   }
@@ -692,7 +692,7 @@ async function tryRequire(appRoot, moduleRoot, module) {
   // Unless the nearest package.json says "type": "module", .js is CommonJS.
   const pjHasModule = hasFolderPackageJsonTypeModule(path.resolve(path.dirname(lambdaStylePath)));
   if (!pjHasModule) {
-    const loaded = tryRequireFile(lambdaStylePath, '.js');
+    const loaded = tryRequireFile(req, lambdaStylePath, '.js');
     if (loaded) {
       return loaded;
     }
@@ -701,23 +701,23 @@ async function tryRequire(appRoot, moduleRoot, module) {
   const loaded =
     (pjHasModule && (await tryAwaitImport(lambdaStylePath, '.js'))) ||
     (await tryAwaitImport(lambdaStylePath, '.mjs')) ||
-    tryRequireFile(lambdaStylePath, '.cjs') ||
-    (supportsTs && !pjHasModule && tryRequireFile(lambdaStylePath, '.ts')) ||
+    tryRequireFile(req, lambdaStylePath, '.cjs') ||
+    (supportsTs && !pjHasModule && tryRequireFile(req, lambdaStylePath, '.ts')) ||
     (supportsTs && pjHasModule && (await tryAwaitImport(lambdaStylePath, '.ts'))) ||
     (supportsTs && (await tryAwaitImport(lambdaStylePath, '.mts'))) ||
-    (supportsTs && tryRequireFile(lambdaStylePath, '.cts'));
+    (supportsTs && tryRequireFile(req, lambdaStylePath, '.cts'));
   if (loaded) {
     return loaded;
   }
 
   // Finally node's own resolution (node_modules, NODE_PATH) from the app root.
-  const nodeStylePath = require.resolve(module, { paths: [appRoot, moduleRoot] });
-  return require(nodeStylePath);
+  const nodeStylePath = req.resolve(module, { paths: [appRoot, moduleRoot] });
+  return req(nodeStylePath);
 }
 
-async function loadUserApp(appRoot, moduleRoot, module) {
+async function loadUserApp(req, appRoot, moduleRoot, module) {
   try {
-    return await tryRequire(appRoot, moduleRoot, module);
+    return await tryRequire(req, appRoot, moduleRoot, module);
   } catch (e) {
     if (e instanceof SyntaxError) {
       throw new UserCodeSyntaxError(e);
@@ -728,7 +728,8 @@ async function loadUserApp(appRoot, moduleRoot, module) {
   }
 }
 
-async function loadHandler(appRoot, fullHandlerString) {
+/** The handler `fullHandlerString` names under `appRoot`, loaded through `req` (a require). */
+async function loadHandler(req, appRoot, fullHandlerString) {
   if (fullHandlerString.includes('..')) {
     throw new MalformedHandlerName(
       `'${fullHandlerString}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
@@ -737,7 +738,7 @@ async function loadHandler(appRoot, fullHandlerString) {
   const [moduleRoot, moduleAndHandler] = moduleRootAndHandler(fullHandlerString);
   const [module, handlerPath] = splitHandlerString(moduleAndHandler);
   installNodePathHooks(true);
-  const userApp = await loadUserApp(appRoot, moduleRoot, module);
+  const userApp = await loadUserApp(req, appRoot, moduleRoot, module);
   const handlerFunc = resolveHandler(userApp, handlerPath);
   if (!handlerFunc) {
     throw new HandlerNotFound(`${fullHandlerString} is undefined or not exported`);
@@ -1330,35 +1331,116 @@ class Runtime {
 
 /**
  * In a pre-initialised sandbox, Flint started this node before the function was known
- * (crates/sandbox/src/preinit.rs): wait for the function's environment and working directory and
- * take them as a fresh start has them, before anything reads them.
+ * (crates/sandbox/src/preinit.rs): the descriptor on which it waits for the function, or null in
+ * a fresh start.
  */
-function awaitFunction() {
+function preinitFd() {
   const fd = process.env._FLINT_PREINIT_FD;
   if (fd === undefined || process.env._FLINT_PREINIT_PAD === undefined || !/^\d+$/.test(fd)) {
-    return;
+    return null;
   }
-  const n = Number(fd);
+  return Number(fd);
+}
+
+/**
+ * Before the function is known, runs once the code every start runs after it: loading a CommonJS
+ * and an ES module handler (node/preinit/warm.js and warm_esm.mjs, shipped beside this file) and
+ * opening a Runtime API connection (to port 0, which nothing can listen on: refused). V8 compiles
+ * a function the first time it runs, node's own internals included, and a fresh start pays for it
+ * after the function is known: ~1-2 ms each for the handler's module and the first connection.
+ * No trace is left that the function could see: the CommonJS module is loaded through a require
+ * of its own (so it is no module's child) and taken out of `require.cache` and the path cache;
+ * the ES module stays in the loader's private module map; neither loads a built-in module a fresh
+ * start does not (tests/test_preinit.py compares `process.moduleLoadList`); the socket is closed
+ * without node creating its stderr stream.
+ */
+const WARM_RUNTIME_API = '127.0.0.1:0';
+
+async function warmUp() {
+  const dir = path.join(RUNTIME_DIR, 'node', 'preinit');
+  try {
+    const Module = builtin('node:module');
+    const cached = new Set(Object.keys(Module._pathCache));
+    const warmRequire = createRequire(path.join(dir, 'index.mjs'));
+    const cjs = await loadHandler(warmRequire, dir, 'warm.handler');
+    for (const key of Object.keys(warmRequire.cache)) {
+      if (key.startsWith(dir + path.sep)) {
+        delete warmRequire.cache[key];
+      }
+    }
+    for (const key of Object.keys(Module._pathCache)) {
+      if (!cached.has(key)) {
+        delete Module._pathCache[key];
+      }
+    }
+    const handler = await loadHandler(warmRequire, dir, 'warm_esm.handler');
+    const metadata = handlerMetadata(handler);
+    executionEnvMajor();
+    handlerMetadata(cjs);
+    const client = new RuntimeClient(WARM_RUNTIME_API);
+    const runtime = new Runtime(client, handler, metadata, {});
+    await new Promise((resolve) => setImmediate(resolve));
+    // A socket that closes reads `process.stderr` (net.js compares itself with it), which makes
+    // node create its stderr stream: a fresh start has none yet. Hidden meanwhile, put back as
+    // it was (the same getter).
+    const stderr = Object.getOwnPropertyDescriptor(process, 'stderr');
+    Object.defineProperty(process, 'stderr', { value: null, configurable: true });
+    // Refused at once, unless a firewall drops the packets: then given up on (no retry).
+    const timer = setTimeout(() => {
+      if (client.current !== null) {
+        client.current.retried = true;
+      }
+      client.socket?.destroy();
+    }, 200);
+    try {
+      await runtime.handleOnce().catch(() => {});
+    } finally {
+      clearTimeout(timer);
+      Object.defineProperty(process, 'stderr', stderr);
+    }
+  } catch (_err) {
+    // Only slower.
+  }
+  // Set again, from the function's variables, once they are known.
+  patchConsole();
+  const listener = () => {};
+  process.on('uncaughtException', listener);
+  process.removeListener('uncaughtException', listener);
+}
+
+/**
+ * Waits on `fd` for the function's environment and working directory and takes them as a fresh
+ * start has them, before anything reads them.
+ */
+async function awaitFunction(fd) {
   // What node itself added to its environment at start is added by a fresh start too, from the
   // same start-up variables: keep it, after the function's.
   const atExec = new Set(fs.readFileSync('/proc/self/environ', 'latin1').split('\0')
     .map((e) => e.slice(0, e.indexOf('='))));
   const added = Object.entries(process.env).filter(([k]) => !atExec.has(k));
   try {
-    fs.writeSync(n, 'r');
+    if (!fs.fstatSync(fd).isSocket()) {
+      return;
+    }
+  } catch (_err) {
+    return; // a function's own variables of these names, in a fresh start
+  }
+  await warmUp();
+  try {
+    fs.writeSync(fd, 'r');
   } catch (_err) {
     return; // a function's own variables of these names, in a fresh start
   }
   const chunks = [];
   const buf = Buffer.allocUnsafe(65536);
   for (;;) {
-    const got = fs.readSync(n, buf, 0, buf.length, null);
+    const got = fs.readSync(fd, buf, 0, buf.length, null);
     if (got === 0) {
       break;
     }
     chunks.push(Buffer.from(buf.subarray(0, got)));
   }
-  fs.closeSync(n);
+  fs.closeSync(fd);
   const start = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   for (const name of Object.keys(process.env)) {
     delete process.env[name];
@@ -1378,7 +1460,10 @@ async function main() {
   // Reads nothing of the function: done before the wait (no module order changes: the wait
   // loads none).
   exposeGc();
-  awaitFunction();
+  const fd = preinitFd();
+  if (fd !== null) {
+    await awaitFunction(fd);
+  }
   patchConsole();
   const client = new RuntimeClient(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
 
@@ -1408,7 +1493,7 @@ async function main() {
   let handler;
   let metadata;
   try {
-    handler = await loadHandler(TASK_ROOT, process.env._HANDLER || '');
+    handler = await loadHandler(require, TASK_ROOT, process.env._HANDLER || '');
     metadata = handlerMetadata(handler);
     if (executionEnvMajor() >= 24 && metadata.argsNum >= 3 && !metadata.streaming) {
       throw new CallbackHandlerDeprecated(CALLBACK_DEPRECATED_MESSAGE);

@@ -39,6 +39,14 @@ pub(crate) const SOURCES: &[(&str, &[u8])] = &[
         include_bytes!("../python/flint_runtime_bootstrap.py"),
     ),
     ("node/index.mjs", include_bytes!("../node/index.mjs")),
+    (
+        "node/preinit/warm.js",
+        include_bytes!("../node/preinit/warm.js"),
+    ),
+    (
+        "node/preinit/warm_esm.mjs",
+        include_bytes!("../node/preinit/warm_esm.mjs"),
+    ),
     ("ruby/bootstrap.rb", include_bytes!("../ruby/bootstrap.rb")),
     ("java/bootstrap.sh", include_bytes!("../java/bootstrap.sh")),
 ];
@@ -206,6 +214,15 @@ mod tests {
         assert!(stub.contains("from flint_runtime_bootstrap import main"));
         assert!(py.contains("/2018-06-01/runtime"));
         assert!(js.contains("/2018-06-01/runtime"));
+        // The modules a pre-initialised node loads before the function is known (warmUp).
+        for (warm, handler) in [
+            ("node/preinit/warm.js", "'warm.handler'"),
+            ("node/preinit/warm_esm.mjs", "'warm_esm.handler'"),
+        ] {
+            let text = std::fs::read_to_string(tmp.path().join(warm)).expect("warm module");
+            assert!(text.contains("handler"), "{warm}");
+            assert!(js.contains(handler), "{handler}");
+        }
         let rb = std::fs::read_to_string(tmp.path().join("ruby/bootstrap.rb")).expect("rb");
         assert!(rb.contains("/2018-06-01/runtime"));
         if java_client_built() {

@@ -1,0 +1,2 @@
+// Loaded by index.mjs in a pre-initialised sandbox before the function is known (warmUp).
+export const handler = async () => {};
