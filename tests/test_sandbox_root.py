@@ -132,6 +132,39 @@ def test_the_sandbox_user_has_a_name(lambda_client, python_probe):
         ("sbx_user1051", "sbx_user1051", "/tmp")
 
 
+ENTRYPOINT_PROBE = """
+import os, pwd, grp, stat
+
+
+def handler(event, context):
+    st = os.stat("/lambda-entrypoint.sh")
+    return {"owner": pwd.getpwuid(st.st_uid).pw_name, "uid": st.st_uid,
+            "group": grp.getgrgid(st.st_gid).gr_name, "gid": st.st_gid,
+            "mode": stat.filemode(st.st_mode), "me": os.getuid(),
+            "uid_map": open("/proc/self/uid_map").read().split("\\n"),
+            "gid_map": open("/proc/self/gid_map").read().split("\\n")}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="an unprivileged user namespace maps one id: the file is the sandbox "
+                           "user's there (README)")
+def test_the_entrypoint_is_roots_as_on_lambda_without_the_hosts_root_mapped_in(lambda_client):
+    # Recorded on AWS (LocalStack's test_runtime_introspection_x86): root, 0, -rwxr-xr-x.
+    name = unique_name("root-entry")
+    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE}))
+    _, found = invoke_json(lambda_client, name, {})
+    assert (found["owner"], found["uid"], found["group"], found["gid"], found["mode"]) == \
+        ("root", 0, "root", 0, "-rwxr-xr-x"), found
+    assert found["me"] == 993
+    # Inside, 0 is the host's nobody, never its root.
+    for line in found["uid_map"] + found["gid_map"]:
+        if line.strip():
+            inside, outside, count = line.split()
+            assert outside != "0", found
+    assert ["0", "65534", "1"] in [line.split() for line in found["uid_map"]], found
+
+
 def test_names_services_and_time_zone_resolve_from_the_minimal_etc(lambda_client, python_probe):
     found = probe(lambda_client, python_probe)
     assert found["localhost"] == "127.0.0.1"
