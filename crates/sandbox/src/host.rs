@@ -116,6 +116,12 @@ pub(crate) fn write_root_files(
     dir: &Path,
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+    // In a directory only Flint's own uid may enter: the stand-in owner (the host's nobody) may
+    // write a file it owns, so no host process running as nobody must reach it. The sandbox's
+    // PID 1 opens it with Flint's uid, the directory's owner, before it changes identity.
+    let dir = dir.join("root-files");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let entrypoint = dir.join("lambda-entrypoint.sh");
     std::fs::write(&entrypoint, LAMBDA_ENTRYPOINT)?;
     std::fs::set_permissions(
@@ -178,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn root_files_go_to_the_given_owner() {
+    fn root_files_go_to_the_given_owner_in_a_directory_only_flint_enters() {
         let dir = tempfile::tempdir().unwrap();
         let files = write_root_files(dir.path(), None).unwrap();
         let (path, target) = &files[0];
@@ -186,6 +192,8 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(path).unwrap();
         assert_eq!(meta.mode() & 0o7777, 0o755);
+        let parent = std::fs::metadata(path.parent().unwrap()).unwrap();
+        assert_eq!(parent.mode() & 0o7777, 0o700);
         if nix::unistd::geteuid().is_root() {
             write_root_files(dir.path(), Some(ROOT_STANDIN)).unwrap();
             let meta = std::fs::metadata(path).unwrap();
