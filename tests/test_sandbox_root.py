@@ -141,6 +141,8 @@ def handler(event, context):
     return {"owner": pwd.getpwuid(st.st_uid).pw_name, "uid": st.st_uid,
             "group": grp.getgrgid(st.st_gid).gr_name, "gid": st.st_gid,
             "mode": stat.filemode(st.st_mode), "me": os.getuid(),
+            "dirs": {p: [os.stat(p).st_uid, os.stat(p).st_gid, stat.filemode(os.stat(p).st_mode)]
+                     for p in ("/", "/opt", "/var")},
             "uid_map": open("/proc/self/uid_map").read().split("\\n"),
             "gid_map": open("/proc/self/gid_map").read().split("\\n")}
 """
@@ -149,14 +151,22 @@ def handler(event, context):
 @pytest.mark.skipif(os.geteuid() != 0,
                     reason="an unprivileged user namespace maps one id: the file is the sandbox "
                            "user's there (README)")
-def test_the_entrypoint_is_roots_as_on_lambda_without_the_hosts_root_mapped_in(lambda_client):
-    # Recorded on AWS (LocalStack's test_runtime_introspection_x86): root, 0, -rwxr-xr-x.
+@pytest.mark.parametrize("variables", [{}, {"PYTHONDONTWRITEBYTECODE": "1"}],
+                         ids=["preinitialised", "fresh-start"])
+def test_the_entrypoint_and_root_are_roots_as_on_lambda_without_the_hosts_root_mapped_in(
+        lambda_client, variables):
+    # Recorded on AWS (LocalStack's test_runtime_introspection_x86): root, 0, -rwxr-xr-x. A
+    # PYTHON* variable keeps the function out of a pre-started interpreter (README).
     name = unique_name("root-entry")
-    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE}))
+    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE}),
+                    Environment={"Variables": variables})
     _, found = invoke_json(lambda_client, name, {})
     assert (found["owner"], found["uid"], found["group"], found["gid"], found["mode"]) == \
         ("root", 0, "root", 0, "-rwxr-xr-x"), found
     assert found["me"] == 993
+    # The root Flint builds is root's too (AWS: /opt root:root drwxr-xr-x), read-only as before.
+    assert found["dirs"] == {"/": [0, 0, "drwxr-xr-x"], "/opt": [0, 0, "drwxr-xr-x"],
+                             "/var": [0, 0, "drwxr-xr-x"]}, found
     # Inside, 0 is the host's nobody, never its root.
     for line in found["uid_map"] + found["gid_map"]:
         if line.strip():
