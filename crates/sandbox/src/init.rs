@@ -13,7 +13,8 @@
 //!
 //! Why the map is written by the supervisor: a process may only map its own uid into a namespace it
 //! creates unless a privileged process in the parent namespace writes the map. With Flint as root,
-//! 993 inside maps to 993 outside (not to root: real root's files must stay out of reach).
+//! 993 inside maps to 993 outside (not to root: real root's files must stay out of reach), and 0
+//! inside to the host's nobody, which builds the root so that it is root's as on Lambda.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
