@@ -142,7 +142,9 @@ def handler(event, context):
             "group": grp.getgrgid(st.st_gid).gr_name, "gid": st.st_gid,
             "mode": stat.filemode(st.st_mode), "me": os.getuid(),
             "dirs": {p: [os.stat(p).st_uid, os.stat(p).st_gid, stat.filemode(os.stat(p).st_mode)]
-                     for p in ("/", "/opt", "/var")},
+                     for p in ("/", "/opt", "/var", "/tmp")},
+            "tmp_write": open("/tmp/mine", "w").write("x"),
+            "tmp_file_owner": os.stat("/tmp/mine").st_uid,
             "uid_map": open("/proc/self/uid_map").read().split("\\n"),
             "gid_map": open("/proc/self/gid_map").read().split("\\n")}
 """
@@ -164,9 +166,11 @@ def test_the_entrypoint_and_root_are_roots_as_on_lambda_without_the_hosts_root_m
     assert (found["owner"], found["uid"], found["group"], found["gid"], found["mode"]) == \
         ("root", 0, "root", 0, "-rwxr-xr-x"), found
     assert found["me"] == 993
-    # The root Flint builds is root's too (AWS: /opt root:root drwxr-xr-x), read-only as before.
+    # The root Flint builds is root's too (AWS: /opt root:root drwxr-xr-x, /tmp drwxrwxrwt).
     assert found["dirs"] == {"/": [0, 0, "drwxr-xr-x"], "/opt": [0, 0, "drwxr-xr-x"],
-                             "/var": [0, 0, "drwxr-xr-x"]}, found
+                             "/var": [0, 0, "drwxr-xr-x"], "/tmp": [0, 0, "drwxrwxrwt"]}, found
+    # /tmp stays the function's to write in.
+    assert (found["tmp_write"], found["tmp_file_owner"]) == (1, 993), found
     # Inside, 0 is the host's nobody, never its root.
     for line in found["uid_map"] + found["gid_map"]:
         if line.strip():
