@@ -193,3 +193,58 @@ def test_a_whole_policy_document_shares_a_function_like_its_statements(server, m
     with pytest.raises(botocore.exceptions.ClientError) as e:
         oc.get_resource_policy(ResourceArn=target)
     assert client_error(e)["code"] == "ResourceNotFoundException"
+
+
+def test_a_lambda_star_grant_opens_awss_cross_account_operations_and_no_others(make_client):
+    # AWS's list ("Granting function access to other accounts"): aliases, tags, concurrency,
+    # versions, the policy and deletion, run on the owner's function; as LocalStack's
+    # TestLambdaMultiAccounts recorded against AWS.
+    owner, other, third = random_account(), random_account(), random_account()
+    oc, xc, tc = make_client(owner), make_client(other), make_client(third)
+    name = unique_name("sharedall")
+    create_function(oc, name)
+    target = arn(owner, name)
+
+    denied(xc.create_alias, FunctionName=target, Name="live", FunctionVersion="$LATEST")
+    denied(xc.tag_resource, Resource=target, Tags={"team": "x"})
+    denied(xc.delete_function, FunctionName=target)
+
+    oc.add_permission(FunctionName=name, StatementId="all", Principal=other, Action="lambda:*")
+
+    xc.create_alias(FunctionName=target, Name="live", FunctionVersion="$LATEST")
+    assert xc.get_alias(FunctionName=target, Name="live")["Name"] == "live"
+    xc.update_alias(FunctionName=target, Name="live", Description="theirs")
+    aliases = xc.list_aliases(FunctionName=target)["Aliases"]
+    assert [(a["Name"], a["Description"]) for a in aliases] == [("live", "theirs")]
+    # It is the owner's alias.
+    assert oc.get_alias(FunctionName=name, Name="live")["AliasArn"] == f"{target}:live"
+    xc.delete_alias(FunctionName=target, Name="live")
+    assert oc.list_aliases(FunctionName=name)["Aliases"] == []
+
+    xc.tag_resource(Resource=target, Tags={"team": "x"})
+    assert xc.list_tags(Resource=target)["Tags"] == {"team": "x"}
+    assert oc.list_tags(Resource=target)["Tags"] == {"team": "x"}
+    xc.untag_resource(Resource=target, TagKeys=["team"])
+    assert oc.list_tags(Resource=target)["Tags"] == {}
+
+    xc.put_function_concurrency(FunctionName=target, ReservedConcurrentExecutions=1)
+    assert oc.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
+    xc.delete_function_concurrency(FunctionName=target)
+    assert "ReservedConcurrentExecutions" not in oc.get_function_concurrency(FunctionName=name)
+
+    assert json.loads(xc.get_policy(FunctionName=target)["Policy"])["Statement"][0]["Sid"] == "all"
+    version = xc.publish_version(FunctionName=target)["Version"]
+    assert [v["Version"] for v in oc.list_versions_by_function(FunctionName=name)["Versions"]] \
+        == ["$LATEST", version]
+
+    # Only that account; and the operations AWS keeps to the owner stay closed, grant or not.
+    denied(tc.get_alias, FunctionName=target, Name="live")
+    denied(tc.delete_function, FunctionName=target)
+    denied(xc.update_function_configuration, FunctionName=target, Description="mine now")
+    denied(xc.add_permission, FunctionName=target, StatementId="me", Principal=third,
+           Action="lambda:InvokeFunction")
+    assert oc.get_function_configuration(FunctionName=name).get("Description") != "mine now"
+
+    xc.delete_function(FunctionName=target)
+    with pytest.raises(oc.exceptions.ResourceNotFoundException):
+        oc.get_function(FunctionName=name)

@@ -132,6 +132,53 @@ def test_the_sandbox_user_has_a_name(lambda_client, python_probe):
         ("sbx_user1051", "sbx_user1051", "/tmp")
 
 
+ENTRYPOINT_PROBE = """
+import os, pwd, grp, stat
+
+
+def handler(event, context):
+    st = os.stat("/lambda-entrypoint.sh")
+    return {"owner": pwd.getpwuid(st.st_uid).pw_name, "uid": st.st_uid,
+            "group": grp.getgrgid(st.st_gid).gr_name, "gid": st.st_gid,
+            "mode": stat.filemode(st.st_mode), "me": os.getuid(),
+            "dirs": {p: [os.stat(p).st_uid, os.stat(p).st_gid, stat.filemode(os.stat(p).st_mode)]
+                     for p in ("/", "/opt", "/var", "/tmp")},
+            "tmp_write": open("/tmp/mine", "w").write("x"),
+            "tmp_file_owner": os.stat("/tmp/mine").st_uid,
+            "uid_map": open("/proc/self/uid_map").read().split("\\n"),
+            "gid_map": open("/proc/self/gid_map").read().split("\\n")}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="an unprivileged user namespace maps one id: the file is the sandbox "
+                           "user's there (README)")
+@pytest.mark.parametrize("variables", [{}, {"PYTHONDONTWRITEBYTECODE": "1"}],
+                         ids=["preinitialised", "fresh-start"])
+def test_the_entrypoint_and_root_are_roots_as_on_lambda_without_the_hosts_root_mapped_in(
+        lambda_client, variables):
+    # Recorded on AWS (LocalStack's test_runtime_introspection_x86): root, 0, -rwxr-xr-x. A
+    # PYTHON* variable keeps the function out of a pre-started interpreter (README).
+    name = unique_name("root-entry")
+    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE}),
+                    Environment={"Variables": variables})
+    _, found = invoke_json(lambda_client, name, {})
+    assert (found["owner"], found["uid"], found["group"], found["gid"], found["mode"]) == \
+        ("root", 0, "root", 0, "-rwxr-xr-x"), found
+    assert found["me"] == 993
+    # The root Flint builds is root's too (AWS: /opt root:root drwxr-xr-x, /tmp drwxrwxrwt).
+    assert found["dirs"] == {"/": [0, 0, "drwxr-xr-x"], "/opt": [0, 0, "drwxr-xr-x"],
+                             "/var": [0, 0, "drwxr-xr-x"], "/tmp": [0, 0, "drwxrwxrwt"]}, found
+    # /tmp stays the function's to write in.
+    assert (found["tmp_write"], found["tmp_file_owner"]) == (1, 993), found
+    # Inside, 0 is the host's nobody, never its root.
+    for line in found["uid_map"] + found["gid_map"]:
+        if line.strip():
+            inside, outside, count = line.split()
+            assert outside != "0", found
+    assert ["0", "65534", "1"] in [line.split() for line in found["uid_map"]], found
+
+
 def test_names_services_and_time_zone_resolve_from_the_minimal_etc(lambda_client, python_probe):
     found = probe(lambda_client, python_probe)
     assert found["localhost"] == "127.0.0.1"

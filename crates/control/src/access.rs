@@ -10,14 +10,64 @@ use crate::function_name;
 use crate::policy::{Principal, Statement};
 use crate::{ControlPlane, LambdaError, Scope};
 
-/// The operations another account may call on a function a statement shares, and the action
-/// each needs.
-pub fn cross_account_action(operation: &str) -> Option<&'static str> {
+/// An operation another account may call on a function whose policy shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrossAccount {
+    /// The action a statement must allow (`lambda:<Operation>`).
+    pub action: &'static str,
+    /// The input member naming the function: `FunctionName`, or `Resource` for the tag
+    /// operations.
+    pub member: &'static str,
+}
+
+/// The operations AWS lets another account call on a function through its resource-based
+/// policy (the developer guide's list, "Granting function access to other accounts"; Invoke
+/// goes through `ControlPlane::resolve_invoke`). Every other operation on another account's
+/// function is refused, grant or not.
+pub fn cross_account_action(operation: &str) -> Option<CrossAccount> {
+    let function = |action| {
+        Some(CrossAccount {
+            action,
+            member: "FunctionName",
+        })
+    };
+    let resource = |action| {
+        Some(CrossAccount {
+            action,
+            member: "Resource",
+        })
+    };
     match operation {
-        "GetFunction" => Some("lambda:GetFunction"),
-        "GetFunctionConfiguration" => Some("lambda:GetFunctionConfiguration"),
+        "GetFunction" => function("lambda:GetFunction"),
+        "GetFunctionConfiguration" => function("lambda:GetFunctionConfiguration"),
+        "UpdateFunctionCode" => function("lambda:UpdateFunctionCode"),
+        "DeleteFunction" => function("lambda:DeleteFunction"),
+        "PublishVersion" => function("lambda:PublishVersion"),
+        "ListVersionsByFunction" => function("lambda:ListVersionsByFunction"),
+        "CreateAlias" => function("lambda:CreateAlias"),
+        "GetAlias" => function("lambda:GetAlias"),
+        "ListAliases" => function("lambda:ListAliases"),
+        "UpdateAlias" => function("lambda:UpdateAlias"),
+        "DeleteAlias" => function("lambda:DeleteAlias"),
+        "GetPolicy" => function("lambda:GetPolicy"),
+        "PutFunctionConcurrency" => function("lambda:PutFunctionConcurrency"),
+        "DeleteFunctionConcurrency" => function("lambda:DeleteFunctionConcurrency"),
+        "ListTags" => resource("lambda:ListTags"),
+        "TagResource" => resource("lambda:TagResource"),
+        "UntagResource" => resource("lambda:UntagResource"),
         _ => None,
     }
+}
+
+/// The function an operation's input names, for the cross-account check: a tag operation's
+/// `Resource` only when it is a function's ARN (event source mappings and code-signing
+/// configs are never shared).
+pub fn named_function<'a>(cross: &CrossAccount, input: &'a serde_json::Value) -> Option<&'a str> {
+    let name = input.get(cross.member)?.as_str()?;
+    if cross.member == "Resource" && name.split(':').nth(5) != Some("function") {
+        return None;
+    }
+    Some(name)
 }
 
 /// One request to act on a function, as its resource policy sees it.
@@ -298,5 +348,245 @@ mod tests {
             via_function_url: false,
         };
         assert!(!allowed_by(&s, &access));
+    }
+
+    mod across_accounts {
+        //! The operations another account may call, through `ControlPlane::execute` on a real
+        //! store: refused without a grant, run in the owner's account with one.
+
+        use serde_json::{json, Value};
+
+        use crate::sub_resource::test_support::*;
+        use crate::{ErrorCode, LambdaError, Scope};
+
+        fn account(id: &str) -> Scope {
+            Scope {
+                account: id.into(),
+                region: "us-east-1".into(),
+            }
+        }
+
+        async fn as_other(
+            cp: &crate::ControlPlane,
+            id: &str,
+            op: &str,
+            input: Value,
+        ) -> Result<Value, LambdaError> {
+            cp.execute(&account(id), op, input).await
+        }
+
+        fn denied(r: Result<Value, LambdaError>, caller: &str, action: &str, resource: &str) {
+            let e = r.unwrap_err();
+            assert_eq!(e.code, ErrorCode::AccessDeniedException, "{e:?}");
+            assert_eq!(
+                e.message,
+                format!(
+                    "User: arn:aws:iam::{caller}:root is not authorized to perform: {action} on \
+                     resource: {resource} because no resource-based policy allows the {action} \
+                     action"
+                )
+            );
+        }
+
+        /// Every operation of AWS's cross-account list but Invoke, with an input naming `f` by ARN.
+        fn shared_operations(f: &str) -> Vec<(&'static str, Value)> {
+            vec![
+                ("GetFunction", json!({"FunctionName": f})),
+                ("GetFunctionConfiguration", json!({"FunctionName": f})),
+                ("ListVersionsByFunction", json!({"FunctionName": f})),
+                ("GetPolicy", json!({"FunctionName": f})),
+                ("TagResource", json!({"Resource": f, "Tags": {"team": "x"}})),
+                ("ListTags", json!({"Resource": f})),
+                ("UntagResource", json!({"Resource": f, "TagKeys": ["team"]})),
+                (
+                    "PutFunctionConcurrency",
+                    json!({"FunctionName": f, "ReservedConcurrentExecutions": 1}),
+                ),
+                ("DeleteFunctionConcurrency", json!({"FunctionName": f})),
+                (
+                    "CreateAlias",
+                    json!({"FunctionName": f, "Name": "live", "FunctionVersion": "$LATEST"}),
+                ),
+                ("GetAlias", json!({"FunctionName": f, "Name": "live"})),
+                (
+                    "UpdateAlias",
+                    json!({"FunctionName": f, "Name": "live", "Description": "d"}),
+                ),
+                ("ListAliases", json!({"FunctionName": f})),
+                ("DeleteAlias", json!({"FunctionName": f, "Name": "live"})),
+                ("PublishVersion", json!({"FunctionName": f})),
+                ("DeleteFunction", json!({"FunctionName": f})),
+            ]
+        }
+
+        #[tokio::test]
+        async fn without_a_grant_every_shared_operation_is_access_denied() {
+            let fx = fixture();
+            create_function(&fx.cp, "f").await;
+            // A grant to a third account opens nothing to this one.
+            exec(
+                &fx.cp,
+                "AddPermission",
+                json!({"FunctionName": "f", "StatementId": "third", "Action": "lambda:*",
+                       "Principal": "333333333333"}),
+            )
+            .await
+            .unwrap();
+            let f = fn_arn("f");
+            for (op, input) in shared_operations(&f) {
+                let action = format!("lambda:{op}");
+                let r = as_other(&fx.cp, "222222222222", op, input).await;
+                denied(r, "222222222222", &action, &f);
+            }
+            // Nothing changed in the owner's account.
+            let tags = exec(&fx.cp, "ListTags", json!({"Resource": f}))
+                .await
+                .unwrap();
+            assert_eq!(tags["Tags"], json!({}));
+            exec(&fx.cp, "GetFunction", json!({"FunctionName": "f"}))
+                .await
+                .unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_grant_of_lambda_star_opens_the_shared_operations_in_the_owners_account() {
+            let fx = fixture();
+            create_function(&fx.cp, "f").await;
+            exec(
+                &fx.cp,
+                "AddPermission",
+                json!({"FunctionName": "f", "StatementId": "other", "Action": "lambda:*",
+                       "Principal": "arn:aws:iam::222222222222:root"}),
+            )
+            .await
+            .unwrap();
+            let f = fn_arn("f");
+            for (op, input) in shared_operations(&f) {
+                if op == "DeleteFunction" {
+                    // The owner sees what the other account did before it deletes the function.
+                    let versions = exec(
+                        &fx.cp,
+                        "ListVersionsByFunction",
+                        json!({"FunctionName": "f"}),
+                    )
+                    .await
+                    .unwrap();
+                    assert_eq!(versions["Versions"].as_array().unwrap().len(), 2);
+                }
+                let out = as_other(&fx.cp, "222222222222", op, input)
+                    .await
+                    .unwrap_or_else(|e| panic!("{op}: {e:?}"));
+                match op {
+                    "GetFunctionConfiguration" => assert_eq!(out["FunctionArn"], json!(f)),
+                    "ListTags" => assert_eq!(out["Tags"], json!({"team": "x"})),
+                    "UpdateAlias" => assert_eq!(out["Description"], "d"),
+                    "PublishVersion" => settle(&fx.cp, "f", Some("1")).await,
+                    _ => {}
+                }
+            }
+            let gone = exec(&fx.cp, "GetFunction", json!({"FunctionName": "f"})).await;
+            assert_eq!(gone.unwrap_err().code, ErrorCode::ResourceNotFoundException);
+        }
+
+        #[tokio::test]
+        async fn a_grant_opens_only_its_action_and_never_the_operations_aws_keeps_to_the_owner() {
+            let fx = fixture();
+            create_function(&fx.cp, "f").await;
+            exec(
+                &fx.cp,
+                "AddPermission",
+                json!({"FunctionName": "f", "StatementId": "get", "Action": "lambda:GetFunction",
+                       "Principal": "222222222222"}),
+            )
+            .await
+            .unwrap();
+            let f = fn_arn("f");
+            as_other(
+                &fx.cp,
+                "222222222222",
+                "GetFunction",
+                json!({"FunctionName": f}),
+            )
+            .await
+            .unwrap();
+            let r = as_other(
+                &fx.cp,
+                "222222222222",
+                "DeleteFunction",
+                json!({"FunctionName": f}),
+            )
+            .await;
+            denied(r, "222222222222", "lambda:DeleteFunction", &f);
+
+            exec(
+                &fx.cp,
+                "AddPermission",
+                json!({"FunctionName": "f", "StatementId": "all", "Action": "lambda:*",
+                       "Principal": "222222222222"}),
+            )
+            .await
+            .unwrap();
+            // Not on AWS's list: the other account's ARN is refused as any foreign name is.
+            for (op, input) in [
+                (
+                    "UpdateFunctionConfiguration",
+                    json!({"FunctionName": f, "Description": "mine now"}),
+                ),
+                (
+                    "AddPermission",
+                    json!({"FunctionName": f, "StatementId": "x", "Action": "lambda:*",
+                           "Principal": "444444444444"}),
+                ),
+                ("GetFunctionConcurrency", json!({"FunctionName": f})),
+            ] {
+                let e = as_other(&fx.cp, "222222222222", op, input)
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code, ErrorCode::AccessDeniedException, "{op}");
+            }
+            let conf = exec(
+                &fx.cp,
+                "GetFunctionConfiguration",
+                json!({"FunctionName": "f"}),
+            )
+            .await
+            .unwrap();
+            assert_ne!(conf["Description"], "mine now");
+        }
+
+        #[tokio::test]
+        async fn a_grant_on_an_alias_shares_that_qualifier_only() {
+            let fx = fixture();
+            create_function(&fx.cp, "f").await;
+            let v = publish(&fx.cp, "f").await;
+            create_alias(&fx.cp, "f", "live", &v).await;
+            exec(
+                &fx.cp,
+                "AddPermission",
+                json!({"FunctionName": "f", "Qualifier": "live", "StatementId": "s",
+                       "Action": "lambda:GetFunction", "Principal": "222222222222"}),
+            )
+            .await
+            .unwrap();
+            let f = fn_arn("f");
+            let live = format!("{f}:live");
+            let got = as_other(
+                &fx.cp,
+                "222222222222",
+                "GetFunction",
+                json!({"FunctionName": live}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(got["Configuration"]["Version"], json!(v));
+            let r = as_other(
+                &fx.cp,
+                "222222222222",
+                "GetFunction",
+                json!({"FunctionName": f}),
+            )
+            .await;
+            denied(r, "222222222222", "lambda:GetFunction", &f);
+        }
     }
 }

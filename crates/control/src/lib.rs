@@ -302,10 +302,10 @@ impl ControlPlane {
     ) -> Result<serde_json::Value, LambdaError> {
         // Operations a resource policy can open to other accounts run in the owner's scope once
         // the policy allows the caller.
-        if let Some(action) = access::cross_account_action(operation) {
-            let name = input.get("FunctionName").and_then(|v| v.as_str());
+        if let Some(cross) = access::cross_account_action(operation) {
+            let name = access::named_function(&cross, &input);
             let qualifier = input.get("Qualifier").and_then(|v| v.as_str());
-            if let Some(owner) = self.cross_account_owner(scope, name, qualifier, action)? {
+            if let Some(owner) = self.cross_account_owner(scope, name, qualifier, cross.action)? {
                 return operations::execute(self, &owner, operation, input).await;
             }
         }

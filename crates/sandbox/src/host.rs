@@ -7,6 +7,13 @@ use std::path::Path;
 pub(crate) const SANDBOX_UID: u32 = 993;
 pub(crate) const SANDBOX_GID: u32 = 990;
 
+/// The host uid and gid that stand for root inside a sandbox when Flint is root: the host's
+/// `nobody`/`nogroup`, which own nothing that matters. Files Flint gives them
+/// (`/lambda-entrypoint.sh`) show as root's inside, as on Lambda, without the host's root ever
+/// being mapped in; no process of a sandbox runs as uid 0 (the program is 993, without
+/// capabilities), so the mapping only names owners.
+pub(crate) const ROOT_STANDIN: (u32, u32) = (65534, 65534);
+
 /// How sandboxes get their privileges to build mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Isolation {
@@ -48,12 +55,25 @@ impl Identity {
         }
     }
 
+    /// The sandbox user on its host uid; root too on [`ROOT_STANDIN`] when Flint is root (an
+    /// unprivileged process may map its own uid only).
     pub fn uid_map(&self) -> String {
-        format!("{SANDBOX_UID} {} 1\n", self.outer_uid)
+        match self.root_standin() {
+            Some((uid, _)) => format!("0 {uid} 1\n{SANDBOX_UID} {} 1\n", self.outer_uid),
+            None => format!("{SANDBOX_UID} {} 1\n", self.outer_uid),
+        }
     }
 
     pub fn gid_map(&self) -> String {
-        format!("{SANDBOX_GID} {} 1\n", self.outer_gid)
+        match self.root_standin() {
+            Some((_, gid)) => format!("0 {gid} 1\n{SANDBOX_GID} {} 1\n", self.outer_gid),
+            None => format!("{SANDBOX_GID} {} 1\n", self.outer_gid),
+        }
+    }
+
+    /// The host ids that show as root inside a user namespace, if any.
+    pub fn root_standin(&self) -> Option<(u32, u32)> {
+        self.privileged.then_some(ROOT_STANDIN)
     }
 }
 
@@ -90,13 +110,27 @@ pub(crate) fn detect_isolation(privileged: bool) -> Isolation {
 
 /// Files Flint adds at the sandbox's root (`lambda-entrypoint.sh`, as in AWS's environments and
 /// its base images' ENTRYPOINT), written into `dir`: (host file, path relative to the root).
-pub(crate) fn write_root_files(dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+/// `owner`: the host ids to give them, which show as root in the sandbox (see [`ROOT_STANDIN`]);
+/// `None` leaves Flint's own.
+pub(crate) fn write_root_files(
+    dir: &Path,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+    // In a directory only Flint's own uid may enter: the stand-in owner (the host's nobody) may
+    // write a file it owns, so no host process running as nobody must reach it. The sandbox's
+    // PID 1 opens it with Flint's uid, the directory's owner, before it changes identity.
+    let dir = dir.join("root-files");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let entrypoint = dir.join("lambda-entrypoint.sh");
     std::fs::write(&entrypoint, LAMBDA_ENTRYPOINT)?;
     std::fs::set_permissions(
         &entrypoint,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&entrypoint, Some(uid), Some(gid))?;
+    }
     Ok(vec![(entrypoint, "lambda-entrypoint.sh".to_string())])
 }
 
@@ -131,6 +165,40 @@ mod tests {
         };
         assert_eq!(id.uid_map(), "993 1000 1\n");
         assert_eq!(id.gid_map(), "990 1000 1\n");
+        assert_eq!(id.root_standin(), None);
+    }
+
+    #[test]
+    fn root_maps_the_sandboxs_root_to_nobody_never_to_the_hosts_root() {
+        let id = Identity {
+            outer_uid: SANDBOX_UID,
+            outer_gid: SANDBOX_GID,
+            privileged: true,
+        };
+        assert_eq!(id.uid_map(), "0 65534 1\n993 993 1\n");
+        assert_eq!(id.gid_map(), "0 65534 1\n990 990 1\n");
+        for line in id.uid_map().lines().chain(id.gid_map().lines()) {
+            let outer: Vec<&str> = line.split(' ').collect();
+            assert_ne!(outer[1], "0", "{line}");
+        }
+    }
+
+    #[test]
+    fn root_files_go_to_the_given_owner_in_a_directory_only_flint_enters() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_root_files(dir.path(), None).unwrap();
+        let (path, target) = &files[0];
+        assert_eq!(target, "lambda-entrypoint.sh");
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o755);
+        let parent = std::fs::metadata(path.parent().unwrap()).unwrap();
+        assert_eq!(parent.mode() & 0o7777, 0o700);
+        if nix::unistd::geteuid().is_root() {
+            write_root_files(dir.path(), Some(ROOT_STANDIN)).unwrap();
+            let meta = std::fs::metadata(path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), ROOT_STANDIN);
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! Why the map is written by the supervisor: a process may only map its own uid into a namespace it
 //! creates unless a privileged process in the parent namespace writes the map. With Flint as root,
-//! 993 inside maps to 993 outside (not to root: real root's files must stay out of reach).
+//! 993 inside maps to 993 outside (not to root: real root's files must stay out of reach), and 0
+//! inside to the host's nobody, which builds the root so that it is root's as on Lambda.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
@@ -455,7 +456,8 @@ fn preinit_start(prep: &PrepareRequest, plan: &PreinitPlan) -> Result<Preinit, S
     let entries = mounts::plan_preinit(&plan.template, &plan.root_files)?;
     let exec = ExecPlan::preinit(plan)?;
     let detached = mounts::detach_sources(&entries)?;
-    mounts::mount_root(&plan.root_mount, plan.uid, plan.gid)?;
+    let (build_uid, build_gid) = builder_ids(prep, plan.uid, plan.gid);
+    mounts::mount_root(&plan.root_mount, build_uid, build_gid)?;
     if prep.user_namespace {
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
@@ -475,8 +477,8 @@ fn preinit_start(prep: &PrepareRequest, plan: &PreinitPlan) -> Result<Preinit, S
             if prep.user_namespace {
                 // SAFETY: plain set*id syscalls.
                 unsafe {
-                    libc::setfsgid(plan.gid);
-                    libc::setfsuid(plan.uid);
+                    libc::setfsgid(build_gid);
+                    libc::setfsuid(build_uid);
                 }
             }
             let reason = match mounts::build_root(&entries, detached, true) {
@@ -716,20 +718,26 @@ fn build_sandbox(
     // Host paths are opened while we still carry Flint's own identity, which can traverse them
     // (e.g. /root is 0700; capabilities in a user namespace do not cover unmapped owners).
     let detached = mounts::detach_sources(entries)?;
-    match &req.spec.image_root {
+    let (build_uid, build_gid) = match &req.spec.image_root {
         Some(image_root) => {
             let root = mounts::detach_image_root(image_root)?;
             mounts::attach_image_root(&root, &req.root_mount, req.uid, req.gid)?;
+            (req.uid, req.gid)
         }
-        None => mounts::mount_root(&req.root_mount, req.uid, req.gid)?,
-    }
+        None => {
+            let (uid, gid) = builder_ids(prep, req.uid, req.gid);
+            mounts::mount_root(&req.root_mount, uid, gid)?;
+            (uid, gid)
+        }
+    };
     if prep.user_namespace {
-        // Files can only be created under an identity mapped in the namespace: become the sandbox
-        // user for file access, keeping the namespace's capabilities (real uid unchanged).
+        // Files can only be created under an identity mapped in the namespace: become the
+        // builder (see `builder_ids`) for file access, keeping the namespace's capabilities (real
+        // uid unchanged).
         // SAFETY: plain set*id syscalls.
         unsafe {
-            libc::setfsgid(req.gid);
-            libc::setfsuid(req.uid);
+            libc::setfsgid(build_gid);
+            libc::setfsuid(build_uid);
         }
     }
     mounts::build_root(entries, detached, false)?;
@@ -739,6 +747,22 @@ fn build_sandbox(
         let _ = std::fs::write("/proc/sys/user/max_user_namespaces", "0");
     }
     enter_working_dir(req.spec.working_dir.as_deref(), req.uid).map(drop)
+}
+
+/// The ids a zip function's root is built with: the namespace's root where its maps name one
+/// (Flint as root: `/`, `/opt` and the mount points are root's, as on Lambda; it is the host's
+/// nobody, see `host::ROOT_STANDIN`), else the sandbox user, the one id an unprivileged
+/// namespace maps. The program still runs as the sandbox user.
+fn builder_ids(prep: &PrepareRequest, uid: u32, gid: u32) -> (u32, u32) {
+    let maps_root = |map: &str| {
+        map.lines()
+            .any(|l| l.split_whitespace().next() == Some("0"))
+    };
+    if prep.user_namespace && maps_root(&prep.uid_map) && maps_root(&prep.gid_map) {
+        (0, 0)
+    } else {
+        (uid, gid)
+    }
 }
 
 /// Makes the spec's working directory (`/var/task` unless it names one) this process's, and
@@ -969,4 +993,34 @@ fn clear_capabilities() {
     }; 2];
     // SAFETY: capset with a version-3 header and two data words, as the ABI requires.
     unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prep(user_namespace: bool, uid_map: &str, gid_map: &str) -> PrepareRequest {
+        PrepareRequest {
+            user_namespace,
+            isolate_network: false,
+            namespace_ports: Default::default(),
+            veth: None,
+            uid_map: uid_map.into(),
+            gid_map: gid_map.into(),
+            deny_setgroups: false,
+            cgroup_procs: Vec::new(),
+            preinit: None,
+        }
+    }
+
+    #[test]
+    fn the_root_is_built_by_the_namespaces_root_only_where_the_maps_name_one() {
+        let root = prep(true, "0 65534 1\n993 993 1\n", "0 65534 1\n990 990 1\n");
+        assert_eq!(builder_ids(&root, 993, 990), (0, 0));
+        let unprivileged = prep(true, "993 1000 1\n", "990 1000 1\n");
+        assert_eq!(builder_ids(&unprivileged, 993, 990), (993, 990));
+        // Without a user namespace the maps are not written: nothing changes.
+        let no_userns = prep(false, "0 65534 1\n993 993 1\n", "0 65534 1\n990 990 1\n");
+        assert_eq!(builder_ids(&no_userns, 993, 990), (993, 990));
+    }
 }

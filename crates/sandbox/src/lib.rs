@@ -220,9 +220,14 @@ impl Sandboxes {
         if removed > 0 {
             tracing::info!("removed {removed} sandbox cgroup(s) left by a previous run");
         }
+        // Root's inside, as on Lambda, where a user namespace maps a second id.
+        let root_owner = match isolation {
+            host::Isolation::UserNamespace => identity.root_standin(),
+            _ => None,
+        };
         let root_files = mounts::RootFiles {
             etc_dir: etc::build(&state_dir.join("etc"))?,
-            files: host::write_root_files(&state_dir)?,
+            files: host::write_root_files(&state_dir, root_owner)?,
             resolv_conf: mounts::RESOLV_CONF.into(),
         };
         let summary = summarize(&isolation, &cgroups, &tmp);

@@ -4,7 +4,8 @@
 //! /proc with its host-revealing files masked, a few /dev nodes; then `pivot_root`.
 //!
 //! Host paths are opened first (`open_tree`, as the identity that can traverse them) and attached
-//! later (`move_mount`) as the sandbox user, who owns the tmpfs root; see `init.rs` for why.
+//! later (`move_mount`) as the builder who owns the tmpfs root (the sandbox user, or the
+//! namespace's root where Flint as root maps one: `init::builder_ids`); see `init.rs` for why.
 
 use std::ffi::CString;
 use std::io;
@@ -365,7 +366,7 @@ pub(crate) fn detach_sources(entries: &[Entry]) -> Result<Vec<Detached>, String>
     Ok(out)
 }
 
-/// Mounts the (empty, writable by the sandbox user) tmpfs root and makes it the working directory.
+/// Mounts the (empty, the builder's: `uid`/`gid`) tmpfs root and makes it the working directory.
 pub(crate) fn mount_root(root_mount: &Path, uid: u32, gid: u32) -> Result<(), String> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let data = format!("mode=0755,size=1m,nr_inodes=4096,uid={uid},gid={gid}");

@@ -44,17 +44,36 @@ pub(crate) fn spawn(sandboxes: &Sandboxes, spec: &SandboxSpec) -> Result<Sandbox
         return Err(io::Error::other("Sandboxes::spawn needs a tokio runtime").into());
     }
     let identity = &launcher.identity;
-    if identity.privileged {
-        // The sandbox user owns its /tmp (like sbx_user1051 on Lambda).
-        std::os::unix::fs::chown(
-            &spec.tmp_dir,
-            Some(identity.outer_uid),
-            Some(identity.outer_gid),
-        )?;
-        std::fs::set_permissions(
-            &spec.tmp_dir,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )?;
+    match identity.root_standin() {
+        Some((uid, gid)) if launcher.isolation == Isolation::UserNamespace => {
+            // AWS's /tmp: root's, drwxrwxrwt. Open to everyone, so its host-side parent is
+            // closed first: no other host user may reach it (the sandbox's PID 1 opens it as
+            // Flint's uid, the parent's owner; inside, the bind needs no parent).
+            if let Some(parent) = spec.tmp_dir.parent() {
+                std::fs::set_permissions(
+                    parent,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )?;
+            }
+            std::os::unix::fs::chown(&spec.tmp_dir, Some(uid), Some(gid))?;
+            std::fs::set_permissions(
+                &spec.tmp_dir,
+                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+            )?;
+        }
+        _ if identity.privileged => {
+            // Without a user namespace: the sandbox user (real uid 993) owns its /tmp.
+            std::os::unix::fs::chown(
+                &spec.tmp_dir,
+                Some(identity.outer_uid),
+                Some(identity.outer_gid),
+            )?;
+            std::fs::set_permissions(
+                &spec.tmp_dir,
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )?;
+        }
+        _ => {}
     }
     let template = sandboxes
         .pool
