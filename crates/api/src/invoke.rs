@@ -80,11 +80,13 @@ fn input_of(
     model_input(op, labels, parts)
 }
 
-fn model_input(
+/// The operation's members from the URI, query and headers (the payload stays bytes), by the
+/// model: its input shape and the assembled value.
+fn members(
     op: &Operation,
     labels: &[(String, String)],
     parts: &http::request::Parts,
-) -> Result<Input, ApiError> {
+) -> Result<(crate::model::ShapeId, Value), ApiError> {
     let Some(shape) = op.input else {
         return Err(ApiError::unknown_operation());
     };
@@ -96,6 +98,15 @@ fn model_input(
         &parts.headers,
         b"",
     )?;
+    Ok((shape, input))
+}
+
+fn model_input(
+    op: &Operation,
+    labels: &[(String, String)],
+    parts: &http::request::Parts,
+) -> Result<Input, ApiError> {
+    let (shape, input) = members(op, labels, parts)?;
     validation::validate(&MODEL, &op.name, shape, &input)?;
     let owned = |key| str_of(&input, key).map(str::to_string);
     Ok(Input {
@@ -326,17 +337,7 @@ pub(crate) async fn invoke_async<B: Backend>(
     body: Bytes,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let Some(shape) = op.input else {
-        return Err(ApiError::unknown_operation());
-    };
-    let input = request::assemble(
-        &MODEL,
-        shape,
-        labels,
-        parts.uri.query(),
-        &parts.headers,
-        b"",
-    )?;
+    let (shape, input) = members(op, labels, parts)?;
     // InvokeArgs is the body (bytes); everything else the model checks.
     validation::validate(&MODEL, &op.name, shape, &{
         let mut v = input.clone();
