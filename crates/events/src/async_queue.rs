@@ -14,7 +14,7 @@
 //! scheduler (due times, worker slots) and the attempts themselves.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -45,10 +45,6 @@ const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(60);
 const THROTTLE_BACKOFF_START: Duration = Duration::from_secs(1);
 const THROTTLE_BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// How long a function whose attempt was just throttled takes no new attempts (unless one of
-/// its attempts ends first, freeing a slot): a backlog behind a full function waits parked
-/// instead of being attempted, and throttled, event by event.
-const THROTTLE_GATE: Duration = Duration::from_millis(100);
 /// Accepts written in one transaction at most.
 const COMMIT_BATCH: usize = 512;
 /// Synchronous invokes count as flowing for this long after one started (longer than a warm
@@ -617,93 +613,6 @@ fn may_start(
 /// The queue is the lower priority: while synchronous invokes flow (one started within
 /// [`SYNC_QUIET`]) an attempt starts only when none is running and the last one started
 /// [`YIELD_TRICKLE`] ago, so a backlog neither delays synchronous callers nor stops.
-/// A function's events, as the dispatcher tells them apart.
-fn function_key(event: &Pending) -> String {
-    format!(
-        "{}/{}/{}",
-        event.scope.account, event.scope.region, event.record.function_name
-    )
-}
-
-/// What an attempt told the dispatcher about its function's concurrency.
-#[derive(Debug, PartialEq, Eq)]
-enum Attempted {
-    /// Nothing ran (the event was dropped, or finished without an invoke).
-    Nothing,
-    /// The function was at its concurrency: its key.
-    Throttled(String),
-    /// An invoke ran and ended, freeing its slot: its function's key.
-    Ran(String),
-}
-
-/// Functions whose last attempt was throttled, and the events of theirs parked meanwhile.
-#[derive(Default)]
-struct Gates {
-    gated: HashMap<String, Gate>,
-}
-
-struct Gate {
-    until_ms: u64,
-    parked: Vec<Pending>,
-}
-
-impl Gates {
-    /// Takes `event` if its function is gated at `now`; otherwise gives it back.
-    fn park(&mut self, event: Pending, now: u64) -> Option<Pending> {
-        if self.gated.is_empty() {
-            return Some(event);
-        }
-        match self.gated.get_mut(&function_key(&event)) {
-            Some(gate) if gate.until_ms > now => {
-                gate.parked.push(event);
-                None
-            }
-            _ => Some(event),
-        }
-    }
-
-    /// Learns from an attempt's end; the events it releases (a slot of their function freed).
-    fn learn(&mut self, attempted: Attempted, now: u64) -> Vec<Pending> {
-        match attempted {
-            Attempted::Nothing => Vec::new(),
-            Attempted::Throttled(key) => {
-                let until_ms = now.saturating_add(ms(THROTTLE_GATE));
-                self.gated
-                    .entry(key)
-                    .and_modify(|g| g.until_ms = until_ms)
-                    .or_insert(Gate {
-                        until_ms,
-                        parked: Vec::new(),
-                    });
-                Vec::new()
-            }
-            Attempted::Ran(key) => self
-                .gated
-                .remove(&key)
-                .map(|g| g.parked)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The events of gates that ended by `now`.
-    fn expire(&mut self, now: u64) -> Vec<Pending> {
-        let mut released = Vec::new();
-        self.gated.retain(|_, g| {
-            if g.until_ms > now {
-                return true;
-            }
-            released.append(&mut g.parked);
-            false
-        });
-        released
-    }
-
-    /// When the next gate ends.
-    fn next_end(&self) -> Option<u64> {
-        self.gated.values().map(|g| g.until_ms).min()
-    }
-}
-
 pub(crate) async fn dispatch(
     queue: Weak<Queue>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
@@ -721,7 +630,6 @@ pub(crate) async fn dispatch(
         at: Instant::now(),
     };
     let mut last_start = Instant::now();
-    let mut gates = Gates::default();
     loop {
         let now = now_ms();
         while later.peek().is_some_and(|l| l.0.due <= now) {
@@ -729,7 +637,6 @@ pub(crate) async fn dispatch(
                 ready.push_back(l.event);
             }
         }
-        ready.extend(gates.expire(now));
         let mut resume_at = None;
         while !ready.is_empty() {
             let instant = Instant::now();
@@ -749,17 +656,13 @@ pub(crate) async fn dispatch(
             let Some(event) = ready.pop_front() else {
                 break;
             };
-            let Some(event) = gates.park(event, now) else {
-                continue;
-            };
             last_start = instant;
             let queue = queue.clone();
-            running.spawn(async move { attempt(queue, event, permit).await });
+            running.spawn(async move {
+                attempt(queue, event, permit).await;
+            });
         }
-        let next_due = match (later.peek().map(|l| l.0.due), gates.next_end()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next_due = later.peek().map(|l| l.0.due);
         let sleep = async {
             let due = next_due
                 .map(|due| Instant::now() + Duration::from_millis(due.saturating_sub(now_ms())));
@@ -785,11 +688,7 @@ pub(crate) async fn dispatch(
                 }
             }
             _ = sleep => {}
-            Some(ended) = running.join_next(), if !running.is_empty() => {
-                if let Ok(attempted) = ended {
-                    ready.extend(gates.learn(attempted, now_ms()));
-                }
-            }
+            Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
     while running.join_next().await.is_some() {}
@@ -859,14 +758,14 @@ fn next_step(
 }
 
 /// One attempt of an event, and what follows from it: done (its destination told), or back to
-/// the scheduler with its next due time. Tells the dispatcher whether its function was full.
+/// the scheduler with its next due time.
 async fn attempt(
     queue: Weak<Queue>,
     mut event: Pending,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Attempted {
+) {
     let Some(q) = queue.upgrade() else {
-        return Attempted::Nothing;
+        return;
     };
     let NextAttempt {
         req,
@@ -878,7 +777,7 @@ async fn attempt(
         Err(e) => {
             tracing::warn!(request_id = %event.record.request_id, "async event dropped: {e}");
             q.forget(event);
-            return Attempted::Nothing;
+            return;
         }
     };
     if req.function.reserved_concurrency == Some(0) {
@@ -898,7 +797,7 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return Attempted::Nothing;
+        return;
     }
     if recursive_loop {
         drop(permit);
@@ -917,7 +816,7 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return Attempted::Nothing;
+        return;
     }
     let policy = Policy::of(config.as_ref(), q.retry_base_delay);
     let expires_at = event
@@ -943,20 +842,18 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return Attempted::Nothing;
+        return;
     }
     let attempt_no = event.record.attempts + 1;
     q.counts.started(&event.scope, &function);
     q.attempts_invoked.fetch_add(1, Ordering::AcqRel);
     let engine = q.engine.clone();
     drop(q);
-    let key = function_key(&event);
     let result = engine.invoke_event(req).await;
-    let throttled = matches!(result, Err(InvokeError::Throttled { .. }));
     drop(engine);
     drop(permit);
     let Some(q) = queue.upgrade() else {
-        return Attempted::Nothing;
+        return;
     };
     q.counts.ended(&event.scope, &function);
     let outcome = AttemptRecord::of(&result, &event.record.version);
@@ -1010,11 +907,6 @@ async fn attempt(
             event.record.due_at_ms = now_ms().saturating_add(ms(delay)).min(expires_at);
             q.retry_at(event, false).await;
         }
-    }
-    if throttled {
-        Attempted::Throttled(key)
-    } else {
-        Attempted::Ran(key)
     }
 }
 
@@ -1170,58 +1062,6 @@ mod tests {
             next_step(&throttled, 2, DEFAULTS, &mut backoff);
         }
         assert_eq!(backoff, THROTTLE_BACKOFF_MAX);
-    }
-
-    fn pending_of(function: &str, request_id: &str) -> Pending {
-        let mut r = record(request_id, 0);
-        r.function_name = function.to_string();
-        Pending::new(
-            Scope {
-                account: "000000000000".into(),
-                region: "us-east-1".into(),
-            },
-            r,
-        )
-    }
-
-    /// A throttled attempt parks its function's other events for a moment (not another
-    /// function's); an attempt of it that ran releases them at once, and so does the gate's end.
-    #[test]
-    fn a_full_function_parks_its_backlog_until_a_slot_frees_or_the_gate_ends() {
-        let mut gates = Gates::default();
-        let a = || pending_of("a", "r1");
-        assert!(gates.park(a(), 0).is_some(), "nothing gated yet");
-        let key = function_key(&a());
-        assert!(gates
-            .learn(Attempted::Throttled(key.clone()), 1_000)
-            .is_empty());
-        assert!(gates.park(pending_of("a", "r2"), 1_010).is_none());
-        assert!(gates.park(pending_of("a", "r3"), 1_020).is_none());
-        assert!(gates.park(pending_of("b", "r4"), 1_020).is_some());
-        assert_eq!(gates.next_end(), Some(1_000 + ms(THROTTLE_GATE)));
-        assert!(gates.expire(1_050).is_empty());
-        let released = gates.learn(Attempted::Ran(key.clone()), 1_060);
-        let ids: Vec<_> = released
-            .iter()
-            .map(|e| e.record.request_id.as_str())
-            .collect();
-        assert_eq!(ids, ["r2", "r3"]);
-        assert!(
-            gates.park(pending_of("a", "r5"), 1_070).is_some(),
-            "the gate is gone"
-        );
-
-        assert!(gates.learn(Attempted::Throttled(key), 2_000).is_empty());
-        assert!(gates.park(pending_of("a", "r6"), 2_001).is_none());
-        assert!(gates.expire(2_000 + ms(THROTTLE_GATE) - 1).is_empty());
-        let ids: Vec<_> = gates
-            .expire(2_000 + ms(THROTTLE_GATE))
-            .into_iter()
-            .map(|e| e.record.request_id)
-            .collect();
-        assert_eq!(ids, ["r6"]);
-        assert_eq!(gates.next_end(), None);
-        assert!(gates.learn(Attempted::Nothing, 3_000).is_empty());
     }
 
     fn record(key: &str, at: u64) -> EventRecord {
