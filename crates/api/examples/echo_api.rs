@@ -47,6 +47,7 @@ impl Backend for Echo {
             function_arn: arn.clone(),
             runtime: "provided.al2023".into(),
             handler: "echo".into(),
+            role: String::new(),
             code_dir: "/nonexistent".into(),
             layer_dirs: Vec::new(),
             hot_reload_dirs: Vec::new(),

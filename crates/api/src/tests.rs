@@ -30,6 +30,7 @@ fn spec(name: &str) -> Arc<FunctionSpec> {
         function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
         runtime: "python3.12".into(),
         handler: "h.h".into(),
+        role: String::new(),
         code_dir: "/nonexistent".into(),
         layer_dirs: vec![],
         hot_reload_dirs: vec![],

@@ -4,6 +4,8 @@
 //! credential chain — plus one explicit override (`flint serve --aws-endpoint-url`). Unset, the
 //! calls go to real AWS. Flint never emulates these services; it only talks to them.
 //!
+//! And STS, for the execution role's session each environment runs with (`sts`).
+//!
 //! Also the brokers event source mappings read from: Kafka (`kafka`, librdkafka) and RabbitMQ
 //! (`amqp`, lapin), with their credentials from Secrets Manager (`secret_string`).
 //!
@@ -21,6 +23,7 @@ mod probe;
 pub mod s3;
 pub mod sqs;
 mod streams;
+mod sts;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use parking_lot::Mutex;
@@ -32,6 +35,7 @@ pub use kinesis::KinesisRecord;
 pub use probe::{SourceProblem, SourceService};
 pub use s3::GetObjectError;
 pub use streams::{IteratorStart, Page, Shard, StreamError};
+pub use sts::RoleSession;
 
 /// Why a message could not be delivered. The caller logs it and keeps the event for retry.
 #[derive(Debug, thiserror::Error)]

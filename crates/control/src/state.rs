@@ -167,6 +167,7 @@ fn build_spec(
         function_arn: crate::arn::function_arn(scope, &doc.name),
         runtime: c.runtime.clone().unwrap_or_default(),
         handler: c.handler.clone().unwrap_or_default(),
+        role: c.role.clone(),
         code_dir: code.dir_of(&c.code),
         layer_dirs: c
             .layer_details

@@ -59,10 +59,22 @@ pub(crate) struct Environment {
     freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
     _credentials: Credentials,
+    /// An execution role's session expires: the environment is not reused past this.
+    credentials_expire: Option<Instant>,
     /// Flint's API inside the environment's namespace; stopped with it.
     api_server: ApiServer,
     /// The host directories it runs on (code, layers): kept on disk while it lives.
     pub(crate) code_dirs: Vec<PathBuf>,
+}
+
+/// When an environment running on a role session that expires at `expiration` stops being
+/// reused: five minutes before (half the time left for a shorter session), so that no invoke
+/// starts with credentials about to lapse.
+fn retire_before(expiration: std::time::SystemTime) -> Instant {
+    let left = expiration
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Instant::now() + left.saturating_sub(Duration::from_secs(300).min(left / 2))
 }
 
 /// An environment's issued credentials, valid for as long as it lives.
@@ -116,7 +128,9 @@ impl InitType {
 
 impl Environment {
     pub(crate) fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+        self.healthy.load(Ordering::Acquire)
+            && self.exit.borrow().is_none()
+            && self.credentials_expire.is_none_or(|at| Instant::now() < at)
     }
 
     /// Before an invocation: marks the environment in use, thawing it if it was frozen.
@@ -324,6 +338,24 @@ pub(crate) async fn start(
         },
     };
 
+    // The execution role's session, when Flint gets one from STS (else it issues its own below).
+    let role_session = match inner.role_credentials.get() {
+        Some(source) if !spec.role.is_empty() => {
+            let session_name = crate::network::role_session_name(&spec.function_name);
+            let session = source
+                .assume(&spec.role, &session_name, &spec.region)
+                .await
+                .map_err(|why| {
+                    StartError::Service(format!(
+                        "assuming the execution role {} for {}: {why}",
+                        spec.role, spec.function_name
+                    ))
+                })?;
+            Some(session)
+        }
+        _ => None,
+    };
+
     let id = format!("{:016x}", rand::random::<u64>());
     let scratch_dir = inner.config.layout.environments().join(&id);
     let tmp_dir = scratch_dir.join("tmp");
@@ -352,8 +384,15 @@ pub(crate) async fn start(
     if has_extensions {
         api.expect_extensions(extension_names);
     }
+    let (issued, credentials_expire) = match role_session {
+        Some(session) => {
+            let expire = session.expiration.map(retire_before);
+            (inner.issued.register(session, &spec.account), expire)
+        }
+        None => (inner.issued.issue(&spec.account), None),
+    };
     let credentials = Credentials {
-        issued: inner.issued.issue(&spec.account),
+        issued,
         registry: inner.issued.clone(),
     };
     let lambda_endpoint = isolated.then(crate::network::lambda_endpoint_in_namespace);
@@ -559,6 +598,7 @@ pub(crate) async fn start(
         traces,
         freeze: Mutex::new(crate::freeze::FreezeState::in_use()),
         _credentials: credentials,
+        credentials_expire,
         api_server: ApiServer(api_server),
         code_dirs,
     });
@@ -795,6 +835,7 @@ mod tests {
             function_arn: "arn:aws:lambda:eu-west-1:000000000000:function:fn".into(),
             runtime: "provided.al2023".into(),
             handler: "h.handler".into(),
+            role: String::new(),
             code_dir: "/nonexistent".into(),
             layer_dirs: vec![],
             hot_reload_dirs: vec![],

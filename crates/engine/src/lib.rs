@@ -35,8 +35,8 @@ mod xray;
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use log_retention::LogRetention;
 pub use network::{
-    lambda_endpoint_in_namespace, FunctionNetwork, Issued, IssuedCredentials, SandboxCaller,
-    ServeApiInNamespace,
+    lambda_endpoint_in_namespace, role_session_name, FunctionNetwork, Issued, IssuedCredentials,
+    RoleCredentials, RoleFuture, RoleSession, SandboxCaller, ServeApiInNamespace,
 };
 
 use std::collections::HashMap;
@@ -264,6 +264,8 @@ pub(crate) struct Inner {
     pub(crate) namespace_endpoints: parking_lot::RwLock<Arc<network::NamespaceEndpoints>>,
     /// Credentials of the live environments.
     pub(crate) issued: IssuedCredentials,
+    /// Where environments get their execution role's session (unset: Flint issues its own).
+    pub(crate) role_credentials: std::sync::OnceLock<Arc<dyn RoleCredentials>>,
     /// How Flint's API is served inside an isolated environment (set by the binary).
     pub(crate) api_in_namespace: std::sync::OnceLock<ServeApiInNamespace>,
     /// Watches hot-reloaded code directories (see `hot_reload`).
@@ -431,6 +433,7 @@ impl Engine {
             service_endpoints: parking_lot::RwLock::new(Arc::from(Vec::new())),
             namespace_endpoints: Default::default(),
             issued: IssuedCredentials::default(),
+            role_credentials: std::sync::OnceLock::new(),
             api_in_namespace: std::sync::OnceLock::new(),
             hot_reload: hot_reload::HotReload::default(),
             dns,
@@ -466,6 +469,12 @@ impl Engine {
     /// it, an isolated function cannot reach Flint's API).
     pub fn serve_api_in_environments(&self, serve: ServeApiInNamespace) {
         let _ = self.inner.api_in_namespace.set(serve);
+    }
+
+    /// Environments started from now on run with their execution role's credentials from
+    /// `source` (an STS `AssumeRole` per environment, as on AWS) instead of Flint's own. Set once.
+    pub fn set_role_credentials(&self, source: Arc<dyn RoleCredentials>) {
+        let _ = self.inner.role_credentials.set(source);
     }
 
     /// The `AWS_ENDPOINT_URL*` variables environments started from now on get (Flint's own
@@ -855,6 +864,7 @@ pub(crate) mod tests {
             function_arn: "arn:aws:lambda:us-east-1:000000000000:function:fn".into(),
             runtime: "provided.al2023".into(),
             handler: "h".into(),
+            role: String::new(),
             code_dir: "/nonexistent".into(),
             layer_dirs: vec![],
             hot_reload_dirs: vec![],

@@ -281,6 +281,53 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// Temporary credentials of an execution role: what STS `AssumeRole` answered.
+#[derive(Clone)]
+pub struct RoleSession {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// When STS says they expire (an environment is retired before then).
+    pub expiration: Option<std::time::SystemTime>,
+}
+
+impl std::fmt::Debug for RoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleSession")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`RoleCredentials::assume`] returns: the session, or why STS did not give one.
+pub type RoleFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RoleSession, String>> + Send + 'a>>;
+
+/// Where environments get their execution role's credentials from (`flint serve
+/// --function-credentials assume-role`: an STS `AssumeRole` through Flint's outbound connection).
+/// Without one, Flint issues credentials of its own, good for its own API only.
+pub trait RoleCredentials: Send + Sync {
+    /// A session of `role_arn` named `session_name`, for a function in `region`.
+    fn assume<'a>(
+        &'a self,
+        role_arn: &'a str,
+        session_name: &'a str,
+        region: &'a str,
+    ) -> RoleFuture<'a>;
+}
+
+/// The session name Lambda gives its `AssumeRole` of a function's role: the function's name, or
+/// `NAME@lambda_function` for a one-character name (STS wants at least two; recorded by
+/// LocalStack's `test_assume_role`).
+pub fn role_session_name(function_name: &str) -> String {
+    if function_name.chars().count() < 2 {
+        format!("{function_name}@lambda_function")
+    } else {
+        function_name.to_string()
+    }
+}
+
 /// The credentials issued to live environments, by access key id. Looked up by the API for every
 /// request signed with an `ASIA` key (a read lock, no allocation).
 #[derive(Debug, Clone, Default)]
@@ -303,6 +350,21 @@ impl IssuedCredentials {
             access_key_id: format!("ASIA{}", pick(KEY_CHARS, 16)),
             secret_access_key: pick(SECRET_CHARS, 40),
             session_token: format!("IQoJb3JpZ2luX2Vj{}", pick(SECRET_CHARS, 300)),
+            account: account.to_string(),
+        };
+        self.by_key
+            .write()
+            .insert(issued.access_key_id.clone(), issued.clone());
+        issued
+    }
+
+    /// Records credentials an environment got elsewhere (its execution role's STS session), so
+    /// that its requests to Flint's API are verified and act in `account`.
+    pub(crate) fn register(&self, session: RoleSession, account: &str) -> Issued {
+        let issued = Issued {
+            access_key_id: session.access_key_id,
+            secret_access_key: session.secret_access_key,
+            session_token: session.session_token,
             account: account.to_string(),
         };
         self.by_key
@@ -381,6 +443,34 @@ mod tests {
         );
         assert_eq!(ns.ports().tcp, vec![5000, 9100, 80]);
         assert_eq!(ns.ports().udp, vec![XRAY_DAEMON_PORT]);
+    }
+
+    #[test]
+    fn the_role_session_is_named_after_the_function_as_lambda_names_it() {
+        assert_eq!(role_session_name("u"), "u@lambda_function");
+        assert_eq!(role_session_name("zz"), "zz");
+        let long = "n".repeat(64);
+        assert_eq!(role_session_name(&long), long);
+    }
+
+    #[test]
+    fn registered_role_sessions_act_in_the_functions_account_until_revoked() {
+        let registry = IssuedCredentials::default();
+        let issued = registry.register(
+            RoleSession {
+                access_key_id: "ASIAFROMSTS".into(),
+                secret_access_key: "secret".into(),
+                session_token: "token".into(),
+                expiration: None,
+            },
+            "111122223333",
+        );
+        let found = registry.get("ASIAFROMSTS").expect("registered");
+        assert_eq!(found, issued);
+        assert_eq!(found.account, "111122223333");
+        assert_eq!(found.secret_access_key, "secret");
+        registry.revoke("ASIAFROMSTS");
+        assert!(registry.get("ASIAFROMSTS").is_none());
     }
 
     #[test]

@@ -248,6 +248,7 @@ fn spec(name: &str, code_dir: PathBuf) -> FunctionSpec {
         function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
         runtime: "provided.al2023".into(),
         handler: "handler".into(),
+        role: String::new(),
         code_dir,
         layer_dirs: vec![],
         hot_reload_dirs: vec![],

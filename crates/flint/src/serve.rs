@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// `AWS_ENDPOINT_URL`.
     #[arg(long, env = "FLINT_AWS_ENDPOINT_URL")]
     aws_endpoint_url: Option<String>,
+    /// Whose credentials functions run with. `flint`: temporary keys Flint issues to each
+    /// environment, good for Flint's own API (as the function's account) and nothing else.
+    /// `assume-role`: each environment gets a session of the function's execution role from
+    /// STS `AssumeRole` (through `--aws-endpoint-url`, `AWS_ENDPOINT_URL_STS`, or real AWS with
+    /// Flint's own AWS credentials), as on AWS: its calls to other services act as that role,
+    /// and Flint's API accepts them too. An environment whose role cannot be assumed does not
+    /// start (the invoke fails, saying why); one is not reused within five minutes of its
+    /// session's expiry.
+    #[arg(long, value_enum, default_value_t = FunctionCredentials::Flint, env = "FLINT_FUNCTION_CREDENTIALS")]
+    function_credentials: FunctionCredentials,
     /// Seconds before the first retry of a failed asynchronous invocation (the second waits
     /// twice as long). AWS waits about a minute; less is handy in tests and development.
     #[arg(long, default_value_t = 60, env = "FLINT_ASYNC_RETRY_DELAY_SECS")]
@@ -183,6 +193,43 @@ impl flint_control::code_source::ObjectSource for S3Objects {
                 })
         })
     }
+}
+
+/// Execution roles' sessions, from STS through the same connection.
+struct RoleSessions(Arc<flint_connectors::Connectors>);
+
+impl flint_engine::RoleCredentials for RoleSessions {
+    fn assume<'a>(
+        &'a self,
+        role_arn: &'a str,
+        session_name: &'a str,
+        region: &'a str,
+    ) -> flint_engine::RoleFuture<'a> {
+        Box::pin(async move {
+            let session = self
+                .0
+                .assume_role(role_arn, session_name, region)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(flint_engine::RoleSession {
+                access_key_id: session.access_key_id,
+                secret_access_key: session.secret_access_key,
+                session_token: session.session_token,
+                expiration: session.expiration,
+            })
+        })
+    }
+}
+
+/// Whose credentials a function's environment gets (`--function-credentials`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FunctionCredentials {
+    /// Credentials Flint makes up per environment: they act as the function's account on
+    /// Flint's own API and are unknown to every other service.
+    Flint,
+    /// A session of the function's execution role per environment, from STS `AssumeRole`
+    /// (session name: the function's name) through Flint's outbound connection, as on AWS.
+    AssumeRole,
 }
 
 /// The sources of event source mappings, asked whether they exist through the same connection.
@@ -404,16 +451,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.aws_endpoint_url.as_deref(),
         std::env::vars(),
     ));
-    engine.follow(control.subscribe());
-    control.follow_provisioned_report(engine.provisioned_report());
-    // Code no function uses any more leaves the disk once no environment runs on it.
-    control.set_code_users(engine.clone());
     let connectors = Arc::new(
         flint_connectors::Connectors::load(flint_connectors::ConnectorOptions {
             endpoint_url: args.aws_endpoint_url.clone(),
         })
         .await,
     );
+    // Before the engine follows the functions: provisioned environments start right away.
+    if args.function_credentials == FunctionCredentials::AssumeRole {
+        engine.set_role_credentials(Arc::new(RoleSessions(connectors.clone())));
+    }
+    engine.follow(control.subscribe());
+    control.follow_provisioned_report(engine.provisioned_report());
+    // Code no function uses any more leaves the disk once no environment runs on it.
+    control.set_code_users(engine.clone());
     control.set_object_source(Arc::new(S3Objects(connectors.clone())));
     control.set_source_check(Arc::new(MappingSources(connectors.clone())));
     let events = flint_events::Events::start(

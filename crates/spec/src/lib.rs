@@ -39,6 +39,10 @@ pub struct FunctionSpec {
     /// `python3.12`, `nodejs20.x`, `provided.al2023`, ...
     pub runtime: String,
     pub handler: String,
+    /// The execution role's ARN: with `flint serve --function-credentials assume-role` each
+    /// environment runs with an STS session of it, as on AWS.
+    #[serde(default)]
+    pub role: String,
     /// Host directory with the unpacked code (mounted at /var/task).
     pub code_dir: PathBuf,
     /// Host directories of the layers' unpacked contents, in order (later wins at /opt).
