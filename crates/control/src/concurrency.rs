@@ -39,8 +39,9 @@ pub struct ProvisionedConfig {
     pub requested: u32,
     /// `LastModified` as AWS renders it (`2024-05-01T12:00:00.000+0000`).
     pub last_modified: String,
-    /// With no engine attached, when the config counts as allocated (epoch milliseconds):
-    /// IN_PROGRESS until then. With one, the engine's environments say.
+    /// Until when (epoch milliseconds) the config is IN_PROGRESS with nothing available, as AWS
+    /// answers right after a Put; then, with no engine attached, it counts as allocated, and
+    /// with one the engine's environments say.
     pub ready_at_ms: i64,
 }
 
@@ -353,18 +354,21 @@ fn render(
 ) -> ProvisionedOutput {
     let report = cp.provisioned_report.read().clone();
     let a = match report {
+        // Within the settle delay the config is IN_PROGRESS with nothing available whatever the
+        // environments' pace, as AWS answers a Get right after the Put (recorded by LocalStack's
+        // test_provisioned_concurrency: even a fast start is not READY at once).
+        _ if !p.is_ready() => allocation(p, p.requested, None),
         Some(report) => match snapshot_of(f, q) {
             Some((id, total)) => allocation(p, total, report.borrow().get(&id)),
             None => allocation(p, p.requested, None),
         },
         // No engine attached: the settle delay stands in for the environments' start.
-        None if p.is_ready() => Allocation {
+        None => Allocation {
             status: STATUS_READY,
             available: p.requested,
             allocated: p.requested,
             reason: None,
         },
-        None => allocation(p, p.requested, None),
     };
     ProvisionedOutput {
         function_arn,

@@ -477,6 +477,35 @@ impl Report<'_> {
     }
 }
 
+/// Past the fixture's settle delay, when a config reports what the engine has.
+async fn past_settle() {
+    tokio::time::sleep(options().update_settle + Duration::from_millis(5)).await;
+}
+
+#[tokio::test]
+async fn a_config_is_in_progress_with_nothing_available_right_after_its_put_as_on_aws() {
+    let fx = fixture();
+    let engine = attach_engine(&fx.cp);
+    create_function(&fx.cp, "f").await;
+    let v = publish(&fx.cp, "f").await;
+    exec(
+        &fx.cp,
+        "PutProvisionedConcurrencyConfig",
+        json!({"FunctionName": "f", "Qualifier": v, "ProvisionedConcurrentExecutions": 1}),
+    )
+    .await
+    .unwrap();
+    // The engine was quick: its environment is up before the settle delay has passed.
+    let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
+    engine.lock().insert(snapshot, progress(1, 1, true));
+    assert_eq!(
+        provisioned_state(&fx.cp, &v).await,
+        state("IN_PROGRESS", 0, 0)
+    );
+    past_settle().await;
+    assert_eq!(provisioned_state(&fx.cp, &v).await, state("READY", 1, 1));
+}
+
 fn attach_engine(cp: &crate::ControlPlane) -> Engine {
     let (tx, rx) = tokio::sync::watch::channel(HashMap::new());
     cp.follow_provisioned_report(rx);
@@ -545,6 +574,7 @@ async fn provisioned_status_follows_the_engines_environments() {
     )
     .await
     .unwrap();
+    past_settle().await;
     assert_eq!(put["Status"], "IN_PROGRESS");
     assert_eq!(put.get("StatusReason"), None);
     let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
@@ -592,6 +622,7 @@ async fn provisioned_status_follows_the_engines_environments() {
     )
     .await
     .unwrap();
+    past_settle().await;
     engine.lock().insert(snapshot.clone(), progress(2, 2, true));
     assert_eq!(
         provisioned_state(&fx.cp, &v).await,
@@ -615,6 +646,7 @@ async fn provisioned_config_fails_when_the_functions_init_keeps_failing() {
     )
     .await
     .unwrap();
+    past_settle().await;
     let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
     engine.lock().insert(
         snapshot,
@@ -663,6 +695,7 @@ async fn configs_of_two_aliases_on_one_version_share_its_environments() {
         )
         .await
         .unwrap();
+        past_settle().await;
     }
     let snapshot = provisioned_targets(&fx.cp)[0].spec.snapshot_id.clone();
     // The engine keeps 1 + 2 for the version.
