@@ -3,22 +3,7 @@
 
 use crate::{call_error, ConnectorError, Connectors};
 
-/// Temporary credentials STS gave for a role.
-#[derive(Clone)]
-pub struct RoleSession {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub expiration: Option<std::time::SystemTime>,
-}
-
-impl std::fmt::Debug for RoleSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoleSession")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
+pub use flint_spec::RoleSession;
 
 impl Connectors {
     /// `AssumeRole` of `role_arn` as `session_name`, asked of STS in `region` (the function's).

@@ -281,24 +281,7 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// Temporary credentials of an execution role: what STS `AssumeRole` answered.
-#[derive(Clone)]
-pub struct RoleSession {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    /// When STS says they expire (an environment is retired before then).
-    pub expiration: Option<std::time::SystemTime>,
-}
-
-impl std::fmt::Debug for RoleSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoleSession")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
+pub use flint_spec::RoleSession;
 
 /// What [`RoleCredentials::assume`] returns: the session, or why STS did not give one.
 pub type RoleFuture<'a> =

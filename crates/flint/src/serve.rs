@@ -206,17 +206,10 @@ impl flint_engine::RoleCredentials for RoleSessions {
         region: &'a str,
     ) -> flint_engine::RoleFuture<'a> {
         Box::pin(async move {
-            let session = self
-                .0
+            self.0
                 .assume_role(role_arn, session_name, region)
                 .await
-                .map_err(|e| e.to_string())?;
-            Ok(flint_engine::RoleSession {
-                access_key_id: session.access_key_id,
-                secret_access_key: session.secret_access_key,
-                session_token: session.session_token,
-                expiration: session.expiration,
-            })
+                .map_err(|e| e.to_string())
         })
     }
 }

@@ -71,6 +71,26 @@ pub struct FunctionSpec {
     pub image: Option<ImageSpec>,
 }
 
+/// Temporary credentials of a function's execution role, as STS `AssumeRole` gives them: what an
+/// environment runs with under `flint serve --function-credentials assume-role`.
+#[derive(Clone)]
+pub struct RoleSession {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// When STS says they expire.
+    pub expiration: Option<std::time::SystemTime>,
+}
+
+impl std::fmt::Debug for RoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleSession")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A container image function: its root filesystem and the process to start, with the image
 /// config's values already overridden by the function's `ImageConfig`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
