@@ -59,7 +59,8 @@ pub(crate) struct Environment {
     freeze: Mutex<crate::freeze::FreezeState>,
     /// Revoked when the environment is dropped.
     _credentials: Credentials,
-    /// An execution role's session expires: the environment is not reused past this.
+    /// An execution role's session expires: the environment is not reused past this (see
+    /// [`Environment::credentials_expired`]).
     credentials_expire: Option<Instant>,
     /// Flint's API inside the environment's namespace; stopped with it.
     api_server: ApiServer,
@@ -128,9 +129,14 @@ impl InitType {
 
 impl Environment {
     pub(crate) fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
-            && self.exit.borrow().is_none()
-            && self.credentials_expire.is_none_or(|at| Instant::now() < at)
+        self.healthy.load(Ordering::Acquire) && self.exit.borrow().is_none()
+    }
+
+    /// Its execution role's session is about to expire: it takes no further invokes (retired
+    /// when the pool or the reaper finds it idle, stopped when it comes back from one).
+    pub(crate) fn credentials_expired(&self) -> bool {
+        self.credentials_expire
+            .is_some_and(|at| Instant::now() >= at)
     }
 
     /// Before an invocation: marks the environment in use, thawing it if it was frozen.

@@ -118,6 +118,12 @@ impl Pool {
         }
         let mut st = self.state.lock();
         while let Some(env) = st.provisioned.idle.pop() {
+            if env.credentials_expired() {
+                // Its role session lapses: retired, the provisioner replaces it.
+                st.provisioned.members.retain(|m| !Arc::ptr_eq(m, &env));
+                env.retire(flint_runtime_api::ShutdownReason::Spindown);
+                continue;
+            }
             if env.is_healthy() {
                 return Some(env);
             }
@@ -130,6 +136,10 @@ impl Pool {
     pub(crate) fn take_idle(&self) -> Option<Arc<Environment>> {
         let mut st = self.state.lock();
         while let Some((env, _)) = st.idle.pop() {
+            if env.credentials_expired() {
+                env.retire(flint_runtime_api::ShutdownReason::Spindown);
+                continue;
+            }
             if env.is_healthy() {
                 return Some(env);
             }
@@ -140,7 +150,7 @@ impl Pool {
 
     /// Puts an environment back after an invoke; returns it when it must be stopped instead.
     pub(crate) fn put_back(&self, env: Arc<Environment>) -> Option<Arc<Environment>> {
-        if !env.is_healthy() {
+        if !env.is_healthy() || env.credentials_expired() {
             return Some(env);
         }
         let mut st = self.state.lock();
@@ -176,17 +186,34 @@ impl Pool {
         out
     }
 
-    /// Idle environments unused for longer than `idle_timeout` (provisioned ones never are).
+    /// Idle environments unused for longer than `idle_timeout` (provisioned ones never are), and
+    /// idle ones, provisioned too, whose execution role's session is about to expire (the
+    /// provisioner replaces those).
     fn expired(&self, now: Instant, idle_timeout: Duration) -> Vec<Arc<Environment>> {
         let mut st = self.state.lock();
         let mut out = Vec::new();
         st.idle.retain(|(env, since)| {
-            let keep = now.duration_since(*since) < idle_timeout && env.is_healthy();
+            let keep = now.duration_since(*since) < idle_timeout
+                && env.is_healthy()
+                && !env.credentials_expired();
             if !keep {
                 out.push(env.clone());
             }
             keep
         });
+        let p = &mut st.provisioned;
+        let lapsed: Vec<_> = p
+            .idle
+            .iter()
+            .filter(|env| env.credentials_expired())
+            .cloned()
+            .collect();
+        if !lapsed.is_empty() {
+            let gone = |env: &Arc<Environment>| lapsed.iter().any(|l| Arc::ptr_eq(l, env));
+            p.idle.retain(|env| !gone(env));
+            p.members.retain(|env| !gone(env));
+            out.extend(lapsed);
+        }
         if st
             .kept_tmp
             .as_ref()

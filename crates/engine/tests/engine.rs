@@ -101,6 +101,7 @@ fn cases() -> Vec<(&'static str, Case)> {
         shutdown_kills_a_runtime_that_ignores_sigterm_after_the_grace_period,
         a_caller_that_stops_waiting_does_not_lose_the_environment,
         warm_invoke_latency,
+        role_sessions_are_per_environment_and_not_reused_past_their_expiry,
     ]
 }
 
@@ -908,6 +909,81 @@ async fn idle_environments_are_reaped(h: Arc<Harness>) -> TestResult {
     wait_for(|| engine.environment_count() == 0, Duration::from_secs(3)).await?;
     engine.shutdown().await;
     Ok(())
+}
+
+/// An STS stand-in: a new session per call, expiring 2.4 s later (environments then lapse after
+/// 1.2 s: half the time left, as under five minutes).
+struct ShortSessions(std::sync::atomic::AtomicU32);
+
+impl flint_engine::RoleCredentials for ShortSessions {
+    fn assume<'a>(
+        &'a self,
+        role_arn: &'a str,
+        session_name: &'a str,
+        _region: &'a str,
+    ) -> flint_engine::RoleFuture<'a> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            Ok(flint_engine::RoleSession {
+                access_key_id: format!("ASIASTUB{n}"),
+                secret_access_key: format!("secret of {role_arn} as {session_name}"),
+                session_token: format!("token{n}"),
+                expiration: Some(std::time::SystemTime::now() + Duration::from_millis(2400)),
+            })
+        })
+    }
+}
+
+async fn role_sessions_are_per_environment_and_not_reused_past_their_expiry(
+    h: Arc<Harness>,
+) -> TestResult {
+    h.engine
+        .set_role_credentials(Arc::new(ShortSessions(std::sync::atomic::AtomicU32::new(
+            0,
+        ))));
+    let mut s = spec("role", code_dir(&h, "role", Some(PY_BOOTSTRAP.as_bytes()))?);
+    s.role = "arn:aws:iam::000000000000:role/exec".into();
+    let f = Arc::new(s);
+    let key_of = |r: &InvokeResponse| json(&r.payload)["env"]["AWS_ACCESS_KEY_ID"].clone();
+    let first = invoke(&h, &f, r#"{"action":"env"}"#).await?;
+    check!(
+        key_of(&first) == "ASIASTUB0",
+        "the session's key: {}",
+        show(&first)
+    );
+    check!(
+        json(&first.payload)["env"]["AWS_SESSION_TOKEN"] == "token0",
+        "{}",
+        show(&first)
+    );
+    let issued = h.engine.issued_credentials();
+    check!(
+        issued
+            .get("ASIASTUB0")
+            .is_some_and(|i| i.account == "000000000000"
+                && i.secret_access_key == "secret of arn:aws:iam::000000000000:role/exec as role"),
+        "Flint's API knows the session as the function's account"
+    );
+    let warm = invoke(&h, &f, r#"{"action":"env"}"#).await?;
+    check!(
+        key_of(&warm) == "ASIASTUB0",
+        "reused while valid: {}",
+        show(&warm)
+    );
+    // Past the point where the session is too close to its expiry: a new environment, a new
+    // session, and the old one stopped (its keys forgotten).
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let later = invoke(&h, &f, r#"{"action":"env"}"#).await?;
+    check!(
+        key_of(&later) == "ASIASTUB1",
+        "a fresh session: {}",
+        show(&later)
+    );
+    wait_for(
+        || issued.get("ASIASTUB0").is_none() && h.engine.environment_count() == 1,
+        Duration::from_secs(5),
+    )
+    .await
 }
 
 async fn runtime_sees_lambdas_environment_and_headers(h: Arc<Harness>) -> TestResult {
