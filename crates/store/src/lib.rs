@@ -148,6 +148,32 @@ const UPSERT: &str = "INSERT INTO docs (account, region, kind, key, format, valu
      ON CONFLICT (account, region, kind, key)
      DO UPDATE SET format = excluded.format, value = excluded.value";
 
+/// The database holds functions' environment variables (often secrets): readable by Flint's own
+/// user only. Created so (SQLite gives its `-wal` and `-shm` files the database's mode), and an
+/// older one readable by others is made so.
+fn owner_only(database: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(database)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut side = database.as_os_str().to_owned();
+        side.push(suffix);
+        match fs::metadata(&side) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                fs::set_permissions(&side, fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database and blob directory of the data dir `data_dir`
     /// (see [`Layout`]), upgrading the database's schema if it is older than this build's.
@@ -159,6 +185,7 @@ impl Store {
         fs::create_dir_all(layout.root())?;
         let blobs_dir = layout.blobs();
         fs::create_dir_all(&blobs_dir)?;
+        owner_only(&layout.database())?;
         let mut conn = Connection::open(layout.database())?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -547,6 +574,27 @@ mod tests {
         let docs = s.list("000000000000", "us-east-1", "function")?;
         let keys: Vec<(&str, u32)> = docs.iter().map(|d| (d.key.as_str(), d.format)).collect();
         assert_eq!(keys, [("a", 2), ("b", 2)]);
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_is_readable_by_its_owner_only() -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let layout = Layout::new(dir.path());
+        let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        {
+            let s = Store::open(dir.path())?;
+            s.put(&key("a"), "{\"secret\":1}")?;
+            assert_eq!(mode(&layout.database())?, 0o600);
+            let mut wal = layout.database().into_os_string();
+            wal.push("-wal");
+            assert_eq!(mode(Path::new(&wal))?, 0o600);
+        }
+        // One an earlier Flint left readable by everyone is made private.
+        fs::set_permissions(layout.database(), fs::Permissions::from_mode(0o644))?;
+        let _s = Store::open(dir.path())?;
+        assert_eq!(mode(&layout.database())?, 0o600);
         Ok(())
     }
 
