@@ -142,7 +142,8 @@ def handler(event, context):
             "group": grp.getgrgid(st.st_gid).gr_name, "gid": st.st_gid,
             "mode": stat.filemode(st.st_mode), "me": os.getuid(),
             "dirs": {p: [os.stat(p).st_uid, os.stat(p).st_gid, stat.filemode(os.stat(p).st_mode)]
-                     for p in ("/", "/opt", "/var", "/tmp")},
+                     for p in ("/", "/opt", "/var", "/tmp", "/var/task", "/var/task/index.py",
+                               "/var/task/lib", "/var/task/lib/x.py")},
             "tmp_write": open("/tmp/mine", "w").write("x"),
             "tmp_file_owner": os.stat("/tmp/mine").st_uid,
             "uid_map": open("/proc/self/uid_map").read().split("\\n"),
@@ -160,15 +161,21 @@ def test_the_entrypoint_and_root_are_roots_as_on_lambda_without_the_hosts_root_m
     # Recorded on AWS (LocalStack's test_runtime_introspection_x86): root, 0, -rwxr-xr-x. A
     # PYTHON* variable keeps the function out of a pre-started interpreter (README).
     name = unique_name("root-entry")
-    create_function(lambda_client, name, zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE}),
+    create_function(lambda_client, name,
+                    zip_bytes=make_zip({"index.py": ENTRYPOINT_PROBE, "lib/x.py": ""}),
                     Environment={"Variables": variables})
     _, found = invoke_json(lambda_client, name, {})
     assert (found["owner"], found["uid"], found["group"], found["gid"], found["mode"]) == \
         ("root", 0, "root", 0, "-rwxr-xr-x"), found
     assert found["me"] == 993
     # The root Flint builds is root's too (AWS: /opt root:root drwxr-xr-x, /tmp drwxrwxrwt).
+    # So is the function's code, as AWS recorded /var/task (root, 0, drwxr-xr-x).
     assert found["dirs"] == {"/": [0, 0, "drwxr-xr-x"], "/opt": [0, 0, "drwxr-xr-x"],
-                             "/var": [0, 0, "drwxr-xr-x"], "/tmp": [0, 0, "drwxrwxrwt"]}, found
+                             "/var": [0, 0, "drwxr-xr-x"], "/tmp": [0, 0, "drwxrwxrwt"],
+                             "/var/task": [0, 0, "drwxr-xr-x"],
+                             "/var/task/index.py": [0, 0, "-rw-r--r--"],
+                             "/var/task/lib": [0, 0, "drwxr-xr-x"],
+                             "/var/task/lib/x.py": [0, 0, "-rw-r--r--"]}, found
     # /tmp stays the function's to write in.
     assert (found["tmp_write"], found["tmp_file_owner"]) == (1, 993), found
     # Inside, 0 is the host's nobody, never its root.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -213,6 +213,9 @@ pub struct CodeStore {
     images: Arc<flint_oci::ImageStore>,
     /// Digests being stored and not yet recorded (shared with the other code store).
     pins: Arc<Pins>,
+    /// Who owns unpacked code ([`ControlOptions::code_owner`](crate::ControlOptions)): the host
+    /// ids that show as root inside the sandboxes, or None to leave Flint's own.
+    owner: Option<(u32, u32)>,
 }
 
 impl CodeStore {
@@ -221,8 +224,9 @@ impl CodeStore {
         layout: &flint_store::Layout,
         store: Arc<flint_store::Store>,
         pins: Arc<Pins>,
+        owner: Option<(u32, u32)>,
     ) -> io::Result<Self> {
-        Self::open_at(layout.code(), layout, store, pins)
+        Self::open_at(layout.code(), layout, store, pins, owner)
     }
 
     /// The layers' contents ([`flint_store::Layout::layer_code`]).
@@ -230,18 +234,26 @@ impl CodeStore {
         layout: &flint_store::Layout,
         store: Arc<flint_store::Store>,
         pins: Arc<Pins>,
+        owner: Option<(u32, u32)>,
     ) -> io::Result<Self> {
-        Self::open_at(layout.layer_code(), layout, store, pins)
+        Self::open_at(layout.layer_code(), layout, store, pins, owner)
     }
 
-    /// Opens `root`, removing half-finished unpacks and noting the finished ones.
+    /// Opens `root`, removing half-finished unpacks and noting the finished ones; with an
+    /// `owner`, `root` is closed to everyone but Flint's user (the owner is the host's nobody,
+    /// which no other host process may reach the code through) and code unpacked by an earlier
+    /// Flint is given to the owner.
     fn open_at(
         root: PathBuf,
         layout: &flint_store::Layout,
         store: Arc<flint_store::Store>,
         pins: Arc<Pins>,
+        owner: Option<(u32, u32)>,
     ) -> io::Result<Self> {
         fs::create_dir_all(&root)?;
+        if owner.is_some() {
+            fs::set_permissions(&root, fs::Permissions::from_mode(0o700))?;
+        }
         let mut unpacked = HashSet::new();
         for entry in fs::read_dir(&root)? {
             let entry = entry?;
@@ -251,6 +263,11 @@ impl CodeStore {
                 let _ = fs::remove_dir_all(entry.path());
                 let _ = fs::remove_file(entry.path());
             } else if is_hex_digest(&name) {
+                if let Some((uid, gid)) = owner {
+                    if entry.metadata()?.uid() != uid {
+                        chown_tree(&entry.path(), uid, gid)?;
+                    }
+                }
                 unpacked.insert(name);
             }
         }
@@ -265,6 +282,7 @@ impl CodeStore {
                 insecure_registries(),
             )),
             pins,
+            owner,
         })
     }
 
@@ -422,7 +440,12 @@ impl CodeStore {
 
     fn unpack_to_temp(&self, zip: &[u8]) -> Result<PathBuf, LambdaError> {
         let tmp = self.root.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-        match unpack(zip, &tmp, self.max_unzipped) {
+        let unpacked = unpack(zip, &tmp, self.max_unzipped).and_then(|()| match self.owner {
+            Some((uid, gid)) => chown_tree(&tmp, uid, gid)
+                .map_err(|e| LambdaError::service(format!("unpacking code: {e}"))),
+            None => Ok(()),
+        });
+        match unpacked {
             Ok(()) => Ok(tmp),
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -486,6 +509,19 @@ fn declared_unzipped_size(zip: &[u8], limit: u64) -> Result<u64, LambdaError> {
         return Err(too_big_unzipped());
     }
     Ok(total)
+}
+
+/// Gives `dir` and everything under it to `uid`/`gid` (symbolic links themselves, never what
+/// they point at).
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    if !fs::symlink_metadata(dir)?.is_dir() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        chown_tree(&entry?.path(), uid, gid)?;
+    }
+    Ok(())
 }
 
 /// Unpacks `zip` into the new directory `dest`. Symlinks are created last so that no file is ever
@@ -605,9 +641,53 @@ mod tests {
             &flint_store::Layout::new(dir.path()),
             store,
             Default::default(),
+            None,
         )
         .unwrap();
         (dir, code)
+    }
+
+    #[test]
+    fn code_is_given_to_the_owner_under_a_root_only_flint_may_enter() {
+        let dir = tempfile::tempdir().unwrap();
+        // Giving files away takes root (CI runs as root; elsewhere there is nothing to check).
+        if fs::metadata(dir.path()).unwrap().uid() != 0 {
+            return;
+        }
+        let layout = flint_store::Layout::new(dir.path());
+        let store = Arc::new(flint_store::Store::open(dir.path()).unwrap());
+        let zip = test_zip(&[
+            ("index.py", b"def handler(e, c): return e", 0o644),
+            ("lib/", b"", 0o755),
+            ("lib/x.py", b"", 0o644),
+            ("link", b"index.py", 0o120777),
+        ]);
+        // An earlier Flint unpacked one as its own.
+        let old = CodeStore::open(&layout, store.clone(), Default::default(), None).unwrap();
+        let before = old.ingest(&zip).unwrap().code;
+        let owner = Some((65534, 65534));
+        let code = CodeStore::open(&layout, store, Default::default(), owner).unwrap();
+        let fresh = code
+            .ingest(&test_zip(&[("main.js", b"exports.handler = 1", 0o644)]))
+            .unwrap()
+            .code;
+        let owned = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        for sha in [&before.sha256_hex, &fresh.sha256_hex] {
+            let tree = code.code_dir(sha);
+            assert_eq!(owned(&tree), (65534, 65534), "{}", tree.display());
+            for entry in fs::read_dir(&tree).unwrap() {
+                assert_eq!(owned(&entry.unwrap().path()), (65534, 65534));
+            }
+        }
+        assert_eq!(
+            owned(&code.code_dir(&before.sha256_hex).join("lib/x.py")),
+            (65534, 65534)
+        );
+        let root_mode = fs::metadata(layout.code()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(root_mode, 0o700);
     }
 
     #[test]
@@ -729,6 +809,7 @@ mod tests {
             &flint_store::Layout::new(d.path()),
             store,
             Default::default(),
+            None,
         )
         .unwrap();
         assert!(!code.is_unpacked(&stored.sha256_hex));

@@ -185,9 +185,14 @@ impl Layers {
         store: Arc<Store>,
         data_dir: &Path,
         pins: Arc<crate::code::Pins>,
+        owner: Option<(u32, u32)>,
     ) -> Result<Self, StoreError> {
-        let code =
-            CodeStore::open_layers(&flint_store::Layout::new(data_dir), store.clone(), pins)?;
+        let code = CodeStore::open_layers(
+            &flint_store::Layout::new(data_dir),
+            store.clone(),
+            pins,
+            owner,
+        )?;
         let mut layers = HashMap::new();
         let format = flint_store::FORMAT_1;
         for doc in store.load::<LayerDoc>(KIND, format, crate::state::upgrade_unchanged)? {

@@ -97,6 +97,10 @@ pub struct ControlOptions {
     pub hot_reload_bucket: Option<String>,
     /// How long code stays on disk after the last reference to it went (see `code_gc`).
     pub code_gc_grace: Duration,
+    /// The host ids unpacked code and layers are given to: those that show as root inside the
+    /// sandboxes (`flint_sandbox::Sandboxes::root_owner`), so that `/var/task` and `/opt` are
+    /// root's there as on Lambda. None: Flint's own.
+    pub code_owner: Option<(u32, u32)>,
 }
 
 impl Default for ControlOptions {
@@ -109,6 +113,7 @@ impl Default for ControlOptions {
             code_url_ttl: Duration::from_secs(600),
             hot_reload_bucket: None,
             code_gc_grace: Duration::from_secs(2),
+            code_owner: None,
         }
     }
 }
@@ -160,12 +165,22 @@ impl ControlPlane {
         // This server owns the data dir: what a stopped one half-wrote goes.
         store.remove_partial_blobs()?;
         let pins = Arc::new(code::Pins::default());
-        let code = Arc::new(code::CodeStore::open(&layout, store.clone(), pins.clone())?);
+        let code = Arc::new(code::CodeStore::open(
+            &layout,
+            store.clone(),
+            pins.clone(),
+            options.code_owner,
+        )?);
         // Before the functions load: earlier releases kept code-signing bindings apart.
         code_signing::fold_legacy_bindings(&store)?;
         let index = state::Index::load(store.clone(), code.clone(), options.account_concurrency)?;
         let sub_resources = sub_resource::Registry::load(&index);
-        let layers = Arc::new(layer::Layers::open(store.clone(), data_dir, pins)?);
+        let layers = Arc::new(layer::Layers::open(
+            store.clone(),
+            data_dir,
+            pins,
+            options.code_owner,
+        )?);
         let code_signing = Arc::new(code_signing::CodeSigningConfigs::open(store.clone())?);
         let mappings = Arc::new(event_source_mapping::EventSourceMappings::open(
             store,

@@ -415,6 +415,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.hot_reload_bucket.as_deref(),
                 args.credentials_file.is_some(),
             ),
+            code_owner: sandboxes.root_owner(),
             ..flint_control::ControlOptions::default()
         },
     )

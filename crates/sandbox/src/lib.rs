@@ -151,6 +151,8 @@ pub struct Sandboxes {
     summary: String,
     /// NAT and filter for isolated sandboxes' outbound access, while enabled.
     host_nat: std::sync::Mutex<Option<outbound::HostNat>>,
+    /// The host ids that show as root inside (see [`Sandboxes::root_owner`]).
+    root_owner: Option<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Sandboxes {
@@ -268,7 +270,18 @@ impl Sandboxes {
             tmp,
             summary,
             host_nat: std::sync::Mutex::new(None),
+            root_owner,
         })
+    }
+
+    /// The host uid and gid that show as root inside the sandboxes — the host's nobody, when
+    /// Flint is root and has user namespaces; None otherwise (then only the sandbox user is
+    /// mapped, or no user namespace is used). Files Flint gives them (the functions' unpacked
+    /// code and layers) are root's at `/var/task` and `/opt`, as on Lambda; they must sit under
+    /// a directory only Flint's own user may enter, so that no host process running as nobody
+    /// reaches them (the sandboxes open their mounts' sources as Flint's user).
+    pub fn root_owner(&self) -> Option<(u32, u32)> {
+        self.root_owner
     }
 
     pub fn spawn(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
