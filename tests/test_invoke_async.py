@@ -204,6 +204,29 @@ def test_throttled_event_waits_for_capacity_and_then_runs(lambda_client, callbac
         holder.join(timeout=30)
 
 
+def test_a_backlog_behind_a_busy_function_flows_as_soon_as_it_has_room(lambda_client,
+                                                                        callback_server):
+    # LocalStack's AWS-validated test_async_invoke_queue_upon_function_update: events queued
+    # behind a reserved concurrency of 1 held by a long event invoke all ran soon after it ended.
+    # Backing off each throttled event on its own (1, 2, 4, 8, 16 s...) takes minutes for eight.
+    name = unique_name("async-backlog")
+    create_function(lambda_client, name, zip_bytes=probe_zip(), Timeout=30)
+    lambda_client.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    started = uuid.uuid4().hex
+    lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(
+        {"sleep": 5, "started_url": callback_server.url, "started_token": started}))
+    assert callback_server.wait_for(lambda b: started in b, timeout=15) is not None
+    began = time.monotonic()
+    tokens = [uuid.uuid4().hex for _ in range(8)]
+    for token in tokens:
+        lambda_client.invoke(FunctionName=name, InvocationType="Event",
+                             Payload=json.dumps({"url": callback_server.url, "token": token}))
+    for token in tokens:
+        left = max(began + 5 + 6 - time.monotonic(), 0.1)
+        assert report(callback_server, token, timeout=left) is not None, \
+            f"an event queued behind the busy function had not run {time.monotonic() - began:.1f} s on"
+
+
 # ---------------------------------------------------------------------------------------------
 # InvokeAsync (deprecated)
 # ---------------------------------------------------------------------------------------------

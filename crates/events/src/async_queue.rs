@@ -14,7 +14,7 @@
 //! scheduler (due times, worker slots) and the attempts themselves.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -205,6 +205,8 @@ pub struct Pending {
     key: String,
     /// The next throttle back-off (in memory: a restart starts over).
     throttle_backoff: Duration,
+    /// Its last attempt was throttled: it waits for its function to have room (see [`Parked`]).
+    throttled: bool,
 }
 
 /// An event's key in the store: its enqueue time (zero-padded milliseconds), then its request
@@ -223,7 +225,17 @@ impl Pending {
             scope,
             record,
             throttle_backoff: THROTTLE_BACKOFF_START,
+            throttled: false,
         }
+    }
+
+    /// The function whose concurrency its attempts use.
+    fn function_key(&self) -> FunctionKey {
+        (
+            self.scope.account.clone(),
+            self.scope.region.clone(),
+            self.record.function_name.clone(),
+        )
     }
 
     fn key(&self) -> flint_store::DocKey<'_> {
@@ -542,6 +554,83 @@ pub(crate) async fn commit(
     }
 }
 
+/// (account, region, function name): whose concurrency an event's attempts use.
+type FunctionKey = (String, String, String);
+
+/// Events whose last attempt was throttled, per function, oldest first. Each waits for its
+/// back-off or for an attempt of its function to end (the concurrency it held is free again),
+/// whichever comes first: as on AWS, a backlog behind a busy function flows as soon as the
+/// function has room, instead of each event backing off on its own for up to 5 minutes
+/// (LocalStack's test_async_invoke_queue_upon_function_update: 15 events behind a reserved
+/// concurrency of 1 and a 22 s invoke all ran within the next two minutes).
+#[derive(Default)]
+struct Parked {
+    by_function: HashMap<FunctionKey, ParkedFunction>,
+    /// (back-off due, seq, function); an entry whose event was woken first is skipped.
+    timers: BinaryHeap<Reverse<(u64, u64, FunctionKey)>>,
+}
+
+#[derive(Default)]
+struct ParkedFunction {
+    /// Parking order (seqs of events woken by their timer are skipped when met).
+    order: VecDeque<u64>,
+    events: HashMap<u64, Pending>,
+}
+
+impl Parked {
+    fn park(&mut self, seq: u64, event: Pending) {
+        let key = event.function_key();
+        self.timers
+            .push(Reverse((event.record.due_at_ms, seq, key.clone())));
+        let f = self.by_function.entry(key).or_default();
+        f.order.push_back(seq);
+        f.events.insert(seq, event);
+    }
+
+    /// The oldest event waiting for room in `key`'s function.
+    fn wake_one(&mut self, key: &FunctionKey) -> Option<Pending> {
+        let f = self.by_function.get_mut(key)?;
+        let mut woken = None;
+        while let Some(seq) = f.order.pop_front() {
+            if let Some(event) = f.events.remove(&seq) {
+                woken = Some(event);
+                break;
+            }
+        }
+        if f.events.is_empty() {
+            self.by_function.remove(key);
+        }
+        woken.map(unparked)
+    }
+
+    /// Moves the events whose back-off has passed to `ready`.
+    fn due(&mut self, now: u64, ready: &mut VecDeque<Pending>) {
+        while self.timers.peek().is_some_and(|t| t.0 .0 <= now) {
+            let Some(Reverse((_, seq, key))) = self.timers.pop() else {
+                break;
+            };
+            let Some(f) = self.by_function.get_mut(&key) else {
+                continue;
+            };
+            if let Some(event) = f.events.remove(&seq) {
+                ready.push_back(unparked(event));
+            }
+            if f.events.is_empty() {
+                self.by_function.remove(&key);
+            }
+        }
+    }
+
+    fn next_due(&self) -> Option<u64> {
+        self.timers.peek().map(|t| t.0 .0)
+    }
+}
+
+fn unparked(mut event: Pending) -> Pending {
+    event.throttled = false;
+    event
+}
+
 /// An event waiting for its due time, earliest first.
 struct Later {
     due: u64,
@@ -621,6 +710,7 @@ pub(crate) async fn dispatch(
     let workers = workers.max(1);
     let slots = Arc::new(Semaphore::new(workers));
     let mut later: BinaryHeap<Reverse<Later>> = BinaryHeap::new();
+    let mut parked = Parked::default();
     let mut ready: VecDeque<Pending> = VecDeque::new();
     let mut running = JoinSet::new();
     let mut seq = 0u64;
@@ -637,6 +727,7 @@ pub(crate) async fn dispatch(
                 ready.push_back(l.event);
             }
         }
+        parked.due(now, &mut ready);
         let mut resume_at = None;
         while !ready.is_empty() {
             let instant = Instant::now();
@@ -658,11 +749,12 @@ pub(crate) async fn dispatch(
             };
             last_start = instant;
             let queue = queue.clone();
-            running.spawn(async move {
-                attempt(queue, event, permit).await;
-            });
+            running.spawn(attempt(queue, event, permit));
         }
-        let next_due = later.peek().map(|l| l.0.due);
+        let next_due = match (later.peek().map(|l| l.0.due), parked.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
             let due = next_due
                 .map(|due| Instant::now() + Duration::from_millis(due.saturating_sub(now_ms())));
@@ -679,7 +771,10 @@ pub(crate) async fn dispatch(
                 }
                 let now = now_ms();
                 for event in arrived.drain(..) {
-                    if event.record.due_at_ms <= now {
+                    if event.throttled {
+                        seq += 1;
+                        parked.park(seq, event);
+                    } else if event.record.due_at_ms <= now {
                         ready.push_back(event);
                     } else {
                         seq += 1;
@@ -688,7 +783,12 @@ pub(crate) async fn dispatch(
                 }
             }
             _ = sleep => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                // An attempt that ran its function freed the concurrency it held.
+                if let Some(event) = ended.ok().flatten().and_then(|key| parked.wake_one(&key)) {
+                    ready.push_back(event);
+                }
+            }
         }
     }
     while running.join_next().await.is_some() {}
@@ -759,14 +859,15 @@ fn next_step(
 
 /// One attempt of an event, and what follows from it: done (its destination told), or back to
 /// the scheduler with its next due time.
+///
+/// Returns the function when the attempt ran it (not throttled): the concurrency it held is free
+/// again for an event of that function waiting for room.
 async fn attempt(
     queue: Weak<Queue>,
     mut event: Pending,
     permit: tokio::sync::OwnedSemaphorePermit,
-) {
-    let Some(q) = queue.upgrade() else {
-        return;
-    };
+) -> Option<FunctionKey> {
+    let q = queue.upgrade()?;
     let NextAttempt {
         req,
         dead_letter,
@@ -777,7 +878,7 @@ async fn attempt(
         Err(e) => {
             tracing::warn!(request_id = %event.record.request_id, "async event dropped: {e}");
             q.forget(event);
-            return;
+            return None;
         }
     };
     if req.function.reserved_concurrency == Some(0) {
@@ -797,7 +898,7 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return;
+        return None;
     }
     if recursive_loop {
         drop(permit);
@@ -816,7 +917,7 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return;
+        return None;
     }
     let policy = Policy::of(config.as_ref(), q.retry_base_delay);
     let expires_at = event
@@ -842,7 +943,7 @@ async fn attempt(
         )
         .await;
         q.forget(event);
-        return;
+        return None;
     }
     let attempt_no = event.record.attempts + 1;
     q.counts.started(&event.scope, &function);
@@ -852,11 +953,10 @@ async fn attempt(
     let result = engine.invoke_event(req).await;
     drop(engine);
     drop(permit);
-    let Some(q) = queue.upgrade() else {
-        return;
-    };
+    let q = queue.upgrade()?;
     q.counts.ended(&event.scope, &function);
     let outcome = AttemptRecord::of(&result, &event.record.version);
+    let key = event.function_key();
     let mut backoff = event.throttle_backoff;
     let step = next_step(&result, event.record.attempts, policy, &mut backoff);
     event.throttle_backoff = backoff;
@@ -905,9 +1005,12 @@ async fn attempt(
         Step::RetryThrottled(delay) => {
             tracing::debug!(request_id = %rid, function = %function, "async invocation throttled; retrying in {delay:?}");
             event.record.due_at_ms = now_ms().saturating_add(ms(delay)).min(expires_at);
+            event.throttled = true;
             q.retry_at(event, false).await;
+            return None;
         }
     }
+    Some(key)
 }
 
 /// Events a previous run left in the store, oldest first (older formats upgraded; unreadable
@@ -1080,6 +1183,65 @@ mod tests {
             last_attempt: None,
             trace_header: None,
         }
+    }
+
+    #[test]
+    fn throttled_events_wait_for_room_in_their_function_or_their_back_off() {
+        let scope = Scope {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+        };
+        let throttled = |id: &str, function: &str, due: u64| {
+            let mut r = record(id, 1);
+            r.function_name = function.into();
+            r.due_at_ms = due;
+            let mut p = Pending::new(scope.clone(), r);
+            p.throttled = true;
+            p
+        };
+        let mut parked = Parked::default();
+        parked.park(1, throttled("a1", "a", 5_000));
+        parked.park(2, throttled("b1", "b", 1_000));
+        parked.park(3, throttled("a2", "a", 2_000));
+        parked.park(4, throttled("a3", "a", 9_000));
+        let ids = |q: &VecDeque<Pending>| {
+            q.iter()
+                .map(|p| p.record.request_id.clone())
+                .collect::<Vec<_>>()
+        };
+        let a = (
+            "000000000000".to_string(),
+            "us-east-1".to_string(),
+            "a".to_string(),
+        );
+        // An attempt of `a` ended: its oldest waiting event goes, whatever its back-off.
+        let woken = parked.wake_one(&a).expect("a waits");
+        assert_eq!(woken.record.request_id, "a1");
+        assert!(!woken.throttled);
+        // Back-offs that passed: b1 (1 s) and a2 (2 s), not a1 again (woken) nor a3.
+        let mut ready = VecDeque::new();
+        assert_eq!(parked.next_due(), Some(1_000));
+        parked.due(5_500, &mut ready);
+        assert_eq!(ids(&ready), ["b1", "a2"]);
+        assert!(ready.iter().all(|p| !p.throttled));
+        // Only a3 is left; nothing of `b`.
+        let b = (
+            "000000000000".to_string(),
+            "us-east-1".to_string(),
+            "b".to_string(),
+        );
+        assert!(parked.wake_one(&b).is_none());
+        assert_eq!(
+            parked.wake_one(&a).map(|p| p.record.request_id),
+            Some("a3".into())
+        );
+        assert!(parked.wake_one(&a).is_none());
+        let mut later = VecDeque::new();
+        parked.due(10_000, &mut later);
+        assert!(
+            later.is_empty(),
+            "a woken event does not run again at its back-off"
+        );
     }
 
     #[test]
