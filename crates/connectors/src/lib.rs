@@ -24,6 +24,7 @@ pub mod s3;
 pub mod sqs;
 mod streams;
 mod sts;
+mod vpc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use parking_lot::Mutex;
@@ -36,6 +37,7 @@ pub use probe::{SourceProblem, SourceService};
 pub use s3::GetObjectError;
 pub use streams::{IteratorStart, Page, Shard, StreamError};
 pub use sts::RoleSession;
+pub use vpc::VpcProblem;
 
 /// Why a message could not be delivered. The caller logs it and keeps the event for retry.
 #[derive(Debug, thiserror::Error)]

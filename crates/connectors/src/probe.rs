@@ -11,7 +11,7 @@ use crate::{Connectors, TargetArn};
 
 /// How long a check may take before the service counts as unreachable (the credential chain's
 /// IMDS look-ups alone can take seconds where no credentials are configured).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The kinds of source a mapping's ARN can name that Flint can ask about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,12 @@ impl Connectors {
 
     /// Where the SDK sends `service`'s calls, as far as the configuration says it.
     fn endpoint_of(&self, service: SourceService) -> String {
-        let (_, suffix) = service.names();
+        self.endpoint_named(service.names().1)
+    }
+
+    /// Where the SDK sends the calls of the service whose `AWS_ENDPOINT_URL_*` suffix is
+    /// `suffix`, as far as the configuration says it.
+    pub(crate) fn endpoint_named(&self, suffix: &str) -> String {
         self.endpoint_url
             .clone()
             .or_else(|| std::env::var(format!("AWS_ENDPOINT_URL_{suffix}")).ok())
@@ -150,7 +155,7 @@ impl Connectors {
 }
 
 /// A service's answer other than success.
-enum Answer {
+pub(crate) enum Answer {
     Service {
         operation: &'static str,
         code: String,
@@ -160,7 +165,7 @@ enum Answer {
     Silent(String),
 }
 
-fn classify<E, R>(e: SdkError<E, R>, operation: &'static str) -> Answer
+pub(crate) fn classify<E, R>(e: SdkError<E, R>, operation: &'static str) -> Answer
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

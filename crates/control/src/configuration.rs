@@ -95,6 +95,10 @@ pub struct VersionConfig {
     pub dead_letter_target: Option<String>,
     pub kms_key_arn: Option<String>,
     pub vpc: Option<VpcConfig>,
+    /// The VPC of `vpc`'s subnets, as EC2 answered when the configuration was set ("" when
+    /// EC2 was not asked or did not answer).
+    #[serde(default)]
+    pub vpc_id: String,
     /// Layer version ARNs, in order.
     #[serde(default)]
     pub layers: Vec<String>,
@@ -262,6 +266,7 @@ impl VersionConfig {
             dead_letter_target: None,
             kms_key_arn: None,
             vpc: None,
+            vpc_id: String::new(),
             layers: Vec::new(),
             layer_details: Vec::new(),
             file_system_configs: Vec::new(),
@@ -351,6 +356,8 @@ impl VersionConfig {
             // Empty subnet and security-group lists detach the function from its VPC; AWS then
             // answers with the emptied config (`"SubnetIds": [], "VpcId": ""`), not without one.
             self.vpc = Some(v);
+            // Set again from EC2's answer by the caller (`ControlPlane::vpc_of`).
+            self.vpc_id = String::new();
         }
         if let Some(v) = environment {
             self.environment = Some(v.variables);
@@ -631,7 +638,7 @@ impl VersionRecord {
             vpc_config: c.vpc.as_ref().map(|v| VpcConfigResponse {
                 subnet_ids: v.subnet_ids.clone(),
                 security_group_ids: v.security_group_ids.clone(),
-                vpc_id: String::new(),
+                vpc_id: c.vpc_id.clone(),
                 ipv6_allowed_for_dual_stack: v.ipv6_allowed_for_dual_stack.unwrap_or(false),
             }),
             dead_letter_config: c.dead_letter_target.as_ref().map(|t| DeadLetterConfig {

@@ -274,6 +274,9 @@ pub async fn create(
     if cp.index.contains(scope, &name) {
         return Err(LambdaError::function_already_exists(&name));
     }
+    if let Some(vpc) = &config.vpc {
+        config.vpc_id = cp.vpc_of(&scope.region, vpc).await?;
+    }
     let src = CodeSource {
         zip_file: input.code.zip_file,
         s3_bucket: input.code.s3_bucket,
@@ -641,6 +644,11 @@ pub async fn update_configuration(
     let not_found = || LambdaError::function_not_found(&arn::function_arn(scope, &name));
     let revision = input.revision_id;
     let config_input = input.config;
+    // EC2 is asked before the update (AWS refuses a VpcConfig it rejects, changing nothing).
+    let vpc_id = match &config_input.vpc_config {
+        Some(vpc) => Some(cp.vpc_of(&scope.region, vpc).await?),
+        None => None,
+    };
     let runtimes = cp.runtimes.clone();
     let resolve_layers = |arns: &[String]| cp.resolve_layers(scope, arns);
     let (f, shown) = cp
@@ -648,6 +656,9 @@ pub async fn update_configuration(
         .modify(scope, &name, not_found, |current, draft| {
             let mut config = current.doc.latest.config.clone();
             config.apply(config_input, runtimes.as_ref(), &resolve_layers)?;
+            if let Some(vpc_id) = vpc_id {
+                config.vpc_id = vpc_id;
+            }
             check_revision(revision.as_deref(), &current.doc.latest)?;
             current
                 .doc

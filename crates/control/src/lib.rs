@@ -58,6 +58,7 @@ pub mod tags;
 mod test_feed;
 pub mod url_config;
 pub mod version;
+pub mod vpc;
 
 pub use error::{ErrorCode, LambdaError};
 pub use flint_spec::Scope;
@@ -139,6 +140,8 @@ pub struct ControlPlane {
     pub(crate) objects: RwLock<Option<Arc<dyn code_source::ObjectSource>>>,
     /// Flint's connection to the sources of event source mappings (see `source_check`).
     pub(crate) source_check: RwLock<Option<Arc<dyn source_check::SourceCheck>>>,
+    /// EC2, for `VpcConfig` (see `vpc.rs`).
+    pub(crate) vpc_lookup: RwLock<Option<Arc<dyn vpc::VpcLookup>>>,
     /// The data dir (hot-reload directories may not show it).
     pub(crate) data_dir: PathBuf,
     /// Removes code nothing references (see `code_gc`).
@@ -200,6 +203,7 @@ impl ControlPlane {
             provisioned_report: RwLock::new(None),
             objects: RwLock::new(None),
             source_check: RwLock::new(None),
+            vpc_lookup: RwLock::new(None),
             data_dir: data_dir.to_path_buf(),
             gc: code_gc::Collector::default(),
         });

@@ -195,6 +195,38 @@ impl flint_control::code_source::ObjectSource for S3Objects {
     }
 }
 
+/// EC2, asked about functions' `VpcConfig` through the same connection.
+struct VpcLookup(Arc<flint_connectors::Connectors>);
+
+impl flint_control::vpc::VpcLookup for VpcLookup {
+    fn vpc_of<'a>(
+        &'a self,
+        region: &'a str,
+        subnet_ids: &'a [String],
+        security_group_ids: &'a [String],
+    ) -> flint_control::vpc::VpcFuture<'a> {
+        use flint_connectors::VpcProblem as P;
+        use flint_control::vpc::VpcLookupError as E;
+        Box::pin(async move {
+            self.0
+                .vpc_of(region, subnet_ids, security_group_ids)
+                .await
+                .map_err(|problem| match problem {
+                    P::Refused {
+                        operation,
+                        code,
+                        message,
+                    } => E::Refused {
+                        operation,
+                        code,
+                        message,
+                    },
+                    unreachable @ P::Unreachable { .. } => E::Unreachable(unreachable.to_string()),
+                })
+        })
+    }
+}
+
 /// Execution roles' sessions, from STS through the same connection.
 struct RoleSessions(Arc<flint_connectors::Connectors>);
 
@@ -461,6 +493,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     control.set_code_users(engine.clone());
     control.set_object_source(Arc::new(S3Objects(connectors.clone())));
     control.set_source_check(Arc::new(MappingSources(connectors.clone())));
+    control.set_vpc_lookup(Arc::new(VpcLookup(connectors.clone())));
     let events = flint_events::Events::start(
         engine.clone(),
         store.clone(),
