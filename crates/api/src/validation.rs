@@ -606,7 +606,12 @@ impl Checker<'_> {
                         }
                     } else {
                         let mut all = self.describe(member, location);
-                        all.push("Member must not be null".into());
+                        // AWS names the null check for a list of the request itself
+                        // (`layers`, `architectures`), not for one inside a member structure
+                        // (`vpcConfig.subnetIds`: recorded by test_invalid_vpc_config_*).
+                        if !path.contains('.') {
+                            all.push("Member must not be null".into());
+                        }
                         self.violations.push(format!(
                             "{prefix}Member must satisfy constraint: [{}]",
                             all.join(", ")
@@ -758,6 +763,15 @@ mod tests {
             create(json!({"Architectures": ["X86_64"]})),
         );
         assert_eq!(msg, "1 validation error detected: Value '[X86_64]' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]");
+    }
+
+    #[test]
+    fn a_list_inside_a_member_structure_names_no_null_check_as_aws_answers() {
+        let (_, msg) = err(
+            "CreateFunction",
+            create(json!({"VpcConfig": {"SubnetIds": ["bad-format"], "SecurityGroupIds": []}})),
+        );
+        assert_eq!(msg, "1 validation error detected: Value '[bad-format]' at 'vpcConfig.subnetIds' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 0, Member must satisfy regular expression pattern: subnet-[0-9a-z]*]");
     }
 
     #[test]
