@@ -11,7 +11,7 @@ use crate::{Connectors, TargetArn};
 
 /// How long a check may take before the service counts as unreachable (the credential chain's
 /// IMDS look-ups alone can take seconds where no credentials are configured).
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The kinds of source a mapping's ARN can name that Flint can ask about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +92,7 @@ impl Connectors {
                 }
             }
         };
-        let answer = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Answer::Silent(format!(
-                "no answer within {} s",
-                PROBE_TIMEOUT.as_secs()
-            ))),
-        };
-        answer.map_err(|a| match a {
+        within_probe_timeout(call).await.map_err(|a| match a {
             Answer::Service { code, .. } if is_missing(service, &code) => SourceProblem::Missing {
                 service: name,
                 arn: arn.to_string(),
@@ -163,6 +156,19 @@ pub(crate) enum Answer {
     },
     /// No service answer at all (connection, credentials, timeout, unreadable response).
     Silent(String),
+}
+
+/// `call`'s answer, or silence after [`PROBE_TIMEOUT`].
+pub(crate) async fn within_probe_timeout<T>(
+    call: impl std::future::Future<Output = Result<T, Answer>>,
+) -> Result<T, Answer> {
+    match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Answer::Silent(format!(
+            "no answer within {} s",
+            PROBE_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 pub(crate) fn classify<E, R>(e: SdkError<E, R>, operation: &'static str) -> Answer

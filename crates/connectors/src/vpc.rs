@@ -2,7 +2,7 @@
 //! (DescribeSecurityGroups), then the subnets (DescribeSubnets), whose VPC is the
 //! configuration's `VpcId`.
 
-use crate::probe::{classify, Answer, PROBE_TIMEOUT};
+use crate::probe::{classify, within_probe_timeout, Answer};
 use crate::Connectors;
 
 /// Why EC2 gave no VPC.
@@ -56,14 +56,7 @@ impl Connectors {
                 .find_map(|s| s.vpc_id().map(str::to_string))
                 .unwrap_or_default())
         };
-        let answer = match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Answer::Silent(format!(
-                "no answer within {} s",
-                PROBE_TIMEOUT.as_secs()
-            ))),
-        };
-        answer.map_err(|a| match a {
+        within_probe_timeout(call).await.map_err(|a| match a {
             Answer::Service {
                 operation,
                 code,
