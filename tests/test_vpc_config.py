@@ -79,3 +79,13 @@ def test_an_update_to_a_subnet_ec2_does_not_know_changes_nothing(lambda_client, 
     assert client_error(e)["code"] == "InvalidParameterValueException"
     assert lambda_client.get_function_configuration(FunctionName=name)["VpcConfig"]["SubnetIds"] \
         == [network["subnet"]]
+
+
+def test_an_update_of_a_missing_function_is_a_404_before_ec2_is_asked(lambda_client, network):
+    with pytest.raises(Exception) as e:
+        lambda_client.update_function_configuration(
+            FunctionName=unique_name("missing"),
+            VpcConfig={"SubnetIds": ["subnet-0fffffffffffffff0"],
+                       "SecurityGroupIds": [network["group"]]})
+    err = client_error(e)
+    assert (err["status"], err["code"]) == (404, "ResourceNotFoundException"), err

@@ -644,9 +644,13 @@ pub async fn update_configuration(
     let not_found = || LambdaError::function_not_found(&arn::function_arn(scope, &name));
     let revision = input.revision_id;
     let config_input = input.config;
-    // EC2 is asked before the update (AWS refuses a VpcConfig it rejects, changing nothing).
+    // EC2 is asked before the update (AWS refuses a VpcConfig it rejects, changing nothing),
+    // but only about a function that exists: a missing one is a 404 first, as on AWS.
     let vpc_id = match &config_input.vpc_config {
-        Some(vpc) => Some(cp.vpc_of(&scope.region, vpc).await?),
+        Some(vpc) => {
+            cp.index.get(scope, &name).ok_or_else(not_found)?;
+            Some(cp.vpc_of(&scope.region, vpc).await?)
+        }
         None => None,
     };
     let runtimes = cp.runtimes.clone();
