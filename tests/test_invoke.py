@@ -268,6 +268,19 @@ def test_payload_just_under_6mb_is_accepted(lambda_client, python_fn):
     assert payload == {"length": len(data)}
 
 
+def test_a_response_near_6mb_arrives_whole_and_in_order(lambda_client, python_fn):
+    # ~5.9 MB in and out: the response reaches the caller as the chunks the runtime's connection
+    # delivered (dozens), never gathered; each element numbered so a lost, repeated or reordered
+    # chunk shows.
+    event = [f"{i:08d}" + "-xyz" * 25 for i in range(53_500)]
+    raw = json.dumps(event).encode()
+    assert 5_900_000 < len(raw) < 6 * 1024 * 1024
+    resp = lambda_client.invoke(FunctionName=python_fn, Payload=raw)
+    body = resp["Payload"].read()
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp, body[:200]
+    assert json.loads(body) == event
+
+
 def test_response_over_6mb_is_a_function_error(lambda_client, python_fn):
     resp, payload = invoke_json(lambda_client, python_fn,
                                 {"action": "big_response", "bytes": 7 * 1024 * 1024})

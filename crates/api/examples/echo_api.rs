@@ -66,7 +66,7 @@ impl Backend for Echo {
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         Ok(InvokeResponse {
-            payload: req.payload,
+            payload: req.payload.into(),
             function_error: None,
             log_result: None,
             executed_version: "$LATEST".into(),

@@ -296,7 +296,7 @@ pub(crate) async fn invoke<B: Backend>(
                 }
             };
             let body = response_stream::encode(
-                &out.payload,
+                &out.payload.contiguous(),
                 out.function_error.as_deref(),
                 out.log_result.as_deref(),
             );
@@ -310,7 +310,8 @@ pub(crate) async fn invoke<B: Backend>(
         }
         InvocationType::RequestResponse => {
             let out = backend.invoke(req).await?;
-            let mut resp = Response::new(Body::from(out.payload));
+            // The function's answer goes out as the chunks it came in (no gathering copy).
+            let mut resp = Response::new(Body::new(out.payload.into_body()));
             resp.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

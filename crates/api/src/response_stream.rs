@@ -54,7 +54,7 @@ pub(crate) fn stream(s: flint_engine::StreamedResponse) -> axum::body::Body {
         let end = done.await.ok();
         let (payload, error, log) = match &end {
             Some(r) => (
-                r.payload.clone(),
+                r.payload.contiguous(),
                 r.function_error.clone(),
                 r.log_result.clone(),
             ),

@@ -97,7 +97,7 @@ impl Backend for Fake {
         }
         let failed = payload.starts_with(b"\"fail\"");
         Ok(InvokeResponse {
-            payload,
+            payload: payload.into(),
             function_error: failed.then(|| "Unhandled".to_string()),
             log_result: tail.then(|| "U1RBUlQ=".to_string()),
             executed_version: "$LATEST".into(),

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use flint_runtime_api::{Invocation, Outcome, Readiness, ResponseStream};
+use flint_runtime_api::{Invocation, Outcome, Payload, Readiness, ResponseStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::admission::Admission;
@@ -29,7 +28,7 @@ pub(crate) const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an invocation ended, for the answer and the REPORT line.
 struct Ending {
-    payload: Bytes,
+    payload: Payload,
     function_error: bool,
     /// REPORT `Status:` (timeout, error) when the platform ended the invoke.
     status: Option<&'static str>,
@@ -39,22 +38,26 @@ struct Ending {
 }
 
 impl Ending {
-    fn ok(payload: Bytes) -> Self {
+    fn ok(payload: impl Into<Payload>) -> Self {
         Self {
-            payload,
+            payload: payload.into(),
             function_error: false,
             status: None,
             error_type: None,
             stream: None,
         }
     }
-    fn failed(payload: Bytes) -> Self {
+    fn failed(payload: impl Into<Payload>) -> Self {
         Self {
             function_error: true,
             ..Self::ok(payload)
         }
     }
-    fn platform(payload: Bytes, status: &'static str, error_type: &'static str) -> Self {
+    fn platform(
+        payload: impl Into<Payload>,
+        status: &'static str,
+        error_type: &'static str,
+    ) -> Self {
         Self {
             status: Some(status),
             error_type: Some(error_type),
@@ -72,7 +75,7 @@ impl Ending {
     fn streaming(stream: ResponseStream) -> Self {
         Self {
             stream: Some(stream),
-            ..Self::ok(Bytes::new())
+            ..Self::ok(Payload::default())
         }
     }
 }

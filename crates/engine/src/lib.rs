@@ -32,6 +32,7 @@ mod provisioned;
 mod throttle;
 mod xray;
 
+pub use flint_runtime_api::{Payload, PayloadBody};
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use log_retention::LogRetention;
 pub use network::{
@@ -80,7 +81,8 @@ pub struct InvokeRequest {
 /// What a sync invoke returns (HTTP 200 in all these cases).
 #[derive(Debug, Clone)]
 pub struct InvokeResponse {
-    pub payload: bytes::Bytes,
+    /// The function's answer as it arrived (its chunks: see [`Payload`]).
+    pub payload: Payload,
     /// `Some("Unhandled")` when the function failed (error payload in `payload`).
     pub function_error: Option<String>,
     /// Base64 of the last 4 KB of the invocation's log, when asked for.
@@ -115,21 +117,23 @@ impl Invoked {
             Invoked::Buffered(r) => return r,
             Invoked::Streamed(s) => s,
         };
-        let mut body = bytes::BytesMut::new();
+        let mut body = Vec::new();
+        let mut len = 0;
         let mut too_large = false;
         while let Some(chunk) = s.chunks.recv().await {
-            if body.len() + chunk.len() > limit {
+            if len + chunk.len() > limit {
                 too_large = true;
                 // Stop reading: the function's next write ends its stream's reader.
                 break;
             }
-            body.extend_from_slice(&chunk);
+            len += chunk.len();
+            body.push(chunk);
         }
         drop(s.chunks);
         let mut done = match s.done.await {
             Ok(r) => r,
             Err(_) => InvokeResponse {
-                payload: bytes::Bytes::new(),
+                payload: Payload::default(),
                 function_error: None,
                 log_result: None,
                 executed_version: s.executed_version,
@@ -137,9 +141,9 @@ impl Invoked {
         };
         if too_large && done.function_error.is_none() {
             done.function_error = Some(function_error::UNHANDLED.to_string());
-            done.payload = function_error::response_too_large();
+            done.payload = function_error::response_too_large().into();
         } else if done.function_error.is_none() {
-            done.payload = body.freeze();
+            done.payload = Payload::from_chunks(body);
         }
         done
     }

@@ -296,8 +296,8 @@ async fn invoke(
         .map_err(|e| format!("invoke failed: {e:?}"))
 }
 
-fn json(b: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(b).unwrap_or(serde_json::Value::Null)
+fn json(p: &flint_engine::Payload) -> serde_json::Value {
+    serde_json::from_slice(&p.contiguous()).unwrap_or(serde_json::Value::Null)
 }
 
 fn tail(r: &InvokeResponse) -> String {
@@ -311,7 +311,7 @@ fn tail(r: &InvokeResponse) -> String {
 fn show(r: &InvokeResponse) -> String {
     format!(
         "payload={} error={:?}\n--- log ---\n{}",
-        String::from_utf8_lossy(&r.payload),
+        String::from_utf8_lossy(&r.payload.contiguous()),
         r.function_error,
         tail(r)
     )
@@ -1236,7 +1236,7 @@ async fn warm_invoke_latency(h: Arc<Harness>) -> TestResult {
     let f = Arc::new(spec("latency", dir));
     let r = invoke(&h, &f, r#"{"hello":"world"}"#).await?;
     check!(
-        r.function_error.is_none() && &r.payload[..] == br#"{"hello":"world"}"#,
+        r.function_error.is_none() && r.payload == br#"{"hello":"world"}"#[..],
         "{}",
         show(&r)
     );

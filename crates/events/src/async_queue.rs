@@ -123,7 +123,7 @@ impl AttemptRecord {
                 status_code: 200,
                 executed_version: r.executed_version.clone(),
                 function_error: r.function_error.clone(),
-                payload: b64(&r.payload),
+                payload: b64(&r.payload.contiguous()),
             },
             Err(e) => {
                 let (status, kind) = match e {

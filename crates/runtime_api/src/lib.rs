@@ -10,6 +10,7 @@
 pub mod bandwidth;
 mod extension_server;
 mod extensions;
+mod payload;
 mod server;
 mod state;
 mod telemetry;
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use extensions::{
     ExtensionFailure, ExtensionSummary, FunctionInfo, ShutdownReason, MAX_EXTENSIONS,
 };
+pub use payload::{Payload, PayloadBody};
 pub use server::{new_trace_id, MAX_CONNECTIONS};
 pub use telemetry::{event as telemetry_event, Category, ConnectInside};
 
@@ -82,8 +84,8 @@ impl Eq for ResponseStream {}
 /// How an invocation ended, as far as the Runtime API can tell.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// `POST /invocation/{id}/response`.
-    Response(Bytes),
+    /// `POST /invocation/{id}/response`: the body as its chunks arrived.
+    Response(Payload),
     /// `POST /invocation/{id}/response` with `Lambda-Runtime-Function-Response-Mode: streaming`:
     /// the response has begun and goes on arriving.
     Streaming(ResponseStream),

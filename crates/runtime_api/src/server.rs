@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::state::{InitRefusal, Next, Shared};
 use crate::Gate;
-use crate::{Invocation, Outcome, MAX_RESPONSE_BYTES};
+use crate::{Invocation, Outcome, Payload, MAX_RESPONSE_BYTES};
 use tokio::sync::watch;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
@@ -269,9 +269,12 @@ async fn post_result(
 ) -> Reply {
     // The body is read even when the id is wrong: an unread body would cost the runtime its
     // keep-alive connection.
-    let outcome = match (read_body(body).await, kind) {
+    let outcome = match (read_payload(body).await, kind) {
         (Ok(body), PostKind::Response) => Outcome::Response(body),
-        (Ok(body), PostKind::Error) => Outcome::Error { error_type, body },
+        (Ok(body), PostKind::Error) => Outcome::Error {
+            error_type,
+            body: body.contiguous(),
+        },
         // An oversized error report ends the invoke the same way: the caller must not wait for
         // the deadline.
         (Err(BodyError::TooLarge), _) => {
@@ -325,7 +328,7 @@ async fn post_stream(
     let mut pacer = crate::bandwidth::StreamPacer::new();
     let ending = loop {
         match body.frame().await {
-            None => break Outcome::Response(Bytes::new()),
+            None => break Outcome::Response(Payload::default()),
             Some(Err(_)) => {
                 break Outcome::Error {
                     error_type: Some("Runtime.TruncatedResponse".into()),
@@ -412,13 +415,29 @@ pub(crate) enum BodyError {
     Broken,
 }
 
+/// A posted body as one buffer (a single-chunk body comes out without a copy).
 pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
-    match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
-        // A single-chunk body comes out without a copy.
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+    read_payload(body).await.map(|p| p.contiguous())
+}
+
+/// A posted body as hyper read it, its chunks not gathered (a response on its way to the caller).
+async fn read_payload(body: Incoming) -> Result<Payload, BodyError> {
+    let mut body = Limited::new(body, MAX_RESPONSE_BYTES);
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    chunks.push(data);
+                }
+            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(BodyError::TooLarge)
+            }
+            Err(_) => return Err(BodyError::Broken),
+        }
     }
+    Ok(Payload::from_chunks(chunks))
 }
 
 fn error_type_header(headers: &http::HeaderMap) -> Option<String> {

@@ -221,6 +221,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Payload;
 
     fn invocation(id: &str) -> Invocation {
         Invocation {
@@ -259,20 +260,17 @@ mod tests {
         let (shared, _rx) = Shared::new();
         let out = shared.deliver(invocation("c"));
         assert_eq!(
-            shared.complete("other", Outcome::Response(Bytes::new())),
+            shared.complete("other", Outcome::Response(Payload::default())),
             Err(Refusal::InvalidRequestId)
         );
         assert_eq!(
-            shared.complete("c", Outcome::Response(Bytes::from_static(b"1"))),
+            shared.complete("c", Outcome::Response(b"1"[..].into())),
             Ok(())
         );
-        assert_eq!(
-            out.await.ok(),
-            Some(Outcome::Response(Bytes::from_static(b"1")))
-        );
+        assert_eq!(out.await.ok(), Some(Outcome::Response(b"1"[..].into())));
         // Answered once: a second answer has no current invocation.
         assert_eq!(
-            shared.complete("c", Outcome::Response(Bytes::new())),
+            shared.complete("c", Outcome::Response(Payload::default())),
             Err(Refusal::InvalidRequestId)
         );
     }

@@ -164,10 +164,7 @@ async fn next_long_polls_and_carries_lambdas_headers() -> TestResult {
         .await?;
     assert_eq!(r.status, 202);
     assert_eq!(r.json(), serde_json::json!({"status": "OK"}));
-    assert_eq!(
-        outcome.await?,
-        Outcome::Response(Bytes::from_static(b"\"done\""))
-    );
+    assert_eq!(outcome.await?, Outcome::Response(b"\"done\""[..].into()));
     Ok(())
 }
 
@@ -310,7 +307,7 @@ async fn rust_client_gets_an_empty_acknowledgement_on_the_same_connection() -> T
         assert_eq!(r.status, 202);
         assert!(r.body.is_empty());
         assert_eq!(r.header("content-length"), Some("0"));
-        assert_eq!(outcome.await?, Outcome::Response(Bytes::from_static(b"{}")));
+        assert_eq!(outcome.await?, Outcome::Response(b"{}"[..].into()));
     }
     Ok(())
 }

@@ -159,13 +159,13 @@ impl FunctionUrls {
         };
         let mut resp = match result {
             Ok(Invoked::Buffered(r)) if r.function_error.is_some() => {
-                Err(function_error(&r.payload))
+                Err(function_error(&r.payload.contiguous()))
             }
             // A function that does not stream, behind a RESPONSE_STREAM URL: its result is the
             // body as it is, not read as a response (recorded: the client gets
             // `{"statusCode":200,"body":…}`).
             Ok(Invoked::Buffered(r)) if streaming => Ok(response::verbatim(r.payload)),
-            Ok(Invoked::Buffered(r)) => response::map(r.payload),
+            Ok(Invoked::Buffered(r)) => response::map(r.payload.contiguous()),
             Ok(Invoked::Streamed(s)) => stream::respond(s).await,
             Err(InvokeError::Throttled { .. }) => Err(UrlError::Throttled),
             Err(e) => Err(UrlError::Service(e.to_string())),

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::response::Response;
 use base64::Engine as _;
 use bytes::Bytes;
+use flint_engine::Payload;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
@@ -33,8 +34,8 @@ fn inferred(payload: Bytes) -> Response {
 
 /// A RESPONSE_STREAM URL's answer for a function that did not stream: the payload unread, with
 /// a streamed response's default type.
-pub fn verbatim(payload: Bytes) -> Response {
-    let mut resp = Response::new(Body::from(payload));
+pub fn verbatim(payload: Payload) -> Response {
+    let mut resp = Response::new(Body::new(payload.into_body()));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),

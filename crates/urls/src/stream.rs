@@ -58,7 +58,7 @@ pub async fn respond(mut s: StreamedResponse) -> Result<Response, UrlError> {
         // Nothing was written: the ending decides.
         let done = s.done.await.ok();
         if let Some(d) = done.filter(|d| d.function_error.is_some()) {
-            return Err(crate::function_error(&d.payload));
+            return Err(crate::function_error(&d.payload.contiguous()));
         }
     }
 

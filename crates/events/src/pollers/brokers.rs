@@ -150,7 +150,7 @@ pub(crate) async fn deliver(mapping: &Mapping, event: &Value) -> Outcome {
         }
         Ok(r) => {
             tracing::info!(mapping = %mapping.uuid(), "function error: {}",
-                String::from_utf8_lossy(&r.payload));
+                String::from_utf8_lossy(&r.payload.contiguous()));
             mapping.report_result("PROBLEM: Function call failed");
             Outcome::Retry
         }

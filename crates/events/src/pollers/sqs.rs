@@ -493,7 +493,7 @@ impl Poller {
                         .iter()
                         .map(|h| h.receipt.message_id.as_str())
                         .collect();
-                    break batch_item_failures(&response.payload, &ids);
+                    break batch_item_failures(&response.payload.contiguous(), &ids);
                 }
                 Ok(_) => break Outcome::AllSucceeded,
                 // Handled as a failed batch: the queue's redrive policy ends the loop.

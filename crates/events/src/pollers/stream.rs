@@ -926,7 +926,7 @@ fn classify(
         .filter(|r| r.matched)
         .map(|r| r.sequence.as_str())
         .collect();
-    batch_item_failures(&response.payload, &sequences)
+    batch_item_failures(&response.payload.contiguous(), &sequences)
 }
 
 /// What processing a batch needs from the world: the function, the checkpoint store, the
@@ -1213,7 +1213,7 @@ mod tests {
 
     fn response(payload: &str, error: bool) -> InvokeResponse {
         InvokeResponse {
-            payload: Bytes::from(payload.to_string()),
+            payload: Bytes::from(payload.to_string()).into(),
             function_error: error.then(|| "Unhandled".to_string()),
             log_result: None,
             executed_version: "$LATEST".into(),
