@@ -32,7 +32,7 @@ mod provisioned;
 mod throttle;
 mod xray;
 
-pub use flint_runtime_api::{Payload, PayloadBody};
+pub use flint_runtime_api::{Payload, PayloadBody, PayloadBuilder};
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use log_retention::LogRetention;
 pub use network::{
@@ -117,7 +117,7 @@ impl Invoked {
             Invoked::Buffered(r) => return r,
             Invoked::Streamed(s) => s,
         };
-        let mut body = Vec::new();
+        let mut body = PayloadBuilder::default();
         let mut len = 0;
         let mut too_large = false;
         while let Some(chunk) = s.chunks.recv().await {
@@ -143,7 +143,7 @@ impl Invoked {
             done.function_error = Some(function_error::UNHANDLED.to_string());
             done.payload = function_error::response_too_large().into();
         } else if done.function_error.is_none() {
-            done.payload = Payload::from_chunks(body);
+            done.payload = body.finish();
         }
         done
     }

@@ -5,7 +5,6 @@
 //! a function URL's response document) asks for [`Payload::contiguous`], which copies only when
 //! there is more than one chunk.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -73,14 +72,49 @@ impl Payload {
 
     /// An HTTP body that writes the chunks as they are, with its exact length.
     pub fn into_body(self) -> PayloadBody {
-        let chunks = match self.chunks {
-            Chunks::One(b) if b.is_empty() => VecDeque::new(),
-            Chunks::One(b) => VecDeque::from([b]),
-            Chunks::Many(chunks) => VecDeque::from(chunks),
+        let (next, rest) = match self.chunks {
+            Chunks::One(b) => ((!b.is_empty()).then_some(b), Vec::new().into_iter()),
+            Chunks::Many(chunks) => {
+                let mut rest = chunks.into_iter();
+                (rest.next(), rest)
+            }
         };
         PayloadBody {
-            chunks,
+            next,
+            rest,
             remaining: self.len as u64,
+        }
+    }
+}
+
+/// Gathers a body's chunks as they arrive; one chunk (the usual small body) allocates nothing.
+#[derive(Default)]
+pub struct PayloadBuilder {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+}
+
+impl PayloadBuilder {
+    pub fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        match &self.first {
+            None => self.first = Some(chunk),
+            Some(_) => self.more.push(chunk),
+        }
+    }
+
+    pub fn finish(self) -> Payload {
+        match self.first {
+            None => Payload::default(),
+            Some(first) if self.more.is_empty() => first.into(),
+            Some(first) => {
+                let mut chunks = Vec::with_capacity(1 + self.more.len());
+                chunks.push(first);
+                chunks.extend(self.more);
+                Payload::from_chunks(chunks)
+            }
         }
     }
 }
@@ -138,7 +172,8 @@ impl std::fmt::Debug for Payload {
 
 /// [`Payload::into_body`].
 pub struct PayloadBody {
-    chunks: VecDeque<Bytes>,
+    next: Option<Bytes>,
+    rest: std::vec::IntoIter<Bytes>,
     remaining: u64,
 }
 
@@ -151,14 +186,16 @@ impl Body for PayloadBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        Poll::Ready(this.chunks.pop_front().map(|c| {
+        let chunk = this.next.take().map(|c| {
             this.remaining -= c.len() as u64;
             Ok(Frame::data(c))
-        }))
+        });
+        this.next = this.rest.next();
+        Poll::Ready(chunk)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
+        self.next.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -187,6 +224,14 @@ mod tests {
         let p = Payload::from_chunks(vec![Bytes::new(), one.clone()]);
         assert_eq!(p.contiguous().as_ptr(), one.as_ptr());
         assert!(Payload::from_chunks(vec![]).is_empty());
+        let mut b = PayloadBuilder::default();
+        b.push(Bytes::new());
+        b.push(Bytes::from_static(b"x"));
+        assert!(b.first.is_some() && b.more.is_empty());
+        b.push(Bytes::from_static(b"y"));
+        let p = b.finish();
+        assert_eq!((p.len(), p.contiguous()), (2, Bytes::from_static(b"xy")));
+        assert!(PayloadBuilder::default().finish().is_empty());
     }
 
     #[tokio::test]

@@ -423,7 +423,7 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
 /// A posted body as hyper read it, its chunks not gathered (a response on its way to the caller).
 async fn read_payload(body: Incoming) -> Result<Payload, BodyError> {
     let mut body = Limited::new(body, MAX_RESPONSE_BYTES);
-    let mut chunks = Vec::new();
+    let mut chunks = crate::payload::PayloadBuilder::default();
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
@@ -437,7 +437,7 @@ async fn read_payload(body: Incoming) -> Result<Payload, BodyError> {
             Err(_) => return Err(BodyError::Broken),
         }
     }
-    Ok(Payload::from_chunks(chunks))
+    Ok(chunks.finish())
 }
 
 fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
