@@ -66,7 +66,7 @@ impl Backend for Echo {
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         Ok(InvokeResponse {
-            payload: req.payload.into(),
+            payload: req.payload,
             function_error: None,
             log_result: None,
             executed_version: "$LATEST".into(),

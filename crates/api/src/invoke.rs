@@ -7,12 +7,13 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flint_control::{ErrorCode, Scope};
-use flint_engine::{FunctionSpec, InvokeRequest};
+use flint_engine::{FunctionSpec, InvokeRequest, Payload};
 use http::{HeaderValue, StatusCode};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::json_check::JsonCheck;
 use crate::model::{Operation, MODEL};
 use crate::{request, response_stream, validation, Backend};
 
@@ -41,13 +42,26 @@ fn invalid_payload(body: &[u8], e: &serde_json::Error) -> ApiError {
     )
 }
 
-/// An empty (or blank) payload is the empty event; anything else must be JSON.
-fn checked_payload(body: Bytes) -> Result<Bytes, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Bytes::from_static(b"{}"));
+/// An empty (or blank) payload is the empty event; anything else must be JSON — checked across
+/// the chunks it arrived in, which go on to the runtime as they are (`json_check.rs`).
+fn checked_payload(body: Payload) -> Result<Payload, ApiError> {
+    let chunks = body.chunks();
+    if chunks.iter().all(|c| c.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(Payload::from(Bytes::from_static(b"{}")));
     }
-    serde_json::from_slice::<IgnoredAny>(&body).map_err(|e| invalid_payload(&body, &e))?;
-    Ok(body)
+    let mut check = JsonCheck::new();
+    for chunk in chunks {
+        check.feed(chunk);
+    }
+    if check.finish() {
+        return Ok(body);
+    }
+    // Refused: serde_json reads it whole for the position and words of the error.
+    let whole = body.contiguous();
+    match serde_json::from_slice::<IgnoredAny>(&whole) {
+        Err(e) => Err(invalid_payload(&whole, &e)),
+        Ok(_) => Ok(body),
+    }
 }
 
 fn str_of<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
@@ -220,7 +234,7 @@ pub(crate) async fn invoke<B: Backend>(
     op: &Operation,
     labels: &[(String, String)],
     parts: &http::request::Parts,
-    body: Bytes,
+    body: Payload,
     request_id: &str,
 ) -> Result<Response, ApiError> {
     let input = input_of(op, labels, parts)?;
@@ -335,7 +349,7 @@ pub(crate) async fn invoke_async<B: Backend>(
     op: &Operation,
     labels: &[(String, String)],
     parts: &http::request::Parts,
-    body: Bytes,
+    body: Payload,
     request_id: &str,
 ) -> Result<Response, ApiError> {
     let (shape, input) = members(op, labels, parts)?;
@@ -378,23 +392,24 @@ mod tests {
 
     #[test]
     fn blank_payload_is_the_empty_event_and_garbage_is_refused() {
-        assert_eq!(
-            checked_payload(Bytes::new()).unwrap(),
-            Bytes::from_static(b"{}")
-        );
-        assert_eq!(
-            checked_payload(Bytes::from_static(b" \n")).unwrap(),
-            Bytes::from_static(b"{}")
-        );
-        assert_eq!(
-            checked_payload(Bytes::from_static(b"[1]")).unwrap(),
-            Bytes::from_static(b"[1]")
-        );
-        let e = checked_payload(Bytes::from_static(b"n\x87r")).unwrap_err();
-        assert_eq!(e.code, "InvalidRequestContentException");
-        assert!(e.message.starts_with(
-            "Could not parse request body into json: Could not parse payload into json: "
-        ));
+        let check = |chunks: &[&'static [u8]]| {
+            checked_payload(Payload::from_chunks(
+                chunks.iter().map(|c| Bytes::from_static(c)).collect(),
+            ))
+        };
+        assert_eq!(check(&[]).unwrap(), Payload::from(&b"{}"[..]));
+        assert_eq!(check(&[b" \n", b"\t"]).unwrap(), Payload::from(&b"{}"[..]));
+        assert_eq!(check(&[b"[1]"]).unwrap(), Payload::from(&b"[1]"[..]));
+        // Across chunks, kept as they came.
+        let split = check(&[b"{\"a\": [1, ", b"2]}"]).unwrap();
+        assert_eq!((split.chunks().len(), split.len()), (2, 13));
+        for bad in [&[&b"n\x87r"[..]][..], &[b"{\"a\"", b": }"]] {
+            let e = check(bad).unwrap_err();
+            assert_eq!(e.code, "InvalidRequestContentException");
+            assert!(e.message.starts_with(
+                "Could not parse request body into json: Could not parse payload into json: "
+            ));
+        }
     }
 
     /// Whatever the direct reading takes, it reads as the model does; what it leaves, the model

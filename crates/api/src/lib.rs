@@ -14,6 +14,7 @@ mod error;
 mod fast;
 mod invoke;
 mod jackson;
+mod json_check;
 pub mod listener;
 mod live_tail;
 mod logs;
@@ -355,16 +356,31 @@ fn too_large(op: Option<&str>) -> ApiError {
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Option<String>> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(None)
+    read_payload(body, limit).await.map(|p| p.contiguous())
+}
+
+/// A request body as hyper read it, its chunks not gathered (an Invoke payload: checked and
+/// handed to the runtime as they are). `Err(None)`: over `limit`.
+async fn read_payload(body: Body, limit: usize) -> Result<flint_engine::Payload, Option<String>> {
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut chunks = flint_engine::PayloadBuilder::default();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    chunks.push(data);
+                }
+            }
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err(None)
+            }
+            Err(e) => return Err(Some(e.to_string())),
         }
-        Err(e) => Err(Some(e.to_string())),
     }
+    Ok(chunks.finish())
 }
 
 /// Every Lambda API request: authenticate, route, then invoke or hand to the control plane.
@@ -428,7 +444,7 @@ async fn serve_matched<B: Backend>(
         return Err(too_large(op_name));
     }
     // A client trickling its body must not hold a connection (and its slot) forever.
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, limit)).await {
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read_payload(body, limit)).await {
         Ok(Ok(b)) => b,
         Ok(Err(None)) => return Err(too_large(op_name)),
         Err(_) => {
@@ -480,7 +496,7 @@ async fn serve_matched<B: Backend>(
                         &m.labels,
                         parts.uri.query(),
                         &parts.headers,
-                        &body,
+                        &body.contiguous(),
                     )?;
                     validation::validate(&MODEL, &op.name, shape, &input)?;
                     input

@@ -145,6 +145,40 @@ pub(crate) fn scope_of(auth: &Authorization<'_>) -> Scope {
     }
 }
 
+/// A request body as its signature hashes it: one slice, or the chunks an Invoke payload
+/// arrived in (hashed in turn, never gathered).
+pub(crate) trait SignedBody {
+    fn sha256(&self) -> [u8; 32];
+}
+
+impl SignedBody for [u8] {
+    fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(self).into()
+    }
+}
+
+impl SignedBody for Vec<u8> {
+    fn sha256(&self) -> [u8; 32] {
+        self.as_slice().sha256()
+    }
+}
+
+impl<const N: usize> SignedBody for [u8; N] {
+    fn sha256(&self) -> [u8; 32] {
+        self.as_slice().sha256()
+    }
+}
+
+impl SignedBody for flint_engine::Payload {
+    fn sha256(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for chunk in self.chunks() {
+            h.update(chunk);
+        }
+        h.finalize().into()
+    }
+}
+
 /// The authentication step for one request: parses (and, with credentials, verifies) its
 /// signature. `body` is needed only when verifying.
 #[cfg(test)]
@@ -152,7 +186,7 @@ pub(crate) fn authenticate(
     credentials: Option<&Credentials>,
     max_skew: Duration,
     parts: &http::request::Parts,
-    body: &[u8],
+    body: &(impl SignedBody + ?Sized),
     now: SystemTime,
 ) -> Result<Scope, ApiError> {
     authenticate_with(credentials, None, max_skew, parts, body, now)
@@ -165,7 +199,7 @@ pub(crate) fn authenticate_with(
     issued: Option<&flint_engine::IssuedCredentials>,
     max_skew: Duration,
     parts: &http::request::Parts,
-    body: &[u8],
+    body: &(impl SignedBody + ?Sized),
     now: SystemTime,
 ) -> Result<Scope, ApiError> {
     authenticate_for(SERVICE, credentials, issued, max_skew, parts, body, now)
@@ -178,7 +212,7 @@ pub(crate) fn authenticate_for(
     issued: Option<&flint_engine::IssuedCredentials>,
     max_skew: Duration,
     parts: &http::request::Parts,
-    body: &[u8],
+    body: &(impl SignedBody + ?Sized),
     now: SystemTime,
 ) -> Result<Scope, ApiError> {
     let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
@@ -269,7 +303,7 @@ fn verify(
     max_skew: Duration,
     auth: &Authorization<'_>,
     parts: &http::request::Parts,
-    body: &[u8],
+    body: &(impl SignedBody + ?Sized),
     now: SystemTime,
 ) -> Result<(), ApiError> {
     let amz_date = parts
@@ -288,7 +322,7 @@ fn verify(
 
     // Lambda signs the body itself: the hash is always the body's. An `x-amz-content-sha256`
     // must match it (`UNSIGNED-PAYLOAD` is S3's, and would let a signed request carry any body).
-    let body_hash = hex::encode(Sha256::digest(body));
+    let body_hash = hex::encode(body.sha256());
     let claimed = parts
         .headers
         .get("x-amz-content-sha256")

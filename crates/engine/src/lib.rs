@@ -62,7 +62,8 @@ pub struct InvokeRequest {
     pub function: Arc<FunctionSpec>,
     /// ARN the caller used, with the qualifier if one was given (context.invoked_function_arn).
     pub invoked_arn: String,
-    pub payload: bytes::Bytes,
+    /// The event, as the chunks it arrived in (written to the runtime as they are).
+    pub payload: Payload,
     /// Base64 client context (`X-Amz-Client-Context`), passed through to the runtime.
     pub client_context: Option<String>,
     /// `LogType: Tail`: return the last 4 KB of this invocation's log.

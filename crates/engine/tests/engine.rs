@@ -278,7 +278,7 @@ fn request(f: &Arc<FunctionSpec>, payload: &str, tail: bool) -> InvokeRequest {
         async_attempt: None,
         function: f.clone(),
         invoked_arn: f.function_arn.clone(),
-        payload: Bytes::from(payload.to_string()),
+        payload: Bytes::from(payload.to_string()).into(),
         client_context: None,
         tail_log: tail,
         request_id: uuid::Uuid::new_v4().to_string(),

@@ -367,7 +367,7 @@ impl Queue {
                 snapshot_id: f.snapshot_id.clone(),
                 qualifier: qualifier_of(&req.invoked_arn),
                 invoked_arn: req.invoked_arn.clone(),
-                payload: base64::engine::general_purpose::STANDARD.encode(&req.payload),
+                payload: base64::engine::general_purpose::STANDARD.encode(req.payload.contiguous()),
                 request_id: req.request_id.clone(),
                 client_context: req.client_context.clone(),
                 enqueued_at_ms: now_ms(),

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::extensions::{ExtensionError, NextEvent};
@@ -174,7 +173,7 @@ async fn next(shared: &Shared, id: &str) -> Reply {
         },
         Err(e) => return refusal(&e),
     };
-    let mut resp = http::Response::new(Full::new(event));
+    let mut resp = http::Response::new(crate::Payload::from(event).into_body());
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {

@@ -533,6 +533,7 @@ pub(crate) enum NextEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Payload;
 
     fn invocation() -> Invocation {
         Invocation {
@@ -542,7 +543,7 @@ mod tests {
             trace_id: "Root=1-a".into(),
             client_context: None,
             cognito_identity: None,
-            payload: Bytes::new(),
+            payload: Payload::default(),
         }
     }
 

@@ -45,7 +45,7 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// `Lambda-Runtime-Cognito-Identity`, when present.
     pub cognito_identity: Option<String>,
-    pub payload: Bytes,
+    pub payload: Payload,
 }
 
 /// Largest streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`): 200 MB, as

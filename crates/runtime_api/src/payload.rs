@@ -56,6 +56,15 @@ impl Payload {
         self.len == 0
     }
 
+    /// The chunks, in order (none empty).
+    pub fn chunks(&self) -> &[Bytes] {
+        match &self.chunks {
+            Chunks::One(b) if b.is_empty() => &[],
+            Chunks::One(b) => std::slice::from_ref(b),
+            Chunks::Many(chunks) => chunks,
+        }
+    }
+
     /// The body as one buffer: the chunk itself when there is one, else a copy of them all.
     pub fn contiguous(&self) -> Bytes {
         match &self.chunks {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
@@ -35,7 +35,7 @@ const H_RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 /// Chunks of a streamed response buffered between the runtime and the reader.
 const STREAM_BUFFER: usize = 16;
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<crate::PayloadBody>;
 
 /// How long a connection waits for the environment's gate to be decided before it is dropped.
 const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -205,7 +205,7 @@ async fn next(shared: &Shared) -> Reply {
 }
 
 fn invocation_response(inv: Invocation) -> Reply {
-    let mut resp = Response::new(Full::new(inv.payload));
+    let mut resp = Response::new(inv.payload.into_body());
     let h = resp.headers_mut();
     // awslambdaric refuses an event without a Content-Type.
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -293,7 +293,7 @@ async fn post_result(
     };
     match shared.complete(id, outcome) {
         Ok(()) if ack == Ack::Empty => {
-            let mut resp = Response::new(Full::new(Bytes::new()));
+            let mut resp = Response::new(Payload::default().into_body());
             *resp.status_mut() = StatusCode::ACCEPTED;
             resp
         }
@@ -371,7 +371,7 @@ async fn post_stream(
     }
     match ack {
         Ack::Empty => {
-            let mut resp = Response::new(Full::new(Bytes::new()));
+            let mut resp = Response::new(Payload::default().into_body());
             *resp.status_mut() = StatusCode::ACCEPTED;
             resp
         }
@@ -448,7 +448,7 @@ fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
 }
 
 pub(crate) fn json(status: StatusCode, body: Bytes) -> Reply {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Payload::from(body).into_body());
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

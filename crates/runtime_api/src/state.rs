@@ -231,7 +231,7 @@ mod tests {
             trace_id: "t".into(),
             client_context: None,
             cognito_identity: None,
-            payload: Bytes::from_static(b"{}"),
+            payload: Bytes::from_static(b"{}").into(),
         }
     }
 

@@ -91,7 +91,7 @@ fn invocation(id: &str) -> Invocation {
         trace_id: flint_runtime_api::new_trace_id(),
         client_context: Some("{\"custom\":{}}".into()),
         cognito_identity: None,
-        payload: Bytes::from_static(b"{\"k\":1}"),
+        payload: Bytes::from_static(b"{\"k\":1}").into(),
     }
 }
 

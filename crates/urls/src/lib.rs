@@ -146,7 +146,7 @@ impl FunctionUrls {
             async_attempt: None,
             function: spec,
             invoked_arn: route.invoked_arn(),
-            payload: Bytes::from(payload),
+            payload: Bytes::from(payload).into(),
             client_context: None,
             tail_log: false,
             request_id: request_id.clone(),

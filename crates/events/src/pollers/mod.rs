@@ -233,7 +233,7 @@ impl Mapping {
         let req = InvokeRequest {
             function,
             invoked_arn: self.spec.function_arn.clone(),
-            payload,
+            payload: payload.into(),
             client_context: None,
             tail_log: false,
             request_id: uuid::Uuid::new_v4().to_string(),
