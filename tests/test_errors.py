@@ -258,6 +258,18 @@ def test_invoke_body_that_is_not_json_gets_jacksons_message(lambda_client, pytho
                  + message, "User", FunctionName=python_fn, Payload=body)
 
 
+def test_a_large_payload_broken_at_its_end_is_invalid_request_content(lambda_client, python_fn):
+    # ~5 MB arrives in many chunks; the mistake is in the last of them (an object left open).
+    body = b'{"a": "' + b"x" * 5_000_000 + b'", "b": [1, 2'
+    err = expect_error(lambda_client.invoke, 400, "InvalidRequestContentException", None, "User",
+                       FunctionName=python_fn, Payload=body)
+    assert err["message"].startswith(
+        "Could not parse request body into json: Could not parse payload into json: "), err
+    # The same payload closed is an event.
+    resp = lambda_client.invoke(FunctionName=python_fn, Payload=body + b"]}")
+    assert resp["StatusCode"] == 200 and "FunctionError" not in resp
+
+
 def test_invoke_body_over_6mb_is_413(lambda_client, python_fn):
     # AWS answers an oversized synchronous invoke at its front door with this code and message
     # (seen from every AWS SDK: "RequestEntityTooLargeException: Request must be smaller than

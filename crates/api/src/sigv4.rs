@@ -717,6 +717,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_payload_in_chunks_hashes_as_its_bytes_do() {
+        let whole = b"{\"a\": \"chunked payload\"}";
+        let chunks = flint_engine::Payload::from_chunks(vec![
+            bytes::Bytes::from_static(&whole[..7]),
+            bytes::Bytes::from_static(&whole[7..20]),
+            bytes::Bytes::from_static(&whole[20..]),
+        ]);
+        assert_eq!(chunks.chunks().len(), 3);
+        assert_eq!(chunks.sha256(), whole[..].sha256());
+        assert_ne!(chunks.sha256(), b"{}".sha256());
+    }
+
+    #[test]
     fn an_unsigned_payload_cannot_carry_a_swapped_body() {
         let creds = Credentials::new([("AKIDEXAMPLE".to_string(), "secret".to_string())]);
         let now = SystemTime::now();
