@@ -107,11 +107,14 @@ try:
     # When the Runtime API shares the Invoke API's port, wrk's own connections are among them.
     opened = max(len(new_ports) - (conns if rt_port == port else 0), 0)
     n = int(re.search(r"(\d+) requests in", out).group(1))
+    if n == 0:
+        raise SystemExit(f"cargo-lambda completed no invoke in {args.secs} s; wrk said:\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
     lat = re.search(r"Latency\s+(\S+)", out).group(1)
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    # The distribution's line, not a "+/- Stdev" column that happens to read 50%.
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     print(f"cargo-lambda: {conns} connections, {len(body)} B payload: {n} invokes in {args.secs} s "
           f"({rate}/s, mean latency {lat}, p50 {p50}, p99 {p99}), emulator CPU "
           f"{(t1 - t0) / hz * 1e6 / n:.1f} µs/invoke, function CPU {(f1 - f0) / hz * 1e6 / n:.1f} µs/invoke, "

@@ -112,8 +112,9 @@ try:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
     lat = re.search(r"Latency\s+(\S+)", out).group(1)
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    # The distribution's line, not a "+/- Stdev" column that happens to read 50%.
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     cpu_us = (t1 - t0) / hz * 1e6 / n
     fn_us = (f1 - f0) / hz * 1e6 / n
     print(f"{os.path.basename(flint)}: {conns} connections, {len(body)} B payload: {n} invokes in {secs} s "
