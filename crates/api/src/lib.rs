@@ -40,7 +40,6 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use flint_control::{ControlPlane, LambdaError, Scope};
 use flint_engine::{Engine, FunctionSpec, InvokeError, InvokeRequest, InvokeResponse};
-use http_body_util::BodyExt;
 
 pub use access_log::RequestId;
 pub use credentials::{load_credentials_file, Credentials, CredentialsError};
@@ -362,25 +361,12 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Option<String>> {
 /// A request body as hyper read it, its chunks not gathered (an Invoke payload: checked and
 /// handed to the runtime as they are). `Err(None)`: over `limit`.
 async fn read_payload(body: Body, limit: usize) -> Result<flint_engine::Payload, Option<String>> {
-    let mut body = http_body_util::Limited::new(body, limit);
-    let mut chunks = flint_engine::PayloadBuilder::default();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    chunks.push(data);
-                }
-            }
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return Err(None)
-            }
-            Err(e) => return Err(Some(e.to_string())),
-        }
-    }
-    Ok(chunks.finish())
+    flint_engine::Payload::read(body, limit)
+        .await
+        .map_err(|e| match e {
+            flint_engine::ReadError::TooLarge => None,
+            flint_engine::ReadError::Broken(m) => Some(m),
+        })
 }
 
 /// Every Lambda API request: authenticate, route, then invoke or hand to the control plane.

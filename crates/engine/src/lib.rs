@@ -32,7 +32,7 @@ mod provisioned;
 mod throttle;
 mod xray;
 
-pub use flint_runtime_api::{Payload, PayloadBody, PayloadBuilder};
+pub use flint_runtime_api::{Payload, PayloadBody, PayloadBuilder, ReadError};
 pub use flint_spec::{FunctionSpec, ProvisionedAllocation, ProvisionedReport};
 pub use log_retention::LogRetention;
 pub use network::{

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use extensions::{
     ExtensionFailure, ExtensionSummary, FunctionInfo, ShutdownReason, MAX_EXTENSIONS,
 };
-pub use payload::{Payload, PayloadBody, PayloadBuilder};
+pub use payload::{Payload, PayloadBody, PayloadBuilder, ReadError};
 pub use server::{new_trace_id, MAX_CONNECTIONS};
 pub use telemetry::{event as telemetry_event, Category, ConnectInside};
 

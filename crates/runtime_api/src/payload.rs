@@ -96,6 +96,42 @@ impl Payload {
     }
 }
 
+/// Why [`Payload::read`] could not read a body whole.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Over the limit (the rest is left unread).
+    TooLarge,
+    /// The connection failed mid-body.
+    Broken(String),
+}
+
+impl Payload {
+    /// Reads a body to its end as its chunks, refusing one of more than `limit` bytes.
+    pub async fn read<B>(body: B, limit: usize) -> Result<Payload, ReadError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use http_body_util::BodyExt as _;
+        let mut body = std::pin::pin!(http_body_util::Limited::new(body, limit));
+        let mut chunks = PayloadBuilder::default();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        chunks.push(data);
+                    }
+                }
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(ReadError::TooLarge)
+                }
+                Err(e) => return Err(ReadError::Broken(e.to_string())),
+            }
+        }
+        Ok(chunks.finish())
+    }
+}
+
 /// Gathers a body's chunks as they arrive; one chunk (the usual small body) allocates nothing.
 #[derive(Default)]
 pub struct PayloadBuilder {
@@ -241,6 +277,24 @@ mod tests {
         let p = b.finish();
         assert_eq!((p.len(), p.contiguous()), (2, Bytes::from_static(b"xy")));
         assert!(PayloadBuilder::default().finish().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_as_its_chunks_up_to_the_limit() {
+        let two = || {
+            Payload::from_chunks(vec![
+                Bytes::from_static(b"{\"a\""),
+                Bytes::from_static(b":1}"),
+            ])
+            .into_body()
+        };
+        let p = Payload::read(two(), 7).await.expect("within the limit");
+        assert_eq!(
+            (p.chunks().len(), p.contiguous()),
+            (2, Bytes::from_static(b"{\"a\":1}"))
+        );
+        let over = Payload::read(two(), 6).await;
+        assert!(matches!(over, Err(ReadError::TooLarge)), "{over:?}");
     }
 
     #[tokio::test]

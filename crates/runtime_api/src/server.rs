@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
@@ -422,22 +422,12 @@ pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, BodyError> {
 
 /// A posted body as hyper read it, its chunks not gathered (a response on its way to the caller).
 async fn read_payload(body: Incoming) -> Result<Payload, BodyError> {
-    let mut body = Limited::new(body, MAX_RESPONSE_BYTES);
-    let mut chunks = crate::payload::PayloadBuilder::default();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    chunks.push(data);
-                }
-            }
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(BodyError::TooLarge)
-            }
-            Err(_) => return Err(BodyError::Broken),
-        }
-    }
-    Ok(chunks.finish())
+    Payload::read(body, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| match e {
+            crate::ReadError::TooLarge => BodyError::TooLarge,
+            crate::ReadError::Broken(_) => BodyError::Broken,
+        })
 }
 
 fn error_type_header(headers: &http::HeaderMap) -> Option<String> {
