@@ -119,15 +119,13 @@ impl Invoked {
             Invoked::Streamed(s) => s,
         };
         let mut body = PayloadBuilder::default();
-        let mut len = 0;
         let mut too_large = false;
         while let Some(chunk) = s.chunks.recv().await {
-            if len + chunk.len() > limit {
+            if body.len() + chunk.len() > limit {
                 too_large = true;
                 // Stop reading: the function's next write ends its stream's reader.
                 break;
             }
-            len += chunk.len();
             body.push(chunk);
         }
         drop(s.chunks);

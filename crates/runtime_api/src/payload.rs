@@ -135,8 +135,11 @@ impl Payload {
 /// Gathers a body's chunks as they arrive; one chunk (the usual small body) allocates nothing.
 #[derive(Default)]
 pub struct PayloadBuilder {
-    first: Option<Bytes>,
-    more: Vec<Bytes>,
+    /// The only chunk so far.
+    one: Option<Bytes>,
+    /// Every chunk, once there are two or more.
+    many: Vec<Bytes>,
+    len: usize,
 }
 
 impl PayloadBuilder {
@@ -144,22 +147,31 @@ impl PayloadBuilder {
         if chunk.is_empty() {
             return;
         }
-        match &self.first {
-            None => self.first = Some(chunk),
-            Some(_) => self.more.push(chunk),
+        self.len += chunk.len();
+        match self.one.take() {
+            Some(first) => self.many = vec![first, chunk],
+            None if self.many.is_empty() => self.one = Some(chunk),
+            None => self.many.push(chunk),
         }
     }
 
+    /// The bytes gathered so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn finish(self) -> Payload {
-        match self.first {
-            None => Payload::default(),
-            Some(first) if self.more.is_empty() => first.into(),
-            Some(first) => {
-                let mut chunks = Vec::with_capacity(1 + self.more.len());
-                chunks.push(first);
-                chunks.extend(self.more);
-                Payload::from_chunks(chunks)
-            }
+        match self.one {
+            Some(one) => one.into(),
+            None if self.many.is_empty() => Payload::default(),
+            None => Payload {
+                chunks: Chunks::Many(self.many),
+                len: self.len,
+            },
         }
     }
 }
@@ -272,11 +284,21 @@ mod tests {
         let mut b = PayloadBuilder::default();
         b.push(Bytes::new());
         b.push(Bytes::from_static(b"x"));
-        assert!(b.first.is_some() && b.more.is_empty());
+        assert!(b.one.is_some() && b.many.is_empty());
         b.push(Bytes::from_static(b"y"));
         let p = b.finish();
         assert_eq!((p.len(), p.contiguous()), (2, Bytes::from_static(b"xy")));
         assert!(PayloadBuilder::default().finish().is_empty());
+        let mut b = PayloadBuilder::default();
+        for c in [&b"a"[..], b"bc", b"", b"d"] {
+            b.push(Bytes::from_static(c));
+        }
+        assert_eq!(b.len(), 4);
+        let p = b.finish();
+        assert_eq!(
+            (p.chunks().len(), p.contiguous()),
+            (3, Bytes::from_static(b"abcd"))
+        );
     }
 
     #[tokio::test]
